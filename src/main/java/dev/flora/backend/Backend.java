@@ -1,0 +1,80 @@
+package dev.flora.backend;
+
+import dev.flora.safetensors.TensorView;
+
+/**
+ * The tensor operations every model definition is written against. A backend owns its memory
+ * and kernels (CPU: host memory; CUDA: device memory). Each operation is one explicit step of a
+ * layer's forward pass; backward passes (training, Laplace-LoRA) add their own explicit
+ * operations beside these rather than a general autograd.
+ *
+ * <p>All tensors are 2-D row-major with one row per token. Every operation is batch-invariant:
+ * row t of an output depends only on row t of its inputs (and, for attention, on the cache of
+ * row t's own sequence), computed in a fixed order, whatever the number of rows.
+ */
+public interface Backend extends AutoCloseable {
+    String name();
+
+    /** A weight for this backend, from a checkpoint tensor viewed as [rows, cols]. */
+    Tensor weight(TensorView source, int rows, int cols);
+
+    /** A zero-filled float32 tensor. */
+    Tensor allocate(int rows, int cols);
+
+    /** A float32 tensor holding these values. */
+    Tensor fromHost(float[] values, int rows, int cols);
+
+    /** Rows [from, from + count) of a tensor, as a view sharing its memory. */
+    Tensor rows(Tensor t, int from, int count);
+
+    float[] toHost(Tensor t);
+
+    KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth);
+
+    /** Per-step data (positions, block tables, slots) in the backend's own memory. */
+    StepData prepare(TokenBatch batch);
+
+    /** out[t] = table[tokens[t]]. */
+    void embed(Tensor table, StepData step, Tensor out);
+
+    /** out[i] = x[rows[i]]. */
+    void gatherRows(Tensor x, int[] rows, Tensor out);
+
+    /** out = x / sqrt(mean(x^2) + eps) * weight, per row. */
+    void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out);
+
+    /** out = (x - mean) / sqrt(var + eps) * weight + bias, per row. */
+    void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out);
+
+    /** out = x W^T (+ bias): x [T, in], W [out, in], bias [1, out] or null. */
+    void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
+
+    /**
+     * Rotary position embedding in the rotate-half layout of Hugging Face checkpoints, in place,
+     * on every head of x [T, heads * headDim]; invFreq [1, headDim / 2].
+     */
+    void rotary(Tensor x, int headDim, Tensor invFreq, StepData step);
+
+    /**
+     * Writes this step's keys and values to the cache slots of its tokens, then computes causal
+     * attention of each query over its sequence's cached keys and values.
+     */
+    void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, AttentionShape shape, StepData step, Tensor out);
+
+    /** out = act(gate) * up. */
+    void gatedActivation(Activation act, Tensor gate, Tensor up, Tensor out);
+
+    /** x = act(x), in place. */
+    void activation(Activation act, Tensor x);
+
+    /** x += y, in place. */
+    void addInPlace(Tensor x, Tensor y);
+
+    @Override
+    void close();
+
+    /** Marker for the backend's own per-step data. */
+    interface StepData {
+        TokenBatch batch();
+    }
+}

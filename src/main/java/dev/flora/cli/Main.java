@@ -1,0 +1,78 @@
+package dev.flora.cli;
+
+import dev.flora.FloraException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.PrintWriter;
+
+/** The {@code flora} command line. */
+@Command(name = "flora",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        description = "Serve one foundation model to many users, each request with its own low-rank adapter.",
+        subcommands = {
+                DemoCommand.class,
+                ScoreCommand.class,
+                GenerateCommand.class,
+                TokenizeCommand.class,
+                CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    public static void main(String[] args) {
+        System.exit(execute(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs the CLI with the given streams; returns the exit code (0 ok, 1 error, 2 usage). */
+    public static int execute(String[] args, PrintWriter out, PrintWriter err) {
+        CommandLine cli = new CommandLine(new Main());
+        cli.setOut(out);
+        cli.setErr(err);
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            commandLine.getErr().println("error: " + describe(e));
+            if (System.getenv("FLORA_DEBUG") != null) {
+                e.printStackTrace(commandLine.getErr());
+            }
+            return 1;
+        });
+        cli.setParameterExceptionHandler((e, a) -> {
+            CommandLine c = e.getCommandLine();
+            c.getErr().println("error: " + e.getMessage());
+            c.getErr().println("Try '" + c.getCommandSpec().qualifiedName() + " --help' for more information.");
+            return 2;
+        });
+        int code = cli.execute(args);
+        out.flush();
+        err.flush();
+        return code;
+    }
+
+    /** One line for the user: the message of a FloraException, or what went wrong inside. */
+    static String describe(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof FloraException) {
+                return t.getMessage();
+            }
+        }
+        if (e instanceof OutOfMemoryError) {
+            return "out of memory; give Java more heap (JAVA_OPTS=-Xmx...) or use smaller batches";
+        }
+        String message = e.getMessage() == null ? "" : ": " + e.getMessage().lines().findFirst().orElse("");
+        return "internal error (" + e.getClass().getSimpleName() + message + "); set FLORA_DEBUG=1 for the stack trace";
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"flora " + (v == null ? "(development build)" : v)};
+        }
+    }
+}

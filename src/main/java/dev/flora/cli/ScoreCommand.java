@@ -1,0 +1,157 @@
+package dev.flora.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.flora.FloraException;
+import dev.flora.engine.Engine;
+import dev.flora.engine.EngineConfig;
+import dev.flora.engine.Request;
+import dev.flora.engine.Result;
+import dev.flora.engine.SamplingParams;
+import dev.flora.model.PretrainedModel;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code flora score}: log-probabilities of prompts and their greedy continuations, all requests batched together. */
+@Command(name = "score", mixinStandardHelpOptions = true,
+        description = {"Score prompts: the log-probability of every prompt token given the ones before it, and the "
+                + "next N greedy tokens. All requests of the file run together in batches.",
+                "Request lines: {\"id\", \"prompt\", \"adapter\"} (adapter: a name or null for the base model). "
+                        + "Output lines: {\"id\", \"tokens\", \"logprobs\", \"greedy\"} (logprobs[0] is null)."})
+final class ScoreCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+    Path model;
+
+    @Option(names = "--adapter", paramLabel = "NAME=DIR", description = "An adapter requests may name (repeatable).")
+    Map<String, Path> adapters = Map.of();
+
+    @Option(names = "--requests", required = true, paramLabel = "IN.jsonl", description = "Request lines (- for stdin).")
+    Path requests;
+
+    @Option(names = "--out", required = true, paramLabel = "OUT.jsonl", description = "Where to write results (- for stdout).")
+    Path out;
+
+    @Option(names = "--greedy-tokens", defaultValue = "8", paramLabel = "N",
+            description = "Greedy tokens after each prompt, EOS not honoured (default: ${DEFAULT-VALUE}).")
+    int greedyTokens;
+
+    @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S",
+            description = "Adapter execution strategy (default: ${DEFAULT-VALUE}).")
+    String strategy;
+
+    @Option(names = "--max-batched-tokens", defaultValue = "8192", paramLabel = "N",
+            description = "Tokens computed per step (default: ${DEFAULT-VALUE}).")
+    int maxBatchedTokens;
+
+    @Mixin
+    DeviceOption device;
+
+    @Override
+    public Integer call() {
+        if (greedyTokens < 0) {
+            throw new FloraException("--greedy-tokens must be >= 0, got " + greedyTokens);
+        }
+        if (maxBatchedTokens <= 0) {
+            throw new FloraException("--max-batched-tokens must be positive, got " + maxBatchedTokens);
+        }
+        if (!strategy.equals("auto")) {
+            throw new FloraException("--strategy '" + strategy + "' is not available: this build has no adapter strategies yet (supported: auto)");
+        }
+        if (!adapters.isEmpty()) {
+            throw new FloraException("--adapter: per-request adapters are not supported by this build yet (see README, 'Not supported yet')");
+        }
+        List<JsonLines.Line> lines = JsonLines.read(requests);
+        try (PretrainedModel pretrained = PretrainedModel.load(model, device.create())) {
+            List<Request> batch = new ArrayList<>();
+            for (JsonLines.Line line : lines) {
+                batch.add(toRequest(line, pretrained));
+            }
+            Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens), pretrained.eosTokenIds());
+            List<Result> results;
+            try (Progress progress = new Progress("scoring", batch.size())) {
+                results = engine.run(batch, new Engine.Listener() {
+                    @Override
+                    public void onFinish(Result result) {
+                        progress.advance(1);
+                    }
+                });
+            }
+            List<ObjectNode> outputs = new ArrayList<>();
+            for (int i = 0; i < results.size(); i++) {
+                outputs.add(toJson(lines.get(i).value().get("id"), results.get(i)));
+            }
+            JsonLines.write(out, outputs);
+        }
+        return 0;
+    }
+
+    private Request toRequest(JsonLines.Line line, PretrainedModel pretrained) {
+        JsonNode v = line.value();
+        String where = requests + " line " + line.number();
+        JsonNode prompt = v.get("prompt");
+        if (prompt == null || !prompt.isTextual()) {
+            throw new FloraException(where + ": \"prompt\" must be a string");
+        }
+        checkBaseModelOnly(v, where);
+        int[] tokens = pretrained.tokenizer().encode(prompt.asText(), true);
+        int context = pretrained.model().spec().maxContext();
+        if (tokens.length + Math.max(0, greedyTokens - 1) > context) {
+            throw new FloraException(where + ": the prompt has " + tokens.length + " tokens; with " + greedyTokens
+                    + " greedy tokens that exceeds the model's context of " + context);
+        }
+        return new Request("line-" + line.number(), tokens, SamplingParams.greedy(greedyTokens, true), true);
+    }
+
+    /** Adapters come with per-request adapter support; until then only the base model may be named. */
+    private static void checkBaseModelOnly(JsonNode v, String where) {
+        JsonNode adapter = v.get("adapter");
+        if (adapter != null && !adapter.isNull()) {
+            if (!adapter.isTextual()) {
+                throw new FloraException(where + ": \"adapter\" must be a name or null");
+            }
+            throw new FloraException(where + ": names adapter '" + adapter.asText() + "', but no adapter is loaded (this build has no adapter support yet)");
+        }
+        JsonNode ranges = v.get("adapters");
+        if (ranges != null && !ranges.isNull()) {
+            if (!ranges.isArray()) {
+                throw new FloraException(where + ": \"adapters\" must be a list of {\"from\", \"name\"}");
+            }
+            for (JsonNode r : ranges) {
+                JsonNode name = r.get("name");
+                if (name != null && !name.isNull()) {
+                    throw new FloraException(where + ": names adapter '" + name.asText() + "', but no adapter is loaded (this build has no adapter support yet)");
+                }
+            }
+        }
+    }
+
+    private static ObjectNode toJson(JsonNode id, Result r) {
+        ObjectNode o = JsonLines.JSON.createObjectNode();
+        o.set("id", id);
+        ArrayNode tokens = o.putArray("tokens");
+        for (int t : r.prompt()) {
+            tokens.add(t);
+        }
+        ArrayNode logprobs = o.putArray("logprobs");
+        for (double lp : r.promptLogprobs()) {
+            if (Double.isNaN(lp)) {
+                logprobs.addNull();
+            } else {
+                logprobs.add(lp);
+            }
+        }
+        ArrayNode greedy = o.putArray("greedy");
+        for (int t : r.generated()) {
+            greedy.add(t);
+        }
+        return o;
+    }
+}

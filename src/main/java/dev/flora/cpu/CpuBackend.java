@@ -1,0 +1,186 @@
+package dev.flora.cpu;
+
+import dev.flora.backend.Activation;
+import dev.flora.backend.AttentionShape;
+import dev.flora.backend.Backend;
+import dev.flora.backend.DType;
+import dev.flora.backend.KvCache;
+import dev.flora.backend.Tensor;
+import dev.flora.backend.TokenBatch;
+import dev.flora.safetensors.TensorView;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * The CPU backend: float32 compute in host memory. Float32 weights are read in place from the
+ * memory-mapped checkpoint; other float types are widened once into off-heap memory.
+ */
+public final class CpuBackend implements Backend {
+    private record CpuStep(TokenBatch batch) implements StepData {
+    }
+
+    public CpuBackend() {
+        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+            throw new IllegalStateException("the CPU backend reads little-endian checkpoints in place and needs a little-endian machine");
+        }
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public Tensor weight(TensorView source, int rows, int cols) {
+        if ((long) rows * cols != source.numel()) {
+            throw new IllegalArgumentException(source + " viewed as [" + rows + ", " + cols + "]");
+        }
+        if (source.dtype() == DType.F32) {
+            return CpuTensor.weight(source.data(), rows, cols);
+        }
+        MemorySegment widened = Arena.ofAuto().allocate((long) rows * cols * Float.BYTES, 64);
+        for (long i = 0, n = source.numel(); i < n; i++) {
+            widened.setAtIndex(ScalarKernels.F, i, source.getFloat(i));
+        }
+        return CpuTensor.weight(widened, rows, cols);
+    }
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        return CpuTensor.activation(new float[Math.multiplyExact(rows, cols)], 0, rows, cols);
+    }
+
+    @Override
+    public Tensor fromHost(float[] values, int rows, int cols) {
+        if (values.length != (long) rows * cols) {
+            throw new IllegalArgumentException(values.length + " values for [" + rows + ", " + cols + "]");
+        }
+        return CpuTensor.activation(values.clone(), 0, rows, cols);
+    }
+
+    @Override
+    public Tensor rows(Tensor t, int from, int count) {
+        CpuTensor c = CpuTensor.act(t);
+        if (from < 0 || count < 0 || from + count > c.rows()) {
+            throw new IndexOutOfBoundsException("rows [" + from + ", " + (from + count) + ") of " + c.rows());
+        }
+        return CpuTensor.activation(c.array, c.offset + from * c.cols(), count, c.cols());
+    }
+
+    @Override
+    public float[] toHost(Tensor t) {
+        CpuTensor c = CpuTensor.of(t);
+        float[] out = new float[Math.toIntExact(c.numel())];
+        if (c.isWeight()) {
+            MemorySegment.copy(c.segment, ScalarKernels.F, 0, out, 0, out.length);
+        } else {
+            System.arraycopy(c.array, c.offset, out, 0, out.length);
+        }
+        return out;
+    }
+
+    @Override
+    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth) {
+        return new CpuKvCache(layers, numBlocks, blockSize, kvWidth);
+    }
+
+    @Override
+    public StepData prepare(TokenBatch batch) {
+        return new CpuStep(batch);
+    }
+
+    @Override
+    public void embed(Tensor table, StepData step, Tensor out) {
+        MemorySegment tab = CpuTensor.w(table);
+        CpuTensor o = CpuTensor.act(out);
+        int cols = table.cols();
+        int[] tokens = step.batch().tokens();
+        for (int t = 0; t < tokens.length; t++) {
+            MemorySegment.copy(tab, ScalarKernels.F, (long) tokens[t] * cols * Float.BYTES, o.array, o.offset + t * cols, cols);
+        }
+    }
+
+    @Override
+    public void gatherRows(Tensor x, int[] rows, Tensor out) {
+        CpuTensor src = CpuTensor.act(x);
+        CpuTensor dst = CpuTensor.act(out);
+        int cols = src.cols();
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(src.array, src.offset + rows[i] * cols, dst.array, dst.offset + i * cols, cols);
+        }
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out) {
+        CpuTensor in = CpuTensor.act(x);
+        CpuTensor o = CpuTensor.act(out);
+        ScalarKernels.rmsNorm(in.array, in.offset, CpuTensor.w(weight), eps, o.array, o.offset, in.rows(), in.cols());
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
+        CpuTensor in = CpuTensor.act(x);
+        CpuTensor o = CpuTensor.act(out);
+        ScalarKernels.layerNorm(in.array, in.offset, CpuTensor.w(weight), CpuTensor.w(bias), eps, o.array, o.offset, in.rows(), in.cols());
+    }
+
+    @Override
+    public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        CpuTensor in = CpuTensor.act(x);
+        CpuTensor o = CpuTensor.act(out);
+        if (weight.cols() != in.cols() || o.cols() != weight.rows() || o.rows() != in.rows()) {
+            throw new IllegalArgumentException("linear: x [" + in.rows() + ", " + in.cols() + "] W [" + weight.rows() + ", "
+                    + weight.cols() + "] out [" + o.rows() + ", " + o.cols() + "]");
+        }
+        ScalarKernels.linear(in.array, in.offset, in.rows(), in.cols(), CpuTensor.w(weight), weight.rows(),
+                bias == null ? null : CpuTensor.w(bias), o.array, o.offset);
+    }
+
+    @Override
+    public void rotary(Tensor x, int headDim, Tensor invFreq, StepData step) {
+        CpuTensor t = CpuTensor.act(x);
+        ScalarKernels.rotary(t.array, t.offset, t.rows(), t.cols(), headDim, toHost(invFreq), step.batch().positions());
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, AttentionShape shape, StepData step, Tensor out) {
+        CpuKvCache c = (CpuKvCache) cache;
+        TokenBatch batch = step.batch();
+        AttentionKernel.writeCache(CpuTensor.act(k), CpuTensor.act(v), c.keys[layer], c.values[layer], batch.cacheSlots(), shape.kvWidth());
+        AttentionKernel.attend(CpuTensor.act(q), c.keys[layer], c.values[layer], shape, batch, CpuTensor.act(out));
+    }
+
+    @Override
+    public void gatedActivation(Activation act, Tensor gate, Tensor up, Tensor out) {
+        CpuTensor g = CpuTensor.act(gate);
+        CpuTensor u = CpuTensor.act(up);
+        CpuTensor o = CpuTensor.act(out);
+        for (int i = 0, n = Math.toIntExact(gate.numel()); i < n; i++) {
+            o.array[o.offset + i] = ScalarKernels.activate(act, g.array[g.offset + i]) * u.array[u.offset + i];
+        }
+    }
+
+    @Override
+    public void activation(Activation act, Tensor x) {
+        CpuTensor s = CpuTensor.act(x);
+        for (int i = 0, n = Math.toIntExact(x.numel()); i < n; i++) {
+            s.array[s.offset + i] = ScalarKernels.activate(act, s.array[s.offset + i]);
+        }
+    }
+
+    @Override
+    public void addInPlace(Tensor x, Tensor y) {
+        CpuTensor a = CpuTensor.act(x);
+        CpuTensor b = CpuTensor.act(y);
+        for (int i = 0, n = Math.toIntExact(x.numel()); i < n; i++) {
+            a.array[a.offset + i] += b.array[b.offset + i];
+        }
+    }
+
+    @Override
+    public void close() {
+        // Host memory is reclaimed by the garbage collector and the automatic arenas.
+    }
+}

@@ -1,0 +1,105 @@
+package dev.flora.demo;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.flora.FloraException;
+import dev.flora.backend.DType;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Comparator;
+import java.util.stream.Stream;
+
+/**
+ * The demo's embedded default: a small Llama with seeded random weights and a tokenizer trained
+ * on a text that ships in the jar. Made once, deterministically, and cached on disk.
+ */
+public final class DemoModel {
+    /** Bump when the recipe changes, so stale caches are not reused. */
+    static final String VERSION = "v1";
+    static final int VOCAB = 1024;
+    static final long SEED = 20261123L;
+
+    private DemoModel() {
+    }
+
+    /** The default cache folder: $FLORA_CACHE, else ~/.cache/flora. */
+    public static Path defaultCache() {
+        String env = System.getenv("FLORA_CACHE");
+        return env != null && !env.isBlank() ? Path.of(env) : Path.of(System.getProperty("user.home"), ".cache", "flora");
+    }
+
+    /** The model directory, made under {@code cache} if not there yet. */
+    public static Path ensure(Path cache) {
+        Path dir = cache.resolve("demo-llama-" + VERSION);
+        if (Files.isRegularFile(dir.resolve("model.safetensors"))) {
+            return dir;
+        }
+        try {
+            Files.createDirectories(cache);
+            Path tmp = Files.createTempDirectory(cache, "demo-building-");
+            make(tmp);
+            try {
+                Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException raced) {
+                deleteTree(tmp); // another process made it first
+                if (!Files.isRegularFile(dir.resolve("model.safetensors"))) {
+                    throw raced;
+                }
+            }
+            return dir;
+        } catch (IOException e) {
+            throw new FloraException(cache + ": cannot create the demo model (" + e.getMessage() + "); set FLORA_CACHE to a writable folder");
+        }
+    }
+
+    static void make(Path dir) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode tokenizer = BpeTrainer.train(corpus(), VOCAB);
+        json.writeValue(dir.resolve("tokenizer.json").toFile(), tokenizer);
+        int vocab = tokenizer.path("model").path("vocab").size();
+        ObjectNode config = json.createObjectNode();
+        config.putArray("architectures").add("LlamaForCausalLM");
+        config.put("model_type", "llama");
+        config.put("hidden_size", 256);
+        config.put("intermediate_size", 704);
+        config.put("num_hidden_layers", 4);
+        config.put("num_attention_heads", 8);
+        config.put("num_key_value_heads", 4);
+        config.put("head_dim", 32);
+        config.put("vocab_size", vocab);
+        config.put("max_position_embeddings", 1024);
+        config.put("rms_norm_eps", 1e-5);
+        config.put("hidden_act", "silu");
+        config.put("tie_word_embeddings", false);
+        config.put("bos_token_id", 1);
+        config.put("eos_token_id", 2);
+        config.put("dtype", "float32");
+        config.putObject("rope_parameters").put("rope_type", "default").put("rope_theta", 10000.0);
+        RandomLlama.write(dir, config, SEED, 2.0, DType.F32);
+        ObjectNode generation = json.createObjectNode();
+        generation.put("bos_token_id", 1).put("eos_token_id", 2);
+        json.writeValue(dir.resolve("generation_config.json").toFile(), generation);
+    }
+
+    static String corpus() throws IOException {
+        try (InputStream in = DemoModel.class.getResourceAsStream("corpus.txt")) {
+            if (in == null) {
+                throw new IOException("corpus.txt missing from the jar");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        try (Stream<Path> walk = Files.walk(dir)) {
+            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+}

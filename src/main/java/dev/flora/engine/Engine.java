@@ -1,0 +1,234 @@
+package dev.flora.engine;
+
+import dev.flora.FloraException;
+import dev.flora.backend.DType;
+import dev.flora.backend.KvCache;
+import dev.flora.backend.Tensor;
+import dev.flora.backend.TokenBatch;
+import dev.flora.model.CausalLM;
+import dev.flora.model.ModelSpec;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Runs requests to completion in steps: each step the scheduler picks tokens from every running
+ * sequence (prefill chunks and decode tokens together), the model computes them as ONE flattened
+ * batch through the paged KV cache, and the engine scores, samples and retires sequences.
+ */
+public final class Engine {
+    /** Receives tokens as they are generated and sequences as they finish. */
+    public interface Listener {
+        default void onToken(String requestId, int token, double logprob) {
+        }
+
+        default void onFinish(Result result) {
+        }
+    }
+
+    /** Logit rows computed at once: bounds the [rows, vocab] buffer when a whole prompt is scored. */
+    private static final int LOGIT_ROWS_PER_PASS = 64;
+
+    private final CausalLM model;
+    private final ModelSpec spec;
+    private final Set<Integer> eosTokens;
+    private final BlockManager blocks;
+    private final Scheduler scheduler;
+    private final KvCache cache;
+    private final Map<String, Sequence> active = new HashMap<>();
+    private long steps;
+
+    public Engine(CausalLM model, EngineConfig config, Set<Integer> eosTokens) {
+        this.model = model;
+        this.spec = model.spec();
+        this.eosTokens = Set.copyOf(eosTokens);
+        long perBlock = KvCache.bytesPerBlock(spec.layers(), config.blockSize(), spec.kvWidth(), DType.F32);
+        long affordable = config.kvCacheBytes() / perBlock;
+        long useful = (long) config.maxSequences() * ((spec.maxContext() + config.blockSize() - 1) / config.blockSize());
+        int numBlocks = (int) Math.min(Math.min(affordable, useful), Integer.MAX_VALUE);
+        if (numBlocks < 1) {
+            throw new FloraException("the KV cache memory (" + config.kvCacheBytes() + " bytes) holds no block of "
+                    + config.blockSize() + " positions (" + perBlock + " bytes)");
+        }
+        this.blocks = new BlockManager(numBlocks, config.blockSize());
+        this.scheduler = new Scheduler(blocks, config.maxBatchedTokens(), config.maxSequences(), spec.maxContext());
+        this.cache = model.backend().allocateKvCache(spec.layers(), numBlocks, config.blockSize(), spec.kvWidth());
+    }
+
+    public ModelSpec spec() {
+        return spec;
+    }
+
+    public int freeBlocks() {
+        return blocks.freeBlocks();
+    }
+
+    public int totalBlocks() {
+        return blocks.numBlocks();
+    }
+
+    public long steps() {
+        return steps;
+    }
+
+    /** Queues a request; refuses what could never run. */
+    public void submit(Request request) {
+        int[] prompt = request.prompt();
+        if (prompt.length == 0) {
+            throw new FloraException("request " + request.id() + ": the prompt has no tokens");
+        }
+        if (prompt.length > spec.maxContext()) {
+            throw new FloraException("request " + request.id() + ": the prompt has " + prompt.length
+                    + " tokens, more than the model's context of " + spec.maxContext());
+        }
+        for (int t : prompt) {
+            if (t < 0 || t >= spec.vocabSize()) {
+                throw new FloraException("request " + request.id() + ": token id " + t + " is outside the vocabulary (0.." + (spec.vocabSize() - 1) + ")");
+            }
+        }
+        if (active.containsKey(request.id())) {
+            throw new FloraException("request id '" + request.id() + "' is already in use");
+        }
+        Sequence seq = new Sequence(request);
+        int need = blocks.blocksFor(scheduler.reservation(seq));
+        if (need > blocks.numBlocks()) {
+            throw new FloraException("request " + request.id() + " needs " + need + " KV-cache blocks but the cache has "
+                    + blocks.numBlocks() + "; give the KV cache more memory");
+        }
+        active.put(request.id(), seq);
+        scheduler.waiting.add(seq);
+    }
+
+    public boolean hasWork() {
+        return scheduler.hasWork();
+    }
+
+    /** Runs requests together until all finish; results in the order given. */
+    public List<Result> run(List<Request> requests, Listener listener) {
+        for (Request r : requests) {
+            submit(r);
+        }
+        Map<String, Result> done = new LinkedHashMap<>();
+        while (hasWork()) {
+            for (Result r : step(listener)) {
+                done.put(r.id(), r);
+            }
+        }
+        List<Result> ordered = new ArrayList<>();
+        for (Request r : requests) {
+            ordered.add(done.get(r.id()));
+        }
+        return ordered;
+    }
+
+    /** One forward step; returns the sequences that finished in it. */
+    public List<Result> step(Listener listener) {
+        List<Scheduler.Chunk> chunks = scheduler.schedule();
+        if (chunks.isEmpty()) {
+            throw new IllegalStateException("scheduler found no work while " + scheduler.waiting.size() + " requests wait");
+        }
+        steps++;
+        TokenBatch batch = buildBatch(chunks);
+        Tensor hidden = model.forward(batch, cache);
+        consumeLogits(chunks, batch, hidden, listener);
+        List<Result> finished = new ArrayList<>();
+        for (Scheduler.Chunk c : chunks) {
+            Sequence seq = c.seq();
+            seq.computed = c.start() + c.count();
+            if (seq.finishReason == null && !seq.inPrefill() && seq.generatedCount() >= seq.request.sampling().maxTokens()) {
+                seq.finishReason = FinishReason.LENGTH; // nothing (more) to generate, e.g. scoring only
+            }
+            if (seq.finishReason != null) {
+                scheduler.finish(seq);
+                active.remove(seq.request.id());
+                Result r = seq.result();
+                listener.onFinish(r);
+                finished.add(r);
+            }
+        }
+        return finished;
+    }
+
+    private TokenBatch buildBatch(List<Scheduler.Chunk> chunks) {
+        int total = 0;
+        for (Scheduler.Chunk c : chunks) {
+            total += c.count();
+        }
+        int[] tokens = new int[total];
+        int[] positions = new int[total];
+        int[] seqOf = new int[total];
+        int[] slots = new int[total];
+        int[] adapterSlots = new int[total];
+        int[][] tables = new int[chunks.size()][];
+        int[] contexts = new int[chunks.size()];
+        List<Integer> logitRows = new ArrayList<>();
+        int t = 0;
+        for (int s = 0; s < chunks.size(); s++) {
+            Scheduler.Chunk c = chunks.get(s);
+            Sequence seq = c.seq();
+            tables[s] = seq.blockTable;
+            contexts[s] = c.start() + c.count();
+            for (int i = 0; i < c.count(); i++, t++) {
+                int p = c.start() + i;
+                tokens[t] = seq.token(p);
+                positions[t] = p;
+                seqOf[t] = s;
+                slots[t] = blocks.slot(seq, p);
+                adapterSlots[t] = -1;
+                if (needsLogits(seq, p)) {
+                    logitRows.add(t);
+                }
+            }
+        }
+        return new TokenBatch(tokens, positions, seqOf, adapterSlots, slots, tables, contexts, blocks.blockSize(),
+                logitRows.stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    /** Position p's logits score prompt token p + 1, or pick the next token after the last one. */
+    private static boolean needsLogits(Sequence seq, int p) {
+        boolean scoresPrompt = seq.promptLogprobs != null && p + 1 < seq.promptLength();
+        boolean samples = p == seq.length() - 1 && seq.generatedCount() < seq.request.sampling().maxTokens();
+        return scoresPrompt || samples;
+    }
+
+    private void consumeLogits(List<Scheduler.Chunk> chunks, TokenBatch batch, Tensor hidden, Listener listener) {
+        int[] rows = batch.logitRows();
+        int vocab = spec.vocabSize();
+        for (int from = 0; from < rows.length; from += LOGIT_ROWS_PER_PASS) {
+            int count = Math.min(LOGIT_ROWS_PER_PASS, rows.length - from);
+            float[] logits = model.backend().toHost(model.logits(model.backend().rows(hidden, from, count)));
+            for (int r = 0; r < count; r++) {
+                int t = rows[from + r];
+                Sequence seq = chunks.get(batch.seqOfToken()[t]).seq();
+                int p = batch.positions()[t];
+                int offset = r * vocab;
+                double lse = Sampler.logSumExp(logits, offset, vocab);
+                if (seq.promptLogprobs != null && p + 1 < seq.promptLength()) {
+                    seq.promptLogprobs[p + 1] = logits[offset + seq.token(p + 1)] - lse;
+                }
+                if (p == seq.length() - 1 && seq.generatedCount() < seq.request.sampling().maxTokens()) {
+                    int token = Sampler.sample(logits, offset, vocab, seq.request.sampling(), seq.random);
+                    double logprob = logits[offset + token] - lse;
+                    seq.append(token, logprob);
+                    listener.onToken(seq.request.id(), token, logprob);
+                    seq.finishReason = finishReason(seq, token);
+                }
+            }
+        }
+    }
+
+    private FinishReason finishReason(Sequence seq, int token) {
+        SamplingParams p = seq.request.sampling();
+        if ((!p.ignoreEos() && eosTokens.contains(token)) || p.stopTokens().contains(token)) {
+            return FinishReason.STOP;
+        }
+        if (seq.generatedCount() >= p.maxTokens() || seq.length() >= spec.maxContext()) {
+            return FinishReason.LENGTH;
+        }
+        return null;
+    }
+}

@@ -1,0 +1,29 @@
+package dev.flora.engine;
+
+/**
+ * @param blockSize        positions per KV-cache block
+ * @param maxBatchedTokens token budget of one step (prefill chunks and decode tokens together)
+ * @param maxSequences     most sequences running at once
+ * @param kvCacheBytes     memory for the KV cache; the engine takes no more than its sequences can use
+ */
+public record EngineConfig(int blockSize, int maxBatchedTokens, int maxSequences, long kvCacheBytes) {
+    public static final EngineConfig DEFAULT = new EngineConfig(16, 8192, 256, 1L << 30);
+
+    public EngineConfig {
+        if (blockSize <= 0 || maxBatchedTokens <= 0 || maxSequences <= 0 || kvCacheBytes <= 0) {
+            throw new IllegalArgumentException("engine sizes must be positive");
+        }
+    }
+
+    public EngineConfig withMaxBatchedTokens(int tokens) {
+        return new EngineConfig(blockSize, tokens, maxSequences, kvCacheBytes);
+    }
+
+    public EngineConfig withMaxSequences(int sequences) {
+        return new EngineConfig(blockSize, maxBatchedTokens, sequences, kvCacheBytes);
+    }
+
+    public EngineConfig withKvCacheBytes(long bytes) {
+        return new EngineConfig(blockSize, maxBatchedTokens, maxSequences, bytes);
+    }
+}

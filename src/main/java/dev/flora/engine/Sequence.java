@@ -1,0 +1,73 @@
+package dev.flora.engine;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/** A request in flight: its tokens, how many of them the KV cache holds, and its blocks. */
+final class Sequence {
+    enum State { WAITING, RUNNING, FINISHED }
+
+    final Request request;
+    final SplittableRandom random;
+    private int[] tokens;
+    private int length;
+    final double[] promptLogprobs;
+    private double[] generatedLogprobs = new double[8];
+    /** Tokens whose keys and values are in the cache. */
+    int computed;
+    int[] blockTable = new int[0];
+    State state = State.WAITING;
+    FinishReason finishReason;
+
+    Sequence(Request request) {
+        this.request = request;
+        this.tokens = Arrays.copyOf(request.prompt(), request.prompt().length + 16);
+        this.length = request.prompt().length;
+        Long seed = request.sampling().seed();
+        this.random = seed == null ? new SplittableRandom() : new SplittableRandom(seed);
+        if (request.promptLogprobs()) {
+            promptLogprobs = new double[request.prompt().length];
+            promptLogprobs[0] = Double.NaN;
+        } else {
+            promptLogprobs = null;
+        }
+    }
+
+    int promptLength() {
+        return request.prompt().length;
+    }
+
+    int length() {
+        return length;
+    }
+
+    int token(int position) {
+        return tokens[position];
+    }
+
+    int generatedCount() {
+        return length - promptLength();
+    }
+
+    boolean inPrefill() {
+        return computed < promptLength();
+    }
+
+    void append(int token, double logprob) {
+        if (length == tokens.length) {
+            tokens = Arrays.copyOf(tokens, tokens.length * 2);
+        }
+        int g = generatedCount();
+        if (g == generatedLogprobs.length) {
+            generatedLogprobs = Arrays.copyOf(generatedLogprobs, g * 2);
+        }
+        generatedLogprobs[g] = logprob;
+        tokens[length++] = token;
+    }
+
+    Result result() {
+        return new Result(request.id(), request.prompt(), promptLogprobs,
+                Arrays.copyOfRange(tokens, promptLength(), length),
+                Arrays.copyOf(generatedLogprobs, generatedCount()), finishReason);
+    }
+}

@@ -1,0 +1,136 @@
+package dev.flora.model.llama;
+
+import dev.flora.backend.AttentionShape;
+import dev.flora.backend.Backend;
+import dev.flora.backend.KvCache;
+import dev.flora.backend.Tensor;
+import dev.flora.backend.TokenBatch;
+import dev.flora.model.CausalLM;
+import dev.flora.model.Linear;
+import dev.flora.model.ModelSpec;
+import dev.flora.safetensors.Weights;
+
+/**
+ * The Llama family (Llama, Mistral, Qwen2): RMSNorm, rotary attention with grouped-query heads,
+ * a gated MLP. One definition for every backend.
+ */
+public final class LlamaModel implements CausalLM {
+    private record Layer(Tensor inputNorm, Linear q, Linear k, Linear v, Linear o, Tensor postNorm,
+                         Linear gate, Linear up, Linear down, AttentionShape attention) {
+    }
+
+    private final Backend backend;
+    private final LlamaConfig config;
+    private final Tensor embedding;
+    private final Layer[] layers;
+    private final Tensor finalNorm;
+    private final Tensor lmHead;
+    private final Tensor invFreq;
+    private final ModelSpec spec;
+
+    public LlamaModel(LlamaConfig config, Weights weights, Backend backend) {
+        this.backend = backend;
+        this.config = config;
+        int d = config.hiddenSize();
+        int v = config.vocabSize();
+        this.embedding = backend.weight(weights.get("model.embed_tokens.weight", v, d), v, d);
+        this.layers = new Layer[config.layers()];
+        float scale = (float) (1.0 / Math.sqrt(config.headDim()));
+        for (int i = 0; i < layers.length; i++) {
+            String p = "model.layers." + i + ".";
+            layers[i] = new Layer(
+                    vector(weights, p + "input_layernorm.weight", d),
+                    linear(weights, p + "self_attn.q_proj", config.qWidth(), d, config.qkvBias()),
+                    linear(weights, p + "self_attn.k_proj", config.kvWidth(), d, config.qkvBias()),
+                    linear(weights, p + "self_attn.v_proj", config.kvWidth(), d, config.qkvBias()),
+                    linear(weights, p + "self_attn.o_proj", d, config.qWidth(), config.outputBias()),
+                    vector(weights, p + "post_attention_layernorm.weight", d),
+                    linear(weights, p + "mlp.gate_proj", config.intermediateSize(), d, config.mlpBias()),
+                    linear(weights, p + "mlp.up_proj", config.intermediateSize(), d, config.mlpBias()),
+                    linear(weights, p + "mlp.down_proj", d, config.intermediateSize(), config.mlpBias()),
+                    new AttentionShape(config.heads(), config.kvHeads(), config.headDim(), scale, config.slidingWindow()[i]));
+        }
+        this.finalNorm = vector(weights, "model.norm.weight", d);
+        this.lmHead = config.tieEmbeddings() ? embedding : backend.weight(weights.get("lm_head.weight", v, d), v, d);
+        float[] inv = config.rope().inverseFrequencies(config.headDim());
+        this.invFreq = backend.fromHost(inv, 1, inv.length);
+        this.spec = new ModelSpec(config.architecture(), v, d, config.layers(), config.kvWidth(), config.maxPositions());
+    }
+
+    private Tensor vector(Weights weights, String name, int n) {
+        return backend.weight(weights.get(name, n), 1, n);
+    }
+
+    private Linear linear(Weights weights, String module, int out, int in, boolean bias) {
+        Tensor w = backend.weight(weights.get(module + ".weight", out, in), out, in);
+        Tensor b = bias ? vector(weights, module + ".bias", out) : null;
+        return new Linear(module, w, b);
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    @Override
+    public Backend backend() {
+        return backend;
+    }
+
+    @Override
+    public ModelSpec spec() {
+        return spec;
+    }
+
+    @Override
+    public Tensor forward(TokenBatch batch, KvCache cache) {
+        Backend.StepData step = backend.prepare(batch);
+        int n = batch.numTokens();
+        int d = config.hiddenSize();
+        Tensor x = backend.allocate(n, d);
+        Tensor h = backend.allocate(n, d);
+        Tensor q = backend.allocate(n, config.qWidth());
+        Tensor k = backend.allocate(n, config.kvWidth());
+        Tensor v = backend.allocate(n, config.kvWidth());
+        Tensor attn = backend.allocate(n, config.qWidth());
+        Tensor proj = backend.allocate(n, d);
+        Tensor gate = backend.allocate(n, config.intermediateSize());
+        Tensor up = backend.allocate(n, config.intermediateSize());
+        backend.embed(embedding, step, x);
+        for (int i = 0; i < layers.length; i++) {
+            Layer layer = layers[i];
+            backend.rmsNorm(x, layer.inputNorm, config.rmsNormEps(), h);
+            project(layer.q, h, q);
+            project(layer.k, h, k);
+            project(layer.v, h, v);
+            backend.rotary(q, config.headDim(), invFreq, step);
+            backend.rotary(k, config.headDim(), invFreq, step);
+            backend.attention(q, k, v, cache, i, layer.attention, step, attn);
+            project(layer.o, attn, proj);
+            backend.addInPlace(x, proj);
+            backend.rmsNorm(x, layer.postNorm, config.rmsNormEps(), h);
+            project(layer.gate, h, gate);
+            project(layer.up, h, up);
+            backend.gatedActivation(config.activation(), gate, up, gate);
+            project(layer.down, gate, proj);
+            backend.addInPlace(x, proj);
+        }
+        int[] rows = batch.logitRows();
+        Tensor selected = backend.allocate(rows.length, d);
+        backend.gatherRows(x, rows, selected);
+        Tensor out = backend.allocate(rows.length, d);
+        backend.rmsNorm(selected, finalNorm, config.rmsNormEps(), out);
+        return out;
+    }
+
+    /** An adapted linear layer: the base product (per-request adapters join here). */
+    private void project(Linear linear, Tensor x, Tensor out) {
+        backend.linear(x, linear.weight(), linear.bias(), out);
+    }
+
+    @Override
+    public Tensor logits(Tensor hidden) {
+        Tensor out = backend.allocate(hidden.rows(), config.vocabSize());
+        backend.linear(hidden, lmHead, null, out);
+        return out;
+    }
+}

@@ -1,0 +1,44 @@
+package dev.flora.tokenizer;
+
+import java.util.Arrays;
+
+/**
+ * Turns a growing list of token ids into text pieces that are safe to print: text is emitted only
+ * once it no longer ends in a partial UTF-8 character (byte-fallback tokens split characters),
+ * and each piece is decoded with a few tokens of context so that decoders that strip or join
+ * around word boundaries give the same text as decoding everything at once.
+ */
+public final class IncrementalDecoder {
+    private final Tokenizer tokenizer;
+    private int[] ids;
+    private int length;
+    private int prefixOffset;
+    private int readOffset;
+
+    /** @param context tokens already present (the prompt); only their last few are used */
+    public IncrementalDecoder(Tokenizer tokenizer, int[] context) {
+        this.tokenizer = tokenizer;
+        int keep = Math.min(context.length, 6);
+        this.ids = Arrays.copyOfRange(context, context.length - keep, context.length + 16);
+        this.length = keep;
+        this.prefixOffset = 0;
+        this.readOffset = keep;
+    }
+
+    /** Adds a token; returns the new text it completes (possibly empty). */
+    public String add(int token) {
+        if (length == ids.length) {
+            ids = Arrays.copyOf(ids, ids.length * 2);
+        }
+        ids[length++] = token;
+        String prefix = tokenizer.decode(Arrays.copyOfRange(ids, prefixOffset, readOffset), true);
+        String full = tokenizer.decode(Arrays.copyOfRange(ids, prefixOffset, length), true);
+        if (full.length() > prefix.length() && !full.endsWith("\uFFFD") && full.startsWith(prefix)) {
+            String piece = full.substring(prefix.length());
+            prefixOffset = readOffset;
+            readOffset = length;
+            return piece;
+        }
+        return "";
+    }
+}
