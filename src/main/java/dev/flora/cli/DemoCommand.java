@@ -9,10 +9,11 @@ import dev.flora.engine.Result;
 import dev.flora.engine.SamplingParams;
 import dev.flora.model.PretrainedModel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -25,6 +26,9 @@ import java.util.concurrent.Callable;
         description = {"Run Flora on its embedded default: a small random Llama and a tokenizer it builds itself "
                 + "(made once, cached), generating from several prompts at once in one batch."})
 final class DemoCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     static final List<String> PROMPTS = List.of(
             "The quick brown fox",
             "def fibonacci(n):",
@@ -47,7 +51,7 @@ final class DemoCommand implements Callable<Integer> {
         if (maxTokens < 1) {
             throw new dev.flora.FloraException("--max-tokens must be at least 1, got " + maxTokens);
         }
-        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        PrintWriter out = spec.commandLine().getOut();
         Path dir = DemoModel.ensure(cache != null ? cache : DemoModel.defaultCache());
         out.println("Demo model: " + dir + " (random weights: expect fluent-looking nonsense)");
         try (PretrainedModel pretrained = PretrainedModel.load(dir, new CpuBackend())) {
@@ -60,7 +64,7 @@ final class DemoCommand implements Callable<Integer> {
             Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT, pretrained.eosTokenIds());
             long start = System.nanoTime();
             List<Result> results;
-            try (Progress progress = new Progress("generating", (long) PROMPTS.size() * maxTokens)) {
+            try (Progress progress = new Progress(spec.commandLine().getErr(), "generating", (long) PROMPTS.size() * maxTokens)) {
                 results = engine.run(requests, new Engine.Listener() {
                     @Override
                     public void onToken(String requestId, int token, double logprob) {

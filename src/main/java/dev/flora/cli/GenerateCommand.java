@@ -11,10 +11,11 @@ import dev.flora.model.PretrainedModel;
 import dev.flora.tokenizer.IncrementalDecoder;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -27,6 +28,9 @@ import java.util.concurrent.Callable;
                 "Sampling defaults come from the model's generation_config.json (greedy when it has none); "
                         + "--temperature 0 is greedy."})
 final class GenerateCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
     Path model;
 
@@ -73,7 +77,7 @@ final class GenerateCommand implements Callable<Integer> {
                 throw new FloraException("the prompt has " + tokens.length + " tokens, more than the model's context of " + context);
             }
             Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT.withMaxSequences(1), pretrained.eosTokenIds());
-            PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+            PrintWriter out = spec.commandLine().getOut();
             IncrementalDecoder decoder = new IncrementalDecoder(pretrained.tokenizer(), tokens);
             long start = System.nanoTime();
             List<Result> results = engine.run(List.of(new Request("generate", tokens, sampling, false)), new Engine.Listener() {
@@ -86,7 +90,7 @@ final class GenerateCommand implements Callable<Integer> {
             out.println();
             double seconds = (System.nanoTime() - start) / 1e9;
             Result r = results.getFirst();
-            System.err.printf(Locale.ROOT, "[%d prompt tokens, %d generated in %.2f s, %.1f tokens/s, finish: %s]%n",
+            spec.commandLine().getErr().printf(Locale.ROOT, "[%d prompt tokens, %d generated in %.2f s, %.1f tokens/s, finish: %s]%n",
                     tokens.length, r.generated().length, seconds, r.generated().length / seconds, r.finishReason().openAiName());
         }
         return 0;

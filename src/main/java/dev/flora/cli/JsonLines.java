@@ -63,11 +63,11 @@ final class JsonLines {
         }
     }
 
-    /** Writes lines to a file (atomically: all or nothing), or to standard output for "-" or null. */
-    static void write(Path file, List<? extends JsonNode> values) {
+    /** Writes lines to a file (atomically: all or nothing), or to {@code stdout} for "-" or null. */
+    static void write(Path file, List<? extends JsonNode> values, Writer stdout) {
         try {
             if (file == null || file.toString().equals("-")) {
-                Writer out = new java.io.OutputStreamWriter(System.out, StandardCharsets.UTF_8);
+                Writer out = stdout;
                 for (JsonNode v : values) {
                     out.write(JSON.writeValueAsString(v));
                     out.write('\n');

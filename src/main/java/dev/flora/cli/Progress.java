@@ -1,6 +1,6 @@
 package dev.flora.cli;
 
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.util.Locale;
 
 /**
@@ -8,7 +8,7 @@ import java.util.Locale;
  * otherwise (logs and CI), silent for work too short to matter.
  */
 final class Progress implements AutoCloseable {
-    private final PrintStream err;
+    private final PrintWriter err;
     private final String label;
     private final long total;
     private final boolean terminal;
@@ -17,8 +17,8 @@ final class Progress implements AutoCloseable {
     private long lastDraw;
     private int lastDecile = -1;
 
-    Progress(String label, long total) {
-        this.err = System.err;
+    Progress(PrintWriter err, String label, long total) {
+        this.err = err;
         this.label = label;
         this.total = Math.max(1, total);
         this.terminal = System.console() != null;

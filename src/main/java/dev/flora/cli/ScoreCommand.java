@@ -12,7 +12,9 @@ import dev.flora.engine.SamplingParams;
 import dev.flora.model.PretrainedModel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,6 +29,9 @@ import java.util.concurrent.Callable;
                 "Request lines: {\"id\", \"prompt\", \"adapter\"} (adapter: a name or null for the base model). "
                         + "Output lines: {\"id\", \"tokens\", \"logprobs\", \"greedy\"} (logprobs[0] is null)."})
 final class ScoreCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
     Path model;
 
@@ -76,7 +81,7 @@ final class ScoreCommand implements Callable<Integer> {
             }
             Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens), pretrained.eosTokenIds());
             List<Result> results;
-            try (Progress progress = new Progress("scoring", batch.size())) {
+            try (Progress progress = new Progress(spec.commandLine().getErr(), "scoring", batch.size())) {
                 results = engine.run(batch, new Engine.Listener() {
                     @Override
                     public void onFinish(Result result) {
@@ -88,7 +93,7 @@ final class ScoreCommand implements Callable<Integer> {
             for (int i = 0; i < results.size(); i++) {
                 outputs.add(toJson(lines.get(i).value().get("id"), results.get(i)));
             }
-            JsonLines.write(out, outputs);
+            JsonLines.write(out, outputs, spec.commandLine().getOut());
         }
         return 0;
     }

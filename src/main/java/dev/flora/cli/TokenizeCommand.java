@@ -5,7 +5,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.flora.FloraException;
 import dev.flora.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -18,6 +20,9 @@ import java.util.concurrent.Callable;
                 "Input lines {\"text\"} become {\"text\", \"ids\", \"ids_no_special\", \"decoded\"}: ids with the post-processor's "
                         + "special tokens, ids without them, and decode(ids) keeping special tokens."})
 final class TokenizeCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Option(names = "--tokenizer", required = true, paramLabel = "tokenizer.json", description = "A Hugging Face tokenizer.json (or a directory holding one).")
     Path tokenizer;
 
@@ -52,7 +57,7 @@ final class TokenizeCommand implements Callable<Integer> {
                 o.put("decoded", tok.decode(ids, false));
                 out.add(o);
             }
-            JsonLines.write(output, out);
+            JsonLines.write(output, out, spec.commandLine().getOut());
         }
         return 0;
     }
