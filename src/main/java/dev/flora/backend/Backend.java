@@ -37,6 +37,16 @@ public interface Backend extends AutoCloseable {
     /** out[t] = table[tokens[t]]. */
     void embed(Tensor table, StepData step, Tensor out);
 
+    /** x[t] += table[positions[t]]: learned absolute position embeddings. */
+    void addPositionEmbedding(Tensor table, StepData step, Tensor x);
+
+    /**
+     * Splits a fused attention projection into q [T, heads * headDim], k and v [T, kvHeads * headDim].
+     * Row layout of {@code fused}: [q | k | v], or with {@code perHead} (GPT-BigCode without
+     * multi-query) [q_0 k_0 v_0 | q_1 k_1 v_1 | ...], one triple per head.
+     */
+    void splitQkv(Tensor fused, int headDim, boolean perHead, Tensor q, Tensor k, Tensor v);
+
     /** out[i] = x[rows[i]]. */
     void gatherRows(Tensor x, int[] rows, Tensor out);
 

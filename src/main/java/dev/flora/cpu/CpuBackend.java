@@ -103,6 +103,49 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void addPositionEmbedding(Tensor table, StepData step, Tensor x) {
+        MemorySegment tab = CpuTensor.w(table);
+        CpuTensor o = CpuTensor.act(x);
+        int cols = table.cols();
+        int[] positions = step.batch().positions();
+        for (int t = 0; t < positions.length; t++) {
+            long row = (long) positions[t] * cols;
+            int out = o.offset + t * cols;
+            for (int i = 0; i < cols; i++) {
+                o.array[out + i] += tab.getAtIndex(ScalarKernels.F, row + i);
+            }
+        }
+    }
+
+    @Override
+    public void splitQkv(Tensor fused, int headDim, boolean perHead, Tensor q, Tensor k, Tensor v) {
+        CpuTensor f = CpuTensor.act(fused);
+        CpuTensor cq = CpuTensor.act(q);
+        CpuTensor ck = CpuTensor.act(k);
+        CpuTensor cv = CpuTensor.act(v);
+        int qw = q.cols();
+        int kw = k.cols();
+        if (f.cols() != qw + 2 * kw || (perHead && qw != kw)) {
+            throw new IllegalArgumentException("splitQkv: fused width " + f.cols() + " for q " + qw + ", k/v " + kw);
+        }
+        for (int t = 0; t < f.rows(); t++) {
+            int src = f.offset + t * f.cols();
+            if (perHead) {
+                for (int h = 0; h < qw / headDim; h++) {
+                    int base = src + h * 3 * headDim;
+                    System.arraycopy(f.array, base, cq.array, cq.offset + t * qw + h * headDim, headDim);
+                    System.arraycopy(f.array, base + headDim, ck.array, ck.offset + t * kw + h * headDim, headDim);
+                    System.arraycopy(f.array, base + 2 * headDim, cv.array, cv.offset + t * kw + h * headDim, headDim);
+                }
+            } else {
+                System.arraycopy(f.array, src, cq.array, cq.offset + t * qw, qw);
+                System.arraycopy(f.array, src + qw, ck.array, ck.offset + t * kw, kw);
+                System.arraycopy(f.array, src + qw + kw, cv.array, cv.offset + t * kw, kw);
+            }
+        }
+    }
+
+    @Override
     public void gatherRows(Tensor x, int[] rows, Tensor out) {
         CpuTensor src = CpuTensor.act(x);
         CpuTensor dst = CpuTensor.act(out);

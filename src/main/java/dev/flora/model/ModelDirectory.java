@@ -57,6 +57,7 @@ public record ModelDirectory(Path path, ConfigReader config, JsonNode generation
             case "llama" -> "LlamaForCausalLM";
             case "mistral" -> "MistralForCausalLM";
             case "qwen2" -> "Qwen2ForCausalLM";
+            case "gpt_bigcode" -> "GPTBigCodeForCausalLM";
             default -> type;
         };
     }
