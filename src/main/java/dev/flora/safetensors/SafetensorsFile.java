@@ -114,7 +114,7 @@ public final class SafetensorsFile implements Weights {
                     throw badTensor(path, name, "shape " + shapeNode + " is not a list of non-negative integers");
                 }
                 shape[i] = d.asLong();
-                numel = Math.multiplyExact(numel, shape[i]);
+                numel = multiply(path, name, shapeNode, numel, shape[i]);
             }
             JsonNode offsets = info.get("data_offsets");
             if (offsets == null || !offsets.isArray() || offsets.size() != 2
@@ -130,7 +130,7 @@ public final class SafetensorsFile implements Weights {
                 throw badTensor(path, name, "data_offsets [" + begin + ", " + end + "] run past the "
                         + data.byteSize() + " data bytes (file truncated?)");
             }
-            long expected = Math.multiplyExact(numel, dtype.bytes());
+            long expected = multiply(path, name, shapeNode, numel, dtype.bytes());
             if (end - begin != expected) {
                 throw badTensor(path, name, dtype + " " + shapeNode + " needs " + expected + " bytes but data_offsets span " + (end - begin));
             }
@@ -140,6 +140,14 @@ public final class SafetensorsFile implements Weights {
         }
         checkNoOverlap(path, ranges, rangeNames);
         return new SafetensorsFile(path, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
+    }
+
+    private static long multiply(Path path, String name, JsonNode shapeNode, long a, long b) {
+        try {
+            return Math.multiplyExact(a, b);
+        } catch (ArithmeticException e) {
+            throw badTensor(path, name, "shape " + shapeNode + " is too large");
+        }
     }
 
     private static void checkNoOverlap(Path path, List<long[]> ranges, List<String> names) {
