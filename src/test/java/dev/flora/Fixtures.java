@@ -36,8 +36,13 @@ public final class Fixtures {
     }
 
     public static List<Expected> llamaTinyExpected() {
+        return expected(llamaTiny());
+    }
+
+    /** expected.jsonl of a fixture folder. */
+    public static List<Expected> expected(Path fixture) {
         List<Expected> out = new ArrayList<>();
-        for (JsonNode n : jsonLines(llamaTiny().resolve("expected.jsonl"))) {
+        for (JsonNode n : jsonLines(fixture.resolve("expected.jsonl"))) {
             double[] logprobs = new double[n.get("logprobs").size()];
             for (int i = 0; i < logprobs.length; i++) {
                 JsonNode v = n.get("logprobs").get(i);

@@ -53,7 +53,7 @@ public record RopeConfig(String type, double theta, double factor, double lowFre
         double high = 0;
         int original = 0;
         if (!type.equals("default")) {
-            if (!source.has("factor")) {
+            if (!source.hasNonNull("factor")) {
                 throw config.error("rope type '" + type + "' needs a \"factor\"");
             }
             factor = config.doubleOr(source, "factor", 1.0);
@@ -63,13 +63,17 @@ public record RopeConfig(String type, double theta, double factor, double lowFre
         }
         if (type.equals("llama3")) {
             for (String key : List.of("low_freq_factor", "high_freq_factor", "original_max_position_embeddings")) {
-                if (!source.has(key)) {
+                if (!source.hasNonNull(key)) {
                     throw config.error("rope type 'llama3' needs \"" + key + "\"");
                 }
             }
             low = config.doubleOr(source, "low_freq_factor", 1);
             high = config.doubleOr(source, "high_freq_factor", 4);
-            original = source.get("original_max_position_embeddings").asInt();
+            JsonNode originalNode = source.get("original_max_position_embeddings");
+            if (!originalNode.isIntegralNumber() || originalNode.asInt() <= 0) {
+                throw config.error("rope 'llama3' needs a positive integer original_max_position_embeddings, got " + originalNode);
+            }
+            original = originalNode.asInt();
             if (high <= low) {
                 throw config.error("rope 'llama3' needs high_freq_factor > low_freq_factor");
             }

@@ -9,6 +9,8 @@ import java.util.Arrays;
  * around word boundaries give the same text as decoding everything at once.
  */
 public final class IncrementalDecoder {
+    /** A character spans at most four byte tokens; allow for a few whole tokens before them. */
+    private static final int MAX_PENDING_TOKENS = 8;
     private final Tokenizer tokenizer;
     private int[] ids;
     private int length;
@@ -33,12 +35,23 @@ public final class IncrementalDecoder {
         ids[length++] = token;
         String prefix = tokenizer.decode(Arrays.copyOfRange(ids, prefixOffset, readOffset), true);
         String full = tokenizer.decode(Arrays.copyOfRange(ids, prefixOffset, length), true);
-        if (full.length() > prefix.length() && !full.endsWith("\uFFFD") && full.startsWith(prefix)) {
-            String piece = full.substring(prefix.length());
-            prefixOffset = readOffset;
-            readOffset = length;
-            return piece;
+        // Past MAX_PENDING_TOKENS the bytes can no longer complete a character: show them (as U+FFFD).
+        boolean partial = full.endsWith("\uFFFD") && length - readOffset < MAX_PENDING_TOKENS;
+        if (full.length() <= prefix.length() || partial) {
+            return "";
         }
-        return "";
+        int common = full.startsWith(prefix) ? prefix.length() : commonPrefix(prefix, full);
+        prefixOffset = readOffset;
+        readOffset = length;
+        return full.substring(common);
+    }
+
+    private static int commonPrefix(String a, String b) {
+        int n = Math.min(a.length(), b.length());
+        int i = 0;
+        while (i < n && a.charAt(i) == b.charAt(i)) {
+            i++;
+        }
+        return i;
     }
 }

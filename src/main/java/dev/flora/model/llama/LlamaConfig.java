@@ -89,38 +89,41 @@ public record LlamaConfig(
     }
 
     private static int[] slidingWindows(ConfigReader c, String architecture, int layers) {
+        boolean qwen2 = architecture.equals("Qwen2ForCausalLM");
+        // transformers reads layer_types for Qwen2 only; check it whenever it is there.
+        boolean[] sliding = qwen2 ? layerTypes(c, layers) : null;
+        int window = switch (architecture) {
+            case "MistralForCausalLM" -> c.intOr("sliding_window", 0);
+            case "Qwen2ForCausalLM" -> c.boolOr("use_sliding_window", false) ? c.intOr("sliding_window", 0) : 0;
+            default -> 0;
+        };
         int[] windows = new int[layers];
-        int window;
-        switch (architecture) {
-            case "MistralForCausalLM" -> window = c.intOr("sliding_window", 0);
-            case "Qwen2ForCausalLM" -> window = c.boolOr("use_sliding_window", false) ? c.intOr("sliding_window", 0) : 0;
-            default -> window = 0;
-        }
-        if (window == 0) {
-            return windows;
-        }
-        JsonNode types = c.node("layer_types");
-        if (types != null && !types.isNull()) {
-            if (!types.isArray() || types.size() != layers) {
-                throw c.error("\"layer_types\" must list one type per layer (" + layers + ")");
-            }
-            for (int i = 0; i < layers; i++) {
-                String t = types.get(i).asText();
-                switch (t) {
-                    case "sliding_attention" -> windows[i] = window;
-                    case "full_attention" -> windows[i] = 0;
-                    default -> throw c.error("layer type '" + t + "' is not supported (supported: full_attention, sliding_attention)");
-                }
-            }
-        } else if (architecture.equals("Qwen2ForCausalLM")) {
-            int first = c.intOr("max_window_layers", 28);
-            for (int i = first; i < layers; i++) {
-                windows[i] = window;
-            }
-        } else {
-            java.util.Arrays.fill(windows, window);
+        for (int i = 0; i < layers && window > 0; i++) {
+            boolean slides = !qwen2 || (sliding != null ? sliding[i] : i >= c.intOr("max_window_layers", 28));
+            windows[i] = slides ? window : 0;
         }
         return windows;
+    }
+
+    /** Which layers config.json's "layer_types" marks as sliding, or null if it has none. */
+    private static boolean[] layerTypes(ConfigReader c, int layers) {
+        JsonNode types = c.node("layer_types");
+        if (types == null || types.isNull()) {
+            return null;
+        }
+        if (!types.isArray() || types.size() != layers) {
+            throw c.error("\"layer_types\" must list one type per layer (" + layers + ")");
+        }
+        boolean[] sliding = new boolean[layers];
+        for (int i = 0; i < layers; i++) {
+            String t = types.get(i).asText();
+            sliding[i] = switch (t) {
+                case "sliding_attention" -> true;
+                case "full_attention" -> false;
+                default -> throw c.error("layer type '" + t + "' is not supported (supported: full_attention, sliding_attention)");
+            };
+        }
+        return sliding;
     }
 
     public int qWidth() {

@@ -375,22 +375,24 @@ class LlamaConfigTest {
         n.put("sliding_window", 4);
         n.putArray("layer_types").add("sliding_attention").add("full_attention");
         assertConfigError(n, "Qwen2ForCausalLM", "layer_types", "3");
-        ObjectNode m = minimal("MistralForCausalLM");
-        m.put("sliding_window", 4);
+        // Checked whenever present, as transformers does, even with the window off.
+        ObjectNode m = minimal("Qwen2ForCausalLM");
         m.putArray("layer_types").add("sliding_attention").add("full_attention").add("full_attention").add("full_attention");
-        assertConfigError(m, "MistralForCausalLM", "layer_types", "3");
-        ObjectNode k = minimal("MistralForCausalLM");
+        assertConfigError(m, "Qwen2ForCausalLM", "layer_types", "3");
+        ObjectNode k = minimal("Qwen2ForCausalLM");
+        k.put("use_sliding_window", true);
         k.put("sliding_window", 4);
         k.put("layer_types", "sliding_attention");
-        assertConfigError(k, "MistralForCausalLM", "layer_types");
+        assertConfigError(k, "Qwen2ForCausalLM", "layer_types");
     }
 
     @Test
     void unknownLayerType() {
-        ObjectNode n = minimal("MistralForCausalLM");
+        ObjectNode n = minimal("Qwen2ForCausalLM");
+        n.put("use_sliding_window", true);
         n.put("sliding_window", 4);
         n.putArray("layer_types").add("sliding_attention").add("chunked_attention").add("full_attention");
-        assertConfigError(n, "MistralForCausalLM", "chunked_attention", "full_attention", "sliding_attention");
+        assertConfigError(n, "Qwen2ForCausalLM", "chunked_attention", "full_attention", "sliding_attention");
     }
 
     @Test
