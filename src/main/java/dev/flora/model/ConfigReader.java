@@ -2,6 +2,7 @@ package dev.flora.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.flora.FloraException;
+import dev.flora.backend.Activation;
 
 import java.nio.file.Path;
 
@@ -66,6 +67,15 @@ public record ConfigReader(JsonNode root, Path file) {
     public String stringOr(String key, String fallback) {
         JsonNode n = root.get(key);
         return n == null || n.isNull() ? fallback : n.asText();
+    }
+
+    /** An activation named by transformers' ACT2FN names. */
+    public Activation activationOr(String key, String fallback) {
+        try {
+            return Activation.fromConfig(stringOr(key, fallback));
+        } catch (FloraException e) {
+            throw error("\"" + key + "\": " + e.getMessage());
+        }
     }
 
     public FloraException error(String message) {

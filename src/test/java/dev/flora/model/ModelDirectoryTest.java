@@ -90,8 +90,9 @@ class ModelDirectoryTest {
                 .hasMessageContaining("GPTNeoXForCausalLM")
                 .hasMessageContaining("LlamaForCausalLM")
                 .hasMessageContaining("MistralForCausalLM")
-                .hasMessageContaining("Qwen2ForCausalLM");
-        assertThat(Models.SUPPORTED).containsExactly("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM");
+                .hasMessageContaining("Qwen2ForCausalLM")
+                .hasMessageContaining("GPTBigCodeForCausalLM");
+        assertThat(Models.SUPPORTED).containsExactly("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GPTBigCodeForCausalLM");
     }
 
     @Test

@@ -35,7 +35,7 @@ public record GptBigCodeConfig(int hiddenSize, int layers, int heads, int innerS
                 c.intOr("n_positions", 1024),
                 c.requireInt("vocab_size"),
                 (float) c.doubleOr("layer_norm_epsilon", 1e-5),
-                Activation.fromConfig(c.stringOr("activation_function", "gelu_pytorch_tanh")),
+                c.activationOr("activation_function", "gelu_pytorch_tanh"),
                 c.boolOr("multi_query", true),
                 c.boolOr("scale_attn_weights", true),
                 c.boolOr("tie_word_embeddings", true));

@@ -71,21 +71,13 @@ public record LlamaConfig(
                 c.requireInt("vocab_size"),
                 c.intOr("max_position_embeddings", 2048),
                 (float) c.doubleOr("rms_norm_eps", 1e-6),
-                activation(c),
+                c.activationOr("hidden_act", "silu"),
                 qwen2 || attentionBias,
                 attentionBias,
                 llama && c.boolOr("mlp_bias", false),
                 c.boolOr("tie_word_embeddings", false),
                 rope,
                 slidingWindows(c, architecture, layers));
-    }
-
-    private static Activation activation(ConfigReader c) {
-        try {
-            return Activation.fromConfig(c.stringOr("hidden_act", "silu"));
-        } catch (FloraException e) {
-            throw c.error("\"hidden_act\": " + e.getMessage());
-        }
     }
 
     private static int[] slidingWindows(ConfigReader c, String architecture, int layers) {
