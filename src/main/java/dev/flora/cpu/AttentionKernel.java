@@ -20,7 +20,7 @@ final class AttentionKernel {
         }
     }
 
-    static void attend(CpuTensor q, float[] cacheK, float[] cacheV, AttentionShape shape, TokenBatch batch, CpuTensor out) {
+    static void attend(Kernels kernels, CpuTensor q, float[] cacheK, float[] cacheV, AttentionShape shape, TokenBatch batch, CpuTensor out) {
         int heads = shape.heads();
         int headDim = shape.headDim();
         int group = heads / shape.kvHeads();
@@ -29,7 +29,7 @@ final class AttentionKernel {
         int blockSize = batch.blockSize();
         int[] positions = batch.positions();
         long averageContext = positions.length == 0 ? 1 : 1 + positions[positions.length - 1] / 2;
-        ScalarKernels.forEach(batch.numTokens() * heads, 2 * headDim * averageContext, job -> {
+        RowOps.forEach(batch.numTokens() * heads, 2 * headDim * averageContext, job -> {
             int t = job / heads;
             int h = job % heads;
             int kvh = h / group;
@@ -43,7 +43,7 @@ final class AttentionKernel {
             for (int j = 0; j < n; j++) {
                 int p = first + j;
                 int slot = table[p / blockSize] * blockSize + p % blockSize;
-                float s = ScalarKernels.dot(q.array, qOff, cacheK, slot * kvWidth + kvh * headDim, headDim) * shape.scale();
+                float s = kernels.dot(q.array, qOff, cacheK, slot * kvWidth + kvh * headDim, headDim) * shape.scale();
                 scores[j] = s;
                 max = Math.max(max, s);
             }
@@ -57,10 +57,7 @@ final class AttentionKernel {
                 int p = first + j;
                 int slot = table[p / blockSize] * blockSize + p % blockSize;
                 int vOff = slot * kvWidth + kvh * headDim;
-                float w = scores[j] / sum;
-                for (int d = 0; d < headDim; d++) {
-                    acc[d] += w * cacheV[vOff + d];
-                }
+                kernels.axpy(scores[j] / sum, cacheV, vOff, acc, 0, headDim);
             }
             System.arraycopy(acc, 0, out.array, out.offset + t * qWidth + h * headDim, headDim);
         });

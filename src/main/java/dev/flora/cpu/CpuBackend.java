@@ -14,22 +14,35 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * The CPU backend: float32 compute in host memory. Float32 weights are read in place from the
- * memory-mapped checkpoint; other float types are widened once into off-heap memory.
+ * The CPU backend: float32 compute in host memory. Weight matrices in F32, BF16 or F16 are read in
+ * place from the memory-mapped checkpoint and widened in registers; vectors (norms, biases) and
+ * other types are widened once. The matrix kernels come from {@link KernelProvider}.
  */
 public final class CpuBackend implements Backend {
     private record CpuStep(TokenBatch batch) implements StepData {
     }
 
+    private final Kernels kernels;
+
     public CpuBackend() {
+        this(KernelProvider.get());
+    }
+
+    CpuBackend(Kernels kernels) {
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
             throw new IllegalStateException("the CPU backend reads little-endian checkpoints in place and needs a little-endian machine");
         }
+        this.kernels = kernels;
+    }
+
+    /** A backend with the named kernels ("scalar" or "vector"), for tests and benchmarks. */
+    public static CpuBackend withKernels(String name) {
+        return new CpuBackend(KernelProvider.byName(name));
     }
 
     @Override
     public String name() {
-        return "cpu";
+        return "cpu (" + kernels.name() + ")";
     }
 
     @Override
@@ -37,14 +50,16 @@ public final class CpuBackend implements Backend {
         if ((long) rows * cols != source.numel()) {
             throw new IllegalArgumentException(source + " viewed as [" + rows + ", " + cols + "]");
         }
-        if (source.dtype() == DType.F32) {
-            return CpuTensor.weight(source.data(), rows, cols);
+        DType type = source.dtype();
+        boolean inPlace = type == DType.F32 || (rows > 1 && (type == DType.BF16 || type == DType.F16));
+        if (inPlace) {
+            return CpuTensor.weight(source.data(), type, rows, cols);
         }
         MemorySegment widened = Arena.ofAuto().allocate((long) rows * cols * Float.BYTES, 64);
         for (long i = 0, n = source.numel(); i < n; i++) {
-            widened.setAtIndex(ScalarKernels.F, i, source.getFloat(i));
+            widened.setAtIndex(RowOps.F32, i, source.getFloat(i));
         }
-        return CpuTensor.weight(widened, rows, cols);
+        return CpuTensor.weight(widened, DType.F32, rows, cols);
     }
 
     @Override
@@ -74,7 +89,9 @@ public final class CpuBackend implements Backend {
         CpuTensor c = CpuTensor.of(t);
         float[] out = new float[Math.toIntExact(c.numel())];
         if (c.isWeight()) {
-            MemorySegment.copy(c.segment, ScalarKernels.F, 0, out, 0, out.length);
+            for (int i = 0; i < out.length; i++) {
+                out[i] = c.weightAt(i);
+            }
         } else {
             System.arraycopy(c.array, c.offset, out, 0, out.length);
         }
@@ -93,18 +110,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void embed(Tensor table, StepData step, Tensor out) {
-        MemorySegment tab = CpuTensor.w(table);
+        CpuTensor tab = CpuTensor.of(table);
         CpuTensor o = CpuTensor.act(out);
         int cols = table.cols();
         int[] tokens = step.batch().tokens();
         for (int t = 0; t < tokens.length; t++) {
-            MemorySegment.copy(tab, ScalarKernels.F, (long) tokens[t] * cols * Float.BYTES, o.array, o.offset + t * cols, cols);
+            long row = (long) tokens[t] * cols;
+            for (int i = 0; i < cols; i++) {
+                o.array[o.offset + t * cols + i] = tab.weightAt(row + i);
+            }
         }
     }
 
     @Override
     public void addPositionEmbedding(Tensor table, StepData step, Tensor x) {
-        MemorySegment tab = CpuTensor.w(table);
+        CpuTensor tab = CpuTensor.of(table);
         CpuTensor o = CpuTensor.act(x);
         int cols = table.cols();
         int[] positions = step.batch().positions();
@@ -112,7 +132,7 @@ public final class CpuBackend implements Backend {
             long row = (long) positions[t] * cols;
             int out = o.offset + t * cols;
             for (int i = 0; i < cols; i++) {
-                o.array[out + i] += tab.getAtIndex(ScalarKernels.F, row + i);
+                o.array[out + i] += tab.weightAt(row + i);
             }
         }
     }
@@ -159,14 +179,14 @@ public final class CpuBackend implements Backend {
     public void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out) {
         CpuTensor in = CpuTensor.act(x);
         CpuTensor o = CpuTensor.act(out);
-        ScalarKernels.rmsNorm(in.array, in.offset, CpuTensor.w(weight), eps, o.array, o.offset, in.rows(), in.cols());
+        RowOps.rmsNorm(in.array, in.offset, CpuTensor.w(weight), eps, o.array, o.offset, in.rows(), in.cols());
     }
 
     @Override
     public void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
         CpuTensor in = CpuTensor.act(x);
         CpuTensor o = CpuTensor.act(out);
-        ScalarKernels.layerNorm(in.array, in.offset, CpuTensor.w(weight), CpuTensor.w(bias), eps, o.array, o.offset, in.rows(), in.cols());
+        RowOps.layerNorm(in.array, in.offset, CpuTensor.w(weight), CpuTensor.w(bias), eps, o.array, o.offset, in.rows(), in.cols());
     }
 
     @Override
@@ -177,14 +197,13 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("linear: x [" + in.rows() + ", " + in.cols() + "] W [" + weight.rows() + ", "
                     + weight.cols() + "] out [" + o.rows() + ", " + o.cols() + "]");
         }
-        ScalarKernels.linear(in.array, in.offset, in.rows(), in.cols(), CpuTensor.w(weight), weight.rows(),
-                bias == null ? null : CpuTensor.w(bias), o.array, o.offset);
+        kernels.linear(in, CpuTensor.of(weight), bias == null ? null : CpuTensor.of(bias), o);
     }
 
     @Override
     public void rotary(Tensor x, int headDim, Tensor invFreq, StepData step) {
         CpuTensor t = CpuTensor.act(x);
-        ScalarKernels.rotary(t.array, t.offset, t.rows(), t.cols(), headDim, toHost(invFreq), step.batch().positions());
+        RowOps.rotary(t.array, t.offset, t.rows(), t.cols(), headDim, toHost(invFreq), step.batch().positions());
     }
 
     @Override
@@ -192,7 +211,7 @@ public final class CpuBackend implements Backend {
         CpuKvCache c = (CpuKvCache) cache;
         TokenBatch batch = step.batch();
         AttentionKernel.writeCache(CpuTensor.act(k), CpuTensor.act(v), c.keys[layer], c.values[layer], batch.cacheSlots(), shape.kvWidth());
-        AttentionKernel.attend(CpuTensor.act(q), c.keys[layer], c.values[layer], shape, batch, CpuTensor.act(out));
+        AttentionKernel.attend(kernels, CpuTensor.act(q), c.keys[layer], c.values[layer], shape, batch, CpuTensor.act(out));
     }
 
     @Override
@@ -201,7 +220,7 @@ public final class CpuBackend implements Backend {
         CpuTensor u = CpuTensor.act(up);
         CpuTensor o = CpuTensor.act(out);
         for (int i = 0, n = Math.toIntExact(gate.numel()); i < n; i++) {
-            o.array[o.offset + i] = ScalarKernels.activate(act, g.array[g.offset + i]) * u.array[u.offset + i];
+            o.array[o.offset + i] = RowOps.activate(act, g.array[g.offset + i]) * u.array[u.offset + i];
         }
     }
 
@@ -209,7 +228,7 @@ public final class CpuBackend implements Backend {
     public void activation(Activation act, Tensor x) {
         CpuTensor s = CpuTensor.act(x);
         for (int i = 0, n = Math.toIntExact(x.numel()); i < n; i++) {
-            s.array[s.offset + i] = ScalarKernels.activate(act, s.array[s.offset + i]);
+            s.array[s.offset + i] = RowOps.activate(act, s.array[s.offset + i]);
         }
     }
 

@@ -6,21 +6,24 @@ import dev.flora.backend.Tensor;
 import java.lang.foreign.MemorySegment;
 
 /**
- * A float32 row-major tensor in host memory. Activations live in a Java array (from
- * {@code offset}); weights live off-heap in a memory segment (the mapped checkpoint itself when
- * it is float32). Keeping each kernel argument to one kind keeps the JIT's call sites monomorphic.
+ * A row-major tensor in host memory. Activations are float32 in a Java array (from
+ * {@code offset}); weights live off-heap in a memory segment, float32, bfloat16 or float16 (the
+ * mapped checkpoint itself, no copy). Keeping each kernel argument to one kind keeps the JIT's
+ * call sites monomorphic.
  */
 final class CpuTensor implements Tensor {
     final float[] array;
     final int offset;
     final MemorySegment segment;
+    private final DType dtype;
     private final int rows;
     private final int cols;
 
-    private CpuTensor(float[] array, int offset, MemorySegment segment, int rows, int cols) {
+    private CpuTensor(float[] array, int offset, MemorySegment segment, DType dtype, int rows, int cols) {
         this.array = array;
         this.offset = offset;
         this.segment = segment;
+        this.dtype = dtype;
         this.rows = rows;
         this.cols = cols;
     }
@@ -29,14 +32,27 @@ final class CpuTensor implements Tensor {
         if (offset + (long) rows * cols > array.length) {
             throw new IllegalArgumentException("[" + rows + ", " + cols + "] at " + offset + " exceeds " + array.length);
         }
-        return new CpuTensor(array, offset, null, rows, cols);
+        return new CpuTensor(array, offset, null, DType.F32, rows, cols);
     }
 
-    static CpuTensor weight(MemorySegment segment, int rows, int cols) {
-        if (segment.byteSize() != (long) rows * cols * Float.BYTES) {
-            throw new IllegalArgumentException("segment of " + segment.byteSize() + " bytes for [" + rows + ", " + cols + "]");
+    static CpuTensor weight(MemorySegment segment, DType dtype, int rows, int cols) {
+        if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.F16) {
+            throw new IllegalArgumentException("CPU weights are F32, BF16 or F16, not " + dtype);
         }
-        return new CpuTensor(null, 0, segment, rows, cols);
+        if (segment.byteSize() != (long) rows * cols * dtype.bytes()) {
+            throw new IllegalArgumentException("segment of " + segment.byteSize() + " bytes for " + dtype + " [" + rows + ", " + cols + "]");
+        }
+        return new CpuTensor(null, 0, segment, dtype, rows, cols);
+    }
+
+    /** Weight element i widened to float. */
+    float weightAt(long i) {
+        return switch (dtype) {
+            case F32 -> segment.getAtIndex(RowOps.F32, i);
+            case BF16 -> Float.intBitsToFloat((segment.getAtIndex(RowOps.I16, i) & 0xffff) << 16);
+            case F16 -> Float.float16ToFloat(segment.getAtIndex(RowOps.I16, i));
+            default -> throw new IllegalStateException(dtype.name());
+        };
     }
 
     boolean isWeight() {
@@ -45,7 +61,7 @@ final class CpuTensor implements Tensor {
 
     @Override
     public DType dtype() {
-        return DType.F32;
+        return dtype;
     }
 
     @Override
@@ -74,11 +90,11 @@ final class CpuTensor implements Tensor {
         return c;
     }
 
-    /** The segment of a weight tensor. */
+    /** The segment of a float32 weight tensor (norm weights and biases are widened at load). */
     static MemorySegment w(Tensor t) {
         CpuTensor c = of(t);
-        if (c.segment == null) {
-            throw new IllegalArgumentException("expected a weight tensor, got an activation");
+        if (c.segment == null || c.dtype != DType.F32) {
+            throw new IllegalArgumentException("expected a float32 weight tensor, got " + (c.segment == null ? "an activation" : c.dtype));
         }
         return c.segment;
     }

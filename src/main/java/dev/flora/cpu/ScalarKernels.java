@@ -1,62 +1,40 @@
 package dev.flora.cpu;
 
-import dev.flora.backend.Activation;
-
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.util.function.IntConsumer;
-import java.util.stream.IntStream;
-
 /**
- * Plain float32 kernels: the exact reference the faster CPU kernels must match. Activations are
- * Java arrays, weights are memory segments. Every reduction runs in a fixed order per output row,
- * so a row's result never depends on how many rows share the call (batch invariance); work is
- * split across cores only over independent outputs.
+ * Plain Java kernels: the reference the Vector API kernels are checked against, and the fallback
+ * where the Vector API is missing or slow. Dot products use four accumulators in a fixed order.
  */
-final class ScalarKernels {
-    static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
-    /** Below this many multiply-adds a kernel stays on the calling thread. */
-    private static final long PARALLEL_WORK = 1L << 17;
-
-    private ScalarKernels() {
+final class ScalarKernels implements Kernels {
+    @Override
+    public String name() {
+        return "scalar";
     }
 
-    static float w(MemorySegment s, long i) {
-        return s.getAtIndex(F, i);
-    }
-
-    /** Runs body(i) for i in [0, n), in parallel when the total work is large enough. */
-    static void forEach(int n, long workPerItem, IntConsumer body) {
-        if (n > 1 && (long) n * workPerItem >= PARALLEL_WORK) {
-            IntStream.range(0, n).parallel().forEach(body);
-        } else {
-            for (int i = 0; i < n; i++) {
-                body.accept(i);
+    @Override
+    public void linear(CpuTensor x, CpuTensor w, CpuTensor bias, CpuTensor out) {
+        int rows = x.rows();
+        int in = x.cols();
+        int outs = w.rows();
+        final int block = 16;
+        int blocks = (outs + block - 1) / block;
+        RowOps.forEach(blocks, (long) rows * in * block, b -> {
+            float[] wRow = new float[in];
+            int o1 = Math.min(outs, b * block + block);
+            for (int o = b * block; o < o1; o++) {
+                for (int i = 0; i < in; i++) {
+                    wRow[i] = w.weightAt((long) o * in + i);
+                }
+                float add = bias == null ? 0f : bias.weightAt(o);
+                for (int t = 0; t < rows; t++) {
+                    float v = dot(x.array, x.offset + t * in, wRow, 0, in);
+                    out.array[out.offset + t * outs + o] = bias == null ? v : v + add;
+                }
             }
-        }
+        });
     }
 
-    /** Dot product of x[xOff..xOff+n) and weight row w[wOff..wOff+n), four accumulators in a fixed order. */
-    static float dot(float[] x, int xOff, MemorySegment w, long wOff, int n) {
-        float s0 = 0;
-        float s1 = 0;
-        float s2 = 0;
-        float s3 = 0;
-        int i = 0;
-        for (; i + 4 <= n; i += 4) {
-            s0 += x[xOff + i] * w(w, wOff + i);
-            s1 += x[xOff + i + 1] * w(w, wOff + i + 1);
-            s2 += x[xOff + i + 2] * w(w, wOff + i + 2);
-            s3 += x[xOff + i + 3] * w(w, wOff + i + 3);
-        }
-        for (; i < n; i++) {
-            s0 += x[xOff + i] * w(w, wOff + i);
-        }
-        return (s0 + s1) + (s2 + s3);
-    }
-
-    /** Dot product of two array ranges, in the same fixed order. */
-    static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+    @Override
+    public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
         float s0 = 0;
         float s1 = 0;
         float s2 = 0;
@@ -74,98 +52,10 @@ final class ScalarKernels {
         return (s0 + s1) + (s2 + s3);
     }
 
-    /** out[t, o] = dot(x[t], w[o]) + bias[o]; x [rows, in], w [outs, in]. */
-    static void linear(float[] x, int xOff, int rows, int in, MemorySegment w, int outs, MemorySegment bias, float[] out, int outOff) {
-        // Parallel over blocks of output features: each weight block is read once for all rows.
-        final int block = 16;
-        int blocks = (outs + block - 1) / block;
-        forEach(blocks, (long) rows * in * block, b -> {
-            int o0 = b * block;
-            int o1 = Math.min(outs, o0 + block);
-            for (int t = 0; t < rows; t++) {
-                int xRow = xOff + t * in;
-                int outRow = outOff + t * outs;
-                for (int o = o0; o < o1; o++) {
-                    float v = dot(x, xRow, w, (long) o * in, in);
-                    if (bias != null) {
-                        v += w(bias, o);
-                    }
-                    out[outRow + o] = v;
-                }
-            }
-        });
-    }
-
-    static void rmsNorm(float[] x, int xOff, MemorySegment weight, float eps, float[] out, int outOff, int rows, int cols) {
-        forEach(rows, cols, t -> {
-            int xr = xOff + t * cols;
-            int or = outOff + t * cols;
-            double sum = 0;
-            for (int i = 0; i < cols; i++) {
-                float v = x[xr + i];
-                sum += (double) v * v;
-            }
-            float variance = (float) (sum / cols);
-            float inv = (float) (1.0 / Math.sqrt(variance + eps));
-            for (int i = 0; i < cols; i++) {
-                out[or + i] = w(weight, i) * (x[xr + i] * inv);
-            }
-        });
-    }
-
-    static void layerNorm(float[] x, int xOff, MemorySegment weight, MemorySegment bias, float eps, float[] out, int outOff, int rows, int cols) {
-        forEach(rows, cols, t -> {
-            int xr = xOff + t * cols;
-            int or = outOff + t * cols;
-            double sum = 0;
-            for (int i = 0; i < cols; i++) {
-                sum += x[xr + i];
-            }
-            double mean = sum / cols;
-            double sq = 0;
-            for (int i = 0; i < cols; i++) {
-                double d = x[xr + i] - mean;
-                sq += d * d;
-            }
-            double inv = 1.0 / Math.sqrt(sq / cols + eps);
-            for (int i = 0; i < cols; i++) {
-                float normed = (float) ((x[xr + i] - mean) * inv);
-                out[or + i] = normed * w(weight, i) + w(bias, i);
-            }
-        });
-    }
-
-    static float activate(Activation act, float x) {
-        return switch (act) {
-            case SILU -> (float) (x / (1.0 + Math.exp(-x)));
-            case GELU -> (float) (0.5 * x * (1.0 + Erf.erf(x / Math.sqrt(2.0))));
-            case GELU_TANH -> (float) (0.5 * x * (1.0 + Math.tanh(Math.sqrt(2.0 / Math.PI) * (x + 0.044715 * x * x * x))));
-            case RELU -> Math.max(0f, x);
-        };
-    }
-
-    /** Rotate-half RoPE on every head of x [rows, width]; the position of row t is positions[t]. */
-    static void rotary(float[] x, int xOff, int rows, int width, int headDim, float[] invFreq, int[] positions) {
-        int half = headDim / 2;
-        int heads = width / headDim;
-        forEach(rows, width, t -> {
-            float pos = positions[t];
-            float[] cos = new float[half];
-            float[] sin = new float[half];
-            for (int i = 0; i < half; i++) {
-                float angle = pos * invFreq[i]; // float32, as transformers computes it
-                cos[i] = (float) Math.cos(angle);
-                sin[i] = (float) Math.sin(angle);
-            }
-            for (int h = 0; h < heads; h++) {
-                int base = xOff + t * width + h * headDim;
-                for (int i = 0; i < half; i++) {
-                    float a = x[base + i];
-                    float b = x[base + i + half];
-                    x[base + i] = a * cos[i] - b * sin[i];
-                    x[base + i + half] = b * cos[i] + a * sin[i];
-                }
-            }
-        });
+    @Override
+    public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
+        for (int i = 0; i < n; i++) {
+            y[yOff + i] += alpha * x[xOff + i];
+        }
     }
 }

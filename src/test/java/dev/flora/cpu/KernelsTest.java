@@ -12,7 +12,9 @@ import dev.flora.safetensors.SafetensorsFile;
 import dev.flora.safetensors.SafetensorsWriter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedClass;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -27,13 +29,22 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 import static org.assertj.core.api.Assertions.within;
 
-/** Every CPU backend operation against a float64 reference on seeded random inputs of odd sizes. */
+/**
+ * Every CPU backend operation against a float64 reference on seeded random inputs of odd sizes,
+ * with each kernel set (plain Java and Vector API).
+ */
+@ParameterizedClass
+@ValueSource(strings = {"scalar", "vector"})
 class KernelsTest {
     private static final double REL = 1e-5;
     private static final int[] ROWS = {1, 3, 7};
     private static final int[] COLS = {5, 33, 130};
 
-    private final Backend backend = new CpuBackend();
+    private final Backend backend;
+
+    KernelsTest(String kernels) {
+        this.backend = CpuBackend.withKernels(kernels);
+    }
 
     @TempDir
     Path tmp;
