@@ -52,7 +52,8 @@ final class DemoCommand implements Callable<Integer> {
             throw new dev.flora.FloraException("--max-tokens must be at least 1, got " + maxTokens);
         }
         PrintWriter out = spec.commandLine().getOut();
-        Path dir = DemoModel.ensure(cache != null ? cache : DemoModel.defaultCache());
+        Path dir = DemoModel.ensure(cache != null ? cache : DemoModel.defaultCache(),
+                total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
         out.println("Demo model: " + dir + " (random weights: expect fluent-looking nonsense)");
         try (PretrainedModel pretrained = PretrainedModel.load(dir, new CpuBackend())) {
             List<Request> requests = new ArrayList<>();

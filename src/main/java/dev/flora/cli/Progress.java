@@ -7,7 +7,7 @@ import java.util.Locale;
  * A progress bar on stderr for long work: redrawn in place on a terminal, a few plain lines
  * otherwise (logs and CI), silent for work too short to matter.
  */
-final class Progress implements AutoCloseable {
+final class Progress implements AutoCloseable, java.util.function.LongConsumer {
     private final PrintWriter err;
     private final String label;
     private final long total;
@@ -22,6 +22,11 @@ final class Progress implements AutoCloseable {
         this.label = label;
         this.total = Math.max(1, total);
         this.terminal = System.console() != null;
+    }
+
+    @Override
+    public void accept(long n) {
+        advance(n);
     }
 
     void advance(long n) {

@@ -18,6 +18,8 @@ final class CpuTensor implements Tensor {
     private final DType dtype;
     private final int rows;
     private final int cols;
+    /** A kernel set's own copy of this weight, rearranged for its products; made on first use. */
+    private volatile Object packed;
 
     private CpuTensor(float[] array, int offset, MemorySegment segment, DType dtype, int rows, int cols) {
         this.array = array;
@@ -53,6 +55,22 @@ final class CpuTensor implements Tensor {
             case F16 -> Float.float16ToFloat(segment.getAtIndex(RowOps.I16, i));
             default -> throw new IllegalStateException(dtype.name());
         };
+    }
+
+    /** The packed form of this weight for a kernel set, made once (by {@code pack}) and kept. */
+    @SuppressWarnings("unchecked")
+    <P> P packed(Class<P> type, java.util.function.Function<CpuTensor, P> pack) {
+        Object p = packed;
+        if (!type.isInstance(p)) {
+            synchronized (this) {
+                p = packed;
+                if (!type.isInstance(p)) {
+                    p = pack.apply(this);
+                    packed = p;
+                }
+            }
+        }
+        return (P) p;
     }
 
     boolean isWeight() {

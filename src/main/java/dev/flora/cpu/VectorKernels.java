@@ -3,33 +3,51 @@ package dev.flora.cpu;
 import dev.flora.backend.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Vector API kernels. Weights stay in their checkpoint type (F32, BF16, F16) and are widened in
- * registers; products accumulate in float32 with fused multiply-adds.
+ * Vector API kernels. A weight matrix W [outs, in] is packed once, on first use, into an
+ * input-major layout so that a product is a sum of outer products: for each input i,
+ * y[t, o..o+L) += x[t, i] * W^T[i, o..o+L). A tile keeps 4 tokens × 4L outputs in 16 vector
+ * accumulators, so each weight vector loaded feeds 4 FMAs and each x value is a broadcast.
  *
- * <p>Batch invariance: a dot product always runs the same sequence of operations: four vector
- * accumulators over chunks of 4 vectors, then one accumulator over single vectors, then the
- * accumulators combined as (a0 + a1) + (a2 + a3), reduced across lanes, and a scalar FMA tail.
- * The 4-token kernel (which reads each weight chunk once for four tokens) performs exactly that
- * sequence for each of its tokens, so a token's result is the same bits alone or in any batch.
+ * <p>Packed layouts ({@link Packed}): BF16 weights stay 16-bit, two inputs per int lane
+ * (W[o, i] in the low half, W[o, i+1] in the high half), so one int load gives two float vectors
+ * by a shift and a mask; F32 and F16 weights become float32. Outputs are cut into tiles of 4L
+ * (the last padded with zeros) and each tile is stored contiguously, [tile][input row][4L], so a
+ * tile's product streams through memory in order (a strided walk defeats the prefetchers).
+ *
+ * <p>Batch invariance: every output element is one float32 FMA chain over the inputs in order,
+ * whatever the tile, the batch or the thread, so a token's result is the same bits alone or in
+ * any batch.
  */
 final class VectorKernels implements Kernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.length() * Short.SIZE));
     private static final int L = F.length();
+    /** Outputs per tile and per parallel task. */
+    private static final int TILE = 4 * L;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /** Output features per parallel task. */
-    private static final int BLOCK = 16;
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED;
+
+    /**
+     * A weight rearranged for the outer-product kernels.
+     *
+     * @param pairs      BF16 packed two inputs per int (true), or float32 (false)
+     * @param packedRows input rows per tile: in, or (in + 1) / 2 for pairs
+     * @param tiles      output tiles of 4L
+     */
+    record Packed(MemorySegment data, boolean pairs, int in, int outs, int packedRows, int tiles) {
+        long tileBase(int tile) {
+            return (long) tile * packedRows * TILE;
+        }
+    }
 
     VectorKernels() {
         if (L < 4) {
@@ -37,174 +55,207 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    static int lanes() {
-        return L;
-    }
-
     @Override
     public String name() {
         return "vector (" + L * 32 + "-bit)";
     }
 
-    @Override
-    public void linear(CpuTensor x, CpuTensor w, CpuTensor bias, CpuTensor out) {
-        int rows = x.rows();
-        int in = x.cols();
+    static Packed pack(CpuTensor w) {
         int outs = w.rows();
-        int blocks = (outs + BLOCK - 1) / BLOCK;
-        MemorySegment seg = w.segment;
-        DType type = w.dtype();
-        float[] xa = x.array;
-        float[] oa = out.array;
-        RowOps.forEach(blocks, (long) rows * in * BLOCK, b -> {
-            float[] r4 = new float[4];
-            int o1 = Math.min(outs, b * BLOCK + BLOCK);
-            for (int o = b * BLOCK; o < o1; o++) {
-                long rowStart = (long) o * in;
-                float add = bias == null ? 0f : bias.weightAt(o);
-                int t = 0;
-                for (; t + 4 <= rows; t += 4) {
-                    int xo = x.offset + t * in;
-                    dot4(xa, xo, xo + in, xo + 2 * in, xo + 3 * in, seg, type, rowStart, in, r4);
-                    for (int k = 0; k < 4; k++) {
-                        oa[out.offset + (t + k) * outs + o] = bias == null ? r4[k] : r4[k] + add;
+        int in = w.cols();
+        int tiles = (outs + TILE - 1) / TILE;
+        boolean pairs = w.dtype() == DType.BF16;
+        int packedRows = pairs ? (in + 1) / 2 : in;
+        MemorySegment data = Arena.ofAuto().allocate((long) tiles * packedRows * TILE * Integer.BYTES, 64);
+        MemorySegment src = w.segment;
+        RowOps.forEach(tiles, (long) packedRows * TILE, tile -> {
+            for (int j = 0; j < TILE && tile * TILE + j < outs; j++) {
+                int o = tile * TILE + j;
+                long row = (long) o * in;
+                long dst = (long) tile * packedRows * TILE + j;
+                for (int r = 0; r < packedRows; r++, dst += TILE) {
+                    if (pairs) {
+                        int i = 2 * r;
+                        int lo = src.getAtIndex(RowOps.I16, row + i) & 0xffff;
+                        int hi = i + 1 < in ? src.getAtIndex(RowOps.I16, row + i + 1) & 0xffff : 0;
+                        data.setAtIndex(INT, dst, lo | hi << 16);
+                    } else {
+                        data.setAtIndex(RowOps.F32, dst, w.weightAt(row + r));
                     }
                 }
-                for (; t < rows; t++) {
-                    float v = dot1(xa, x.offset + t * in, seg, type, rowStart, in);
-                    oa[out.offset + t * outs + o] = bias == null ? v : v + add;
+            }
+        });
+        return new Packed(data, pairs, in, outs, packedRows, tiles);
+    }
+
+    @Override
+    public void linear(CpuTensor x, CpuTensor w, CpuTensor bias, CpuTensor out) {
+        Packed p = w.packed(Packed.class, VectorKernels::pack);
+        int rows = x.rows();
+        RowOps.forEach(p.tiles, (long) rows * p.in * TILE, tile -> {
+            float[] acc = new float[4 * TILE];
+            int o = tile * TILE;
+            long w0 = p.tileBase(tile);
+            int t = 0;
+            for (; t < rows; t += 4) {
+                int n = Math.min(4, rows - t);
+                int xo = x.offset + t * p.in;
+                for (int k = 0; k < n; k++) {
+                    if (p.pairs) {
+                        if (n == 4) {
+                            tile4Bf16(x.array, xo, p.in, p.data, w0, acc);
+                            break;
+                        }
+                        tile1Bf16(x.array, xo + k * p.in, p.in, p.data, w0, acc, k * TILE);
+                    } else {
+                        if (n == 4) {
+                            tile4F32(x.array, xo, p.in, p.data, w0, acc);
+                            break;
+                        }
+                        tile1F32(x.array, xo + k * p.in, p.in, p.data, w0, acc, k * TILE);
+                    }
+                }
+                if (p.pairs && p.in % 2 == 1) {
+                    lastOddInput(x, t, n, p, w0, acc);
+                }
+                int width = Math.min(TILE, p.outs - o);
+                for (int k = 0; k < n; k++) {
+                    int dst = out.offset + (t + k) * out.cols() + o;
+                    for (int j = 0; j < width; j++) {
+                        out.array[dst + j] = bias == null ? acc[k * TILE + j] : acc[k * TILE + j] + bias.weightAt(o + j);
+                    }
                 }
             }
         });
     }
 
-    /** Weight elements [index, index + L) widened to float. */
-    private static FloatVector load(MemorySegment seg, DType type, long index) {
-        return switch (type) {
-            case F32 -> FloatVector.fromMemorySegment(F, seg, index * Float.BYTES, LE);
-            case BF16 -> bf16(seg, index);
-            case F16 -> f16(seg, index);
-            default -> throw new IllegalStateException(type.name());
-        };
+    /** For BF16 weights with an odd input count: the last input, the low half of the last packed pair. */
+    private static void lastOddInput(CpuTensor x, int t, int n, Packed p, long w0, float[] acc) {
+        int i = p.in - 1;
+        long base = w0 + (long) (i >> 1) * TILE;
+        for (int k = 0; k < n; k++) {
+            float xv = x.array[x.offset + (t + k) * p.in + i];
+            for (int j = 0; j < TILE; j++) {
+                float wv = Float.intBitsToFloat(p.data.getAtIndex(INT, base + j) << 16);
+                acc[k * TILE + j] = Math.fma(wv, xv, acc[k * TILE + j]);
+            }
+        }
     }
 
-    private static FloatVector bf16(MemorySegment seg, long index) {
-        ShortVector s = ShortVector.fromMemorySegment(S, seg, index * Short.BYTES, LE);
-        IntVector i = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
-        return i.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    private static FloatVector lo(IntVector pairs) {
+        return pairs.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
-    /** IEEE half to float: normal numbers by re-biasing, with zeros, subnormals, infinities and NaNs blended in. */
-    private static FloatVector f16(MemorySegment seg, long index) {
-        ShortVector s = ShortVector.fromMemorySegment(S, seg, index * Short.BYTES, LE);
-        IntVector h = ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).and(0xffff);
-        IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
-        IntVector magnitude = h.and(0x7fff);
-        IntVector shifted = magnitude.lanewise(VectorOperators.LSHL, 13);
-        IntVector normal = shifted.add(0x38000000);                    // exponent + (127 - 15)
-        VectorMask<Integer> special = magnitude.compare(VectorOperators.GE, 0x7c00);
-        IntVector bits = normal.blend(shifted.add(0x70000000), special); // infinities and NaNs
-        FloatVector value = bits.reinterpretAsFloats();
-        VectorMask<Integer> small = magnitude.compare(VectorOperators.LT, 0x0400);
-        FloatVector subnormal = ((FloatVector) magnitude.convert(VectorOperators.I2F, 0)).mul(0x1p-24f);
-        value = value.blend(subnormal, small.cast(F));
-        return value.reinterpretAsInts().or(sign).reinterpretAsFloats();
+    private static FloatVector hi(IntVector pairs) {
+        return pairs.and(0xffff0000).reinterpretAsFloats();
     }
 
-    private static float dot1(float[] x, int xo, MemorySegment seg, DType type, long w0, int n) {
-        FloatVector a0 = FloatVector.zero(F);
-        FloatVector a1 = FloatVector.zero(F);
-        FloatVector a2 = FloatVector.zero(F);
-        FloatVector a3 = FloatVector.zero(F);
-        int i = 0;
-        for (; i + 4 * L <= n; i += 4 * L) {
-            a0 = FloatVector.fromArray(F, x, xo + i).fma(load(seg, type, w0 + i), a0);
-            a1 = FloatVector.fromArray(F, x, xo + i + L).fma(load(seg, type, w0 + i + L), a1);
-            a2 = FloatVector.fromArray(F, x, xo + i + 2 * L).fma(load(seg, type, w0 + i + 2 * L), a2);
-            a3 = FloatVector.fromArray(F, x, xo + i + 3 * L).fma(load(seg, type, w0 + i + 3 * L), a3);
-        }
-        for (; i + L <= n; i += L) {
-            a0 = FloatVector.fromArray(F, x, xo + i).fma(load(seg, type, w0 + i), a0);
-        }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) {
-            s = Math.fma(x[xo + i], scalar(seg, type, w0 + i), s);
-        }
-        return s;
+    private static IntVector ints(MemorySegment s, long index) {
+        return IntVector.fromMemorySegment(I, s, index * Integer.BYTES, LE);
     }
 
-    /** dot1 for four rows of x against one weight row, reading each weight chunk once. */
-    private static void dot4(float[] x, int xa, int xb, int xc, int xd, MemorySegment seg, DType type, long w0, int n, float[] out) {
-        FloatVector a0 = FloatVector.zero(F);
-        FloatVector a1 = a0;
-        FloatVector a2 = a0;
-        FloatVector a3 = a0;
-        FloatVector b0 = a0;
-        FloatVector b1 = a0;
-        FloatVector b2 = a0;
-        FloatVector b3 = a0;
-        FloatVector c0 = a0;
-        FloatVector c1 = a0;
-        FloatVector c2 = a0;
-        FloatVector c3 = a0;
-        FloatVector d0 = a0;
-        FloatVector d1 = a0;
-        FloatVector d2 = a0;
-        FloatVector d3 = a0;
-        int i = 0;
-        for (; i + 4 * L <= n; i += 4 * L) {
-            FloatVector w0v = load(seg, type, w0 + i);
-            FloatVector w1v = load(seg, type, w0 + i + L);
-            FloatVector w2v = load(seg, type, w0 + i + 2 * L);
-            FloatVector w3v = load(seg, type, w0 + i + 3 * L);
-            a0 = FloatVector.fromArray(F, x, xa + i).fma(w0v, a0);
-            a1 = FloatVector.fromArray(F, x, xa + i + L).fma(w1v, a1);
-            a2 = FloatVector.fromArray(F, x, xa + i + 2 * L).fma(w2v, a2);
-            a3 = FloatVector.fromArray(F, x, xa + i + 3 * L).fma(w3v, a3);
-            b0 = FloatVector.fromArray(F, x, xb + i).fma(w0v, b0);
-            b1 = FloatVector.fromArray(F, x, xb + i + L).fma(w1v, b1);
-            b2 = FloatVector.fromArray(F, x, xb + i + 2 * L).fma(w2v, b2);
-            b3 = FloatVector.fromArray(F, x, xb + i + 3 * L).fma(w3v, b3);
-            c0 = FloatVector.fromArray(F, x, xc + i).fma(w0v, c0);
-            c1 = FloatVector.fromArray(F, x, xc + i + L).fma(w1v, c1);
-            c2 = FloatVector.fromArray(F, x, xc + i + 2 * L).fma(w2v, c2);
-            c3 = FloatVector.fromArray(F, x, xc + i + 3 * L).fma(w3v, c3);
-            d0 = FloatVector.fromArray(F, x, xd + i).fma(w0v, d0);
-            d1 = FloatVector.fromArray(F, x, xd + i + L).fma(w1v, d1);
-            d2 = FloatVector.fromArray(F, x, xd + i + 2 * L).fma(w2v, d2);
-            d3 = FloatVector.fromArray(F, x, xd + i + 3 * L).fma(w3v, d3);
-        }
-        for (; i + L <= n; i += L) {
-            FloatVector wv = load(seg, type, w0 + i);
-            a0 = FloatVector.fromArray(F, x, xa + i).fma(wv, a0);
-            b0 = FloatVector.fromArray(F, x, xb + i).fma(wv, b0);
-            c0 = FloatVector.fromArray(F, x, xc + i).fma(wv, c0);
-            d0 = FloatVector.fromArray(F, x, xd + i).fma(wv, d0);
-        }
-        float sa = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
-        float sb = b0.add(b1).add(b2.add(b3)).reduceLanes(VectorOperators.ADD);
-        float sc = c0.add(c1).add(c2.add(c3)).reduceLanes(VectorOperators.ADD);
-        float sd = d0.add(d1).add(d2.add(d3)).reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) {
-            float wv = scalar(seg, type, w0 + i);
-            sa = Math.fma(x[xa + i], wv, sa);
-            sb = Math.fma(x[xb + i], wv, sb);
-            sc = Math.fma(x[xc + i], wv, sc);
-            sd = Math.fma(x[xd + i], wv, sd);
-        }
-        out[0] = sa;
-        out[1] = sb;
-        out[2] = sc;
-        out[3] = sd;
+    private static FloatVector floats(MemorySegment s, long index) {
+        return FloatVector.fromMemorySegment(F, s, index * Float.BYTES, LE);
     }
 
-    private static float scalar(MemorySegment seg, DType type, long index) {
-        return switch (type) {
-            case F32 -> seg.getAtIndex(RowOps.F32, index);
-            case BF16 -> Float.intBitsToFloat((seg.getAtIndex(RowOps.I16, index) & 0xffff) << 16);
-            case F16 -> Float.float16ToFloat(seg.getAtIndex(RowOps.I16, index));
-            default -> throw new IllegalStateException(type.name());
-        };
+    // The tiles below are kept small enough for C2 to inline every Vector API call (a method too
+    // large falls back to boxed vectors and runs ten times slower): full input pairs only, and
+    // plain stores of the accumulators into acc; the caller adds the odd tail, bias and bounds.
+
+    /** Four x rows (xo + k * in) against the tile at tileAt: acc[k * 4L + j]. */
+    private static void tile4Bf16(float[] x, int xo, int in, MemorySegment w, long tileAt, float[] acc) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        FloatVector c0 = z, c1 = z, c2 = z, c3 = z, d0 = z, d1 = z, d2 = z, d3 = z;
+        int xb = xo + in;
+        int xc = xb + in;
+        int xd = xc + in;
+        for (int i = 0; i + 1 < in; i += 2) {
+            long base = tileAt + (long) (i >> 1) * TILE;
+            IntVector p0 = ints(w, base);
+            IntVector p1 = ints(w, base + L);
+            IntVector p2 = ints(w, base + 2 * L);
+            IntVector p3 = ints(w, base + 3 * L);
+            FloatVector w0 = lo(p0), w1 = lo(p1), w2 = lo(p2), w3 = lo(p3);
+            FloatVector s = FloatVector.broadcast(F, x[xo + i]);
+            a0 = w0.fma(s, a0); a1 = w1.fma(s, a1); a2 = w2.fma(s, a2); a3 = w3.fma(s, a3);
+            s = FloatVector.broadcast(F, x[xb + i]);
+            b0 = w0.fma(s, b0); b1 = w1.fma(s, b1); b2 = w2.fma(s, b2); b3 = w3.fma(s, b3);
+            s = FloatVector.broadcast(F, x[xc + i]);
+            c0 = w0.fma(s, c0); c1 = w1.fma(s, c1); c2 = w2.fma(s, c2); c3 = w3.fma(s, c3);
+            s = FloatVector.broadcast(F, x[xd + i]);
+            d0 = w0.fma(s, d0); d1 = w1.fma(s, d1); d2 = w2.fma(s, d2); d3 = w3.fma(s, d3);
+            w0 = hi(p0); w1 = hi(p1); w2 = hi(p2); w3 = hi(p3);
+            s = FloatVector.broadcast(F, x[xo + i + 1]);
+            a0 = w0.fma(s, a0); a1 = w1.fma(s, a1); a2 = w2.fma(s, a2); a3 = w3.fma(s, a3);
+            s = FloatVector.broadcast(F, x[xb + i + 1]);
+            b0 = w0.fma(s, b0); b1 = w1.fma(s, b1); b2 = w2.fma(s, b2); b3 = w3.fma(s, b3);
+            s = FloatVector.broadcast(F, x[xc + i + 1]);
+            c0 = w0.fma(s, c0); c1 = w1.fma(s, c1); c2 = w2.fma(s, c2); c3 = w3.fma(s, c3);
+            s = FloatVector.broadcast(F, x[xd + i + 1]);
+            d0 = w0.fma(s, d0); d1 = w1.fma(s, d1); d2 = w2.fma(s, d2); d3 = w3.fma(s, d3);
+        }
+        a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
+        b0.intoArray(acc, TILE); b1.intoArray(acc, TILE + L); b2.intoArray(acc, TILE + 2 * L); b3.intoArray(acc, TILE + 3 * L);
+        c0.intoArray(acc, 2 * TILE); c1.intoArray(acc, 2 * TILE + L); c2.intoArray(acc, 2 * TILE + 2 * L); c3.intoArray(acc, 2 * TILE + 3 * L);
+        d0.intoArray(acc, 3 * TILE); d1.intoArray(acc, 3 * TILE + L); d2.intoArray(acc, 3 * TILE + 2 * L); d3.intoArray(acc, 3 * TILE + 3 * L);
+    }
+
+    /** One x row against the tile at tileAt: acc[at + j]. */
+    private static void tile1Bf16(float[] x, int xo, int in, MemorySegment w, long tileAt, float[] acc, int at) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i + 1 < in; i += 2) {
+            long base = tileAt + (long) (i >> 1) * TILE;
+            IntVector p0 = ints(w, base);
+            IntVector p1 = ints(w, base + L);
+            IntVector p2 = ints(w, base + 2 * L);
+            IntVector p3 = ints(w, base + 3 * L);
+            FloatVector s = FloatVector.broadcast(F, x[xo + i]);
+            a0 = lo(p0).fma(s, a0); a1 = lo(p1).fma(s, a1); a2 = lo(p2).fma(s, a2); a3 = lo(p3).fma(s, a3);
+            s = FloatVector.broadcast(F, x[xo + i + 1]);
+            a0 = hi(p0).fma(s, a0); a1 = hi(p1).fma(s, a1); a2 = hi(p2).fma(s, a2); a3 = hi(p3).fma(s, a3);
+        }
+        a0.intoArray(acc, at); a1.intoArray(acc, at + L); a2.intoArray(acc, at + 2 * L); a3.intoArray(acc, at + 3 * L);
+    }
+
+    /** As tile4Bf16, for float32 packed weights. */
+    private static void tile4F32(float[] x, int xo, int in, MemorySegment w, long tileAt, float[] acc) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        FloatVector c0 = z, c1 = z, c2 = z, c3 = z, d0 = z, d1 = z, d2 = z, d3 = z;
+        int xb = xo + in;
+        int xc = xb + in;
+        int xd = xc + in;
+        for (int i = 0; i < in; i++) {
+            long base = tileAt + (long) i * TILE;
+            FloatVector w0 = floats(w, base), w1 = floats(w, base + L), w2 = floats(w, base + 2 * L), w3 = floats(w, base + 3 * L);
+            FloatVector s = FloatVector.broadcast(F, x[xo + i]);
+            a0 = w0.fma(s, a0); a1 = w1.fma(s, a1); a2 = w2.fma(s, a2); a3 = w3.fma(s, a3);
+            s = FloatVector.broadcast(F, x[xb + i]);
+            b0 = w0.fma(s, b0); b1 = w1.fma(s, b1); b2 = w2.fma(s, b2); b3 = w3.fma(s, b3);
+            s = FloatVector.broadcast(F, x[xc + i]);
+            c0 = w0.fma(s, c0); c1 = w1.fma(s, c1); c2 = w2.fma(s, c2); c3 = w3.fma(s, c3);
+            s = FloatVector.broadcast(F, x[xd + i]);
+            d0 = w0.fma(s, d0); d1 = w1.fma(s, d1); d2 = w2.fma(s, d2); d3 = w3.fma(s, d3);
+        }
+        a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
+        b0.intoArray(acc, TILE); b1.intoArray(acc, TILE + L); b2.intoArray(acc, TILE + 2 * L); b3.intoArray(acc, TILE + 3 * L);
+        c0.intoArray(acc, 2 * TILE); c1.intoArray(acc, 2 * TILE + L); c2.intoArray(acc, 2 * TILE + 2 * L); c3.intoArray(acc, 2 * TILE + 3 * L);
+        d0.intoArray(acc, 3 * TILE); d1.intoArray(acc, 3 * TILE + L); d2.intoArray(acc, 3 * TILE + 2 * L); d3.intoArray(acc, 3 * TILE + 3 * L);
+    }
+
+    /** As tile1Bf16, for float32 packed weights. */
+    private static void tile1F32(float[] x, int xo, int in, MemorySegment w, long tileAt, float[] acc, int at) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < in; i++) {
+            long base = tileAt + (long) i * TILE;
+            FloatVector s = FloatVector.broadcast(F, x[xo + i]);
+            a0 = floats(w, base).fma(s, a0);
+            a1 = floats(w, base + L).fma(s, a1);
+            a2 = floats(w, base + 2 * L).fma(s, a2);
+            a3 = floats(w, base + 3 * L).fma(s, a3);
+        }
+        a0.intoArray(acc, at); a1.intoArray(acc, at + L); a2.intoArray(acc, at + 2 * L); a3.intoArray(acc, at + 3 * L);
     }
 
     @Override

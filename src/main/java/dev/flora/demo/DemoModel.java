@@ -15,12 +15,13 @@ import java.util.Comparator;
 import java.util.stream.Stream;
 
 /**
- * The demo's embedded default: a small Llama with seeded random weights and a tokenizer trained
- * on a text that ships in the jar. Made once, deterministically, and cached on disk.
+ * The demo's embedded default: a Llama-shaped model of about 100M parameters in bfloat16 with
+ * seeded random weights, and a tokenizer trained on a text that ships in the jar. Made once,
+ * deterministically, and cached on disk.
  */
 public final class DemoModel {
     /** Bump when the recipe changes, so stale caches are not reused. */
-    static final String VERSION = "v1";
+    static final String VERSION = "v2";
     static final int VOCAB = 1024;
     static final long SEED = 20261123L;
 
@@ -35,6 +36,11 @@ public final class DemoModel {
 
     /** The model directory, made under {@code cache} if not there yet. */
     public static Path ensure(Path cache) {
+        return ensure(cache, total -> n -> { });
+    }
+
+    /** As {@link #ensure(Path)}, reporting progress while the weights are made (see {@link RandomLlama}). */
+    public static Path ensure(Path cache, java.util.function.LongFunction<java.util.function.LongConsumer> progress) {
         Path dir = cache.resolve("demo-llama-" + VERSION);
         if (Files.isRegularFile(dir.resolve("model.safetensors"))) {
             return dir;
@@ -42,7 +48,7 @@ public final class DemoModel {
         try {
             Files.createDirectories(cache);
             Path tmp = Files.createTempDirectory(cache, "demo-building-");
-            make(tmp);
+            make(tmp, progress);
             try {
                 Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
             } catch (IOException raced) {
@@ -57,7 +63,7 @@ public final class DemoModel {
         }
     }
 
-    static void make(Path dir) throws IOException {
+    static void make(Path dir, java.util.function.LongFunction<java.util.function.LongConsumer> progress) throws IOException {
         ObjectMapper json = new ObjectMapper();
         ObjectNode tokenizer = BpeTrainer.train(corpus(), VOCAB);
         json.writeValue(dir.resolve("tokenizer.json").toFile(), tokenizer);
@@ -65,22 +71,22 @@ public final class DemoModel {
         ObjectNode config = json.createObjectNode();
         config.putArray("architectures").add("LlamaForCausalLM");
         config.put("model_type", "llama");
-        config.put("hidden_size", 256);
-        config.put("intermediate_size", 704);
-        config.put("num_hidden_layers", 4);
-        config.put("num_attention_heads", 8);
+        config.put("hidden_size", 768);
+        config.put("intermediate_size", 2048);
+        config.put("num_hidden_layers", 16);
+        config.put("num_attention_heads", 12);
         config.put("num_key_value_heads", 4);
-        config.put("head_dim", 32);
+        config.put("head_dim", 64);
         config.put("vocab_size", vocab);
-        config.put("max_position_embeddings", 1024);
+        config.put("max_position_embeddings", 2048);
         config.put("rms_norm_eps", 1e-5);
         config.put("hidden_act", "silu");
         config.put("tie_word_embeddings", false);
         config.put("bos_token_id", 1);
         config.put("eos_token_id", 2);
-        config.put("dtype", "float32");
+        config.put("dtype", "bfloat16");
         config.putObject("rope_parameters").put("rope_type", "default").put("rope_theta", 10000.0);
-        RandomLlama.write(dir, config, SEED, 2.0, DType.F32);
+        RandomLlama.write(dir, config, SEED, 2.0, DType.BF16, progress);
         ObjectNode generation = json.createObjectNode();
         generation.put("bos_token_id", 1).put("eos_token_id", 2);
         json.writeValue(dir.resolve("generation_config.json").toFile(), generation);

@@ -25,6 +25,15 @@ public final class RandomLlama {
      * @param std  standard deviation of projection and embedding weights, relative to 1/sqrt(fan-in)
      */
     public static void write(Path dir, ObjectNode config, long seed, double std, DType dtype) throws IOException {
+        write(dir, config, seed, std, dtype, total -> n -> { });
+    }
+
+    /**
+     * As {@link #write(Path, ObjectNode, long, double, DType)}, reporting progress: {@code progress}
+     * gets the total number of weights and returns what to tell as they are made.
+     */
+    public static void write(Path dir, ObjectNode config, long seed, double std, DType dtype,
+                             java.util.function.LongFunction<java.util.function.LongConsumer> progress) throws IOException {
         Files.createDirectories(dir);
         ObjectMapper json = new ObjectMapper();
         Path configFile = dir.resolve("config.json");
@@ -33,8 +42,10 @@ public final class RandomLlama {
         LlamaConfig c = LlamaConfig.read(new ConfigReader(config, configFile), arch);
         SplittableRandom random = new SplittableRandom(seed);
         SafetensorsWriter out = new SafetensorsWriter();
+        java.util.function.LongConsumer made = progress.apply(parameterCount(c));
         int d = c.hiddenSize();
         matrix(out, "model.embed_tokens.weight", c.vocabSize(), d, std, random, dtype);
+        made.accept((long) c.vocabSize() * d);
         for (int i = 0; i < c.layers(); i++) {
             String p = "model.layers." + i + ".";
             norm(out, p + "input_layernorm.weight", d, random, dtype);
@@ -46,13 +57,26 @@ public final class RandomLlama {
             linear(out, p + "mlp.gate_proj", c.intermediateSize(), d, c.mlpBias(), std, random, dtype);
             linear(out, p + "mlp.up_proj", c.intermediateSize(), d, c.mlpBias(), std, random, dtype);
             linear(out, p + "mlp.down_proj", d, c.intermediateSize(), c.mlpBias(), std, random, dtype);
+            made.accept(layerParameters(c));
         }
         norm(out, "model.norm.weight", d, random, dtype);
         if (!c.tieEmbeddings()) {
             matrix(out, "lm_head.weight", c.vocabSize(), d, std, random, dtype);
+            made.accept((long) c.vocabSize() * d);
         }
         out.metadata("format", "pt");
         out.write(dir.resolve("model.safetensors"));
+    }
+
+    /** Matrix weights of one decoder layer (norms and biases are too few to count). */
+    static long layerParameters(LlamaConfig c) {
+        long d = c.hiddenSize();
+        return d * (c.qWidth() + 2L * c.kvWidth()) + (long) c.qWidth() * d + 3L * d * c.intermediateSize();
+    }
+
+    static long parameterCount(LlamaConfig c) {
+        long embeddings = (long) c.vocabSize() * c.hiddenSize() * (c.tieEmbeddings() ? 1 : 2);
+        return embeddings + c.layers() * layerParameters(c);
     }
 
     private static void linear(SafetensorsWriter out, String module, int rows, int cols, boolean bias, double std,

@@ -14,4 +14,9 @@ public record Linear(String module, Tensor weight, Tensor bias) {
     public int inFeatures() {
         return weight.cols();
     }
+
+    /** Bytes of the weight matrix as stored. */
+    public long weightBytes() {
+        return weight.numel() * weight.dtype().bytes();
+    }
 }

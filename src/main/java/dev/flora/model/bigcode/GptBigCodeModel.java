@@ -10,6 +10,8 @@ import dev.flora.model.Linear;
 import dev.flora.model.ModelSpec;
 import dev.flora.safetensors.Weights;
 
+import java.util.List;
+
 /**
  * GPT-BigCode (StarCoder): learned positions, LayerNorm, multi-query attention through a fused
  * c_attn projection, a GELU MLP, biases everywhere, tied embeddings. One definition for every backend.
@@ -17,6 +19,9 @@ import dev.flora.safetensors.Weights;
 public final class GptBigCodeModel implements CausalLM {
     private record Layer(Tensor ln1Weight, Tensor ln1Bias, Linear qkv, Linear out, Tensor ln2Weight, Tensor ln2Bias,
                          Linear fc, Linear proj) {
+        List<Linear> linears() {
+            return List.of(qkv, out, fc, proj);
+        }
     }
 
     private final Backend backend;
@@ -53,7 +58,8 @@ public final class GptBigCodeModel implements CausalLM {
         this.lmHead = config.tieEmbeddings() ? tokenEmbedding : backend.weight(weights.get("lm_head.weight", v, d), v, d);
         float scale = config.scaleAttention() ? (float) (1.0 / Math.sqrt(config.headDim())) : 1f;
         this.attention = new AttentionShape(config.heads(), config.kvHeads(), config.headDim(), scale, 0);
-        this.spec = new ModelSpec(GptBigCodeConfig.ARCHITECTURE, v, d, config.layers(), config.kvWidth(), config.maxPositions());
+        this.spec = ModelSpec.of(GptBigCodeConfig.ARCHITECTURE, v, d, config.layers(), config.kvWidth(), config.maxPositions(), lmHead,
+                java.util.Arrays.stream(layers).flatMap(l -> l.linears().stream()).toList());
     }
 
     private Tensor vector(Weights weights, String name, int n) {

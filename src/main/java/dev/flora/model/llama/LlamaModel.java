@@ -10,6 +10,8 @@ import dev.flora.model.Linear;
 import dev.flora.model.ModelSpec;
 import dev.flora.safetensors.Weights;
 
+import java.util.List;
+
 /**
  * The Llama family (Llama, Mistral, Qwen2): RMSNorm, rotary attention with grouped-query heads,
  * a gated MLP. One definition for every backend.
@@ -17,6 +19,9 @@ import dev.flora.safetensors.Weights;
 public final class LlamaModel implements CausalLM {
     private record Layer(Tensor inputNorm, Linear q, Linear k, Linear v, Linear o, Tensor postNorm,
                          Linear gate, Linear up, Linear down, AttentionShape attention) {
+        List<Linear> linears() {
+            return List.of(q, k, v, o, gate, up, down);
+        }
     }
 
     private final Backend backend;
@@ -54,7 +59,8 @@ public final class LlamaModel implements CausalLM {
         this.lmHead = config.tieEmbeddings() ? embedding : backend.weight(weights.get("lm_head.weight", v, d), v, d);
         float[] inv = config.rope().inverseFrequencies(config.headDim());
         this.invFreq = backend.fromHost(inv, 1, inv.length);
-        this.spec = new ModelSpec(config.architecture(), v, d, config.layers(), config.kvWidth(), config.maxPositions());
+        this.spec = ModelSpec.of(config.architecture(), v, d, config.layers(), config.kvWidth(), config.maxPositions(), lmHead,
+                java.util.Arrays.stream(layers).flatMap(l -> l.linears().stream()).toList());
     }
 
     private Tensor vector(Weights weights, String name, int n) {

@@ -1,0 +1,94 @@
+package dev.flora.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.flora.FloraException;
+import dev.flora.bench.DecodeBench;
+import dev.flora.bench.MachineLimits;
+import dev.flora.cpu.CpuBackend;
+import dev.flora.cpu.KernelProvider;
+import dev.flora.demo.DemoModel;
+import dev.flora.model.CausalLM;
+import dev.flora.model.ModelDirectory;
+import dev.flora.model.Models;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code flora bench}: measurements against the machine's own limits. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks that print tables (and --json lines) of speed against the machine's measured limits.",
+        subcommands = {BenchCommand.Decode.class})
+final class BenchCommand implements Runnable {
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    @Command(name = "decode", mixinStandardHelpOptions = true,
+            description = {"Decode tokens/s of B sequences together, with the memory bandwidth and FMA peak measured in the "
+                    + "same run and the fractions of them reached.",
+                    "Without --model, the demo model (made if needed)."})
+    static final class Decode implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: the demo model).")
+        Path model;
+
+        @Option(names = "--batch", defaultValue = "1", paramLabel = "B", description = "Sequences decoded together (default: ${DEFAULT-VALUE}).")
+        int batch;
+
+        @Option(names = "--tokens", defaultValue = "64", paramLabel = "N", description = "Decode steps timed (default: ${DEFAULT-VALUE}).")
+        int tokens;
+
+        @Option(names = "--json", description = "Print one JSON line instead of the table.")
+        boolean json;
+
+        @Override
+        public Integer call() {
+            if (batch < 1 || tokens < 1) {
+                throw new FloraException("--batch and --tokens must be at least 1");
+            }
+            Path dir = model != null ? model : DemoModel.ensure(DemoModel.defaultCache(),
+                    total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
+            ModelDirectory directory = ModelDirectory.open(dir);
+            CausalLM lm = Models.load(directory, new CpuBackend());
+            if (DecodeBench.PROMPT_TOKENS + tokens > lm.spec().maxContext()) {
+                throw new FloraException("--tokens " + tokens + " does not fit the model's context of " + lm.spec().maxContext());
+            }
+            MachineLimits limits = MachineLimits.measure();
+            DecodeBench.Result r = DecodeBench.run(lm, dir.getFileName().toString(), KernelProvider.describe(), batch, tokens, limits);
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                ObjectNode o = JsonLines.JSON.valueToTree(r);
+                out.println(o);
+            } else {
+                out.println(table(r));
+            }
+            return 0;
+        }
+
+        static String table(DecodeBench.Result r) {
+            MachineLimits m = r.limits();
+            return String.format(Locale.ROOT, """
+                    model            %s (%.1f MB of matrix weights)
+                    kernels          %s, %d threads
+                    batch x steps    %d x %d in %.3f s
+                    decode           %.1f tokens/s
+                    memory roofline  %.1f tokens/s at %.1f GB/s measured  -> %.0f%% reached
+                    FMA peak         %.1f GFLOP/s measured               -> %.0f%% reached""",
+                    r.model(), r.weightBytes() / 1e6, r.kernels(), m.threads(), r.batch(), r.steps(), r.seconds(),
+                    r.tokensPerSecond(), r.rooflineTokensPerSecond(), m.bytesPerSecond() / 1e9, 100 * r.memoryFraction(),
+                    m.flopsPerSecond() / 1e9, 100 * r.flopFraction());
+        }
+    }
+}
