@@ -5,7 +5,6 @@ import dev.flora.backend.Activation;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.function.IntConsumer;
-import java.util.stream.IntStream;
 
 /**
  * Row-wise float32 operations that cost little next to the matrix products (norms, RoPE,
@@ -30,7 +29,7 @@ final class RowOps {
     /** Runs body(i) for i in [0, n), in parallel when the total work is large enough. */
     static void forEach(int n, long workPerItem, IntConsumer body) {
         if (n > 1 && (long) n * workPerItem >= PARALLEL_WORK) {
-            IntStream.range(0, n).parallel().forEach(body);
+            WorkerPool.SHARED.run(n, body);
         } else {
             for (int i = 0; i < n; i++) {
                 body.accept(i);
