@@ -53,6 +53,15 @@ public interface Backend extends AutoCloseable {
     /** out = x / sqrt(mean(x^2) + eps) * weight, per row. */
     void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out);
 
+    /**
+     * dst[rows[i]] = (accumulate ? dst[rows[i]] : 0) + scale * src[i] (+ bias): writes adapted
+     * rows back into a layer's output.
+     */
+    void scatterRows(Tensor src, int[] rows, float scale, Tensor bias, boolean accumulate, Tensor dst);
+
+    /** x[r] ∘= vectors[vectorRow] for the given rows (null: every row), in place. */
+    void mulRows(Tensor x, int[] rows, Tensor vectors, int vectorRow);
+
     /** out = (x - mean) / sqrt(var + eps) * weight + bias, per row. */
     void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out);
 

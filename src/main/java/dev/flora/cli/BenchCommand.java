@@ -7,6 +7,7 @@ import dev.flora.bench.MachineLimits;
 import dev.flora.cpu.CpuBackend;
 import dev.flora.cpu.KernelProvider;
 import dev.flora.demo.DemoModel;
+import dev.flora.demo.LlamaShape;
 import dev.flora.model.CausalLM;
 import dev.flora.model.ModelDirectory;
 import dev.flora.model.Models;
@@ -23,7 +24,7 @@ import java.util.concurrent.Callable;
 /** {@code flora bench}: measurements against the machine's own limits. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks that print tables (and --json lines) of speed against the machine's measured limits.",
-        subcommands = {BenchCommand.Decode.class})
+        subcommands = {BenchCommand.Decode.class, BenchCommand.MakeModel.class})
 final class BenchCommand implements Runnable {
     @Spec
     CommandSpec spec;
@@ -31,6 +32,30 @@ final class BenchCommand implements Runnable {
     @Override
     public void run() {
         spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    @Command(name = "model", mixinStandardHelpOptions = true,
+            description = "Write a random-weight Llama model directory of a known shape (bfloat16, seeded), for benchmarks.")
+    static final class MakeModel implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--shape", required = true, paramLabel = "NAME", description = "demo-100m, tinyllama-1.1b or llama2-7b.")
+        String shape;
+
+        @Option(names = "--out", required = true, paramLabel = "DIR", description = "Directory to write (must not exist).")
+        Path out;
+
+        @Override
+        public Integer call() throws java.io.IOException {
+            LlamaShape s = LlamaShape.named(shape);
+            if (java.nio.file.Files.exists(out)) {
+                throw new FloraException(out + ": already exists; give a new directory");
+            }
+            DemoModel.write(out, s, total -> new Progress(spec.commandLine().getErr(), "writing " + s.name(), total));
+            spec.commandLine().getOut().println("wrote " + s.name() + " to " + out);
+            return 0;
+        }
     }
 
     @Command(name = "decode", mixinStandardHelpOptions = true,

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.flora.FloraException;
+import dev.flora.adapter.AdapterRange;
+import dev.flora.adapter.AdapterRegistry;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
 import dev.flora.engine.Request;
@@ -38,6 +40,10 @@ final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--adapter", paramLabel = "NAME=DIR", description = "An adapter requests may name (repeatable).")
     Map<String, Path> adapters = Map.of();
 
+    @Option(names = "--max-adapters", paramLabel = "N",
+            description = "Adapters resident at once (default: all given); requests for others wait their turn.")
+    Integer maxAdapters;
+
     @Option(names = "--requests", required = true, paramLabel = "IN.jsonl", description = "Request lines (- for stdin).")
     Path requests;
 
@@ -67,19 +73,17 @@ final class ScoreCommand implements Callable<Integer> {
         if (maxBatchedTokens <= 0) {
             throw new FloraException("--max-batched-tokens must be positive, got " + maxBatchedTokens);
         }
-        if (!strategy.equals("auto")) {
-            throw new FloraException("--strategy '" + strategy + "' is not available: this build has no adapter strategies yet (supported: auto)");
-        }
-        if (!adapters.isEmpty()) {
-            throw new FloraException("--adapter: per-request adapters are not supported by this build yet (see README, 'Not supported yet')");
+        if (!strategy.equals("auto") && !strategy.equals("exact")) {
+            throw new FloraException("--strategy '" + strategy + "' is not available (supported: auto, exact)");
         }
         List<JsonLines.Line> lines = JsonLines.read(requests);
         try (PretrainedModel pretrained = PretrainedModel.load(model, device.create())) {
+            AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters, maxAdapters != null ? maxAdapters : Math.max(1, adapters.size()));
             List<Request> batch = new ArrayList<>();
             for (JsonLines.Line line : lines) {
-                batch.add(toRequest(line, pretrained));
+                batch.add(toRequest(line, pretrained, registry));
             }
-            Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens), pretrained.eosTokenIds());
+            Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens), pretrained.eosTokenIds(), registry);
             List<Result> results;
             try (Progress progress = new Progress(spec.commandLine().getErr(), "scoring", batch.size())) {
                 results = engine.run(batch, new Engine.Listener() {
@@ -98,44 +102,68 @@ final class ScoreCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Request toRequest(JsonLines.Line line, PretrainedModel pretrained) {
+    private Request toRequest(JsonLines.Line line, PretrainedModel pretrained, AdapterRegistry registry) {
         JsonNode v = line.value();
         String where = requests + " line " + line.number();
         JsonNode prompt = v.get("prompt");
         if (prompt == null || !prompt.isTextual()) {
             throw new FloraException(where + ": \"prompt\" must be a string");
         }
-        checkBaseModelOnly(v, where);
+        List<AdapterRange> ranges = adapterRanges(v, where, registry);
         int[] tokens = pretrained.tokenizer().encode(prompt.asText(), true);
         int context = pretrained.model().spec().maxContext();
         if (tokens.length + Math.max(0, greedyTokens - 1) > context) {
             throw new FloraException(where + ": the prompt has " + tokens.length + " tokens; with " + greedyTokens
                     + " greedy tokens that exceeds the model's context of " + context);
         }
-        return new Request("line-" + line.number(), tokens, SamplingParams.greedy(greedyTokens, true), true);
+        Request request = new Request("line-" + line.number(), tokens, SamplingParams.greedy(greedyTokens, true), true, ranges);
+        for (AdapterRange r : ranges) {
+            if (r.from() >= tokens.length) {
+                throw new FloraException(where + ": adapter range from " + r.from() + " starts past the prompt's " + tokens.length + " tokens");
+            }
+        }
+        return request;
     }
 
-    /** Adapters come with per-request adapter support; until then only the base model may be named. */
-    private static void checkBaseModelOnly(JsonNode v, String where) {
+    /** "adapter": a name or null, or "adapters": [{"from", "name"}, ...] ranges over the prompt's tokens. */
+    private static List<AdapterRange> adapterRanges(JsonNode v, String where, AdapterRegistry registry) {
         JsonNode adapter = v.get("adapter");
-        if (adapter != null && !adapter.isNull()) {
-            if (!adapter.isTextual()) {
-                throw new FloraException(where + ": \"adapter\" must be a name or null");
-            }
-            throw new FloraException(where + ": names adapter '" + adapter.asText() + "', but no adapter is loaded (this build has no adapter support yet)");
-        }
         JsonNode ranges = v.get("adapters");
         if (ranges != null && !ranges.isNull()) {
-            if (!ranges.isArray()) {
-                throw new FloraException(where + ": \"adapters\" must be a list of {\"from\", \"name\"}");
+            if (adapter != null && !adapter.isNull()) {
+                throw new FloraException(where + ": give \"adapter\" or \"adapters\", not both");
             }
+            if (!ranges.isArray() || ranges.isEmpty()) {
+                throw new FloraException(where + ": \"adapters\" must be a non-empty list of {\"from\", \"name\"}");
+            }
+            List<AdapterRange> out = new ArrayList<>();
             for (JsonNode r : ranges) {
+                JsonNode from = r.get("from");
                 JsonNode name = r.get("name");
-                if (name != null && !name.isNull()) {
-                    throw new FloraException(where + ": names adapter '" + name.asText() + "', but no adapter is loaded (this build has no adapter support yet)");
+                if (from == null || !from.isIntegralNumber() || from.asInt() < 0) {
+                    throw new FloraException(where + ": each adapter range needs \"from\", a token position >= 0");
                 }
+                if (name != null && !name.isNull() && !name.isTextual()) {
+                    throw new FloraException(where + ": an adapter range's \"name\" must be a string or null");
+                }
+                out.add(new AdapterRange(from.asInt(), known(name == null || name.isNull() ? null : name.asText(), where, registry)));
             }
+            return out;
         }
+        if (adapter == null || adapter.isNull()) {
+            return List.of();
+        }
+        if (!adapter.isTextual()) {
+            throw new FloraException(where + ": \"adapter\" must be a name or null");
+        }
+        return List.of(new AdapterRange(0, known(adapter.asText(), where, registry)));
+    }
+
+    private static String known(String name, String where, AdapterRegistry registry) {
+        if (name != null && !registry.contains(name)) {
+            throw new FloraException(where + ": unknown adapter '" + name + "'; load it with --adapter " + name + "=DIR");
+        }
+        return name;
     }
 
     private static ObjectNode toJson(JsonNode id, Result r) {

@@ -166,6 +166,40 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void scatterRows(Tensor src, int[] rows, float scale, Tensor bias, boolean accumulate, Tensor dst) {
+        CpuTensor s = CpuTensor.act(src);
+        CpuTensor d = CpuTensor.act(dst);
+        CpuTensor b = bias == null ? null : CpuTensor.of(bias);
+        int cols = d.cols();
+        for (int i = 0; i < rows.length; i++) {
+            int from = s.offset + i * cols;
+            int to = d.offset + rows[i] * cols;
+            for (int c = 0; c < cols; c++) {
+                float v = scale * s.array[from + c];
+                if (b != null) {
+                    v += b.isWeight() ? b.weightAt(c) : b.array[b.offset + c];
+                }
+                d.array[to + c] = accumulate ? d.array[to + c] + v : v;
+            }
+        }
+    }
+
+    @Override
+    public void mulRows(Tensor x, int[] rows, Tensor vectors, int vectorRow) {
+        CpuTensor t = CpuTensor.act(x);
+        CpuTensor v = CpuTensor.of(vectors);
+        int cols = t.cols();
+        int n = rows == null ? t.rows() : rows.length;
+        for (int i = 0; i < n; i++) {
+            int at = t.offset + (rows == null ? i : rows[i]) * cols;
+            for (int c = 0; c < cols; c++) {
+                long k = (long) vectorRow * cols + c;
+                t.array[at + c] *= v.isWeight() ? v.weightAt(k) : v.array[v.offset + (int) k];
+            }
+        }
+    }
+
+    @Override
     public void gatherRows(Tensor x, int[] rows, Tensor out) {
         CpuTensor src = CpuTensor.act(x);
         CpuTensor dst = CpuTensor.act(out);

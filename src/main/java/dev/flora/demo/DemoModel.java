@@ -48,7 +48,7 @@ public final class DemoModel {
         try {
             Files.createDirectories(cache);
             Path tmp = Files.createTempDirectory(cache, "demo-building-");
-            make(tmp, progress);
+            write(tmp, LlamaShape.DEMO, progress);
             try {
                 Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
             } catch (IOException raced) {
@@ -63,22 +63,28 @@ public final class DemoModel {
         }
     }
 
-    static void make(Path dir, java.util.function.LongFunction<java.util.function.LongConsumer> progress) throws IOException {
+    /**
+     * Writes a model directory of this shape: the demo's tokenizer, config.json, bfloat16 random
+     * weights (seeded) and generation_config.json.
+     */
+    public static void write(Path dir, LlamaShape shape, java.util.function.LongFunction<java.util.function.LongConsumer> progress)
+            throws IOException {
+        Files.createDirectories(dir);
         ObjectMapper json = new ObjectMapper();
         ObjectNode tokenizer = BpeTrainer.train(corpus(), VOCAB);
         json.writeValue(dir.resolve("tokenizer.json").toFile(), tokenizer);
-        int vocab = tokenizer.path("model").path("vocab").size();
+        int vocab = shape.vocab() > 0 ? shape.vocab() : tokenizer.path("model").path("vocab").size();
         ObjectNode config = json.createObjectNode();
         config.putArray("architectures").add("LlamaForCausalLM");
         config.put("model_type", "llama");
-        config.put("hidden_size", 768);
-        config.put("intermediate_size", 2048);
-        config.put("num_hidden_layers", 16);
-        config.put("num_attention_heads", 12);
-        config.put("num_key_value_heads", 4);
-        config.put("head_dim", 64);
+        config.put("hidden_size", shape.hidden());
+        config.put("intermediate_size", shape.intermediate());
+        config.put("num_hidden_layers", shape.layers());
+        config.put("num_attention_heads", shape.heads());
+        config.put("num_key_value_heads", shape.kvHeads());
+        config.put("head_dim", shape.headDim());
         config.put("vocab_size", vocab);
-        config.put("max_position_embeddings", 2048);
+        config.put("max_position_embeddings", shape.maxPositions());
         config.put("rms_norm_eps", 1e-5);
         config.put("hidden_act", "silu");
         config.put("tie_word_embeddings", false);

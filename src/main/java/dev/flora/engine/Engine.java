@@ -1,6 +1,8 @@
 package dev.flora.engine;
 
 import dev.flora.FloraException;
+import dev.flora.adapter.AdapterRange;
+import dev.flora.adapter.AdapterRegistry;
 import dev.flora.backend.DType;
 import dev.flora.backend.KvCache;
 import dev.flora.backend.Tensor;
@@ -34,6 +36,7 @@ public final class Engine {
     private static final int LOGIT_ROWS_PER_PASS = 64;
 
     private final CausalLM model;
+    private final AdapterRegistry adapters;
     private final ModelSpec spec;
     private final Set<Integer> eosTokens;
     private final BlockManager blocks;
@@ -43,7 +46,12 @@ public final class Engine {
     private long steps;
 
     public Engine(CausalLM model, EngineConfig config, Set<Integer> eosTokens) {
+        this(model, config, eosTokens, new AdapterRegistry(1));
+    }
+
+    public Engine(CausalLM model, EngineConfig config, Set<Integer> eosTokens, AdapterRegistry adapters) {
         this.model = model;
+        this.adapters = adapters;
         this.spec = model.spec();
         this.eosTokens = Set.copyOf(eosTokens);
         long perBlock = KvCache.bytesPerBlock(spec.layers(), config.blockSize(), spec.kvWidth(), DType.F32);
@@ -55,7 +63,7 @@ public final class Engine {
                     + config.blockSize() + " positions (" + perBlock + " bytes)");
         }
         this.blocks = new BlockManager(numBlocks, config.blockSize());
-        this.scheduler = new Scheduler(blocks, config.maxBatchedTokens(), config.maxSequences(), spec.maxContext());
+        this.scheduler = new Scheduler(blocks, adapters, config.maxBatchedTokens(), config.maxSequences(), spec.maxContext());
         this.cache = model.backend().allocateKvCache(spec.layers(), numBlocks, config.blockSize(), spec.kvWidth());
     }
 
@@ -90,6 +98,7 @@ public final class Engine {
                 throw new FloraException("request " + request.id() + ": token id " + t + " is outside the vocabulary (0.." + (spec.vocabSize() - 1) + ")");
             }
         }
+        checkAdapters(request);
         if (active.containsKey(request.id())) {
             throw new FloraException("request id '" + request.id() + "' is already in use");
         }
@@ -101,6 +110,33 @@ public final class Engine {
         }
         active.put(request.id(), seq);
         scheduler.waiting.add(seq);
+    }
+
+    private void checkAdapters(Request request) {
+        int previous = -1;
+        for (AdapterRange range : request.adapters()) {
+            if (range.from() <= previous || (previous < 0 && range.from() != 0)) {
+                throw new FloraException("request " + request.id() + ": adapter ranges must start at 0 and increase, got from "
+                        + range.from() + (previous >= 0 ? " after " + previous : ""));
+            }
+            if (range.from() >= request.prompt().length) {
+                throw new FloraException("request " + request.id() + ": adapter range from " + range.from()
+                        + " starts past the prompt's " + request.prompt().length + " tokens");
+            }
+            if (range.name() != null && !adapters.contains(range.name())) {
+                throw new FloraException("request " + request.id() + ": unknown adapter '" + range.name() + "'");
+            }
+            previous = range.from();
+        }
+        long distinct = request.adapters().stream().map(AdapterRange::name).filter(java.util.Objects::nonNull).distinct().count();
+        if (distinct > adapters.capacity()) {
+            throw new FloraException("request " + request.id() + " uses " + distinct + " adapters but only " + adapters.capacity()
+                    + " can be resident at once; raise --max-adapters");
+        }
+    }
+
+    public AdapterRegistry adapters() {
+        return adapters;
     }
 
     public boolean hasWork() {
@@ -133,7 +169,7 @@ public final class Engine {
         }
         steps++;
         TokenBatch batch = buildBatch(chunks);
-        Tensor hidden = model.forward(batch, cache);
+        Tensor hidden = model.forward(batch, cache, adapters);
         consumeLogits(chunks, batch, hidden, listener);
         List<Result> finished = new ArrayList<>();
         for (Scheduler.Chunk c : chunks) {
@@ -178,7 +214,7 @@ public final class Engine {
                 positions[t] = p;
                 seqOf[t] = s;
                 slots[t] = blocks.slot(seq, p);
-                adapterSlots[t] = -1;
+                adapterSlots[t] = seq.slotAt(p);
                 if (needsLogits(seq, p)) {
                     logitRows.add(t);
                 }

@@ -1,9 +1,27 @@
 package dev.flora.engine;
 
+import dev.flora.adapter.AdapterRange;
+
+import java.util.List;
+
 /**
  * One sequence to run: a tokenised prompt and how to continue it.
  *
  * @param promptLogprobs also score every prompt token given the ones before it
+ * @param adapters       which adapter each token uses, by prompt position (empty: the base model)
  */
-public record Request(String id, int[] prompt, SamplingParams sampling, boolean promptLogprobs) {
+public record Request(String id, int[] prompt, SamplingParams sampling, boolean promptLogprobs, List<AdapterRange> adapters) {
+    public Request {
+        adapters = List.copyOf(adapters);
+    }
+
+    /** A request on the base model. */
+    public Request(String id, int[] prompt, SamplingParams sampling, boolean promptLogprobs) {
+        this(id, prompt, sampling, promptLogprobs, List.of());
+    }
+
+    /** A request whose every token uses one adapter (null: the base model). */
+    public static Request withAdapter(String id, int[] prompt, SamplingParams sampling, boolean promptLogprobs, String adapter) {
+        return new Request(id, prompt, sampling, promptLogprobs, adapter == null ? List.of() : List.of(new AdapterRange(0, adapter)));
+    }
 }

@@ -17,14 +17,16 @@ final class Scheduler {
     }
 
     private final BlockManager blocks;
+    private final dev.flora.adapter.AdapterRegistry adapters;
     private final int maxBatchedTokens;
     private final int maxSequences;
     private final int maxContext;
     final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
     final List<Sequence> running = new ArrayList<>();
 
-    Scheduler(BlockManager blocks, int maxBatchedTokens, int maxSequences, int maxContext) {
+    Scheduler(BlockManager blocks, dev.flora.adapter.AdapterRegistry adapters, int maxBatchedTokens, int maxSequences, int maxContext) {
         this.blocks = blocks;
+        this.adapters = adapters;
         this.maxBatchedTokens = maxBatchedTokens;
         this.maxSequences = maxSequences;
         this.maxContext = maxContext;
@@ -56,7 +58,11 @@ final class Scheduler {
         Iterator<Sequence> it = waiting.iterator();
         while (budget > 0 && running.size() < maxSequences && it.hasNext()) {
             Sequence seq = it.next();
+            if (!acquireAdapters(seq)) {
+                break; // every adapter slot is held by running sequences: wait for one to finish
+            }
             if (!blocks.ensureCapacity(seq, reservation(seq))) {
+                releaseAdapters(seq);
                 break; // first come, first served: nobody overtakes the head of the queue
             }
             it.remove();
@@ -73,5 +79,35 @@ final class Scheduler {
         seq.state = Sequence.State.FINISHED;
         running.remove(seq);
         blocks.release(seq);
+        releaseAdapters(seq);
+    }
+
+    /** Takes a resident slot for each adapter the sequence names; all or nothing. */
+    private boolean acquireAdapters(Sequence seq) {
+        var ranges = seq.request.adapters();
+        int[] slots = new int[ranges.size()];
+        for (int i = 0; i < slots.length; i++) {
+            String name = ranges.get(i).name();
+            slots[i] = name == null ? -1 : adapters.acquire(name);
+            if (name != null && slots[i] < 0) {
+                for (int j = 0; j < i; j++) {
+                    if (slots[j] >= 0) {
+                        adapters.release(slots[j]);
+                    }
+                }
+                return false;
+            }
+        }
+        seq.rangeSlots = slots;
+        return true;
+    }
+
+    private void releaseAdapters(Sequence seq) {
+        for (int slot : seq.rangeSlots) {
+            if (slot >= 0) {
+                adapters.release(slot);
+            }
+        }
+        seq.rangeSlots = new int[0];
     }
 }

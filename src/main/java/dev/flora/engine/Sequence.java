@@ -16,6 +16,8 @@ final class Sequence {
     /** Tokens whose keys and values are in the cache. */
     int computed;
     int[] blockTable = new int[0];
+    /** Adapter slot of each of the request's ranges once admitted (-1: base model). */
+    int[] rangeSlots = new int[0];
     State state = State.WAITING;
     FinishReason finishReason;
 
@@ -43,6 +45,16 @@ final class Sequence {
 
     int token(int position) {
         return tokens[position];
+    }
+
+    /** The adapter slot of a position: the last range starting at or before it (generated tokens: the last range). */
+    int slotAt(int position) {
+        var ranges = request.adapters();
+        int slot = -1;
+        for (int i = 0; i < ranges.size() && ranges.get(i).from() <= position; i++) {
+            slot = rangeSlots[i];
+        }
+        return slot;
     }
 
     int generatedCount() {

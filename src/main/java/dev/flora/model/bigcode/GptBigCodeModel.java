@@ -1,5 +1,7 @@
 package dev.flora.model.bigcode;
 
+import dev.flora.adapter.AdaptedLinear;
+import dev.flora.adapter.AdapterSlots;
 import dev.flora.backend.AttentionShape;
 import dev.flora.backend.Backend;
 import dev.flora.backend.KvCache;
@@ -75,6 +77,17 @@ public final class GptBigCodeModel implements CausalLM {
     }
 
     @Override
+    public java.util.Map<String, Linear> linears() {
+        java.util.Map<String, Linear> out = new java.util.LinkedHashMap<>();
+        for (Layer layer : layers) {
+            for (Linear l : layer.linears()) {
+                out.put(l.module(), l);
+            }
+        }
+        return out;
+    }
+
+    @Override
     public Backend backend() {
         return backend;
     }
@@ -85,8 +98,9 @@ public final class GptBigCodeModel implements CausalLM {
     }
 
     @Override
-    public Tensor forward(TokenBatch batch, KvCache cache) {
+    public Tensor forward(TokenBatch batch, KvCache cache, AdapterSlots adapters) {
         Backend.StepData step = backend.prepare(batch);
+        AdaptedLinear adapted = AdaptedLinear.forStep(backend, adapters, batch);
         int n = batch.numTokens();
         int d = config.hiddenSize();
         Tensor x = backend.allocate(n, d);
@@ -103,15 +117,15 @@ public final class GptBigCodeModel implements CausalLM {
         for (int i = 0; i < layers.length; i++) {
             Layer layer = layers[i];
             backend.layerNorm(x, layer.ln1Weight, layer.ln1Bias, config.layerNormEps(), h);
-            project(layer.qkv, h, fused);
+            adapted.project(layer.qkv, h, fused);
             backend.splitQkv(fused, config.headDim(), !config.multiQuery(), q, k, v);
             backend.attention(q, k, v, cache, i, attention, step, attn);
-            project(layer.out, attn, proj);
+            adapted.project(layer.out, attn, proj);
             backend.addInPlace(x, proj);
             backend.layerNorm(x, layer.ln2Weight, layer.ln2Bias, config.layerNormEps(), h);
-            project(layer.fc, h, inner);
+            adapted.project(layer.fc, h, inner);
             backend.activation(config.activation(), inner);
-            project(layer.proj, inner, proj);
+            adapted.project(layer.proj, inner, proj);
             backend.addInPlace(x, proj);
         }
         int[] rows = batch.logitRows();
@@ -122,10 +136,6 @@ public final class GptBigCodeModel implements CausalLM {
         return out;
     }
 
-    /** An adapted linear layer: the base product (per-request adapters join here). */
-    private void project(Linear linear, Tensor x, Tensor out) {
-        backend.linear(x, linear.weight(), linear.bias(), out);
-    }
 
     @Override
     public Tensor logits(Tensor hidden) {

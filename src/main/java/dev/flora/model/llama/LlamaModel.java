@@ -1,5 +1,7 @@
 package dev.flora.model.llama;
 
+import dev.flora.adapter.AdaptedLinear;
+import dev.flora.adapter.AdapterSlots;
 import dev.flora.backend.AttentionShape;
 import dev.flora.backend.Backend;
 import dev.flora.backend.KvCache;
@@ -78,6 +80,17 @@ public final class LlamaModel implements CausalLM {
     }
 
     @Override
+    public java.util.Map<String, Linear> linears() {
+        java.util.Map<String, Linear> out = new java.util.LinkedHashMap<>();
+        for (Layer layer : layers) {
+            for (Linear l : layer.linears()) {
+                out.put(l.module(), l);
+            }
+        }
+        return out;
+    }
+
+    @Override
     public Backend backend() {
         return backend;
     }
@@ -88,8 +101,9 @@ public final class LlamaModel implements CausalLM {
     }
 
     @Override
-    public Tensor forward(TokenBatch batch, KvCache cache) {
+    public Tensor forward(TokenBatch batch, KvCache cache, AdapterSlots adapters) {
         Backend.StepData step = backend.prepare(batch);
+        AdaptedLinear adapted = AdaptedLinear.forStep(backend, adapters, batch);
         int n = batch.numTokens();
         int d = config.hiddenSize();
         Tensor x = backend.allocate(n, d);
@@ -105,19 +119,19 @@ public final class LlamaModel implements CausalLM {
         for (int i = 0; i < layers.length; i++) {
             Layer layer = layers[i];
             backend.rmsNorm(x, layer.inputNorm, config.rmsNormEps(), h);
-            project(layer.q, h, q);
-            project(layer.k, h, k);
-            project(layer.v, h, v);
+            adapted.project(layer.q, h, q);
+            adapted.project(layer.k, h, k);
+            adapted.project(layer.v, h, v);
             backend.rotary(q, config.headDim(), invFreq, step);
             backend.rotary(k, config.headDim(), invFreq, step);
             backend.attention(q, k, v, cache, i, layer.attention, step, attn);
-            project(layer.o, attn, proj);
+            adapted.project(layer.o, attn, proj);
             backend.addInPlace(x, proj);
             backend.rmsNorm(x, layer.postNorm, config.rmsNormEps(), h);
-            project(layer.gate, h, gate);
-            project(layer.up, h, up);
+            adapted.project(layer.gate, h, gate);
+            adapted.project(layer.up, h, up);
             backend.gatedActivation(config.activation(), gate, up, gate);
-            project(layer.down, gate, proj);
+            adapted.project(layer.down, gate, proj);
             backend.addInPlace(x, proj);
         }
         int[] rows = batch.logitRows();
@@ -128,10 +142,6 @@ public final class LlamaModel implements CausalLM {
         return out;
     }
 
-    /** An adapted linear layer: the base product (per-request adapters join here). */
-    private void project(Linear linear, Tensor x, Tensor out) {
-        backend.linear(x, linear.weight(), linear.bias(), out);
-    }
 
     @Override
     public Tensor logits(Tensor hidden) {
