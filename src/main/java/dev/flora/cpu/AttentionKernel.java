@@ -49,7 +49,7 @@ final class AttentionKernel {
             }
             float sum = 0;
             for (int j = 0; j < n; j++) {
-                scores[j] = (float) Math.exp(scores[j] - max);
+                scores[j] = (float) Exp.exp(scores[j] - max);
                 sum += scores[j];
             }
             float[] acc = new float[headDim];

@@ -78,9 +78,9 @@ final class RowOps {
 
     static float activate(Activation act, float x) {
         return switch (act) {
-            case SILU -> (float) (x / (1.0 + Math.exp(-x)));
+            case SILU -> (float) (x / (1.0 + Exp.exp(-x)));
             case GELU -> (float) (0.5 * x * (1.0 + Erf.erf(x / Math.sqrt(2.0))));
-            case GELU_TANH -> (float) (0.5 * x * (1.0 + Math.tanh(Math.sqrt(2.0 / Math.PI) * (x + 0.044715 * x * x * x))));
+            case GELU_TANH -> (float) (0.5 * x * (1.0 + StrictMath.tanh(Math.sqrt(2.0 / Math.PI) * (x + 0.044715 * x * x * x))));
             case RELU -> Math.max(0f, x);
         };
     }
@@ -95,8 +95,8 @@ final class RowOps {
             float[] sin = new float[half];
             for (int i = 0; i < half; i++) {
                 float angle = pos * invFreq[i]; // float32, as transformers computes it
-                cos[i] = (float) Math.cos(angle);
-                sin[i] = (float) Math.sin(angle);
+                cos[i] = (float) StrictMath.cos(angle);
+                sin[i] = (float) StrictMath.sin(angle);
             }
             for (int h = 0; h < heads; h++) {
                 int base = xOff + t * width + h * headDim;

@@ -258,6 +258,9 @@ final class VectorKernels implements Kernels {
         a0.intoArray(acc, at); a1.intoArray(acc, at + L); a2.intoArray(acc, at + 2 * L); a3.intoArray(acc, at + 3 * L);
     }
 
+    /** Lane sums in a fixed order: reduceLanes(ADD) may add in any order, and does so differently once compiled. */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
+
     @Override
     public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
         FloatVector acc = FloatVector.zero(F);
@@ -265,7 +268,12 @@ final class VectorKernels implements Kernels {
         for (; i + L <= n; i += L) {
             acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float[] lanes = LANES.get();
+        acc.intoArray(lanes, 0);
+        float s = 0;
+        for (float lane : lanes) {
+            s += lane;
+        }
         for (; i < n; i++) {
             s = Math.fma(a[aOff + i], b[bOff + i], s);
         }

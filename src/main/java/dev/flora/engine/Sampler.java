@@ -32,9 +32,9 @@ final class Sampler {
         }
         double sum = 0;
         for (int i = 0; i < n; i++) {
-            sum += Math.exp((double) logits[offset + i] - max);
+            sum += StrictMath.exp((double) logits[offset + i] - max);
         }
-        return max + Math.log(sum);
+        return max + StrictMath.log(sum);
     }
 
     static int sample(float[] logits, int offset, int n, SamplingParams p, SplittableRandom random) {
@@ -59,7 +59,7 @@ final class Sampler {
         double[] probs = new double[keep];
         double total = 0;
         for (int i = 0; i < keep; i++) {
-            probs[i] = Math.exp(scaled[order[i]] - max);
+            probs[i] = StrictMath.exp(scaled[order[i]] - max);
             total += probs[i];
         }
         if (p.topP() < 1) {

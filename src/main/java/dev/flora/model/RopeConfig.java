@@ -90,7 +90,7 @@ public record RopeConfig(String type, double theta, double factor, double lowFre
         float[] inv = new float[half];
         for (int i = 0; i < half; i++) {
             float exponent = (float) (2 * i) / headDim;
-            float power = (float) Math.pow(theta, exponent);
+            float power = (float) StrictMath.pow(theta, exponent);
             inv[i] = 1.0f / power;
         }
         switch (type) {

@@ -127,8 +127,24 @@ public final class ReferenceLlama {
         return config;
     }
 
+    /**
+     * Changes a linear layer's output for one token, as an adapter would: given the module name
+     * (e.g. model.layers.0.self_attn.q_proj), the token's position, the layer input, its weight
+     * [out][in] and bias, and the base output W x + b.
+     */
+    public interface LinearHook {
+        LinearHook NONE = (module, position, x, w, bias, base) -> base;
+
+        double[] apply(String module, int position, double[] x, double[][] w, double[] bias, double[] base);
+    }
+
     /** Runs the whole sequence and scores every token given the ones before it. */
     public Output forward(int[] tokens) {
+        return forward(tokens, LinearHook.NONE);
+    }
+
+    /** As {@link #forward(int[])}, with every linear layer's output passed through a hook, token by token. */
+    public Output forward(int[] tokens, LinearHook hook) {
         int n = tokens.length;
         int d = config.hiddenSize();
         double eps = config.rmsNormEps();
@@ -136,20 +152,22 @@ public final class ReferenceLlama {
         for (int t = 0; t < n; t++) {
             x[t] = embed[tokens[t]].clone();
         }
-        for (Layer layer : layers) {
+        for (int li = 0; li < layers.length; li++) {
+            Layer layer = layers[li];
+            String p = "model.layers." + li + ".";
             // Self-attention block.
             double[][] q = new double[n][];
             double[][] k = new double[n][];
             double[][] v = new double[n][];
             for (int t = 0; t < n; t++) {
                 double[] h = rmsNorm(x[t], layer.inputNorm, eps);
-                q[t] = rope(linear(h, layer.q, layer.qBias), t, config.heads());
-                k[t] = rope(linear(h, layer.k, layer.kBias), t, config.kvHeads());
-                v[t] = linear(h, layer.v, layer.vBias);
+                q[t] = rope(hooked(hook, p + "self_attn.q_proj", t, h, layer.q, layer.qBias), t, config.heads());
+                k[t] = rope(hooked(hook, p + "self_attn.k_proj", t, h, layer.k, layer.kBias), t, config.kvHeads());
+                v[t] = hooked(hook, p + "self_attn.v_proj", t, h, layer.v, layer.vBias);
             }
             for (int t = 0; t < n; t++) {
                 double[] attn = attend(q, k, v, t, layer.window);
-                double[] o = linear(attn, layer.o, layer.oBias);
+                double[] o = hooked(hook, p + "self_attn.o_proj", t, attn, layer.o, layer.oBias);
                 for (int i = 0; i < d; i++) {
                     x[t][i] += o[i];
                 }
@@ -157,13 +175,13 @@ public final class ReferenceLlama {
             // MLP block: down(act(gate(h)) * up(h)).
             for (int t = 0; t < n; t++) {
                 double[] h = rmsNorm(x[t], layer.postNorm, eps);
-                double[] g = linear(h, layer.gate, layer.gateBias);
-                double[] u = linear(h, layer.up, layer.upBias);
+                double[] g = hooked(hook, p + "mlp.gate_proj", t, h, layer.gate, layer.gateBias);
+                double[] u = hooked(hook, p + "mlp.up_proj", t, h, layer.up, layer.upBias);
                 double[] m = new double[g.length];
                 for (int i = 0; i < m.length; i++) {
                     m[i] = act(config.activation(), g[i]) * u[i];
                 }
-                double[] down = linear(m, layer.down, layer.downBias);
+                double[] down = hooked(hook, p + "mlp.down_proj", t, m, layer.down, layer.downBias);
                 for (int i = 0; i < d; i++) {
                     x[t][i] += down[i];
                 }
@@ -199,6 +217,10 @@ public final class ReferenceLlama {
             }
         }
         return new Output(logprobs, argmax, margin);
+    }
+
+    private static double[] hooked(LinearHook hook, String module, int t, double[] x, double[][] w, double[] bias) {
+        return hook.apply(module, t, x, w, bias, linear(x, w, bias));
     }
 
     /** y = w * (x / sqrt(mean(x^2) + eps)). */

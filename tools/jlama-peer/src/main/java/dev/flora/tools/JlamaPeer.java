@@ -16,6 +16,8 @@ import com.github.tjake.jlama.util.PhysicalCoreExecutor;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.Properties;
@@ -31,8 +33,9 @@ import java.util.UUID;
  * is sampled; neither is timed. Then N decode steps are timed, each one Jlama forward pass of one
  * token plus a greedy (temperature 0) sample over the vocabulary, exactly the work of the decode
  * loop in Jlama's {@code AbstractModel.generate}, minus its detokenisation. End-of-sequence tokens
- * are ignored so that every run decodes N tokens. A warm-up generation of the same shape (default
- * 8 decode steps) runs first, on a fresh KV cache.
+ * are ignored so that every run decodes N tokens. A warm-up generation of the same shape (by default
+ * as many decode steps as the timed one; Jlama needs more than Flora's 8 warm-up steps to reach a
+ * steady speed) runs first, on its own fresh KV cache.
  *
  * <p>Jlama's native (C) tensor operations are switched off through its system property
  * {@code jlama.force_panama_tensor_operations=true}; the benchmark refuses to run if any
@@ -54,7 +57,7 @@ public final class JlamaPeer {
 
         File modelDir = null;
         int tokens = 64;
-        int warmup = 8;
+        int warmup = -1; // default: one warm-up generation as long as the timed one
         int threads = 0;
         boolean generateCheck = false;
         for (int i = 0; i < args.length; i++) {
@@ -76,7 +79,10 @@ public final class JlamaPeer {
                 }
             }
         }
-        if (modelDir == null || tokens < 1 || warmup < 0) {
+        if (warmup < 0) {
+            warmup = tokens;
+        }
+        if (modelDir == null || tokens < 1) {
             usage();
             System.exit(2);
         }
@@ -121,6 +127,8 @@ public final class JlamaPeer {
         Run r = decode(lm, prompt, tokens);
         info("timed run: prefill %d tokens %.3f s (not counted); first ids %s", PROMPT_TOKENS, r.prefillSeconds(),
                 r.firstIds());
+        info("other processes used %s cores on average during the timed run (%s processors)", r.otherCores(),
+                Runtime.getRuntime().availableProcessors());
         System.out.println(String.format(Locale.ROOT, "jlama %s %s %s decode %.2f tokens/s (%d tokens in %.3f s)", version,
                 opsImpl, model, tokens / r.seconds(), tokens, r.seconds()));
 
@@ -131,7 +139,7 @@ public final class JlamaPeer {
         System.exit(0); // Jlama's ForkJoinPool threads are not daemons in every version
     }
 
-    record Run(double seconds, double prefillSeconds, String firstIds) {
+    record Run(double seconds, double prefillSeconds, String firstIds, String otherCores) {
     }
 
     /** Prefill (untimed) then {@code steps} timed decode steps, greedy, EOS ignored, on a fresh KV cache. */
@@ -147,6 +155,7 @@ public final class JlamaPeer {
             }
             long p1 = System.nanoTime();
             StringBuilder ids = new StringBuilder("[").append(next);
+            long[] cpu0 = cpuTicks();
             long start = System.nanoTime();
             for (int i = 0; i < steps; i++) {
                 AbstractTensor out = lm.forward(next, prompt.length + i, kv, Optional.empty());
@@ -158,7 +167,9 @@ public final class JlamaPeer {
                 }
             }
             long end = System.nanoTime();
-            return new Run((end - start) / 1e9, (p1 - p0) / 1e9, ids.append(steps > 7 ? ",...]" : "]").toString());
+            long[] cpu1 = cpuTicks();
+            return new Run((end - start) / 1e9, (p1 - p0) / 1e9, ids.append(steps > 7 ? ",...]" : "]").toString(),
+                    otherCores(cpu0, cpu1, (end - start) / 1e9));
         }
     }
 
@@ -173,6 +184,37 @@ public final class JlamaPeer {
         info("generate() check: prompt %d tokens in %d ms; %d tokens generated in %.3f s = %.2f tokens/s (finish: %s)",
                 resp.promptTokens, resp.promptTimeMs, resp.generatedTokens, s, resp.generatedTokens / s,
                 resp.finishReason);
+    }
+
+    /**
+     * Linux only: {busy ticks of the whole machine, ticks of this process} from /proc/stat and
+     * /proc/self/stat, to tell how much CPU other processes took during a run; null where unreadable.
+     */
+    static long[] cpuTicks() {
+        try {
+            String[] all = Files.readAllLines(Path.of("/proc/stat")).getFirst().trim().split("\\s+");
+            long total = 0;
+            for (int i = 1; i <= 8 && i < all.length; i++) { // user nice system idle iowait irq softirq steal
+                total += Long.parseLong(all[i]);
+            }
+            long busy = total - Long.parseLong(all[4]) - Long.parseLong(all[5]);
+            String self = Files.readString(Path.of("/proc/self/stat"));
+            String[] f = self.substring(self.lastIndexOf(')') + 2).trim().split("\\s+"); // f[0] is field 3 (state)
+            long own = Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime, stime (fields 14, 15)
+            return new long[] {busy, own};
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    /** Cores' worth of CPU time that other processes used between two {@link #cpuTicks()} samples. */
+    static String otherCores(long[] t0, long[] t1, double seconds) {
+        if (t0 == null || t1 == null || seconds <= 0) {
+            return "?";
+        }
+        double hz = 100.0; // USER_HZ: 100 on every mainstream Linux build
+        double other = ((t1[0] - t0[0]) - (t1[1] - t0[1])) / hz / seconds;
+        return String.format(Locale.ROOT, "%.2f", Math.max(0, other));
     }
 
     static String jlamaVersion() {
@@ -197,7 +239,7 @@ public final class JlamaPeer {
     }
 
     private static void usage() {
-        System.err.println("usage: JlamaPeer MODEL_DIR [--tokens N (64)] [--warmup N (8)] [--threads T] [--generate-check]");
+        System.err.println("usage: JlamaPeer MODEL_DIR [--tokens N (64)] [--warmup N (= tokens)] [--threads T] [--generate-check]");
     }
 
     static void info(String format, Object... args) {
