@@ -137,7 +137,7 @@ public record AdapterConfig(AdapterKind kind, int r, double alpha, boolean rslor
     }
 
     /** LoRA's scale for a module: alpha / r, or alpha / sqrt(r) with rsLoRA; alpha from alpha_pattern. */
-    double loraScale(String module, int rank) {
+    public double scaleFor(String module, int rank) {
         String key = matchingKey(alphaPattern.keySet(), module);
         double a = key != null ? alphaPattern.get(key) : alpha;
         return rslora ? a / Math.sqrt(rank) : a / rank;

@@ -128,7 +128,7 @@ public final class AdapterLoader {
             throw new FloraException(file + ": lora_bias is set but module '" + module + "' has no lora_B.bias");
         }
         return new AdapterModule.Lora(backend.weight(a, r, base.inFeatures()), backend.weight(b, base.outFeatures(), r), bias,
-                (float) config.loraScale(module, r), r);
+                (float) config.scaleFor(module, r), r);
     }
 
     private static AdapterModule.Ia3 ia3(Path file, String module, Map<String, TensorView> parts, Linear base, Backend backend) {

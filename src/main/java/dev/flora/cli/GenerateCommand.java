@@ -2,6 +2,7 @@ package dev.flora.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.flora.FloraException;
+import dev.flora.adapter.AdapterRegistry;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
 import dev.flora.engine.Request;
@@ -55,7 +56,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--ignore-eos", description = "Keep generating past end-of-sequence tokens.")
     boolean ignoreEos;
 
-    @Option(names = "--adapter", paramLabel = "DIR", description = "An adapter to apply.")
+    @Option(names = "--adapter", paramLabel = "DIR", description = "An adapter to apply (PEFT LoRA / IA3 or fLoRA directory).")
     Path adapter;
 
     @Mixin
@@ -63,9 +64,6 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (adapter != null) {
-            throw new FloraException("--adapter: adapters are not supported by this build yet (see README, 'Not supported yet')");
-        }
         if (maxTokens < 0) {
             throw new FloraException("--max-tokens must be >= 0, got " + maxTokens);
         }
@@ -76,11 +74,14 @@ final class GenerateCommand implements Callable<Integer> {
             if (tokens.length > context) {
                 throw new FloraException("the prompt has " + tokens.length + " tokens, more than the model's context of " + context);
             }
-            Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT.withMaxSequences(1), pretrained.eosTokenIds());
+            AdapterRegistry registry = AdapterOptions.load(pretrained.model(),
+                    adapter == null ? java.util.Map.of() : java.util.Map.of("adapter", adapter), 1);
+            Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT.withMaxSequences(1), pretrained.eosTokenIds(), registry);
             PrintWriter out = spec.commandLine().getOut();
             IncrementalDecoder decoder = new IncrementalDecoder(pretrained.tokenizer(), tokens);
             long start = System.nanoTime();
-            List<Result> results = engine.run(List.of(new Request("generate", tokens, sampling, false)), new Engine.Listener() {
+            Request request = Request.withAdapter("generate", tokens, sampling, false, adapter == null ? null : "adapter");
+            List<Result> results = engine.run(List.of(request), new Engine.Listener() {
                 @Override
                 public void onToken(String requestId, int token, double logprob) {
                     out.print(decoder.add(token));

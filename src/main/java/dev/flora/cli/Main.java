@@ -16,6 +16,7 @@ import java.io.PrintWriter;
                 ScoreCommand.class,
                 GenerateCommand.class,
                 TokenizeCommand.class,
+                AdaptersCommand.class,
                 BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {

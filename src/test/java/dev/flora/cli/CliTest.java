@@ -103,6 +103,59 @@ class CliTest {
     }
 
     @Test
+    void scoreAllFixtureRequestsWithSevenAdaptersInOneRun() throws IOException {
+        List<String> args = new java.util.ArrayList<>(List.of("score", "--model", Fixtures.llamaTinyModel().toString(),
+                "--requests", Fixtures.llamaTiny().resolve("requests.jsonl").toString(), "--out", tmp.resolve("all.jsonl").toString()));
+        try (var dirs = Files.list(Fixtures.llamaTiny().resolve("adapters"))) {
+            for (Path d : dirs.sorted().toList()) {
+                args.add("--adapter");
+                args.add(d.getFileName() + "=" + d);
+            }
+        }
+        Run run = flora(args.toArray(String[]::new));
+        assertThat(run.code()).as(run.err()).isZero();
+        Map<String, Fixtures.Expected> expected = Fixtures.llamaTinyExpected().stream().collect(Collectors.toMap(Fixtures.Expected::id, Function.identity()));
+        List<JsonNode> lines = Fixtures.jsonLines(tmp.resolve("all.jsonl"));
+        assertThat(lines).hasSize(36);
+        for (JsonNode line : lines) {
+            Fixtures.Expected e = expected.get(line.get("id").asText());
+            for (int i = 1; i < e.logprobs().length; i++) {
+                assertThat(Math.abs(line.get("logprobs").get(i).asDouble() - e.logprobs()[i])).as("%s %d", e.id(), i).isLessThanOrEqualTo(1e-4);
+            }
+        }
+    }
+
+    @Test
+    void scoreRefusesUnknownAdaptersAndBadRanges() throws IOException {
+        String model = Fixtures.llamaTinyModel().toString();
+        String lora = "lora=" + Fixtures.llamaTiny().resolve("adapters/lora-qv-r4");
+        Path in = tmp.resolve("r.jsonl");
+        Files.writeString(in, "{\"id\": \"a\", \"prompt\": \"hello world\", \"adapters\": [{\"from\": 0, \"name\": \"lora\"}, {\"from\": 2, \"name\": \"other\"}]}\n");
+        assertCleanError(flora("score", "--model", model, "--adapter", lora, "--requests", in.toString(), "--out", tmp.resolve("o").toString()),
+                "line 1", "unknown adapter 'other'", "--adapter other=DIR");
+        Files.writeString(in, "{\"id\": \"a\", \"prompt\": \"hello world\", \"adapters\": [{\"from\": 0, \"name\": \"lora\"}, {\"from\": 99, \"name\": null}]}\n");
+        assertCleanError(flora("score", "--model", model, "--adapter", lora, "--requests", in.toString(), "--out", tmp.resolve("o").toString()),
+                "line 1", "past the prompt");
+        Path bad = tmp.resolve("bad-adapter");
+        Fixtures.copyTree(Fixtures.llamaTiny().resolve("adapters/lora-qv-r4"), bad);
+        Files.writeString(bad.resolve("adapter_config.json"), "{\"peft_type\": \"LORA\", \"r\": 4, \"use_dora\": true}");
+        assertCleanError(flora("score", "--model", model, "--adapter", "x=" + bad, "--requests", in.toString(), "--out", tmp.resolve("o").toString()),
+                "DoRA");
+    }
+
+    @Test
+    void adaptersInspectDescribesEachKind() {
+        Run lora = flora("adapters", "inspect", Fixtures.llamaTiny().resolve("adapters/lora-rslora-patterns").toString());
+        assertThat(lora.code()).as(lora.err()).isZero();
+        assertThat(lora.out()).contains("LORA").contains("down_proj, q_proj, v_proj").contains("[2, 4, 6]").contains("rsLoRA").contains("parameters");
+        Run flora = flora("adapters", "inspect", Fixtures.llamaTiny().resolve("adapters/flora-all-r4").toString());
+        assertThat(flora.out()).contains("FLORA").contains("[4]").contains("W0");
+        Run ia3 = flora("adapters", "inspect", Fixtures.llamaTiny().resolve("adapters/ia3-kvd").toString());
+        assertThat(ia3.out()).contains("IA3").contains("down_proj, k_proj, v_proj");
+        assertCleanError(flora("adapters", "inspect", tmp.resolve("none").toString()), "adapter_config.json");
+    }
+
+    @Test
     void tokenizeMatchesTheTokenizersLibrary() throws IOException {
         JsonNode expected = JSON.readTree(Fixtures.llamaTiny().resolve("tokenizer_expected.json").toFile());
         Path in = tmp.resolve("texts.jsonl");
@@ -136,6 +189,23 @@ class CliTest {
     }
 
     @Test
+    void generateWithAnAdapterFollowsItsGreedyTokens() {
+        Fixtures.Expected e = Fixtures.llamaTinyExpected().stream().filter(x -> x.id().equals("r13")).findFirst().orElseThrow();
+        assertThat(e.adapter()).isEqualTo("lora-all-r8");
+        Run run = flora("generate", "--model", Fixtures.llamaTinyModel().toString(), "--prompt", e.prompt(), "--max-tokens", "3",
+                "--temperature", "0", "--ignore-eos", "--adapter", Fixtures.llamaTiny().resolve("adapters/lora-all-r8").toString());
+        assertThat(run.code()).as(run.err()).isZero();
+        try (var tok = dev.flora.tokenizer.Tokenizer.load(Fixtures.llamaTinyModel().resolve("tokenizer.json"))) {
+            int[] all = java.util.stream.IntStream.concat(java.util.Arrays.stream(e.tokens()), java.util.Arrays.stream(e.greedy()).limit(3)).toArray();
+            String expected = tok.decode(all, true).substring(tok.decode(e.tokens(), true).length());
+            assertThat(run.out()).isEqualTo(expected + System.lineSeparator());
+        }
+        Run base = flora("generate", "--model", Fixtures.llamaTinyModel().toString(), "--prompt", e.prompt(), "--max-tokens", "3",
+                "--temperature", "0", "--ignore-eos");
+        assertThat(run.out()).isNotEqualTo(base.out());
+    }
+
+    @Test
     void seededSamplingIsReproducibleAndSeedsDiffer() {
         String model = Fixtures.llamaTinyModel().toString();
         Run a = flora("generate", "--model", model, "--prompt", "Hello", "--max-tokens", "12", "--temperature", "1.0", "--top-k", "50", "--top-p", "0.95", "--seed", "3", "--ignore-eos");
@@ -147,7 +217,7 @@ class CliTest {
 
     @Test
     void everyCommandHasHelp() {
-        for (String command : List.of("demo", "score", "generate", "tokenize")) {
+        for (String command : List.of("demo", "score", "generate", "tokenize", "adapters", "bench")) {
             Run run = flora(command, "--help");
             assertThat(run.code()).isZero();
             assertThat(run.out()).contains("Usage: flora " + command);

@@ -118,6 +118,7 @@ public final class JlamaPeer {
         }
 
         int[] prompt = new SplittableRandom(PROMPT_SEED).ints(PROMPT_TOKENS, 0, c.vocabularySize).toArray();
+        info("prompt ids %s", java.util.Arrays.toString(prompt));
 
         if (warmup > 0) {
             Run w = decode(lm, prompt, warmup);
@@ -125,7 +126,7 @@ public final class JlamaPeer {
                     warmup / w.seconds(), PROMPT_TOKENS, w.prefillSeconds());
         }
         Run r = decode(lm, prompt, tokens);
-        info("timed run: prefill %d tokens %.3f s (not counted); first ids %s", PROMPT_TOKENS, r.prefillSeconds(),
+        info("timed run: prefill %d tokens %.3f s (not counted); generated ids %s", PROMPT_TOKENS, r.prefillSeconds(),
                 r.firstIds());
         info("other processes used %s cores on average during the timed run (%s processors)", r.otherCores(),
                 Runtime.getRuntime().availableProcessors());

@@ -1,0 +1,92 @@
+package dev.flora.cli;
+
+import dev.flora.FloraException;
+import dev.flora.adapter.AdapterConfig;
+import dev.flora.adapter.AdapterKind;
+import dev.flora.safetensors.SafetensorsFile;
+import dev.flora.safetensors.TensorView;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.Callable;
+
+/** {@code flora adapters}: look at adapter directories. */
+@Command(name = "adapters", mixinStandardHelpOptions = true, description = "Adapter tools.",
+        subcommands = {AdaptersCommand.Inspect.class})
+final class AdaptersCommand implements Runnable {
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    @Command(name = "inspect", mixinStandardHelpOptions = true,
+            description = "Print an adapter's kind, rank(s), target modules, scale(s) and parameter count (no model needed).")
+    static final class Inspect implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Parameters(paramLabel = "DIR", description = "A PEFT LoRA / IA3 or fLoRA adapter directory.")
+        Path dir;
+
+        @Override
+        public Integer call() {
+            AdapterConfig config = AdapterConfig.read(dir);
+            Path weights = dir.resolve("adapter_model.safetensors");
+            if (!Files.isRegularFile(weights)) {
+                throw new FloraException(dir + ": no adapter_model.safetensors");
+            }
+            SafetensorsFile file = SafetensorsFile.open(weights);
+            Map<String, Integer> ranks = new TreeMap<>();
+            Map<String, Double> scales = new TreeMap<>();
+            TreeSet<String> targets = new TreeSet<>();
+            long parameters = 0;
+            for (String key : file.names()) {
+                TensorView t = file.get(key);
+                parameters += t.numel();
+                String module = key.replaceFirst("^base_model\\.model\\.", "").replaceFirst("\\.(lora_[AB]|flora_[AB])\\.(weight|bias)$", "")
+                        .replaceFirst("\\.ia3_l$", "");
+                targets.add(module.substring(module.lastIndexOf('.') + 1));
+                if (key.endsWith(".flora_A.weight")) {
+                    ranks.put(module, (int) t.shape()[0]);
+                } else if (key.endsWith(".lora_A.weight")) {
+                    int r = (int) t.shape()[0];
+                    ranks.put(module, r);
+                    scales.put(module, config.scaleFor(module, r));
+                }
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            out.printf("adapter     %s%n", dir);
+            out.printf("kind        %s%n", config.kind());
+            out.printf("targets     %s (%d modules)%n", String.join(", ", targets), config.kind() == AdapterKind.LORA || config.kind() == AdapterKind.FLORA ? ranks.size() : file.names().size());
+            if (!ranks.isEmpty()) {
+                out.printf("rank(s)     %s%n", new TreeSet<>(ranks.values()));
+            }
+            if (!scales.isEmpty()) {
+                out.printf(Locale.ROOT, "scale(s)    %s%s%n", new TreeSet<>(scales.values()), config.rslora() ? " (rsLoRA: alpha / sqrt(r))" : " (alpha / r)");
+            }
+            if (config.kind() == AdapterKind.FLORA) {
+                out.println("scale(s)    W0 ∘ (B A) / r");
+            }
+            if (config.loraBias()) {
+                out.println("lora_bias   yes");
+            }
+            out.printf(Locale.ROOT, "parameters  %,d%n", parameters);
+            for (String w : config.warnings()) {
+                out.println("warning     " + w);
+            }
+            return 0;
+        }
+    }
+}
