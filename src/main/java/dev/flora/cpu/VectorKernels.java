@@ -4,6 +4,7 @@ import dev.flora.backend.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
@@ -258,8 +259,29 @@ final class VectorKernels implements Kernels {
         a0.intoArray(acc, at); a1.intoArray(acc, at + L); a2.intoArray(acc, at + 2 * L); a3.intoArray(acc, at + 3 * L);
     }
 
-    /** Lane sums in a fixed order: reduceLanes(ADD) may add in any order, and does so differently once compiled. */
-    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
+    /**
+     * Shuffles pairing lane i with lane i ^ k, for k = L/2 .. 1: a sum of lanes as a fixed tree of
+     * lanewise adds. reduceLanes(ADD) may add in any order, and does so differently once compiled.
+     */
+    private static final VectorShuffle<Float>[] BUTTERFLY = butterfly();
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] butterfly() {
+        int steps = Integer.numberOfTrailingZeros(L);
+        VectorShuffle<Float>[] out = new VectorShuffle[steps];
+        for (int s = 0; s < steps; s++) {
+            int k = L >> (s + 1);
+            out[s] = VectorShuffle.fromOp(F, i -> i ^ k);
+        }
+        return out;
+    }
+
+    private static float sumLanes(FloatVector v) {
+        for (VectorShuffle<Float> shuffle : BUTTERFLY) {
+            v = v.add(v.rearrange(shuffle));
+        }
+        return v.lane(0);
+    }
 
     @Override
     public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
@@ -268,12 +290,7 @@ final class VectorKernels implements Kernels {
         for (; i + L <= n; i += L) {
             acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
         }
-        float[] lanes = LANES.get();
-        acc.intoArray(lanes, 0);
-        float s = 0;
-        for (float lane : lanes) {
-            s += lane;
-        }
+        float s = sumLanes(acc);
         for (; i < n; i++) {
             s = Math.fma(a[aOff + i], b[bOff + i], s);
         }
