@@ -9,22 +9,25 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The exact strategy for per-request adapters: after the base product of a linear layer, for each
- * adapter slot present in the step, the rows of that slot's tokens are gathered and adapted as
- * DESIGN.md §1 defines each kind, then written back. Every operation is row-independent, so a
- * token's result does not depend on which other tokens or adapters share the step.
+ * Per-request adapters around one linear layer: the shared base product for every token, then
+ * each adapter slot's tokens adapted by the strategy of {@link AdapterSlots#strategy()} (DESIGN.md
+ * §2). The exact strategy gathers a slot's rows and applies the kind's definition (§1); the
+ * others compute the same function at another cost. Every operation is row-independent, so with
+ * a pinned strategy a token's result does not depend on what shares the step.
  */
 public final class AdaptedLinear {
     private final Backend backend;
     private final AdapterSlots slots;
     private final int[] activeSlots;
     private final int[][] rowsBySlot;
+    private final int[] seqOfToken;
 
-    private AdaptedLinear(Backend backend, AdapterSlots slots, int[] activeSlots, int[][] rowsBySlot) {
+    private AdaptedLinear(Backend backend, AdapterSlots slots, int[] activeSlots, int[][] rowsBySlot, int[] seqOfToken) {
         this.backend = backend;
         this.slots = slots;
         this.activeSlots = activeSlots;
         this.rowsBySlot = rowsBySlot;
+        this.seqOfToken = seqOfToken;
     }
 
     /** Groups the step's tokens by adapter slot, once per step. */
@@ -55,18 +58,142 @@ public final class AdaptedLinear {
                 rows[s][counts[s]++] = t;
             }
         }
-        return new AdaptedLinear(backend, slots, active.stream().mapToInt(Integer::intValue).toArray(), rows);
+        return new AdaptedLinear(backend, slots, active.stream().mapToInt(Integer::intValue).toArray(), rows, batch.seqOfToken());
     }
 
-    /** out = the layer applied to x, for every token with its own adapter (the base product already in out). */
+    /** out = the layer applied to x, for every token with its own adapter, by the strategy the slots ask for. */
     public void project(Linear linear, Tensor x, Tensor out) {
         backend.linear(x, linear.weight(), linear.bias(), out);
+        AdapterStrategy strategy = slots.strategy();
+        List<Group> fused = new ArrayList<>();
+        List<Group> padded = new ArrayList<>();
         for (int slot : activeSlots) {
             AdapterModule module = slots.module(linear.module(), slot);
-            if (module != null) {
-                apply(module, linear, x, out, rowsBySlot[slot]);
+            if (module == null) {
+                continue;
+            }
+            int[] rows = rowsBySlot[slot];
+            if (strategy == AdapterStrategy.MERGED) {
+                merged(slots.adapter(slot), module, linear, x, out, rows);
+                continue;
+            }
+            switch (module) {
+                case AdapterModule.Lora lora when strategy == AdapterStrategy.GATHERED || strategy == AdapterStrategy.AUTO ->
+                        backend.loraShrinkExpand(x, rows, lora.a(), lora.b(), lora.bias(), lora.scale(), out);
+                case AdapterModule.Lora lora when strategy == AdapterStrategy.BMM -> bySequence(rows, lora, padded);
+                case AdapterModule.Flora flora when strategy == AdapterStrategy.FLORA || strategy == AdapterStrategy.AUTO ->
+                        fused.add(new Group(rows, flora));
+                default -> apply(module, linear, x, out, rows);
             }
         }
+        if (!fused.isEmpty()) {
+            floraFused(fused, linear, x, out);
+        }
+        if (!padded.isEmpty()) {
+            loraPadded(padded, linear, x, out);
+        }
+    }
+
+    /** Tokens of one adapter slot (fLoRA), or of one sequence and slot (LoRA-bmm). */
+    private record Group(int[] rows, AdapterModule module) {
+    }
+
+    /**
+     * fLoRA, fused: every fLoRA token's r modulated copies x ∘ A[j] stacked into one matrix, ONE
+     * product with W0 for all of them, then demodulated by B[:, j], summed over j in order, scaled
+     * by 1/r: the arithmetic of the exact strategy, in one large product instead of r per slot.
+     */
+    private void floraFused(List<Group> groups, Linear linear, Tensor x, Tensor out) {
+        int total = 0;
+        for (Group g : groups) {
+            total += g.rows.length * ((AdapterModule.Flora) g.module).rank();
+        }
+        Tensor stacked = backend.allocate(total, linear.inFeatures());
+        int at = 0;
+        for (Group g : groups) {
+            AdapterModule.Flora f = (AdapterModule.Flora) g.module;
+            for (int j = 0; j < f.rank(); j++, at += g.rows.length) {
+                Tensor view = backend.rows(stacked, at, g.rows.length);
+                backend.gatherRows(x, g.rows, view);
+                backend.mulRows(view, null, f.a(), j);
+            }
+        }
+        Tensor products = backend.allocate(total, linear.outFeatures());
+        backend.linear(stacked, linear.weight(), null, products);
+        at = 0;
+        for (Group g : groups) {
+            AdapterModule.Flora f = (AdapterModule.Flora) g.module;
+            Tensor sum = backend.allocate(g.rows.length, linear.outFeatures());
+            for (int j = 0; j < f.rank(); j++, at += g.rows.length) {
+                Tensor view = backend.rows(products, at, g.rows.length);
+                backend.mulRows(view, null, f.bt(), j);
+                backend.addInPlace(sum, view);
+            }
+            backend.scatterRows(sum, g.rows, 1f / f.rank(), linear.bias(), false, out);
+        }
+    }
+
+    private void bySequence(int[] rows, AdapterModule.Lora lora, List<Group> padded) {
+        java.util.Map<Integer, List<Integer>> bySeq = new java.util.LinkedHashMap<>();
+        for (int r : rows) {
+            bySeq.computeIfAbsent(seqOfToken[r], k -> new ArrayList<>()).add(r);
+        }
+        for (List<Integer> seqRows : bySeq.values()) {
+            padded.add(new Group(seqRows.stream().mapToInt(Integer::intValue).toArray(), lora));
+        }
+    }
+
+    /**
+     * LoRA as the fLoRA paper's baseline ran it: every sequence's tokens padded to the longest
+     * sequence of the step and every adapter's A and B zero-padded to the largest rank, then the
+     * same batched products for each (padding costs work and changes nothing: zero rows and ranks).
+     */
+    private void loraPadded(List<Group> groups, Linear linear, Tensor x, Tensor out) {
+        int longest = 0;
+        int rank = 0;
+        for (Group g : groups) {
+            longest = Math.max(longest, g.rows.length);
+            rank = Math.max(rank, ((AdapterModule.Lora) g.module).rank());
+        }
+        int in = linear.inFeatures();
+        int outs = linear.outFeatures();
+        for (Group g : groups) {
+            AdapterModule.Lora lora = (AdapterModule.Lora) g.module;
+            Tensor xp = backend.allocate(longest, in);
+            backend.gatherRows(x, g.rows, backend.rows(xp, 0, g.rows.length));
+            Tensor v = backend.allocate(longest, rank);
+            backend.linear(xp, paddedA(lora, rank, in), null, v);
+            Tensor d = backend.allocate(longest, outs);
+            backend.linear(v, paddedB(lora, rank, outs), lora.bias(), d);
+            backend.scatterRows(backend.rows(d, 0, g.rows.length), g.rows, lora.scale(), null, true, out);
+        }
+    }
+
+    private Tensor paddedA(AdapterModule.Lora lora, int rank, int in) {
+        float[] a = backend.toHost(lora.a());
+        return backend.weight(java.util.Arrays.copyOf(a, rank * in), rank, in);
+    }
+
+    private Tensor paddedB(AdapterModule.Lora lora, int rank, int outs) {
+        float[] b = backend.toHost(lora.b());
+        int r = lora.rank();
+        float[] p = new float[outs * rank];
+        for (int o = 0; o < outs; o++) {
+            System.arraycopy(b, o * r, p, o * rank, r);
+        }
+        return backend.weight(p, outs, rank);
+    }
+
+    /** Merged copies by adapter and module, made on first use and kept (never merged in place). */
+    private static final java.util.Map<Adapter, java.util.Map<String, Tensor[]>> MERGED = java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+
+    private void merged(Adapter adapter, AdapterModule module, Linear linear, Tensor x, Tensor out, int[] rows) {
+        Tensor[] wb = MERGED.computeIfAbsent(adapter, a -> new java.util.concurrent.ConcurrentHashMap<>())
+                .computeIfAbsent(linear.module(), m -> Merging.merge(backend, linear, module));
+        Tensor xs = gather(x, rows);
+        Tensor y = backend.allocate(rows.length, linear.outFeatures());
+        backend.linear(xs, wb[0], wb[1], y);
+        backend.scatterRows(y, rows, 1f, null, false, out);
     }
 
     private void apply(AdapterModule module, Linear linear, Tensor x, Tensor out, int[] rows) {

@@ -16,6 +16,7 @@ public final class AdapterRegistry implements AdapterSlots {
     private final Map<String, Adapter> registered = new LinkedHashMap<>();
     private final Adapter[] slots;
     private final int[] references;
+    private volatile AdapterStrategy strategy = AdapterStrategy.AUTO;
 
     public AdapterRegistry(int maxResident) {
         if (maxResident < 1) {
@@ -82,6 +83,20 @@ public final class AdapterRegistry implements AdapterSlots {
             sum += r;
         }
         return sum;
+    }
+
+    @Override
+    public AdapterStrategy strategy() {
+        return strategy;
+    }
+
+    public void pin(AdapterStrategy strategy) {
+        this.strategy = strategy;
+    }
+
+    @Override
+    public Adapter adapter(int slot) {
+        return slots[slot];
     }
 
     @Override

@@ -6,4 +6,14 @@ public interface AdapterSlots {
 
     /** The adapter module for this base module in this slot, or null (slot empty or module not adapted). */
     AdapterModule module(String module, int slot);
+
+    /** How adapted layers are computed. */
+    default AdapterStrategy strategy() {
+        return AdapterStrategy.AUTO;
+    }
+
+    /** A slot's adapter (for caches keyed by adapter), or null. */
+    default Adapter adapter(int slot) {
+        return null;
+    }
 }

@@ -18,6 +18,15 @@ public interface Backend extends AutoCloseable {
     /** A weight for this backend, from a checkpoint tensor viewed as [rows, cols]. */
     Tensor weight(TensorView source, int rows, int cols);
 
+    /** A float32 weight made on the host (a merged adapter copy, say), for {@link #linear}. */
+    Tensor weight(float[] values, int rows, int cols);
+
+    /**
+     * LoRA token by token, unpadded: for each i, v = A x[rows[i]] (A [r, in]), then
+     * out[rows[i]] += scale · (B v + bias) (B [out, r]); each token's rank-r work stays its own.
+     */
+    void loraShrinkExpand(Tensor x, int[] rows, Tensor a, Tensor b, Tensor bias, float scale, Tensor out);
+
     /** A zero-filled float32 tensor. */
     Tensor allocate(int rows, int cols);
 

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.flora.FloraException;
 import dev.flora.adapter.AdapterRange;
+import dev.flora.adapter.AdapterStrategy;
 import dev.flora.adapter.AdapterRegistry;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
@@ -55,7 +56,7 @@ final class ScoreCommand implements Callable<Integer> {
     int greedyTokens;
 
     @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S",
-            description = "Adapter execution strategy (default: ${DEFAULT-VALUE}).")
+            description = "How adapted layers are computed: auto, exact, flora, gathered, bmm, merged (default: ${DEFAULT-VALUE}).")
     String strategy;
 
     @Option(names = "--max-batched-tokens", defaultValue = "8192", paramLabel = "N",
@@ -73,12 +74,11 @@ final class ScoreCommand implements Callable<Integer> {
         if (maxBatchedTokens <= 0) {
             throw new FloraException("--max-batched-tokens must be positive, got " + maxBatchedTokens);
         }
-        if (!strategy.equals("auto") && !strategy.equals("exact")) {
-            throw new FloraException("--strategy '" + strategy + "' is not available (supported: auto, exact)");
-        }
+        AdapterStrategy pinned = AdapterStrategy.parse(strategy);
         List<JsonLines.Line> lines = JsonLines.read(requests);
         try (PretrainedModel pretrained = PretrainedModel.load(model, device.create())) {
             AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters, maxAdapters != null ? maxAdapters : Math.max(1, adapters.size()));
+            registry.pin(pinned);
             List<Request> batch = new ArrayList<>();
             for (JsonLines.Line line : lines) {
                 batch.add(toRequest(line, pretrained, registry));

@@ -63,6 +63,43 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor weight(float[] values, int rows, int cols) {
+        if (values.length != (long) rows * cols) {
+            throw new IllegalArgumentException(values.length + " values for [" + rows + ", " + cols + "]");
+        }
+        MemorySegment segment = Arena.ofAuto().allocate((long) values.length * Float.BYTES, 64);
+        MemorySegment.copy(values, 0, segment, RowOps.F32, 0, values.length);
+        return CpuTensor.weight(segment, DType.F32, rows, cols);
+    }
+
+    @Override
+    public void loraShrinkExpand(Tensor x, int[] rows, Tensor a, Tensor b, Tensor bias, float scale, Tensor out) {
+        CpuTensor xt = CpuTensor.act(x);
+        CpuTensor o = CpuTensor.act(out);
+        int in = xt.cols();
+        int outs = o.cols();
+        int r = a.rows();
+        float[] av = toHost(a);
+        float[] bv = toHost(b);
+        float[] biasv = bias == null ? null : toHost(bias);
+        RowOps.forEach(rows.length, (long) r * (in + outs), i -> {
+            float[] v = new float[r];
+            int xo = xt.offset + rows[i] * in;
+            for (int j = 0; j < r; j++) {
+                v[j] = kernels.dot(xt.array, xo, av, j * in, in);
+            }
+            int oo = o.offset + rows[i] * outs;
+            for (int k = 0; k < outs; k++) {
+                float d = kernels.dot(bv, k * r, v, 0, r);
+                if (biasv != null) {
+                    d += biasv[k];
+                }
+                o.array[oo + k] += scale * d;
+            }
+        });
+    }
+
+    @Override
     public Tensor allocate(int rows, int cols) {
         return CpuTensor.activation(new float[Math.multiplyExact(rows, cols)], 0, rows, cols);
     }
