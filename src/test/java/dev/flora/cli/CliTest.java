@@ -366,8 +366,8 @@ class CliTest {
         assertCleanError(flora("generate", "--model", model, "--prompt", "hi", "--device", "cuda"), "cuda");
         assertCleanError(flora("generate", "--model", model, "--prompt", "hi", "--temperature", "-1"), "temperature");
         assertCleanError(flora("generate", "--model", model, "--prompt", "hi", "--top-p", "0"), "top-p");
-        assertCleanError(flora("score", "--model", model, "--requests", baseRequests().toString(), "--out", tmp.resolve("o").toString(), "--strategy", "bmm"),
-                "bmm");
+        assertCleanError(flora("score", "--model", model, "--requests", baseRequests().toString(), "--out", tmp.resolve("o").toString(), "--strategy", "fastest"),
+                "fastest", "gathered");
     }
 
     @Test
