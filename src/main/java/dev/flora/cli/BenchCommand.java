@@ -24,7 +24,7 @@ import java.util.concurrent.Callable;
 /** {@code flora bench}: measurements against the machine's own limits. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks that print tables (and --json lines) of speed against the machine's measured limits.",
-        subcommands = {BenchCommand.Decode.class, BenchCommand.MakeModel.class})
+        subcommands = {BenchCommand.Decode.class, BenchCommand.Adapters.class, BenchCommand.MakeModel.class})
 final class BenchCommand implements Runnable {
     @Spec
     CommandSpec spec;
@@ -32,6 +32,86 @@ final class BenchCommand implements Runnable {
     @Override
     public void run() {
         spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    @Command(name = "adapters", mixinStandardHelpOptions = true,
+            description = {"Per-layer time of each adapter strategy against rank (the shape of the fLoRA paper's figure 2 on "
+                    + "this machine): a d x d bf16 layer, T tokens over S sequences each with its own adapter, and the base layer alone.",
+                    "Prints a table (or --json lines) and writes a PNG plot."})
+    static final class Adapters implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--dim", defaultValue = "4096", paramLabel = "D", description = "Layer width (default: ${DEFAULT-VALUE}).")
+        int dim;
+
+        @Option(names = "--sequences", defaultValue = "16", paramLabel = "S", description = "Sequences, each with its own adapter (default: ${DEFAULT-VALUE}).")
+        int sequences;
+
+        @Option(names = "--tokens", defaultValue = "16,64", split = ",", paramLabel = "T", description = "Token counts per step (default: ${DEFAULT-VALUE}).")
+        int[] tokens;
+
+        @Option(names = "--ranks", defaultValue = "1,2,4,8,16,32,64", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
+        int[] ranks;
+
+        @Option(names = "--plot", defaultValue = "bench-adapters.png", paramLabel = "PNG", description = "Plot file (default: ${DEFAULT-VALUE}).")
+        Path plot;
+
+        @Option(names = "--json", description = "Print one JSON line per point instead of the table.")
+        boolean json;
+
+        @Override
+        public Integer call() throws java.io.IOException {
+            for (int t : tokens) {
+                if (t < sequences) {
+                    throw new FloraException("--tokens " + t + " is fewer than --sequences " + sequences + "; each sequence needs a token");
+                }
+            }
+            if (dim < 16 || sequences < 1 || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)) {
+                throw new FloraException("--dim must be >= 16, --sequences and --ranks >= 1");
+            }
+            java.util.List<dev.flora.bench.AdapterBench.Point> points;
+            try (Progress progress = new Progress(spec.commandLine().getErr(), "measuring", (long) tokens.length * ranks.length)) {
+                points = dev.flora.bench.AdapterBench.run(new CpuBackend(), dim, sequences, tokens, ranks, progress);
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                for (var p : points) {
+                    out.println(JsonLines.JSON.valueToTree(p));
+                }
+            } else {
+                out.printf(Locale.ROOT, "d = %d, %d sequences each with its own adapter (LoRA for gathered/bmm/exact-lora, fLoRA for flora/exact-flora), kernels %s%n",
+                        dim, sequences, KernelProvider.describe());
+                out.printf(Locale.ROOT, "%7s %5s", "tokens", "rank");
+                for (String s : dev.flora.bench.AdapterBench.STRATEGIES) {
+                    out.printf(Locale.ROOT, " %12s", s);
+                }
+                out.println("   (microseconds per layer call; median)");
+                for (int t : tokens) {
+                    for (int r : ranks) {
+                        out.printf(Locale.ROOT, "%7d %5d", t, r);
+                        for (String s : dev.flora.bench.AdapterBench.STRATEGIES) {
+                            double us = points.stream().filter(p -> p.tokens() == t && p.rank() == r && p.strategy().equals(s))
+                                    .mapToDouble(dev.flora.bench.AdapterBench.Point::micros).findFirst().orElse(Double.NaN);
+                            out.printf(Locale.ROOT, " %12.1f", us);
+                        }
+                        out.println();
+                    }
+                }
+            }
+            java.util.Map<String, java.util.Map<String, java.util.List<double[]>>> panels = new java.util.LinkedHashMap<>();
+            for (int t : tokens) {
+                java.util.Map<String, java.util.List<double[]>> series = new java.util.LinkedHashMap<>();
+                for (String s : dev.flora.bench.AdapterBench.STRATEGIES) {
+                    series.put(s, points.stream().filter(p -> p.tokens() == t && p.strategy().equals(s))
+                            .map(p -> new double[] {p.rank(), p.micros()}).toList());
+                }
+                panels.put(t + " tokens, " + sequences + " adapters", series);
+            }
+            dev.flora.bench.LinePlot.write(plot, "Adapted layer time vs rank, d=" + dim + " (" + KernelProvider.describe() + ")", "rank", "us", panels);
+            spec.commandLine().getErr().println("plot: " + plot.toAbsolutePath());
+            return 0;
+        }
     }
 
     @Command(name = "model", mixinStandardHelpOptions = true,

@@ -1,0 +1,117 @@
+package dev.flora.bench;
+
+import javax.imageio.ImageIO;
+import java.awt.BasicStroke;
+import java.awt.Color;
+import java.awt.Font;
+import java.awt.Graphics2D;
+import java.awt.RenderingHints;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/** A small PNG line chart (log-log axes), one panel per series group, drawn headless with Java2D. */
+public final class LinePlot {
+    private static final Color[] COLORS = {Color.BLACK, new Color(0xd62728), new Color(0xff7f0e), new Color(0x1f77b4),
+            new Color(0x2ca02c), new Color(0x9467bd), new Color(0x8c564b)};
+
+    private LinePlot() {
+    }
+
+    /**
+     * @param panels panel title → series name → points (x, y), drawn on log2 x and log10 y axes
+     */
+    public static void write(Path file, String title, String xLabel, String yLabel, Map<String, Map<String, List<double[]>>> panels) throws IOException {
+        System.setProperty("java.awt.headless", "true");
+        int panelW = 520;
+        int panelH = 380;
+        int width = panelW * panels.size();
+        int height = panelH + 60;
+        BufferedImage image = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = image.createGraphics();
+        g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
+        g.setColor(Color.WHITE);
+        g.fillRect(0, 0, width, height);
+        g.setColor(Color.BLACK);
+        g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 16));
+        g.drawString(title, 20, 24);
+        int p = 0;
+        for (var panel : panels.entrySet()) {
+            drawPanel(g, p * panelW, 40, panelW, panelH, panel.getKey(), xLabel, yLabel, panel.getValue());
+            p++;
+        }
+        g.dispose();
+        ImageIO.write(image, "png", file.toFile());
+    }
+
+    private static void drawPanel(Graphics2D g, int x0, int y0, int w, int h, String title, String xLabel, String yLabel,
+                                  Map<String, List<double[]>> series) {
+        int left = x0 + 70;
+        int right = x0 + w - 20;
+        int top = y0 + 30;
+        int bottom = y0 + h - 50;
+        double minX = Double.MAX_VALUE;
+        double maxX = -Double.MAX_VALUE;
+        double minY = Double.MAX_VALUE;
+        double maxY = -Double.MAX_VALUE;
+        for (List<double[]> pts : series.values()) {
+            for (double[] pt : pts) {
+                minX = Math.min(minX, log2(pt[0]));
+                maxX = Math.max(maxX, log2(pt[0]));
+                minY = Math.min(minY, Math.log10(pt[1]));
+                maxY = Math.max(maxY, Math.log10(pt[1]));
+            }
+        }
+        minY = Math.floor(minY);
+        maxY = Math.ceil(maxY);
+        if (maxX == minX) {
+            maxX = minX + 1;
+        }
+        if (maxY == minY) {
+            maxY = minY + 1;
+        }
+        g.setColor(Color.BLACK);
+        g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
+        g.drawString(title, left, y0 + 18);
+        g.drawRect(left, top, right - left, bottom - top);
+        for (double lx = Math.ceil(minX); lx <= maxX; lx++) {
+            int px = (int) (left + (lx - minX) / (maxX - minX) * (right - left));
+            g.drawLine(px, bottom, px, bottom + 4);
+            g.drawString(String.format(Locale.ROOT, "%.0f", Math.pow(2, lx)), px - 6, bottom + 16);
+        }
+        for (double ly = minY; ly <= maxY; ly++) {
+            int py = (int) (bottom - (ly - minY) / (maxY - minY) * (bottom - top));
+            g.setColor(new Color(0xdddddd));
+            g.drawLine(left, py, right, py);
+            g.setColor(Color.BLACK);
+            g.drawString(String.format(Locale.ROOT, "1e%.0f", ly), x0 + 30, py + 4);
+        }
+        g.drawString(xLabel, (left + right) / 2 - 20, bottom + 34);
+        g.drawString(yLabel, x0 + 4, top - 8);
+        int c = 0;
+        int legendY = top + 14;
+        for (var s : series.entrySet()) {
+            Color color = COLORS[c++ % COLORS.length];
+            g.setColor(color);
+            g.setStroke(new BasicStroke(2f));
+            int[] xs = new int[s.getValue().size()];
+            int[] ys = new int[xs.length];
+            for (int i = 0; i < xs.length; i++) {
+                double[] pt = s.getValue().get(i);
+                xs[i] = (int) (left + (log2(pt[0]) - minX) / (maxX - minX) * (right - left));
+                ys[i] = (int) (bottom - (Math.log10(pt[1]) - minY) / (maxY - minY) * (bottom - top));
+                g.fillOval(xs[i] - 3, ys[i] - 3, 6, 6);
+            }
+            g.drawPolyline(xs, ys, xs.length);
+            g.drawString(s.getKey(), left + 8, legendY);
+            legendY += 14;
+        }
+    }
+
+    private static double log2(double v) {
+        return Math.log(v) / Math.log(2);
+    }
+}
