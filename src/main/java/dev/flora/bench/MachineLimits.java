@@ -25,9 +25,9 @@ public record MachineLimits(double bytesPerSecond, double flopsPerSecond, int th
         return new MachineLimits(bandwidth(threads), fmaPeak(threads), threads, F.vectorBitSize());
     }
 
-    /** Streams 512 MiB (read only, as a decode step reads weights) split across all cores. */
+    /** Streams 1 GiB (read only, as a decode step reads weights) split across all cores, through the worker threads. */
     static double bandwidth(int threads) {
-        long bytes = 512L << 20;
+        long bytes = 1L << 30;
         try (Arena arena = Arena.ofShared()) {
             MemorySegment buffer = arena.allocate(bytes, 64);
             buffer.fill((byte) 1);
@@ -47,16 +47,29 @@ public record MachineLimits(double bytesPerSecond, double flopsPerSecond, int th
         }
     }
 
+    /** Eight independent streams of loads per thread, so the measure is not bound by load latency. */
     private static double sum(MemorySegment s, long from, long length) {
         FloatVector a = FloatVector.zero(F);
-        FloatVector b = FloatVector.zero(F);
+        FloatVector b = a;
+        FloatVector c = a;
+        FloatVector d = a;
+        FloatVector e = a;
+        FloatVector f = a;
+        FloatVector g = a;
+        FloatVector h = a;
         long step = F.vectorByteSize();
-        long end = from + length - 2 * step;
-        for (long o = from; o <= end; o += 2 * step) {
+        long end = from + length - 8 * step;
+        for (long o = from; o <= end; o += 8 * step) {
             a = a.add(FloatVector.fromMemorySegment(F, s, o, ByteOrder.LITTLE_ENDIAN));
             b = b.add(FloatVector.fromMemorySegment(F, s, o + step, ByteOrder.LITTLE_ENDIAN));
+            c = c.add(FloatVector.fromMemorySegment(F, s, o + 2 * step, ByteOrder.LITTLE_ENDIAN));
+            d = d.add(FloatVector.fromMemorySegment(F, s, o + 3 * step, ByteOrder.LITTLE_ENDIAN));
+            e = e.add(FloatVector.fromMemorySegment(F, s, o + 4 * step, ByteOrder.LITTLE_ENDIAN));
+            f = f.add(FloatVector.fromMemorySegment(F, s, o + 5 * step, ByteOrder.LITTLE_ENDIAN));
+            g = g.add(FloatVector.fromMemorySegment(F, s, o + 6 * step, ByteOrder.LITTLE_ENDIAN));
+            h = h.add(FloatVector.fromMemorySegment(F, s, o + 7 * step, ByteOrder.LITTLE_ENDIAN));
         }
-        return a.add(b).reduceLanes(VectorOperators.ADD);
+        return a.add(b).add(c).add(d).add(e).add(f).add(g).add(h).reduceLanes(VectorOperators.ADD);
     }
 
     /** Eight independent FMA chains per core: enough to cover the FMA latency on current cores. */
