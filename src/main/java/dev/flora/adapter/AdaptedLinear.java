@@ -63,8 +63,8 @@ public final class AdaptedLinear {
 
     /** out = the layer applied to x, for every token with its own adapter, by the strategy the slots ask for. */
     public void project(Linear linear, Tensor x, Tensor out) {
-        backend.linear(x, linear.weight(), linear.bias(), out);
         AdapterStrategy strategy = slots.strategy();
+        baseProduct(linear, x, out, strategy);
         List<Group> fused = new ArrayList<>();
         List<Group> padded = new ArrayList<>();
         for (int slot : activeSlots) {
@@ -91,6 +91,44 @@ public final class AdaptedLinear {
         }
         if (!padded.isEmpty()) {
             loraPadded(padded, linear, x, out);
+        }
+    }
+
+    /** Whether this strategy replaces a module's output rows outright (so their base product would be wasted). */
+    private static boolean replaces(AdapterModule module, AdapterStrategy strategy) {
+        return strategy == AdapterStrategy.MERGED
+                || module instanceof AdapterModule.Ia3 ia3 && ia3.inputSide()
+                || module instanceof AdapterModule.Flora;
+    }
+
+    /** The shared base product, for every row whose output the adapters do not replace outright. */
+    private void baseProduct(Linear linear, Tensor x, Tensor out, AdapterStrategy strategy) {
+        int replaced = 0;
+        boolean[] skip = null;
+        for (int slot : activeSlots) {
+            AdapterModule module = slots.module(linear.module(), slot);
+            if (module != null && replaces(module, strategy)) {
+                if (skip == null) {
+                    skip = new boolean[x.rows()];
+                }
+                for (int r : rowsBySlot[slot]) {
+                    skip[r] = true;
+                }
+                replaced += rowsBySlot[slot].length;
+            }
+        }
+        if (replaced == 0) {
+            backend.linear(x, linear.weight(), linear.bias(), out);
+        } else if (replaced < x.rows()) {
+            int[] keep = new int[x.rows() - replaced];
+            for (int r = 0, k = 0; r < x.rows(); r++) {
+                if (!skip[r]) {
+                    keep[k++] = r;
+                }
+            }
+            Tensor y = backend.allocate(keep.length, linear.outFeatures());
+            backend.linear(gather(x, keep), linear.weight(), linear.bias(), y);
+            backend.scatterRows(y, keep, 1f, null, false, out);
         }
     }
 

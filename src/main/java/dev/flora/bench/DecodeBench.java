@@ -1,5 +1,8 @@
 package dev.flora.bench;
 
+import dev.flora.adapter.Adapter;
+import dev.flora.adapter.AdapterRegistry;
+import dev.flora.adapter.RandomAdapters;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
 import dev.flora.engine.Request;
@@ -29,16 +32,39 @@ public final class DecodeBench {
      */
     public record Result(String model, String kernels, int batch, int steps, double seconds, double tokensPerSecond,
                          double rooflineTokensPerSecond, double memoryFraction, double flopFraction, long weightBytes,
-                         MachineLimits limits) {
+                         MachineLimits limits, String adapters) {
+    }
+
+    /**
+     * Each sequence's own adapter: kind, rank, target modules and the strategy pinned.
+     */
+    public record AdapterSetup(dev.flora.adapter.AdapterKind kind, int rank, java.util.Set<String> targets,
+                               dev.flora.adapter.AdapterStrategy strategy) {
+        String describe() {
+            return kind.name().toLowerCase(java.util.Locale.ROOT) + " r=" + rank + " on " + String.join(",", new java.util.TreeSet<>(targets))
+                    + ", one per sequence, strategy " + strategy.cliName();
+        }
     }
 
     private DecodeBench() {
     }
 
     public static Result run(CausalLM model, String name, String kernels, int batch, int steps, MachineLimits limits) {
+        return run(model, name, kernels, batch, steps, limits, null);
+    }
+
+    public static Result run(CausalLM model, String name, String kernels, int batch, int steps, MachineLimits limits, AdapterSetup adapters) {
         ModelSpec spec = model.spec();
-        decode(model, batch, Math.min(steps, 8)); // warm the JIT up on the same code paths
-        long[] timing = decode(model, batch, steps);
+        AdapterRegistry registry = new AdapterRegistry(batch);
+        if (adapters != null) {
+            RandomAdapters.create(model, adapters.kind(), adapters.rank(), adapters.targets(), batch, 3).forEach(registry::register);
+            registry.pin(adapters.strategy());
+        }
+        long warmEnd = System.nanoTime() + 2_000_000_000L;
+        while (System.nanoTime() < warmEnd) {
+            decode(model, batch, Math.min(steps, 8), registry, adapters != null); // warm the JIT up on the same code paths
+        }
+        long[] timing = decode(model, batch, steps, registry, adapters != null);
         double seconds = timing[0] / 1e9;
         double tokensPerSecond = (double) batch * steps / seconds;
         // Average KV bytes read per sequence and step: contexts grow from PROMPT_TOKENS to PROMPT_TOKENS + steps.
@@ -47,20 +73,21 @@ public final class DecodeBench {
         double roofline = batch * limits.bytesPerSecond() / bytesPerStep;
         double flops = 2.0 * spec.matmulWeights() * batch * steps / seconds;
         return new Result(name, kernels, batch, steps, seconds, tokensPerSecond, roofline, tokensPerSecond / roofline,
-                flops / limits.flopsPerSecond(), spec.matmulBytes(), limits);
+                flops / limits.flopsPerSecond(), spec.matmulBytes(), limits, adapters == null ? "none" : adapters.describe());
     }
 
     /** Runs prefill plus {@code steps} decode steps; returns the nanoseconds of the decode steps. */
-    private static long[] decode(CausalLM model, int batch, int steps) {
+    private static long[] decode(CausalLM model, int batch, int steps, AdapterRegistry registry, boolean adapted) {
         ModelSpec spec = model.spec();
         int maxSeqs = Math.max(batch, 1);
         Engine engine = new Engine(model, EngineConfig.DEFAULT.withMaxSequences(maxSeqs)
-                .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, PROMPT_TOKENS + steps + 16))), Set.of());
+                .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, PROMPT_TOKENS + steps + 16))), Set.of(), registry);
+        List<String> names = registry.adapters().stream().map(Adapter::name).toList();
         SplittableRandom random = new SplittableRandom(11);
         List<Request> requests = new ArrayList<>();
         for (int b = 0; b < batch; b++) {
             int[] prompt = random.ints(PROMPT_TOKENS, 0, spec.vocabSize()).toArray();
-            requests.add(new Request("bench-" + b, prompt, SamplingParams.greedy(steps + 1, true), false));
+            requests.add(Request.withAdapter("bench-" + b, prompt, SamplingParams.greedy(steps + 1, true), false, adapted ? names.get(b) : null));
         }
         requests.forEach(engine::submit);
         Engine.Listener quiet = new Engine.Listener() { };

@@ -158,8 +158,34 @@ final class BenchCommand implements Runnable {
         @Option(names = "--json", description = "Print one JSON line instead of the table.")
         boolean json;
 
+        @Option(names = "--adapter-kind", paramLabel = "lora|flora|ia3",
+                description = "Give every sequence its own random adapter of this kind (default: none).")
+        String adapterKind;
+
+        @Option(names = "--rank", defaultValue = "8", paramLabel = "R", description = "Adapter rank (default: ${DEFAULT-VALUE}).")
+        int rank;
+
+        @Option(names = "--targets", defaultValue = "q_proj,v_proj", split = ",", paramLabel = "M", description = "Adapted modules (default: ${DEFAULT-VALUE}).")
+        java.util.Set<String> targets;
+
+        @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S", description = "Adapter strategy (default: ${DEFAULT-VALUE}).")
+        String strategy;
+
         @Override
         public Integer call() {
+            DecodeBench.AdapterSetup setup = null;
+            if (adapterKind != null) {
+                dev.flora.adapter.AdapterKind kind = switch (adapterKind.toLowerCase(Locale.ROOT)) {
+                    case "lora" -> dev.flora.adapter.AdapterKind.LORA;
+                    case "flora" -> dev.flora.adapter.AdapterKind.FLORA;
+                    case "ia3" -> dev.flora.adapter.AdapterKind.IA3;
+                    default -> throw new FloraException("--adapter-kind must be lora, flora or ia3, not '" + adapterKind + "'");
+                };
+                if (rank < 1) {
+                    throw new FloraException("--rank must be at least 1");
+                }
+                setup = new DecodeBench.AdapterSetup(kind, rank, targets, dev.flora.adapter.AdapterStrategy.parse(strategy));
+            }
             if (batch < 1 || tokens < 1) {
                 throw new FloraException("--batch and --tokens must be at least 1");
             }
@@ -171,7 +197,7 @@ final class BenchCommand implements Runnable {
                 throw new FloraException("--tokens " + tokens + " does not fit the model's context of " + lm.spec().maxContext());
             }
             MachineLimits limits = MachineLimits.measure();
-            DecodeBench.Result r = DecodeBench.run(lm, dir.getFileName().toString(), KernelProvider.describe(), batch, tokens, limits);
+            DecodeBench.Result r = DecodeBench.run(lm, dir.getFileName().toString(), KernelProvider.describe(), batch, tokens, limits, setup);
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
                 ObjectNode o = JsonLines.JSON.valueToTree(r);
@@ -186,12 +212,13 @@ final class BenchCommand implements Runnable {
             MachineLimits m = r.limits();
             return String.format(Locale.ROOT, """
                     model            %s (%.1f MB of matrix weights)
+                    adapters         %s
                     kernels          %s, %d threads
                     batch x steps    %d x %d in %.3f s
                     decode           %.1f tokens/s
                     memory roofline  %.1f tokens/s at %.1f GB/s measured  -> %.0f%% reached
                     FMA peak         %.1f GFLOP/s measured               -> %.0f%% reached""",
-                    r.model(), r.weightBytes() / 1e6, r.kernels(), m.threads(), r.batch(), r.steps(), r.seconds(),
+                    r.model(), r.weightBytes() / 1e6, r.adapters(), r.kernels(), m.threads(), r.batch(), r.steps(), r.seconds(),
                     r.tokensPerSecond(), r.rooflineTokensPerSecond(), m.bytesPerSecond() / 1e9, 100 * r.memoryFraction(),
                     m.flopsPerSecond() / 1e9, 100 * r.flopFraction());
         }

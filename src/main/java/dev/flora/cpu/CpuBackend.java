@@ -79,22 +79,19 @@ public final class CpuBackend implements Backend {
         int in = xt.cols();
         int outs = o.cols();
         int r = a.rows();
-        float[] av = toHost(a);
-        float[] bv = toHost(b);
-        float[] biasv = bias == null ? null : toHost(bias);
+        float[] av = CpuTensor.of(a).hostCopies()[0];    // A [r, in]
+        float[] bt = CpuTensor.of(b).hostCopies()[1];    // B^T [r, out]
+        float[] biasv = bias == null ? null : CpuTensor.of(bias).hostCopies()[0];
         RowOps.forEach(rows.length, (long) r * (in + outs), i -> {
-            float[] v = new float[r];
+            // Shrink: v = A x; expand: d = sum_j v[j] B[:, j] in j order, then out += scale (d + bias).
+            float[] d = new float[outs];
             int xo = xt.offset + rows[i] * in;
             for (int j = 0; j < r; j++) {
-                v[j] = kernels.dot(xt.array, xo, av, j * in, in);
+                kernels.axpy(kernels.dot(xt.array, xo, av, j * in, in), bt, j * outs, d, 0, outs);
             }
             int oo = o.offset + rows[i] * outs;
             for (int k = 0; k < outs; k++) {
-                float d = kernels.dot(bv, k * r, v, 0, r);
-                if (biasv != null) {
-                    d += biasv[k];
-                }
-                o.array[oo + k] += scale * d;
+                o.array[oo + k] += scale * (biasv == null ? d[k] : d[k] + biasv[k]);
             }
         });
     }

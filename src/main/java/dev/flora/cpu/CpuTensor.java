@@ -20,6 +20,8 @@ final class CpuTensor implements Tensor {
     private final int cols;
     /** A kernel set's own copy of this weight, rearranged for its products; made on first use. */
     private volatile Object packed;
+    /** This weight as float32 on the heap, row-major and transposed ({rows x cols, cols x rows}); made on first use. */
+    private volatile float[][] host;
 
     private CpuTensor(float[] array, int offset, MemorySegment segment, DType dtype, int rows, int cols) {
         this.array = array;
@@ -71,6 +73,30 @@ final class CpuTensor implements Tensor {
             }
         }
         return (P) p;
+    }
+
+    /** {W, W^T} as float32 arrays, made once (small adapter matrices, read element by element). */
+    float[][] hostCopies() {
+        float[][] h = host;
+        if (h == null) {
+            synchronized (this) {
+                h = host;
+                if (h == null) {
+                    float[] w = new float[Math.toIntExact(numel())];
+                    float[] t = new float[w.length];
+                    for (int r = 0; r < rows; r++) {
+                        for (int c = 0; c < cols; c++) {
+                            float v = isWeight() ? weightAt((long) r * cols + c) : array[offset + r * cols + c];
+                            w[r * cols + c] = v;
+                            t[c * rows + r] = v;
+                        }
+                    }
+                    h = new float[][] {w, t};
+                    host = h;
+                }
+            }
+        }
+        return h;
     }
 
     boolean isWeight() {
