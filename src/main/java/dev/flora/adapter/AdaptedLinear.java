@@ -64,6 +64,9 @@ public final class AdaptedLinear {
     /** out = the layer applied to x, for every token with its own adapter, by the strategy the slots ask for. */
     public void project(Linear linear, Tensor x, Tensor out) {
         AdapterStrategy strategy = slots.strategy();
+        boolean auto = strategy == AdapterStrategy.AUTO;
+        AdapterStrategy floraWay = auto ? chooseFor(AdapterKind.FLORA, linear) : strategy;
+        AdapterStrategy loraWay = auto ? chooseFor(AdapterKind.LORA, linear) : strategy;
         baseProduct(linear, x, out, strategy);
         List<Group> fused = new ArrayList<>();
         List<Group> padded = new ArrayList<>();
@@ -78,11 +81,10 @@ public final class AdaptedLinear {
                 continue;
             }
             switch (module) {
-                case AdapterModule.Lora lora when strategy == AdapterStrategy.GATHERED || strategy == AdapterStrategy.AUTO ->
+                case AdapterModule.Lora lora when loraWay == AdapterStrategy.GATHERED ->
                         backend.loraShrinkExpand(x, rows, lora.a(), lora.b(), lora.bias(), lora.scale(), out);
-                case AdapterModule.Lora lora when strategy == AdapterStrategy.BMM -> bySequence(rows, lora, padded);
-                case AdapterModule.Flora flora when strategy == AdapterStrategy.FLORA || strategy == AdapterStrategy.AUTO ->
-                        fused.add(new Group(rows, flora));
+                case AdapterModule.Lora lora when loraWay == AdapterStrategy.BMM -> bySequence(rows, lora, padded);
+                case AdapterModule.Flora flora when floraWay == AdapterStrategy.FLORA -> fused.add(new Group(rows, flora));
                 default -> apply(module, linear, x, out, rows);
             }
         }
@@ -92,6 +94,30 @@ public final class AdaptedLinear {
         if (!padded.isEmpty()) {
             loraPadded(padded, linear, x, out);
         }
+    }
+
+    /**
+     * AUTO: the measured-cheapest strategy for the adapters of one kind in this layer and step (by
+     * their token count and largest rank), or the defaults without a calibration.
+     */
+    private AdapterStrategy chooseFor(AdapterKind kind, Linear linear) {
+        CostModel costs = slots.costModel();
+        int tokens = 0;
+        int rank = 0;
+        for (int slot : activeSlots) {
+            AdapterModule m = slots.module(linear.module(), slot);
+            if (m instanceof AdapterModule.Flora f && kind == AdapterKind.FLORA) {
+                tokens += rowsBySlot[slot].length;
+                rank = Math.max(rank, f.rank());
+            } else if (m instanceof AdapterModule.Lora l && kind == AdapterKind.LORA) {
+                tokens += rowsBySlot[slot].length;
+                rank = Math.max(rank, l.rank());
+            }
+        }
+        if (tokens == 0 || costs == null) {
+            return kind == AdapterKind.FLORA ? AdapterStrategy.FLORA : AdapterStrategy.GATHERED;
+        }
+        return costs.choose(kind, tokens, rank);
     }
 
     /** Whether this strategy replaces a module's output rows outright (so their base product would be wasted). */

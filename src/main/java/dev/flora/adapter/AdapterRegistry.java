@@ -17,6 +17,7 @@ public final class AdapterRegistry implements AdapterSlots {
     private final Adapter[] slots;
     private final int[] references;
     private volatile AdapterStrategy strategy = AdapterStrategy.AUTO;
+    private volatile CostModel costModel;
 
     public AdapterRegistry(int maxResident) {
         if (maxResident < 1) {
@@ -92,6 +93,16 @@ public final class AdapterRegistry implements AdapterSlots {
 
     public void pin(AdapterStrategy strategy) {
         this.strategy = strategy;
+    }
+
+    /** Measured costs the AUTO strategy chooses by (null: its defaults). */
+    public void useCosts(CostModel model) {
+        this.costModel = model;
+    }
+
+    @Override
+    public CostModel costModel() {
+        return costModel;
     }
 
     @Override

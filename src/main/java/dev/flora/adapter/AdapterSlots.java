@@ -12,6 +12,11 @@ public interface AdapterSlots {
         return AdapterStrategy.AUTO;
     }
 
+    /** Measured costs for the AUTO strategy, or null for its defaults (fLoRA fused, LoRA gathered). */
+    default CostModel costModel() {
+        return null;
+    }
+
     /** A slot's adapter (for caches keyed by adapter), or null. */
     default Adapter adapter(int slot) {
         return null;

@@ -56,6 +56,7 @@ public final class DecodeBench {
     public static Result run(CausalLM model, String name, String kernels, int batch, int steps, MachineLimits limits, AdapterSetup adapters) {
         ModelSpec spec = model.spec();
         AdapterRegistry registry = new AdapterRegistry(batch);
+        registry.useCosts(dev.flora.adapter.CostModel.loadIfPresent(dev.flora.adapter.CostModel.defaultFile()));
         if (adapters != null) {
             RandomAdapters.create(model, adapters.kind(), adapters.rank(), adapters.targets(), batch, 3).forEach(registry::register);
             registry.pin(adapters.strategy());

@@ -16,6 +16,7 @@ final class AdapterOptions {
 
     static AdapterRegistry load(CausalLM model, Map<String, Path> adapters, int maxResident) {
         AdapterRegistry registry = new AdapterRegistry(maxResident);
+        registry.useCosts(dev.flora.adapter.CostModel.loadIfPresent(dev.flora.adapter.CostModel.defaultFile()));
         var linears = model.linears();
         for (var e : adapters.entrySet()) {
             String name = e.getKey();

@@ -18,6 +18,7 @@ import java.io.PrintWriter;
                 TokenizeCommand.class,
                 AdaptersCommand.class,
                 BenchCommand.class,
+                CalibrateCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec

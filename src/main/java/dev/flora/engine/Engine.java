@@ -63,7 +63,8 @@ public final class Engine {
                     + config.blockSize() + " positions (" + perBlock + " bytes)");
         }
         this.blocks = new BlockManager(numBlocks, config.blockSize());
-        this.scheduler = new Scheduler(blocks, adapters, config.maxBatchedTokens(), config.maxSequences(), spec.maxContext());
+        this.scheduler = new Scheduler(blocks, adapters, config.maxBatchedTokens(), config.maxSequences(), spec.maxContext(),
+                config.separatePrefillDecode());
         this.cache = model.backend().allocateKvCache(spec.layers(), numBlocks, config.blockSize(), spec.kvWidth());
     }
 

@@ -5,9 +5,11 @@ package dev.flora.engine;
  * @param maxBatchedTokens token budget of one step (prefill chunks and decode tokens together)
  * @param maxSequences     most sequences running at once
  * @param kvCacheBytes     memory for the KV cache; the engine takes no more than its sequences can use
+ * @param separatePrefillDecode steps of prompts only or decodes only, prompts first (vLLM 0.1.3, the
+ *                         fLoRA paper's baseline), instead of mixing them
  */
-public record EngineConfig(int blockSize, int maxBatchedTokens, int maxSequences, long kvCacheBytes) {
-    public static final EngineConfig DEFAULT = new EngineConfig(16, 8192, 256, 1L << 30);
+public record EngineConfig(int blockSize, int maxBatchedTokens, int maxSequences, long kvCacheBytes, boolean separatePrefillDecode) {
+    public static final EngineConfig DEFAULT = new EngineConfig(16, 8192, 256, 1L << 30, false);
 
     public EngineConfig {
         if (blockSize <= 0 || maxBatchedTokens <= 0 || maxSequences <= 0 || kvCacheBytes <= 0) {
@@ -16,14 +18,18 @@ public record EngineConfig(int blockSize, int maxBatchedTokens, int maxSequences
     }
 
     public EngineConfig withMaxBatchedTokens(int tokens) {
-        return new EngineConfig(blockSize, tokens, maxSequences, kvCacheBytes);
+        return new EngineConfig(blockSize, tokens, maxSequences, kvCacheBytes, separatePrefillDecode);
     }
 
     public EngineConfig withMaxSequences(int sequences) {
-        return new EngineConfig(blockSize, maxBatchedTokens, sequences, kvCacheBytes);
+        return new EngineConfig(blockSize, maxBatchedTokens, sequences, kvCacheBytes, separatePrefillDecode);
     }
 
     public EngineConfig withKvCacheBytes(long bytes) {
-        return new EngineConfig(blockSize, maxBatchedTokens, maxSequences, bytes);
+        return new EngineConfig(blockSize, maxBatchedTokens, maxSequences, bytes, separatePrefillDecode);
+    }
+
+    public EngineConfig withSeparatePrefillDecode(boolean separate) {
+        return new EngineConfig(blockSize, maxBatchedTokens, maxSequences, kvCacheBytes, separate);
     }
 }

@@ -21,10 +21,13 @@ final class Scheduler {
     private final int maxBatchedTokens;
     private final int maxSequences;
     private final int maxContext;
+    private final boolean separatePrefillDecode;
     final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
     final List<Sequence> running = new ArrayList<>();
 
-    Scheduler(BlockManager blocks, dev.flora.adapter.AdapterRegistry adapters, int maxBatchedTokens, int maxSequences, int maxContext) {
+    Scheduler(BlockManager blocks, dev.flora.adapter.AdapterRegistry adapters, int maxBatchedTokens, int maxSequences, int maxContext,
+              boolean separatePrefillDecode) {
+        this.separatePrefillDecode = separatePrefillDecode;
         this.blocks = blocks;
         this.adapters = adapters;
         this.maxBatchedTokens = maxBatchedTokens;
@@ -42,11 +45,23 @@ final class Scheduler {
     }
 
     List<Chunk> schedule() {
+        if (!separatePrefillDecode) {
+            return schedule(true, true);
+        }
+        // vLLM 0.1.3's way, the fLoRA paper's baseline: a step is all prompts or all decodes, prompts first.
+        List<Chunk> prefill = schedule(false, true);
+        return prefill.isEmpty() ? schedule(true, false) : prefill;
+    }
+
+    private List<Chunk> schedule(boolean decode, boolean prefill) {
         List<Chunk> chunks = new ArrayList<>();
         int budget = maxBatchedTokens;
         for (Sequence seq : running) {
             if (budget == 0) {
                 break;
+            }
+            if (seq.inPrefill() ? !prefill : !decode) {
+                continue;
             }
             int pending = seq.length() - seq.computed;
             int count = Math.min(pending, budget);
@@ -56,7 +71,7 @@ final class Scheduler {
             }
         }
         Iterator<Sequence> it = waiting.iterator();
-        while (budget > 0 && running.size() < maxSequences && it.hasNext()) {
+        while (prefill && budget > 0 && running.size() < maxSequences && it.hasNext()) {
             Sequence seq = it.next();
             if (!acquireAdapters(seq)) {
                 break; // every adapter slot is held by running sequences: wait for one to finish

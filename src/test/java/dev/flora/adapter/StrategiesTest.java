@@ -58,6 +58,21 @@ class StrategiesTest {
                 .run(requests, new Engine.Listener() { });
     }
 
+    /** The automatic choice driven by measured costs that pick bmm and exact still computes the exact function. */
+    @org.junit.jupiter.api.Test
+    void autoWithACostModelComputesTheSameFunction() {
+        List<Result> exact = run(AdapterStrategy.EXACT, random, 8192);
+        AdapterRegistry registry = AdaptersTest.registry(model, dirs, dirs.size());
+        registry.useCosts(CostModelTest.model());
+        List<Result> auto = new Engine(model.model(), EngineConfig.DEFAULT, model.eosTokenIds(), registry).run(random, new Engine.Listener() { });
+        for (int i = 0; i < random.size(); i++) {
+            for (int t = 1; t < exact.get(i).promptLogprobs().length; t++) {
+                assertThat(Math.abs(auto.get(i).promptLogprobs()[t] - exact.get(i).promptLogprobs()[t]))
+                        .isLessThanOrEqualTo(1e-5 * (1 + Math.abs(exact.get(i).promptLogprobs()[t])));
+            }
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(AdapterStrategy.class)
     void fixturesPassUnderEveryStrategy(AdapterStrategy strategy) {

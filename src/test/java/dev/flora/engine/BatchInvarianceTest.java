@@ -101,6 +101,11 @@ class BatchInvarianceTest {
     }
 
     @Test
+    void separatePrefillAndDecodeStepsChangeNothing() {
+        assertIdentical(run(EngineConfig.DEFAULT.withSeparatePrefillDecode(true).withMaxBatchedTokens(24), requests), alone());
+    }
+
+    @Test
     void reversedOrderChangesNothing() {
         List<Request> reversed = new ArrayList<>(requests);
         java.util.Collections.reverse(reversed);

@@ -309,7 +309,7 @@ class ReferenceLlamaTest {
         // The longest request (43 positions, 11 blocks) waits until both others have finished and
         // then gets blocks 8..11 followed by the freed 0..6: a non-contiguous table.
         List<Result> chunked = runFlora(dir, config, prompts,
-                new EngineConfig(4, 7, 256, 12 * 1024));
+                new EngineConfig(4, 7, 256, 12 * 1024, false));
         for (int i = 0; i < prompts.size(); i++) {
             assertThat(chunked.get(i).generated()).isEqualTo(oneBatch.get(i).generated());
             assertThat(bits(chunked.get(i).promptLogprobs())).isEqualTo(bits(oneBatch.get(i).promptLogprobs()));
