@@ -287,6 +287,13 @@ public final class CpuBackend implements Backend {
         CpuTensor g = CpuTensor.act(gate);
         CpuTensor u = CpuTensor.act(up);
         CpuTensor o = CpuTensor.act(out);
+        if (act == Activation.SILU) {
+            int cols = gate.cols();
+            // Row by row: every element's arithmetic depends only on its column, never on the batch.
+            RowOps.forEach(gate.rows(), cols, r -> kernels.siluMul(g.array, g.offset + r * cols, u.array, u.offset + r * cols,
+                    o.array, o.offset + r * cols, cols));
+            return;
+        }
         for (int i = 0, n = Math.toIntExact(gate.numel()); i < n; i++) {
             o.array[o.offset + i] = RowOps.activate(act, g.array[g.offset + i]) * u.array[u.offset + i];
         }

@@ -17,6 +17,9 @@ interface Kernels {
     /** Dot product of a[aOff, aOff + n) and b[bOff, bOff + n). */
     float dot(float[] a, int aOff, float[] b, int bOff, int n);
 
+    /** out[i] = silu(gate[i]) * up[i] for i in [0, n) (arrays from the given offsets). */
+    void siluMul(float[] gate, int gOff, float[] up, int uOff, float[] out, int oOff, int n);
+
     /** y[yOff + i] += alpha * x[xOff + i] for i in [0, n). */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n);
 }

@@ -53,6 +53,13 @@ final class ScalarKernels implements Kernels {
     }
 
     @Override
+    public void siluMul(float[] gate, int gOff, float[] up, int uOff, float[] out, int oOff, int n) {
+        for (int i = 0; i < n; i++) {
+            out[oOff + i] = RowOps.activate(dev.flora.backend.Activation.SILU, gate[gOff + i]) * up[uOff + i];
+        }
+    }
+
+    @Override
     public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
         for (int i = 0; i < n; i++) {
             y[yOff + i] += alpha * x[xOff + i];

@@ -297,6 +297,46 @@ final class VectorKernels implements Kernels {
         return s;
     }
 
+    private static final float LOG2E = 1.44269504f;
+    private static final float LN2_HI = 0.693145751953125f;
+    private static final float LN2_LO = 1.428606765330187e-6f;
+
+    /**
+     * e^x for float lanes: x = k ln2 + r (|r| <= ln2 / 2), e^r by a degree-7 polynomial, 2^k by
+     * the exponent bits. Lanewise IEEE operations only, so it rounds the same in every JIT tier.
+     * Relative error about 1e-7 for x in [-87, 88] (inputs are clamped there).
+     */
+    private static FloatVector exp(FloatVector x) {
+        x = x.max(-87f).min(88f);
+        // Round x log2(e) to the nearest integer by adding and removing 1.5 * 2^23 (exact in float).
+        FloatVector k = x.mul(LOG2E).add(12582912f).sub(12582912f);
+        FloatVector r = x.sub(k.mul(LN2_HI)).sub(k.mul(LN2_LO));
+        FloatVector p = FloatVector.broadcast(F, 1f / 5040);
+        p = p.fma(r, FloatVector.broadcast(F, 1f / 720));
+        p = p.fma(r, FloatVector.broadcast(F, 1f / 120));
+        p = p.fma(r, FloatVector.broadcast(F, 1f / 24));
+        p = p.fma(r, FloatVector.broadcast(F, 1f / 6));
+        p = p.fma(r, FloatVector.broadcast(F, 0.5f));
+        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        IntVector bits = ((IntVector) k.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        return p.mul(bits.reinterpretAsFloats());
+    }
+
+    @Override
+    public void siluMul(float[] gate, int gOff, float[] up, int uOff, float[] out, int oOff, int n) {
+        int i = 0;
+        FloatVector one = FloatVector.broadcast(F, 1f);
+        for (; i + L <= n; i += L) {
+            FloatVector g = FloatVector.fromArray(F, gate, gOff + i);
+            FloatVector silu = g.div(one.add(exp(g.neg())));
+            silu.mul(FloatVector.fromArray(F, up, uOff + i)).intoArray(out, oOff + i);
+        }
+        for (; i < n; i++) {
+            out[oOff + i] = RowOps.activate(dev.flora.backend.Activation.SILU, gate[gOff + i]) * up[uOff + i];
+        }
+    }
+
     @Override
     public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
         FloatVector av = FloatVector.broadcast(F, alpha);
