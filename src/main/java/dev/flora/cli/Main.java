@@ -14,6 +14,7 @@ import java.io.PrintWriter;
         subcommands = {
                 DemoCommand.class,
                 ScoreCommand.class,
+                ServeCommand.class,
                 GenerateCommand.class,
                 TokenizeCommand.class,
                 AdaptersCommand.class,

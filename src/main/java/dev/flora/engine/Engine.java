@@ -28,7 +28,16 @@ public final class Engine {
         default void onToken(String requestId, int token, double logprob) {
         }
 
+        /** A generated token with its log-probability and, when asked for, the most likely tokens at its step. */
+        default void onToken(String requestId, int token, double logprob, TopLogprobs top) {
+            onToken(requestId, token, logprob);
+        }
+
         default void onFinish(Result result) {
+        }
+
+        /** The request could not run (it was refused once queued, or a step failed). */
+        default void onError(String requestId, RuntimeException error) {
         }
     }
 
@@ -86,6 +95,17 @@ public final class Engine {
 
     /** Queues a request; refuses what could never run. */
     public void submit(Request request) {
+        check(request);
+        if (active.containsKey(request.id())) {
+            throw new FloraException("request id '" + request.id() + "' is already in use");
+        }
+        Sequence seq = new Sequence(request);
+        active.put(request.id(), seq);
+        scheduler.waiting.add(seq);
+    }
+
+    /** Refuses what could never run (empty or too long prompts, unknown tokens or adapters, too many blocks); safe from any thread. */
+    public void check(Request request) {
         int[] prompt = request.prompt();
         if (prompt.length == 0) {
             throw new FloraException("request " + request.id() + ": the prompt has no tokens");
@@ -100,17 +120,19 @@ public final class Engine {
             }
         }
         checkAdapters(request);
-        if (active.containsKey(request.id())) {
-            throw new FloraException("request id '" + request.id() + "' is already in use");
-        }
-        Sequence seq = new Sequence(request);
-        int need = blocks.blocksFor(scheduler.reservation(seq));
+        int need = blocks.blocksFor(scheduler.reservation(request));
         if (need > blocks.numBlocks()) {
             throw new FloraException("request " + request.id() + " needs " + need + " KV-cache blocks but the cache has "
                     + blocks.numBlocks() + "; give the KV cache more memory");
         }
-        active.put(request.id(), seq);
-        scheduler.waiting.add(seq);
+    }
+
+    public int runningCount() {
+        return scheduler.running.size();
+    }
+
+    public int waitingCount() {
+        return scheduler.waiting.size();
     }
 
     private void checkAdapters(Request request) {
@@ -244,18 +266,47 @@ public final class Engine {
                 int p = batch.positions()[t];
                 int offset = r * vocab;
                 double lse = Sampler.logSumExp(logits, offset, vocab);
+                SamplingParams sp = seq.request.sampling();
                 if (seq.promptLogprobs != null && p + 1 < seq.promptLength()) {
                     seq.promptLogprobs[p + 1] = logits[offset + seq.token(p + 1)] - lse;
+                    if (sp.logprobs() > 0) {
+                        seq.promptTop[p + 1] = TopLogprobs.of(logits, offset, vocab, lse, sp.logprobs());
+                    }
                 }
-                if (p == seq.length() - 1 && seq.generatedCount() < seq.request.sampling().maxTokens()) {
-                    int token = Sampler.sample(logits, offset, vocab, seq.request.sampling(), seq.random);
+                if (p == seq.length() - 1 && seq.generatedCount() < sp.maxTokens()) {
+                    int token = seq.generatedCount() < sp.minTokens()
+                            ? Sampler.sampleExcept(logits, offset, vocab, sp, seq.random, banned(sp))
+                            : Sampler.sample(logits, offset, vocab, sp, seq.random);
                     double logprob = logits[offset + token] - lse;
-                    seq.append(token, logprob);
-                    listener.onToken(seq.request.id(), token, logprob);
+                    TopLogprobs top = sp.logprobs() > 0 ? TopLogprobs.of(logits, offset, vocab, lse, sp.logprobs()) : null;
+                    seq.append(token, logprob, top);
+                    listener.onToken(seq.request.id(), token, logprob, top);
                     seq.finishReason = finishReason(seq, token);
                 }
             }
         }
+    }
+
+    /** Tokens that may not be sampled before min_tokens: the EOS tokens (unless ignored) and the stop tokens. */
+    private Set<Integer> banned(SamplingParams p) {
+        if (p.ignoreEos()) {
+            return p.stopTokens();
+        }
+        java.util.Set<Integer> all = new java.util.HashSet<>(eosTokens);
+        all.addAll(p.stopTokens());
+        return all;
+    }
+
+    /** Drops a request wherever it is (queued or running) and frees its blocks and adapter slots at once. */
+    public boolean abort(String requestId) {
+        Sequence seq = active.remove(requestId);
+        if (seq == null) {
+            return false;
+        }
+        if (!scheduler.waiting.remove(seq)) {
+            scheduler.finish(seq);
+        }
+        return true;
     }
 
     private FinishReason finishReason(Sequence seq, int token) {

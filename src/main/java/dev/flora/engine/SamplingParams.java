@@ -14,10 +14,24 @@ import java.util.Set;
  * @param maxTokens   most tokens to generate
  * @param ignoreEos   keep going past end-of-sequence tokens
  * @param stopTokens  token ids that end generation (besides the model's EOS unless ignored)
+ * @param minTokens   EOS and stop tokens cannot be sampled before this many tokens (vLLM's min_tokens)
+ * @param logprobs    how many most likely tokens to report with each token's log-probability (0-20)
  */
 public record SamplingParams(double temperature, int topK, double topP, Long seed, int maxTokens, boolean ignoreEos,
-                             Set<Integer> stopTokens) {
+                             Set<Integer> stopTokens, int minTokens, int logprobs) {
+    public static final int MAX_LOGPROBS = 20;
+
+    public SamplingParams(double temperature, int topK, double topP, Long seed, int maxTokens, boolean ignoreEos, Set<Integer> stopTokens) {
+        this(temperature, topK, topP, seed, maxTokens, ignoreEos, stopTokens, 0, 0);
+    }
+
     public SamplingParams {
+        if (minTokens < 0 || minTokens > maxTokens) {
+            throw new FloraException("min tokens must be in [0, max tokens], got " + minTokens);
+        }
+        if (logprobs < 0 || logprobs > MAX_LOGPROBS) {
+            throw new FloraException("logprobs must be in [0, " + MAX_LOGPROBS + "], got " + logprobs);
+        }
         if (!(temperature >= 0) || Double.isInfinite(temperature)) {
             throw new FloraException("temperature must be a finite number >= 0, got " + temperature);
         }

@@ -37,7 +37,11 @@ final class Scheduler {
 
     /** The most positions a sequence can reach: its prompt plus every token it may generate, capped by the context. */
     int reservation(Sequence seq) {
-        return Math.min(maxContext, seq.promptLength() + Math.max(0, seq.request.sampling().maxTokens() - 1));
+        return reservation(seq.request);
+    }
+
+    int reservation(Request request) {
+        return Math.min(maxContext, request.prompt().length + Math.max(0, request.sampling().maxTokens() - 1));
     }
 
     boolean hasWork() {

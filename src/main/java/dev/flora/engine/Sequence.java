@@ -12,6 +12,9 @@ final class Sequence {
     private int[] tokens;
     private int length;
     final double[] promptLogprobs;
+    /** Most likely tokens at each prompt position (when logprobs were asked for). */
+    final TopLogprobs[] promptTop;
+    private TopLogprobs[] generatedTop = new TopLogprobs[8];
     private double[] generatedLogprobs = new double[8];
     /** Tokens whose keys and values are in the cache. */
     int computed;
@@ -30,8 +33,10 @@ final class Sequence {
         if (request.promptLogprobs()) {
             promptLogprobs = new double[request.prompt().length];
             promptLogprobs[0] = Double.NaN;
+            promptTop = request.sampling().logprobs() > 0 ? new TopLogprobs[request.prompt().length] : null;
         } else {
             promptLogprobs = null;
+            promptTop = null;
         }
     }
 
@@ -65,21 +70,24 @@ final class Sequence {
         return computed < promptLength();
     }
 
-    void append(int token, double logprob) {
+    void append(int token, double logprob, TopLogprobs top) {
         if (length == tokens.length) {
             tokens = Arrays.copyOf(tokens, tokens.length * 2);
         }
         int g = generatedCount();
         if (g == generatedLogprobs.length) {
             generatedLogprobs = Arrays.copyOf(generatedLogprobs, g * 2);
+            generatedTop = Arrays.copyOf(generatedTop, g * 2);
         }
         generatedLogprobs[g] = logprob;
+        generatedTop[g] = top;
         tokens[length++] = token;
     }
 
     Result result() {
         return new Result(request.id(), request.prompt(), promptLogprobs,
                 Arrays.copyOfRange(tokens, promptLength(), length),
-                Arrays.copyOf(generatedLogprobs, generatedCount()), finishReason);
+                Arrays.copyOf(generatedLogprobs, generatedCount()), finishReason,
+                promptTop, request.sampling().logprobs() > 0 ? Arrays.copyOf(generatedTop, generatedCount()) : null);
     }
 }

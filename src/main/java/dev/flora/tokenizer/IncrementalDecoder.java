@@ -46,6 +46,19 @@ public final class IncrementalDecoder {
         return full.substring(common);
     }
 
+    /** Whatever text is still held back (an unfinished character at the end): all of it, now. */
+    public String finish() {
+        if (readOffset == length) {
+            return "";
+        }
+        String prefix = tokenizer.decode(Arrays.copyOfRange(ids, prefixOffset, readOffset), true);
+        String full = tokenizer.decode(Arrays.copyOfRange(ids, prefixOffset, length), true);
+        prefixOffset = readOffset;
+        readOffset = length;
+        int common = full.startsWith(prefix) ? prefix.length() : commonPrefix(prefix, full);
+        return full.substring(common);
+    }
+
     private static int commonPrefix(String a, String b) {
         int n = Math.min(a.length(), b.length());
         int i = 0;

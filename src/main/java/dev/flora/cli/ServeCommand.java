@@ -1,0 +1,105 @@
+package dev.flora.cli;
+
+import dev.flora.FloraException;
+import dev.flora.adapter.AdapterRegistry;
+import dev.flora.adapter.AdapterStrategy;
+import dev.flora.demo.DemoModel;
+import dev.flora.engine.Engine;
+import dev.flora.engine.EngineConfig;
+import dev.flora.engine.EngineLoop;
+import dev.flora.model.PretrainedModel;
+import dev.flora.server.OpenAiServer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+/** {@code flora serve}: the OpenAI-compatible server, every request with its own adapter. */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = {"Serve a model over the OpenAI HTTP API (POST /v1/completions, GET /v1/models, GET /health), "
+                + "batching all requests together whatever adapter each names in its \"model\" field.",
+                "Without --model, the embedded demo model."})
+final class ServeCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: the demo model).")
+    Path model;
+
+    @Option(names = "--adapter", paramLabel = "NAME=DIR", description = "An adapter requests may name (repeatable).")
+    Map<String, Path> adapters = Map.of();
+
+    @Option(names = "--served-model-name", paramLabel = "NAME", description = "The base model's id in the API (default: the directory's name).")
+    String servedName;
+
+    @Option(names = "--host", defaultValue = "127.0.0.1", paramLabel = "H", description = "Address to listen on (default: ${DEFAULT-VALUE}).")
+    String host;
+
+    @Option(names = "--port", defaultValue = "8000", paramLabel = "P", description = "Port (default: ${DEFAULT-VALUE}).")
+    int port;
+
+    @Option(names = "--api-key", paramLabel = "KEY", description = "Require Authorization: Bearer KEY.")
+    String apiKey;
+
+    @Option(names = "--max-adapters", paramLabel = "N", description = "Adapters resident at once (default: all given, at least 1).")
+    Integer maxAdapters;
+
+    @Option(names = "--max-batched-tokens", defaultValue = "8192", paramLabel = "N", description = "Tokens per step (default: ${DEFAULT-VALUE}).")
+    int maxBatchedTokens;
+
+    @Option(names = "--max-num-seqs", defaultValue = "256", paramLabel = "N", description = "Sequences running at once (default: ${DEFAULT-VALUE}).")
+    int maxSequences;
+
+    @Option(names = "--kv-cache-memory", defaultValue = "1073741824", paramLabel = "BYTES", description = "KV-cache memory (default: ${DEFAULT-VALUE}).")
+    long kvCacheBytes;
+
+    @Option(names = "--max-waiting", defaultValue = "1024", paramLabel = "N", description = "Requests that may wait; more get 503 (default: ${DEFAULT-VALUE}).")
+    int maxWaiting;
+
+    @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S", description = "Adapter strategy (default: ${DEFAULT-VALUE}).")
+    String strategy;
+
+    @Mixin
+    DeviceOption device;
+
+    @Override
+    public Integer call() throws InterruptedException {
+        if (port < 0 || port > 65535) {
+            throw new FloraException("--port must be in [0, 65535], got " + port);
+        }
+        if (maxBatchedTokens < 1 || maxSequences < 1 || kvCacheBytes < 1 || maxWaiting < 1) {
+            throw new FloraException("--max-batched-tokens, --max-num-seqs, --kv-cache-memory and --max-waiting must be positive");
+        }
+        AdapterStrategy pinned = AdapterStrategy.parse(strategy);
+        Path dir = model != null ? model : DemoModel.ensure(DemoModel.defaultCache(),
+                total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
+        PretrainedModel pretrained = PretrainedModel.load(dir, device.create());
+        String name = servedName != null ? servedName : dir.getFileName().toString();
+        if (adapters.containsKey(name)) {
+            throw new FloraException("adapter name '" + name + "' is the base model's id; rename the adapter or use --served-model-name");
+        }
+        AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters, maxAdapters != null ? maxAdapters : Math.max(1, adapters.size()));
+        registry.pin(pinned);
+        EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens).withMaxSequences(maxSequences).withKvCacheBytes(kvCacheBytes);
+        EngineLoop loop = new EngineLoop(new Engine(pretrained.model(), config, pretrained.eosTokenIds(), registry), maxWaiting);
+        OpenAiServer server = new OpenAiServer(pretrained, loop, registry, name, apiKey, host, port);
+        server.start();
+        spec.commandLine().getOut().printf("Flora serving %s%s on http://%s:%d (POST /v1/completions, GET /v1/models, GET /health)%n",
+                name, adapters.isEmpty() ? "" : " with adapters " + String.join(", ", adapters.keySet()), host, server.port());
+        spec.commandLine().getOut().flush();
+        CountDownLatch stop = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.close();
+            loop.close();
+            stop.countDown();
+        }));
+        stop.await();
+        return 0;
+    }
+}

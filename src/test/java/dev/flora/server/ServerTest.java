@@ -1,0 +1,225 @@
+package dev.flora.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.flora.Fixtures;
+import dev.flora.adapter.AdapterLoader;
+import dev.flora.adapter.AdapterRegistry;
+import dev.flora.adapter.AdapterStrategy;
+import dev.flora.cpu.CpuBackend;
+import dev.flora.engine.Engine;
+import dev.flora.engine.EngineConfig;
+import dev.flora.engine.EngineLoop;
+import dev.flora.model.PretrainedModel;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Function;
+import java.util.stream.Collectors;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** The OpenAI-compatible server over real HTTP, on loopback. */
+class ServerTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static PretrainedModel model;
+    static EngineLoop loop;
+    static OpenAiServer server;
+    static HttpClient http;
+    static String base;
+
+    @BeforeAll
+    static void start() {
+        model = PretrainedModel.load(Fixtures.llamaTinyModel(), new CpuBackend());
+        AdapterRegistry registry = new AdapterRegistry(7);
+        registry.pin(AdapterStrategy.EXACT);
+        for (String name : List.of("lora-qv-r4", "lora-all-r8", "ia3-kvd", "flora-qk-r1", "flora-all-r4", "lora-rslora-patterns", "lora-regex-bias")) {
+            registry.register(AdapterLoader.load(name, Fixtures.llamaTiny().resolve("adapters").resolve(name), model.model().linears(), model.model().backend()));
+        }
+        loop = new EngineLoop(new Engine(model.model(), EngineConfig.DEFAULT, model.eosTokenIds(), registry), 64);
+        server = new OpenAiServer(model, loop, registry, "llama-tiny", null, "127.0.0.1", 0);
+        server.start();
+        http = HttpClient.newHttpClient();
+        base = "http://127.0.0.1:" + server.port();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+        loop.close();
+        model.close();
+    }
+
+    static HttpResponse<String> post(String path, String body) throws IOException, InterruptedException {
+        return http.send(HttpRequest.newBuilder(URI.create(base + path)).POST(HttpRequest.BodyPublishers.ofString(body))
+                .header("Content-Type", "application/json").build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    static HttpResponse<String> get(String path) throws IOException, InterruptedException {
+        return http.send(HttpRequest.newBuilder(URI.create(base + path)).GET().build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    static ObjectNode completion(String model, String prompt) {
+        return JSON.createObjectNode().put("model", model).put("prompt", prompt).put("max_tokens", 6).put("temperature", 0);
+    }
+
+    @Test
+    void healthAndModels() throws Exception {
+        assertThat(get("/health").statusCode()).isEqualTo(200);
+        JsonNode models = JSON.readTree(get("/v1/models").body());
+        List<String> ids = new ArrayList<>();
+        models.get("data").forEach(m -> ids.add(m.get("id").asText()));
+        assertThat(ids).contains("llama-tiny", "lora-qv-r4", "flora-all-r4", "ia3-kvd").hasSize(8);
+        assertThat(models.get("data").get(1).get("parent").asText()).isEqualTo("llama-tiny");
+    }
+
+    /** echo + logprobs return the prompt's log-probabilities: transformers + PEFT's, for the base and every adapter. */
+    @Test
+    void echoLogprobsEqualTheReference() throws Exception {
+        Map<String, Fixtures.Expected> byId = Fixtures.llamaTinyExpected().stream().collect(Collectors.toMap(Fixtures.Expected::id, Function.identity()));
+        for (String id : List.of("r0", "r1", "r3", "r5", "r6", "r7")) {
+            Fixtures.Expected e = byId.get(id);
+            ObjectNode body = completion(e.adapter() == null ? "llama-tiny" : e.adapter(), e.prompt()).put("echo", true).put("logprobs", 1).put("max_tokens", 2);
+            JsonNode r = JSON.readTree(post("/v1/completions", body.toString()).body());
+            JsonNode lp = r.get("choices").get(0).get("logprobs").get("token_logprobs");
+            assertThat(lp.get(0).isNull()).isTrue();
+            for (int t = 1; t < e.logprobs().length; t++) {
+                assertThat(Math.abs(lp.get(t).asDouble() - e.logprobs()[t])).as("%s %d", id, t).isLessThanOrEqualTo(1e-4);
+            }
+            assertThat(r.get("choices").get(0).get("text").asText()).startsWith(e.prompt());
+            assertThat(r.get("usage").get("prompt_tokens").asInt()).isEqualTo(e.tokens().length);
+            assertThat(r.get("usage").get("completion_tokens").asInt()).isEqualTo(2);
+        }
+    }
+
+    @Test
+    void tokenIdPromptsAndTokenIdOutput() throws Exception {
+        Fixtures.Expected e = Fixtures.llamaTinyExpected().getFirst();
+        ObjectNode body = JSON.createObjectNode().put("model", "llama-tiny").put("max_tokens", 3).put("temperature", 0).put("logprobs", 0)
+                .put("return_tokens_as_token_ids", true);
+        var prompt = body.putArray("prompt");
+        for (int t : e.tokens()) {
+            prompt.add(t);
+        }
+        JsonNode r = JSON.readTree(post("/v1/completions", body.toString()).body());
+        JsonNode tokens = r.get("choices").get(0).get("logprobs").get("tokens");
+        for (int i = 0; i < 3; i++) {
+            assertThat(tokens.get(i).asText()).isEqualTo("token_id:" + e.greedy()[i]);
+        }
+    }
+
+    @Test
+    void streamingEqualsNonStreaming() throws Exception {
+        for (String m : List.of("llama-tiny", "lora-all-r8", "flora-all-r4")) {
+            ObjectNode body = completion(m, "Grüße aus Köln 🙂🚀 東京").put("max_tokens", 12).put("ignore_eos", true);
+            String text = JSON.readTree(post("/v1/completions", body.toString()).body()).get("choices").get(0).get("text").asText();
+            body.put("stream", true);
+            body.putObject("stream_options").put("include_usage", true);
+            HttpResponse<String> streamed = post("/v1/completions", body.toString());
+            assertThat(streamed.headers().firstValue("content-type").orElse("")).startsWith("text/event-stream");
+            StringBuilder joined = new StringBuilder();
+            String finish = null;
+            JsonNode usage = null;
+            List<String> events = streamed.body().lines().filter(l -> l.startsWith("data: ")).map(l -> l.substring(6)).toList();
+            assertThat(events.getLast()).isEqualTo("[DONE]");
+            for (String event : events.subList(0, events.size() - 1)) {
+                JsonNode chunk = JSON.readTree(event);
+                if (chunk.has("usage") && chunk.get("choices").isEmpty()) {
+                    usage = chunk.get("usage");
+                    continue;
+                }
+                joined.append(chunk.get("choices").get(0).get("text").asText());
+                if (!chunk.get("choices").get(0).get("finish_reason").isNull()) {
+                    finish = chunk.get("choices").get(0).get("finish_reason").asText();
+                }
+            }
+            assertThat(joined.toString()).as(m).isEqualTo(text);
+            assertThat(finish).isEqualTo("length");
+            assertThat(usage.get("completion_tokens").asInt()).isEqualTo(12);
+        }
+    }
+
+    /** Many heterogeneous requests at once return exactly what each returns alone (pinned strategy). */
+    @Test
+    void concurrentHeterogeneousRequestsEqualEachAlone() throws Exception {
+        List<ObjectNode> bodies = new ArrayList<>();
+        String[] models = {"llama-tiny", "lora-qv-r4", "lora-all-r8", "ia3-kvd", "flora-qk-r1", "flora-all-r4", "lora-rslora-patterns", "lora-regex-bias"};
+        for (int i = 0; i < 24; i++) {
+            bodies.add(completion(models[i % models.length], "request number " + i + " says hello").put("max_tokens", 8).put("ignore_eos", true)
+                    .put("logprobs", 1));
+        }
+        List<String> alone = new ArrayList<>();
+        for (ObjectNode b : bodies) {
+            alone.add(JSON.readTree(post("/v1/completions", b.toString()).body()).get("choices").get(0).toString());
+        }
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<String>> futures = new ArrayList<>();
+            for (ObjectNode b : bodies) {
+                futures.add(pool.submit(() -> JSON.readTree(post("/v1/completions", b.toString()).body()).get("choices").get(0).toString()));
+            }
+            for (int i = 0; i < bodies.size(); i++) {
+                assertThat(futures.get(i).get()).as("request %d", i).isEqualTo(alone.get(i));
+            }
+        }
+    }
+
+    @Test
+    void errorsAreOpenAiErrorBodies() throws Exception {
+        assertError(post("/v1/completions", "{\"model\": "), 400, "not valid JSON");
+        assertError(post("/v1/completions", "[1, 2]"), 400, "JSON object");
+        assertError(post("/v1/completions", completion("nope", "x").toString()), 404, "does not exist");
+        assertError(post("/v1/completions", completion("llama-tiny", "x").put("temperature", -1).toString()), 400, "temperature");
+        assertError(post("/v1/completions", completion("llama-tiny", "x").put("n", 2).toString()), 400, "n other than 1");
+        assertError(post("/v1/completions", completion("llama-tiny", "x").put("best_of", 3).toString()), 400, "best_of");
+        assertError(post("/v1/completions", completion("llama-tiny", "x").put("stop", "\n").toString()), 400, "stop strings");
+        assertError(post("/v1/completions", completion("llama-tiny", "x").put("presence_penalty", 0.5).toString()), 400, "presence_penalty");
+        assertError(post("/v1/completions", completion("llama-tiny", "word ".repeat(600)).toString()), 400, "maximum context length");
+        assertError(post("/v1/completions", completion("llama-tiny", "x").put("max_tokens", "many").toString()), 400, "max_tokens");
+        assertError(post("/v1/completions", JSON.createObjectNode().put("model", "llama-tiny").toString()), 400, "prompt");
+        ObjectNode ids = JSON.createObjectNode().put("model", "llama-tiny");
+        ids.putArray("prompt").add(1).add(99999);
+        assertError(post("/v1/completions", ids.toString()), 400, "outside the vocabulary");
+        assertError(get("/v1/nothing"), 404, "no route");
+        assertError(get("/v1/completions"), 405, "not allowed");
+        assertError(post("/v1/completions", "{\"model\": \"llama-tiny\", \"prompt\": \"" + "a".repeat(17 << 20) + "\"}"), 413, "larger than");
+        // Still serving after all of that.
+        assertThat(post("/v1/completions", completion("llama-tiny", "still here").toString()).statusCode()).isEqualTo(200);
+    }
+
+    static void assertError(HttpResponse<String> r, int status, String message) throws IOException {
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(status);
+        JsonNode e = JSON.readTree(r.body()).get("error");
+        assertThat(e.get("message").asText()).contains(message);
+        assertThat(e.has("type")).isTrue();
+    }
+
+    @Test
+    void apiKeyIsRequiredWhenSet() throws Exception {
+        AdapterRegistry none = new AdapterRegistry(1);
+        try (EngineLoop l = new EngineLoop(new Engine(model.model(), EngineConfig.DEFAULT, model.eosTokenIds(), none), 4);
+             OpenAiServer s = new OpenAiServer(model, l, none, "llama-tiny", "sesame", "127.0.0.1", 0)) {
+            s.start();
+            String url = "http://127.0.0.1:" + s.port() + "/v1/models";
+            assertThat(http.send(HttpRequest.newBuilder(URI.create(url)).GET().build(), HttpResponse.BodyHandlers.ofString()).statusCode()).isEqualTo(401);
+            assertThat(http.send(HttpRequest.newBuilder(URI.create(url)).header("Authorization", "Bearer sesame").GET().build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode()).isEqualTo(200);
+            assertThat(http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.port() + "/health")).GET().build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode()).isEqualTo(200);
+        }
+    }
+
+}
