@@ -127,6 +127,11 @@ public final class Engine {
         }
     }
 
+    /** Sequences preempted so far (their blocks freed, to be recomputed). */
+    public long preemptions() {
+        return scheduler.preemptions;
+    }
+
     public int runningCount() {
         return scheduler.running.size();
     }

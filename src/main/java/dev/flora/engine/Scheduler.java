@@ -6,10 +6,10 @@ import java.util.Iterator;
 import java.util.List;
 
 /**
- * Decides what each step computes, within a token budget: first one token for every running
- * sequence that is decoding, then prompt chunks (a long prompt is prefilled over several steps),
- * then new sequences, first come first served. A sequence is admitted only when the cache can
- * hold all the positions it may reach, so no running sequence ever waits for blocks.
+ * Decides what each step computes, within a token budget: first the running sequences (one token
+ * for each decoding sequence, chunks of the prompts being prefilled), then new sequences, first
+ * come first served. Blocks are taken as positions are computed; when the cache runs out, the
+ * latest admitted sequence is preempted and recomputed later (never a crash, never a lost request).
  */
 final class Scheduler {
     /** A sequence's share of one step: tokens [start, start + count) of it. */
@@ -60,16 +60,16 @@ final class Scheduler {
     private List<Chunk> schedule(boolean decode, boolean prefill) {
         List<Chunk> chunks = new ArrayList<>();
         int budget = maxBatchedTokens;
-        for (Sequence seq : running) {
+        for (Sequence seq : new ArrayList<>(running)) {
             if (budget == 0) {
                 break;
             }
-            if (seq.inPrefill() ? !prefill : !decode) {
+            if (seq.state != Sequence.State.RUNNING || (seq.inPrefill() ? !prefill : !decode)) {
                 continue;
             }
             int pending = seq.length() - seq.computed;
             int count = Math.min(pending, budget);
-            if (count > 0) {
+            if (count > 0 && makeRoom(seq, seq.computed + count)) {
                 chunks.add(new Chunk(seq, seq.computed, count));
                 budget -= count;
             }
@@ -80,7 +80,7 @@ final class Scheduler {
             if (!acquireAdapters(seq)) {
                 break; // every adapter slot is held by running sequences: wait for one to finish
             }
-            if (!blocks.ensureCapacity(seq, reservation(seq))) {
+            if (!blocks.ensureCapacity(seq, seq.length())) {
                 releaseAdapters(seq);
                 break; // first come, first served: nobody overtakes the head of the queue
             }
@@ -93,6 +93,35 @@ final class Scheduler {
         }
         return chunks;
     }
+
+    /**
+     * Blocks for a running sequence's next positions. When the cache is full, the latest admitted
+     * sequence is preempted: its blocks and adapter slots are freed and it goes back to the front of
+     * the queue, to recompute its tokens (prompt and generated so far, with their adapter map) when
+     * it is admitted again. False only if the sequence preempted itself.
+     */
+    private boolean makeRoom(Sequence seq, int positions) {
+        while (!blocks.ensureCapacity(seq, positions)) {
+            Sequence victim = running.getLast();
+            preempt(victim);
+            if (victim == seq) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void preempt(Sequence seq) {
+        running.remove(seq);
+        blocks.release(seq);
+        releaseAdapters(seq);
+        seq.computed = 0;
+        seq.state = Sequence.State.WAITING;
+        waiting.addFirst(seq);
+        preemptions++;
+    }
+
+    long preemptions;
 
     void finish(Sequence seq) {
         seq.state = Sequence.State.FINISHED;

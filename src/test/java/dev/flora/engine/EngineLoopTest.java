@@ -45,7 +45,7 @@ class EngineLoopTest {
         return f;
     }
 
-    /** A cache too small for the load: requests take turns and all complete, each as it would alone. */
+    /** A cache too small for the load: sequences are preempted and recomputed, and all complete, each as it would alone. */
     @Test
     void aSmallCacheServesEveryRequestCorrectly() throws Exception {
         long perBlock = 2L * 3 * 16 * 32 * Float.BYTES;
@@ -66,6 +66,7 @@ class EngineLoopTest {
                 assertThat(got.promptLogprobs()).containsExactly(alone.promptLogprobs());
             }
             assertThat(engine.freeBlocks()).isEqualTo(engine.totalBlocks());
+            assertThat(engine.preemptions()).as("the cache was too small: some sequences were preempted and recomputed").isPositive();
         }
     }
 
