@@ -7,9 +7,8 @@ import dev.flora.backend.Backend;
 import dev.flora.backend.KvCache;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
-import dev.flora.model.CausalLM;
+import dev.flora.model.DecoderModel;
 import dev.flora.model.Linear;
-import dev.flora.model.ModelSpec;
 import dev.flora.safetensors.Weights;
 
 import java.util.List;
@@ -18,7 +17,7 @@ import java.util.List;
  * GPT-BigCode (StarCoder): learned positions, LayerNorm, multi-query attention through a fused
  * c_attn projection, a GELU MLP, biases everywhere, tied embeddings. One definition for every backend.
  */
-public final class GptBigCodeModel implements CausalLM {
+public final class GptBigCodeModel extends DecoderModel {
     private record Layer(Tensor ln1Weight, Tensor ln1Bias, Linear qkv, Linear out, Tensor ln2Weight, Tensor ln2Bias,
                          Linear fc, Linear proj) {
         List<Linear> linears() {
@@ -26,19 +25,16 @@ public final class GptBigCodeModel implements CausalLM {
         }
     }
 
-    private final Backend backend;
     private final GptBigCodeConfig config;
     private final Tensor tokenEmbedding;
     private final Tensor positionEmbedding;
     private final Layer[] layers;
     private final Tensor finalWeight;
     private final Tensor finalBias;
-    private final Tensor lmHead;
     private final AttentionShape attention;
-    private final ModelSpec spec;
 
     public GptBigCodeModel(GptBigCodeConfig config, Weights weights, Backend backend) {
-        this.backend = backend;
+        super(backend);
         this.config = config;
         int d = config.hiddenSize();
         int v = config.vocabSize();
@@ -49,52 +45,23 @@ public final class GptBigCodeModel implements CausalLM {
             String p = "transformer.h." + i + ".";
             layers[i] = new Layer(
                     vector(weights, p + "ln_1.weight", d), vector(weights, p + "ln_1.bias", d),
-                    linear(weights, p + "attn.c_attn", d + 2 * config.kvWidth(), d),
-                    linear(weights, p + "attn.c_proj", d, d),
+                    linear(weights, p + "attn.c_attn", d + 2 * config.kvWidth(), d, true),
+                    linear(weights, p + "attn.c_proj", d, d, true),
                     vector(weights, p + "ln_2.weight", d), vector(weights, p + "ln_2.bias", d),
-                    linear(weights, p + "mlp.c_fc", config.innerSize(), d),
-                    linear(weights, p + "mlp.c_proj", d, config.innerSize()));
+                    linear(weights, p + "mlp.c_fc", config.innerSize(), d, true),
+                    linear(weights, p + "mlp.c_proj", d, config.innerSize(), true));
         }
         this.finalWeight = vector(weights, "transformer.ln_f.weight", d);
         this.finalBias = vector(weights, "transformer.ln_f.bias", d);
-        this.lmHead = config.tieEmbeddings() ? tokenEmbedding : backend.weight(weights.get("lm_head.weight", v, d), v, d);
+        Tensor lmHead = config.tieEmbeddings() ? tokenEmbedding : backend.weight(weights.get("lm_head.weight", v, d), v, d);
         float scale = config.scaleAttention() ? (float) (1.0 / Math.sqrt(config.headDim())) : 1f;
         this.attention = new AttentionShape(config.heads(), config.kvHeads(), config.headDim(), scale, 0);
-        this.spec = ModelSpec.of(GptBigCodeConfig.ARCHITECTURE, v, d, config.layers(), config.kvWidth(), config.maxPositions(), lmHead,
+        describe(GptBigCodeConfig.ARCHITECTURE, v, d, config.layers(), config.kvWidth(), config.maxPositions(), lmHead,
                 java.util.Arrays.stream(layers).flatMap(l -> l.linears().stream()).toList());
-    }
-
-    private Tensor vector(Weights weights, String name, int n) {
-        return backend.weight(weights.get(name, n), 1, n);
-    }
-
-    private Linear linear(Weights weights, String module, int out, int in) {
-        return new Linear(module, backend.weight(weights.get(module + ".weight", out, in), out, in), vector(weights, module + ".bias", out));
     }
 
     public GptBigCodeConfig config() {
         return config;
-    }
-
-    @Override
-    public java.util.Map<String, Linear> linears() {
-        java.util.Map<String, Linear> out = new java.util.LinkedHashMap<>();
-        for (Layer layer : layers) {
-            for (Linear l : layer.linears()) {
-                out.put(l.module(), l);
-            }
-        }
-        return out;
-    }
-
-    @Override
-    public Backend backend() {
-        return backend;
-    }
-
-    @Override
-    public ModelSpec spec() {
-        return spec;
     }
 
     @Override
@@ -136,11 +103,4 @@ public final class GptBigCodeModel implements CausalLM {
         return out;
     }
 
-
-    @Override
-    public Tensor logits(Tensor hidden) {
-        Tensor out = backend.allocate(hidden.rows(), config.vocabSize());
-        backend.linear(hidden, lmHead, null, out);
-        return out;
-    }
 }

@@ -7,9 +7,8 @@ import dev.flora.backend.Backend;
 import dev.flora.backend.KvCache;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
-import dev.flora.model.CausalLM;
+import dev.flora.model.DecoderModel;
 import dev.flora.model.Linear;
-import dev.flora.model.ModelSpec;
 import dev.flora.safetensors.Weights;
 
 import java.util.List;
@@ -18,7 +17,7 @@ import java.util.List;
  * The Llama family (Llama, Mistral, Qwen2): RMSNorm, rotary attention with grouped-query heads,
  * a gated MLP. One definition for every backend.
  */
-public final class LlamaModel implements CausalLM {
+public final class LlamaModel extends DecoderModel {
     private record Layer(Tensor inputNorm, Linear q, Linear k, Linear v, Linear o, Tensor postNorm,
                          Linear gate, Linear up, Linear down, AttentionShape attention) {
         List<Linear> linears() {
@@ -26,17 +25,14 @@ public final class LlamaModel implements CausalLM {
         }
     }
 
-    private final Backend backend;
     private final LlamaConfig config;
     private final Tensor embedding;
     private final Layer[] layers;
     private final Tensor finalNorm;
-    private final Tensor lmHead;
     private final Tensor invFreq;
-    private final ModelSpec spec;
 
     public LlamaModel(LlamaConfig config, Weights weights, Backend backend) {
-        this.backend = backend;
+        super(backend);
         this.config = config;
         int d = config.hiddenSize();
         int v = config.vocabSize();
@@ -58,46 +54,15 @@ public final class LlamaModel implements CausalLM {
                     new AttentionShape(config.heads(), config.kvHeads(), config.headDim(), scale, config.slidingWindow()[i]));
         }
         this.finalNorm = vector(weights, "model.norm.weight", d);
-        this.lmHead = config.tieEmbeddings() ? embedding : backend.weight(weights.get("lm_head.weight", v, d), v, d);
+        Tensor lmHead = config.tieEmbeddings() ? embedding : backend.weight(weights.get("lm_head.weight", v, d), v, d);
         float[] inv = config.rope().inverseFrequencies(config.headDim());
         this.invFreq = backend.fromHost(inv, 1, inv.length);
-        this.spec = ModelSpec.of(config.architecture(), v, d, config.layers(), config.kvWidth(), config.maxPositions(), lmHead,
+        describe(config.architecture(), v, d, config.layers(), config.kvWidth(), config.maxPositions(), lmHead,
                 java.util.Arrays.stream(layers).flatMap(l -> l.linears().stream()).toList());
-    }
-
-    private Tensor vector(Weights weights, String name, int n) {
-        return backend.weight(weights.get(name, n), 1, n);
-    }
-
-    private Linear linear(Weights weights, String module, int out, int in, boolean bias) {
-        Tensor w = backend.weight(weights.get(module + ".weight", out, in), out, in);
-        Tensor b = bias ? vector(weights, module + ".bias", out) : null;
-        return new Linear(module, w, b);
     }
 
     public LlamaConfig config() {
         return config;
-    }
-
-    @Override
-    public java.util.Map<String, Linear> linears() {
-        java.util.Map<String, Linear> out = new java.util.LinkedHashMap<>();
-        for (Layer layer : layers) {
-            for (Linear l : layer.linears()) {
-                out.put(l.module(), l);
-            }
-        }
-        return out;
-    }
-
-    @Override
-    public Backend backend() {
-        return backend;
-    }
-
-    @Override
-    public ModelSpec spec() {
-        return spec;
     }
 
     @Override
@@ -142,11 +107,4 @@ public final class LlamaModel implements CausalLM {
         return out;
     }
 
-
-    @Override
-    public Tensor logits(Tensor hidden) {
-        Tensor out = backend.allocate(hidden.rows(), config.vocabSize());
-        backend.linear(hidden, lmHead, null, out);
-        return out;
-    }
 }
