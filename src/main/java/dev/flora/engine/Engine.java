@@ -53,6 +53,7 @@ public final class Engine {
     private final KvCache cache;
     private final Map<String, Sequence> active = new HashMap<>();
     private long steps;
+    private int lastStepTokens;
 
     public Engine(CausalLM model, EngineConfig config, Set<Integer> eosTokens) {
         this(model, config, eosTokens, new AdapterRegistry(1));
@@ -93,6 +94,11 @@ public final class Engine {
         return steps;
     }
 
+    /** Tokens computed in the last step. */
+    public int lastStepTokens() {
+        return lastStepTokens;
+    }
+
     /** Queues a request; refuses what could never run. */
     public void submit(Request request) {
         check(request);
@@ -130,6 +136,24 @@ public final class Engine {
     /** Sequences preempted so far (their blocks freed, to be recomputed). */
     public long preemptions() {
         return scheduler.preemptions;
+    }
+
+    /** Fraction of KV-cache blocks in use. */
+    public double kvCacheUsage() {
+        return 1.0 - (double) blocks.freeBlocks() / blocks.numBlocks();
+    }
+
+    /** Names of the adapters the running (or waiting) sequences use. */
+    public java.util.Set<String> adapterNames(boolean runningSequences) {
+        java.util.Set<String> names = new java.util.TreeSet<>();
+        for (Sequence seq : runningSequences ? scheduler.running : scheduler.waiting) {
+            for (AdapterRange r : seq.request.adapters()) {
+                if (r.name() != null) {
+                    names.add(r.name());
+                }
+            }
+        }
+        return names;
     }
 
     public int runningCount() {
@@ -197,6 +221,7 @@ public final class Engine {
         }
         steps++;
         TokenBatch batch = buildBatch(chunks);
+        lastStepTokens = batch.numTokens();
         Tensor hidden = model.forward(batch, cache, adapters);
         consumeLogits(chunks, batch, hidden, listener);
         List<Result> finished = new ArrayList<>();

@@ -38,6 +38,16 @@ public final class EngineLoop implements AutoCloseable {
     private volatile boolean closed;
     private volatile int running;
     private volatile int waiting;
+    private volatile Snapshot snapshot = new Snapshot(0, 0, 0, java.util.Set.of(), java.util.Set.of(), 0, 0);
+
+    /**
+     * The engine's state after the last step, for metrics (read from any thread).
+     *
+     * @param stepTokens tokens computed in the last step
+     */
+    public record Snapshot(int running, int waiting, double kvCacheUsage, java.util.Set<String> runningAdapters,
+                           java.util.Set<String> waitingAdapters, long preemptions, int stepTokens) {
+    }
 
     public EngineLoop(Engine engine, int maxWaiting) {
         this.engine = engine;
@@ -68,6 +78,17 @@ public final class EngineLoop implements AutoCloseable {
     public void cancel(String requestId) {
         cancelled.add(requestId);
         signal();
+    }
+
+    private volatile java.util.function.IntConsumer stepObserver = n -> { };
+
+    /** Called on the loop thread after every step with the number of tokens it computed (metrics). */
+    public void onStep(java.util.function.IntConsumer observer) {
+        this.stepObserver = observer;
+    }
+
+    public Snapshot snapshot() {
+        return snapshot;
     }
 
     /** Requests running in the engine now. */
@@ -138,10 +159,14 @@ public final class EngineLoop implements AutoCloseable {
                 }
                 running = engine.runningCount();
                 waiting = engine.waitingCount();
+                snapshot = new Snapshot(running, waiting + queued.get(), engine.kvCacheUsage(), engine.adapterNames(true),
+                        engine.adapterNames(false), engine.preemptions(), engine.lastStepTokens());
+                stepObserver.accept(engine.lastStepTokens());
                 continue;
             }
             running = 0;
             waiting = 0;
+            snapshot = new Snapshot(0, queued.get(), engine.kvCacheUsage(), java.util.Set.of(), java.util.Set.of(), engine.preemptions(), 0);
             lock.lock();
             try {
                 if (incoming.isEmpty() && cancelled.isEmpty() && !closed) {

@@ -50,6 +50,7 @@ public final class OpenAiServer implements AutoCloseable {
     private final Server server;
     private final ServerConnector connector;
     private final long created = System.currentTimeMillis() / 1000;
+    private final ServerMetrics metrics;
 
     public OpenAiServer(PretrainedModel model, EngineLoop loop, AdapterRegistry adapters, String baseName, String apiKey, String host, int port) {
         this.model = model;
@@ -57,6 +58,8 @@ public final class OpenAiServer implements AutoCloseable {
         this.adapters = adapters;
         this.baseName = baseName;
         this.apiKey = apiKey;
+        this.metrics = new ServerMetrics(loop, baseName, adapters.capacity());
+        loop.onStep(n -> metrics.stepTokens.observe(n));
         this.server = new Server(new VirtualThreadPool());
         this.connector = new ServerConnector(server);
         connector.setHost(host);
@@ -101,6 +104,15 @@ public final class OpenAiServer implements AutoCloseable {
                 send(response, callback, 200, JSON.createObjectNode());
                 return;
             }
+            if (path.equals("/metrics") && method.equals("GET")) {
+                response.setStatus(200);
+                response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+                try (OutputStream out = Content.Sink.asOutputStream(response)) {
+                    metrics.write(out);
+                }
+                callback.succeeded();
+                return;
+            }
             if (apiKey != null && !("Bearer " + apiKey).equals(request.getHeaders().get(HttpHeader.AUTHORIZATION))) {
                 throw new ApiError(401, "authentication_error", null, "invalid or missing API key (Authorization: Bearer KEY)");
             }
@@ -114,6 +126,8 @@ public final class OpenAiServer implements AutoCloseable {
                     throw ApiError.notFound(null, "no route " + method + " " + path);
                 }
             }
+        } catch (IOException e) {
+            callback.failed(e);
         } catch (ApiError e) {
             sendError(response, callback, e);
         } catch (EngineLoop.Busy e) {
@@ -168,7 +182,7 @@ public final class OpenAiServer implements AutoCloseable {
             return;
         }
         CompletableFuture<Result> done = new CompletableFuture<>();
-        loop.submit(request, new Engine.Listener() {
+        loop.submit(request, measured(c, new Engine.Listener() {
             @Override
             public void onFinish(Result result) {
                 done.complete(result);
@@ -178,7 +192,7 @@ public final class OpenAiServer implements AutoCloseable {
             public void onError(String requestId, RuntimeException error) {
                 done.completeExceptionally(error);
             }
-        });
+        }));
         Result r;
         try {
             r = done.get();
@@ -209,6 +223,43 @@ public final class OpenAiServer implements AutoCloseable {
         choice.put("finish_reason", r.finishReason().openAiName());
         usage(out.putObject("usage"), c.prompt().length, r.generated().length);
         send(response, callback, 200, out);
+    }
+
+    /** Wraps a request's listener to record its latencies, token counts and outcome in the metrics. */
+    private Engine.Listener measured(CompletionRequest c, Engine.Listener inner) {
+        long submitted = System.nanoTime();
+        return new Engine.Listener() {
+            private long first;
+
+            @Override
+            public void onToken(String requestId, int token, double logprob, TopLogprobs top) {
+                if (first == 0) {
+                    first = System.nanoTime();
+                    metrics.timeToFirstToken.labelValues(baseName).observe((first - submitted) / 1e9);
+                }
+                inner.onToken(requestId, token, logprob, top);
+            }
+
+            @Override
+            public void onFinish(Result result) {
+                long end = System.nanoTime();
+                int n = result.generated().length;
+                if (n > 1) {
+                    metrics.timePerOutputToken.labelValues(baseName).observe((end - first) / 1e9 / (n - 1));
+                }
+                metrics.endToEnd.labelValues(baseName).observe((end - submitted) / 1e9);
+                metrics.promptTokens.labelValues(baseName).inc(result.prompt().length);
+                metrics.generationTokens.labelValues(baseName).inc(n);
+                metrics.requests.labelValues("200", c.model()).inc();
+                inner.onFinish(result);
+            }
+
+            @Override
+            public void onError(String requestId, RuntimeException error) {
+                metrics.requests.labelValues("500", c.model()).inc();
+                inner.onError(requestId, error);
+            }
+        };
     }
 
     private static byte[] randomBytes() {
@@ -277,7 +328,7 @@ public final class OpenAiServer implements AutoCloseable {
         record Event(int token, double logprob, TopLogprobs top, Result finished, RuntimeException error) {
         }
         LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
-        loop.submit(request, new Engine.Listener() {
+        loop.submit(request, measured(c, new Engine.Listener() {
             @Override
             public void onToken(String requestId, int token, double logprob, TopLogprobs top) {
                 events.add(new Event(token, logprob, top, null, null));
@@ -292,7 +343,7 @@ public final class OpenAiServer implements AutoCloseable {
             public void onError(String requestId, RuntimeException error) {
                 events.add(new Event(-1, 0, null, null, error));
             }
-        });
+        }));
         response.setStatus(200);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream; charset=utf-8");
         response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
@@ -369,7 +420,8 @@ public final class OpenAiServer implements AutoCloseable {
         return err;
     }
 
-    private static void sendError(Response response, Callback callback, ApiError e) {
+    private void sendError(Response response, Callback callback, ApiError e) {
+        metrics.requests.labelValues(Integer.toString(e.status), "-").inc();
         ObjectNode body = JSON.createObjectNode();
         body.set("error", errorBody(e));
         send(response, callback, e.status, body);

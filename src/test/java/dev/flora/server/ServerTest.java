@@ -207,6 +207,33 @@ class ServerTest {
         assertThat(e.has("type")).isTrue();
     }
 
+    static double metric(String text, String nameAndLabels) {
+        return text.lines().filter(l -> l.startsWith(nameAndLabels + " ")).mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst().orElse(0);
+    }
+
+    @Test
+    void metricsParseAndMoveAsRequestsRun() throws Exception {
+        HttpResponse<String> before = get("/metrics");
+        assertThat(before.statusCode()).isEqualTo(200);
+        assertThat(before.headers().firstValue("content-type").orElse("")).startsWith("text/plain");
+        for (String name : List.of("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:lora_requests_info",
+                "vllm:time_to_first_token_seconds", "vllm:time_per_output_token_seconds", "vllm:e2e_request_latency_seconds", "flora_step_tokens")) {
+            assertThat(before.body()).contains("# TYPE " + name);
+        }
+        double generated = metric(before.body(), "vllm:generation_tokens_total{model_name=\"llama-tiny\"}");
+        double ok = metric(before.body(), "flora_requests_total{model=\"flora-qk-r1\",status=\"200\"}");
+        double e2e = metric(before.body(), "vllm:e2e_request_latency_seconds_count{model_name=\"llama-tiny\"}");
+        post("/v1/completions", completion("flora-qk-r1", "metrics please").put("max_tokens", 7).put("ignore_eos", true).toString());
+        post("/v1/completions", completion("nope", "x").toString());
+        String after = get("/metrics").body();
+        assertThat(metric(after, "vllm:generation_tokens_total{model_name=\"llama-tiny\"}")).isEqualTo(generated + 7);
+        assertThat(metric(after, "flora_requests_total{model=\"flora-qk-r1\",status=\"200\"}")).isEqualTo(ok + 1);
+        assertThat(metric(after, "flora_requests_total{model=\"-\",status=\"404\"}")).isGreaterThanOrEqualTo(1);
+        assertThat(metric(after, "vllm:e2e_request_latency_seconds_count{model_name=\"llama-tiny\"}")).isEqualTo(e2e + 1);
+        assertThat(after).contains("max_lora=\"7\"");
+    }
+
     @Test
     void apiKeyIsRequiredWhenSet() throws Exception {
         AdapterRegistry none = new AdapterRegistry(1);
