@@ -344,6 +344,9 @@ public final class Engine {
         if ((!p.ignoreEos() && eosTokens.contains(token)) || p.stopTokens().contains(token)) {
             return FinishReason.STOP;
         }
+        if (seq.request.stopAfter() != null && seq.request.stopAfter().test(token)) {
+            return FinishReason.STOP;
+        }
         if (seq.generatedCount() >= p.maxTokens() || seq.length() >= spec.maxContext()) {
             return FinishReason.LENGTH;
         }

@@ -9,10 +9,22 @@ import java.util.List;
  *
  * @param promptLogprobs also score every prompt token given the ones before it
  * @param adapters       which adapter each token uses, by prompt position (empty: the base model)
+ * @param stopAfter      asked after each generated token (after the listener heard it): end now? (stop
+ *                       strings live in text, outside the engine); null: never
  */
-public record Request(String id, int[] prompt, SamplingParams sampling, boolean promptLogprobs, List<AdapterRange> adapters) {
+public record Request(String id, int[] prompt, SamplingParams sampling, boolean promptLogprobs, List<AdapterRange> adapters,
+                      java.util.function.IntPredicate stopAfter) {
     public Request {
         adapters = List.copyOf(adapters);
+    }
+
+    public Request(String id, int[] prompt, SamplingParams sampling, boolean promptLogprobs, List<AdapterRange> adapters) {
+        this(id, prompt, sampling, promptLogprobs, adapters, null);
+    }
+
+    /** This request, also ending when {@code stop} says so after a token. */
+    public Request withStop(java.util.function.IntPredicate stop) {
+        return new Request(id, prompt, sampling, promptLogprobs, adapters, stop);
     }
 
     /** A request on the base model. */

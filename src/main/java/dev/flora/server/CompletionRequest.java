@@ -16,7 +16,8 @@ import java.util.Set;
  * @param promptText the prompt as text (decoded from token ids when those were sent)
  */
 record CompletionRequest(String model, String adapter, int[] prompt, String promptText, SamplingParams sampling, boolean stream,
-                         boolean includeUsage, boolean echo, Integer logprobs, boolean tokensAsIds) {
+                         boolean includeUsage, boolean echo, Integer logprobs, boolean tokensAsIds, java.util.List<String> stop,
+                         boolean includeStop) {
 
     static CompletionRequest parse(JsonNode body, String baseName, AdapterRegistry adapters, Tokenizer tokenizer, int context) {
         if (body == null || !body.isObject()) {
@@ -103,14 +104,35 @@ record CompletionRequest(String model, String adapter, int[] prompt, String prom
         JsonNode streamOptions = body.get("stream_options");
         boolean includeUsage = streamOptions != null && streamOptions.path("include_usage").asBoolean(false);
         return new CompletionRequest(model, adapter, prompt, promptText, sampling, bool(body, "stream"), includeUsage, bool(body, "echo"),
-                logprobs, bool(body, "return_tokens_as_token_ids"));
+                logprobs, bool(body, "return_tokens_as_token_ids"), stopStrings(body), bool(body, "include_stop_str_in_output"));
+    }
+
+    /** "stop": a string or a list of non-empty strings (OpenAI allows up to 4; Flora takes any number). */
+    private static java.util.List<String> stopStrings(JsonNode body) {
+        JsonNode stop = body.get("stop");
+        if (stop == null || stop.isNull()) {
+            return java.util.List.of();
+        }
+        java.util.List<String> out = new java.util.ArrayList<>();
+        if (stop.isTextual()) {
+            out.add(stop.asText());
+        } else if (stop.isArray()) {
+            for (JsonNode s : stop) {
+                if (!s.isTextual()) {
+                    throw ApiError.badRequest("stop", "\"stop\" must be a string or a list of strings");
+                }
+                out.add(s.asText());
+            }
+        } else {
+            throw ApiError.badRequest("stop", "\"stop\" must be a string or a list of strings");
+        }
+        if (out.stream().anyMatch(String::isEmpty)) {
+            throw ApiError.badRequest("stop", "stop strings must not be empty");
+        }
+        return java.util.List.copyOf(out);
     }
 
     private static void refuseUnsupported(JsonNode body) {
-        JsonNode stop = body.get("stop");
-        if (stop != null && !stop.isNull() && !(stop.isArray() && stop.isEmpty())) {
-            throw ApiError.badRequest("stop", "stop strings are not supported yet; use stop_token_ids");
-        }
         if (body.has("n") && !body.get("n").isNull() && body.get("n").asInt() != 1) {
             throw ApiError.badRequest("n", "n other than 1 is not supported; send one request per completion");
         }

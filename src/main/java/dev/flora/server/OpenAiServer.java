@@ -182,9 +182,18 @@ public final class OpenAiServer implements AutoCloseable {
             return;
         }
         CompletableFuture<Result> done = new CompletableFuture<>();
-        loop.submit(request, measured(c, new Engine.Listener() {
+        IncrementalDecoder decoder = new IncrementalDecoder(model.tokenizer(), c.prompt());
+        StopStrings stops = new StopStrings(c.stop(), c.includeStop());
+        StringBuilder text = new StringBuilder(c.echo() ? promptText(c) : "");
+        loop.submit(request.withStop(token -> stops.stopped()), measured(c, new Engine.Listener() {
+            @Override
+            public void onToken(String requestId, int token, double logprob, TopLogprobs top) {
+                text.append(stops.add(decoder.add(token)));
+            }
+
             @Override
             public void onFinish(Result result) {
+                text.append(stops.add(decoder.finish())).append(stops.finish());
                 done.complete(result);
             }
 
@@ -203,15 +212,6 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (ExecutionException e) {
             throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
         }
-        IncrementalDecoder decoder = new IncrementalDecoder(model.tokenizer(), c.prompt());
-        StringBuilder text = new StringBuilder();
-        if (c.echo()) {
-            text.append(promptText(c));
-        }
-        for (int t : r.generated()) {
-            text.append(decoder.add(t));
-        }
-        text.append(decoder.finish());
         ObjectNode out = JSON.createObjectNode().put("id", id).put("object", "text_completion")
                 .put("created", System.currentTimeMillis() / 1000).put("model", c.model());
         ObjectNode choice = out.putArray("choices").addObject().put("index", 0).put("text", text.toString());
@@ -221,6 +221,9 @@ public final class OpenAiServer implements AutoCloseable {
             choice.putNull("logprobs");
         }
         choice.put("finish_reason", r.finishReason().openAiName());
+        if (stops.matched() != null) {
+            choice.put("stop_reason", stops.matched());
+        }
         usage(out.putObject("usage"), c.prompt().length, r.generated().length);
         send(response, callback, 200, out);
     }
@@ -325,29 +328,31 @@ public final class OpenAiServer implements AutoCloseable {
 
     /** Server-sent events: one chunk per piece of text, a last chunk with finish_reason, optionally usage, then [DONE]. */
     private void stream(String id, CompletionRequest c, Request request, Response response, Callback callback) {
-        record Event(int token, double logprob, TopLogprobs top, Result finished, RuntimeException error) {
+        record Event(int token, double logprob, TopLogprobs top, String text, Result finished, RuntimeException error) {
         }
         LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
-        loop.submit(request, measured(c, new Engine.Listener() {
+        IncrementalDecoder decoder = new IncrementalDecoder(model.tokenizer(), c.prompt());
+        StopStrings stops = new StopStrings(c.stop(), c.includeStop());
+        // Text is decoded and checked for stop strings on the engine thread, so the engine can stop at once.
+        loop.submit(request.withStop(token -> stops.stopped()), measured(c, new Engine.Listener() {
             @Override
             public void onToken(String requestId, int token, double logprob, TopLogprobs top) {
-                events.add(new Event(token, logprob, top, null, null));
+                events.add(new Event(token, logprob, top, stops.add(decoder.add(token)), null, null));
             }
 
             @Override
             public void onFinish(Result result) {
-                events.add(new Event(-1, 0, null, result, null));
+                events.add(new Event(-1, 0, null, stops.add(decoder.finish()) + stops.finish(), result, null));
             }
 
             @Override
             public void onError(String requestId, RuntimeException error) {
-                events.add(new Event(-1, 0, null, null, error));
+                events.add(new Event(-1, 0, null, "", null, error));
             }
         }));
         response.setStatus(200);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream; charset=utf-8");
         response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
-        IncrementalDecoder decoder = new IncrementalDecoder(model.tokenizer(), c.prompt());
         long createdAt = System.currentTimeMillis() / 1000;
         try (OutputStream out = Content.Sink.asOutputStream(response)) {
             if (c.echo()) {
@@ -361,8 +366,12 @@ public final class OpenAiServer implements AutoCloseable {
                     break;
                 }
                 if (e.finished != null) {
-                    ObjectNode last = chunk(id, c, createdAt, decoder.finish());
-                    ((ObjectNode) last.get("choices").get(0)).put("finish_reason", e.finished.finishReason().openAiName());
+                    ObjectNode last = chunk(id, c, createdAt, e.text);
+                    ObjectNode lastChoice = (ObjectNode) last.get("choices").get(0);
+                    lastChoice.put("finish_reason", e.finished.finishReason().openAiName());
+                    if (stops.matched() != null) {
+                        lastChoice.put("stop_reason", stops.matched());
+                    }
                     writeEvent(out, last);
                     if (c.includeUsage()) {
                         ObjectNode u = JSON.createObjectNode().put("id", id).put("object", "text_completion").put("created", createdAt)
@@ -373,7 +382,7 @@ public final class OpenAiServer implements AutoCloseable {
                     }
                     break;
                 }
-                ObjectNode chunk = chunk(id, c, createdAt, decoder.add(e.token));
+                ObjectNode chunk = chunk(id, c, createdAt, e.text);
                 if (c.logprobs() != null) {
                     ObjectNode lp = JSON.createObjectNode();
                     ArrayNode tokens = lp.putArray("tokens");

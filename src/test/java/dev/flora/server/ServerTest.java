@@ -153,6 +153,43 @@ class ServerTest {
         }
     }
 
+    /** A stop string that spans a token boundary ends the text before it, streamed or not, with finish_reason stop. */
+    @Test
+    void stopStringsSplitAcrossTokens() throws Exception {
+        ObjectNode body = completion("lora-all-r8", "def fibonacci(n):").put("max_tokens", 16).put("ignore_eos", true).put("logprobs", 0)
+                .put("return_tokens_as_token_ids", false);
+        JsonNode full = JSON.readTree(post("/v1/completions", body.toString()).body()).get("choices").get(0);
+        String text = full.get("text").asText();
+        JsonNode tokens = full.get("logprobs").get("tokens");
+        // A stop string made of the end of one token's text and the start of a later one's.
+        int at = 0;
+        int k = 0;
+        while (k < tokens.size() - 2 && (tokens.get(k).asText().length() < 1 || tokens.get(k + 1).asText().isEmpty())) {
+            at += tokens.get(k).asText().length();
+            k++;
+        }
+        at += tokens.get(k).asText().length();
+        int cut = text.indexOf(tokens.get(k + 1).asText(), at - 1);
+        assertThat(cut).isGreaterThan(0);
+        String stop = text.substring(cut - 1, cut + 1);
+        int first = text.indexOf(stop);
+        ObjectNode stopped = body.deepCopy().put("stop", stop);
+        stopped.remove("logprobs");
+        JsonNode choice = JSON.readTree(post("/v1/completions", stopped.toString()).body()).get("choices").get(0);
+        assertThat(choice.get("text").asText()).isEqualTo(text.substring(0, first));
+        assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
+        assertThat(choice.get("stop_reason").asText()).isEqualTo(stop);
+        stopped.put("include_stop_str_in_output", true);
+        assertThat(JSON.readTree(post("/v1/completions", stopped.toString()).body()).get("choices").get(0).get("text").asText())
+                .isEqualTo(text.substring(0, first + stop.length()));
+        stopped.put("include_stop_str_in_output", false).put("stream", true);
+        StringBuilder streamed = new StringBuilder();
+        for (String line : post("/v1/completions", stopped.toString()).body().lines().filter(l -> l.startsWith("data: {")).toList()) {
+            streamed.append(JSON.readTree(line.substring(6)).get("choices").get(0).get("text").asText());
+        }
+        assertThat(streamed.toString()).isEqualTo(text.substring(0, first));
+    }
+
     /** Many heterogeneous requests at once return exactly what each returns alone (pinned strategy). */
     @Test
     void concurrentHeterogeneousRequestsEqualEachAlone() throws Exception {
@@ -185,7 +222,7 @@ class ServerTest {
         assertError(post("/v1/completions", completion("llama-tiny", "x").put("temperature", -1).toString()), 400, "temperature");
         assertError(post("/v1/completions", completion("llama-tiny", "x").put("n", 2).toString()), 400, "n other than 1");
         assertError(post("/v1/completions", completion("llama-tiny", "x").put("best_of", 3).toString()), 400, "best_of");
-        assertError(post("/v1/completions", completion("llama-tiny", "x").put("stop", "\n").toString()), 400, "stop strings");
+        assertError(post("/v1/completions", completion("llama-tiny", "x").put("stop", 5).toString()), 400, "stop");
         assertError(post("/v1/completions", completion("llama-tiny", "x").put("presence_penalty", 0.5).toString()), 400, "presence_penalty");
         assertError(post("/v1/completions", completion("llama-tiny", "word ".repeat(600)).toString()), 400, "maximum context length");
         assertError(post("/v1/completions", completion("llama-tiny", "x").put("max_tokens", "many").toString()), 400, "max_tokens");
