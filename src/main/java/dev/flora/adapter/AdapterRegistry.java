@@ -3,7 +3,6 @@ package dev.flora.adapter;
 import dev.flora.FloraException;
 
 import java.util.Collection;
-import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -34,12 +33,25 @@ public final class AdapterRegistry implements AdapterSlots {
         registered.put(adapter.name(), adapter);
     }
 
+    /**
+     * Puts a new version under an existing name (or registers it): sequences already running keep
+     * the version they started with; later ones get this one.
+     */
+    public synchronized void replace(Adapter adapter) {
+        registered.put(adapter.name(), adapter);
+    }
+
+    /** Forgets a name; sequences using it finish on their version, whose slot is then reused. False if unknown. */
+    public synchronized boolean unregister(String name) {
+        return registered.remove(name) != null;
+    }
+
     public synchronized boolean contains(String name) {
         return registered.containsKey(name);
     }
 
     public synchronized Collection<Adapter> adapters() {
-        return Collections.unmodifiableCollection(registered.values());
+        return java.util.List.copyOf(registered.values());
     }
 
     public int capacity() {

@@ -62,6 +62,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--max-waiting", defaultValue = "1024", paramLabel = "N", description = "Requests that may wait; more get 503 (default: ${DEFAULT-VALUE}).")
     int maxWaiting;
 
+    @Option(names = "--adapter-root", paramLabel = "DIR",
+            description = "Allow POST /v1/load_lora_adapter for adapter directories under DIR (no traversal, no symlink escape).")
+    Path adapterRoot;
+
     @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S", description = "Adapter strategy (default: ${DEFAULT-VALUE}).")
     String strategy;
 
@@ -89,6 +93,9 @@ final class ServeCommand implements Callable<Integer> {
         EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens).withMaxSequences(maxSequences).withKvCacheBytes(kvCacheBytes);
         EngineLoop loop = new EngineLoop(new Engine(pretrained.model(), config, pretrained.eosTokenIds(), registry), maxWaiting);
         OpenAiServer server = new OpenAiServer(pretrained, loop, registry, name, apiKey, host, port);
+        if (adapterRoot != null) {
+            server.allowAdapterLoading(adapterRoot);
+        }
         server.start();
         spec.commandLine().getOut().printf("Flora serving %s%s on http://%s:%d (POST /v1/completions, GET /v1/models, GET /health)%n",
                 name, adapters.isEmpty() ? "" : " with adapters " + String.join(", ", adapters.keySet()), host, server.port());

@@ -51,6 +51,7 @@ public final class OpenAiServer implements AutoCloseable {
     private final ServerConnector connector;
     private final long created = System.currentTimeMillis() / 1000;
     private final ServerMetrics metrics;
+    private volatile java.nio.file.Path adapterRoot;
 
     public OpenAiServer(PretrainedModel model, EngineLoop loop, AdapterRegistry adapters, String baseName, String apiKey, String host, int port) {
         this.model = model;
@@ -72,6 +73,15 @@ public final class OpenAiServer implements AutoCloseable {
                 return true;
             }
         });
+    }
+
+    /** Allows POST /v1/load_lora_adapter for directories under this root (symlinks resolved). */
+    public void allowAdapterLoading(java.nio.file.Path root) {
+        try {
+            this.adapterRoot = root.toRealPath();
+        } catch (IOException e) {
+            throw new FloraException(root + ": --adapter-root is not an existing directory");
+        }
     }
 
     public void start() {
@@ -119,6 +129,8 @@ public final class OpenAiServer implements AutoCloseable {
             switch (method + " " + path) {
                 case "GET /v1/models" -> send(response, callback, 200, models());
                 case "POST /v1/completions" -> completions(request, response, callback);
+                case "POST /v1/load_lora_adapter" -> send(response, callback, 200, loadAdapter(readBody(request)));
+                case "POST /v1/unload_lora_adapter" -> send(response, callback, 200, unloadAdapter(readBody(request)));
                 default -> {
                     if (path.equals("/v1/models") || path.equals("/v1/completions")) {
                         throw new ApiError(405, "invalid_request_error", null, method + " is not allowed on " + path);
@@ -149,6 +161,55 @@ public final class OpenAiServer implements AutoCloseable {
                     .put("root", a.dir() == null ? a.name() : a.dir().toString()).put("parent", baseName);
         }
         return out;
+    }
+
+    /** vLLM's runtime adapter loading: {"lora_name", "lora_path", "load_inplace"}, from under --adapter-root only. */
+    private synchronized ObjectNode loadAdapter(JsonNode body) {
+        if (adapterRoot == null) {
+            throw ApiError.badRequest(null, "runtime adapter loading is off; start flora serve with --adapter-root DIR");
+        }
+        String name = text(body, "lora_name");
+        String path = text(body, "lora_path");
+        boolean inplace = body.path("load_inplace").asBoolean(false);
+        if (name.equals(baseName)) {
+            throw ApiError.badRequest("lora_name", "'" + name + "' is the base model's id");
+        }
+        if (adapters.contains(name) && !inplace) {
+            throw ApiError.badRequest("lora_name", "The lora adapter '" + name + "' has already been loaded; set load_inplace to replace it");
+        }
+        java.nio.file.Path dir;
+        try {
+            java.nio.file.Path given = java.nio.file.Path.of(path);
+            dir = (given.isAbsolute() ? given : adapterRoot.resolve(given)).toRealPath();
+        } catch (IOException | java.nio.file.InvalidPathException e) {
+            throw ApiError.notFound("lora_path", "no adapter directory at '" + path + "'");
+        }
+        if (!dir.startsWith(adapterRoot)) {
+            throw new ApiError(403, "invalid_request_error", "lora_path", "'" + path + "' is outside --adapter-root");
+        }
+        dev.flora.adapter.Adapter adapter = dev.flora.adapter.AdapterLoader.load(name, dir, model.model().linears(), model.model().backend());
+        if (inplace) {
+            adapters.replace(adapter);
+        } else {
+            adapters.register(adapter);
+        }
+        return JSON.createObjectNode().put("message", "Success: LoRA adapter '" + name + "' added successfully.");
+    }
+
+    private synchronized ObjectNode unloadAdapter(JsonNode body) {
+        String name = text(body, "lora_name");
+        if (!adapters.unregister(name)) {
+            throw ApiError.notFound("lora_name", "The lora adapter '" + name + "' cannot be found.");
+        }
+        return JSON.createObjectNode().put("message", "Success: LoRA adapter '" + name + "' removed successfully.");
+    }
+
+    private static String text(JsonNode body, String key) {
+        JsonNode n = body == null ? null : body.get(key);
+        if (n == null || !n.isTextual() || n.asText().isBlank()) {
+            throw ApiError.badRequest(key, "\"" + key + "\" is required");
+        }
+        return n.asText();
     }
 
     private JsonNode readBody(org.eclipse.jetty.server.Request request) {
