@@ -1,19 +1,30 @@
 package dev.flora.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.flora.adapter.Adapter;
+import dev.flora.adapter.AdapterKind;
+import dev.flora.adapter.AdapterRegistry;
+import dev.flora.adapter.RandomAdapters;
 import dev.flora.cpu.CpuBackend;
+import dev.flora.cpu.KernelProvider;
 import dev.flora.demo.DemoModel;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
-import dev.flora.engine.Request;
-import dev.flora.engine.Result;
-import dev.flora.engine.SamplingParams;
+import dev.flora.engine.EngineLoop;
+import dev.flora.loadgen.LoadGenerator;
 import dev.flora.model.PretrainedModel;
+import dev.flora.server.OpenAiServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,71 +34,89 @@ import java.util.concurrent.Callable;
 
 /** {@code flora demo}: the main job on the embedded default model, no downloads. */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = {"Run Flora on its embedded default: a small random Llama and a tokenizer it builds itself "
-                + "(made once, cached), generating from several prompts at once in one batch."})
+        description = {"Flora's main job on its embedded default: a ~100M-parameter Llama (bf16, random weights, made once and "
+                + "cached) served over the OpenAI API on loopback with 32 adapters of every kind and rank, driven by a "
+                + "mixed-adapter Poisson load through real HTTP, then the same load on the base model alone; prints the tables and exits."})
 final class DemoCommand implements Callable<Integer> {
+    static final List<String> PROMPTS = List.of("The quick brown fox", "def fibonacci(n):", "Once upon a time, in a small town by the sea,");
+
     @Spec
     CommandSpec spec;
 
-    static final List<String> PROMPTS = List.of(
-            "The quick brown fox",
-            "def fibonacci(n):",
-            "Once upon a time, in a small town by the sea,",
-            "SELECT name, count(*) FROM requests",
-            "What is the capital of France?",
-            "Every request may bring its own adapter, and");
+    @Option(names = "--requests", defaultValue = "48", paramLabel = "N", description = "Requests per load run (default: ${DEFAULT-VALUE}).")
+    int requests;
 
-    @Option(names = "--max-tokens", defaultValue = "24", paramLabel = "N", description = "Tokens per prompt (default: ${DEFAULT-VALUE}).")
-    int maxTokens;
+    @Option(names = "--rate", defaultValue = "8", paramLabel = "R", description = "Requests per second, Poisson (default: ${DEFAULT-VALUE}).")
+    double rate;
 
-    @Option(names = "--seed", defaultValue = "42", paramLabel = "S", description = "Sampling seed (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--seed", defaultValue = "42", paramLabel = "S", description = "Seed of the load (default: ${DEFAULT-VALUE}).")
     long seed;
 
     @Option(names = "--cache", paramLabel = "DIR", description = "Where the demo model is kept (default: $FLORA_CACHE or ~/.cache/flora).")
     Path cache;
 
     @Override
-    public Integer call() {
-        if (maxTokens < 1) {
-            throw new dev.flora.FloraException("--max-tokens must be at least 1, got " + maxTokens);
+    public Integer call() throws IOException, InterruptedException {
+        if (requests < 1 || !(rate > 0)) {
+            throw new dev.flora.FloraException("--requests must be at least 1 and --rate positive");
         }
         PrintWriter out = spec.commandLine().getOut();
         Path dir = DemoModel.ensure(cache != null ? cache : DemoModel.defaultCache(),
                 total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
-        out.println("Demo model: " + dir + " (random weights: expect fluent-looking nonsense)");
         try (PretrainedModel pretrained = PretrainedModel.load(dir, new CpuBackend())) {
-            List<Request> requests = new ArrayList<>();
-            for (int i = 0; i < PROMPTS.size(); i++) {
-                int[] prompt = pretrained.tokenizer().encode(PROMPTS.get(i), true);
-                SamplingParams sampling = new SamplingParams(0.8, 40, 0.95, seed + i, maxTokens, true, Set.of());
-                requests.add(new Request("prompt-" + i, prompt, sampling, false));
+            AdapterRegistry registry = new AdapterRegistry(32);
+            List<String> names = new ArrayList<>();
+            addAdapters(pretrained, registry, names, AdapterKind.LORA, 4, Set.of("q_proj", "v_proj"), 6);
+            addAdapters(pretrained, registry, names, AdapterKind.LORA, 16, Set.of("q_proj", "k_proj", "v_proj", "o_proj"), 6);
+            addAdapters(pretrained, registry, names, AdapterKind.FLORA, 1, Set.of("q_proj", "k_proj"), 6);
+            addAdapters(pretrained, registry, names, AdapterKind.FLORA, 2, Set.of("q_proj", "v_proj"), 6);
+            addAdapters(pretrained, registry, names, AdapterKind.IA3, 1, Set.of("k_proj", "v_proj", "down_proj"), 8);
+            EngineLoop loop = new EngineLoop(new Engine(pretrained.model(), EngineConfig.DEFAULT, pretrained.eosTokenIds(), registry), 4096);
+            try (loop; OpenAiServer server = new OpenAiServer(pretrained, loop, registry, "demo-llama", null, "127.0.0.1", 0)) {
+                server.start();
+                URI url = URI.create("http://127.0.0.1:" + server.port());
+                out.printf(Locale.ROOT, "Demo model: %s (%.0fM weights, bf16, random: its text is nonsense), kernels %s%n", dir,
+                        pretrained.model().spec().matmulWeights() / 1e6, KernelProvider.describe());
+                out.printf("Serving on %s with 32 adapters: 6 LoRA r4 (q,v), 6 LoRA r16 (q,k,v,o), 6 fLoRA r1 (q,k), 6 fLoRA r2 (q,v), 8 IA3 (k,v,down)%n%n", url);
+                samples(out, url, names);
+                LoadGenerator.Config mixed = new LoadGenerator.Config(url, rate, requests, names, LoadGenerator.Popularity.UNIFORM, 16, 256, 8, 32,
+                        pretrained.model().spec().vocabSize(), seed, java.time.Duration.ofMinutes(5));
+                out.println("Load 1: each request with one of the 32 adapters (uniform), Poisson arrivals");
+                LoadGenerator.Report withAdapters = LoadgenCommand.runAndReport(spec, mixed, null);
+                out.println(LoadGenerator.table(withAdapters));
+                out.println();
+                out.println("Load 2: the same requests on the base model alone");
+                LoadGenerator.Report base = LoadgenCommand.runAndReport(spec, new LoadGenerator.Config(url, rate, requests, List.of("demo-llama"),
+                        LoadGenerator.Popularity.IDENTICAL, 16, 256, 8, 32, pretrained.model().spec().vocabSize(), seed, java.time.Duration.ofMinutes(5)), null);
+                out.println(LoadGenerator.table(base));
+                out.printf(Locale.ROOT, "%nWith 32 different adapters, output tokens/s is %.2fx the base model's under the same load.%n",
+                        withAdapters.outputThroughput() / base.outputThroughput());
+                return withAdapters.failed() + base.failed() == 0 ? 0 : 1;
             }
-            Engine engine = new Engine(pretrained.model(), EngineConfig.DEFAULT, pretrained.eosTokenIds());
-            long start = System.nanoTime();
-            List<Result> results;
-            try (Progress progress = new Progress(spec.commandLine().getErr(), "generating", (long) PROMPTS.size() * maxTokens)) {
-                results = engine.run(requests, new Engine.Listener() {
-                    @Override
-                    public void onToken(String requestId, int token, double logprob) {
-                        progress.advance(1);
-                    }
-                });
-            }
-            double seconds = (System.nanoTime() - start) / 1e9;
-            int generated = 0;
-            int promptTokens = 0;
-            for (int i = 0; i < results.size(); i++) {
-                Result r = results.get(i);
-                generated += r.generated().length;
-                promptTokens += r.prompt().length;
-                int[] all = java.util.stream.IntStream.concat(java.util.Arrays.stream(r.prompt()), java.util.Arrays.stream(r.generated())).toArray();
-                String text = pretrained.tokenizer().decode(all, true);
-                out.printf("%n[%d] %s%n", i + 1, text.replace("\n", "\n    "));
-            }
-            out.printf(Locale.ROOT, "%n%d prompts batched together: %d prompt + %d generated tokens in %.2f s over %d steps"
-                            + " (%.1f generated tokens/s, %.1f total tokens/s)%n",
-                    results.size(), promptTokens, generated, seconds, engine.steps(), generated / seconds, (generated + promptTokens) / seconds);
         }
-        return 0;
+    }
+
+    private static void addAdapters(PretrainedModel model, AdapterRegistry registry, List<String> names, AdapterKind kind, int rank,
+                                    Set<String> targets, int count) {
+        for (Adapter a : RandomAdapters.create(model.model(), kind, rank, targets, count, 7L * rank + kind.ordinal() * 1000L + names.size())) {
+            String name = kind.name().toLowerCase(Locale.ROOT) + (kind == AdapterKind.IA3 ? "" : "-r" + rank) + "-" + (names.size() + 1);
+            registry.register(new Adapter(name, a.kind(), a.dir(), a.config(), a.modules()));
+            names.add(name);
+        }
+    }
+
+    /** A few completions through the API, each with another adapter. */
+    private static void samples(PrintWriter out, URI url, List<String> names) throws IOException, InterruptedException {
+        HttpClient http = HttpClient.newHttpClient();
+        for (int i = 0; i < PROMPTS.size(); i++) {
+            String model = names.get(i * 11 % names.size());
+            var body = JsonLines.JSON.createObjectNode().put("model", model).put("prompt", PROMPTS.get(i)).put("max_tokens", 16)
+                    .put("temperature", 0.8).put("seed", i);
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(url.resolve("/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(body.toString()))
+                    .build(), HttpResponse.BodyHandlers.ofString());
+            JsonNode choice = JsonLines.JSON.readTree(r.body()).path("choices").path(0);
+            out.printf("[%s] %s|%s%n", model, PROMPTS.get(i), choice.path("text").asText().replace("\n", "\\n"));
+        }
+        out.println();
     }
 }

@@ -15,6 +15,7 @@ import java.io.PrintWriter;
                 DemoCommand.class,
                 ScoreCommand.class,
                 ServeCommand.class,
+                LoadgenCommand.class,
                 GenerateCommand.class,
                 TokenizeCommand.class,
                 AdaptersCommand.class,
