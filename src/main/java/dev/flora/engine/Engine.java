@@ -216,6 +216,15 @@ public final class Engine {
     /** One forward step; returns the sequences that finished in it. */
     public List<Result> step(Listener listener) {
         List<Scheduler.Chunk> chunks = scheduler.schedule();
+        for (Scheduler.Refusal r : scheduler.refused) {
+            active.remove(r.seq().request.id());
+            listener.onError(r.seq().request.id(), r.reason());
+        }
+        boolean refusedSome = !scheduler.refused.isEmpty();
+        scheduler.refused.clear();
+        if (chunks.isEmpty() && (refusedSome || !hasWork())) {
+            return List.of();
+        }
         if (chunks.isEmpty()) {
             throw new IllegalStateException("scheduler found no work while " + scheduler.waiting.size() + " requests wait");
         }

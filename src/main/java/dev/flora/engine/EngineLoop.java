@@ -126,6 +126,14 @@ public final class EngineLoop implements AutoCloseable {
                 l.onFinish(result);
             }
         }
+
+        @Override
+        public void onError(String requestId, RuntimeException error) {
+            Engine.Listener l = listeners.remove(requestId);
+            if (l != null) {
+                l.onError(requestId, error);
+            }
+        }
     };
 
     private void loop() {

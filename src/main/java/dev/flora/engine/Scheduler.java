@@ -1,5 +1,7 @@
 package dev.flora.engine;
 
+import dev.flora.FloraException;
+
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -23,6 +25,11 @@ final class Scheduler {
     private final int maxContext;
     private final boolean separatePrefillDecode;
     final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
+    /** Sequences dropped at admission since the last step, with why (the engine reports them). */
+    final List<Refusal> refused = new ArrayList<>();
+
+    record Refusal(Sequence seq, FloraException reason) {
+    }
     final List<Sequence> running = new ArrayList<>();
 
     Scheduler(BlockManager blocks, dev.flora.adapter.AdapterRegistry adapters, int maxBatchedTokens, int maxSequences, int maxContext,
@@ -77,7 +84,17 @@ final class Scheduler {
         Iterator<Sequence> it = waiting.iterator();
         while (prefill && budget > 0 && running.size() < maxSequences && it.hasNext()) {
             Sequence seq = it.next();
-            if (!acquireAdapters(seq)) {
+            boolean acquired;
+            try {
+                acquired = acquireAdapters(seq);
+            } catch (FloraException e) {
+                // Its adapter was unloaded while it waited: this request fails, the others go on.
+                it.remove();
+                seq.state = Sequence.State.FINISHED;
+                refused.add(new Refusal(seq, e));
+                continue;
+            }
+            if (!acquired) {
                 break; // every adapter slot is held by running sequences: wait for one to finish
             }
             if (!blocks.ensureCapacity(seq, seq.length())) {

@@ -71,7 +71,8 @@ public final class LoadGenerator {
         SplittableRandom random = new SplittableRandom(config.seed());
         // Adapters drawn from their own stream, so that a seed gives the same arrivals and lengths whatever the popularity.
         SplittableRandom choices = new SplittableRandom(config.seed() ^ 0x5DEECE66DL);
-        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+        // HTTP/1.1 explicitly: the JDK client otherwise asks to upgrade to h2c, which Flora's server does not speak.
+        HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
         List<Future<Sample>> futures = new ArrayList<>();
         ZipfSampler zipf = new ZipfSampler(Math.max(1, config.adapters().size()), 1.1);
         long start = System.nanoTime();

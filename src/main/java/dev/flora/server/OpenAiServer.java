@@ -61,10 +61,15 @@ public final class OpenAiServer implements AutoCloseable {
         this.apiKey = apiKey;
         this.metrics = new ServerMetrics(loop, baseName, adapters.capacity());
         loop.onStep(n -> metrics.stepTokens.observe(n));
-        this.server = new Server(new VirtualThreadPool());
+        // Most requests wait on the engine: many more of them than Jetty's default of 200 threads may be in flight.
+        VirtualThreadPool threads = new VirtualThreadPool();
+        threads.setMaxThreads(1 << 16);
+        threads.setMaxConcurrentTasks(1 << 16);
+        this.server = new Server(threads);
         this.connector = new ServerConnector(server);
         connector.setHost(host);
         connector.setPort(port);
+        connector.setAcceptQueueSize(4096); // bursts of many simultaneous clients are normal for a batching server
         server.addConnector(connector);
         server.setHandler(new Handler.Abstract() {
             @Override
