@@ -70,6 +70,7 @@ public final class AdaptedLinear {
         baseProduct(linear, x, out, strategy);
         List<Group> fused = new ArrayList<>();
         List<Group> padded = new ArrayList<>();
+        List<Group> gathered = new ArrayList<>();
         for (int slot : activeSlots) {
             AdapterModule module = slots.module(linear.module(), slot);
             if (module == null) {
@@ -81,12 +82,14 @@ public final class AdaptedLinear {
                 continue;
             }
             switch (module) {
-                case AdapterModule.Lora lora when loraWay == AdapterStrategy.GATHERED ->
-                        backend.loraShrinkExpand(x, rows, lora.a(), lora.b(), lora.bias(), lora.scale(), out);
+                case AdapterModule.Lora lora when loraWay == AdapterStrategy.GATHERED -> gathered.add(new Group(rows, lora));
                 case AdapterModule.Lora lora when loraWay == AdapterStrategy.BMM -> bySequence(rows, lora, padded);
                 case AdapterModule.Flora flora when floraWay == AdapterStrategy.FLORA -> fused.add(new Group(rows, flora));
                 default -> apply(module, linear, x, out, rows);
             }
+        }
+        if (!gathered.isEmpty()) {
+            loraGathered(gathered, x, out);
         }
         if (!fused.isEmpty()) {
             floraFused(fused, linear, x, out);
@@ -160,6 +163,25 @@ public final class AdaptedLinear {
 
     /** Tokens of one adapter slot (fLoRA), or of one sequence and slot (LoRA-bmm). */
     private record Group(int[] rows, AdapterModule module) {
+    }
+
+    /** LoRA gathered: every LoRA-adapted token of the step in one shrink/expand call, each with its own adapter and rank. */
+    private void loraGathered(List<Group> groups, Tensor x, Tensor out) {
+        int n = groups.size();
+        int[][] rows = new int[n][];
+        Tensor[] a = new Tensor[n];
+        Tensor[] b = new Tensor[n];
+        Tensor[] bias = new Tensor[n];
+        float[] scale = new float[n];
+        for (int g = 0; g < n; g++) {
+            AdapterModule.Lora lora = (AdapterModule.Lora) groups.get(g).module;
+            rows[g] = groups.get(g).rows;
+            a[g] = lora.a();
+            b[g] = lora.b();
+            bias[g] = lora.bias();
+            scale[g] = lora.scale();
+        }
+        backend.loraShrinkExpand(x, rows, a, b, bias, scale, out);
     }
 
     /**

@@ -22,10 +22,11 @@ public interface Backend extends AutoCloseable {
     Tensor weight(float[] values, int rows, int cols);
 
     /**
-     * LoRA token by token, unpadded: for each i, v = A x[rows[i]] (A [r, in]), then
-     * out[rows[i]] += scale · (B v + bias) (B [out, r]); each token's rank-r work stays its own.
+     * LoRA token by token, unpadded, for several adapters in one call (SGMV-like): for group g and
+     * each row i of rows[g], v = A[g] x[i] (A [r_g, in]), then out[i] += scale[g] · (B[g] v + bias[g])
+     * (B [out, r_g]); each token's rank-r work stays its own, and ranks may differ between groups.
      */
-    void loraShrinkExpand(Tensor x, int[] rows, Tensor a, Tensor b, Tensor bias, float scale, Tensor out);
+    void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out);
 
     /** A zero-filled float32 tensor. */
     Tensor allocate(int rows, int cols);

@@ -73,25 +73,43 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void loraShrinkExpand(Tensor x, int[] rows, Tensor a, Tensor b, Tensor bias, float scale, Tensor out) {
+    public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out) {
         CpuTensor xt = CpuTensor.act(x);
         CpuTensor o = CpuTensor.act(out);
         int in = xt.cols();
         int outs = o.cols();
-        int r = a.rows();
-        float[] av = CpuTensor.of(a).hostCopies()[0];    // A [r, in]
-        float[] bt = CpuTensor.of(b).hostCopies()[1];    // B^T [r, out]
-        float[] biasv = bias == null ? null : CpuTensor.of(bias).hostCopies()[0];
-        RowOps.forEach(rows.length, (long) r * (in + outs), i -> {
-            // Shrink: v = A x; expand: d = sum_j v[j] B[:, j] in j order, then out += scale (d + bias).
-            float[] d = new float[outs];
-            int xo = xt.offset + rows[i] * in;
-            for (int j = 0; j < r; j++) {
-                kernels.axpy(kernels.dot(xt.array, xo, av, j * in, in), bt, j * outs, d, 0, outs);
+        int total = 0;
+        for (int[] r : rows) {
+            total += r.length;
+        }
+        int[] groupOf = new int[total];
+        int[] rowOf = new int[total];
+        for (int g = 0, k = 0; g < rows.length; g++) {
+            for (int r : rows[g]) {
+                groupOf[k] = g;
+                rowOf[k++] = r;
             }
-            int oo = o.offset + rows[i] * outs;
-            for (int k = 0; k < outs; k++) {
-                o.array[oo + k] += scale * (biasv == null ? d[k] : d[k] + biasv[k]);
+        }
+        float[][] av = new float[rows.length][];
+        float[][] bt = new float[rows.length][];
+        float[][] biasv = new float[rows.length][];
+        for (int g = 0; g < rows.length; g++) {
+            av[g] = CpuTensor.of(a[g]).hostCopies()[0];   // A [r, in]
+            bt[g] = CpuTensor.of(b[g]).hostCopies()[1];   // B^T [r, out]
+            biasv[g] = bias[g] == null ? null : CpuTensor.of(bias[g]).hostCopies()[0];
+        }
+        // One parallel loop over every adapted token of every adapter: one dispatch per layer, not per adapter.
+        RowOps.forEach(total, (long) (in + outs) * 8, k -> {
+            int g = groupOf[k];
+            int r = a[g].rows();
+            float[] d = new float[outs];
+            int xo = xt.offset + rowOf[k] * in;
+            for (int j = 0; j < r; j++) {
+                kernels.axpy(kernels.dot(xt.array, xo, av[g], j * in, in), bt[g], j * outs, d, 0, outs);
+            }
+            int oo = o.offset + rowOf[k] * outs;
+            for (int c = 0; c < outs; c++) {
+                o.array[oo + c] += scale[g] * (biasv[g] == null ? d[c] : d[c] + biasv[g][c]);
             }
         });
     }
