@@ -289,7 +289,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void rotary(Tensor x, int headDim, Tensor invFreq, StepData step) {
         CpuTensor t = CpuTensor.act(x);
-        RowOps.rotary(t.array, t.offset, t.rows(), t.cols(), headDim, toHost(invFreq), step.batch().positions());
+        RowOps.rotary(t.array, t.offset, t.rows(), t.cols(), headDim, CpuTensor.of(invFreq).hostCopies()[0], step.batch().positions());
     }
 
     @Override

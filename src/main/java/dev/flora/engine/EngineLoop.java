@@ -36,8 +36,6 @@ public final class EngineLoop implements AutoCloseable {
     private final Condition wake = lock.newCondition();
     private final Thread thread;
     private volatile boolean closed;
-    private volatile int running;
-    private volatile int waiting;
     private volatile Snapshot snapshot = new Snapshot(0, 0, 0, java.util.Set.of(), java.util.Set.of(), 0, 0);
 
     /**
@@ -91,14 +89,14 @@ public final class EngineLoop implements AutoCloseable {
         return snapshot;
     }
 
-    /** Requests running in the engine now. */
+    /** Requests running in the engine after the last step. */
     public int running() {
-        return running;
+        return snapshot.running();
     }
 
-    /** Requests waiting to be admitted (queued here or in the engine). */
+    /** Requests waiting to be admitted (queued here or in the engine) after the last step. */
     public int waiting() {
-        return waiting + queued.get();
+        return snapshot.waiting();
     }
 
     private void signal() {
@@ -165,15 +163,11 @@ public final class EngineLoop implements AutoCloseable {
                 } catch (RuntimeException e) {
                     failAll(e);
                 }
-                running = engine.runningCount();
-                waiting = engine.waitingCount();
-                snapshot = new Snapshot(running, waiting + queued.get(), engine.kvCacheUsage(), engine.adapterNames(true),
+                snapshot = new Snapshot(engine.runningCount(), engine.waitingCount() + queued.get(), engine.kvCacheUsage(), engine.adapterNames(true),
                         engine.adapterNames(false), engine.preemptions(), engine.lastStepTokens());
                 stepObserver.accept(engine.lastStepTokens());
                 continue;
             }
-            running = 0;
-            waiting = 0;
             snapshot = new Snapshot(0, queued.get(), engine.kvCacheUsage(), java.util.Set.of(), java.util.Set.of(), engine.preemptions(), 0);
             lock.lock();
             try {
