@@ -14,7 +14,7 @@ final class DeviceOption {
     Backend create() {
         return switch (device) {
             case "cpu" -> new CpuBackend();
-            case "cuda" -> throw new FloraException("--device cuda: this build has no CUDA backend yet; use --device cpu");
+            case "cuda" -> dev.flora.cuda.CudaBackend.open(0);
             default -> throw new FloraException("--device '" + device + "' is not a device (use cpu or cuda)");
         };
     }

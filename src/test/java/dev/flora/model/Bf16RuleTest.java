@@ -23,15 +23,20 @@ import static org.assertj.core.api.Assertions.assertThat;
  * the p99 over all prompt tokens, |Flora_bf16 - HF_f32| <= 1.5 |HF_bf16 - HF_f32| + 1e-3, with
  * transformers' float32 and bfloat16 runs made in the same run (tools/reference/make_bf16_reference.py).
  */
-class Bf16RuleTest {
+public class Bf16RuleTest {
     @ParameterizedTest
     @ValueSource(strings = {"scalar", "vector"})
     void bf16WeightsStayWithinTheRule(String kernels) {
+        assertWithinTheRule(CpuBackend.withKernels(kernels));
+    }
+
+    /** The rule for any backend (the GPU tests call this too); the backend is closed at the end. */
+    public static void assertWithinTheRule(dev.flora.backend.Backend backend) {
         Path dir = Fixtures.llamaTiny().resolveSibling("llama-bf16");
         List<JsonNode> expected = Fixtures.jsonLines(dir.resolve("expected.jsonl"));
         List<Double> ours = new ArrayList<>();
         List<Double> theirs = new ArrayList<>();
-        try (PretrainedModel model = PretrainedModel.load(dir.resolve("model"), CpuBackend.withKernels(kernels))) {
+        try (PretrainedModel model = PretrainedModel.load(dir.resolve("model"), backend)) {
             List<Request> requests = new ArrayList<>();
             for (JsonNode e : expected) {
                 requests.add(new Request(e.get("id").asText(), Fixtures.ints(e.get("tokens")), SamplingParams.greedy(0, true), true));

@@ -1,0 +1,72 @@
+package dev.flora.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+import static dev.flora.cuda.Native.INT;
+import static dev.flora.cuda.Native.PTR;
+
+/**
+ * cuBLAS through FFM: one handle on the backend's stream and GemmEx, the only product Flora needs.
+ * Float32 products use the pedantic float32 compute type, so TF32 never enters.
+ */
+final class Cublas {
+    static final int R_32F = 0;
+    static final int R_16F = 2;
+    static final int R_16BF = 14;
+    static final int COMPUTE_32F = 68;
+    static final int COMPUTE_32F_PEDANTIC = 69;
+    static final int OP_N = 0;
+    static final int OP_T = 1;
+
+    private final MethodHandle create, setStream, gemmEx, statusString, getVersion;
+    private final MemorySegment handle;
+    private final Arena scalars = Arena.ofAuto();
+    private final MemorySegment one;
+    private final MemorySegment zero;
+
+    Cublas(MemorySegment stream) {
+        Native n = new Native(CudaLibraries.cublas(), "libcublas");
+        create = n.status("cublasCreate_v2", PTR);
+        setStream = n.status("cublasSetStream_v2", PTR, PTR);
+        getVersion = n.status("cublasGetVersion_v2", PTR, PTR);
+        gemmEx = n.status("cublasGemmEx", PTR, INT, INT, INT, INT, INT, PTR, PTR, INT, INT, PTR, INT, INT, PTR, PTR, INT, INT, INT, INT);
+        statusString = n.function("cublasGetStatusString", java.lang.foreign.FunctionDescriptor.of(PTR, INT));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment h = arena.allocate(PTR);
+            check("cublasCreate", Native.call(create, h));
+            handle = h.get(PTR, 0);
+        }
+        check("cublasSetStream", Native.call(setStream, handle, stream));
+        one = scalars.allocateFrom(Native.FLOAT, 1f);
+        zero = scalars.allocateFrom(Native.FLOAT, 0f);
+    }
+
+    int version() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment v = arena.allocate(INT);
+            check("cublasGetVersion", Native.call(getVersion, handle, v));
+            return v.get(INT, 0);
+        }
+    }
+
+    /**
+     * Row-major out[T, O] = x[T, I] · W[O, I]^T, with x and W of {@code inputType} and out float32.
+     * In cuBLAS's column-major terms: out^T (O×T) = W (I×O)^T · x^T (I×T).
+     */
+    void linear(long x, long w, long out, int tokens, int in, int outs, int inputType) {
+        int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
+        check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, one, MemorySegment.ofAddress(w), inputType, in,
+                MemorySegment.ofAddress(x), inputType, in, zero, MemorySegment.ofAddress(out), R_32F, outs, compute, -1));
+    }
+
+    private void check(String what, Object status) {
+        int code = (Integer) status;
+        if (code != 0) {
+            MemorySegment s = (MemorySegment) Native.call(statusString, code);
+            throw new CudaException(what + " failed: " + s.reinterpret(256).getString(0) + " (" + code + ")");
+        }
+    }
+
+}

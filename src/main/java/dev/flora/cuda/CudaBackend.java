@@ -1,0 +1,503 @@
+package dev.flora.cuda;
+
+import dev.flora.FloraException;
+import dev.flora.backend.Activation;
+import dev.flora.backend.AttentionShape;
+import dev.flora.backend.Backend;
+import dev.flora.backend.DType;
+import dev.flora.backend.KvCache;
+import dev.flora.backend.Tensor;
+import dev.flora.backend.TokenBatch;
+import dev.flora.safetensors.TensorView;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The CUDA backend: the same operations as the CPU backend, on one NVIDIA GPU. Activations are
+ * float32 in device memory; weights keep their checkpoint type (F32, BF16, F16). Products go
+ * through cuBLAS: float32 weights in pedantic float32 (no TF32), bf16 / f16 weights with the
+ * activations rounded to the weight's type and float32 accumulation, as transformers runs a bf16
+ * model. The other operations are Flora's own kernels (kernels.cu, compiled by NVRTC).
+ */
+public final class CudaBackend implements Backend {
+    private static final int THREADS = 256;
+    private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
+
+    private final Driver driver;
+    private final MemorySegment context;
+    private final MemorySegment stream;
+    private final KernelModule kernels;
+    private final Cublas cublas;
+    private final DeviceMemory memory;
+    private final String deviceName;
+    private final int smCount;
+
+    private record CudaStep(TokenBatch batch, long tokens, long positions, long seqOfToken, long cacheSlots, long blockTables,
+                            int maxBlocks, int longestContext) implements StepData {
+    }
+
+    private CudaBackend(int ordinal) {
+        this.driver = Driver.load();
+        int count = driver.deviceCount();
+        if (count == 0) {
+            throw new CudaException("no CUDA device: the driver sees no GPU (--device cpu works without one)");
+        }
+        if (ordinal < 0 || ordinal >= count) {
+            throw new CudaException("CUDA device " + ordinal + " does not exist (" + count + " found)");
+        }
+        int device = driver.device(ordinal);
+        this.context = driver.retainPrimaryContext(device);
+        BOUND.set(this);
+        this.deviceName = driver.deviceName(device);
+        this.smCount = driver.attribute(device, Driver.ATTR_SM_COUNT);
+        this.stream = driver.createStream();
+        this.memory = new DeviceMemory(driver, context);
+        this.kernels = KernelModule.load(driver, driver.attribute(device, Driver.ATTR_COMPUTE_MAJOR),
+                driver.attribute(device, Driver.ATTR_COMPUTE_MINOR));
+        this.cublas = new Cublas(stream);
+    }
+
+    /** The backend on GPU {@code ordinal}; a {@link FloraException} saying why when there is none. */
+    public static CudaBackend open(int ordinal) {
+        return new CudaBackend(ordinal);
+    }
+
+    @Override
+    public String name() {
+        return "cuda (" + deviceName + ", " + smCount + " SMs)";
+    }
+
+    /** The primary context is current per thread: make it current on whichever thread calls. */
+    private void bind() {
+        if (BOUND.get() != this) {
+            driver.setCurrent(context);
+            BOUND.set(this);
+        }
+    }
+
+    // ---- memory ----
+
+    private CudaTensor allocateTyped(DType type, int rows, int cols) {
+        Object lifetime = new Object();
+        long bytes = Math.max(1, (long) rows * cols * type.bytes());
+        long pointer = memory.allocate(bytes, lifetime);
+        return new CudaTensor(pointer, type, rows, cols, lifetime);
+    }
+
+    private void upload(long device, MemorySegment host, long bytes) {
+        if (bytes > 0) {
+            driver.copyToDevice(device, host, bytes, stream);
+        }
+    }
+
+    /** Int arrays for a kernel, in step (or owned) device memory. */
+    private long ints(int[] values, Object owner) {
+        long pointer = memory.allocate(Math.max(4L, values.length * 4L), owner);
+        try (Arena arena = Arena.ofConfined()) {
+            upload(pointer, arena.allocateFrom(ValueLayout.JAVA_INT, values), values.length * 4L);
+        }
+        return pointer;
+    }
+
+    private long longs(long[] values, Object owner) {
+        long pointer = memory.allocate(Math.max(8L, values.length * 8L), owner);
+        try (Arena arena = Arena.ofConfined()) {
+            upload(pointer, arena.allocateFrom(ValueLayout.JAVA_LONG, values), values.length * 8L);
+        }
+        return pointer;
+    }
+
+    private long floats(float[] values, Object owner) {
+        return floats(values, owner, false);
+    }
+
+    private long floats(float[] values, Object owner, boolean permanent) {
+        long bytes = Math.max(4L, values.length * 4L);
+        long pointer = permanent ? memory.permanent(bytes, owner) : memory.allocate(bytes, owner);
+        try (Arena arena = Arena.ofConfined()) {
+            upload(pointer, arena.allocateFrom(ValueLayout.JAVA_FLOAT, values), values.length * 4L);
+        }
+        return pointer;
+    }
+
+    @Override
+    public Tensor weight(TensorView source, int rows, int cols) {
+        bind();
+        if ((long) rows * cols != source.numel()) {
+            throw new IllegalArgumentException(source + " viewed as [" + rows + ", " + cols + "]");
+        }
+        DType type = source.dtype();
+        if (type != DType.F32 && type != DType.BF16 && type != DType.F16) {
+            return weight(source.toFloatArray(), rows, cols);
+        }
+        Object lifetime = new Object();
+        long bytes = source.numel() * type.bytes();
+        long pointer = memory.permanent(bytes, lifetime);
+        upload(pointer, source.data(), bytes);
+        driver.synchronize(stream); // the source may be unmapped once this returns
+        return new CudaTensor(pointer, type, rows, cols, lifetime);
+    }
+
+    @Override
+    public Tensor weight(float[] values, int rows, int cols) {
+        bind();
+        if (values.length != (long) rows * cols) {
+            throw new IllegalArgumentException(values.length + " values for [" + rows + ", " + cols + "]");
+        }
+        Object lifetime = new Object();
+        long pointer = floats(values, lifetime, true);
+        driver.synchronize(stream);
+        return new CudaTensor(pointer, DType.F32, rows, cols, lifetime);
+    }
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        bind();
+        CudaTensor t = allocateTyped(DType.F32, rows, cols);
+        if (t.numel() > 0) {
+            driver.fill32(t.pointer, 0, t.numel(), stream);
+        }
+        return t;
+    }
+
+    @Override
+    public Tensor fromHost(float[] values, int rows, int cols) {
+        bind();
+        if (values.length != (long) rows * cols) {
+            throw new IllegalArgumentException(values.length + " values for [" + rows + ", " + cols + "]");
+        }
+        // Always long-lived: models make their constants (inverse frequencies, say) this way.
+        Object lifetime = new Object();
+        return new CudaTensor(floats(values, lifetime, true), DType.F32, rows, cols, lifetime);
+    }
+
+    @Override
+    public Tensor rows(Tensor t, int from, int count) {
+        CudaTensor c = CudaTensor.of(t);
+        if (from < 0 || count < 0 || from + count > c.rows()) {
+            throw new IndexOutOfBoundsException("rows [" + from + ", " + (from + count) + ") of " + c.rows());
+        }
+        return new CudaTensor(c.pointer + (long) from * c.cols() * c.dtype().bytes(), c.dtype(), count, c.cols(), c);
+    }
+
+    @Override
+    public float[] toHost(Tensor t) {
+        bind();
+        CudaTensor c = CudaTensor.of(t);
+        int n = Math.toIntExact(c.numel());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(Math.max(1, c.bytes()), 8);
+            if (n > 0) {
+                driver.copyToHost(host, c.pointer, c.bytes(), stream);
+            }
+            driver.synchronize(stream);
+            float[] out = new float[n];
+            switch (c.dtype()) {
+                case F32 -> MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, out, 0, n);
+                case BF16 -> {
+                    for (int i = 0; i < n; i++) {
+                        out[i] = Float.intBitsToFloat((host.getAtIndex(ValueLayout.JAVA_SHORT, i) & 0xffff) << 16);
+                    }
+                }
+                case F16 -> {
+                    for (int i = 0; i < n; i++) {
+                        out[i] = Float.float16ToFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i));
+                    }
+                }
+                default -> throw new IllegalStateException("toHost of " + c.dtype());
+            }
+            return out;
+        }
+    }
+
+    @Override
+    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth) {
+        bind();
+        Object lifetime = new Object();
+        long[] keys = new long[layers];
+        long[] values = new long[layers];
+        long perLayer = (long) numBlocks * blockSize * kvWidth;
+        for (int l = 0; l < layers; l++) {
+            keys[l] = memory.permanent(perLayer * 4, lifetime);
+            values[l] = memory.permanent(perLayer * 4, lifetime);
+            driver.fill32(keys[l], 0, perLayer, stream);
+            driver.fill32(values[l], 0, perLayer, stream);
+        }
+        driver.synchronize(stream);
+        return new CudaKvCache(layers, numBlocks, blockSize, kvWidth, keys, values, lifetime);
+    }
+
+    @Override
+    public StepData prepare(TokenBatch batch) {
+        bind();
+        memory.beginStep(stream);
+        int maxBlocks = 1;
+        for (int[] table : batch.blockTables()) {
+            maxBlocks = Math.max(maxBlocks, table.length);
+        }
+        int[] tables = new int[batch.numSequences() * maxBlocks];
+        for (int s = 0; s < batch.numSequences(); s++) {
+            System.arraycopy(batch.blockTables()[s], 0, tables, s * maxBlocks, batch.blockTables()[s].length);
+        }
+        int longest = 1;
+        for (int p : batch.positions()) {
+            longest = Math.max(longest, p + 1);
+        }
+        Object step = new Object();
+        return new CudaStep(batch, ints(batch.tokens(), step), ints(batch.positions(), step), ints(batch.seqOfToken(), step),
+                ints(batch.cacheSlots(), step), ints(tables, step), maxBlocks, longest);
+    }
+
+    // ---- operations ----
+
+    private void launchRows(String kernel, int rows, Object... args) {
+        if (rows > 0) {
+            kernels.launch(kernel, rows, 1, THREADS, 0, stream, args);
+        }
+    }
+
+    private void launchElements(String kernel, long n, Object... args) {
+        if (n > 0) {
+            int grid = (int) Math.min((n + THREADS - 1) / THREADS, 65535L * 8);
+            kernels.launch(kernel, grid, 1, THREADS, 0, stream, args);
+        }
+    }
+
+    private static Long ptr(CudaTensor t) {
+        return t == null ? null : t.pointer;
+    }
+
+    private static int type(CudaTensor t) {
+        return t == null ? 0 : t.typeCode();
+    }
+
+    @Override
+    public void embed(Tensor table, StepData step, Tensor out) {
+        bind();
+        CudaTensor tab = CudaTensor.of(table);
+        CudaStep s = (CudaStep) step;
+        launchRows("embed", s.batch().numTokens(), tab.pointer, tab.typeCode(), s.tokens(), CudaTensor.of(out).pointer, tab.cols());
+    }
+
+    @Override
+    public void addPositionEmbedding(Tensor table, StepData step, Tensor x) {
+        bind();
+        CudaTensor tab = CudaTensor.of(table);
+        CudaStep s = (CudaStep) step;
+        launchRows("add_rows_of", s.batch().numTokens(), tab.pointer, tab.typeCode(), s.positions(), CudaTensor.of(x).pointer, tab.cols());
+    }
+
+    @Override
+    public void splitQkv(Tensor fused, int headDim, boolean perHead, Tensor q, Tensor k, Tensor v) {
+        bind();
+        int qw = q.cols();
+        int kw = k.cols();
+        if (fused.cols() != qw + 2 * kw || (perHead && qw != kw)) {
+            throw new IllegalArgumentException("splitQkv: fused width " + fused.cols() + " for q " + qw + ", k/v " + kw);
+        }
+        launchRows("split_qkv", fused.rows(), CudaTensor.of(fused).pointer, CudaTensor.of(q).pointer, CudaTensor.of(k).pointer,
+                CudaTensor.of(v).pointer, qw, kw, headDim, perHead ? 1 : 0);
+    }
+
+    @Override
+    public void gatherRows(Tensor x, int[] rows, Tensor out) {
+        bind();
+        if (rows.length > 0) {
+            launchRows("gather_rows", rows.length, CudaTensor.of(x).pointer, ints(rows, out), CudaTensor.of(out).pointer, x.cols());
+        }
+    }
+
+    @Override
+    public void scatterRows(Tensor src, int[] rows, float scale, Tensor bias, boolean accumulate, Tensor dst) {
+        bind();
+        if (rows.length > 0) {
+            CudaTensor b = bias == null ? null : CudaTensor.of(bias);
+            launchRows("scatter_rows", rows.length, CudaTensor.of(src).pointer, ints(rows, dst), scale, ptr(b), type(b),
+                    accumulate ? 1 : 0, CudaTensor.of(dst).pointer, dst.cols());
+        }
+    }
+
+    @Override
+    public void mulRows(Tensor x, int[] rows, Tensor vectors, int vectorRow) {
+        bind();
+        CudaTensor v = CudaTensor.of(vectors);
+        int n = rows == null ? x.rows() : rows.length;
+        if (n > 0) {
+            launchRows("mul_rows", n, CudaTensor.of(x).pointer, rows == null ? null : ints(rows, x), v.pointer, v.typeCode(), vectorRow,
+                    x.cols());
+        }
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out) {
+        bind();
+        CudaTensor w = CudaTensor.of(weight);
+        launchRows("rms_norm", x.rows(), CudaTensor.of(x).pointer, w.pointer, w.typeCode(), eps, CudaTensor.of(out).pointer, x.cols());
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
+        bind();
+        CudaTensor w = CudaTensor.of(weight);
+        CudaTensor b = bias == null ? null : CudaTensor.of(bias);
+        launchRows("layer_norm", x.rows(), CudaTensor.of(x).pointer, w.pointer, w.typeCode(), ptr(b), type(b), eps,
+                CudaTensor.of(out).pointer, x.cols());
+    }
+
+    @Override
+    public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        bind();
+        CudaTensor in = CudaTensor.of(x);
+        CudaTensor w = CudaTensor.of(weight);
+        CudaTensor o = CudaTensor.of(out);
+        if (w.cols() != in.cols() || o.cols() != w.rows() || o.rows() != in.rows()) {
+            throw new IllegalArgumentException("linear: x [" + in.rows() + ", " + in.cols() + "] W [" + w.rows() + ", " + w.cols()
+                    + "] out [" + o.rows() + ", " + o.cols() + "]");
+        }
+        if (in.rows() == 0) {
+            return;
+        }
+        switch (w.dtype()) {
+            case F32 -> cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), Cublas.R_32F);
+            case BF16, F16 -> {
+                CudaTensor rounded = allocateTyped(w.dtype(), in.rows(), in.cols());
+                launchElements(w.dtype() == DType.BF16 ? "to_bf16" : "to_f16", in.numel(), in.pointer, rounded.pointer, in.numel());
+                cublas.linear(rounded.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(),
+                        w.dtype() == DType.BF16 ? Cublas.R_16BF : Cublas.R_16F);
+            }
+            default -> throw new IllegalStateException("linear with " + w.dtype() + " weights");
+        }
+        if (bias != null) {
+            CudaTensor b = CudaTensor.of(bias);
+            launchRows("add_bias", o.rows(), o.pointer, b.pointer, b.typeCode(), o.cols());
+        }
+    }
+
+    @Override
+    public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out) {
+        bind();
+        int groups = rows.length;
+        int total = 0;
+        int maxRank = 1;
+        for (int g = 0; g < groups; g++) {
+            total += rows[g].length;
+            maxRank = Math.max(maxRank, a[g].rows());
+        }
+        if (total == 0) {
+            return;
+        }
+        int[] rowOf = new int[total];
+        int[] groupOf = new int[total];
+        for (int g = 0, k = 0; g < groups; g++) {
+            for (int r : rows[g]) {
+                rowOf[k] = r;
+                groupOf[k++] = g;
+            }
+        }
+        long[] aPtr = new long[groups];
+        long[] bPtr = new long[groups];
+        long[] biasPtr = new long[groups];
+        int[] aType = new int[groups];
+        int[] bType = new int[groups];
+        int[] biasType = new int[groups];
+        int[] rank = new int[groups];
+        for (int g = 0; g < groups; g++) {
+            CudaTensor ag = CudaTensor.of(a[g]);
+            CudaTensor bg = CudaTensor.of(b[g]);
+            aPtr[g] = ag.pointer;
+            aType[g] = ag.typeCode();
+            bPtr[g] = bg.pointer;
+            bType[g] = bg.typeCode();
+            rank[g] = ag.rows();
+            if (bias[g] != null) {
+                CudaTensor c = CudaTensor.of(bias[g]);
+                biasPtr[g] = c.pointer;
+                biasType[g] = c.typeCode();
+            }
+        }
+        Object owner = out;
+        CudaTensor v = allocateTyped(DType.F32, total, maxRank);
+        long rowOfP = ints(rowOf, owner);
+        long groupOfP = ints(groupOf, owner);
+        long rankP = ints(rank, owner);
+        kernels.launch("lora_shrink", total, maxRank, THREADS, 0, stream, x == null ? null : CudaTensor.of(x).pointer, rowOfP, groupOfP,
+                longs(aPtr, owner), ints(aType, owner), rankP, v.pointer, maxRank, x.cols());
+        kernels.launch("lora_expand", total, 1, THREADS, 0, stream, v.pointer, rowOfP, groupOfP, longs(bPtr, owner), ints(bType, owner),
+                longs(biasPtr, owner), ints(biasType, owner), rankP, floats(scale, owner), CudaTensor.of(out).pointer, maxRank, out.cols());
+    }
+
+    @Override
+    public void rotary(Tensor x, int headDim, Tensor invFreq, StepData step) {
+        bind();
+        CudaStep s = (CudaStep) step;
+        launchRows("rotary", x.rows(), CudaTensor.of(x).pointer, x.cols(), headDim, CudaTensor.of(invFreq).pointer, s.positions());
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, AttentionShape shape, StepData step, Tensor out) {
+        bind();
+        CudaKvCache c = (CudaKvCache) cache;
+        CudaStep s = (CudaStep) step;
+        TokenBatch batch = s.batch();
+        int n = batch.numTokens();
+        if (n == 0) {
+            return;
+        }
+        if (shape.headDim() > 512) {
+            throw new FloraException("the CUDA attention kernel takes head dimensions up to 512, not " + shape.headDim());
+        }
+        launchRows("write_kv", n, CudaTensor.of(k).pointer, CudaTensor.of(v).pointer, c.keys()[layer], c.values()[layer], s.cacheSlots(),
+                shape.kvWidth());
+        int visible = shape.slidingWindow() > 0 ? Math.min(s.longestContext(), shape.slidingWindow()) : s.longestContext();
+        int shared = visible * 4;
+        if (shared > 48 * 1024) {
+            throw new FloraException("the CUDA attention kernel takes contexts up to 12,288 positions, not " + visible);
+        }
+        kernels.launch("attention", n * shape.heads(), 1, 128, shared, stream, CudaTensor.of(q).pointer, c.keys()[layer], c.values()[layer],
+                CudaTensor.of(out).pointer, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
+                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow());
+    }
+
+    private static int code(Activation act) {
+        return switch (act) {
+            case SILU -> 0;
+            case GELU -> 1;
+            case GELU_TANH -> 2;
+            case RELU -> 3;
+        };
+    }
+
+    @Override
+    public void gatedActivation(Activation act, Tensor gate, Tensor up, Tensor out) {
+        bind();
+        launchElements("gated_activation", gate.numel(), code(act), CudaTensor.of(gate).pointer, CudaTensor.of(up).pointer,
+                CudaTensor.of(out).pointer, gate.numel());
+    }
+
+    @Override
+    public void activation(Activation act, Tensor x) {
+        bind();
+        launchElements("activation", x.numel(), code(act), CudaTensor.of(x).pointer, x.numel());
+    }
+
+    @Override
+    public void addInPlace(Tensor x, Tensor y) {
+        bind();
+        launchElements("add_in_place", x.numel(), CudaTensor.of(x).pointer, CudaTensor.of(y).pointer, x.numel());
+    }
+
+    /** Waits until the GPU has done all the work given so far. */
+    public void synchronize() {
+        bind();
+        driver.synchronize(stream);
+    }
+
+    @Override
+    public void close() {
+        bind();
+        driver.synchronize(stream);
+        memory.close();
+    }
+}

@@ -1,0 +1,86 @@
+package dev.flora.cuda;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Cleaner;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The backend's device memory. Long-lived buffers (weights, caches, anything allocated outside a
+ * step) are freed when their tensors are collected. Within a step (from one
+ * {@code Backend.prepare} to the next) activations come from a bump arena that is reset at the next
+ * step: a step's tensors are valid until then.
+ */
+final class DeviceMemory {
+    private static final Cleaner CLEANER = Cleaner.create();
+    private static final long ALIGN = 256;
+
+    private final Driver driver;
+    private final MemorySegment context;
+    private final List<long[]> chunks = new ArrayList<>(); // {pointer, size}
+    private long used;
+    private int current;
+    private boolean inStep;
+
+    DeviceMemory(Driver driver, MemorySegment context) {
+        this.driver = driver;
+        this.context = context;
+    }
+
+    /** A buffer freed once {@code owner} is unreachable. */
+    long permanent(long bytes, Object owner) {
+        long pointer = driver.alloc(bytes);
+        Driver d = driver;
+        MemorySegment ctx = context;
+        CLEANER.register(owner, () -> {
+            d.setCurrent(ctx);
+            d.free(pointer);
+        });
+        return pointer;
+    }
+
+    /** Step memory when a step is open, else a buffer owned by {@code owner}. */
+    synchronized long allocate(long bytes, Object owner) {
+        if (!inStep) {
+            return permanent(bytes, owner);
+        }
+        long size = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+        while (current < chunks.size() && used + size > chunks.get(current)[1]) {
+            current++;
+            used = 0;
+        }
+        if (current == chunks.size()) {
+            long chunk = Math.max(size, Math.max(64L << 20, chunks.isEmpty() ? 0 : chunks.getLast()[1] * 2));
+            chunks.add(new long[] {driver.alloc(chunk), chunk});
+            used = 0;
+        }
+        long pointer = chunks.get(current)[0] + used;
+        used += size;
+        return pointer;
+    }
+
+    /** Opens a new step: the previous step's memory is reused (the stream has finished with it). */
+    synchronized void beginStep(MemorySegment stream) {
+        driver.synchronize(stream);
+        if (chunks.size() > 1) {
+            long total = 0;
+            for (long[] c : chunks) {
+                total += c[1];
+                driver.free(c[0]);
+            }
+            chunks.clear();
+            chunks.add(new long[] {driver.alloc(total), total});
+        }
+        current = 0;
+        used = 0;
+        inStep = true;
+    }
+
+    synchronized void close() {
+        for (long[] c : chunks) {
+            driver.free(c[0]);
+        }
+        chunks.clear();
+        inStep = false;
+    }
+}

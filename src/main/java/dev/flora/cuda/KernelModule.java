@@ -1,0 +1,103 @@
+package dev.flora.cuda;
+
+import dev.flora.demo.DemoModel;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Flora's kernels (kernels.cu in the jar), compiled by NVRTC for the device's architecture the
+ * first time and cached on disk under $FLORA_CACHE/cuda by a hash of source, options and NVRTC
+ * version, then loaded as a module. NVRTC is needed only when the cache has no cubin.
+ */
+final class KernelModule {
+    private final Driver driver;
+    private final MemorySegment module;
+    private final Map<String, MemorySegment> functions = new ConcurrentHashMap<>();
+
+    private KernelModule(Driver driver, MemorySegment module) {
+        this.driver = driver;
+        this.module = module;
+    }
+
+    static KernelModule load(Driver driver, int major, int minor) {
+        String source = source();
+        List<String> options = List.of("--gpu-architecture=sm_" + major + minor, "--std=c++17", "-default-device");
+        Path cache = DemoModel.defaultCache().resolve("cuda");
+        String key = hash(source + "\n" + options + "\n" + driver.version());
+        Path cubinFile = cache.resolve("kernels-" + key + ".cubin");
+        byte[] cubin;
+        try {
+            if (Files.isRegularFile(cubinFile)) {
+                cubin = Files.readAllBytes(cubinFile);
+            } else {
+                cubin = new Nvrtc().compile(source, "kernels.cu", options);
+                Files.createDirectories(cache);
+                Path tmp = Files.createTempFile(cache, "kernels", ".tmp");
+                Files.write(tmp, cubin);
+                Files.move(tmp, cubinFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("kernel cache " + cache + ": " + e.getMessage(), e);
+        }
+        MemorySegment image = Arena.global().allocate(cubin.length + 1L, 16);
+        MemorySegment.copy(cubin, 0, image, ValueLayout.JAVA_BYTE, 0, cubin.length);
+        return new KernelModule(driver, driver.loadModule(image));
+    }
+
+    static String source() {
+        try (InputStream in = KernelModule.class.getResourceAsStream("kernels.cu")) {
+            if (in == null) {
+                throw new IllegalStateException("kernels.cu is missing from the jar");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static String hash(String text) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8)), 0, 12);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * Launches {@code name} on the stream. Arguments are Long (device pointers), Integer, Float,
+     * in the kernel's order; null stands for a null pointer.
+     */
+    void launch(String name, int gridX, int gridY, int block, int sharedBytes, MemorySegment stream, Object... args) {
+        MemorySegment f = functions.computeIfAbsent(name, n -> driver.function(module, n));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = arena.allocate(ValueLayout.ADDRESS, args.length);
+            for (int i = 0; i < args.length; i++) {
+                MemorySegment value;
+                switch (args[i]) {
+                    case null -> value = arena.allocateFrom(ValueLayout.JAVA_LONG, 0L);
+                    case Long l -> value = arena.allocateFrom(ValueLayout.JAVA_LONG, l);
+                    case Integer v -> value = arena.allocateFrom(ValueLayout.JAVA_INT, v);
+                    case Float v -> value = arena.allocateFrom(ValueLayout.JAVA_FLOAT, v);
+                    default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
+                }
+                params.setAtIndex(ValueLayout.ADDRESS, i, value);
+            }
+            driver.launch(f, Math.max(1, gridX), Math.max(1, gridY), 1, block, 1, 1, sharedBytes, stream, params, name);
+        }
+    }
+}

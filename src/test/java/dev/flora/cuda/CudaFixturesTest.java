@@ -1,0 +1,117 @@
+package dev.flora.cuda;
+
+import dev.flora.Fixtures;
+import dev.flora.adapter.AdapterLoader;
+import dev.flora.adapter.AdapterRegistry;
+import dev.flora.adapter.AdapterStrategy;
+import dev.flora.backend.Backend;
+import dev.flora.cpu.CpuBackend;
+import dev.flora.engine.Engine;
+import dev.flora.engine.EngineConfig;
+import dev.flora.engine.Request;
+import dev.flora.engine.Result;
+import dev.flora.engine.SamplingParams;
+import dev.flora.model.CausalLM;
+import dev.flora.model.ModelDirectory;
+import dev.flora.model.Models;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * On the GPU: every float32 fixture, adapters included, on the CUDA backend equals the CPU
+ * backend within 1e-4 logprob and transformers' own outputs within 1e-4, under every adapter
+ * strategy; greedy tokens match up to the first near-tie.
+ */
+@Tag("gpu")
+class CudaFixturesTest {
+    static final double NEAR_TIE = 2e-4;
+    private static CudaBackend cuda;
+
+    @BeforeAll
+    static void open() {
+        cuda = CudaBackend.open(0);
+    }
+
+    @AfterAll
+    static void close() {
+        cuda.close();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-tiny", "llama-rope-linear", "llama-rope-llama3-legacy", "mistral-sliding", "qwen2", "qwen2-sliding",
+            "gpt-bigcode-mqa", "gpt-bigcode-mha"})
+    void float32MatchesCpuAndTransformers(String name) throws IOException {
+        Path dir = Fixtures.llamaTiny().resolveSibling(name);
+        List<Fixtures.Expected> expected = Fixtures.expected(dir);
+        List<String> failures = new ArrayList<>();
+        for (AdapterStrategy strategy : List.of(AdapterStrategy.EXACT, AdapterStrategy.AUTO, AdapterStrategy.MERGED)) {
+            List<Result> onCpu = run(dir, expected, new CpuBackend(), strategy);
+            List<Result> onGpu = run(dir, expected, cuda, strategy);
+            double vsReference = 0;
+            double vsCpu = 0;
+            double cpuVsReference = 0;
+            String worst = "";
+            for (int i = 0; i < expected.size(); i++) {
+                Fixtures.Expected e = expected.get(i);
+                Result g = onGpu.get(i);
+                Result c = onCpu.get(i);
+                for (int t = 1; t < e.logprobs().length; t++) {
+                    double d = Math.abs(g.promptLogprobs()[t] - e.logprobs()[t]);
+                    if (d > vsReference) {
+                        vsReference = d;
+                        worst = e.id() + " token " + t;
+                    }
+                    vsCpu = Math.max(vsCpu, Math.abs(g.promptLogprobs()[t] - c.promptLogprobs()[t]));
+                    cpuVsReference = Math.max(cpuVsReference, Math.abs(c.promptLogprobs()[t] - e.logprobs()[t]));
+                }
+                for (int s = 0; s < e.greedy().length && s < g.generated().length; s++) {
+                    assertThat(g.generated()[s]).as("%s %s %s greedy step %d", name, strategy, e.id(), s).isEqualTo(e.greedy()[s]);
+                    if (e.greedyMargins()[s] < NEAR_TIE) {
+                        break;
+                    }
+                }
+            }
+            System.out.printf("%s %s: max |cuda - transformers| %.2e (%s), max |cuda - cpu| %.2e, max |cpu - transformers| %.2e%n",
+                    name, strategy, vsReference, worst, vsCpu, cpuVsReference);
+            if (vsReference > 1e-4 || vsCpu > 1e-4) {
+                failures.add(String.format("%s %s: max |cuda - transformers| %.2e at %s, max |cuda - cpu| %.2e", name, strategy,
+                        vsReference, worst, vsCpu));
+            }
+        }
+        assertThat(failures).as("float32 tolerance 1e-4").isEmpty();
+    }
+
+    static List<Result> run(Path dir, List<Fixtures.Expected> expected, Backend backend, AdapterStrategy strategy) throws IOException {
+        ModelDirectory directory = ModelDirectory.open(dir.resolve("model"));
+        CausalLM model = Models.load(directory, backend);
+        {
+            AdapterRegistry registry = new AdapterRegistry(8);
+            registry.pin(strategy);
+            Path adapters = dir.resolve("adapters");
+            if (Files.isDirectory(adapters)) {
+                try (Stream<Path> list = Files.list(adapters)) {
+                    for (Path a : list.sorted().toList()) {
+                        registry.register(AdapterLoader.load(a.getFileName().toString(), a, model.linears(), backend));
+                    }
+                }
+            }
+            List<Request> requests = new ArrayList<>();
+            for (Fixtures.Expected e : expected) {
+                requests.add(Request.withAdapter(e.id(), e.tokens(), SamplingParams.greedy(e.greedy().length, true), true, e.adapter()));
+            }
+            return new Engine(model, EngineConfig.DEFAULT, directory.eosTokenIds(), registry).run(requests, new Engine.Listener() { });
+        }
+    }
+}

@@ -1,0 +1,472 @@
+package dev.flora.cuda;
+
+import dev.flora.backend.Activation;
+import dev.flora.backend.AttentionShape;
+import dev.flora.backend.Backend;
+import dev.flora.backend.DType;
+import dev.flora.backend.KvCache;
+import dev.flora.backend.Tensor;
+import dev.flora.backend.TokenBatch;
+import dev.flora.safetensors.TensorView;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Random;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * On the GPU: every CUDA kernel against a float64 reference computed here, on fresh seeded random
+ * inputs of odd sizes, with every output poisoned (NaN) before the kernel runs.
+ */
+@Tag("gpu")
+class CudaKernelsTest {
+    private static CudaBackend gpu;
+    private final Random random = new Random(20261123);
+
+    @BeforeAll
+    static void open() {
+        gpu = CudaBackend.open(0);
+    }
+
+    @AfterAll
+    static void close() {
+        gpu.close();
+    }
+
+    private float[] randoms(int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) random.nextGaussian();
+        }
+        return v;
+    }
+
+    private static Tensor poisoned(int rows, int cols) {
+        float[] nan = new float[rows * cols];
+        Arrays.fill(nan, Float.NaN);
+        return gpu.fromHost(nan, rows, cols);
+    }
+
+    /** |got - want| ≤ rel · scale + abs for every element, scale = the reference's magnitude terms. */
+    private static void near(float[] got, double[] want, double[] scale, double rel, String what) {
+        assertThat(got).as(what).hasSize(want.length);
+        for (int i = 0; i < want.length; i++) {
+            assertThat(Math.abs(got[i] - want[i])).as("%s element %d: %s vs %s", what, i, got[i], want[i])
+                    .isLessThanOrEqualTo(rel * (scale == null ? Math.abs(want[i]) : scale[i]) + 1e-6);
+        }
+    }
+
+    static float bf16(float f) {
+        int b = Float.floatToRawIntBits(f);
+        return Float.intBitsToFloat(((b + 0x7fff + ((b >> 16) & 1)) >>> 16) << 16);
+    }
+
+    static float f16(float f) {
+        return Float.float16ToFloat(Float.floatToFloat16(f));
+    }
+
+    /** A weight of {@code type} holding exactly the (rounded) values returned. */
+    static Tensor weightOf(DType type, float[] values, int rows, int cols) {
+        if (type == DType.F32) {
+            return gpu.weight(values, rows, cols);
+        }
+        MemorySegment data = Arena.ofAuto().allocate(values.length * 2L, 2);
+        for (int i = 0; i < values.length; i++) {
+            short h = type == DType.BF16 ? (short) (Float.floatToRawIntBits(bf16(values[i])) >>> 16) : Float.floatToFloat16(values[i]);
+            data.setAtIndex(ValueLayout.JAVA_SHORT, i, h);
+            values[i] = type == DType.BF16 ? bf16(values[i]) : f16(values[i]);
+        }
+        return gpu.weight(new TensorView("w", type, new long[] {rows, cols}, data, null), rows, cols);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void linearWithBias(DType type) {
+        int t = 37, in = 129, out = 67;
+        float[] x = randoms(t * in);
+        float[] w = randoms(out * in);
+        float[] b = randoms(out);
+        Tensor wt = weightOf(type, w, out, in);
+        Tensor bias = gpu.weight(b, 1, out);
+        Tensor y = poisoned(t, out);
+        gpu.linear(gpu.fromHost(x, t, in), wt, bias, y);
+        double[] want = new double[t * out];
+        double[] scale = new double[t * out];
+        for (int r = 0; r < t; r++) {
+            for (int o = 0; o < out; o++) {
+                double s = b[o];
+                double m = Math.abs(b[o]);
+                for (int i = 0; i < in; i++) {
+                    float xv = type == DType.BF16 ? bf16(x[r * in + i]) : type == DType.F16 ? f16(x[r * in + i]) : x[r * in + i];
+                    s += (double) xv * w[o * in + i];
+                    m += Math.abs((double) xv * w[o * in + i]);
+                }
+                want[r * out + o] = s;
+                scale[r * out + o] = m;
+            }
+        }
+        near(gpu.toHost(y), want, scale, 1e-6, "linear " + type);
+    }
+
+    @Test
+    void rmsNormAndLayerNorm() {
+        int t = 5, d = 301;
+        float[] x = randoms(t * d);
+        float[] w = randoms(d);
+        float[] b = randoms(d);
+        Tensor wt = weightOf(DType.BF16, w, 1, d);
+        Tensor out = poisoned(t, d);
+        gpu.rmsNorm(gpu.fromHost(x, t, d), wt, 1e-6f, out);
+        double[] want = new double[t * d];
+        for (int r = 0; r < t; r++) {
+            double ss = 0;
+            for (int i = 0; i < d; i++) {
+                ss += (double) x[r * d + i] * x[r * d + i];
+            }
+            double inv = 1 / Math.sqrt(ss / d + 1e-6);
+            for (int i = 0; i < d; i++) {
+                want[r * d + i] = x[r * d + i] * inv * w[i];
+            }
+        }
+        near(gpu.toHost(out), want, null, 2e-6, "rmsNorm");
+        Tensor ln = poisoned(t, d);
+        gpu.layerNorm(gpu.fromHost(x, t, d), gpu.weight(w, 1, d), gpu.weight(b, 1, d), 1e-5f, ln);
+        for (int r = 0; r < t; r++) {
+            double mean = 0;
+            for (int i = 0; i < d; i++) {
+                mean += x[r * d + i];
+            }
+            mean /= d;
+            double var = 0;
+            for (int i = 0; i < d; i++) {
+                var += (x[r * d + i] - mean) * (x[r * d + i] - mean);
+            }
+            double inv = 1 / Math.sqrt(var / d + 1e-5);
+            for (int i = 0; i < d; i++) {
+                want[r * d + i] = (x[r * d + i] - mean) * inv * w[i] + b[i];
+            }
+        }
+        near(gpu.toHost(ln), want, null, 2e-6, "layerNorm");
+    }
+
+    @ParameterizedTest
+    @EnumSource(Activation.class)
+    void activations(Activation act) {
+        int n = 1000;
+        float[] g = randoms(n);
+        float[] u = randoms(n);
+        Tensor out = poisoned(4, n / 4);
+        gpu.gatedActivation(act, gpu.fromHost(g, 4, n / 4), gpu.fromHost(u, 4, n / 4), out);
+        double[] want = new double[n];
+        double[] plain = new double[n];
+        for (int i = 0; i < n; i++) {
+            plain[i] = act(act, g[i]);
+            want[i] = plain[i] * u[i];
+        }
+        near(gpu.toHost(out), want, null, 2e-6, "gated " + act);
+        Tensor x = gpu.fromHost(g, 4, n / 4);
+        gpu.activation(act, x);
+        near(gpu.toHost(x), plain, null, 2e-6, "activation " + act);
+    }
+
+    static double act(Activation act, double x) {
+        return switch (act) {
+            case SILU -> x / (1 + Math.exp(-x));
+            case GELU -> 0.5 * x * (1 + erf(x / Math.sqrt(2)));
+            case GELU_TANH -> 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+            case RELU -> Math.max(0, x);
+        };
+    }
+
+    static double erf(double x) {
+        // erf by its Taylor series (|x| < 6 here): exact enough for a float reference.
+        double sum = 0;
+        double term = x;
+        for (int n = 0; n < 200; n++) {
+            sum += term / (2 * n + 1);
+            term *= -x * x / (n + 1);
+        }
+        return 2 / Math.sqrt(Math.PI) * sum;
+    }
+
+    @Test
+    void rowOperations() {
+        int rows = 9, cols = 130;
+        float[] x = randoms(rows * cols);
+        Tensor xt = gpu.fromHost(x, rows, cols);
+        int[] pick = {8, 0, 3, 3, 5};
+        Tensor gathered = poisoned(pick.length, cols);
+        gpu.gatherRows(xt, pick, gathered);
+        double[] want = new double[pick.length * cols];
+        for (int i = 0; i < pick.length; i++) {
+            for (int c = 0; c < cols; c++) {
+                want[i * cols + c] = x[pick[i] * cols + c];
+            }
+        }
+        near(gpu.toHost(gathered), want, null, 0, "gatherRows");
+
+        float[] dst = randoms(rows * cols);
+        float[] src = randoms(3 * cols);
+        float[] b = randoms(cols);
+        int[] to = {7, 2, 4};
+        for (boolean accumulate : new boolean[] {false, true}) {
+            Tensor d = gpu.fromHost(dst, rows, cols);
+            gpu.scatterRows(gpu.fromHost(src, 3, cols), to, 0.5f, gpu.weight(b, 1, cols), accumulate, d);
+            double[] expect = new double[rows * cols];
+            for (int i = 0; i < rows * cols; i++) {
+                expect[i] = dst[i];
+            }
+            for (int i = 0; i < to.length; i++) {
+                for (int c = 0; c < cols; c++) {
+                    double v = 0.5 * src[i * cols + c] + b[c];
+                    expect[to[i] * cols + c] = accumulate ? dst[to[i] * cols + c] + v : v;
+                }
+            }
+            near(gpu.toHost(d), expect, null, 1e-6, "scatterRows accumulate=" + accumulate);
+        }
+
+        float[] vectors = randoms(3 * cols);
+        Tensor m = gpu.fromHost(x, rows, cols);
+        gpu.mulRows(m, new int[] {1, 6}, gpu.weight(vectors, 3, cols), 2);
+        double[] expect = new double[rows * cols];
+        for (int i = 0; i < rows * cols; i++) {
+            int r = i / cols;
+            expect[i] = r == 1 || r == 6 ? (double) x[i] * vectors[2 * cols + i % cols] : x[i];
+        }
+        near(gpu.toHost(m), expect, null, 1e-7, "mulRows");
+        Tensor all = gpu.fromHost(x, rows, cols);
+        gpu.mulRows(all, null, gpu.weight(vectors, 3, cols), 0);
+        for (int i = 0; i < rows * cols; i++) {
+            expect[i] = (double) x[i] * vectors[i % cols];
+        }
+        near(gpu.toHost(all), expect, null, 1e-7, "mulRows (every row)");
+
+        Tensor sum = gpu.fromHost(x, rows, cols);
+        gpu.addInPlace(sum, gpu.fromHost(dst, rows, cols));
+        for (int i = 0; i < rows * cols; i++) {
+            expect[i] = (double) x[i] + dst[i];
+        }
+        near(gpu.toHost(sum), expect, null, 1e-7, "addInPlace");
+        Tensor view = gpu.rows(gpu.fromHost(x, rows, cols), 2, 3);
+        assertThat(gpu.toHost(view)).containsExactly(Arrays.copyOfRange(x, 2 * cols, 5 * cols));
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void splitQkv(boolean perHead) {
+        int t = 3, headDim = 8, heads = 4;
+        int qw = heads * headDim;
+        int kw = perHead ? qw : 2 * headDim;
+        float[] f = randoms(t * (qw + 2 * kw));
+        Tensor q = poisoned(t, qw);
+        Tensor k = poisoned(t, kw);
+        Tensor v = poisoned(t, kw);
+        gpu.splitQkv(gpu.fromHost(f, t, qw + 2 * kw), headDim, perHead, q, k, v);
+        var cpu = new dev.flora.cpu.CpuBackend();
+        Tensor cq = cpu.allocate(t, qw);
+        Tensor ck = cpu.allocate(t, kw);
+        Tensor cv = cpu.allocate(t, kw);
+        cpu.splitQkv(cpu.fromHost(f, t, qw + 2 * kw), headDim, perHead, cq, ck, cv);
+        assertThat(gpu.toHost(q)).containsExactly(cpu.toHost(cq));
+        assertThat(gpu.toHost(k)).containsExactly(cpu.toHost(ck));
+        assertThat(gpu.toHost(v)).containsExactly(cpu.toHost(cv));
+    }
+
+    @Test
+    void loraShrinkExpandMixedRanks() {
+        int t = 11, in = 97, out = 53;
+        float[] x = randoms(t * in);
+        float[] base = randoms(t * out);
+        int[][] rows = {{0, 4, 9}, {2}, {5, 6, 7, 10}};
+        int[] ranks = {1, 8, 3};
+        float[] scale = {0.5f, 2f, 1.25f};
+        Tensor[] a = new Tensor[3];
+        Tensor[] b = new Tensor[3];
+        Tensor[] bias = new Tensor[3];
+        float[][] av = new float[3][];
+        float[][] bv = new float[3][];
+        float[][] biasv = new float[3][];
+        for (int g = 0; g < 3; g++) {
+            av[g] = randoms(ranks[g] * in);
+            bv[g] = randoms(out * ranks[g]);
+            a[g] = weightOf(g == 1 ? DType.BF16 : DType.F32, av[g], ranks[g], in);
+            b[g] = weightOf(g == 1 ? DType.BF16 : DType.F32, bv[g], out, ranks[g]);
+            if (g != 0) {
+                biasv[g] = randoms(out);
+                bias[g] = gpu.weight(biasv[g], 1, out);
+            }
+        }
+        Tensor o = gpu.fromHost(base, t, out);
+        gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, o);
+        double[] want = new double[t * out];
+        double[] mag = new double[t * out];
+        for (int i = 0; i < want.length; i++) {
+            want[i] = base[i];
+            mag[i] = Math.abs(base[i]);
+        }
+        for (int g = 0; g < 3; g++) {
+            for (int r : rows[g]) {
+                double[] v = new double[ranks[g]];
+                double[] vm = new double[ranks[g]];
+                for (int j = 0; j < ranks[g]; j++) {
+                    for (int i = 0; i < in; i++) {
+                        v[j] += (double) av[g][j * in + i] * x[r * in + i];
+                        vm[j] += Math.abs((double) av[g][j * in + i] * x[r * in + i]);
+                    }
+                }
+                for (int c = 0; c < out; c++) {
+                    double d = biasv[g] == null ? 0 : biasv[g][c];
+                    double m = Math.abs(d);
+                    for (int j = 0; j < ranks[g]; j++) {
+                        d += bv[g][c * ranks[g] + j] * v[j];
+                        m += Math.abs(bv[g][c * ranks[g] + j]) * vm[j];
+                    }
+                    want[r * out + c] += scale[g] * d;
+                    mag[r * out + c] += Math.abs(scale[g]) * m;
+                }
+            }
+        }
+        near(gpu.toHost(o), want, mag, 2e-6, "loraShrinkExpand");
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {0, 5})
+    void pagedAttentionOverTwoSteps(int window) {
+        int heads = 6, kvHeads = 2, headDim = 24, blockSize = 4, numBlocks = 32;
+        AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
+        int[] lengths = {13, 1, 7};
+        int[][] tables = {{9, 3, 17, 30}, {5}, {11, 0}};
+        KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, shape.kvWidth());
+        int kw = shape.kvWidth();
+        int qw = shape.queryWidth();
+        float[][] keys = new float[3][];
+        float[][] values = new float[3][];
+        for (int s = 0; s < 3; s++) {
+            keys[s] = randoms((lengths[s] + 1) * kw);
+            values[s] = randoms((lengths[s] + 1) * kw);
+        }
+        // Step 1: every sequence's prompt; step 2: one decode token each.
+        for (int step = 0; step < 2; step++) {
+            int n = 0;
+            for (int s = 0; s < 3; s++) {
+                n += step == 0 ? lengths[s] : 1;
+            }
+            int[] tokens = new int[n];
+            int[] positions = new int[n];
+            int[] seqOf = new int[n];
+            int[] slots = new int[n];
+            float[] k = new float[n * kw];
+            float[] v = new float[n * kw];
+            int[] context = new int[3];
+            for (int s = 0, i = 0; s < 3; s++) {
+                int from = step == 0 ? 0 : lengths[s];
+                int to = step == 0 ? lengths[s] : lengths[s] + 1;
+                context[s] = to;
+                for (int p = from; p < to; p++, i++) {
+                    positions[i] = p;
+                    seqOf[i] = s;
+                    slots[i] = tables[s][p / blockSize] * blockSize + p % blockSize;
+                    System.arraycopy(keys[s], p * kw, k, i * kw, kw);
+                    System.arraycopy(values[s], p * kw, v, i * kw, kw);
+                }
+            }
+            TokenBatch batch = new TokenBatch(tokens, positions, seqOf, new int[n], slots, tables, context, blockSize, new int[0]);
+            Backend.StepData data = gpu.prepare(batch);
+            float[] q = randoms(n * qw);
+            Tensor out = poisoned(n, qw);
+            gpu.attention(gpu.fromHost(q, n, qw), gpu.fromHost(k, n, kw), gpu.fromHost(v, n, kw), cache, 0, shape, data, out);
+            double[] want = new double[n * qw];
+            for (int i = 0; i < n; i++) {
+                int s = seqOf[i];
+                int pos = positions[i];
+                int first = window > 0 ? Math.max(0, pos - window + 1) : 0;
+                for (int h = 0; h < heads; h++) {
+                    int kvh = h / (heads / kvHeads);
+                    double[] scores = new double[pos - first + 1];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int p = first; p <= pos; p++) {
+                        double dot = 0;
+                        for (int d = 0; d < headDim; d++) {
+                            dot += (double) q[i * qw + h * headDim + d] * keys[s][p * kw + kvh * headDim + d];
+                        }
+                        scores[p - first] = dot * shape.scale();
+                        max = Math.max(max, scores[p - first]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < scores.length; j++) {
+                        scores[j] = Math.exp(scores[j] - max);
+                        sum += scores[j];
+                    }
+                    for (int d = 0; d < headDim; d++) {
+                        double acc = 0;
+                        for (int p = first; p <= pos; p++) {
+                            acc += scores[p - first] * values[s][p * kw + kvh * headDim + d];
+                        }
+                        want[i * qw + h * headDim + d] = acc / sum;
+                    }
+                }
+            }
+            near(gpu.toHost(out), want, null, 1e-5, "attention step " + step + " window " + window);
+        }
+    }
+
+    @Test
+    void embeddingsAndRotary() {
+        int vocab = 50, d = 64, headDim = 16;
+        float[] table = randoms(vocab * d);
+        int[] tokens = {3, 49, 0, 3, 17};
+        int[] positions = {0, 1, 2, 300, 4097};
+        TokenBatch batch = new TokenBatch(tokens, positions, new int[5], new int[] {-1, -1, -1, -1, -1}, new int[5], new int[][] {{0}},
+                new int[] {1}, 16, new int[0]);
+        Backend.StepData step = gpu.prepare(batch);
+        Tensor tab = weightOf(DType.BF16, table, vocab, d);
+        Tensor x = poisoned(5, d);
+        gpu.embed(tab, step, x);
+        gpu.addPositionEmbedding(tab, step, x); // positions used as rows of the same table where in range
+        double[] want = new double[5 * d];
+        for (int t = 0; t < 5; t++) {
+            for (int i = 0; i < d; i++) {
+                want[t * d + i] = table[tokens[t] * d + i] + (positions[t] < vocab ? table[positions[t] * d + i] : Double.NaN);
+            }
+        }
+        float[] got = gpu.toHost(x);
+        for (int t = 0; t < 3; t++) { // positions 300 and 4097 are not rows of this table: only check the rest
+            near(Arrays.copyOfRange(got, t * d, (t + 1) * d), Arrays.copyOfRange(want, t * d, (t + 1) * d), null, 1e-7, "embed + positions");
+        }
+        float[] invFreq = new float[headDim / 2];
+        for (int i = 0; i < invFreq.length; i++) {
+            invFreq[i] = (float) (1 / Math.pow(10000, 2.0 * i / headDim));
+        }
+        float[] v = randoms(5 * d);
+        Tensor r = gpu.fromHost(v, 5, d);
+        gpu.rotary(r, headDim, gpu.fromHost(invFreq, 1, invFreq.length), step);
+        int half = headDim / 2;
+        for (int t = 0; t < 5; t++) {
+            for (int h = 0; h < d / headDim; h++) {
+                for (int i = 0; i < half; i++) {
+                    float angle = positions[t] * invFreq[i];
+                    double c = Math.cos(angle);
+                    double s = Math.sin(angle);
+                    int at = t * d + h * headDim + i;
+                    want[at] = v[at] * c - v[at + half] * s;
+                    want[at + half] = v[at + half] * c + v[at] * s;
+                }
+            }
+        }
+        double[] mag = new double[5 * d];
+        for (int i = 0; i < mag.length; i++) {
+            mag[i] = 4; // |a|, |b| ≲ 4 and cos/sin of a float32 angle
+        }
+        near(gpu.toHost(r), want, mag, 1e-6, "rotary");
+    }
+}
