@@ -29,7 +29,7 @@ public final class CudaBackend implements Backend {
     private final MemorySegment context;
     private final MemorySegment stream;
     private final KernelModule kernels;
-    private final Cublas cublas;
+    private Cublas cublas; // made at the first product: only libcuda is needed to start
     private final DeviceMemory memory;
     private final String deviceName;
     private final int smCount;
@@ -56,7 +56,6 @@ public final class CudaBackend implements Backend {
         this.memory = new DeviceMemory(driver, context);
         this.kernels = KernelModule.load(driver, driver.attribute(device, Driver.ATTR_COMPUTE_MAJOR),
                 driver.attribute(device, Driver.ATTR_COMPUTE_MINOR));
-        this.cublas = new Cublas(stream);
     }
 
     /** The backend on GPU {@code ordinal}; a {@link FloraException} saying why when there is none. */
@@ -359,6 +358,9 @@ public final class CudaBackend implements Backend {
         if (in.rows() == 0) {
             return;
         }
+        if (cublas == null) {
+            cublas = new Cublas(stream);
+        }
         switch (w.dtype()) {
             case F32 -> cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), Cublas.R_32F);
             case BF16, F16 -> {
@@ -486,6 +488,44 @@ public final class CudaBackend implements Backend {
     public void addInPlace(Tensor x, Tensor y) {
         bind();
         launchElements("add_in_place", x.numel(), CudaTensor.of(x).pointer, CudaTensor.of(y).pointer, x.numel());
+    }
+
+    /**
+     * Records what {@code work} gives the GPU as a CUDA graph instead of running it; replay it with
+     * {@link Graph#replay()}. The work must use only memory that outlives the graph.
+     */
+    public Graph capture(Runnable work) {
+        bind();
+        driver.synchronize(stream);
+        driver.beginCapture(stream);
+        MemorySegment exec;
+        try {
+            work.run();
+        } finally {
+            exec = driver.endCapture(stream);
+        }
+        return new Graph(exec);
+    }
+
+    /** A captured sequence of GPU work. */
+    public final class Graph implements AutoCloseable {
+        private final MemorySegment exec;
+
+        private Graph(MemorySegment exec) {
+            this.exec = exec;
+        }
+
+        public void replay() {
+            bind();
+            driver.launchGraph(exec, stream);
+        }
+
+        @Override
+        public void close() {
+            bind();
+            driver.synchronize(stream);
+            driver.destroyGraph(exec);
+        }
     }
 
     /** Waits until the GPU has done all the work given so far. */

@@ -26,6 +26,7 @@ public final class Driver {
     private final MethodHandle cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel;
     private final MethodHandle cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime;
     private final MethodHandle cuGetErrorName, cuGetErrorString, cuDriverGetVersion;
+    private final MethodHandle cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy;
 
     private Driver(Native n) {
         cuInit = n.status("cuInit", INT);
@@ -53,6 +54,12 @@ public final class Driver {
         cuEventRecord = n.status("cuEventRecord", PTR, PTR);
         cuEventSynchronize = n.status("cuEventSynchronize", PTR);
         cuEventElapsedTime = n.status("cuEventElapsedTime", PTR, PTR, PTR);
+        cuStreamBeginCapture = n.status("cuStreamBeginCapture_v2", PTR, INT);
+        cuStreamEndCapture = n.status("cuStreamEndCapture", PTR, PTR);
+        cuGraphInstantiate = n.status("cuGraphInstantiateWithFlags", PTR, PTR, LONG);
+        cuGraphLaunch = n.status("cuGraphLaunch", PTR, PTR);
+        cuGraphExecDestroy = n.status("cuGraphExecDestroy", PTR);
+        cuGraphDestroy = n.status("cuGraphDestroy", PTR);
         cuGetErrorName = n.status("cuGetErrorName", INT, PTR);
         cuGetErrorString = n.status("cuGetErrorString", INT, PTR);
     }
@@ -246,5 +253,30 @@ public final class Driver {
             check("cuEventElapsedTime", Native.call(cuEventElapsedTime, ms, start, end));
             return ms.get(ValueLayout.JAVA_FLOAT, 0);
         }
+    }
+
+    /** Starts recording the stream's work into a graph instead of running it (thread-local capture mode). */
+    void beginCapture(MemorySegment stream) {
+        check("cuStreamBeginCapture", Native.call(cuStreamBeginCapture, stream, 1)); // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+    }
+
+    /** Ends the recording and instantiates it; the graph itself is released, the executable kept. */
+    MemorySegment endCapture(MemorySegment stream) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment graph = arena.allocate(PTR);
+            check("cuStreamEndCapture", Native.call(cuStreamEndCapture, stream, graph));
+            MemorySegment exec = arena.allocate(PTR);
+            check("cuGraphInstantiate", Native.call(cuGraphInstantiate, exec, graph.get(PTR, 0), 0L));
+            check("cuGraphDestroy", Native.call(cuGraphDestroy, graph.get(PTR, 0)));
+            return exec.get(PTR, 0);
+        }
+    }
+
+    void launchGraph(MemorySegment exec, MemorySegment stream) {
+        check("cuGraphLaunch", Native.call(cuGraphLaunch, exec, stream));
+    }
+
+    void destroyGraph(MemorySegment exec) {
+        check("cuGraphExecDestroy", Native.call(cuGraphExecDestroy, exec));
     }
 }

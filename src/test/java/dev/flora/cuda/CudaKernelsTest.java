@@ -469,4 +469,27 @@ class CudaKernelsTest {
         }
         near(gpu.toHost(r), want, mag, 1e-6, "rotary");
     }
+
+    @Test
+    void capturedGraphReplaysItsWork() {
+        int n = 1000;
+        float[] x = randoms(n);
+        float[] y = randoms(n);
+        Tensor xt = gpu.fromHost(x, 1, n);
+        Tensor yt = gpu.fromHost(y, 1, n);
+        try (CudaBackend.Graph graph = gpu.capture(() -> {
+            gpu.addInPlace(xt, yt);
+            gpu.activation(Activation.RELU, xt);
+        })) {
+            assertThat(gpu.toHost(xt)).as("capture records, it does not run").containsExactly(x);
+            graph.replay();
+            graph.replay();
+            double[] want = new double[n];
+            for (int i = 0; i < n; i++) {
+                double once = Math.max(0, (double) x[i] + y[i]);
+                want[i] = Math.max(0, once + y[i]);
+            }
+            near(gpu.toHost(xt), want, null, 1e-7, "graph replayed twice");
+        }
+    }
 }
