@@ -32,7 +32,7 @@ public final class DecodeBench {
      */
     public record Result(String model, String kernels, int batch, int steps, double seconds, double tokensPerSecond,
                          double rooflineTokensPerSecond, double memoryFraction, double flopFraction, long weightBytes,
-                         MachineLimits limits, String adapters) {
+                         MachineLimits limits, String adapters, int promptTokens, double endToEndOutputTokensPerSecond) {
     }
 
     /**
@@ -54,6 +54,16 @@ public final class DecodeBench {
     }
 
     public static Result run(CausalLM model, String name, String kernels, int batch, int steps, MachineLimits limits, AdapterSetup adapters) {
+        return run(model, name, kernels, batch, steps, PROMPT_TOKENS, limits, adapters);
+    }
+
+    /**
+     * Prefill of {@code promptTokens} per sequence, then {@code steps} decode steps timed. Also
+     * reports output tokens/s over the whole run (prefill included, as transformers' generate is
+     * timed: batch × (steps + 1) tokens).
+     */
+    public static Result run(CausalLM model, String name, String kernels, int batch, int steps, int promptTokens, MachineLimits limits,
+                             AdapterSetup adapters) {
         ModelSpec spec = model.spec();
         AdapterRegistry registry = new AdapterRegistry(batch);
         registry.useCosts(dev.flora.adapter.CostModel.loadIfPresent(dev.flora.adapter.CostModel.defaultFile()));
@@ -63,35 +73,38 @@ public final class DecodeBench {
         }
         long warmEnd = System.nanoTime() + 2_000_000_000L;
         while (System.nanoTime() < warmEnd) {
-            decode(model, batch, Math.min(steps, 8), registry, adapters != null); // warm the JIT up on the same code paths
+            decode(model, batch, Math.min(steps, 8), promptTokens, registry, adapters != null); // warm the JIT up on the same code paths
         }
-        long[] timing = decode(model, batch, steps, registry, adapters != null);
+        long[] timing = decode(model, batch, steps, promptTokens, registry, adapters != null);
         double seconds = timing[0] / 1e9;
         double tokensPerSecond = (double) batch * steps / seconds;
         // Average KV bytes read per sequence and step: contexts grow from PROMPT_TOKENS to PROMPT_TOKENS + steps.
-        double kvBytes = (double) batch * spec.layers() * 2L * spec.kvWidth() * Float.BYTES * (PROMPT_TOKENS + steps / 2.0);
+        double kvBytes = (double) batch * spec.layers() * 2L * spec.kvWidth() * Float.BYTES * (promptTokens + steps / 2.0);
         double bytesPerStep = spec.matmulBytes() + kvBytes;
         double roofline = batch * limits.bytesPerSecond() / bytesPerStep;
         double flops = 2.0 * spec.matmulWeights() * batch * steps / seconds;
         return new Result(name, kernels, batch, steps, seconds, tokensPerSecond, roofline, tokensPerSecond / roofline,
-                flops / limits.flopsPerSecond(), spec.matmulBytes(), limits, adapters == null ? "none" : adapters.describe());
+                flops / limits.flopsPerSecond(), spec.matmulBytes(), limits, adapters == null ? "none" : adapters.describe(), promptTokens,
+                (double) batch * (steps + 1) / ((timing[0] + timing[1]) / 1e9));
     }
 
-    /** Runs prefill plus {@code steps} decode steps; returns the nanoseconds of the decode steps. */
-    private static long[] decode(CausalLM model, int batch, int steps, AdapterRegistry registry, boolean adapted) {
+    /** Runs prefill plus {@code steps} decode steps; returns the nanoseconds of the decode steps and of the prefill. */
+    private static long[] decode(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
         ModelSpec spec = model.spec();
         int maxSeqs = Math.max(batch, 1);
         Engine engine = new Engine(model, EngineConfig.DEFAULT.withMaxSequences(maxSeqs)
-                .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, PROMPT_TOKENS + steps + 16))), Set.of(), registry);
+                .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, promptTokens + steps + 16)))
+                .withMaxBatchedTokens(Math.max(EngineConfig.DEFAULT.maxBatchedTokens(), batch * promptTokens)), Set.of(), registry);
         List<String> names = registry.adapters().stream().map(Adapter::name).toList();
         SplittableRandom random = new SplittableRandom(11);
         List<Request> requests = new ArrayList<>();
         for (int b = 0; b < batch; b++) {
-            int[] prompt = random.ints(PROMPT_TOKENS, 0, spec.vocabSize()).toArray();
+            int[] prompt = random.ints(promptTokens, 0, spec.vocabSize()).toArray();
             requests.add(Request.withAdapter("bench-" + b, prompt, SamplingParams.greedy(steps + 1, true), false, adapted ? names.get(b) : null));
         }
         requests.forEach(engine::submit);
         Engine.Listener quiet = new Engine.Listener() { };
+        long prefillStart = System.nanoTime();
         engine.step(quiet); // prefill of every prompt, and the first token
         long start = System.nanoTime();
         int done = 0;
@@ -103,7 +116,7 @@ public final class DecodeBench {
         if (done != steps) {
             throw new IllegalStateException("expected " + steps + " decode steps, ran " + done);
         }
-        return new long[] {elapsed};
+        return new long[] {elapsed, start - prefillStart};
     }
 
     private static long kvBytesFor(ModelSpec spec, int batch, int positions) {

@@ -120,18 +120,28 @@ final class BenchCommand implements Runnable {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--shape", required = true, paramLabel = "NAME", description = "demo-100m, tinyllama-1.1b or llama2-7b.")
+        @Option(names = "--shape", required = true, paramLabel = "NAME",
+                description = "demo-100m, tinyllama-1.1b or llama2-7b (weights written); with --config-only also llama2-13b, "
+                        + "starcoder-1b, starcoder-3b, starcoder-15b.")
         String shape;
+
+        @Option(names = "--config-only", description = "Write config.json alone, for --random-weights (weights made where they are used).")
+        boolean configOnly;
 
         @Option(names = "--out", required = true, paramLabel = "DIR", description = "Directory to write (must not exist).")
         Path out;
 
         @Override
         public Integer call() throws java.io.IOException {
-            LlamaShape s = LlamaShape.named(shape);
             if (java.nio.file.Files.exists(out)) {
                 throw new FloraException(out + ": already exists; give a new directory");
             }
+            if (configOnly) {
+                dev.flora.bench.BenchShapes.writeConfig(shape, out);
+                spec.commandLine().getOut().println("wrote " + shape + " config.json to " + out + " (use it with --random-weights)");
+                return 0;
+            }
+            LlamaShape s = LlamaShape.named(shape);
             DemoModel.write(out, s, total -> new Progress(spec.commandLine().getErr(), "writing " + s.name(), total));
             spec.commandLine().getOut().println("wrote " + s.name() + " to " + out);
             return 0;
@@ -171,6 +181,16 @@ final class BenchCommand implements Runnable {
         @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S", description = "Adapter strategy (default: ${DEFAULT-VALUE}).")
         String strategy;
 
+        @Option(names = "--prompt-tokens", defaultValue = "16", paramLabel = "P", description = "Prompt tokens per sequence, prefilled in one step before the timed decode (default: ${DEFAULT-VALUE}).")
+        int promptTokens;
+
+        @Option(names = "--random-weights", description = "The model directory has config.json only: make seeded random weights "
+                + "where the backend keeps them (as vLLM's dummy load format).")
+        boolean randomWeights;
+
+        @picocli.CommandLine.Mixin
+        DeviceOption device;
+
         @Override
         public Integer call() {
             DecodeBench.AdapterSetup setup = null;
@@ -192,12 +212,17 @@ final class BenchCommand implements Runnable {
             Path dir = model != null ? model : DemoModel.ensure(DemoModel.defaultCache(),
                     total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
             ModelDirectory directory = ModelDirectory.open(dir);
-            CausalLM lm = Models.load(directory, new CpuBackend());
-            if (DecodeBench.PROMPT_TOKENS + tokens > lm.spec().maxContext()) {
+            dev.flora.backend.Backend backend = device.create();
+            CausalLM lm = Models.load(directory, backend, randomWeights);
+            if (promptTokens < 1) {
+                throw new FloraException("--prompt-tokens must be at least 1");
+            }
+            if (promptTokens + tokens > lm.spec().maxContext()) {
                 throw new FloraException("--tokens " + tokens + " does not fit the model's context of " + lm.spec().maxContext());
             }
-            MachineLimits limits = MachineLimits.measure();
-            DecodeBench.Result r = DecodeBench.run(lm, dir.getFileName().toString(), KernelProvider.describe(), batch, tokens, limits, setup);
+            MachineLimits limits = backend instanceof dev.flora.cuda.CudaBackend gpu ? gpu.measureLimits() : MachineLimits.measure();
+            String kernels = backend instanceof dev.flora.cuda.CudaBackend ? backend.name() : KernelProvider.describe();
+            DecodeBench.Result r = DecodeBench.run(lm, dir.getFileName().toString(), kernels, batch, tokens, promptTokens, limits, setup);
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
                 ObjectNode o = JsonLines.JSON.valueToTree(r);
@@ -216,10 +241,11 @@ final class BenchCommand implements Runnable {
                     kernels          %s, %d threads
                     batch x steps    %d x %d in %.3f s
                     decode           %.1f tokens/s
+                    with prefill     %.1f output tokens/s (%d prompt tokens each, %d + 1 tokens generated)
                     memory roofline  %.1f tokens/s at %.1f GB/s measured  -> %.0f%% reached
                     FMA peak         %.1f GFLOP/s measured               -> %.0f%% reached""",
                     r.model(), r.weightBytes() / 1e6, r.adapters(), r.kernels(), m.threads(), r.batch(), r.steps(), r.seconds(),
-                    r.tokensPerSecond(), r.rooflineTokensPerSecond(), m.bytesPerSecond() / 1e9, 100 * r.memoryFraction(),
+                    r.tokensPerSecond(), r.endToEndOutputTokensPerSecond(), r.promptTokens(), r.steps(), r.rooflineTokensPerSecond(), m.bytesPerSecond() / 1e9, 100 * r.memoryFraction(),
                     m.flopsPerSecond() / 1e9, 100 * r.flopFraction());
         }
     }

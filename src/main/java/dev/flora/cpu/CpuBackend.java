@@ -50,6 +50,10 @@ public final class CpuBackend implements Backend {
         if ((long) rows * cols != source.numel()) {
             throw new IllegalArgumentException(source + " viewed as [" + rows + ", " + cols + "]");
         }
+        if (source.isRandom()) {
+            source = new TensorView(source.name(), source.dtype(), source.shape(), RowOps.randomValues(source, rows),
+                    java.nio.file.Path.of("random-weights"));
+        }
         DType type = source.dtype();
         boolean inPlace = type == DType.F32 || (rows > 1 && (type == DType.BF16 || type == DType.F16));
         if (inPlace) {

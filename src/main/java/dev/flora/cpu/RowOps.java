@@ -109,4 +109,28 @@ final class RowOps {
             }
         });
     }
+
+    /** A random tensor's values (TensorView.randomValue) in its own type, in host memory. */
+    static java.lang.foreign.MemorySegment randomValues(dev.flora.safetensors.TensorView source, int rows) {
+        long n = source.numel();
+        dev.flora.backend.DType type = source.dtype();
+        java.lang.foreign.MemorySegment out = java.lang.foreign.Arena.ofAuto().allocate(n * type.bytes(), 64);
+        long seed = source.seed();
+        for (long i = 0; i < n; i++) {
+            float v = dev.flora.safetensors.TensorView.randomValue(seed, i, rows == 1);
+            switch (type) {
+                case F32 -> out.setAtIndex(F32, i, v);
+                case BF16 -> out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i, bf16Bits(v));
+                case F16 -> out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(v));
+                default -> throw new IllegalArgumentException("random weights of type " + type);
+            }
+        }
+        return out;
+    }
+
+    /** Round to nearest even, as torch does. */
+    static short bf16Bits(float f) {
+        int b = Float.floatToRawIntBits(f);
+        return (short) ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16);
+    }
 }

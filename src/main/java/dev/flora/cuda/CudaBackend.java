@@ -134,6 +134,11 @@ public final class CudaBackend implements Backend {
         Object lifetime = new Object();
         long bytes = source.numel() * type.bytes();
         long pointer = memory.permanent(bytes, lifetime);
+        if (source.isRandom()) {
+            CudaTensor t = new CudaTensor(pointer, type, rows, cols, lifetime);
+            launchElements("fill_random", t.numel(), pointer, t.typeCode(), t.numel(), source.seed(), rows == 1 ? 1 : 0);
+            return t;
+        }
         upload(pointer, source.data(), bytes);
         driver.synchronize(stream); // the source may be unmapped once this returns
         return new CudaTensor(pointer, type, rows, cols, lifetime);
@@ -526,6 +531,48 @@ public final class CudaBackend implements Backend {
             driver.synchronize(stream);
             driver.destroyGraph(exec);
         }
+    }
+
+    /**
+     * This GPU's limits, measured now: copy bandwidth (bytes read + written per second by a
+     * device-to-device copy of 2 GiB, best of 5) and the bf16 product rate (cuBLAS, 8192³, float32
+     * accumulation, best of 5).
+     */
+    public dev.flora.bench.MachineLimits measureLimits() {
+        bind();
+        driver.synchronize(stream);
+        long bytes = 2L << 30;
+        Object lifetime = new Object();
+        long a = memory.permanent(bytes, lifetime);
+        long b = memory.permanent(bytes, lifetime);
+        MemorySegment start = driver.createEvent();
+        MemorySegment end = driver.createEvent();
+        double bestCopy = Double.MAX_VALUE;
+        for (int i = 0; i < 6; i++) {
+            driver.record(start, stream);
+            driver.copyOnDevice(b, a, bytes, stream);
+            driver.record(end, stream);
+            double ms = driver.elapsed(start, end);
+            if (i > 0) {
+                bestCopy = Math.min(bestCopy, ms);
+            }
+        }
+        int n = 8192;
+        if (cublas == null) {
+            cublas = new Cublas(stream);
+        }
+        double bestGemm = Double.MAX_VALUE;
+        for (int i = 0; i < 6; i++) {
+            driver.record(start, stream);
+            cublas.linear(a, b, a + (long) n * n * 2, n, n, n, Cublas.R_16BF);
+            driver.record(end, stream);
+            double ms = driver.elapsed(start, end);
+            if (i > 0) {
+                bestGemm = Math.min(bestGemm, ms);
+            }
+        }
+        java.lang.ref.Reference.reachabilityFence(lifetime);
+        return new dev.flora.bench.MachineLimits(2.0 * bytes / (bestCopy / 1e3), 2.0 * n * n * (double) n / (bestGemm / 1e3), smCount, 0);
     }
 
     /** Waits until the GPU has done all the work given so far. */

@@ -19,14 +19,20 @@ public final class Models {
     }
 
     public static CausalLM load(ModelDirectory dir, Backend backend) {
+        return load(dir, backend, false);
+    }
+
+    /** With {@code randomWeights}, the directory needs only config.json (see {@link RandomWeights}). */
+    public static CausalLM load(ModelDirectory dir, Backend backend, boolean randomWeights) {
         String arch = dir.architecture();
+        boolean known = LlamaConfig.ARCHITECTURES.contains(arch) || arch.equals(GptBigCodeConfig.ARCHITECTURE);
+        if (!known) {
+            throw dir.config().error("architecture '" + arch + "' is not supported (supported: " + String.join(", ", SUPPORTED) + ")");
+        }
+        dev.flora.safetensors.Weights weights = randomWeights ? RandomWeights.forConfig(dir.config()) : Checkpoint.open(dir.path());
         if (LlamaConfig.ARCHITECTURES.contains(arch)) {
-            LlamaConfig config = LlamaConfig.read(dir.config(), arch);
-            return new LlamaModel(config, Checkpoint.open(dir.path()), backend);
+            return new LlamaModel(LlamaConfig.read(dir.config(), arch), weights, backend);
         }
-        if (arch.equals(GptBigCodeConfig.ARCHITECTURE)) {
-            return new GptBigCodeModel(GptBigCodeConfig.read(dir.config()), Checkpoint.open(dir.path()), backend);
-        }
-        throw dir.config().error("architecture '" + arch + "' is not supported (supported: " + String.join(", ", SUPPORTED) + ")");
+        return new GptBigCodeModel(GptBigCodeConfig.read(dir.config()), weights, backend);
     }
 }

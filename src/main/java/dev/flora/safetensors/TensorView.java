@@ -19,6 +19,37 @@ public record TensorView(String name, DType dtype, long[] shape, MemorySegment d
     public static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     public static final ValueLayout.OfDouble F64 = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
+    /**
+     * A tensor of seeded pseudo-random values with no data behind it, made by the backend where it
+     * is used (as vLLM's dummy load format): benchmarks of large shapes need no checkpoint.
+     */
+    public static TensorView random(String name, DType dtype, long... shape) {
+        return new TensorView(name, dtype, shape, MemorySegment.NULL, null);
+    }
+
+    public boolean isRandom() {
+        return file == null && data.byteSize() == 0 && numel() > 0;
+    }
+
+    /** The seed of a random tensor: from its name, so every backend makes the same values. */
+    public long seed() {
+        return name.hashCode() * 0x9E3779B97F4A7C15L;
+    }
+
+    /**
+     * Element i of a random tensor: uniform in ±0.02 for matrices, 1 ± 0.02 for vectors (norm
+     * weights stay near one). The same splitmix64 hash as the CUDA kernel fill_random.
+     */
+    public static float randomValue(long seed, long i, boolean vector) {
+        long z = seed + (i + 1) * 0x9E3779B97F4A7C15L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        z = z ^ (z >>> 31);
+        float u = (z >>> 40) * 0x1.0p-24f;
+        float v = (u - 0.5f) * 0.04f;
+        return vector ? 1f + v : v;
+    }
+
     public long numel() {
         long n = 1;
         for (long d : shape) {

@@ -261,6 +261,22 @@ __global__ void to_f16(const float* x, u16* out, long long n) {
         out[i] = f32_to_f16(x[i]);
 }
 
+// Seeded pseudo-random weights (TensorView.randomValue: the same splitmix64 hash, bit for bit).
+__global__ void fill_random(void* out, int type, long long n, unsigned long long seed, int vector) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        unsigned long long z = seed + (unsigned long long) (i + 1) * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z = z ^ (z >> 31);
+        float u = (float) (z >> 40) * 5.9604644775390625e-8f;
+        float v = (u - 0.5f) * 0.04f;
+        if (vector) v = 1.f + v;
+        if (type == 0) ((float*) out)[i] = v;
+        else if (type == 1) ((u16*) out)[i] = f32_to_bf16(v);
+        else ((u16*) out)[i] = f32_to_f16(v);
+    }
+}
+
 // LoRA shrink and expand sum in float64: the adapter's scale (rsLoRA's alpha / sqrt(r), say) can
 // magnify rounding. These simple versions serve exactness; fast ones replace them where it pays.
 // LoRA shrink, every adapted token of every adapter at once: one block per (token k, rank j):

@@ -492,4 +492,15 @@ class CudaKernelsTest {
             near(gpu.toHost(xt), want, null, 1e-7, "graph replayed twice");
         }
     }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void randomWeightsAreTheCpuBackendsBitForBit(DType type) {
+        var cpu = new dev.flora.cpu.CpuBackend();
+        for (int rows : new int[] {1, 37}) {
+            TensorView random = TensorView.random("model.layers.3.mlp.up_proj.weight", type, rows, 129);
+            assertThat(gpu.toHost(gpu.weight(random, rows, 129))).as("%s, %d rows", type, rows)
+                    .containsExactly(cpu.toHost(cpu.weight(random, rows, 129)));
+        }
+    }
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# On the GPU machine: Flora's decode benchmark and the transformers peer on the same random-weight
+# shape and workloads (batch 1; 64 prompts of 256 + 64 new). Writes JSON lines under OUT.
+#   runtime/bench-base.sh OUT [SHAPE]      (SHAPE: llama2-7b, starcoder-15b, ...; default llama2-7b)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="$1"; shape="${2:-llama2-7b}"
+[ -x "$here/jre/bin/java" ] || tar xJf "$here/jre.tar.xz" -C "$here"
+[ -d "$here/app" ] || tar xJf "$here/app.tar.xz" -C "$here"
+mkdir -p "$out"
+flora() { "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC \
+  -jar "$here/app/flora.jar" "$@"; }
+model="$out/$shape"
+[ -d "$model" ] || flora bench model --shape "$shape" --config-only --out "$model"
+for run in "1 16 64" "64 256 63"; do
+  set -- $run
+  flora bench decode --model "$model" --random-weights --device cuda --batch "$1" --prompt-tokens "$2" --tokens "$3" --json \
+    | tee -a "$out/flora-$shape.jsonl"
+  python3 "$here/../tools/peer/transformers_bench.py" --config "$model/config.json" --batch "$1" --prompt-tokens "$2" \
+    --new-tokens $(( $3 + 1 )) | tee -a "$out/transformers-$shape.jsonl"
+done
