@@ -83,7 +83,7 @@ public final class DecodeBench {
         int maxSeqs = Math.max(batch, 1);
         Engine engine = new Engine(model, EngineConfig.DEFAULT.withMaxSequences(maxSeqs)
                 .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, PROMPT_TOKENS + steps + 16))), Set.of(), registry);
-        List<String> names = registry.adapters().stream().map(Adapter::name).toList();
+        List<String> names = registry.adapters().stream().map(dev.flora.adapter.AdapterVersion::name).toList();
         SplittableRandom random = new SplittableRandom(11);
         List<Request> requests = new ArrayList<>();
         for (int b = 0; b < batch; b++) {

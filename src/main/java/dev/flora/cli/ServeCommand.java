@@ -47,8 +47,14 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--api-key", paramLabel = "KEY", description = "Require Authorization: Bearer KEY.")
     String apiKey;
 
-    @Option(names = "--max-adapters", paramLabel = "N", description = "Adapters resident at once (default: all given, at least 1).")
+    @Option(names = "--max-adapters", paramLabel = "N",
+            description = "Adapters resident at once (default: all given, at least 1, within --max-cpu-adapters).")
     Integer maxAdapters;
+
+    @Option(names = "--max-cpu-adapters", paramLabel = "N",
+            description = "Adapters kept in host memory, least recently used dropped first and read from disk again when needed "
+                    + "(default: all; at least --max-adapters).")
+    Integer maxCpuAdapters;
 
     @Option(names = "--max-batched-tokens", defaultValue = "8192", paramLabel = "N", description = "Tokens per step (default: ${DEFAULT-VALUE}).")
     int maxBatchedTokens;
@@ -88,7 +94,8 @@ final class ServeCommand implements Callable<Integer> {
         if (adapters.containsKey(name)) {
             throw new FloraException("adapter name '" + name + "' is the base model's id; rename the adapter or use --served-model-name");
         }
-        AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters, maxAdapters != null ? maxAdapters : Math.max(1, adapters.size()));
+        AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters,
+                AdapterOptions.maxResident(maxAdapters, adapters.size(), maxCpuAdapters), maxCpuAdapters, spec.commandLine().getErr());
         registry.pin(pinned);
         EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens).withMaxSequences(maxSequences).withKvCacheBytes(kvCacheBytes);
         EngineLoop loop = new EngineLoop(new Engine(pretrained.model(), config, pretrained.eosTokenIds(), registry), maxWaiting);

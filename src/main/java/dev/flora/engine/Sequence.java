@@ -21,6 +21,11 @@ final class Sequence {
     int[] blockTable = new int[0];
     /** Adapter slot of each of the request's ranges once admitted (-1: base model). */
     int[] rangeSlots = new int[0];
+    /**
+     * The adapter version of each range (null: base model), fixed when it is first admitted: after a
+     * preemption it is recomputed with the same versions, even if its names were loaded again since.
+     */
+    java.util.List<dev.flora.adapter.AdapterVersion> rangeVersions;
     State state = State.WAITING;
     FinishReason finishReason;
 
