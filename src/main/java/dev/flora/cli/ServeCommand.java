@@ -78,6 +78,16 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
+    /** " with adapters a, b" (or how many, when there are many), and the host tier's cap when there is one. */
+    private static String describe(java.util.Set<String> names, AdapterRegistry registry) {
+        if (names.isEmpty()) {
+            return "";
+        }
+        String which = names.size() <= 8 ? "adapters " + String.join(", ", names) : names.size() + " adapters";
+        return " with " + which + " (" + registry.capacity() + " resident"
+                + (registry.hostCapacity() == AdapterRegistry.UNLIMITED ? "" : ", " + registry.hostCapacity() + " in host memory") + ")";
+    }
+
     @Override
     public Integer call() throws InterruptedException {
         if (port < 0 || port > 65535) {
@@ -105,7 +115,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         server.start();
         spec.commandLine().getOut().printf("Flora serving %s%s on http://%s:%d (POST /v1/completions, GET /v1/models, GET /health)%n",
-                name, adapters.isEmpty() ? "" : " with adapters " + String.join(", ", adapters.keySet()), host, server.port());
+                name, describe(adapters.keySet(), registry), host, server.port());
         spec.commandLine().getOut().flush();
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
