@@ -1,6 +1,9 @@
 package dev.flora.engine;
 
+import dev.flora.adapter.AdapterVersion;
+
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /** A request in flight: its tokens, how many of them the KV cache holds, and its blocks. */
@@ -25,7 +28,7 @@ final class Sequence {
      * The adapter version of each range (null: base model), fixed when it is first admitted: after a
      * preemption it is recomputed with the same versions, even if its names were loaded again since.
      */
-    java.util.List<dev.flora.adapter.AdapterVersion> rangeVersions;
+    List<AdapterVersion> rangeVersions;
     State state = State.WAITING;
     FinishReason finishReason;
 
