@@ -7,8 +7,17 @@ import java.util.TreeSet;
 /**
  * A loaded adapter: its kind and, for every linear layer it adapts (by module name, e.g.
  * {@code model.layers.0.self_attn.q_proj}), its tensors on the backend.
+ *
+ * @param contentHash SHA-256 (hex) of adapter_config.json and adapter_model.safetensors as they were read,
+ *                    or null for an adapter made in memory: what a reload from disk must find again
  */
-public record Adapter(String name, AdapterKind kind, Path dir, AdapterConfig config, Map<String, AdapterModule> modules) {
+public record Adapter(String name, AdapterKind kind, Path dir, AdapterConfig config, Map<String, AdapterModule> modules,
+                      String contentHash) {
+
+    /** An adapter made in memory (no files to read it again from). */
+    public Adapter(String name, AdapterKind kind, Path dir, AdapterConfig config, Map<String, AdapterModule> modules) {
+        this(name, kind, dir, config, modules, null);
+    }
 
     public long parameters() {
         return modules.values().stream().mapToLong(AdapterModule::parameters).sum();

@@ -42,13 +42,28 @@ public record AdapterConfig(AdapterKind kind, int r, double alpha, boolean rslor
             Map.entry("megatron_config", "Megatron-parallel LoRA (megatron_config)"));
 
     public static AdapterConfig read(Path dir) {
+        return parse(dir, bytes(dir));
+    }
+
+    /** The bytes of a directory's adapter_config.json (to parse them, and to hash exactly what was parsed). */
+    public static byte[] bytes(Path dir) {
         Path file = dir.resolve("adapter_config.json");
         if (!Files.isRegularFile(file)) {
             throw new FloraException(dir + ": not an adapter directory (no adapter_config.json)");
         }
+        try {
+            return Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new FloraException(file + ": cannot read (" + firstLine(e.getMessage()) + ")");
+        }
+    }
+
+    /** Parses the bytes of {@code dir}/adapter_config.json. */
+    public static AdapterConfig parse(Path dir, byte[] json) {
+        Path file = dir.resolve("adapter_config.json");
         JsonNode c;
         try {
-            c = new ObjectMapper().readTree(file.toFile());
+            c = new ObjectMapper().readTree(json);
         } catch (IOException e) {
             throw new FloraException(file + ": not valid JSON (" + firstLine(e.getMessage()) + ")");
         }

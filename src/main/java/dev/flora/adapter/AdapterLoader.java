@@ -9,7 +9,9 @@ import dev.flora.safetensors.TensorView;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
@@ -29,7 +31,8 @@ public final class AdapterLoader {
         if (!Files.isDirectory(dir)) {
             throw new FloraException(dir + ": adapter '" + name + "' is not a directory");
         }
-        AdapterConfig config = AdapterConfig.read(dir);
+        byte[] configBytes = AdapterConfig.bytes(dir);
+        AdapterConfig config = AdapterConfig.parse(dir, configBytes);
         Path weights = dir.resolve("adapter_model.safetensors");
         if (!Files.isRegularFile(weights)) {
             if (Files.exists(dir.resolve("adapter_model.bin"))) {
@@ -66,7 +69,20 @@ public final class AdapterLoader {
                 case FLORA -> flora(config, weights, module, e.getValue(), base, backend);
             });
         }
-        return new Adapter(name, config.kind(), dir, config, modules);
+        return new Adapter(name, config.kind(), dir, config, modules, contentHash(configBytes, file));
+    }
+
+    /** SHA-256 of the config's bytes and of the weights file as mapped: what the adapter was read from. */
+    private static String contentHash(byte[] config, SafetensorsFile weights) {
+        try {
+            MessageDigest sha = MessageDigest.getInstance("SHA-256");
+            sha.update(java.nio.ByteBuffer.allocate(Long.BYTES).putLong(config.length).flip()); // no config/weights boundary ambiguity
+            sha.update(config);
+            weights.digest(sha);
+            return HexFormat.of().formatHex(sha.digest());
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java runtime has SHA-256", e);
+        }
     }
 
     /** The tensor's role (lora_A.weight, lora_B.weight, lora_B.bias, ia3_l, flora_A.weight, flora_B.weight). */

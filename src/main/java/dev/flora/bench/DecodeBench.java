@@ -95,7 +95,7 @@ public final class DecodeBench {
         Engine engine = new Engine(model, EngineConfig.DEFAULT.withMaxSequences(maxSeqs)
                 .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, promptTokens + steps + 16)))
                 .withMaxBatchedTokens(Math.max(EngineConfig.DEFAULT.maxBatchedTokens(), batch * promptTokens)), Set.of(), registry);
-        List<String> names = registry.adapters().stream().map(Adapter::name).toList();
+        List<String> names = registry.adapters().stream().map(dev.flora.adapter.AdapterVersion::name).toList();
         SplittableRandom random = new SplittableRandom(11);
         List<Request> requests = new ArrayList<>();
         for (int b = 0; b < batch; b++) {

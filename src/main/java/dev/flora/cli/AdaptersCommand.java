@@ -7,6 +7,7 @@ import dev.flora.safetensors.SafetensorsFile;
 import dev.flora.safetensors.TensorView;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
@@ -19,9 +20,9 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
 
-/** {@code flora adapters}: look at adapter directories. */
+/** {@code flora adapters}: look at adapter directories, or write random ones for benchmarks. */
 @Command(name = "adapters", mixinStandardHelpOptions = true, description = "Adapter tools.",
-        subcommands = {AdaptersCommand.Inspect.class})
+        subcommands = {AdaptersCommand.Inspect.class, AdaptersCommand.Random.class})
 final class AdaptersCommand implements Runnable {
     @Spec
     CommandSpec spec;
@@ -85,6 +86,63 @@ final class AdaptersCommand implements Runnable {
             out.printf(Locale.ROOT, "parameters  %,d%n", parameters);
             for (String w : config.warnings()) {
                 out.println("warning     " + w);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "random", mixinStandardHelpOptions = true,
+            description = {"Write seeded random adapters as PEFT directories that fit a model (noise values, real shapes): "
+                    + "for benchmarks with many adapters on disk, e.g. flora serve --max-cpu-adapters.",
+                    "Without --model, the demo model's shapes."})
+    static final class Random implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: the demo model).")
+        Path model;
+
+        @Option(names = "--out", required = true, paramLabel = "DIR", description = "Where to write the adapter directories.")
+        Path out;
+
+        @Option(names = "--count", defaultValue = "8", paramLabel = "N", description = "Adapters (default: ${DEFAULT-VALUE}).")
+        int count;
+
+        @Option(names = "--kind", defaultValue = "lora", paramLabel = "lora|flora|ia3", description = "Adapter kind (default: ${DEFAULT-VALUE}).")
+        String kind;
+
+        @Option(names = "--rank", defaultValue = "4", paramLabel = "R", description = "Rank (default: ${DEFAULT-VALUE}).")
+        int rank;
+
+        @Option(names = "--targets", defaultValue = "q_proj,v_proj", split = ",", paramLabel = "M", description = "Adapted modules (default: ${DEFAULT-VALUE}).")
+        java.util.Set<String> targets;
+
+        @Option(names = "--dtype", defaultValue = "bf16", paramLabel = "bf16|f16|f32", description = "Tensor type (default: ${DEFAULT-VALUE}).")
+        String dtype;
+
+        @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Override
+        public Integer call() {
+            AdapterKind k;
+            try {
+                k = AdapterKind.valueOf(kind.toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new FloraException("--kind must be lora, flora or ia3, not '" + kind + "'");
+            }
+            dev.flora.backend.DType type = switch (dtype.toLowerCase(Locale.ROOT)) {
+                case "bf16" -> dev.flora.backend.DType.BF16;
+                case "f16" -> dev.flora.backend.DType.F16;
+                case "f32" -> dev.flora.backend.DType.F32;
+                default -> throw new FloraException("--dtype must be bf16, f16 or f32, not '" + dtype + "'");
+            };
+            Path dir = model != null ? model : dev.flora.demo.DemoModel.ensure(dev.flora.demo.DemoModel.defaultCache(),
+                    total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
+            try (dev.flora.model.PretrainedModel pretrained = dev.flora.model.PretrainedModel.load(dir, new dev.flora.cpu.CpuBackend())) {
+                var written = dev.flora.adapter.RandomAdapterFiles.write(pretrained.model().linears(), k, rank, targets, count, seed, type, out);
+                spec.commandLine().getOut().printf("wrote %d %s adapters (rank %d, %s, %s) for %s under %s (%s ... %s)%n", written.size(), k,
+                        rank, String.join(",", new TreeSet<>(targets)), dtype, dir, out, written.getFirst().getFileName(), written.getLast().getFileName());
             }
             return 0;
         }

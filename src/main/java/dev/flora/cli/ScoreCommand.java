@@ -42,8 +42,13 @@ final class ScoreCommand implements Callable<Integer> {
     Map<String, Path> adapters = Map.of();
 
     @Option(names = "--max-adapters", paramLabel = "N",
-            description = "Adapters resident at once (default: all given); requests for others wait their turn.")
+            description = "Adapters resident at once (default: all given, within --max-cpu-adapters); requests for others wait their turn.")
     Integer maxAdapters;
+
+    @Option(names = "--max-cpu-adapters", paramLabel = "N",
+            description = "Adapters kept in host memory, least recently used dropped first and read from disk again when needed "
+                    + "(default: all; at least --max-adapters).")
+    Integer maxCpuAdapters;
 
     @Option(names = "--requests", required = true, paramLabel = "IN.jsonl", description = "Request lines (- for stdin).")
     Path requests;
@@ -77,7 +82,8 @@ final class ScoreCommand implements Callable<Integer> {
         AdapterStrategy pinned = AdapterStrategy.parse(strategy);
         List<JsonLines.Line> lines = JsonLines.read(requests);
         try (PretrainedModel pretrained = PretrainedModel.load(model, device.create())) {
-            AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters, maxAdapters != null ? maxAdapters : Math.max(1, adapters.size()));
+            AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters,
+                    AdapterOptions.maxResident(maxAdapters, adapters.size(), maxCpuAdapters), maxCpuAdapters, spec.commandLine().getErr());
             registry.pin(pinned);
             List<Request> batch = new ArrayList<>();
             for (JsonLines.Line line : lines) {

@@ -47,8 +47,14 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--api-key", paramLabel = "KEY", description = "Require Authorization: Bearer KEY.")
     String apiKey;
 
-    @Option(names = "--max-adapters", paramLabel = "N", description = "Adapters resident at once (default: all given, at least 1).")
+    @Option(names = "--max-adapters", paramLabel = "N",
+            description = "Adapters resident at once (default: all given, at least 1, within --max-cpu-adapters).")
     Integer maxAdapters;
+
+    @Option(names = "--max-cpu-adapters", paramLabel = "N",
+            description = "Adapters kept in host memory, least recently used dropped first and read from disk again when needed "
+                    + "(default: all; at least --max-adapters).")
+    Integer maxCpuAdapters;
 
     @Option(names = "--max-batched-tokens", defaultValue = "8192", paramLabel = "N", description = "Tokens per step (default: ${DEFAULT-VALUE}).")
     int maxBatchedTokens;
@@ -72,6 +78,16 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
+    /** " with adapters a, b" (or how many, when there are many), and the host tier's cap when there is one. */
+    private static String describe(java.util.Set<String> names, AdapterRegistry registry) {
+        if (names.isEmpty()) {
+            return "";
+        }
+        String which = names.size() <= 8 ? "adapters " + String.join(", ", names) : names.size() + " adapters";
+        return " with " + which + " (" + registry.capacity() + " resident"
+                + (registry.hostCapacity() == AdapterRegistry.UNLIMITED ? "" : ", " + registry.hostCapacity() + " in host memory") + ")";
+    }
+
     @Override
     public Integer call() throws InterruptedException {
         if (port < 0 || port > 65535) {
@@ -88,7 +104,8 @@ final class ServeCommand implements Callable<Integer> {
         if (adapters.containsKey(name)) {
             throw new FloraException("adapter name '" + name + "' is the base model's id; rename the adapter or use --served-model-name");
         }
-        AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters, maxAdapters != null ? maxAdapters : Math.max(1, adapters.size()));
+        AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters,
+                AdapterOptions.maxResident(maxAdapters, adapters.size(), maxCpuAdapters), maxCpuAdapters, spec.commandLine().getErr());
         registry.pin(pinned);
         EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens).withMaxSequences(maxSequences).withKvCacheBytes(kvCacheBytes);
         EngineLoop loop = new EngineLoop(new Engine(pretrained.model(), config, pretrained.eosTokenIds(), registry), maxWaiting);
@@ -98,7 +115,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         server.start();
         spec.commandLine().getOut().printf("Flora serving %s%s on http://%s:%d (POST /v1/completions, GET /v1/models, GET /health)%n",
-                name, adapters.isEmpty() ? "" : " with adapters " + String.join(", ", adapters.keySet()), host, server.port());
+                name, describe(adapters.keySet(), registry), host, server.port());
         spec.commandLine().getOut().flush();
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -202,8 +202,12 @@ public final class Engine {
         }
         Map<String, Result> done = new LinkedHashMap<>();
         while (hasWork()) {
+            long loadsSeen = adapters.loadEvents();
             for (Result r : step(listener)) {
                 done.put(r.id(), r);
+            }
+            if (waitingForAdapters()) {
+                awaitAdapterLoad(loadsSeen);
             }
         }
         List<Result> ordered = new ArrayList<>();
@@ -211,6 +215,23 @@ public final class Engine {
             ordered.add(done.get(r.id()));
         }
         return ordered;
+    }
+
+    /**
+     * Whether the last step computed nothing because every sequence that could start waits for its
+     * adapter to be read from disk (see {@link AdapterRegistry#awaitLoadEvent}).
+     */
+    public boolean waitingForAdapters() {
+        return lastStepTokens == 0 && scheduler.awaitingAdapters;
+    }
+
+    private void awaitAdapterLoad(long loadsSeen) {
+        try {
+            adapters.awaitLoadEvent(loadsSeen, 100);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new FloraException("interrupted while an adapter was read from disk");
+        }
     }
 
     /** One forward step; returns the sequences that finished in it. */
@@ -222,8 +243,9 @@ public final class Engine {
         }
         boolean refusedSome = !scheduler.refused.isEmpty();
         scheduler.refused.clear();
-        if (chunks.isEmpty() && (refusedSome || !hasWork())) {
-            return List.of();
+        if (chunks.isEmpty() && (refusedSome || !hasWork() || scheduler.awaitingAdapters)) {
+            lastStepTokens = 0;
+            return List.of(); // nothing to compute now; with waiting adapters, until the background loader reads one
         }
         if (chunks.isEmpty()) {
             throw new IllegalStateException("scheduler found no work while " + scheduler.waiting.size() + " requests wait");

@@ -50,6 +50,7 @@ public final class EngineLoop implements AutoCloseable {
     public EngineLoop(Engine engine, int maxWaiting) {
         this.engine = engine;
         this.maxWaiting = maxWaiting;
+        engine.adapters().onLoadEvent(this::signal); // an adapter read from disk may let waiting requests start
         this.thread = Thread.ofPlatform().name("flora-engine").daemon().start(this::loop);
     }
 
@@ -158,6 +159,7 @@ public final class EngineLoop implements AutoCloseable {
                 }
             }
             if (engine.hasWork()) {
+                long loadsSeen = engine.adapters().loadEvents();
                 try {
                     engine.step(dispatch);
                 } catch (RuntimeException e) {
@@ -166,6 +168,9 @@ public final class EngineLoop implements AutoCloseable {
                 snapshot = new Snapshot(engine.runningCount(), engine.waitingCount() + queued.get(), engine.kvCacheUsage(), engine.adapterNames(true),
                         engine.adapterNames(false), engine.preemptions(), engine.lastStepTokens());
                 stepObserver.accept(engine.lastStepTokens());
+                if (engine.waitingForAdapters()) {
+                    pause(loadsSeen);
+                }
                 continue;
             }
             snapshot = new Snapshot(0, queued.get(), engine.kvCacheUsage(), java.util.Set.of(), java.util.Set.of(), engine.preemptions(), 0);
@@ -180,6 +185,21 @@ public final class EngineLoop implements AutoCloseable {
             } finally {
                 lock.unlock();
             }
+        }
+    }
+
+    /** Nothing could run: waits for an adapter load to end (after {@code loadsSeen}), a request, a cancellation or close. */
+    private void pause(long loadsSeen) {
+        lock.lock();
+        try {
+            if (incoming.isEmpty() && cancelled.isEmpty() && !closed && engine.adapters().loadEvents() == loadsSeen) {
+                wake.awaitNanos(50_000_000L);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            closed = true;
+        } finally {
+            lock.unlock();
         }
     }
 

@@ -1,11 +1,16 @@
 package dev.flora.engine;
 
 import dev.flora.FloraException;
+import dev.flora.adapter.AdapterRange;
+import dev.flora.adapter.AdapterRegistry;
+import dev.flora.adapter.AdapterVersion;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Decides what each step computes, within a token budget: first the running sequences (one token
@@ -19,7 +24,7 @@ final class Scheduler {
     }
 
     private final BlockManager blocks;
-    private final dev.flora.adapter.AdapterRegistry adapters;
+    private final AdapterRegistry adapters;
     private final int maxBatchedTokens;
     private final int maxSequences;
     private final int maxContext;
@@ -31,8 +36,10 @@ final class Scheduler {
     record Refusal(Sequence seq, FloraException reason) {
     }
     final List<Sequence> running = new ArrayList<>();
+    /** The last schedule admitted nobody else because an adapter was being read from disk. */
+    boolean awaitingAdapters;
 
-    Scheduler(BlockManager blocks, dev.flora.adapter.AdapterRegistry adapters, int maxBatchedTokens, int maxSequences, int maxContext,
+    Scheduler(BlockManager blocks, AdapterRegistry adapters, int maxBatchedTokens, int maxSequences, int maxContext,
               boolean separatePrefillDecode) {
         this.separatePrefillDecode = separatePrefillDecode;
         this.blocks = blocks;
@@ -56,6 +63,7 @@ final class Scheduler {
     }
 
     List<Chunk> schedule() {
+        awaitingAdapters = false;
         if (!separatePrefillDecode) {
             return schedule(true, true);
         }
@@ -81,20 +89,29 @@ final class Scheduler {
                 budget -= count;
             }
         }
+        if (!prefill) {
+            return chunks;
+        }
+        int window = admissionWindow();
         Iterator<Sequence> it = waiting.iterator();
-        while (prefill && budget > 0 && running.size() < maxSequences && it.hasNext()) {
+        for (int examined = 0; budget > 0 && running.size() < maxSequences && examined < window && it.hasNext(); examined++) {
             Sequence seq = it.next();
-            boolean acquired;
+            List<AdapterVersion> versions;
+            int acquired;
             try {
-                acquired = acquireAdapters(seq);
+                versions = versionsOf(seq);
+                acquired = acquireAdapters(seq, versions);
             } catch (FloraException e) {
-                // Its adapter was unloaded while it waited: this request fails, the others go on.
+                // Its adapter was unloaded before it started, or cannot be read again: this request fails, the others go on.
                 it.remove();
-                seq.state = Sequence.State.FINISHED;
-                refused.add(new Refusal(seq, e));
+                refuse(seq, e);
                 continue;
             }
-            if (!acquired) {
+            if (acquired == AdapterRegistry.NOT_IN_HOST) {
+                awaitingAdapters = true;
+                continue; // read from disk in the background meanwhile; those behind it whose adapters are at hand go first
+            }
+            if (acquired == AdapterRegistry.NO_SLOT) {
                 break; // every adapter slot is held by running sequences: wait for one to finish
             }
             if (!blocks.ensureCapacity(seq, seq.length())) {
@@ -102,6 +119,7 @@ final class Scheduler {
                 break; // first come, first served: nobody overtakes the head of the queue
             }
             it.remove();
+            seq.rangeVersions = versions; // from now on it uses these versions, whatever is loaded under their names
             seq.state = Sequence.State.RUNNING;
             running.add(seq);
             int count = Math.min(seq.length(), budget);
@@ -109,6 +127,72 @@ final class Scheduler {
             budget -= count;
         }
         return chunks;
+    }
+
+    /**
+     * How many sequences at the head of the queue may be admitted now. With a cap on host memory, the
+     * longest prefix (up to the most sequences that may run) whose adapters fit in host memory beside
+     * the resident ones: those adapters are kept there, and the ones on disk are read in the
+     * background, in queue order. Sequences whose adapter is gone fail here, each alone.
+     */
+    private int admissionWindow() {
+        int room = adapters.hostRoom();
+        if (room == AdapterRegistry.UNLIMITED) {
+            return Integer.MAX_VALUE;
+        }
+        Set<AdapterVersion> wanted = new LinkedHashSet<>();
+        int window = 0;
+        for (Iterator<Sequence> it = waiting.iterator(); window < maxSequences && it.hasNext(); ) {
+            Sequence seq = it.next();
+            List<AdapterVersion> versions;
+            try {
+                versions = versionsOf(seq);
+            } catch (FloraException e) {
+                it.remove();
+                refuse(seq, e);
+                continue;
+            }
+            Set<AdapterVersion> needed = new LinkedHashSet<>();
+            for (AdapterVersion v : versions) {
+                if (v != null && !wanted.contains(v) && adapters.needsHostRoom(v)) {
+                    needed.add(v);
+                }
+            }
+            if (wanted.size() + needed.size() > room) {
+                break;
+            }
+            wanted.addAll(needed);
+            window++;
+        }
+        adapters.want(wanted);
+        return window;
+    }
+
+    /**
+     * The adapter version of each of a sequence's ranges (null: the base model): those it started
+     * with, or before it starts the ones registered now. Throws when a name is no longer registered
+     * or the last attempt to read a version from disk failed.
+     */
+    private List<AdapterVersion> versionsOf(Sequence seq) {
+        List<AdapterVersion> versions = seq.rangeVersions;
+        if (versions == null) {
+            versions = new ArrayList<>();
+            for (AdapterRange r : seq.request.adapters()) {
+                versions.add(r.name() == null ? null : adapters.current(r.name()));
+            }
+        }
+        for (AdapterVersion v : versions) {
+            FloraException failure = v == null ? null : adapters.takeFailure(v);
+            if (failure != null) {
+                throw failure;
+            }
+        }
+        return versions;
+    }
+
+    private void refuse(Sequence seq, FloraException reason) {
+        seq.state = Sequence.State.FINISHED;
+        refused.add(new Refusal(seq, reason));
     }
 
     /**
@@ -147,24 +231,23 @@ final class Scheduler {
         releaseAdapters(seq);
     }
 
-    /** Takes a resident slot for each adapter the sequence names; all or nothing. */
-    private boolean acquireAdapters(Sequence seq) {
-        var ranges = seq.request.adapters();
-        int[] slots = new int[ranges.size()];
+    /** Takes a resident slot for each range's adapter version; all or nothing: 0, or why not (NO_SLOT, NOT_IN_HOST). */
+    private int acquireAdapters(Sequence seq, List<AdapterVersion> versions) {
+        int[] slots = new int[versions.size()];
         for (int i = 0; i < slots.length; i++) {
-            String name = ranges.get(i).name();
-            slots[i] = name == null ? -1 : adapters.acquire(name);
-            if (name != null && slots[i] < 0) {
+            AdapterVersion v = versions.get(i);
+            slots[i] = v == null ? -1 : adapters.acquire(v);
+            if (v != null && slots[i] < 0) {
                 for (int j = 0; j < i; j++) {
                     if (slots[j] >= 0) {
                         adapters.release(slots[j]);
                     }
                 }
-                return false;
+                return slots[i];
             }
         }
         seq.rangeSlots = slots;
-        return true;
+        return 0;
     }
 
     private void releaseAdapters(Sequence seq) {

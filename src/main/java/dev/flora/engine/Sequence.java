@@ -1,6 +1,9 @@
 package dev.flora.engine;
 
+import dev.flora.adapter.AdapterVersion;
+
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /** A request in flight: its tokens, how many of them the KV cache holds, and its blocks. */
@@ -21,6 +24,11 @@ final class Sequence {
     int[] blockTable = new int[0];
     /** Adapter slot of each of the request's ranges once admitted (-1: base model). */
     int[] rangeSlots = new int[0];
+    /**
+     * The adapter version of each range (null: base model), fixed when it is first admitted: after a
+     * preemption it is recomputed with the same versions, even if its names were loaded again since.
+     */
+    List<AdapterVersion> rangeVersions;
     State state = State.WAITING;
     FinishReason finishReason;
 

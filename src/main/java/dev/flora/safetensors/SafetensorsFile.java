@@ -38,11 +38,14 @@ public final class SafetensorsFile implements Weights {
     private final Path path;
     private final Map<String, TensorView> tensors;
     private final Map<String, String> metadata;
+    /** The whole mapped file: header and data, as the tensor views see it. */
+    private final MemorySegment whole;
 
-    private SafetensorsFile(Path path, Map<String, TensorView> tensors, Map<String, String> metadata) {
+    private SafetensorsFile(Path path, Map<String, TensorView> tensors, Map<String, String> metadata, MemorySegment whole) {
         this.path = path;
         this.tensors = tensors;
         this.metadata = metadata;
+        this.whole = whole;
     }
 
     public static SafetensorsFile open(Path path) {
@@ -78,10 +81,10 @@ public final class SafetensorsFile implements Weights {
             throw bad(path, "header is not a JSON object");
         }
         MemorySegment data = whole.asSlice(8 + headerLength);
-        return parse(path, header, data);
+        return parse(path, header, data, whole);
     }
 
-    private static SafetensorsFile parse(Path path, JsonNode header, MemorySegment data) {
+    private static SafetensorsFile parse(Path path, JsonNode header, MemorySegment data, MemorySegment whole) {
         Map<String, TensorView> tensors = new LinkedHashMap<>();
         Map<String, String> metadata = new LinkedHashMap<>();
         List<long[]> ranges = new ArrayList<>();
@@ -139,7 +142,7 @@ public final class SafetensorsFile implements Weights {
             tensors.put(name, new TensorView(name, dtype, shape, data.asSlice(begin, end - begin), path));
         }
         checkNoOverlap(path, ranges, rangeNames);
-        return new SafetensorsFile(path, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
+        return new SafetensorsFile(path, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata), whole);
     }
 
     private static long multiply(Path path, String name, JsonNode shapeNode, long a, long b) {
@@ -176,6 +179,13 @@ public final class SafetensorsFile implements Weights {
 
     public Path path() {
         return path;
+    }
+
+    /** Feeds every byte of the file, as mapped (the bytes the tensors are read from), to a digest. */
+    public void digest(java.security.MessageDigest digest) {
+        for (long at = 0; at < whole.byteSize(); at += Integer.MAX_VALUE) {
+            digest.update(whole.asSlice(at, Math.min(Integer.MAX_VALUE, whole.byteSize() - at)).asByteBuffer());
+        }
     }
 
     public Map<String, String> metadata() {

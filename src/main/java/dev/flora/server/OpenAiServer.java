@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.flora.FloraException;
-import dev.flora.adapter.Adapter;
+import dev.flora.adapter.AdapterVersion;
 import dev.flora.adapter.AdapterRegistry;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineLoop;
@@ -59,7 +59,7 @@ public final class OpenAiServer implements AutoCloseable {
         this.adapters = adapters;
         this.baseName = baseName;
         this.apiKey = apiKey;
-        this.metrics = new ServerMetrics(loop, baseName, adapters.capacity());
+        this.metrics = new ServerMetrics(loop, baseName, adapters);
         loop.onStep(n -> metrics.stepTokens.observe(n));
         // Most requests wait on the engine: many more of them than Jetty's default of 200 threads may be in flight.
         VirtualThreadPool threads = new VirtualThreadPool();
@@ -161,7 +161,7 @@ public final class OpenAiServer implements AutoCloseable {
         ArrayNode data = out.putArray("data");
         data.addObject().put("id", baseName).put("object", "model").put("created", created).put("owned_by", "flora")
                 .put("root", model.directory().path().toString()).putNull("parent").put("max_model_len", model.model().spec().maxContext());
-        for (Adapter a : adapters.adapters()) {
+        for (AdapterVersion a : adapters.adapters()) {
             data.addObject().put("id", a.name()).put("object", "model").put("created", created).put("owned_by", "flora")
                     .put("root", a.dir() == null ? a.name() : a.dir().toString()).put("parent", baseName);
         }

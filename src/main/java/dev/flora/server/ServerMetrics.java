@@ -1,7 +1,9 @@
 package dev.flora.server;
 
+import dev.flora.adapter.AdapterRegistry;
 import dev.flora.engine.EngineLoop;
 import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.CounterWithCallback;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import io.prometheus.metrics.core.metrics.Histogram;
 import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
@@ -25,7 +27,8 @@ final class ServerMetrics {
     final Histogram stepTokens;
     private long lastStepsSeen;
 
-    ServerMetrics(EngineLoop loop, String baseName, int maxAdapters) {
+    ServerMetrics(EngineLoop loop, String baseName, AdapterRegistry adapters) {
+        int maxAdapters = adapters.capacity();
         GaugeWithCallback.builder().name("vllm:num_requests_running").help("Requests running in the engine")
                 .labelNames("model_name").callback(cb -> cb.call(loop.snapshot().running(), baseName)).register(registry);
         GaugeWithCallback.builder().name("vllm:num_requests_waiting").help("Requests waiting to be admitted")
@@ -41,6 +44,15 @@ final class ServerMetrics {
                 }).register(registry);
         GaugeWithCallback.builder().name("flora_preemptions").help("Sequences preempted (recomputed later) so far")
                 .callback(cb -> cb.call(loop.snapshot().preemptions())).register(registry);
+        // The host-memory tier (--max-cpu-adapters): adapters held, and reads from disk of adapters it had dropped.
+        GaugeWithCallback.builder().name("flora_adapters_in_host").help("Adapters held in host memory")
+                .callback(cb -> cb.call(adapters.hostStats().inHost())).register(registry);
+        CounterWithCallback.builder().name("flora_adapter_host_loads").help("Adapters read from disk again by the background loader")
+                .callback(cb -> cb.call(adapters.hostStats().loads())).register(registry);
+        CounterWithCallback.builder().name("flora_adapter_host_evictions").help("Adapters dropped from host memory (least recently used)")
+                .callback(cb -> cb.call(adapters.hostStats().evictions())).register(registry);
+        CounterWithCallback.builder().name("flora_adapter_host_load_failures").help("Adapters that could not be read from disk again")
+                .callback(cb -> cb.call(adapters.hostStats().failures())).register(registry);
         requests = Counter.builder().name("flora_requests_total").help("Completion requests by HTTP status and model or adapter")
                 .labelNames("status", "model").register(registry);
         promptTokens = Counter.builder().name("vllm:prompt_tokens_total").help("Prompt tokens processed").labelNames("model_name").register(registry);

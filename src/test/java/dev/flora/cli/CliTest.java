@@ -143,6 +143,41 @@ class CliTest {
                 "DoRA");
     }
 
+    /** Random adapters written to disk, scored with one adapter in host memory: the same lines as with all of them there. */
+    @Test
+    void randomAdaptersScoredWithTheHostTierCapped() throws IOException {
+        String model = Fixtures.llamaTinyModel().toString();
+        Run written = flora("adapters", "random", "--model", model, "--out", tmp.resolve("random").toString(), "--count", "3",
+                "--kind", "flora", "--rank", "2", "--targets", "q_proj,down_proj", "--dtype", "f32");
+        assertThat(written.code()).as(written.err()).isZero();
+        assertThat(written.out()).contains("wrote 3 FLORA adapters");
+        List<String> names = List.of("flora-r2-0000", "flora-r2-0001", "flora-r2-0002");
+        Run inspect = flora("adapters", "inspect", tmp.resolve("random").resolve(names.getFirst()).toString());
+        assertThat(inspect.out()).contains("FLORA").contains("down_proj, q_proj").contains("[2]");
+        Path in = tmp.resolve("r.jsonl");
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < 9; i++) {
+            lines.append("{\"id\": ").append(i).append(", \"prompt\": \"tier ").append(i).append(" of memory\", \"adapter\": \"")
+                    .append(names.get(i % 3)).append("\"}\n");
+        }
+        Files.writeString(in, lines);
+        List<String> args = new java.util.ArrayList<>(List.of("score", "--model", model, "--requests", in.toString(), "--greedy-tokens", "3"));
+        for (String n : names) {
+            args.add("--adapter");
+            args.add(n + "=" + tmp.resolve("random").resolve(n));
+        }
+        List<String> all = new java.util.ArrayList<>(args);
+        all.addAll(List.of("--out", tmp.resolve("all.jsonl").toString()));
+        List<String> capped = new java.util.ArrayList<>(args);
+        capped.addAll(List.of("--out", tmp.resolve("capped.jsonl").toString(), "--max-cpu-adapters", "1"));
+        assertThat(flora(all.toArray(String[]::new)).code()).isZero();
+        Run run = flora(capped.toArray(String[]::new));
+        assertThat(run.code()).as(run.err()).isZero();
+        assertThat(Files.readAllLines(tmp.resolve("capped.jsonl"))).hasSize(9).isEqualTo(Files.readAllLines(tmp.resolve("all.jsonl")));
+        capped.addAll(List.of("--max-adapters", "2"));
+        assertCleanError(flora(capped.toArray(String[]::new)), "--max-cpu-adapters (1) must be at least --max-adapters (2)");
+    }
+
     @Test
     void adaptersInspectDescribesEachKind() {
         Run lora = flora("adapters", "inspect", Fixtures.llamaTiny().resolve("adapters/lora-rslora-patterns").toString());

@@ -12,7 +12,8 @@ import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
 import dev.flora.engine.EngineLoop;
 import dev.flora.model.PretrainedModel;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.InputStream;
@@ -46,14 +47,21 @@ class SoakTest {
     @TempDir
     Path root;
 
-    @Test
-    void aThousandRequestsWithCancellationsLoadsAndUnloads() throws Exception {
+    /**
+     * @param hostCapped at most three adapters in host memory (of four registered and up to three
+     *                   loaded meanwhile): the others are read from disk again as requests need them
+     */
+    @ParameterizedTest(name = "host memory capped: {0}")
+    @ValueSource(booleans = {false, true})
+    void aThousandRequestsWithCancellationsLoadsAndUnloads(boolean hostCapped) throws Exception {
         for (String a : List.of("lora-qv-r4", "ia3-kvd", "flora-qk-r1")) {
             Fixtures.copyTree(Fixtures.llamaTiny().resolve("adapters").resolve(a), root.resolve(a));
         }
         List<String> stable = List.of("lora-all-r8", "flora-all-r4", "lora-rslora-patterns", "lora-regex-bias");
         try (PretrainedModel model = PretrainedModel.load(Fixtures.llamaTinyModel(), new CpuBackend())) {
-            AdapterRegistry registry = new AdapterRegistry(3);
+            AdapterRegistry registry = hostCapped
+                    ? new AdapterRegistry(3, 3, (name, dir) -> AdapterLoader.load(name, dir, model.model().linears(), model.model().backend()))
+                    : new AdapterRegistry(3);
             registry.pin(AdapterStrategy.EXACT);
             for (String name : stable) {
                 registry.register(AdapterLoader.load(name, Fixtures.llamaTiny().resolve("adapters").resolve(name), model.model().linears(), model.model().backend()));
@@ -150,6 +158,10 @@ class SoakTest {
                 assertThat(loop.snapshot().running()).isZero();
                 assertThat(loop.snapshot().kvCacheUsage()).isZero();
                 assertThat(registry.referencesHeld()).isZero();
+                if (hostCapped) {
+                    assertThat(registry.hostStats().loads()).as("adapters were read from disk again").isPositive();
+                    assertThat(registry.hostStats().inHost()).isLessThanOrEqualTo(3);
+                }
             }
         }
     }
