@@ -452,15 +452,15 @@ public final class CudaBackend implements Backend {
         if (n == 0) {
             return;
         }
-        if (shape.headDim() > 512) {
-            throw new FloraException("the CUDA attention kernel takes head dimensions up to 512, not " + shape.headDim());
+        if (shape.headDim() > 256) {
+            throw new FloraException("the CUDA attention kernel takes head dimensions up to 256, not " + shape.headDim());
         }
         launchRows("write_kv", n, CudaTensor.of(k).pointer, CudaTensor.of(v).pointer, c.keys()[layer], c.values()[layer], s.cacheSlots(),
                 shape.kvWidth());
         int visible = shape.slidingWindow() > 0 ? Math.min(s.longestContext(), shape.slidingWindow()) : s.longestContext();
         int shared = visible * 4;
-        if (shared > 48 * 1024) {
-            throw new FloraException("the CUDA attention kernel takes contexts up to 12,288 positions, not " + visible);
+        if (shared > 36 * 1024) {
+            throw new FloraException("the CUDA attention kernel takes contexts up to 9,216 positions, not " + visible);
         }
         kernels.launch("attention", n * shape.heads(), 1, 128, shared, stream, CudaTensor.of(q).pointer, c.keys()[layer], c.values()[layer],
                 CudaTensor.of(out).pointer, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),

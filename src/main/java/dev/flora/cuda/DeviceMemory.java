@@ -29,14 +29,30 @@ final class DeviceMemory {
 
     /** A buffer freed once {@code owner} is unreachable. */
     long permanent(long bytes, Object owner) {
-        long pointer = driver.alloc(bytes);
+        long pointer = driver.tryAlloc(bytes);
+        // Device memory of unreachable tensors (a dropped engine's KV cache, say) is freed only when
+        // the collector runs their cleaners: run it before reporting the device full.
+        for (int attempt = 0; pointer == 0 && attempt < 3; attempt++) {
+            System.gc();
+            try {
+                Thread.sleep(100L << attempt);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            pointer = driver.tryAlloc(bytes);
+        }
+        if (pointer == 0) {
+            pointer = driver.alloc(bytes); // reports the device's free and total memory
+        }
+        long allocated = pointer;
         Driver d = driver;
         MemorySegment ctx = context;
         CLEANER.register(owner, () -> {
             d.setCurrent(ctx);
-            d.free(pointer);
+            d.free(allocated);
         });
-        return pointer;
+        return allocated;
     }
 
     /** Step memory when a step is open, else a buffer owned by {@code owner}. */

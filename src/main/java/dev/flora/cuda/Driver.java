@@ -179,12 +179,21 @@ public final class Driver {
     }
 
     long alloc(long bytes) {
+        long pointer = tryAlloc(bytes);
+        if (pointer == 0) {
+            long[] info = memoryInfo();
+            throw new CudaException("out of GPU memory: " + bytes + " bytes asked, " + info[0] + " of " + info[1] + " free");
+        }
+        return pointer;
+    }
+
+    /** A device buffer, or 0 when the device is out of memory. */
+    long tryAlloc(long bytes) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment p = arena.allocate(LONG);
             int status = (Integer) Native.call(cuMemAlloc, p, Math.max(bytes, 1));
             if (status == 2) { // CUDA_ERROR_OUT_OF_MEMORY
-                long[] info = memoryInfo();
-                throw new CudaException("out of GPU memory: " + bytes + " bytes asked, " + info[0] + " of " + info[1] + " free");
+                return 0;
             }
             check("cuMemAlloc", status);
             return p.get(LONG, 0);
@@ -229,8 +238,16 @@ public final class Driver {
 
     void launch(MemorySegment function, int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ, int sharedBytes,
                 MemorySegment stream, MemorySegment params, String name) {
-        check("launch of " + name, Native.call(cuLaunchKernel, function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes,
-                stream, params, MemorySegment.NULL));
+        int status;
+        try {
+            status = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, stream, params,
+                    MemorySegment.NULL);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        if (status != 0) {
+            check("launch of " + name, status);
+        }
     }
 
     MemorySegment createEvent() {

@@ -78,26 +78,38 @@ final class KernelModule {
         }
     }
 
+    private static final int MAX_ARGS = 64;
+    // cuLaunchKernel copies the arguments when it is called, so one buffer serves every launch.
+    private final MemorySegment argValues = Arena.ofAuto().allocate(8L * MAX_ARGS, 8);
+    private final MemorySegment argPointers = pointersInto(argValues);
+
+    private static MemorySegment pointersInto(MemorySegment values) {
+        MemorySegment pointers = Arena.ofAuto().allocate(ValueLayout.ADDRESS, MAX_ARGS);
+        for (int i = 0; i < MAX_ARGS; i++) {
+            pointers.setAtIndex(ValueLayout.ADDRESS, i, values.asSlice(8L * i, 8));
+        }
+        return pointers;
+    }
+
     /**
      * Launches {@code name} on the stream. Arguments are Long (device pointers), Integer, Float,
      * in the kernel's order; null stands for a null pointer.
      */
-    void launch(String name, int gridX, int gridY, int block, int sharedBytes, MemorySegment stream, Object... args) {
+    synchronized void launch(String name, int gridX, int gridY, int block, int sharedBytes, MemorySegment stream, Object... args) {
         MemorySegment f = functions.computeIfAbsent(name, n -> driver.function(module, n));
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = arena.allocate(ValueLayout.ADDRESS, args.length);
-            for (int i = 0; i < args.length; i++) {
-                MemorySegment value;
-                switch (args[i]) {
-                    case null -> value = arena.allocateFrom(ValueLayout.JAVA_LONG, 0L);
-                    case Long l -> value = arena.allocateFrom(ValueLayout.JAVA_LONG, l);
-                    case Integer v -> value = arena.allocateFrom(ValueLayout.JAVA_INT, v);
-                    case Float v -> value = arena.allocateFrom(ValueLayout.JAVA_FLOAT, v);
-                    default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
-                }
-                params.setAtIndex(ValueLayout.ADDRESS, i, value);
-            }
-            driver.launch(f, Math.max(1, gridX), Math.max(1, gridY), 1, block, 1, 1, sharedBytes, stream, params, name);
+        if (args.length > MAX_ARGS) {
+            throw new IllegalArgumentException(name + ": more than " + MAX_ARGS + " arguments");
         }
+        for (int i = 0; i < args.length; i++) {
+            long at = 8L * i;
+            switch (args[i]) {
+                case null -> argValues.set(ValueLayout.JAVA_LONG, at, 0L);
+                case Long l -> argValues.set(ValueLayout.JAVA_LONG, at, l);
+                case Integer v -> argValues.set(ValueLayout.JAVA_INT, at, v);
+                case Float v -> argValues.set(ValueLayout.JAVA_FLOAT, at, v);
+                default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
+            }
+        }
+        driver.launch(f, Math.max(1, gridX), Math.max(1, gridY), 1, block, 1, 1, sharedBytes, stream, argPointers, name);
     }
 }

@@ -29,10 +29,16 @@ public final class Models {
         if (!known) {
             throw dir.config().error("architecture '" + arch + "' is not supported (supported: " + String.join(", ", SUPPORTED) + ")");
         }
-        dev.flora.safetensors.Weights weights = randomWeights ? RandomWeights.forConfig(dir.config()) : Checkpoint.open(dir.path());
+        // config.json first: a bad config is reported before any weight file is looked for
         if (LlamaConfig.ARCHITECTURES.contains(arch)) {
-            return new LlamaModel(LlamaConfig.read(dir.config(), arch), weights, backend);
+            LlamaConfig config = LlamaConfig.read(dir.config(), arch);
+            return new LlamaModel(config, weights(dir, randomWeights), backend);
         }
-        return new GptBigCodeModel(GptBigCodeConfig.read(dir.config()), weights, backend);
+        GptBigCodeConfig config = GptBigCodeConfig.read(dir.config());
+        return new GptBigCodeModel(config, weights(dir, randomWeights), backend);
+    }
+
+    private static dev.flora.safetensors.Weights weights(ModelDirectory dir, boolean random) {
+        return random ? RandomWeights.forConfig(dir.config()) : Checkpoint.open(dir.path());
     }
 }

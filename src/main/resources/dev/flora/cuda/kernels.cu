@@ -174,17 +174,23 @@ __global__ void write_kv(const float* k, const float* v, float* cacheK, float* c
     }
 }
 
-// One block per (token, query head): scores over the sequence's visible positions in shared
-// memory (dynamic, one float each), softmax, then each thread sums its output dimensions over
-// positions in order. Sums in float64: the simple exact version (CUDA II brings the fast one).
+// One block per (token, query head), four warps. Scores: one warp per position, its lanes over the
+// head dimension (coalesced reads of the key row), kept in shared memory (dynamic, one float per
+// visible position). Softmax over them. Output: each warp sums its share of the positions, each
+// lane its dimensions (coalesced reads of the value rows), then the four partial sums are added in
+// warp order. Sums in float64: exact to float32 rounding whatever the context length.
+#define ATTN_WARPS 4
+#define ATTN_MAX_HEAD_DIM 256
 __global__ void attention(const float* q, const float* cacheK, const float* cacheV, float* out, const int* positions,
                           const int* seqOfToken, const int* blockTables, int maxBlocks, int blockSize, int heads, int kvHeads,
                           int headDim, float scale, int window) {
     extern __shared__ float scores[];
     __shared__ float scratch[32];
     __shared__ double sumScratch[32];
-    __shared__ float qs[512];
+    __shared__ float qs[ATTN_MAX_HEAD_DIM];
+    __shared__ double partial[ATTN_WARPS][ATTN_MAX_HEAD_DIM];
     int t = blockIdx.x / heads, h = blockIdx.x % heads;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int kvh = h / (heads / kvHeads);
     int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
     int pos = positions[t];
@@ -194,14 +200,15 @@ __global__ void attention(const float* q, const float* cacheK, const float* cach
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) qs[d] = q[(long long) t * qWidth + h * headDim + d];
     __syncthreads();
     float localMax = __int_as_float(0xff800000);
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    for (int j = warp; j < n; j += ATTN_WARPS) {
         int p = first + j;
         long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
         const float* key = cacheK + slot * kvWidth + kvh * headDim;
         double s = 0.0;
-        for (int d = 0; d < headDim; d++) s += (double) qs[d] * key[d];
+        for (int d = lane; d < headDim; d += 32) s += (double) qs[d] * key[d];
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
         float score = (float) s * scale;
-        scores[j] = score;
+        if (lane == 0) scores[j] = score;
         localMax = fmaxf(localMax, score);
     }
     float m = block_max(localMax, scratch);
@@ -213,14 +220,29 @@ __global__ void attention(const float* q, const float* cacheK, const float* cach
     }
     double sum = block_sum_d(localSum, sumScratch);
     __syncthreads();
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
-        double acc = 0.0;
-        for (int j = 0; j < n; j++) {
-            int p = first + j;
-            long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
-            acc += (double) scores[j] * cacheV[slot * kvWidth + kvh * headDim + d];
+    double acc[ATTN_MAX_HEAD_DIM / 32];
+    for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) acc[k] = 0.0;
+    for (int j = warp; j < n; j += ATTN_WARPS) {
+        int p = first + j;
+        long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
+        const float* value = cacheV + slot * kvWidth + kvh * headDim;
+        float e = scores[j];
+        #pragma unroll
+        for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) {
+            int d = lane + 32 * k;
+            if (d < headDim) acc[k] += (double) e * value[d];
         }
-        out[(long long) t * qWidth + h * headDim + d] = (float) (acc / sum);
+    }
+    #pragma unroll
+    for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) {
+        int d = lane + 32 * k;
+        if (d < headDim) partial[warp][d] = acc[k];
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
+        double total = 0.0;
+        for (int w = 0; w < ATTN_WARPS; w++) total += partial[w][d];
+        out[(long long) t * qWidth + h * headDim + d] = (float) (total / sum);
     }
 }
 
