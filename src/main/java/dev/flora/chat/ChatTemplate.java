@@ -158,7 +158,7 @@ public final class ChatTemplate {
         variables.putAll(c.kwargs());
         variables.put("messages", c.messages());
         variables.put("tools", c.tools());
-        variables.put("documents", null);
+        variables.putIfAbsent("documents", null);
         variables.put("add_generation_prompt", c.addGenerationPrompt());
         String text = select(c.tools() != null).render(variables);
         return c.continueFinalMessage() ? cutAfterFinalMessage(text, c.messages()) : text;
