@@ -102,7 +102,7 @@ record ChatRequest(ModelTarget target, Conversation conversation, String promptT
         if (modalities != null && modalities.isArray()) {
             for (JsonNode m : modalities) {
                 if (!"text".equals(m.asText())) {
-                    throw ApiError.badRequest("modalities", "modality '" + m.asText() + "' is not supported; Flora answers with text");
+                    throw ApiError.badRequest("modalities", "modalities: '" + m.asText() + "' is not supported; Flora answers with text");
                 }
             }
         }
