@@ -195,7 +195,7 @@ record ChatRequest(ModelTarget target, Conversation conversation, String promptT
             if (!given.isObject()) {
                 throw ApiError.badRequest("chat_template_kwargs", "chat_template_kwargs must be an object");
             }
-            given.fields().forEachRemaining(e -> {
+            given.properties().forEach(e -> {
                 if (RESERVED.contains(e.getKey())) {
                     throw ApiError.badRequest("chat_template_kwargs", "chat_template_kwargs may not set '" + e.getKey() + "'; use the request's own field");
                 }

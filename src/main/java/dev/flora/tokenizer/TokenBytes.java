@@ -8,7 +8,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.Map;
 
 /**
@@ -43,8 +42,7 @@ public final class TokenBytes {
         TokenBytes t = new TokenBytes(hasDecoder(decoder, "ByteLevel"), hasDecoder(decoder, "ByteFallback"), marker);
         JsonNode vocab = root.path("model").path("vocab");
         if (vocab.isObject()) {
-            for (Iterator<Map.Entry<String, JsonNode>> it = vocab.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> e = it.next();
+            for (Map.Entry<String, JsonNode> e : vocab.properties()) {
                 t.vocabulary.put(e.getValue().asInt(), e.getKey());
             }
         } else if (vocab.isArray()) { // Unigram: [[piece, score], ...]

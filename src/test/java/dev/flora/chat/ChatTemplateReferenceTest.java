@@ -56,7 +56,7 @@ class ChatTemplateReferenceTest {
         for (JsonNode c : cases.get("generic")) {
             byCase.put(c.get("name").asText(), c);
         }
-        cases.get("special").fields().forEachRemaining(e -> e.getValue().forEach(c -> byCase.put(e.getKey() + "/" + c.get("name").asText(), c)));
+        cases.get("special").properties().forEach(e -> e.getValue().forEach(c -> byCase.put(e.getKey() + "/" + c.get("name").asText(), c)));
         List<DynamicTest> tests = new ArrayList<>();
         for (JsonNode r : references) {
             String template = r.get("template").asText();
@@ -73,7 +73,7 @@ class ChatTemplateReferenceTest {
         ChatTemplate chat = ChatTemplate.load(chatFixtures().resolve(template));
         Map<String, Object> kwargs = new LinkedHashMap<>();
         if (c.has("kwargs")) {
-            c.get("kwargs").fields().forEachRemaining(e -> kwargs.put(e.getKey(), Template.value(e.getValue())));
+            c.get("kwargs").properties().forEach(e -> kwargs.put(e.getKey(), Template.value(e.getValue())));
         }
         @SuppressWarnings("unchecked")
         List<Object> messages = (List<Object>) Template.value(c.get("messages"));

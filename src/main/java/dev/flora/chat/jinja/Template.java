@@ -2,9 +2,7 @@ package dev.flora.chat.jinja;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
-import java.math.BigInteger;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -74,14 +72,9 @@ public final class Template {
             return out;
         }
         Map<Object, Object> out = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
+        for (Map.Entry<String, JsonNode> e : node.properties()) {
             out.put(e.getKey(), value(e.getValue()));
         }
         return out;
-    }
-
-    static boolean isBigInteger(Object v) {
-        return v instanceof BigInteger;
     }
 }

@@ -37,7 +37,7 @@ class JinjaReferenceTest {
     private static void check(JsonNode c) {
         String template = c.get("template").asText();
         Map<String, Object> variables = new LinkedHashMap<>();
-        c.get("variables").fields().forEachRemaining(e -> variables.put(e.getKey(), Template.value(e.getValue())));
+        c.get("variables").properties().forEach(e -> variables.put(e.getKey(), Template.value(e.getValue())));
         if (c.has("text")) {
             assertThat(Template.compile(template).render(variables)).isEqualTo(c.get("text").asText());
             return;
