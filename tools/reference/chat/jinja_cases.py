@@ -48,6 +48,8 @@ CASES = [
     ("set-block", "{% set x %}  inner {{ 1 + 1 }}  {% endset %}[{{ x }}]{% set y | upper %}shout{% endset %}{{ y }}", {}),
     ("macro", "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('a') }} {{ greet('b', '?') }} {{ greet(name='c', punct='.') }} {{ greet() }}", {}),
     ("macro-recursion", "{% macro render(v) %}{% if v is mapping %}{% for k, x in v.items() %}{{ k }}:{{ render(x) }};{% endfor %}{% else %}{{ v }}{% endif %}{% endmacro %}{{ render({'a': {'b': 1}, 'c': 2}) }}", {}),
+    ("call-block", "{% macro box(title) %}[{{ title }}: {{ caller() }}]{% endmacro %}{% call box('T') %}inside {{ 1 + 1 }}{% endcall %}{% macro each(xs) %}{% for x in xs %}{{ caller(x) }}{% endfor %}{% endmacro %}{% call(item) each([1, 2]) %}<{{ item }}>{% endcall %}", {}),
+    ("spread-args", "{% macro f(a, b, c='z') %}{{ a }}{{ b }}{{ c }}|{{ varargs }}|{{ kwargs }}{% endmacro %}{% set args = [1, 2] %}{{ f(*args) }} {{ f(*[1, 2, 3, 4]) }} {{ f(1, **{'b': 'B', 'c': 'C'}) }} {{ f(1, 2, x=5) }}", {}),
     ("filter-block", "{% filter upper %}abc {{ 'd' }}{% endfilter %}", {}),
     ("with", "{% with a = 1, b = 'x' %}{{ a }}{{ b }}{% endwith %}[{{ a }}]", {}),
     ("generation-block", "{% generation %}kept{% endgeneration %}", {}),

@@ -36,6 +36,10 @@ final class Ast {
     record Macro(String name, List<String> params, List<Expr> defaults, List<Node> body) implements Node {
     }
 
+    /** {% call(params) macro(args) %} body {% endcall %}: the macro runs with {@code caller()} rendering the body. */
+    record CallBlock(List<String> params, List<Expr> defaults, Call call, List<Node> body) implements Node {
+    }
+
     /** {% filter f %} body {% endfilter %}: filters is a chain applied to a {@link Rendered} placeholder. */
     record FilterBlock(List<Node> body, Expr filters, int line) implements Node {
     }
@@ -93,7 +97,9 @@ final class Ast {
     record Slice(Expr object, Expr start, Expr stop, Expr step) implements Expr {
     }
 
-    record Call(Expr function, List<Expr> args, List<String> keywords, List<Expr> keywordValues) implements Expr {
+    /** A call; {@code spreadArgs} and {@code spreadKeywords} are its *args and **kwargs (null when absent). */
+    record Call(Expr function, List<Expr> args, List<String> keywords, List<Expr> keywordValues, Expr spreadArgs, Expr spreadKeywords)
+            implements Expr {
     }
 
     record Filter(Expr value, String name, List<Expr> args, List<String> keywords, List<Expr> keywordValues, int line) implements Expr {

@@ -14,7 +14,7 @@ import java.util.Set;
  * does not implement are refused here, by name, before anything renders.
  */
 final class Parser {
-    private static final Set<String> UNSUPPORTED_TAGS = Set.of("include", "import", "from", "extends", "block", "call", "do",
+    private static final Set<String> UNSUPPORTED_TAGS = Set.of("include", "import", "from", "extends", "block", "do",
             "autoescape", "trans", "pluralize", "debug");
     private static final Set<String> COMPARE = Set.of("==", "!=", "<", "<=", ">", ">=");
 
@@ -132,6 +132,8 @@ final class Parser {
                 return setStatement(line);
             case "macro":
                 return macro();
+            case "call":
+                return callBlock(line);
             case "filter": {
                 Expr filters = filterChain(new Ast.Rendered(), true);
                 expectEnd();
@@ -220,8 +222,11 @@ final class Parser {
         return new Ast.SetBlock(target, body, filters, line);
     }
 
-    private Node macro() {
-        String name = expectName();
+    private record Signature(List<String> params, List<Expr> defaults) {
+    }
+
+    /** (a, b=default, ...) of a macro or a call block. */
+    private Signature signature() {
         expectOperator("(");
         List<String> params = new ArrayList<>();
         List<Expr> defaults = new ArrayList<>();
@@ -237,6 +242,26 @@ final class Parser {
             }
         }
         expectOperator(")");
+        return new Signature(params, defaults);
+    }
+
+    private Node callBlock(int line) {
+        Signature caller = current().isOperator("(") ? signature() : new Signature(List.of(), List.of());
+        Expr call = expression(true);
+        if (!(call instanceof Ast.Call c)) {
+            throw new TemplateError(TemplateError.Kind.SYNTAX, "line " + line + ": expected a call after {% call %}");
+        }
+        expectEnd();
+        List<Node> body = body(Set.of("endcall"));
+        expectEnd();
+        return new Ast.CallBlock(caller.params(), caller.defaults(), c, body);
+    }
+
+    private Node macro() {
+        String name = expectName();
+        Signature signature = signature();
+        List<String> params = signature.params();
+        List<Expr> defaults = signature.defaults();
         expectEnd();
         int outerLoops = loops;
         loops = 0;
@@ -573,7 +598,7 @@ final class Parser {
         return new Ast.Slice(node, start, stop, step);
     }
 
-    private record CallArgs(List<Expr> args, List<String> keywords, List<Expr> keywordValues) {
+    private record CallArgs(List<Expr> args, List<String> keywords, List<Expr> keywordValues, Expr spreadArgs, Expr spreadKeywords) {
     }
 
     private CallArgs callArgs() {
@@ -581,6 +606,8 @@ final class Parser {
         List<Expr> args = new ArrayList<>();
         List<String> keywords = new ArrayList<>();
         List<Expr> values = new ArrayList<>();
+        Expr spreadArgs = null;
+        Expr spreadKeywords = null;
         boolean needComma = false;
         while (!current().isOperator(")")) {
             if (needComma) {
@@ -589,10 +616,17 @@ final class Parser {
                     break;
                 }
             }
-            if (current().isOperator("*") || current().isOperator("**")) {
-                throw new TemplateError(TemplateError.Kind.UNSUPPORTED, "line " + current().line() + ": *args and **kwargs in calls are not supported");
-            }
-            if (current().type() == Token.Type.NAME && peek().isOperator("=")) {
+            if (skipOperator("*")) {
+                if (spreadArgs != null || spreadKeywords != null) {
+                    throw error("invalid syntax for function call expression");
+                }
+                spreadArgs = expression(true);
+            } else if (skipOperator("**")) {
+                if (spreadKeywords != null) {
+                    throw error("invalid syntax for function call expression");
+                }
+                spreadKeywords = expression(true);
+            } else if (current().type() == Token.Type.NAME && peek().isOperator("=")) {
                 keywords.add(next().text());
                 next();
                 values.add(expression(true));
@@ -605,12 +639,12 @@ final class Parser {
             needComma = true;
         }
         expectOperator(")");
-        return new CallArgs(args, keywords, values);
+        return new CallArgs(args, keywords, values, spreadArgs, spreadKeywords);
     }
 
     private Expr call(Expr node) {
         CallArgs a = callArgs();
-        return new Ast.Call(node, a.args(), a.keywords(), a.keywordValues());
+        return new Ast.Call(node, a.args(), a.keywords(), a.keywordValues(), a.spreadArgs(), a.spreadKeywords());
     }
 
     /** One or more filters: {@code | name(args)}; with {@code inline}, the first one has no leading bar ({% filter name %}). */
@@ -627,7 +661,10 @@ final class Parser {
                         "line " + line + ": " + (Filters.known(name) ? "the filter '" + name + "' is not supported by Flora's template interpreter"
                                 : "no filter named '" + name + "'"));
             }
-            CallArgs a = current().isOperator("(") ? callArgs() : new CallArgs(List.of(), List.of(), List.of());
+            CallArgs a = current().isOperator("(") ? callArgs() : new CallArgs(List.of(), List.of(), List.of(), null, null);
+            if (a.spreadArgs() != null || a.spreadKeywords() != null) {
+                throw new TemplateError(TemplateError.Kind.UNSUPPORTED, "line " + line + ": *args and **kwargs in filter arguments are not supported");
+            }
             node = new Ast.Filter(node, name, a.args(), a.keywords(), a.keywordValues(), line);
         }
         return node;
@@ -652,7 +689,7 @@ final class Parser {
         Token t = current();
         if (t.isOperator("(")) {
             CallArgs a = callArgs();
-            if (!a.keywords().isEmpty()) {
+            if (!a.keywords().isEmpty() || a.spreadArgs() != null || a.spreadKeywords() != null) {
                 throw new TemplateError(TemplateError.Kind.UNSUPPORTED, "line " + line + ": keyword arguments to tests are not supported");
             }
             args.addAll(a.args());

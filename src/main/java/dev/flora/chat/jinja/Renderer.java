@@ -70,6 +70,7 @@ final class Renderer {
                 assign(s.target(), s.filters() == null ? body.toString() : filtered(s.filters(), body.toString(), scope), scope);
             }
             case Ast.Macro m -> scope.set(m.name(), macro(m, scope));
+            case Ast.CallBlock c -> out.append(PyText.str(callBlock(c, scope)));
             case Ast.FilterBlock f -> {
                 line = f.line();
                 StringBuilder body = new StringBuilder();
@@ -161,44 +162,104 @@ final class Renderer {
         }
     }
 
-    /** A macro: a function of its parameters that renders its body in a scope of its own (over the scope it was defined in). */
+    /**
+     * A macro: a function of its parameters that renders its body in a scope of its own (over the
+     * scope it was defined in). As in Jinja2, extra positional arguments are {@code varargs}, extra
+     * keywords {@code kwargs}, and a {% call %} block's body is {@code caller()}.
+     */
     private PyCallable macro(Ast.Macro m, Scope definedIn) {
         return (args, kwargs) -> {
-            if (args.size() > m.params().size()) {
-                throw TemplateError.runtime("macro '" + m.name() + "' takes not more than " + m.params().size() + " argument(s)");
-            }
-            for (String k : kwargs.keySet()) {
-                if (!m.params().contains(k)) {
-                    throw TemplateError.runtime("macro '" + m.name() + "' takes no keyword argument '" + k + "'");
-                }
-            }
-            if (++macroDepth > MAX_MACRO_DEPTH) {
-                throw TemplateError.runtime("macro calls nested deeper than " + MAX_MACRO_DEPTH);
-            }
-            try {
-                Scope local = new Scope(definedIn);
-                int firstDefault = m.params().size() - m.defaults().size();
-                for (int k = 0; k < m.params().size(); k++) {
-                    String p = m.params().get(k);
-                    Object value;
-                    if (k < args.size()) {
-                        value = args.get(k);
-                    } else if (kwargs.containsKey(p)) {
-                        value = kwargs.get(p);
-                    } else if (k >= firstDefault) {
-                        value = eval(m.defaults().get(k - firstDefault), local);
-                    } else {
-                        value = Undefined.withMessage("parameter '" + p + "' was not provided");
-                    }
-                    local.set(p, value);
-                }
-                StringBuilder body = new StringBuilder();
-                exec(m.body(), local, body);
-                return body.toString();
-            } finally {
-                macroDepth--;
-            }
+            Scope local = new Scope(definedIn);
+            bind(m.params(), m.defaults(), args, kwargs, local);
+            return renderIn(m.body(), local);
         };
+    }
+
+    /** Binds call arguments to parameters (missing ones without default are Undefined); the rest go to varargs, kwargs and caller. */
+    private void bind(List<String> params, List<Expr> defaults, List<Object> args, Map<String, Object> kwargs, Scope local) {
+        int firstDefault = params.size() - defaults.size();
+        for (int k = 0; k < params.size(); k++) {
+            String p = params.get(k);
+            Object value;
+            if (k < args.size()) {
+                value = args.get(k);
+            } else if (kwargs.containsKey(p)) {
+                value = kwargs.get(p);
+            } else if (k >= firstDefault) {
+                value = eval(defaults.get(k - firstDefault), local);
+            } else {
+                value = Undefined.withMessage("parameter '" + p + "' was not provided");
+            }
+            local.set(p, value);
+        }
+        local.set("varargs", new PyTuple(args.size() > params.size() ? new ArrayList<>(args.subList(params.size(), args.size())) : List.of()));
+        Map<Object, Object> extra = new LinkedHashMap<>();
+        kwargs.forEach((k, v) -> {
+            if (!params.contains(k) && !k.equals("caller")) {
+                extra.put(k, v);
+            }
+        });
+        local.set("kwargs", extra);
+        if (kwargs.containsKey("caller") && !params.contains("caller")) {
+            local.set("caller", kwargs.get("caller"));
+        }
+    }
+
+    private String renderIn(List<Node> body, Scope local) {
+        if (++macroDepth > MAX_MACRO_DEPTH) {
+            throw TemplateError.runtime("macro calls nested deeper than " + MAX_MACRO_DEPTH);
+        }
+        try {
+            StringBuilder out = new StringBuilder();
+            exec(body, local, out);
+            return out.toString();
+        } finally {
+            macroDepth--;
+        }
+    }
+
+    /** {% call %}: the called macro gets {@code caller}, a function rendering this block's body. */
+    private Object callBlock(Ast.CallBlock c, Scope scope) {
+        PyCallable caller = (args, kwargs) -> {
+            Scope local = new Scope(scope);
+            bind(c.params(), c.defaults(), args, kwargs, local);
+            return renderIn(c.body(), local);
+        };
+        Ast.Call call = c.call();
+        Object function = eval(call.function(), scope);
+        List<Object> args = new ArrayList<>();
+        Map<String, Object> kwargs = new LinkedHashMap<>();
+        arguments(call, scope, args, kwargs);
+        kwargs.put("caller", caller);
+        return invoke(function, args, kwargs);
+    }
+
+    /** A call's arguments, *args and **kwargs spread. */
+    private void arguments(Ast.Call c, Scope scope, List<Object> args, Map<String, Object> kwargs) {
+        c.args().forEach(x -> args.add(eval(x, scope)));
+        if (c.spreadArgs() != null) {
+            args.addAll(Py.iterate(eval(c.spreadArgs(), scope)));
+        }
+        for (int k = 0; k < c.keywords().size(); k++) {
+            kwargs.put(c.keywords().get(k), eval(c.keywordValues().get(k), scope));
+        }
+        if (c.spreadKeywords() != null) {
+            Object spread = eval(c.spreadKeywords(), scope);
+            if (!(spread instanceof Map<?, ?> m)) {
+                throw TemplateError.runtime("argument after ** must be a mapping, not " + PyText.typeName(spread));
+            }
+            m.forEach((k, v) -> kwargs.put(PyText.str(k), v));
+        }
+    }
+
+    private static Object invoke(Object function, List<Object> args, Map<String, Object> kwargs) {
+        if (function instanceof Undefined u) {
+            throw u.error();
+        }
+        if (!(function instanceof PyCallable callable)) {
+            throw TemplateError.runtime("'" + PyText.typeName(function) + "' object is not callable");
+        }
+        return callable.call(args, kwargs);
     }
 
     Object eval(Expr e, Scope scope) {
@@ -250,18 +311,9 @@ final class Renderer {
             case Ast.Call c -> {
                 Object function = eval(c.function(), scope);
                 List<Object> args = new ArrayList<>();
-                c.args().forEach(x -> args.add(eval(x, scope)));
                 Map<String, Object> kwargs = new LinkedHashMap<>();
-                for (int k = 0; k < c.keywords().size(); k++) {
-                    kwargs.put(c.keywords().get(k), eval(c.keywordValues().get(k), scope));
-                }
-                if (function instanceof Undefined u) {
-                    throw u.error();
-                }
-                if (!(function instanceof PyCallable callable)) {
-                    throw TemplateError.runtime("'" + PyText.typeName(function) + "' object is not callable");
-                }
-                return callable.call(args, kwargs);
+                arguments(c, scope, args, kwargs);
+                return invoke(function, args, kwargs);
             }
             case Ast.Filter f -> {
                 Object value = eval(f.value(), scope);

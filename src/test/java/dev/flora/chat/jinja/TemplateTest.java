@@ -25,10 +25,11 @@ class TemplateTest {
         refusedAtCompile("{% include 'other.jinja' %}", "{% include %}");
         refusedAtCompile("{% import 'm.jinja' as m %}", "{% import %}");
         refusedAtCompile("{% extends 'base' %}", "{% extends %}");
-        refusedAtCompile("{% call m() %}x{% endcall %}", "{% call %}");
+        refusedAtCompile("{% from 'm.jinja' import f %}", "{% from %}");
+        refusedAtCompile("{% block body %}x{% endblock %}", "{% block %}");
         refusedAtCompile("{% for x in y recursive %}{% endfor %}", "recursive");
         refusedAtCompile("{{ 'long text' | truncate(4) }}", "'truncate'");
-        refusedAtCompile("{{ f(*args) }}", "*args");
+        refusedAtCompile("{{ x | join(*args) }}", "*args");
     }
 
     @Test
