@@ -137,6 +137,11 @@ public final class ChatTemplate {
         return loadError == null && !templates.isEmpty();
     }
 
+    /** Why chat cannot be used with this model (no template, or one that does not load), or null when it can. */
+    public String problem() {
+        return loadError != null ? loadError.getMessage() : templates.isEmpty() ? NO_TEMPLATE : null;
+    }
+
     /** The template names, "default" for a single one. */
     public java.util.Set<String> names() {
         return templates.keySet();

@@ -99,6 +99,9 @@ final class ServeCommand implements Callable<Integer> {
         server.start();
         spec.commandLine().getOut().printf("Flora serving %s%s on http://%s:%d (POST /v1/completions and /v1/chat/completions, GET /v1/models, GET /health, GET /metrics)%n",
                 name, adapters.isEmpty() ? "" : " with adapters " + String.join(", ", adapters.keySet()), host, server.port());
+        if (server.chatProblem() != null) {
+            spec.commandLine().getErr().println("note: POST /v1/chat/completions will answer 400: " + server.chatProblem());
+        }
         spec.commandLine().getOut().flush();
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

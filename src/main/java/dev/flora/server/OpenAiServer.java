@@ -46,6 +46,7 @@ public final class OpenAiServer implements AutoCloseable {
     private final ServerMetrics metrics;
     private final CompletionsEndpoint completions;
     private final ChatEndpoint chat;
+    private final ChatTemplate chatTemplate;
     private volatile java.nio.file.Path adapterRoot;
 
     public OpenAiServer(PretrainedModel model, EngineLoop loop, AdapterRegistry adapters, String baseName, String apiKey, String host, int port) {
@@ -56,8 +57,8 @@ public final class OpenAiServer implements AutoCloseable {
         this.apiKey = apiKey;
         this.metrics = new ServerMetrics(loop, baseName, adapters.capacity());
         loop.onStep(n -> metrics.stepTokens.observe(n));
-        Serving serving = new Serving(model, loop, adapters, baseName, metrics, ChatTemplate.load(model.directory().path()),
-                TokenBytes.load(model.tokenizer().path()));
+        this.chatTemplate = ChatTemplate.load(model.directory().path());
+        Serving serving = new Serving(model, loop, adapters, baseName, metrics, chatTemplate, TokenBytes.load(model.tokenizer().path()));
         this.completions = new CompletionsEndpoint(serving);
         this.chat = new ChatEndpoint(serving);
         // Most requests wait on the engine: many more of them than Jetty's default of 200 threads may be in flight.
@@ -94,6 +95,11 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (Exception e) {
             throw new FloraException("cannot listen on " + connector.getHost() + ":" + connector.getPort() + " (" + e.getMessage() + ")", e);
         }
+    }
+
+    /** Why /v1/chat/completions cannot serve this model (no usable chat template), or null when it can. */
+    public String chatProblem() {
+        return chatTemplate.problem();
     }
 
     /** The port listened on (useful with port 0). */
