@@ -73,6 +73,11 @@ CASES = [
     ("builtins", "{{ range(3) | list }} {{ range(1, 7, 2) | list }} {{ range(5, 0, -2) | list }} {{ dict(a=1, b='x') }} {{ namespace(a=1).a }}", {}),
     ("unicode", "{{ s | length }} {{ s[0] }} {{ s | upper }} {{ s.split('，') }} {{ s | tojson }}", {"s": "你好，世界👋🏽 Grüße"}),
     ("special-tokens", "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}", {"bos_token": "<s>", "eos_token": "</s>", "messages": M}),
+    ("none-values", "[{{ none.x }}][{{ none['k'] }}][{{ none | upper }}][{{ none | string }}][{{ none | int }}][{{ none | default('d') }}][{{ none is not none }}][{{ m.content.x is defined }}]", {"m": {"content": None}}),
+    ("error-none-len", "{{ none | length }}", {}),
+    ("error-none-in", "{{ 'a' in none }}", {}),
+    ("none-slice", "[{{ none[1:] }}][{{ 5[0] }}]", {}),
+    ("error-replace-type", "{{ 'abc'.replace('a', 1) }}", {}),
     ("none-content", "{% if m.content is none %}none{% endif %}|{{ m.content }}|{{ m.content is string }}", {"m": {"role": "assistant", "content": None}}),
     # errors that Jinja2 raises, that Flora must raise too
     ("error-raise", "{{ raise_exception('Roles must alternate, got ' ~ messages[0].role) }}", {"messages": M}),

@@ -42,6 +42,9 @@ final class Access {
             throw u.error();
         }
         switch (obj) {
+            case null -> {
+                return Undefined.member(null, key);
+            }
             case Map<?, ?> m when Py.containsKey(m, key) -> {
                 return Py.get(m, key);
             }
@@ -96,7 +99,7 @@ final class Access {
         } else if (obj instanceof List<?> l) {
             items = new ArrayList<>(l);
         } else {
-            throw TemplateError.runtime("'" + PyText.typeName(obj) + "' object is not subscriptable");
+            return Undefined.member(obj, "slice"); // as Jinja2's getitem: a TypeError becomes Undefined
         }
         int n = items.size();
         long a;
@@ -145,6 +148,7 @@ final class Access {
             throw TemplateError.runtime("access to attribute '" + name + "' of '" + PyText.typeName(obj) + "' object is unsafe.");
         }
         return switch (obj) {
+            case null -> null;
             case String s -> PyStrings.method(s, name);
             case Map<?, ?> m -> dictMethod(m, name);
             case List<?> l -> listMethod(l, name);

@@ -321,6 +321,7 @@ final class Filters {
     private static Object toInt(Object v, Object fallback, long base) {
         try {
             return switch (v) {
+                case null -> fallback;
                 case Boolean b -> b ? 1L : 0L;
                 case Long l -> l;
                 case Double d -> (long) (double) d;
@@ -342,6 +343,7 @@ final class Filters {
     private static Object toFloat(Object v, Object fallback) {
         try {
             return switch (v) {
+                case null -> fallback;
                 case Boolean b -> b ? 1.0 : 0.0;
                 case Long l -> (double) l;
                 case Double d -> d;

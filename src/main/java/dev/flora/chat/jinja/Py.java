@@ -143,6 +143,7 @@ final class Py {
 
     static long len(Object v) {
         return switch (v) {
+            case null -> throw TemplateError.runtime("object of type 'NoneType' has no len()");
             case String s -> s.codePointCount(0, s.length());
             case List<?> l -> l.size();
             case Map<?, ?> m -> m.size();
@@ -154,6 +155,7 @@ final class Py {
     /** The items a for loop (or a filter) walks: a list's items, a dict's keys, a string's characters; Undefined is empty. */
     static List<Object> iterate(Object v) {
         return switch (v) {
+            case null -> throw TemplateError.runtime("'NoneType' object is not iterable");
             case List<?> l -> new ArrayList<>(l);
             case Map<?, ?> m -> new ArrayList<>(m.keySet());
             case String s -> {
@@ -169,6 +171,7 @@ final class Py {
     /** {@code item in container}. */
     static boolean contains(Object container, Object item) {
         return switch (container) {
+            case null -> throw TemplateError.runtime("argument of type 'NoneType' is not iterable");
             case String s -> {
                 if (!(item instanceof String sub)) {
                     throw TemplateError.runtime("'in <string>' requires string as left operand, not " + PyText.typeName(item));

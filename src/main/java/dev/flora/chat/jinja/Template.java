@@ -46,6 +46,9 @@ public final class Template {
             throw e;
         } catch (StackOverflowError e) {
             throw new TemplateError(TemplateError.Kind.RUNTIME, "the template nests too deeply");
+        } catch (RuntimeException e) {
+            // A value of a type a filter or method did not expect (Python would raise a TypeError).
+            throw new TemplateError(TemplateError.Kind.RUNTIME, "line " + renderer.line + ": the template failed (" + e + ")");
         }
     }
 
