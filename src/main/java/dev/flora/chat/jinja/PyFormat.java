@@ -11,10 +11,7 @@ final class PyFormat {
 
     /** printf-style formatting: %s %r %d %i %f %e %g %x %o %c %% with flags, width, precision and %(key)s. */
     static String percent(String format, Object args) {
-        List<Object> values = args instanceof PyTuple t ? t : List.of(args instanceof Undefined ? "" : args);
-        if (args == null) {
-            values = java.util.Collections.singletonList(null);
-        }
+        List<Object> values = args instanceof PyTuple t ? t : java.util.Collections.singletonList(args instanceof Undefined ? "" : args);
         Map<?, ?> named = args instanceof Map<?, ?> m ? m : null;
         StringBuilder out = new StringBuilder();
         int next = 0;

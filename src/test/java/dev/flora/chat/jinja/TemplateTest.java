@@ -78,6 +78,12 @@ class TemplateTest {
     }
 
     @Test
+    void percentFormattingTakesNoneAndUndefined() {
+        assertThat(render("{{ '%s|%s|%r' % (none, nothing, none) }} {{ '%s' % none }} {{ '%s' | format(none) }}", Map.of()))
+                .isEqualTo("None||None None None");
+    }
+
+    @Test
     void renderingIsIndependentPerCall() {
         Template t = Template.compile("{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}");
         assertThat(t.render(Map.of("messages", List.of(1, 2)))).isEqualTo("2");
