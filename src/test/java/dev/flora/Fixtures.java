@@ -95,4 +95,42 @@ public final class Fixtures {
             }
         }
     }
+
+    /** A small chat template for the llama-tiny fixture: roles and contents on lines, an error for unknown roles. */
+    public static final String TINY_CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}"
+            + "{% if message.role not in ['system', 'user', 'assistant'] %}{{ raise_exception('Unknown role: ' ~ message.role) }}{% endif %}"
+            + "{{ message.role }}: {{ message.content | trim }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
+    private static Path llamaTinyChat;
+
+    /**
+     * The llama-tiny model with a chat template: a copy of its directory (made once per test JVM)
+     * whose tokenizer_config.json has {@link #TINY_CHAT_TEMPLATE} and its special tokens.
+     */
+    public static synchronized Path llamaTinyChatModel() {
+        if (llamaTinyChat == null) {
+            try {
+                Path dir = Files.createTempDirectory("flora-llama-tiny-chat");
+                copyTree(llamaTinyModel(), dir);
+                var config = JSON.createObjectNode().put("tokenizer_class", "PreTrainedTokenizerFast").put("bos_token", "<s>")
+                        .put("eos_token", "</s>").put("unk_token", "<unk>").put("chat_template", TINY_CHAT_TEMPLATE);
+                Files.writeString(dir.resolve("tokenizer_config.json"), JSON.writeValueAsString(config));
+                Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(dir)));
+                llamaTinyChat = dir;
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return llamaTinyChat;
+    }
+
+    private static void deleteTree(Path dir) {
+        try (var walk = Files.walk(dir)) {
+            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException e) {
+            // a temporary directory: the system cleans it eventually
+        }
+    }
 }

@@ -22,7 +22,7 @@ import java.util.concurrent.CountDownLatch;
 
 /** {@code flora serve}: the OpenAI-compatible server, every request with its own adapter. */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = {"Serve a model over the OpenAI HTTP API (POST /v1/completions, GET /v1/models, GET /health), "
+        description = {"Serve a model over the OpenAI HTTP API (POST /v1/completions and /v1/chat/completions, GET /v1/models, GET /health, GET /metrics), "
                 + "batching all requests together whatever adapter each names in its \"model\" field.",
                 "Without --model, the embedded demo model."})
 final class ServeCommand implements Callable<Integer> {
@@ -114,8 +114,11 @@ final class ServeCommand implements Callable<Integer> {
             server.allowAdapterLoading(adapterRoot);
         }
         server.start();
-        spec.commandLine().getOut().printf("Flora serving %s%s on http://%s:%d (POST /v1/completions, GET /v1/models, GET /health)%n",
+        spec.commandLine().getOut().printf("Flora serving %s%s on http://%s:%d (POST /v1/completions and /v1/chat/completions, GET /v1/models, GET /health, GET /metrics)%n",
                 name, describe(adapters.keySet(), registry), host, server.port());
+        if (server.chatProblem() != null) {
+            spec.commandLine().getErr().println("note: POST /v1/chat/completions will answer 400: " + server.chatProblem());
+        }
         spec.commandLine().getOut().flush();
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

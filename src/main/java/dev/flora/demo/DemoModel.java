@@ -43,6 +43,13 @@ public final class DemoModel {
     public static Path ensure(Path cache, java.util.function.LongFunction<java.util.function.LongConsumer> progress) {
         Path dir = cache.resolve("demo-llama-" + VERSION);
         if (Files.isRegularFile(dir.resolve("model.safetensors"))) {
+            try {
+                if (!Files.isRegularFile(dir.resolve("tokenizer_config.json"))) {
+                    writeTokenizerConfig(dir); // a demo model made before it had a chat template
+                }
+            } catch (IOException e) {
+                throw new FloraException(dir + ": cannot add the chat template (" + e.getMessage() + ")");
+            }
             return dir;
         }
         try {
@@ -96,6 +103,18 @@ public final class DemoModel {
         ObjectNode generation = json.createObjectNode();
         generation.put("bos_token_id", 1).put("eos_token_id", 2);
         json.writeValue(dir.resolve("generation_config.json").toFile(), generation);
+        writeTokenizerConfig(dir);
+    }
+
+    /** A plain chat template ("role: content" lines, then "assistant:"), so /v1/chat/completions works on the demo model. */
+    static final String CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}{{ message.role }}: {{ message.content | trim }}\n"
+            + "{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
+    private static void writeTokenizerConfig(Path dir) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode config = json.createObjectNode().put("tokenizer_class", "PreTrainedTokenizerFast").put("bos_token", "<s>")
+                .put("eos_token", "</s>").put("unk_token", "<unk>").put("chat_template", CHAT_TEMPLATE);
+        json.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
     }
 
     static String corpus() throws IOException {

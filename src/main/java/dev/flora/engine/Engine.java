@@ -335,9 +335,7 @@ public final class Engine {
                     }
                 }
                 if (p == seq.length() - 1 && seq.generatedCount() < sp.maxTokens()) {
-                    int token = seq.generatedCount() < sp.minTokens()
-                            ? Sampler.sampleExcept(logits, offset, vocab, sp, seq.random, banned(sp))
-                            : Sampler.sample(logits, offset, vocab, sp, seq.random);
+                    int token = sample(seq, logits, offset, vocab, sp);
                     double logprob = logits[offset + token] - lse;
                     TopLogprobs top = sp.logprobs() > 0 ? TopLogprobs.of(logits, offset, vocab, lse, sp.logprobs()) : null;
                     seq.append(token, logprob, top);
@@ -346,6 +344,29 @@ public final class Engine {
                 }
             }
         }
+    }
+
+    /**
+     * The next token, from the logits after min_tokens' ban and the penalties (as vLLM orders them);
+     * log-probabilities stay those of the raw logits.
+     */
+    private int sample(Sequence seq, float[] logits, int offset, int vocab, SamplingParams sp) {
+        boolean ban = seq.generatedCount() < sp.minTokens();
+        if (!ban && !sp.hasPenalties()) {
+            return Sampler.sample(logits, offset, vocab, sp, seq.random);
+        }
+        float[] row = java.util.Arrays.copyOfRange(logits, offset, offset + vocab);
+        if (ban) {
+            for (int id : banned(sp)) {
+                if (id >= 0 && id < vocab) {
+                    row[id] = Float.NEGATIVE_INFINITY;
+                }
+            }
+        }
+        if (sp.hasPenalties()) {
+            Penalties.apply(row, seq.promptTokens(), seq.outputCounts, sp);
+        }
+        return Sampler.sample(row, 0, vocab, sp, seq.random);
     }
 
     /** Tokens that may not be sampled before min_tokens: the EOS tokens (unless ignored) and the stop tokens. */

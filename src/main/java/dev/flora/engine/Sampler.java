@@ -37,17 +37,6 @@ final class Sampler {
         return max + StrictMath.log(sum);
     }
 
-    /** Samples with some tokens excluded (min_tokens bans end-of-sequence): their logits set to -infinity. */
-    static int sampleExcept(float[] logits, int offset, int n, SamplingParams p, SplittableRandom random, java.util.Set<Integer> banned) {
-        float[] row = java.util.Arrays.copyOfRange(logits, offset, offset + n);
-        for (int id : banned) {
-            if (id >= 0 && id < n) {
-                row[id] = Float.NEGATIVE_INFINITY;
-            }
-        }
-        return sample(row, 0, n, p, random);
-    }
-
     static int sample(float[] logits, int offset, int n, SamplingParams p, SplittableRandom random) {
         if (p.isGreedy()) {
             return argmax(logits, offset, n);

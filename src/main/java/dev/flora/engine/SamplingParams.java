@@ -16,10 +16,20 @@ import java.util.Set;
  * @param stopTokens  token ids that end generation (besides the model's EOS unless ignored)
  * @param minTokens   EOS and stop tokens cannot be sampled before this many tokens (vLLM's min_tokens)
  * @param logprobs    how many most likely tokens to report with each token's log-probability (0-20)
+ * @param presencePenalty   subtracted from the logit of every token already generated (OpenAI's, in [-2, 2])
+ * @param frequencyPenalty  subtracted once per time a token was already generated (OpenAI's, in [-2, 2])
+ * @param repetitionPenalty divides positive and multiplies negative logits of tokens in the prompt or already
+ *                          generated (transformers' and vLLM's, > 0; 1 is none)
  */
 public record SamplingParams(double temperature, int topK, double topP, Long seed, int maxTokens, boolean ignoreEos,
-                             Set<Integer> stopTokens, int minTokens, int logprobs) {
+                             Set<Integer> stopTokens, int minTokens, int logprobs, double presencePenalty, double frequencyPenalty,
+                             double repetitionPenalty) {
     public static final int MAX_LOGPROBS = 20;
+
+    public SamplingParams(double temperature, int topK, double topP, Long seed, int maxTokens, boolean ignoreEos, Set<Integer> stopTokens,
+                          int minTokens, int logprobs) {
+        this(temperature, topK, topP, seed, maxTokens, ignoreEos, stopTokens, minTokens, logprobs, 0, 0, 1);
+    }
 
     public SamplingParams(double temperature, int topK, double topP, Long seed, int maxTokens, boolean ignoreEos, Set<Integer> stopTokens) {
         this(temperature, topK, topP, seed, maxTokens, ignoreEos, stopTokens, 0, 0);
@@ -44,6 +54,15 @@ public record SamplingParams(double temperature, int topK, double topP, Long see
         if (maxTokens < 0) {
             throw new FloraException("max tokens must be >= 0, got " + maxTokens);
         }
+        if (!(presencePenalty >= -2 && presencePenalty <= 2)) {
+            throw new FloraException("presence penalty must be in [-2, 2], got " + presencePenalty);
+        }
+        if (!(frequencyPenalty >= -2 && frequencyPenalty <= 2)) {
+            throw new FloraException("frequency penalty must be in [-2, 2], got " + frequencyPenalty);
+        }
+        if (!(repetitionPenalty > 0) || Double.isInfinite(repetitionPenalty)) {
+            throw new FloraException("repetition penalty must be a finite number > 0, got " + repetitionPenalty);
+        }
         stopTokens = Set.copyOf(stopTokens);
     }
 
@@ -53,5 +72,15 @@ public record SamplingParams(double temperature, int topK, double topP, Long see
 
     public boolean isGreedy() {
         return temperature == 0;
+    }
+
+    public boolean hasPenalties() {
+        return presencePenalty != 0 || frequencyPenalty != 0 || repetitionPenalty != 1;
+    }
+
+    /** The same parameters with another seed (vLLM gives the i-th of n sequences seed + i). */
+    public SamplingParams withSeed(Long newSeed) {
+        return new SamplingParams(temperature, topK, topP, newSeed, maxTokens, ignoreEos, stopTokens, minTokens, logprobs, presencePenalty,
+                frequencyPenalty, repetitionPenalty);
     }
 }

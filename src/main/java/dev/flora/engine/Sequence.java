@@ -31,6 +31,9 @@ final class Sequence {
     List<AdapterVersion> rangeVersions;
     State state = State.WAITING;
     FinishReason finishReason;
+    /** How often each token was generated so far (for presence and frequency penalties). */
+    final java.util.Map<Integer, Integer> outputCounts = new java.util.HashMap<>();
+    private java.util.BitSet promptTokens;
 
     Sequence(Request request) {
         this.request = request;
@@ -90,6 +93,18 @@ final class Sequence {
         generatedLogprobs[g] = logprob;
         generatedTop[g] = top;
         tokens[length++] = token;
+        outputCounts.merge(token, 1, Integer::sum);
+    }
+
+    /** The distinct tokens of the prompt (for the repetition penalty), computed once. */
+    java.util.BitSet promptTokens() {
+        if (promptTokens == null) {
+            promptTokens = new java.util.BitSet();
+            for (int t : request.prompt()) {
+                promptTokens.set(t);
+            }
+        }
+        return promptTokens;
     }
 
     Result result() {

@@ -25,6 +25,7 @@ final class ServerMetrics {
     final Histogram timePerOutputToken;
     final Histogram endToEnd;
     final Histogram stepTokens;
+    private final Counter httpRequests;
     private long lastStepsSeen;
 
     ServerMetrics(EngineLoop loop, String baseName, AdapterRegistry adapters) {
@@ -63,8 +64,15 @@ final class ServerMetrics {
                 .classicUpperBounds(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5).labelNames("model_name").register(registry);
         endToEnd = Histogram.builder().name("vllm:e2e_request_latency_seconds").help("End-to-end request latency")
                 .classicUpperBounds(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120).labelNames("model_name").register(registry);
+        httpRequests = Counter.builder().name("http_requests_total").help("HTTP requests by handler, method and status class (as vLLM's instrumentator counts them)")
+                .labelNames("handler", "method", "status").register(registry);
         stepTokens = Histogram.builder().name("flora_step_tokens").help("Tokens computed per engine step")
                 .classicUpperBounds(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192).register(registry);
+    }
+
+    /** Counts a POST to an API path with its status, grouped as 2xx, 4xx, 5xx. */
+    void http(String handler, int status) {
+        httpRequests.labelValues(handler, "POST", status / 100 + "xx").inc();
     }
 
     void write(OutputStream out) throws IOException {

@@ -35,7 +35,9 @@ class BatchInvarianceTest {
         }
         for (int r = 0; r < 5; r++) {
             int[] prompt = random.ints(1 + random.nextInt(70), 3, 700).toArray();
-            SamplingParams sampling = new SamplingParams(0.9, r % 2 == 0 ? 0 : 50, r % 3 == 0 ? 1.0 : 0.9, 100L + r, 5 + r, true, Set.of());
+            // Some with penalties and a min_tokens ban, which change the logits a sequence samples from.
+            SamplingParams sampling = new SamplingParams(0.9, r % 2 == 0 ? 0 : 50, r % 3 == 0 ? 1.0 : 0.9, 100L + r, 5 + r, true, Set.of(),
+                    r % 2, 0, r % 2 == 0 ? 0 : 0.7, r % 3 == 0 ? 0 : -0.4, r == 4 ? 1.3 : 1);
             requests.add(new Request("random-" + r, prompt, sampling, r % 2 == 0));
         }
     }

@@ -4,6 +4,10 @@ import com.openai.client.OpenAIClient;
 import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.openai.core.http.StreamResponse;
 import com.openai.errors.NotFoundException;
+import com.openai.core.JsonValue;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionCreateParams;
 import com.openai.models.models.Model;
@@ -25,7 +29,7 @@ import java.util.List;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-/** The server as the official OpenAI Java SDK sees it. */
+/** The server as the official OpenAI Java SDK sees it (the llama-tiny model, with a chat template). */
 class OpenAiSdkTest {
     static PretrainedModel model;
     static EngineLoop loop;
@@ -34,7 +38,7 @@ class OpenAiSdkTest {
 
     @BeforeAll
     static void start() {
-        model = PretrainedModel.load(Fixtures.llamaTinyModel(), new CpuBackend());
+        model = PretrainedModel.load(Fixtures.llamaTinyChatModel(), new CpuBackend());
         AdapterRegistry registry = new AdapterRegistry(2);
         registry.pin(AdapterStrategy.EXACT);
         for (String name : List.of("lora-all-r8", "flora-all-r4")) {
@@ -91,5 +95,37 @@ class OpenAiSdkTest {
     void unknownModelsAreNotFound() {
         assertThatThrownBy(() -> client.completions().create(CompletionCreateParams.builder().model("nope").prompt("x").maxTokens(1).build()))
                 .isInstanceOf(NotFoundException.class);
+    }
+
+    private static ChatCompletionCreateParams.Builder chat(String model, String user) {
+        return ChatCompletionCreateParams.builder().model(model).addSystemMessage("Answer in Köln dialect 🙂").addUserMessage(user)
+                .maxCompletionTokens(12).putAdditionalBodyProperty("ignore_eos", JsonValue.from(true));
+    }
+
+    @Test
+    void chatCompletions() {
+        ChatCompletion c = client.chat().completions().create(chat("lora-all-r8", "Wie geht's? 東京").temperature(0.0).build());
+        assertThat(c.choices()).hasSize(1);
+        ChatCompletion.Choice choice = c.choices().getFirst();
+        assertThat(choice.message().content()).isPresent();
+        assertThat(choice.finishReason()).isEqualTo(ChatCompletion.Choice.FinishReason.LENGTH);
+        assertThat(c.usage().orElseThrow().completionTokens()).isEqualTo(12);
+        // The same conversation on the base model answers differently from the adapter's.
+        ChatCompletion base = client.chat().completions().create(chat("llama-tiny", "Wie geht's? 東京").temperature(0.0).build());
+        assertThat(base.choices().getFirst().message().content()).isNotEqualTo(choice.message().content());
+    }
+
+    @Test
+    void chatStreamingEqualsNonStreaming() {
+        ChatCompletionCreateParams params = chat("flora-all-r4", "👋🏽 你好，世界").temperature(0.9).seed(11).n(2).logprobs(true).topLogprobs(2).build();
+        ChatCompletion whole = client.chat().completions().create(params);
+        StringBuilder[] streamed = {new StringBuilder(), new StringBuilder()};
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params)) {
+            stream.stream().forEach(chunk -> chunk.choices().forEach(ch -> ch.delta().content().ifPresent(streamed[(int) ch.index()]::append)));
+        }
+        for (int i = 0; i < 2; i++) {
+            assertThat(streamed[i].toString()).isEqualTo(whole.choices().get(i).message().content().orElseThrow());
+            assertThat(whole.choices().get(i).logprobs().orElseThrow().content().orElseThrow()).hasSize(12);
+        }
     }
 }
