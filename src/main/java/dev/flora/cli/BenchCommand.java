@@ -222,7 +222,12 @@ final class BenchCommand implements Runnable {
             }
             MachineLimits limits = backend instanceof dev.flora.cuda.CudaBackend gpu ? gpu.measureLimits() : MachineLimits.measure();
             String kernels = backend instanceof dev.flora.cuda.CudaBackend ? backend.name() : KernelProvider.describe();
-            DecodeBench.Result r = DecodeBench.run(lm, dir.getFileName().toString(), kernels, batch, tokens, promptTokens, limits, setup);
+            DecodeBench.Result r;
+            try {
+                r = DecodeBench.run(lm, dir.getFileName().toString(), kernels, batch, tokens, promptTokens, limits, setup);
+            } finally {
+                backend.close();
+            }
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
                 ObjectNode o = JsonLines.JSON.valueToTree(r);

@@ -24,6 +24,9 @@ import java.lang.foreign.ValueLayout;
 public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
+    /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
+    private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
+    private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
 
     private final Driver driver;
     private final MemorySegment context;
@@ -189,6 +192,17 @@ public final class CudaBackend implements Backend {
     @Override
     public float[] toHost(Tensor t) {
         bind();
+        long started = PROFILE ? begin() : 0;
+        try {
+            return copyToHost(t);
+        } finally {
+            if (PROFILE) {
+                end("toHost", started);
+            }
+        }
+    }
+
+    private float[] copyToHost(Tensor t) {
         CudaTensor c = CudaTensor.of(t);
         int n = Math.toIntExact(c.numel());
         try (Arena arena = Arena.ofConfined()) {
@@ -258,14 +272,34 @@ public final class CudaBackend implements Backend {
 
     private void launchRows(String kernel, int rows, Object... args) {
         if (rows > 0) {
-            kernels.launch(kernel, rows, 1, THREADS, 0, stream, args);
+            launch(kernel, rows, 1, THREADS, 0, args);
         }
+    }
+
+    private void launch(String kernel, int gridX, int gridY, int block, int shared, Object... args) {
+        long start = PROFILE ? begin() : 0;
+        kernels.launch(kernel, gridX, gridY, block, shared, stream, args);
+        if (PROFILE) {
+            end(kernel, start);
+        }
+    }
+
+    private long begin() {
+        driver.synchronize(stream);
+        return System.nanoTime();
+    }
+
+    private void end(String what, long start) {
+        driver.synchronize(stream);
+        long[] t = profile.computeIfAbsent(what, k -> new long[2]);
+        t[0] += System.nanoTime() - start;
+        t[1]++;
     }
 
     private void launchElements(String kernel, long n, Object... args) {
         if (n > 0) {
             int grid = (int) Math.min((n + THREADS - 1) / THREADS, 65535L * 8);
-            kernels.launch(kernel, grid, 1, THREADS, 0, stream, args);
+            launch(kernel, grid, 1, THREADS, 0, args);
         }
     }
 
@@ -366,6 +400,7 @@ public final class CudaBackend implements Backend {
         if (cublas == null) {
             cublas = new Cublas(stream);
         }
+        long start = PROFILE ? begin() : 0;
         switch (w.dtype()) {
             case F32 -> cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), Cublas.R_32F);
             case BF16, F16 -> {
@@ -375,6 +410,9 @@ public final class CudaBackend implements Backend {
                         w.dtype() == DType.BF16 ? Cublas.R_16BF : Cublas.R_16F);
             }
             default -> throw new IllegalStateException("linear with " + w.dtype() + " weights");
+        }
+        if (PROFILE) {
+            end("cublas " + w.dtype() + (in.rows() == 1 ? " 1 row" : " rows"), start);
         }
         if (bias != null) {
             CudaTensor b = CudaTensor.of(bias);
@@ -429,9 +467,9 @@ public final class CudaBackend implements Backend {
         long rowOfP = ints(rowOf, owner);
         long groupOfP = ints(groupOf, owner);
         long rankP = ints(rank, owner);
-        kernels.launch("lora_shrink", total, maxRank, THREADS, 0, stream, x == null ? null : CudaTensor.of(x).pointer, rowOfP, groupOfP,
+        launch("lora_shrink", total, maxRank, THREADS, 0, x == null ? null : CudaTensor.of(x).pointer, rowOfP, groupOfP,
                 longs(aPtr, owner), ints(aType, owner), rankP, v.pointer, maxRank, x.cols());
-        kernels.launch("lora_expand", total, 1, THREADS, 0, stream, v.pointer, rowOfP, groupOfP, longs(bPtr, owner), ints(bType, owner),
+        launch("lora_expand", total, 1, THREADS, 0, v.pointer, rowOfP, groupOfP, longs(bPtr, owner), ints(bType, owner),
                 longs(biasPtr, owner), ints(biasType, owner), rankP, floats(scale, owner), CudaTensor.of(out).pointer, maxRank, out.cols());
     }
 
@@ -462,7 +500,7 @@ public final class CudaBackend implements Backend {
         if (shared > 36 * 1024) {
             throw new FloraException("the CUDA attention kernel takes contexts up to 9,216 positions, not " + visible);
         }
-        kernels.launch("attention", n * shape.heads(), 1, 128, shared, stream, CudaTensor.of(q).pointer, c.keys()[layer], c.values()[layer],
+        launch("attention", n * shape.heads(), 1, 128, shared, CudaTensor.of(q).pointer, c.keys()[layer], c.values()[layer],
                 CudaTensor.of(out).pointer, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow());
     }
@@ -584,6 +622,12 @@ public final class CudaBackend implements Backend {
     @Override
     public void close() {
         bind();
+        if (PROFILE) {
+            long total = profile.values().stream().mapToLong(t -> t[0]).sum();
+            System.err.printf("flora.cuda.profile: %.1f ms in GPU operations (each waited for)%n", total / 1e6);
+            profile.forEach((name, t) -> System.err.printf("  %-28s %8.1f ms %8d calls %8.1f us each%n", name, t[0] / 1e6, t[1],
+                    t[0] / 1e3 / t[1]));
+        }
         driver.synchronize(stream);
         memory.close();
     }
