@@ -94,7 +94,8 @@ public final class CpuBackend implements Backend {
         // Runs of up to LORA_RUN tokens of one adapter (Punica's segments), all in one parallel loop:
         // one dispatch per layer, not per adapter.
         Runs runs = Runs.of(rows, LORA_RUN);
-        RowOps.forEach(runs.count(), (long) LORA_RUN * maxRank * (in + outs), k -> {
+        long tokensPerRun = Math.ceilDiv(runs.tokens(), Math.max(1, runs.count()));
+        RowOps.forEach(runs.count(), tokensPerRun * maxRank * (in + outs), k -> {
             int g = runs.group[k];
             int from = runs.from[k];
             int n = runs.length[k];

@@ -37,4 +37,13 @@ final class Runs {
     int count() {
         return group.length;
     }
+
+    /** Rows over all runs. */
+    int tokens() {
+        int n = 0;
+        for (int l : length) {
+            n += l;
+        }
+        return n;
+    }
 }
