@@ -6,7 +6,9 @@ import dev.flora.backend.TokenBatch;
 import dev.flora.model.Linear;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Per-request adapters around one linear layer: the shared base product for every token, then
@@ -38,16 +40,17 @@ public final class AdaptedLinear {
             max = Math.max(max, s);
         }
         int[] counts = new int[max + 1];
+        int active = 0;
         for (int s : tokenSlots) {
-            if (s >= 0) {
-                counts[s]++;
+            if (s >= 0 && counts[s]++ == 0) {
+                active++;
             }
         }
-        List<Integer> active = new ArrayList<>();
+        int[] activeSlots = new int[active];
         int[][] rows = new int[max + 1][];
-        for (int s = 0; s <= max; s++) {
+        for (int s = 0, k = 0; s <= max; s++) {
             if (counts[s] > 0) {
-                active.add(s);
+                activeSlots[k++] = s;
                 rows[s] = new int[counts[s]];
                 counts[s] = 0;
             }
@@ -58,27 +61,38 @@ public final class AdaptedLinear {
                 rows[s][counts[s]++] = t;
             }
         }
-        return new AdaptedLinear(backend, slots, active.stream().mapToInt(Integer::intValue).toArray(), rows, batch.seqOfToken());
+        return new AdaptedLinear(backend, slots, activeSlots, rows, batch.seqOfToken());
+    }
+
+    /** This layer's adapter modules, one per active slot (null where the slot's adapter leaves the layer alone), found once per call. */
+    private AdapterModule[] modules(Linear linear) {
+        AdapterModule[] modules = new AdapterModule[activeSlots.length];
+        for (int k = 0; k < activeSlots.length; k++) {
+            modules[k] = slots.module(linear.module(), activeSlots[k]);
+        }
+        return modules;
     }
 
     /** out = the layer applied to x, for every token with its own adapter, by the strategy the slots ask for. */
     public void project(Linear linear, Tensor x, Tensor out) {
         AdapterStrategy strategy = slots.strategy();
+        AdapterModule[] modules = modules(linear);
         boolean auto = strategy == AdapterStrategy.AUTO;
-        AdapterStrategy floraWay = auto ? chooseFor(AdapterKind.FLORA, linear) : strategy;
-        AdapterStrategy loraWay = auto ? chooseFor(AdapterKind.LORA, linear) : strategy;
-        baseProduct(linear, x, out, strategy);
+        AdapterStrategy floraWay = auto ? chooseFor(AdapterKind.FLORA, linear, modules) : strategy;
+        AdapterStrategy loraWay = auto ? chooseFor(AdapterKind.LORA, linear, modules) : strategy;
+        baseProduct(linear, x, out, modules, strategy);
         List<Group> fused = new ArrayList<>();
         List<Group> padded = new ArrayList<>();
         List<Group> gathered = new ArrayList<>();
-        for (int slot : activeSlots) {
-            AdapterModule module = slots.module(linear.module(), slot);
+        for (int k = 0; k < activeSlots.length; k++) {
+            AdapterModule module = modules[k];
             if (module == null) {
                 continue;
             }
+            int slot = activeSlots[k];
             int[] rows = rowsBySlot[slot];
             if (strategy == AdapterStrategy.MERGED) {
-                merged(slots.adapter(slot), module, linear, x, out, rows);
+                MergedWeights.project(backend, slots.adapter(slot), module, linear, x, out, rows);
                 continue;
             }
             switch (module) {
@@ -95,32 +109,32 @@ public final class AdaptedLinear {
             floraFused(fused, linear, x, out);
         }
         if (!padded.isEmpty()) {
-            loraPadded(padded, linear, x, out);
+            PaddedLora.project(backend, padded.stream().map(Group::rows).toList(),
+                    padded.stream().map(g -> (AdapterModule.Lora) g.module).toList(), linear, x, out);
         }
     }
 
     /**
      * AUTO: the measured-cheapest strategy for the adapters of one kind in this layer and step (by
-     * their token count and largest rank), or the defaults without a calibration.
+     * the layer's shape, their token count and largest rank), or the defaults without a calibration.
      */
-    private AdapterStrategy chooseFor(AdapterKind kind, Linear linear) {
-        CostModel costs = slots.costModel();
+    private AdapterStrategy chooseFor(AdapterKind kind, Linear linear, AdapterModule[] modules) {
         int tokens = 0;
         int rank = 0;
-        for (int slot : activeSlots) {
-            AdapterModule m = slots.module(linear.module(), slot);
-            if (m instanceof AdapterModule.Flora f && kind == AdapterKind.FLORA) {
-                tokens += rowsBySlot[slot].length;
+        for (int k = 0; k < modules.length; k++) {
+            if (modules[k] instanceof AdapterModule.Flora f && kind == AdapterKind.FLORA) {
+                tokens += rowsBySlot[activeSlots[k]].length;
                 rank = Math.max(rank, f.rank());
-            } else if (m instanceof AdapterModule.Lora l && kind == AdapterKind.LORA) {
-                tokens += rowsBySlot[slot].length;
+            } else if (modules[k] instanceof AdapterModule.Lora l && kind == AdapterKind.LORA) {
+                tokens += rowsBySlot[activeSlots[k]].length;
                 rank = Math.max(rank, l.rank());
             }
         }
+        CostModel costs = slots.costModel();
         if (tokens == 0 || costs == null) {
-            return kind == AdapterKind.FLORA ? AdapterStrategy.FLORA : AdapterStrategy.GATHERED;
+            return CostModel.defaultFor(kind);
         }
-        return costs.choose(kind, tokens, rank);
+        return costs.choose(kind, linear.inFeatures(), linear.outFeatures(), tokens, rank);
     }
 
     /** Whether this strategy replaces a module's output rows outright (so their base product would be wasted). */
@@ -131,19 +145,18 @@ public final class AdaptedLinear {
     }
 
     /** The shared base product, for every row whose output the adapters do not replace outright. */
-    private void baseProduct(Linear linear, Tensor x, Tensor out, AdapterStrategy strategy) {
+    private void baseProduct(Linear linear, Tensor x, Tensor out, AdapterModule[] modules, AdapterStrategy strategy) {
         int replaced = 0;
         boolean[] skip = null;
-        for (int slot : activeSlots) {
-            AdapterModule module = slots.module(linear.module(), slot);
-            if (module != null && replaces(module, strategy)) {
+        for (int k = 0; k < modules.length; k++) {
+            if (modules[k] != null && replaces(modules[k], strategy)) {
                 if (skip == null) {
                     skip = new boolean[x.rows()];
                 }
-                for (int r : rowsBySlot[slot]) {
+                for (int r : rowsBySlot[activeSlots[k]]) {
                     skip[r] = true;
                 }
-                replaced += rowsBySlot[slot].length;
+                replaced += rowsBySlot[activeSlots[k]].length;
             }
         }
         if (replaced == 0) {
@@ -161,7 +174,7 @@ public final class AdaptedLinear {
         }
     }
 
-    /** Tokens of one adapter slot (fLoRA), or of one sequence and slot (LoRA-bmm). */
+    /** Tokens of one adapter slot, or of one sequence and slot (LoRA-bmm). */
     private record Group(int[] rows, AdapterModule module) {
     }
 
@@ -185,101 +198,40 @@ public final class AdaptedLinear {
     }
 
     /**
-     * fLoRA, fused: every fLoRA token's r modulated copies x ∘ A[j] stacked into one matrix, ONE
-     * product with W0 for all of them, then demodulated by B[:, j], summed over j in order, scaled
-     * by 1/r: the arithmetic of the exact strategy, in one large product instead of r per slot.
+     * fLoRA, fused: every fLoRA token's r modulated copies x ∘ A[j] stacked into one matrix by one
+     * call, ONE product with W0 for all of them, then one call that demodulates by B[:, j], sums over
+     * j in order, scales by 1/r, adds the bias and writes the rows: the exact strategy's arithmetic,
+     * in three backend calls per layer however many adapters share the step.
      */
     private void floraFused(List<Group> groups, Linear linear, Tensor x, Tensor out) {
+        int n = groups.size();
+        int[][] rows = new int[n][];
+        Tensor[] a = new Tensor[n];
+        Tensor[] bt = new Tensor[n];
         int total = 0;
-        for (Group g : groups) {
-            total += g.rows.length * ((AdapterModule.Flora) g.module).rank();
+        for (int g = 0; g < n; g++) {
+            AdapterModule.Flora f = (AdapterModule.Flora) groups.get(g).module;
+            rows[g] = groups.get(g).rows;
+            a[g] = f.a();
+            bt[g] = f.bt();
+            total += rows[g].length * f.rank();
         }
         Tensor stacked = backend.allocate(total, linear.inFeatures());
-        int at = 0;
-        for (Group g : groups) {
-            AdapterModule.Flora f = (AdapterModule.Flora) g.module;
-            for (int j = 0; j < f.rank(); j++, at += g.rows.length) {
-                Tensor view = backend.rows(stacked, at, g.rows.length);
-                backend.gatherRows(x, g.rows, view);
-                backend.mulRows(view, null, f.a(), j);
-            }
-        }
+        backend.floraModulate(x, rows, a, stacked);
         Tensor products = backend.allocate(total, linear.outFeatures());
         backend.linear(stacked, linear.weight(), null, products);
-        at = 0;
-        for (Group g : groups) {
-            AdapterModule.Flora f = (AdapterModule.Flora) g.module;
-            Tensor sum = backend.allocate(g.rows.length, linear.outFeatures());
-            for (int j = 0; j < f.rank(); j++, at += g.rows.length) {
-                Tensor view = backend.rows(products, at, g.rows.length);
-                backend.mulRows(view, null, f.bt(), j);
-                backend.addInPlace(sum, view);
-            }
-            backend.scatterRows(sum, g.rows, 1f / f.rank(), linear.bias(), false, out);
-        }
+        backend.floraDemodulate(products, rows, bt, linear.bias(), out);
     }
 
+    /** LoRA-bmm pads per sequence: a slot's rows split by the sequence they belong to. */
     private void bySequence(int[] rows, AdapterModule.Lora lora, List<Group> padded) {
-        java.util.Map<Integer, List<Integer>> bySeq = new java.util.LinkedHashMap<>();
+        Map<Integer, List<Integer>> bySeq = new LinkedHashMap<>();
         for (int r : rows) {
             bySeq.computeIfAbsent(seqOfToken[r], k -> new ArrayList<>()).add(r);
         }
         for (List<Integer> seqRows : bySeq.values()) {
             padded.add(new Group(seqRows.stream().mapToInt(Integer::intValue).toArray(), lora));
         }
-    }
-
-    /**
-     * LoRA as the fLoRA paper's baseline ran it: every sequence's tokens padded to the longest
-     * sequence of the step and every adapter's A and B zero-padded to the largest rank, then the
-     * same batched products for each (padding costs work and changes nothing: zero rows and ranks).
-     */
-    private void loraPadded(List<Group> groups, Linear linear, Tensor x, Tensor out) {
-        int longest = 0;
-        int rank = 0;
-        for (Group g : groups) {
-            longest = Math.max(longest, g.rows.length);
-            rank = Math.max(rank, ((AdapterModule.Lora) g.module).rank());
-        }
-        int in = linear.inFeatures();
-        int outs = linear.outFeatures();
-        for (Group g : groups) {
-            AdapterModule.Lora lora = (AdapterModule.Lora) g.module;
-            Tensor xp = backend.allocate(longest, in);
-            backend.gatherRows(x, g.rows, backend.rows(xp, 0, g.rows.length));
-            Tensor v = backend.allocate(longest, rank);
-            backend.linear(xp, paddedA(lora, rank, in), null, v);
-            Tensor d = backend.allocate(longest, outs);
-            backend.linear(v, paddedB(lora, rank, outs), lora.bias(), d);
-            backend.scatterRows(backend.rows(d, 0, g.rows.length), g.rows, lora.scale(), null, true, out);
-        }
-    }
-
-    private Tensor paddedA(AdapterModule.Lora lora, int rank, int in) {
-        float[] a = backend.toHost(lora.a());
-        return backend.weight(java.util.Arrays.copyOf(a, rank * in), rank, in);
-    }
-
-    private Tensor paddedB(AdapterModule.Lora lora, int rank, int outs) {
-        float[] b = backend.toHost(lora.b());
-        int r = lora.rank();
-        float[] p = new float[outs * rank];
-        for (int o = 0; o < outs; o++) {
-            System.arraycopy(b, o * r, p, o * rank, r);
-        }
-        return backend.weight(p, outs, rank);
-    }
-
-    /** Merged copies by adapter and module, made on first use and kept (never merged in place). */
-    private static final java.util.Map<Adapter, java.util.Map<String, Tensor[]>> MERGED = java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
-
-    private void merged(Adapter adapter, AdapterModule module, Linear linear, Tensor x, Tensor out, int[] rows) {
-        Tensor[] wb = MERGED.computeIfAbsent(adapter, a -> new java.util.concurrent.ConcurrentHashMap<>())
-                .computeIfAbsent(linear.module(), m -> Merging.merge(backend, linear, module));
-        Tensor xs = gather(x, rows);
-        Tensor y = backend.allocate(rows.length, linear.outFeatures());
-        backend.linear(xs, wb[0], wb[1], y);
-        backend.scatterRows(y, rows, 1f, null, false, out);
     }
 
     private void apply(AdapterModule module, Linear linear, Tensor x, Tensor out, int[] rows) {

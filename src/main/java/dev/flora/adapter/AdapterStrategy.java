@@ -21,7 +21,7 @@ public enum AdapterStrategy {
     BMM,
     /** Every kind: each slot's rows through a merged copy of the weight (W0 + s B A, W0 ∘ (B A) / r, diag(l) W0), made once and kept. */
     MERGED,
-    /** fLoRA fused and LoRA gathered; IA3 exact. */
+    /** Per kind, layer and step the measured-cheapest of the others ({@link CostModel}); without a calibration fLoRA fused, LoRA gathered, IA3 exact. */
     AUTO;
 
     public static AdapterStrategy parse(String name) {

@@ -1,94 +1,197 @@
 package dev.flora.adapter;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.flora.FloraException;
-
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * What adapted layers cost on this machine, measured by {@code flora calibrate}: the fLoRA
- * paper's eq. 7 constants (bmm LoRA c2·b·l·d² + 2·c1·b·l·d·r, fLoRA c2·r·b·l·d²) and the measured
- * time of every strategy over token counts and ranks, from which the engine picks, per adapted
- * layer and step, the cheapest strategy for each adapter kind.
- *
- * @param c2 microseconds per token·d² of a large product with W0
- * @param c1 microseconds per token·d·r of the batched small products
+ * The AUTO strategy's choice, from a {@link Calibration}: for an adapted layer of a step (its shape,
+ * the tokens of one adapter kind and their largest rank), the strategy whose measured time,
+ * interpolated over token count and rank, is least. Times are interpolated linearly in log time
+ * over log tokens and log rank between the measured grid points (costs grow as powers of both),
+ * clamped at the grid's edges, on the measured layer shape nearest in log in and log out.
  */
-public record CostModel(String machine, String kernels, int dim, double c1, double c2, List<Measurement> measurements) {
+public final class CostModel {
+    private static final List<String> FLORA_STRATEGIES = List.of("flora", "exact-flora");
+    private static final List<String> LORA_STRATEGIES = List.of("gathered", "bmm", "exact-lora");
+    /** Distinct queries remembered; a serving step repeats the same few in every layer. */
+    private static final int MEMO_LIMIT = 4096;
 
-    /** One measured point: microseconds per call of a d × d layer with T tokens over S adapters of rank r. */
-    public record Measurement(String strategy, int tokens, int rank, double micros) {
+    private final Calibration calibration;
+    private final List<Grid> grids;
+    private final Map<Query, AdapterStrategy> memo = new ConcurrentHashMap<>();
+
+    private record Query(AdapterKind kind, int in, int out, int tokens, int rank) {
+    }
+
+    /** One layer shape's measurements: log time per strategy on a tokens × ranks grid (NaN where not measured). */
+    private record Grid(int in, int out, double[] logTokens, double[] logRanks, Map<String, double[][]> logMicros) {
+        double distance(int in, int out) {
+            return Math.abs(Math.log((double) this.in / in)) + Math.abs(Math.log((double) this.out / out));
+        }
+    }
+
+    public CostModel(Calibration calibration) {
+        this.calibration = calibration;
+        this.grids = grids(calibration);
+    }
+
+    public static CostModel loadIfPresent(Path file) {
+        Calibration c = Calibration.loadIfPresent(file);
+        return c == null ? null : new CostModel(c);
     }
 
     public static Path defaultFile() {
-        String env = System.getenv("FLORA_CACHE");
-        Path base = env != null && !env.isBlank() ? Path.of(env) : Path.of(System.getProperty("user.home"), ".cache", "flora");
-        return base.resolve("calibration.json");
+        return Calibration.defaultFile();
     }
 
-    /** The stored calibration, or null when there is none. */
-    public static CostModel loadIfPresent(Path file) {
-        if (!Files.isRegularFile(file)) {
-            return null;
+    public Calibration calibration() {
+        return calibration;
+    }
+
+    /** Without measurements: fLoRA fused, LoRA gathered, IA3 exact. */
+    public static AdapterStrategy defaultFor(AdapterKind kind) {
+        return switch (kind) {
+            case FLORA -> AdapterStrategy.FLORA;
+            case LORA -> AdapterStrategy.GATHERED;
+            case IA3 -> AdapterStrategy.EXACT;
+        };
+    }
+
+    /** The cheapest strategy for adapters of this kind on a layer W [out, in] with these tokens and largest rank. */
+    public AdapterStrategy choose(AdapterKind kind, int in, int out, int tokens, int rank) {
+        Query q = new Query(kind, in, out, tokens, rank);
+        AdapterStrategy known = memo.get(q);
+        if (known != null) {
+            return known;
         }
-        try {
-            return new ObjectMapper().readValue(file.toFile(), CostModel.class);
-        } catch (IOException e) {
-            throw new FloraException(file + ": not a Flora calibration (" + e.getMessage().lines().findFirst().orElse("") + "); run flora calibrate again");
+        AdapterStrategy chosen = compute(kind, in, out, tokens, rank);
+        if (memo.size() >= MEMO_LIMIT) {
+            memo.clear();
         }
+        memo.put(q, chosen);
+        return chosen;
     }
 
-    public void save(Path file) throws IOException {
-        Files.createDirectories(file.toAbsolutePath().getParent());
-        new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(file.toFile(), this);
-    }
-
-    /** eq. 7, predicted microseconds of one layer for bmm LoRA. */
-    public double predictBmm(int tokens, int rank) {
-        return c2 * tokens * (double) dim * dim + 2 * c1 * tokens * (double) dim * rank;
-    }
-
-    /** eq. 7, predicted microseconds of one layer for fLoRA. */
-    public double predictFlora(int tokens, int rank) {
-        return c2 * rank * tokens * (double) dim * dim;
-    }
-
-    /**
-     * The cheapest measured strategy for this kind near (tokens, rank): the measured point closest
-     * in log tokens and log rank, then its fastest strategy among those that compute this kind.
-     */
-    public AdapterStrategy choose(AdapterKind kind, int tokens, int rank) {
-        List<String> candidates = kind == AdapterKind.FLORA ? List.of("flora", "exact-flora") : List.of("gathered", "bmm", "exact-lora");
-        double bestDistance = Double.MAX_VALUE;
-        int nearTokens = tokens;
-        int nearRank = rank;
-        for (Measurement m : measurements) {
-            double distance = Math.abs(Math.log((double) m.tokens() / tokens)) + Math.abs(Math.log((double) m.rank() / rank));
-            if (distance < bestDistance) {
-                bestDistance = distance;
-                nearTokens = m.tokens();
-                nearRank = m.rank();
-            }
-        }
+    private AdapterStrategy compute(AdapterKind kind, int in, int out, int tokens, int rank) {
+        List<String> candidates = kind == AdapterKind.FLORA ? FLORA_STRATEGIES : kind == AdapterKind.LORA ? LORA_STRATEGIES : List.of();
         String best = null;
-        double bestTime = Double.MAX_VALUE;
-        for (Measurement m : measurements) {
-            if (m.tokens() == nearTokens && m.rank() == nearRank && candidates.contains(m.strategy()) && m.micros() < bestTime) {
-                bestTime = m.micros();
-                best = m.strategy();
+        double bestMicros = Double.MAX_VALUE;
+        for (String s : candidates) {
+            double micros = estimate(s, in, out, tokens, rank);
+            if (micros < bestMicros) {
+                bestMicros = micros;
+                best = s;
             }
         }
-        if (best == null) {
-            return kind == AdapterKind.FLORA ? AdapterStrategy.FLORA : AdapterStrategy.GATHERED;
+        return best == null ? defaultFor(kind) : strategyOf(best);
+    }
+
+    /** Interpolated microseconds of one strategy on the nearest measured shape, NaN where it was not measured. */
+    public double estimate(String strategy, int in, int out, int tokens, int rank) {
+        Grid grid = null;
+        for (Grid g : grids) {
+            if (g.logMicros.containsKey(strategy) && (grid == null || g.distance(in, out) < grid.distance(in, out))) {
+                grid = g;
+            }
         }
-        return switch (best) {
+        if (grid == null) {
+            return Double.NaN;
+        }
+        double[][] t = grid.logMicros.get(strategy);
+        double lt = Math.log(Math.max(1, tokens));
+        double lr = Math.log(Math.max(1, rank));
+        int ti = lower(grid.logTokens, lt);
+        int ri = lower(grid.logRanks, lr);
+        double ft = fraction(grid.logTokens, ti, lt);
+        double fr = fraction(grid.logRanks, ri, lr);
+        int ti1 = Math.min(ti + 1, grid.logTokens.length - 1);
+        int ri1 = Math.min(ri + 1, grid.logRanks.length - 1);
+        double v = (1 - ft) * ((1 - fr) * t[ti][ri] + fr * t[ti][ri1]) + ft * ((1 - fr) * t[ti1][ri] + fr * t[ti1][ri1]);
+        return Math.exp(v);
+    }
+
+    /** The last grid index at or below v (0 below the grid). */
+    private static int lower(double[] grid, double v) {
+        int i = 0;
+        while (i + 1 < grid.length && grid[i + 1] <= v) {
+            i++;
+        }
+        return i;
+    }
+
+    /** Where v lies between grid[i] and grid[i + 1], clamped to [0, 1]. */
+    private static double fraction(double[] grid, int i, double v) {
+        if (i + 1 >= grid.length) {
+            return 0;
+        }
+        return Math.clamp((v - grid[i]) / (grid[i + 1] - grid[i]), 0.0, 1.0);
+    }
+
+    static AdapterStrategy strategyOf(String measured) {
+        return switch (measured) {
             case "flora" -> AdapterStrategy.FLORA;
             case "exact-flora", "exact-lora" -> AdapterStrategy.EXACT;
             case "bmm" -> AdapterStrategy.BMM;
-            default -> AdapterStrategy.GATHERED;
+            case "gathered" -> AdapterStrategy.GATHERED;
+            default -> throw new IllegalArgumentException("not a measured strategy: " + measured);
         };
+    }
+
+    /** Grids per measured shape; a strategy missing at some grid point is left out for that shape. */
+    private static List<Grid> grids(Calibration c) {
+        Map<List<Integer>, List<Calibration.Measurement>> byShape = new HashMap<>();
+        for (Calibration.Measurement m : c.measurements()) {
+            if (m.micros() > 0 && m.tokens() > 0 && m.rank() > 0) {
+                byShape.computeIfAbsent(List.of(m.in(), m.out()), k -> new ArrayList<>()).add(m);
+            }
+        }
+        List<Grid> out = new ArrayList<>();
+        for (var e : byShape.entrySet()) {
+            TreeSet<Integer> tokens = new TreeSet<>();
+            TreeSet<Integer> ranks = new TreeSet<>();
+            for (Calibration.Measurement m : e.getValue()) {
+                tokens.add(m.tokens());
+                ranks.add(m.rank());
+            }
+            List<Integer> tl = new ArrayList<>(tokens);
+            List<Integer> rl = new ArrayList<>(ranks);
+            Map<String, double[][]> times = new HashMap<>();
+            for (Calibration.Measurement m : e.getValue()) {
+                if (FLORA_STRATEGIES.contains(m.strategy()) || LORA_STRATEGIES.contains(m.strategy())) {
+                    double[][] t = times.computeIfAbsent(m.strategy(), s -> nanGrid(tl.size(), rl.size()));
+                    t[tl.indexOf(m.tokens())][rl.indexOf(m.rank())] = Math.log(m.micros());
+                }
+            }
+            times.values().removeIf(CostModel::hasGaps);
+            if (!times.isEmpty()) {
+                out.add(new Grid(e.getKey().get(0), e.getKey().get(1), tl.stream().mapToDouble(Math::log).toArray(),
+                        rl.stream().mapToDouble(Math::log).toArray(), times));
+            }
+        }
+        return out;
+    }
+
+    private static double[][] nanGrid(int rows, int cols) {
+        double[][] g = new double[rows][cols];
+        for (double[] row : g) {
+            java.util.Arrays.fill(row, Double.NaN);
+        }
+        return g;
+    }
+
+    private static boolean hasGaps(double[][] grid) {
+        for (double[] row : grid) {
+            for (double v : row) {
+                if (Double.isNaN(v)) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 }

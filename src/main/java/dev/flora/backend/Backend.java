@@ -28,6 +28,22 @@ public interface Backend extends AutoCloseable {
      */
     void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out);
 
+    /**
+     * fLoRA's modulation for every group of a step in one call (DESIGN.md §2): group g, of rank
+     * r_g = a[g].rows() and n_g = rows[g].length tokens, fills the stacked rows from base_g (base_0 = 0,
+     * base_{g+1} = base_g + r_g n_g) with stacked[base_g + j n_g + i] = x[rows[g][i]] ∘ a[g][j] for
+     * j &lt; r_g, i &lt; n_g: the input of ONE product with W0 for every fLoRA token of the step.
+     */
+    void floraModulate(Tensor x, int[][] rows, Tensor[] a, Tensor stacked);
+
+    /**
+     * fLoRA's demodulation for every group in one call, the inverse layout of {@link #floraModulate}:
+     * out[rows[g][i]] = (1 / r_g) · Σ_j (products[base_g + j n_g + i] ∘ bt[g][j]) + bias, with
+     * r_g = bt[g].rows(), the sum from zero over j in order and each product rounded first (the exact
+     * strategy's arithmetic); bias [1, out] or null. Other rows of out are left as they are.
+     */
+    void floraDemodulate(Tensor products, int[][] rows, Tensor[] bt, Tensor bias, Tensor out);
+
     /** A zero-filled float32 tensor. */
     Tensor allocate(int rows, int cols);
 

@@ -2,9 +2,11 @@ package dev.flora.bench;
 
 import dev.flora.adapter.AdaptedLinear;
 import dev.flora.adapter.Adapter;
+import dev.flora.adapter.AdapterKind;
 import dev.flora.adapter.AdapterModule;
 import dev.flora.adapter.AdapterSlots;
 import dev.flora.adapter.AdapterStrategy;
+import dev.flora.adapter.CostModel;
 import dev.flora.backend.Backend;
 import dev.flora.backend.DType;
 import dev.flora.backend.Tensor;
@@ -17,98 +19,148 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.LongConsumer;
 
 /**
  * One adapted layer's time per strategy (the shape of the fLoRA paper's figure 2, on this
- * machine): a d × d bf16 layer, T tokens spread over S sequences that each bring their own adapter
- * of rank r, against the base layer alone. fLoRA adapters for the fLoRA strategy, LoRA adapters
- * for the LoRA strategies (gathered, bmm, merged applies to either; here LoRA).
+ * machine): a bf16 layer W [out, in], T tokens spread over S sequences that each bring their own
+ * adapter of rank r, against the base layer alone. fLoRA adapters for the fLoRA strategies, LoRA
+ * adapters for the LoRA ones, and beside them the automatic choice for each kind. All cases of a
+ * point are timed interleaved ({@link Interleaved}), median of the rounds.
  */
 public final class AdapterBench {
-    /** One measured point: microseconds per call of the layer. */
-    public record Point(int tokens, int rank, String strategy, double micros) {
+    /**
+     * One measured point: microseconds per call of the layer.
+     *
+     * @param picked for the automatic cases, the strategy AUTO chose (else null)
+     */
+    public record Point(int in, int out, int tokens, int rank, String strategy, double micros, String picked) {
     }
 
-    /** Merged copies are left out: with a different adapter per sequence they cost a weight copy per adapter. */
-    public static final List<String> STRATEGIES = List.of("base", "flora", "exact-flora", "gathered", "bmm", "exact-lora");
+    public static final List<String> FLORA = List.of("flora", "exact-flora");
+    public static final List<String> LORA = List.of("gathered", "bmm", "exact-lora");
+    public static final String AUTO_FLORA = "auto-flora";
+    public static final String AUTO_LORA = "auto-lora";
+
+    /**
+     * @param sequences adapters per step (fewer when a token count is smaller: one token each at least)
+     * @param auto      also time AUTO for each kind, choosing by {@code costs} (null: its defaults)
+     */
+    public record Setup(int in, int out, int sequences, int[] tokens, int[] ranks, int rounds, boolean auto, CostModel costs) {
+    }
 
     private AdapterBench() {
     }
 
-    public static List<Point> run(Backend backend, int d, int sequences, int[] tokenCounts, int[] ranks, LongConsumer progress) {
+    /** Strategy names of a run's points, in table order. */
+    public static List<String> columns(boolean auto) {
+        List<String> c = new ArrayList<>(List.of("base"));
+        c.addAll(FLORA);
+        if (auto) {
+            c.add(AUTO_FLORA);
+        }
+        c.addAll(LORA);
+        if (auto) {
+            c.add(AUTO_LORA);
+        }
+        return c;
+    }
+
+    public static List<Point> run(Backend backend, Setup setup, LongConsumer progress) {
         SplittableRandom random = new SplittableRandom(5);
-        Linear layer = new Linear("bench.layer", backend.weight(randomBf16(d, d, 0.02, random), d, d), null);
+        int in = setup.in();
+        int outs = setup.out();
+        Linear layer = new Linear("bench.layer", backend.weight(randomBf16(outs, in, 0.02, random), outs, in), null);
         List<Point> points = new ArrayList<>();
-        for (int tokens : tokenCounts) {
-            float[] input = new float[tokens * d];
+        boolean warm = false;
+        for (int tokens : setup.tokens()) {
+            int sequences = Math.min(setup.sequences(), tokens);
+            float[] input = new float[tokens * in];
             for (int i = 0; i < input.length; i++) {
                 input[i] = (float) random.nextDouble(-1, 1);
             }
-            Tensor x = backend.fromHost(input, tokens, d);
-            Tensor out = backend.allocate(tokens, d);
+            Tensor x = backend.fromHost(input, tokens, in);
+            Tensor out = backend.allocate(tokens, outs);
             int[] slots = new int[tokens];
             int[] seqs = new int[tokens];
             for (int t = 0; t < tokens; t++) {
-                seqs[t] = t * sequences / tokens;
+                seqs[t] = (int) ((long) t * sequences / tokens);
                 slots[t] = seqs[t];
             }
             TokenBatch batch = new TokenBatch(new int[tokens], new int[tokens], seqs, slots, new int[tokens], new int[0][], new int[0], 16, new int[0]);
-            warmUp(backend, d, sequences, batch, layer, x, out, random);
-            double base = time(() -> backend.linear(x, layer.weight(), null, out));
-            for (int rank : ranks) {
-                Slots lora = new Slots(backend, d, rank, sequences, false, random);
-                Slots flora = new Slots(backend, d, rank, sequences, true, random);
-                points.add(new Point(tokens, rank, "base", base));
-                points.add(new Point(tokens, rank, "flora", timeProject(backend, flora, AdapterStrategy.FLORA, batch, layer, x, out)));
-                points.add(new Point(tokens, rank, "exact-flora", timeProject(backend, flora, AdapterStrategy.EXACT, batch, layer, x, out)));
-                points.add(new Point(tokens, rank, "gathered", timeProject(backend, lora, AdapterStrategy.GATHERED, batch, layer, x, out)));
-                points.add(new Point(tokens, rank, "bmm", timeProject(backend, lora, AdapterStrategy.BMM, batch, layer, x, out)));
-                points.add(new Point(tokens, rank, "exact-lora", timeProject(backend, lora, AdapterStrategy.EXACT, batch, layer, x, out)));
+            if (!warm) {
+                warmUp(backend, in, outs, sequences, batch, layer, x, out, random);
+                warm = true;
+            }
+            for (int rank : setup.ranks()) {
+                Slots lora = new Slots(backend, in, outs, rank, sequences, false, random, setup.costs());
+                Slots flora = new Slots(backend, in, outs, rank, sequences, true, random, setup.costs());
+                Map<String, Runnable> cases = new LinkedHashMap<>();
+                cases.put("base", () -> backend.linear(x, layer.weight(), null, out));
+                for (String s : FLORA) {
+                    cases.put(s, project(backend, flora, pinned(s), batch, layer, x, out));
+                }
+                if (setup.auto()) {
+                    cases.put(AUTO_FLORA, project(backend, flora, AdapterStrategy.AUTO, batch, layer, x, out));
+                }
+                for (String s : LORA) {
+                    cases.put(s, project(backend, lora, pinned(s), batch, layer, x, out));
+                }
+                if (setup.auto()) {
+                    cases.put(AUTO_LORA, project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out));
+                }
+                Map<String, Double> micros = Interleaved.medians(cases, setup.rounds());
+                for (var m : micros.entrySet()) {
+                    String picked = switch (m.getKey()) {
+                        case AUTO_FLORA -> picked(setup.costs(), AdapterKind.FLORA, in, outs, tokens, rank);
+                        case AUTO_LORA -> picked(setup.costs(), AdapterKind.LORA, in, outs, tokens, rank);
+                        default -> null;
+                    };
+                    points.add(new Point(in, outs, tokens, rank, m.getKey(), m.getValue(), picked));
+                }
                 progress.accept(1);
             }
         }
         return points;
     }
 
+    /** The strategy a pinned column's name stands for. */
+    static AdapterStrategy pinned(String column) {
+        return switch (column) {
+            case "flora" -> AdapterStrategy.FLORA;
+            case "exact-flora", "exact-lora" -> AdapterStrategy.EXACT;
+            case "gathered" -> AdapterStrategy.GATHERED;
+            case "bmm" -> AdapterStrategy.BMM;
+            default -> throw new IllegalArgumentException(column);
+        };
+    }
+
+    private static String picked(CostModel costs, AdapterKind kind, int in, int out, int tokens, int rank) {
+        return (costs == null ? CostModel.defaultFor(kind) : costs.choose(kind, in, out, tokens, rank)).cliName();
+    }
+
     /** Two seconds of every code path first, so that no measurement catches the JIT still compiling. */
-    private static void warmUp(Backend backend, int d, int sequences, TokenBatch batch, Linear layer, Tensor x, Tensor out, SplittableRandom random) {
-        Slots lora = new Slots(backend, d, 2, sequences, false, random);
-        Slots flora = new Slots(backend, d, 2, sequences, true, random);
+    private static void warmUp(Backend backend, int in, int outs, int sequences, TokenBatch batch, Linear layer, Tensor x, Tensor out, SplittableRandom random) {
+        Slots lora = new Slots(backend, in, outs, 2, sequences, false, random, null);
+        Slots flora = new Slots(backend, in, outs, 2, sequences, true, random, null);
         long end = System.nanoTime() + 2_000_000_000L;
         while (System.nanoTime() < end) {
             backend.linear(x, layer.weight(), null, out);
-            for (AdapterStrategy s : List.of(AdapterStrategy.FLORA, AdapterStrategy.EXACT, AdapterStrategy.GATHERED, AdapterStrategy.BMM)) {
-                Slots slots = s == AdapterStrategy.FLORA ? flora : lora;
-                slots.strategy = s;
-                AdaptedLinear.forStep(backend, slots, batch).project(layer, x, out);
+            for (AdapterStrategy s : List.of(AdapterStrategy.FLORA, AdapterStrategy.EXACT, AdapterStrategy.GATHERED, AdapterStrategy.BMM, AdapterStrategy.AUTO)) {
+                project(backend, flora, s, batch, layer, x, out).run();
+                project(backend, lora, s, batch, layer, x, out).run();
             }
         }
     }
 
-    private static double timeProject(Backend backend, Slots slots, AdapterStrategy strategy, TokenBatch batch, Linear layer, Tensor x, Tensor out) {
-        slots.strategy = strategy;
-        AdaptedLinear adapted = AdaptedLinear.forStep(backend, slots, batch);
-        return time(() -> adapted.project(layer, x, out));
-    }
-
-    /** Median of timed calls, in microseconds: warm-up calls for 150 ms (at least 2), then at least 5 calls and 200 ms. */
-    static double time(Runnable r) {
-        long warmEnd = System.nanoTime() + 150_000_000L;
-        for (int i = 0; i < 2 || System.nanoTime() < warmEnd; i++) {
-            r.run();
-        }
-        List<Double> t = new ArrayList<>();
-        long end = System.nanoTime() + 200_000_000L;
-        while (t.size() < 5 || (System.nanoTime() < end && t.size() < 50)) {
-            long start = System.nanoTime();
-            r.run();
-            t.add((System.nanoTime() - start) / 1e3);
-        }
-        java.util.Collections.sort(t);
-        return t.get(t.size() / 2);
+    /** One layer call under a strategy, grouping the tokens by slot each call as a step does. */
+    private static Runnable project(Backend backend, Slots slots, AdapterStrategy strategy, TokenBatch batch, Linear layer, Tensor x, Tensor out) {
+        AdapterSlots pinned = slots.with(strategy);
+        return () -> AdaptedLinear.forStep(backend, pinned, batch).project(layer, x, out);
     }
 
     private static TensorView randomBf16(int rows, int cols, double scale, SplittableRandom random) {
@@ -121,41 +173,53 @@ public final class AdapterBench {
     }
 
     /** S adapters of one kind and rank, one per slot, on the bench layer. */
-    private static final class Slots implements AdapterSlots {
+    private static final class Slots {
         final AdapterModule[] modules;
         final Adapter[] adapters;
-        AdapterStrategy strategy = AdapterStrategy.EXACT;
+        final CostModel costs;
 
-        Slots(Backend backend, int d, int rank, int count, boolean flora, SplittableRandom random) {
+        Slots(Backend backend, int in, int outs, int rank, int count, boolean flora, SplittableRandom random, CostModel costs) {
+            this.costs = costs;
             modules = new AdapterModule[count];
             adapters = new Adapter[count];
             for (int s = 0; s < count; s++) {
-                float[] a = new float[rank * d];
-                float[] b = new float[d * rank];
+                float[] a = new float[rank * in];
+                float[] b = new float[outs * rank];
                 for (int i = 0; i < a.length; i++) {
                     a[i] = (float) (flora ? 1 + 0.1 * random.nextDouble(-1, 1) : 0.01 * random.nextDouble(-1, 1));
+                }
+                for (int i = 0; i < b.length; i++) {
                     b[i] = (float) (flora ? 1 + 0.1 * random.nextDouble(-1, 1) : 0.01 * random.nextDouble(-1, 1));
                 }
                 modules[s] = flora
-                        ? new AdapterModule.Flora(backend.fromHost(a, rank, d), backend.fromHost(b, rank, d), rank)
-                        : new AdapterModule.Lora(backend.weight(a, rank, d), backend.weight(b, d, rank), null, 2f, rank);
-                adapters[s] = new Adapter("bench-" + s, null, null, null, java.util.Map.of("bench.layer", modules[s]));
+                        ? new AdapterModule.Flora(backend.fromHost(a, rank, in), backend.fromHost(b, rank, outs), rank)
+                        : new AdapterModule.Lora(backend.weight(a, rank, in), backend.weight(b, outs, rank), null, 2f, rank);
+                adapters[s] = new Adapter("bench-" + s, flora ? AdapterKind.FLORA : AdapterKind.LORA, null, null, Map.of("bench.layer", modules[s]));
             }
         }
 
-        @Override
-        public AdapterModule module(String module, int slot) {
-            return modules[slot];
-        }
+        AdapterSlots with(AdapterStrategy strategy) {
+            return new AdapterSlots() {
+                @Override
+                public AdapterModule module(String module, int slot) {
+                    return modules[slot];
+                }
 
-        @Override
-        public AdapterStrategy strategy() {
-            return strategy;
-        }
+                @Override
+                public AdapterStrategy strategy() {
+                    return strategy;
+                }
 
-        @Override
-        public Adapter adapter(int slot) {
-            return adapters[slot];
+                @Override
+                public CostModel costModel() {
+                    return costs;
+                }
+
+                @Override
+                public Adapter adapter(int slot) {
+                    return adapters[slot];
+                }
+            };
         }
     }
 }

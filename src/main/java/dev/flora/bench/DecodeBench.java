@@ -1,7 +1,10 @@
 package dev.flora.bench;
 
 import dev.flora.adapter.Adapter;
+import dev.flora.adapter.AdapterKind;
 import dev.flora.adapter.AdapterRegistry;
+import dev.flora.adapter.AdapterStrategy;
+import dev.flora.adapter.CostModel;
 import dev.flora.adapter.RandomAdapters;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
@@ -12,8 +15,10 @@ import dev.flora.model.ModelSpec;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.TreeSet;
 
 /**
  * Decode speed: B sequences with short random prompts are prefilled, then decoded together for N
@@ -38,12 +43,18 @@ public final class DecodeBench {
     /**
      * Each sequence's own adapter: kind, rank, target modules and the strategy pinned.
      */
-    public record AdapterSetup(dev.flora.adapter.AdapterKind kind, int rank, java.util.Set<String> targets,
-                               dev.flora.adapter.AdapterStrategy strategy) {
-        String describe() {
-            return kind.name().toLowerCase(java.util.Locale.ROOT) + " r=" + rank + " on " + String.join(",", new java.util.TreeSet<>(targets))
+    public record AdapterSetup(AdapterKind kind, int rank, Set<String> targets, AdapterStrategy strategy) {
+        public String describe() {
+            return kind.name().toLowerCase(Locale.ROOT) + " r=" + rank + " on " + String.join(",", new TreeSet<>(targets))
                     + ", one per sequence, strategy " + strategy.cliName();
         }
+    }
+
+    /**
+     * One configuration of a comparison: decode tokens/s of each round, their median, and the
+     * median's ratio to the first configuration's (the model without adapters).
+     */
+    public record Comparison(String model, String adapters, int batch, int steps, List<Double> tokensPerSecond, double median, double ratio) {
     }
 
     private DecodeBench() {
@@ -65,12 +76,7 @@ public final class DecodeBench {
     public static Result run(CausalLM model, String name, String kernels, int batch, int steps, int promptTokens, MachineLimits limits,
                              AdapterSetup adapters) {
         ModelSpec spec = model.spec();
-        AdapterRegistry registry = new AdapterRegistry(batch);
-        registry.useCosts(dev.flora.adapter.CostModel.loadIfPresent(dev.flora.adapter.CostModel.defaultFile()));
-        if (adapters != null) {
-            RandomAdapters.create(model, adapters.kind(), adapters.rank(), adapters.targets(), batch, 3).forEach(registry::register);
-            registry.pin(adapters.strategy());
-        }
+        AdapterRegistry registry = registry(model, batch, adapters);
         long warmEnd = System.nanoTime() + 2_000_000_000L;
         while (System.nanoTime() < warmEnd) {
             decode(model, batch, Math.min(steps, 8), promptTokens, registry, adapters != null); // warm the JIT up on the same code paths
@@ -88,24 +94,92 @@ public final class DecodeBench {
                 (double) batch * (steps + 1) / ((timing[0] + timing[1]) / 1e9));
     }
 
-    /** Runs prefill plus {@code steps} decode steps; returns the nanoseconds of the decode steps and of the prefill. */
-    private static long[] decode(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
+    /**
+     * Several configurations (null: no adapters) decoded in turn, STEP BY STEP: each round prefills
+     * one engine per configuration, then runs their decode steps alternately (in turn order reversed
+     * every step), so that the load of other processes on a shared machine falls on all of them
+     * alike. Tokens/s per round, median over the rounds, ratio to the first configuration.
+     */
+    public static List<Comparison> compare(CausalLM model, String name, int batch, int steps, int rounds, List<AdapterSetup> setups) {
+        int n = setups.size();
+        List<AdapterRegistry> registries = new ArrayList<>();
+        for (AdapterSetup s : setups) {
+            registries.add(registry(model, batch, s));
+        }
+        for (int c = 0; c < n; c++) {
+            long warmEnd = System.nanoTime() + 2_000_000_000L;
+            while (System.nanoTime() < warmEnd) {
+                decode(model, batch, Math.min(steps, 8), PROMPT_TOKENS, registries.get(c), setups.get(c) != null);
+            }
+        }
+        List<List<Double>> perRound = new ArrayList<>();
+        for (int c = 0; c < n; c++) {
+            perRound.add(new ArrayList<>());
+        }
+        for (int round = 0; round < rounds; round++) {
+            Engine[] engines = new Engine[n];
+            for (int c = 0; c < n; c++) {
+                engines[c] = prefilled(model, batch, steps, PROMPT_TOKENS, registries.get(c), setups.get(c) != null);
+            }
+            long[] nanos = new long[n];
+            Engine.Listener quiet = new Engine.Listener() { };
+            for (int step = 0; step < steps; step++) {
+                for (int k = 0; k < n; k++) {
+                    int c = step % 2 == 0 ? k : n - 1 - k;
+                    long start = System.nanoTime();
+                    engines[c].step(quiet);
+                    nanos[c] += System.nanoTime() - start;
+                }
+            }
+            for (int c = 0; c < n; c++) {
+                if (engines[c].hasWork()) {
+                    throw new IllegalStateException("expected " + steps + " decode steps");
+                }
+                perRound.get(c).add((double) batch * steps / (nanos[c] / 1e9));
+            }
+        }
+        double baseline = Interleaved.median(perRound.getFirst());
+        List<Comparison> out = new ArrayList<>();
+        for (int c = 0; c < n; c++) {
+            double median = Interleaved.median(perRound.get(c));
+            out.add(new Comparison(name, setups.get(c) == null ? "none" : setups.get(c).describe(), batch, steps,
+                    List.copyOf(perRound.get(c)), median, median / baseline));
+        }
+        return out;
+    }
+
+    /** A registry with one random adapter per sequence (none for null), the strategy pinned, and the stored calibration for AUTO. */
+    private static AdapterRegistry registry(CausalLM model, int batch, AdapterSetup adapters) {
+        AdapterRegistry registry = new AdapterRegistry(batch);
+        registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile()));
+        if (adapters != null) {
+            RandomAdapters.create(model, adapters.kind(), adapters.rank(), adapters.targets(), batch, 3).forEach(registry::register);
+            registry.pin(adapters.strategy());
+        }
+        return registry;
+    }
+
+    /** An engine with B sequences submitted and prefilled (the first step), ready for {@code steps} decode steps. */
+    private static Engine prefilled(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
         ModelSpec spec = model.spec();
-        int maxSeqs = Math.max(batch, 1);
-        Engine engine = new Engine(model, EngineConfig.DEFAULT.withMaxSequences(maxSeqs)
+        Engine engine = new Engine(model, EngineConfig.DEFAULT.withMaxSequences(Math.max(batch, 1))
                 .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, promptTokens + steps + 16)))
                 .withMaxBatchedTokens(Math.max(EngineConfig.DEFAULT.maxBatchedTokens(), batch * promptTokens)), Set.of(), registry);
         List<String> names = registry.adapters().stream().map(dev.flora.adapter.AdapterVersion::name).toList();
         SplittableRandom random = new SplittableRandom(11);
-        List<Request> requests = new ArrayList<>();
         for (int b = 0; b < batch; b++) {
             int[] prompt = random.ints(promptTokens, 0, spec.vocabSize()).toArray();
-            requests.add(Request.withAdapter("bench-" + b, prompt, SamplingParams.greedy(steps + 1, true), false, adapted ? names.get(b) : null));
+            engine.submit(Request.withAdapter("bench-" + b, prompt, SamplingParams.greedy(steps + 1, true), false, adapted ? names.get(b) : null));
         }
-        requests.forEach(engine::submit);
-        Engine.Listener quiet = new Engine.Listener() { };
+        engine.step(new Engine.Listener() { }); // prefill of every prompt, and the first token
+        return engine;
+    }
+
+    /** Runs prefill plus {@code steps} decode steps; returns the nanoseconds of the decode steps and of the prefill. */
+    private static long[] decode(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
         long prefillStart = System.nanoTime();
-        engine.step(quiet); // prefill of every prompt, and the first token
+        Engine engine = prefilled(model, batch, steps, promptTokens, registry, adapted);
+        Engine.Listener quiet = new Engine.Listener() { };
         long start = System.nanoTime();
         int done = 0;
         while (engine.hasWork()) {

@@ -36,8 +36,10 @@ final class BenchCommand implements Runnable {
 
     @Command(name = "adapters", mixinStandardHelpOptions = true,
             description = {"Per-layer time of each adapter strategy against rank (the shape of the fLoRA paper's figure 2 on "
-                    + "this machine): a d x d bf16 layer, T tokens over S sequences each with its own adapter, and the base layer alone.",
-                    "Prints a table (or --json lines) and writes a PNG plot."})
+                    + "this machine): a d x d bf16 layer, T tokens over S sequences each with its own adapter, the base layer "
+                    + "alone, and the automatic choice (by the stored calibration) beside the pinned strategies.",
+                    "All cases of a point are timed interleaved, median of --rounds rounds. Prints a table (or --json lines) "
+                            + "and writes a PNG plot."})
     static final class Adapters implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -54,6 +56,12 @@ final class BenchCommand implements Runnable {
         @Option(names = "--ranks", defaultValue = "1,2,4,8,16,32,64", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
         int[] ranks;
 
+        @Option(names = "--rounds", defaultValue = "3", paramLabel = "N", description = "Interleaved rounds per point; the median is reported (default: ${DEFAULT-VALUE}).")
+        int rounds;
+
+        @Option(names = "--calibration", paramLabel = "FILE", description = "Calibration for the automatic choice (default: $FLORA_CACHE/calibration.json; without one, AUTO's defaults).")
+        Path calibration;
+
         @Option(names = "--plot", defaultValue = "bench-adapters.png", paramLabel = "PNG", description = "Plot file (default: ${DEFAULT-VALUE}).")
         Path plot;
 
@@ -67,12 +75,18 @@ final class BenchCommand implements Runnable {
                     throw new FloraException("--tokens " + t + " is fewer than --sequences " + sequences + "; each sequence needs a token");
                 }
             }
-            if (dim < 16 || sequences < 1 || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)) {
-                throw new FloraException("--dim must be >= 16, --sequences and --ranks >= 1");
+            if (dim < 16 || sequences < 1 || rounds < 1 || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)) {
+                throw new FloraException("--dim must be >= 16, --sequences, --rounds and --ranks >= 1");
             }
+            Path file = calibration != null ? calibration : dev.flora.adapter.CostModel.defaultFile();
+            dev.flora.adapter.CostModel costs = dev.flora.adapter.CostModel.loadIfPresent(file);
+            if (calibration != null && costs == null) {
+                throw new FloraException("--calibration " + calibration + ": no such file");
+            }
+            var setup = new dev.flora.bench.AdapterBench.Setup(dim, dim, sequences, tokens, ranks, rounds, true, costs);
             java.util.List<dev.flora.bench.AdapterBench.Point> points;
             try (Progress progress = new Progress(spec.commandLine().getErr(), "measuring", (long) tokens.length * ranks.length)) {
-                points = dev.flora.bench.AdapterBench.run(new CpuBackend(), dim, sequences, tokens, ranks, progress);
+                points = dev.flora.bench.AdapterBench.run(new CpuBackend(), setup, progress);
             }
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
@@ -80,33 +94,20 @@ final class BenchCommand implements Runnable {
                     out.println(JsonLines.JSON.valueToTree(p));
                 }
             } else {
-                out.printf(Locale.ROOT, "d = %d, %d sequences each with its own adapter (LoRA for gathered/bmm/exact-lora, fLoRA for flora/exact-flora), kernels %s%n",
-                        dim, sequences, KernelProvider.describe());
-                out.printf(Locale.ROOT, "%7s %5s", "tokens", "rank");
-                for (String s : dev.flora.bench.AdapterBench.STRATEGIES) {
-                    out.printf(Locale.ROOT, " %12s", s);
-                }
-                out.println("   (microseconds per layer call; median)");
-                for (int t : tokens) {
-                    for (int r : ranks) {
-                        out.printf(Locale.ROOT, "%7d %5d", t, r);
-                        for (String s : dev.flora.bench.AdapterBench.STRATEGIES) {
-                            double us = points.stream().filter(p -> p.tokens() == t && p.rank() == r && p.strategy().equals(s))
-                                    .mapToDouble(dev.flora.bench.AdapterBench.Point::micros).findFirst().orElse(Double.NaN);
-                            out.printf(Locale.ROOT, " %12.1f", us);
-                        }
-                        out.println();
-                    }
-                }
+                out.printf(Locale.ROOT, "d = %d, %d sequences each with its own adapter (LoRA for gathered/bmm/exact-lora, fLoRA for "
+                                + "flora/exact-flora), kernels %s, %d threads; microseconds per layer call, median of %d interleaved rounds; "
+                                + "auto by %s%n", dim, sequences, KernelProvider.describe(), Runtime.getRuntime().availableProcessors(), rounds,
+                        costs == null ? "AUTO's defaults (no calibration)" : file);
+                dev.flora.bench.AdapterTable.print(out, points, true);
             }
             java.util.Map<String, java.util.Map<String, java.util.List<double[]>>> panels = new java.util.LinkedHashMap<>();
             for (int t : tokens) {
                 java.util.Map<String, java.util.List<double[]>> series = new java.util.LinkedHashMap<>();
-                for (String s : dev.flora.bench.AdapterBench.STRATEGIES) {
+                for (String s : dev.flora.bench.AdapterBench.columns(false)) {
                     series.put(s, points.stream().filter(p -> p.tokens() == t && p.strategy().equals(s))
                             .map(p -> new double[] {p.rank(), p.micros()}).toList());
                 }
-                panels.put(t + " tokens, " + sequences + " adapters", series);
+                panels.put(t + " tokens, " + Math.min(sequences, t) + " adapters", series);
             }
             dev.flora.bench.LinePlot.write(plot, "Adapted layer time vs rank, d=" + dim + " (" + KernelProvider.describe() + ")", "rank", "us", panels);
             spec.commandLine().getErr().println("plot: " + plot.toAbsolutePath());
@@ -178,8 +179,16 @@ final class BenchCommand implements Runnable {
         @Option(names = "--targets", defaultValue = "q_proj,v_proj", split = ",", paramLabel = "M", description = "Adapted modules (default: ${DEFAULT-VALUE}).")
         java.util.Set<String> targets;
 
-        @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S", description = "Adapter strategy (default: ${DEFAULT-VALUE}).")
-        String strategy;
+        @Option(names = "--strategy", defaultValue = "auto", split = ",", paramLabel = "S",
+                description = "Adapter strategy; several (comma-separated) with --compare (default: ${DEFAULT-VALUE}).")
+        java.util.List<String> strategy;
+
+        @Option(names = "--compare", description = "Decode without adapters and with each --strategy, interleaved step by step, "
+                + "--rounds times; print tokens/s per round, the medians and their ratio to no adapters.")
+        boolean compare;
+
+        @Option(names = "--rounds", defaultValue = "3", paramLabel = "N", description = "Rounds of --compare (default: ${DEFAULT-VALUE}).")
+        int rounds;
 
         @Option(names = "--prompt-tokens", defaultValue = "16", paramLabel = "P", description = "Prompt tokens per sequence, prefilled in one step before the timed decode (default: ${DEFAULT-VALUE}).")
         int promptTokens;
@@ -193,7 +202,10 @@ final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() {
-            DecodeBench.AdapterSetup setup = null;
+            if (batch < 1 || tokens < 1 || rounds < 1) {
+                throw new FloraException("--batch, --tokens and --rounds must be at least 1");
+            }
+            java.util.List<DecodeBench.AdapterSetup> setups = new java.util.ArrayList<>();
             if (adapterKind != null) {
                 dev.flora.adapter.AdapterKind kind = switch (adapterKind.toLowerCase(Locale.ROOT)) {
                     case "lora" -> dev.flora.adapter.AdapterKind.LORA;
@@ -204,31 +216,47 @@ final class BenchCommand implements Runnable {
                 if (rank < 1) {
                     throw new FloraException("--rank must be at least 1");
                 }
-                setup = new DecodeBench.AdapterSetup(kind, rank, targets, dev.flora.adapter.AdapterStrategy.parse(strategy));
+                for (String s : strategy) {
+                    setups.add(new DecodeBench.AdapterSetup(kind, rank, targets, dev.flora.adapter.AdapterStrategy.parse(s)));
+                }
             }
-            if (batch < 1 || tokens < 1) {
-                throw new FloraException("--batch and --tokens must be at least 1");
+            if (!compare && setups.size() > 1) {
+                throw new FloraException("several strategies need --compare");
             }
             Path dir = model != null ? model : DemoModel.ensure(DemoModel.defaultCache(),
                     total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
             ModelDirectory directory = ModelDirectory.open(dir);
-            dev.flora.backend.Backend backend = device.create();
-            CausalLM lm = Models.load(directory, backend, randomWeights);
             if (promptTokens < 1) {
                 throw new FloraException("--prompt-tokens must be at least 1");
             }
+            if (compare && (promptTokens != DecodeBench.PROMPT_TOKENS || !device.device.equals("cpu"))) {
+                throw new FloraException("--compare runs on the CPU with the default --prompt-tokens");
+            }
+            dev.flora.backend.Backend backend = device.create();
+            CausalLM lm = Models.load(directory, backend, randomWeights);
             if (promptTokens + tokens > lm.spec().maxContext()) {
                 throw new FloraException("--tokens " + tokens + " does not fit the model's context of " + lm.spec().maxContext());
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            String name = dir.getFileName().toString();
+            if (compare) {
+                setups.addFirst(null);
+                var results = DecodeBench.compare(lm, name, batch, tokens, rounds, setups);
+                if (json) {
+                    results.forEach(r -> out.println(JsonLines.JSON.valueToTree(r)));
+                } else {
+                    out.println(comparisonTable(results, KernelProvider.describe(), rounds));
+                }
+                return 0;
             }
             MachineLimits limits = backend instanceof dev.flora.cuda.CudaBackend gpu ? gpu.measureLimits() : MachineLimits.measure();
             String kernels = backend instanceof dev.flora.cuda.CudaBackend ? backend.name() : KernelProvider.describe();
             DecodeBench.Result r;
             try {
-                r = DecodeBench.run(lm, dir.getFileName().toString(), kernels, batch, tokens, promptTokens, limits, setup);
+                r = DecodeBench.run(lm, name, kernels, batch, tokens, promptTokens, limits, setups.isEmpty() ? null : setups.getFirst());
             } finally {
                 backend.close();
             }
-            PrintWriter out = spec.commandLine().getOut();
             if (json) {
                 ObjectNode o = JsonLines.JSON.valueToTree(r);
                 out.println(o);
@@ -236,6 +264,19 @@ final class BenchCommand implements Runnable {
                 out.println(table(r));
             }
             return 0;
+        }
+
+        static String comparisonTable(java.util.List<DecodeBench.Comparison> results, String kernels, int rounds) {
+            StringBuilder b = new StringBuilder();
+            DecodeBench.Comparison first = results.getFirst();
+            b.append(String.format(Locale.ROOT, "model %s, batch %d x %d decode steps, kernels %s, %d threads; %d rounds, configurations interleaved step by step%n",
+                    first.model(), first.batch(), first.steps(), kernels, Runtime.getRuntime().availableProcessors(), rounds));
+            b.append(String.format(Locale.ROOT, "%-72s %-28s %9s %9s%n", "adapters", "tokens/s per round", "median", "vs none"));
+            for (DecodeBench.Comparison c : results) {
+                String perRound = String.join(" ", c.tokensPerSecond().stream().map(v -> String.format(Locale.ROOT, "%.1f", v)).toList());
+                b.append(String.format(Locale.ROOT, "%-72s %-28s %9.1f %9.3f%n", c.adapters(), perRound, c.median(), c.ratio()));
+            }
+            return b.toString().stripTrailing();
         }
 
         static String table(DecodeBench.Result r) {

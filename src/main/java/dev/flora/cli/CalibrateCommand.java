@@ -1,10 +1,13 @@
 package dev.flora.cli;
 
 import dev.flora.FloraException;
+import dev.flora.adapter.AdapterKind;
+import dev.flora.adapter.Calibration;
 import dev.flora.adapter.CostModel;
 import dev.flora.bench.AdapterBench;
 import dev.flora.cpu.CpuBackend;
 import dev.flora.cpu.KernelProvider;
+import dev.flora.model.Linear;
 import dev.flora.model.ModelDirectory;
 import dev.flora.model.Models;
 import picocli.CommandLine.Command;
@@ -16,92 +19,119 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.Callable;
 
 /** {@code flora calibrate}: measures what adapted layers cost here; the engine's automatic strategy uses it. */
 @Command(name = "calibrate", mixinStandardHelpOptions = true,
-        description = {"Measure the cost of every adapter strategy on this machine (token counts x ranks, S adapters), fit the "
-                + "fLoRA paper's eq. 7 constants c1 and c2, and store it all; --strategy auto then picks the cheapest per layer and step.",
+        description = {"Measure the cost of every adapter strategy on this machine (layer shapes x token counts x ranks, S adapters), "
+                + "fit the fLoRA paper's eq. 7 constants c1 and c2, and store it all; --strategy auto then picks the cheapest per "
+                + "layer and step, interpolating the measured times over token count and rank.",
+                "With --model, every distinct shape of the model's linear layers; else one --dim x --dim layer. Shapes measured "
+                        + "before (same machine and kernels) and not measured now are kept.",
                 "Stored in $FLORA_CACHE/calibration.json (default ~/.cache/flora)."})
 final class CalibrateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", paramLabel = "DIR", description = "Calibrate at this model's hidden size.")
+    @Option(names = "--model", paramLabel = "DIR", description = "Calibrate at this model's layer shapes.")
     Path model;
 
     @Option(names = "--dim", defaultValue = "1024", paramLabel = "D", description = "Layer width without --model (default: ${DEFAULT-VALUE}).")
     int dim;
 
-    @Option(names = "--sequences", defaultValue = "16", paramLabel = "S", description = "Adapters per step (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--sequences", defaultValue = "16", paramLabel = "S", description = "Adapters per step, at most one per token (default: ${DEFAULT-VALUE}).")
     int sequences;
 
-    @Option(names = "--tokens", defaultValue = "16,64", split = ",", paramLabel = "T", description = "Token counts (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--tokens", defaultValue = "1,4,16,64,256", split = ",", paramLabel = "T", description = "Token counts (default: ${DEFAULT-VALUE}).")
     int[] tokens;
 
     @Option(names = "--ranks", defaultValue = "1,2,4,8,16,32,64", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
     int[] ranks;
+
+    @Option(names = "--rounds", defaultValue = "3", paramLabel = "N", description = "Interleaved rounds per point; the median is kept (default: ${DEFAULT-VALUE}).")
+    int rounds;
 
     @Option(names = "--out", paramLabel = "FILE", description = "Where to store it (default: $FLORA_CACHE/calibration.json).")
     Path out;
 
     @Override
     public Integer call() throws IOException {
-        int d = model != null ? Models.load(ModelDirectory.open(model), new CpuBackend()).spec().hiddenSize() : dim;
-        for (int t : tokens) {
-            if (t < sequences) {
-                throw new FloraException("--tokens " + t + " is fewer than --sequences " + sequences);
+        if (sequences < 1 || rounds < 1 || java.util.Arrays.stream(tokens).anyMatch(t -> t < 1) || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)) {
+            throw new FloraException("--sequences, --rounds, --tokens and --ranks must be at least 1");
+        }
+        Set<List<Integer>> shapes = new LinkedHashSet<>();
+        int d = dim;
+        if (model != null) {
+            var lm = Models.load(ModelDirectory.open(model), new CpuBackend());
+            d = lm.spec().hiddenSize();
+            for (Linear l : lm.linears().values()) {
+                shapes.add(List.of(l.inFeatures(), l.outFeatures()));
+            }
+        } else {
+            shapes.add(List.of(dim, dim));
+        }
+        List<AdapterBench.Point> points = new ArrayList<>();
+        try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", (long) shapes.size() * tokens.length * ranks.length)) {
+            for (List<Integer> shape : shapes) {
+                var setup = new AdapterBench.Setup(shape.get(0), shape.get(1), sequences, tokens, ranks, rounds, false, null);
+                points.addAll(AdapterBench.run(new CpuBackend(), setup, progress));
             }
         }
-        List<AdapterBench.Point> points;
-        try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", (long) tokens.length * ranks.length)) {
-            points = AdapterBench.run(new CpuBackend(), d, sequences, tokens, ranks, progress);
-        }
-        double c2 = 0;
-        int n2 = 0;
-        double c1 = 0;
-        int n1 = 0;
+        int fitIn = shapes.contains(List.of(d, d)) ? d : shapes.iterator().next().get(0);
+        int fitOut = shapes.contains(List.of(d, d)) ? d : shapes.iterator().next().get(1);
+        double c2 = fitC2(points, fitIn, fitOut);
+        double c1 = fitC1(points, fitIn, fitOut, c2);
+        List<Calibration.Measurement> measured = new ArrayList<>();
         for (AdapterBench.Point p : points) {
-            if (p.strategy().equals("base")) {
-                c2 += p.micros() / (p.tokens() * (double) d * d);
-                n2++;
-            }
+            measured.add(new Calibration.Measurement(p.strategy(), p.in(), p.out(), p.tokens(), p.rank(), p.micros()));
         }
-        c2 /= n2;
-        for (AdapterBench.Point p : points) {
-            if (p.strategy().equals("bmm")) {
-                double base = c2 * p.tokens() * (double) d * d;
-                c1 += Math.max(0, p.micros() - base) / (2.0 * p.tokens() * d * p.rank());
-                n1++;
-            }
-        }
-        c1 /= n1;
-        List<CostModel.Measurement> measured = new ArrayList<>();
-        for (AdapterBench.Point p : points) {
-            measured.add(new CostModel.Measurement(p.strategy(), p.tokens(), p.rank(), p.micros()));
-        }
-        CostModel costs = new CostModel(System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cores",
-                KernelProvider.describe(), d, c1, c2, measured);
         Path file = out != null ? out : CostModel.defaultFile();
-        costs.save(file);
+        Calibration calibration = new Calibration(System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cores",
+                KernelProvider.describe(), fitIn, sequences, c1, c2, List.copyOf(measured)).keepingOtherShapesOf(Calibration.loadIfPresent(file));
+        calibration.save(file);
+        CostModel costs = new CostModel(calibration);
         PrintWriter w = spec.commandLine().getOut();
-        w.printf(Locale.ROOT, "d = %d, %d adapters per step; eq. 7 fit: c2 = %.3e us per token*d^2, c1 = %.3e us per token*d*r%n", d, sequences, c2, c1);
-        w.printf(Locale.ROOT, "%7s %5s %12s %12s %12s %12s   %s%n", "tokens", "rank", "fLoRA", "eq7 fLoRA", "bmm", "eq7 bmm", "auto picks (fLoRA / LoRA)");
-        for (int t : tokens) {
-            for (int r : ranks) {
-                w.printf(Locale.ROOT, "%7d %5d %12.1f %12.1f %12.1f %12.1f   %s / %s%n", t, r, micros(points, "flora", t, r), costs.predictFlora(t, r),
-                        micros(points, "bmm", t, r), costs.predictBmm(t, r),
-                        costs.choose(dev.flora.adapter.AdapterKind.FLORA, t, r).cliName(), costs.choose(dev.flora.adapter.AdapterKind.LORA, t, r).cliName());
+        w.printf(Locale.ROOT, "eq. 7 fit on the %d x %d layer: c2 = %.3e us per token*d^2, c1 = %.3e us per token*d*r%n", fitOut, fitIn, c2, c1);
+        for (List<Integer> shape : shapes) {
+            int in = shape.get(0);
+            int o = shape.get(1);
+            w.printf(Locale.ROOT, "layer [%d, %d], up to %d adapters per step, median of %d interleaved rounds (us per call)%n", o, in, sequences, rounds);
+            w.printf(Locale.ROOT, "%7s %5s %10s %10s %10s %10s %10s %10s %10s   %s%n", "tokens", "rank", "base", "flora", "exact-flora",
+                    "gathered", "bmm", "exact-lora", (in == fitIn && o == fitOut) ? "eq7 fLoRA" : "", "picks (fLoRA / LoRA)");
+            for (int t : tokens) {
+                for (int r : ranks) {
+                    w.printf(Locale.ROOT, "%7d %5d", t, r);
+                    for (String s : List.of("base", "flora", "exact-flora", "gathered", "bmm", "exact-lora")) {
+                        w.printf(Locale.ROOT, " %10.1f", micros(points, s, in, o, t, r));
+                    }
+                    w.printf(Locale.ROOT, " %10s", (in == fitIn && o == fitOut) ? String.format(Locale.ROOT, "%.1f", calibration.predictFlora(t, r)) : "");
+                    w.printf(Locale.ROOT, "   %s / %s%n", costs.choose(AdapterKind.FLORA, in, o, t, r).cliName(), costs.choose(AdapterKind.LORA, in, o, t, r).cliName());
+                }
             }
         }
         w.println("stored: " + file.toAbsolutePath());
         return 0;
     }
 
-    private static double micros(List<AdapterBench.Point> points, String strategy, int t, int r) {
-        return points.stream().filter(p -> p.strategy().equals(strategy) && p.tokens() == t && p.rank() == r)
+    /** eq. 7's c2: the base product's microseconds per token·d², averaged over the points. */
+    private static double fitC2(List<AdapterBench.Point> points, int in, int out) {
+        return points.stream().filter(p -> p.strategy().equals("base") && p.in() == in && p.out() == out)
+                .mapToDouble(p -> p.micros() / (p.tokens() * (double) in * out)).average().orElse(Double.NaN);
+    }
+
+    /** eq. 7's c1: what bmm LoRA costs beyond the base product, per token·d·r (two small products). */
+    private static double fitC1(List<AdapterBench.Point> points, int in, int out, double c2) {
+        return points.stream().filter(p -> p.strategy().equals("bmm") && p.in() == in && p.out() == out)
+                .mapToDouble(p -> Math.max(0, p.micros() - c2 * p.tokens() * (double) in * out) / (2.0 * p.tokens() * Math.sqrt((double) in * out) * p.rank()))
+                .average().orElse(Double.NaN);
+    }
+
+    private static double micros(List<AdapterBench.Point> points, String strategy, int in, int out, int t, int r) {
+        return points.stream().filter(p -> p.strategy().equals(strategy) && p.in() == in && p.out() == out && p.tokens() == t && p.rank() == r)
                 .mapToDouble(AdapterBench.Point::micros).findFirst().orElse(Double.NaN);
     }
 }

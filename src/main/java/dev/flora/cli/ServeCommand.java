@@ -72,7 +72,8 @@ final class ServeCommand implements Callable<Integer> {
             description = "Allow POST /v1/load_lora_adapter for adapter directories under DIR (no traversal, no symlink escape).")
     Path adapterRoot;
 
-    @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S", description = "Adapter strategy (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--strategy", defaultValue = "auto", paramLabel = "S", description = "Adapter strategy: auto, exact, flora, gathered, "
+            + "bmm (with prompts and decodes in separate steps, as the fLoRA paper's vLLM 0.1.3 baseline ran), merged (default: ${DEFAULT-VALUE}).")
     String strategy;
 
     @Mixin
@@ -107,7 +108,8 @@ final class ServeCommand implements Callable<Integer> {
         AdapterRegistry registry = AdapterOptions.load(pretrained.model(), adapters,
                 AdapterOptions.maxResident(maxAdapters, adapters.size(), maxCpuAdapters), maxCpuAdapters, spec.commandLine().getErr());
         registry.pin(pinned);
-        EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens).withMaxSequences(maxSequences).withKvCacheBytes(kvCacheBytes);
+        EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens).withMaxSequences(maxSequences).withKvCacheBytes(kvCacheBytes)
+                .withSeparatePrefillDecode(pinned == AdapterStrategy.BMM);
         EngineLoop loop = new EngineLoop(new Engine(pretrained.model(), config, pretrained.eosTokenIds(), registry), maxWaiting);
         OpenAiServer server = new OpenAiServer(pretrained, loop, registry, name, apiKey, host, port);
         if (adapterRoot != null) {

@@ -76,45 +76,109 @@ public final class CpuBackend implements Backend {
         return CpuTensor.weight(segment, DType.F32, rows, cols);
     }
 
+    /** Tokens of one adapter taken together by the LoRA kernel: its A and B rows are read once per run, not per token. */
+    private static final int LORA_RUN = 8;
+
     @Override
     public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out) {
         CpuTensor xt = CpuTensor.act(x);
         CpuTensor o = CpuTensor.act(out);
         int in = xt.cols();
         int outs = o.cols();
-        int total = 0;
-        for (int[] r : rows) {
-            total += r.length;
-        }
-        int[] groupOf = new int[total];
-        int[] rowOf = new int[total];
-        for (int g = 0, k = 0; g < rows.length; g++) {
-            for (int r : rows[g]) {
-                groupOf[k] = g;
-                rowOf[k++] = r;
-            }
-        }
         float[][] av = new float[rows.length][];
         float[][] bt = new float[rows.length][];
         float[][] biasv = new float[rows.length][];
+        int maxRank = 0;
         for (int g = 0; g < rows.length; g++) {
             av[g] = CpuTensor.of(a[g]).hostCopies()[0];   // A [r, in]
             bt[g] = CpuTensor.of(b[g]).hostCopies()[1];   // B^T [r, out]
             biasv[g] = bias[g] == null ? null : CpuTensor.of(bias[g]).hostCopies()[0];
+            maxRank = Math.max(maxRank, a[g].rows());
         }
-        // One parallel loop over every adapted token of every adapter: one dispatch per layer, not per adapter.
-        RowOps.forEach(total, (long) (in + outs) * 8, k -> {
-            int g = groupOf[k];
+        // Runs of up to LORA_RUN tokens of one adapter (Punica's segments), all in one parallel loop:
+        // one dispatch per layer, not per adapter.
+        Runs runs = Runs.of(rows, LORA_RUN);
+        long tokensPerRun = Math.ceilDiv(runs.tokens(), Math.max(1, runs.count()));
+        RowOps.forEach(runs.count(), tokensPerRun * maxRank * (in + outs), k -> {
+            int g = runs.group[k];
+            int from = runs.from[k];
+            int n = runs.length[k];
             int r = a[g].rows();
-            float[] d = new float[outs];
-            int xo = xt.offset + rowOf[k] * in;
+            float[] v = new float[n * r];
             for (int j = 0; j < r; j++) {
-                kernels.axpy(kernels.dot(xt.array, xo, av[g], j * in, in), bt[g], j * outs, d, 0, outs);
+                for (int t = 0; t < n; t++) {
+                    v[t * r + j] = kernels.dot(xt.array, xt.offset + rows[g][from + t] * in, av[g], j * in, in);
+                }
             }
-            int oo = o.offset + rowOf[k] * outs;
-            for (int c = 0; c < outs; c++) {
-                o.array[oo + c] += scale[g] * (biasv[g] == null ? d[c] : d[c] + biasv[g][c]);
+            float[] d = new float[n * outs];
+            for (int j = 0; j < r; j++) {
+                for (int t = 0; t < n; t++) {
+                    kernels.axpy(v[t * r + j], bt[g], j * outs, d, t * outs, outs);
+                }
             }
+            for (int t = 0; t < n; t++) {
+                int oo = o.offset + rows[g][from + t] * outs;
+                for (int c = 0; c < outs; c++) {
+                    float dc = d[t * outs + c];
+                    o.array[oo + c] += scale[g] * (biasv[g] == null ? dc : dc + biasv[g][c]);
+                }
+            }
+        });
+    }
+
+    @Override
+    public void floraModulate(Tensor x, int[][] rows, Tensor[] a, Tensor stacked) {
+        CpuTensor xt = CpuTensor.act(x);
+        CpuTensor st = CpuTensor.act(stacked);
+        int in = xt.cols();
+        FloraLayout layout = FloraLayout.of(rows, a);
+        if (st.rows() != layout.stackedRows() || st.cols() != in) {
+            throw new IllegalArgumentException("floraModulate: stacked [" + st.rows() + ", " + st.cols() + "] for "
+                    + layout.stackedRows() + " rows of " + in);
+        }
+        float[][] av = new float[rows.length][];
+        for (int g = 0; g < rows.length; g++) {
+            if (a[g].cols() != in) {
+                throw new IllegalArgumentException("floraModulate: A [" + a[g].rows() + ", " + a[g].cols() + "] for inputs of " + in);
+            }
+            av[g] = CpuTensor.of(a[g]).hostCopies()[0];
+        }
+        RowOps.forEach(layout.tokens(), (long) layout.maxRank() * in, m -> {
+            int g = layout.group[m];
+            int i = layout.index[m];
+            int n = rows[g].length;
+            int src = xt.offset + rows[g][i] * in;
+            for (int j = 0, r = a[g].rows(); j < r; j++) {
+                kernels.mul(xt.array, src, av[g], j * in, st.array, st.offset + (layout.base[g] + j * n + i) * in, in);
+            }
+        });
+    }
+
+    @Override
+    public void floraDemodulate(Tensor products, int[][] rows, Tensor[] bt, Tensor bias, Tensor out) {
+        CpuTensor p = CpuTensor.act(products);
+        CpuTensor o = CpuTensor.act(out);
+        int outs = o.cols();
+        FloraLayout layout = FloraLayout.of(rows, bt);
+        if (p.rows() != layout.stackedRows() || p.cols() != outs) {
+            throw new IllegalArgumentException("floraDemodulate: products [" + p.rows() + ", " + p.cols() + "] for "
+                    + layout.stackedRows() + " rows of " + outs);
+        }
+        float[][] bv = new float[rows.length][];
+        for (int g = 0; g < rows.length; g++) {
+            if (bt[g].cols() != outs) {
+                throw new IllegalArgumentException("floraDemodulate: B^T [" + bt[g].rows() + ", " + bt[g].cols() + "] for outputs of " + outs);
+            }
+            bv[g] = CpuTensor.of(bt[g]).hostCopies()[0];
+        }
+        float[] biasv = bias == null ? null : CpuTensor.of(bias).hostCopies()[0];
+        RowOps.forEach(layout.tokens(), (long) layout.maxRank() * outs, m -> {
+            int g = layout.group[m];
+            int i = layout.index[m];
+            int n = rows[g].length;
+            int r = bt[g].rows();
+            kernels.demodulate(p.array, p.offset + (layout.base[g] + i) * outs, n * outs, bv[g], 0, outs, r, 1f / r,
+                    biasv, o.array, o.offset + rows[g][i] * outs, outs);
         });
     }
 

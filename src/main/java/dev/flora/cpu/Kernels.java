@@ -22,4 +22,16 @@ interface Kernels {
 
     /** y[yOff + i] += alpha * x[xOff + i] for i in [0, n). */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n);
+
+    /** out[oOff + i] = x[xOff + i] * y[yOff + i] for i in [0, n) (fLoRA's modulation of an input row). */
+    void mul(float[] x, int xOff, float[] y, int yOff, float[] out, int oOff, int n);
+
+    /**
+     * fLoRA's demodulation of one output row: out[oOff + i] = scale * s (+ bias[i]), where s starts at
+     * 0 and adds p[pOff + j * pStride + i] * b[bOff + j * bStride + i] for j = 0 .. rank - 1 in order,
+     * each product rounded before its addition: the arithmetic of multiplying rows in place, adding
+     * them up and scattering them scaled, in one pass. bias may be null.
+     */
+    void demodulate(float[] p, int pOff, int pStride, float[] b, int bOff, int bStride, int rank, float scale,
+                    float[] bias, float[] out, int oOff, int n);
 }

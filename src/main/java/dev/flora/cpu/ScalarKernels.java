@@ -65,4 +65,25 @@ final class ScalarKernels implements Kernels {
             y[yOff + i] += alpha * x[xOff + i];
         }
     }
+
+    @Override
+    public void mul(float[] x, int xOff, float[] y, int yOff, float[] out, int oOff, int n) {
+        for (int i = 0; i < n; i++) {
+            out[oOff + i] = x[xOff + i] * y[yOff + i];
+        }
+    }
+
+    @Override
+    public void demodulate(float[] p, int pOff, int pStride, float[] b, int bOff, int bStride, int rank, float scale,
+                           float[] bias, float[] out, int oOff, int n) {
+        for (int i = 0; i < n; i++) {
+            float s = 0f;
+            for (int j = 0; j < rank; j++) {
+                float product = p[pOff + j * pStride + i] * b[bOff + j * bStride + i];
+                s += product;
+            }
+            float v = scale * s;
+            out[oOff + i] = bias == null ? v : v + bias[i];
+        }
+    }
 }

@@ -348,4 +348,42 @@ final class VectorKernels implements Kernels {
             y[yOff + i] = Math.fma(x[xOff + i], alpha, y[yOff + i]);
         }
     }
+
+    @Override
+    public void mul(float[] x, int xOff, float[] y, int yOff, float[] out, int oOff, int n) {
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            FloatVector.fromArray(F, x, xOff + i).mul(FloatVector.fromArray(F, y, yOff + i)).intoArray(out, oOff + i);
+        }
+        for (; i < n; i++) {
+            out[oOff + i] = x[xOff + i] * y[yOff + i];
+        }
+    }
+
+    // Lanewise mul then add (never fma): the same roundings as the scalar kernel and the exact strategy.
+    @Override
+    public void demodulate(float[] p, int pOff, int pStride, float[] b, int bOff, int bStride, int rank, float scale,
+                           float[] bias, float[] out, int oOff, int n) {
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            FloatVector s = FloatVector.zero(F);
+            for (int j = 0; j < rank; j++) {
+                s = s.add(FloatVector.fromArray(F, p, pOff + j * pStride + i).mul(FloatVector.fromArray(F, b, bOff + j * bStride + i)));
+            }
+            FloatVector v = s.mul(scale);
+            if (bias != null) {
+                v = v.add(FloatVector.fromArray(F, bias, i));
+            }
+            v.intoArray(out, oOff + i);
+        }
+        for (; i < n; i++) {
+            float s = 0f;
+            for (int j = 0; j < rank; j++) {
+                float product = p[pOff + j * pStride + i] * b[bOff + j * bStride + i];
+                s += product;
+            }
+            float v = scale * s;
+            out[oOff + i] = bias == null ? v : v + bias[i];
+        }
+    }
 }

@@ -473,6 +473,68 @@ public final class CudaBackend implements Backend {
                 longs(biasPtr, owner), ints(biasType, owner), rankP, floats(scale, owner), CudaTensor.of(out).pointer, maxRank, out.cols());
     }
 
+    /** Host-side layout of fLoRA's stacked rows (Backend#floraModulate), uploaded for one call. */
+    private long[] floraLayout(int[][] rows, Tensor[] factor, int width, Object owner, String what) {
+        int groups = rows.length;
+        int tokens = 0;
+        int stacked = 0;
+        int[] base = new int[groups];
+        int[] count = new int[groups];
+        int[] rank = new int[groups];
+        int[] type = new int[groups];
+        long[] pointer = new long[groups];
+        for (int g = 0; g < groups; g++) {
+            CudaTensor f = CudaTensor.of(factor[g]);
+            if (f.cols() != width) {
+                throw new IllegalArgumentException(what + ": factor [" + f.rows() + ", " + f.cols() + "] for rows of " + width);
+            }
+            base[g] = stacked;
+            count[g] = rows[g].length;
+            rank[g] = f.rows();
+            type[g] = f.typeCode();
+            pointer[g] = f.pointer;
+            stacked += f.rows() * rows[g].length;
+            tokens += rows[g].length;
+        }
+        int[] rowOf = new int[tokens];
+        int[] groupOf = new int[tokens];
+        int[] indexOf = new int[tokens];
+        for (int g = 0, m = 0; g < groups; g++) {
+            for (int i = 0; i < rows[g].length; i++, m++) {
+                rowOf[m] = rows[g][i];
+                groupOf[m] = g;
+                indexOf[m] = i;
+            }
+        }
+        return new long[] {tokens, stacked, ints(rowOf, owner), ints(groupOf, owner), ints(indexOf, owner), ints(base, owner),
+                ints(count, owner), longs(pointer, owner), ints(type, owner), ints(rank, owner)};
+    }
+
+    @Override
+    public void floraModulate(Tensor x, int[][] rows, Tensor[] a, Tensor stacked) {
+        bind();
+        long[] l = floraLayout(rows, a, x.cols(), stacked, "floraModulate");
+        if (stacked.rows() != l[1] || stacked.cols() != x.cols()) {
+            throw new IllegalArgumentException("floraModulate: stacked [" + stacked.rows() + ", " + stacked.cols() + "] for " + l[1]
+                    + " rows of " + x.cols());
+        }
+        launchRows("flora_modulate", (int) l[0], CudaTensor.of(x).pointer, l[2], l[3], l[4], l[5], l[6], l[7], l[8], l[9],
+                CudaTensor.of(stacked).pointer, x.cols());
+    }
+
+    @Override
+    public void floraDemodulate(Tensor products, int[][] rows, Tensor[] bt, Tensor bias, Tensor out) {
+        bind();
+        long[] l = floraLayout(rows, bt, out.cols(), out, "floraDemodulate");
+        if (products.rows() != l[1] || products.cols() != out.cols()) {
+            throw new IllegalArgumentException("floraDemodulate: products [" + products.rows() + ", " + products.cols() + "] for " + l[1]
+                    + " rows of " + out.cols());
+        }
+        CudaTensor b = bias == null ? null : CudaTensor.of(bias);
+        launchRows("flora_demodulate", (int) l[0], CudaTensor.of(products).pointer, l[2], l[3], l[4], l[5], l[6], l[7], l[8], l[9],
+                ptr(b), type(b), CudaTensor.of(out).pointer, out.cols());
+    }
+
     @Override
     public void rotary(Tensor x, int headDim, Tensor invFreq, StepData step) {
         bind();

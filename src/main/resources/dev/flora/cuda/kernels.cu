@@ -32,25 +32,15 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
     return h;
 }
 
-// Sum over the block, every thread receives it. blockDim.x is a multiple of 32, at most 1024.
-__device__ float block_sum(float v, float* scratch) {
+// Sum over the block (float or double), every thread receives it. blockDim.x is a multiple of 32,
+// at most 1024; scratch holds one value per warp.
+template <typename T> __device__ T block_sum(T v, T* scratch) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     __syncthreads();
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
-    float s = 0.f;
-    for (int w = 0; w < warps; w++) s += scratch[w];
-    return s;
-}
-
-__device__ double block_sum_d(double v, double* scratch) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    double s = 0.0;
+    T s = 0;
     for (int w = 0; w < warps; w++) s += scratch[w];
     return s;
 }
@@ -130,7 +120,7 @@ __global__ void rms_norm(const float* x, const void* weight, int type, float eps
     const float* row = x + (long long) blockIdx.x * cols;
     double s = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) s += (double) row[c] * row[c];
-    float variance = (float) (block_sum_d(s, scratch) / cols);
+    float variance = (float) (block_sum(s, scratch) / cols);
     float inv = (float) (1.0 / sqrt((double) (variance + eps)));
     for (int c = threadIdx.x; c < cols; c += blockDim.x) out[(long long) blockIdx.x * cols + c] = row[c] * inv * ld(weight, c, type);
 }
@@ -140,10 +130,10 @@ __global__ void layer_norm(const float* x, const void* weight, int wType, const 
     const float* row = x + (long long) blockIdx.x * cols;
     double s = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) s += row[c];
-    double mean = block_sum_d(s, scratch) / cols;
+    double mean = block_sum(s, scratch) / cols;
     double q = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) { double d = row[c] - mean; q += d * d; }
-    double inv = 1.0 / sqrt(block_sum_d(q, scratch) / cols + eps);
+    double inv = 1.0 / sqrt(block_sum(q, scratch) / cols + eps);
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float v = (float) ((row[c] - mean) * inv) * ld(weight, c, wType);
         out[(long long) blockIdx.x * cols + c] = bias ? v + ld(bias, c, bType) : v;
@@ -218,7 +208,7 @@ __global__ void attention(const float* q, const float* cacheK, const float* cach
         scores[j] = e;
         localSum += e;
     }
-    double sum = block_sum_d(localSum, sumScratch);
+    double sum = block_sum(localSum, sumScratch);
     __syncthreads();
     double acc[ATTN_MAX_HEAD_DIM / 32];
     for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) acc[k] = 0.0;
@@ -299,6 +289,38 @@ __global__ void fill_random(void* out, int type, long long n, unsigned long long
     }
 }
 
+// fLoRA modulation, every group of the step at once: one block per adapted token m (group g,
+// index i of n_g): stacked[base_g + j n_g + i] = x[row_m] ∘ A_g[j] for j < r_g.
+__global__ void flora_modulate(const float* x, const int* rowOf, const int* groupOf, const int* indexOf, const int* base,
+                               const int* count, const long long* aPtr, const int* aType, const int* rank, float* stacked, int in) {
+    int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g];
+    const float* row = x + (long long) rowOf[m] * in;
+    const void* a = (const void*) aPtr[g];
+    for (int j = 0; j < rank[g]; j++) {
+        float* dst = stacked + (long long) (base[g] + j * n + i) * in;
+        for (int c = threadIdx.x; c < in; c += blockDim.x) dst[c] = __fmul_rn(row[c], ld(a, (long long) j * in + c, aType[g]));
+    }
+}
+
+// fLoRA demodulation, the inverse layout: out[row_m] = (1 / r_g) Σ_j products[base_g + j n_g + i] ∘ B_g^T[j]
+// (+ bias), each product rounded before it is added, in j order: the CPU's arithmetic bit for bit.
+__global__ void flora_demodulate(const float* products, const int* rowOf, const int* groupOf, const int* indexOf, const int* base,
+                                 const int* count, const long long* btPtr, const int* btType, const int* rank, const void* bias,
+                                 int biasType, float* out, int outs) {
+    int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g], r = rank[g];
+    const void* bt = (const void*) btPtr[g];
+    float scale = 1.f / r;
+    float* o = out + (long long) rowOf[m] * outs;
+    for (int c = threadIdx.x; c < outs; c += blockDim.x) {
+        float s = 0.f;
+        for (int j = 0; j < r; j++) {
+            s = __fadd_rn(s, __fmul_rn(products[(long long) (base[g] + j * n + i) * outs + c], ld(bt, (long long) j * outs + c, btType[g])));
+        }
+        float v = __fmul_rn(scale, s);
+        o[c] = bias ? __fadd_rn(v, ld(bias, c, biasType)) : v;
+    }
+}
+
 // LoRA shrink and expand sum in float64: the adapter's scale (rsLoRA's alpha / sqrt(r), say) can
 // magnify rounding. These simple versions serve exactness; fast ones replace them where it pays.
 // LoRA shrink, every adapted token of every adapter at once: one block per (token k, rank j):
@@ -312,7 +334,7 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
     const float* row = x + (long long) rowOf[k] * in;
     double s = 0.0;
     for (int c = threadIdx.x; c < in; c += blockDim.x) s += (double) ld(a, (long long) j * in + c, aType[g]) * row[c];
-    s = block_sum_d(s, scratch);
+    s = block_sum(s, scratch);
     if (threadIdx.x == 0) v[(long long) k * maxRank + j] = (float) s;
 }
 

@@ -4,39 +4,104 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
 class CostModelTest {
+    private static Calibration.Measurement m(String strategy, int tokens, int rank, double micros) {
+        return new Calibration.Measurement(strategy, 64, 64, tokens, rank, micros);
+    }
+
+    static Calibration calibration() {
+        return new Calibration("test", "scalar", 64, 16, 0.5, 0.001, List.of(
+                m("flora", 16, 1, 10), m("exact-flora", 16, 1, 20),
+                m("gathered", 16, 1, 30), m("bmm", 16, 1, 25),
+                m("exact-lora", 16, 1, 40),
+                m("flora", 16, 8, 90), m("exact-flora", 16, 8, 70),
+                m("gathered", 16, 8, 31), m("bmm", 16, 8, 60),
+                m("exact-lora", 16, 8, 50)));
+    }
+
     static CostModel model() {
-        return new CostModel("test", "scalar", 64, 0.5, 0.001, List.of(
-                new CostModel.Measurement("flora", 16, 1, 10), new CostModel.Measurement("exact-flora", 16, 1, 20),
-                new CostModel.Measurement("gathered", 16, 1, 30), new CostModel.Measurement("bmm", 16, 1, 25),
-                new CostModel.Measurement("exact-lora", 16, 1, 40),
-                new CostModel.Measurement("flora", 16, 8, 90), new CostModel.Measurement("exact-flora", 16, 8, 70),
-                new CostModel.Measurement("gathered", 16, 8, 31), new CostModel.Measurement("bmm", 16, 8, 60),
-                new CostModel.Measurement("exact-lora", 16, 8, 50)));
+        return new CostModel(calibration());
     }
 
     @Test
-    void picksTheFastestMeasuredStrategyForTheKindAtTheNearestPoint() {
+    void picksTheFastestMeasuredStrategyForTheKind() {
         CostModel m = model();
-        assertThat(m.choose(AdapterKind.FLORA, 16, 1)).isEqualTo(AdapterStrategy.FLORA);
-        assertThat(m.choose(AdapterKind.LORA, 16, 1)).isEqualTo(AdapterStrategy.BMM);
-        assertThat(m.choose(AdapterKind.FLORA, 14, 7)).isEqualTo(AdapterStrategy.EXACT);
-        assertThat(m.choose(AdapterKind.LORA, 20, 16)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(m.choose(AdapterKind.FLORA, 64, 64, 16, 1)).isEqualTo(AdapterStrategy.FLORA);
+        assertThat(m.choose(AdapterKind.LORA, 64, 64, 16, 1)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(m.choose(AdapterKind.FLORA, 64, 64, 14, 7)).isEqualTo(AdapterStrategy.EXACT);
+        assertThat(m.choose(AdapterKind.LORA, 64, 64, 20, 16)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(m.choose(AdapterKind.IA3, 64, 64, 16, 1)).isEqualTo(AdapterStrategy.EXACT);
+    }
+
+    @Test
+    void interpolatesLogTimeOverLogTokensAndLogRankAndClampsAtTheEdges() {
+        List<Calibration.Measurement> ms = new ArrayList<>();
+        for (int t : new int[] {4, 16}) {
+            for (int r : new int[] {1, 4}) {
+                ms.add(m("flora", t, r, t * r));          // time ∝ tokens · rank: exact in log-log
+                ms.add(m("exact-flora", t, r, 3 * t));    // flat in rank
+            }
+        }
+        CostModel c = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, ms));
+        assertThat(c.estimate("flora", 64, 64, 8, 2)).isCloseTo(16, within(1e-9));
+        assertThat(c.estimate("flora", 64, 64, 1, 1)).isCloseTo(4, within(1e-9));     // clamped to 4 tokens
+        assertThat(c.estimate("flora", 64, 64, 64, 64)).isCloseTo(64, within(1e-9));  // clamped to 16 tokens, rank 4
+        assertThat(c.estimate("gathered", 64, 64, 8, 2)).isNaN();
+        // flora t·r against exact 3t: flora below rank 3, exact above
+        assertThat(c.choose(AdapterKind.FLORA, 64, 64, 8, 2)).isEqualTo(AdapterStrategy.FLORA);
+        assertThat(c.choose(AdapterKind.FLORA, 64, 64, 8, 4)).isEqualTo(AdapterStrategy.EXACT);
+    }
+
+    @Test
+    void usesTheNearestMeasuredLayerShape() {
+        List<Calibration.Measurement> ms = new ArrayList<>();
+        for (int t : new int[] {1, 16}) {
+            ms.add(new Calibration.Measurement("gathered", 768, 768, t, 8, 10));
+            ms.add(new Calibration.Measurement("exact-lora", 768, 768, t, 8, 20));
+            ms.add(new Calibration.Measurement("gathered", 768, 2048, t, 8, 30));
+            ms.add(new Calibration.Measurement("exact-lora", 768, 2048, t, 8, 20));
+        }
+        CostModel c = new CostModel(new Calibration("test", "scalar", 768, 16, 0, 0, ms));
+        assertThat(c.choose(AdapterKind.LORA, 768, 768, 16, 8)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(c.choose(AdapterKind.LORA, 768, 256, 16, 8)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(c.choose(AdapterKind.LORA, 768, 2048, 16, 8)).isEqualTo(AdapterStrategy.EXACT);
+        assertThat(c.choose(AdapterKind.LORA, 2048, 768, 16, 8)).isEqualTo(AdapterStrategy.GATHERED);
+        // fLoRA was not measured: the defaults
+        assertThat(c.choose(AdapterKind.FLORA, 768, 768, 16, 8)).isEqualTo(AdapterStrategy.FLORA);
     }
 
     @Test
     void eq7AndStorage(@TempDir Path tmp) throws IOException {
-        CostModel m = model();
-        assertThat(m.predictFlora(16, 2)).isEqualTo(0.001 * 2 * 16 * 64 * 64);
-        assertThat(m.predictBmm(16, 2)).isEqualTo(0.001 * 16 * 64 * 64 + 2 * 0.5 * 16 * 64 * 2);
+        Calibration c = calibration();
+        assertThat(c.predictFlora(16, 2)).isEqualTo(0.001 * 2 * 16 * 64 * 64);
+        assertThat(c.predictBmm(16, 2)).isEqualTo(0.001 * 16 * 64 * 64 + 2 * 0.5 * 16 * 64 * 2);
         Path file = tmp.resolve("c.json");
-        m.save(file);
-        assertThat(CostModel.loadIfPresent(file)).isEqualTo(m);
+        c.save(file);
+        assertThat(Calibration.loadIfPresent(file)).isEqualTo(c);
+        assertThat(CostModel.loadIfPresent(file).calibration()).isEqualTo(c);
         assertThat(CostModel.loadIfPresent(tmp.resolve("none.json"))).isNull();
+        Files.writeString(tmp.resolve("old.json"), "{\"machine\":\"x\",\"kernels\":\"y\",\"dim\":64,\"c1\":1,\"c2\":1,"
+                + "\"measurements\":[{\"strategy\":\"flora\",\"tokens\":16,\"rank\":1,\"micros\":3}]}");
+        assertThatThrownBy(() -> Calibration.loadIfPresent(tmp.resolve("old.json"))).hasMessageContaining("run flora calibrate again");
+    }
+
+    @Test
+    void aNewCalibrationKeepsTheOtherShapesOfAnEarlierOneOnTheSameMachine() {
+        Calibration earlier = new Calibration("m", "k", 64, 16, 0, 0, List.of(
+                new Calibration.Measurement("flora", 64, 64, 16, 1, 5), new Calibration.Measurement("flora", 32, 64, 16, 1, 7)));
+        Calibration now = new Calibration("m", "k", 64, 16, 0, 0, List.of(new Calibration.Measurement("flora", 64, 64, 16, 1, 6)));
+        assertThat(now.keepingOtherShapesOf(earlier).measurements()).containsExactly(
+                new Calibration.Measurement("flora", 64, 64, 16, 1, 6), new Calibration.Measurement("flora", 32, 64, 16, 1, 7));
+        Calibration elsewhere = new Calibration("other", "k", 64, 16, 0, 0, earlier.measurements());
+        assertThat(now.keepingOtherShapesOf(elsewhere)).isEqualTo(now);
     }
 }

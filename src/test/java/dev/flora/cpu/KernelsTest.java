@@ -476,6 +476,169 @@ class KernelsTest {
         }
     }
 
+    // ---------------------------------------------------------------- adapter kernels (one call over every group)
+
+    /** Groups of rows out of order, of different sizes (one over a LoRA run of 8) and ranks. */
+    private static final int[][] GROUPS = {{4, 1}, {0}, {6, 2, 5}, {3, 7, 8, 9, 10, 11, 12, 13, 14, 15}};
+    private static final int[] RANKS = {2, 1, 3, 4};
+    private static final int TOKENS = 17; // row 16 belongs to no group
+
+    private static int stackedRows() {
+        int n = 0;
+        for (int g = 0; g < GROUPS.length; g++) {
+            n += GROUPS[g].length * RANKS[g];
+        }
+        return n;
+    }
+
+    @Test
+    void floraModulateStacksEveryGroupsModulatedCopiesInOnePass() {
+        SplittableRandom r = new SplittableRandom(31);
+        for (int cols : COLS) {
+            float[] x = gaussian(r, TOKENS * cols, 1);
+            float[][] a = new float[GROUPS.length][];
+            Tensor[] at = new Tensor[GROUPS.length];
+            for (int g = 0; g < GROUPS.length; g++) {
+                a[g] = gaussian(r, RANKS[g] * cols, 1);
+                // Adapter tensors come both ways: host activations (fLoRA loader) and weights.
+                at[g] = g % 2 == 0 ? backend.fromHost(a[g], RANKS[g], cols) : backend.weight(a[g], RANKS[g], cols);
+            }
+            Tensor stacked = poisoned(stackedRows(), cols);
+            backend.floraModulate(backend.fromHost(x, TOKENS, cols), GROUPS, at, stacked);
+            float[] got = backend.toHost(stacked);
+            int row = 0;
+            for (int g = 0; g < GROUPS.length; g++) {
+                for (int j = 0; j < RANKS[g]; j++) {
+                    for (int i = 0; i < GROUPS[g].length; i++, row++) {
+                        for (int c = 0; c < cols; c++) {
+                            assertThat(got[row * cols + c]).isEqualTo(x[GROUPS[g][i] * cols + c] * a[g][j * cols + c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void floraDemodulateIsTheSeparateOperationsBitForBitAndMatchesFloat64(boolean withBias) {
+        SplittableRandom r = new SplittableRandom(32);
+        for (int cols : COLS) {
+            float[] products = gaussian(r, stackedRows() * cols, 1);
+            float[][] bt = new float[GROUPS.length][];
+            Tensor[] btt = new Tensor[GROUPS.length];
+            for (int g = 0; g < GROUPS.length; g++) {
+                bt[g] = gaussian(r, RANKS[g] * cols, 1);
+                btt[g] = g % 2 == 0 ? backend.fromHost(bt[g], RANKS[g], cols) : backend.weight(bt[g], RANKS[g], cols);
+            }
+            float[] bias = gaussian(r, cols, 1);
+            Tensor biasT = withBias ? backend.weight(bias, 1, cols) : null;
+            float[] before = gaussian(r, TOKENS * cols, 1);
+            Tensor p = backend.fromHost(products, stackedRows(), cols);
+            Tensor fused = backend.fromHost(before, TOKENS, cols);
+            backend.floraDemodulate(p, GROUPS, btt, biasT, fused);
+            // The exact strategy's operations, one group and one copy at a time.
+            Tensor separate = backend.fromHost(before, TOKENS, cols);
+            int base = 0;
+            for (int g = 0; g < GROUPS.length; g++) {
+                int n = GROUPS[g].length;
+                Tensor sum = backend.allocate(n, cols);
+                for (int j = 0; j < RANKS[g]; j++) {
+                    Tensor y = backend.fromHost(backend.toHost(backend.rows(p, base + j * n, n)), n, cols);
+                    backend.mulRows(y, null, btt[g], j);
+                    backend.addInPlace(sum, y);
+                }
+                backend.scatterRows(sum, GROUPS[g], 1f / RANKS[g], biasT, false, separate);
+                base += RANKS[g] * n;
+            }
+            float[] got = backend.toHost(fused);
+            assertThat(got).isEqualTo(backend.toHost(separate));
+            double[] expected = new double[TOKENS * cols];
+            for (int i = 0; i < expected.length; i++) {
+                expected[i] = before[i];
+            }
+            base = 0;
+            for (int g = 0; g < GROUPS.length; g++) {
+                int n = GROUPS[g].length;
+                for (int i = 0; i < n; i++) {
+                    for (int c = 0; c < cols; c++) {
+                        double s = 0;
+                        for (int j = 0; j < RANKS[g]; j++) {
+                            s += (double) products[(base + j * n + i) * cols + c] * bt[g][j * cols + c];
+                        }
+                        expected[GROUPS[g][i] * cols + c] = s / RANKS[g] + (withBias ? bias[c] : 0);
+                    }
+                }
+                base += RANKS[g] * n;
+            }
+            assertClose(got, expected, "floraDemodulate");
+        }
+    }
+
+    @Test
+    void loraShrinkExpandMatchesFloat64AndEachTokenAlone() {
+        SplittableRandom r = new SplittableRandom(33);
+        for (int in : COLS) {
+            int outs = in + 3;
+            float[] x = gaussian(r, TOKENS * in, 1);
+            Tensor[] a = new Tensor[GROUPS.length];
+            Tensor[] b = new Tensor[GROUPS.length];
+            Tensor[] bias = new Tensor[GROUPS.length];
+            float[][] av = new float[GROUPS.length][];
+            float[][] bv = new float[GROUPS.length][];
+            float[][] biasv = new float[GROUPS.length][];
+            float[] scale = new float[GROUPS.length];
+            for (int g = 0; g < GROUPS.length; g++) {
+                av[g] = gaussian(r, RANKS[g] * in, 1);
+                bv[g] = gaussian(r, outs * RANKS[g], 1);
+                a[g] = backend.weight(av[g], RANKS[g], in);
+                b[g] = backend.weight(bv[g], outs, RANKS[g]);
+                if (g % 2 == 1) {
+                    biasv[g] = gaussian(r, outs, 1);
+                    bias[g] = backend.weight(biasv[g], 1, outs);
+                }
+                scale[g] = 0.5f + g;
+            }
+            float[] before = gaussian(r, TOKENS * outs, 1);
+            Tensor xt = backend.fromHost(x, TOKENS, in);
+            Tensor out = backend.fromHost(before, TOKENS, outs);
+            backend.loraShrinkExpand(xt, GROUPS, a, b, bias, scale, out);
+            float[] got = backend.toHost(out);
+            double[] expected = new double[TOKENS * outs];
+            for (int i = 0; i < expected.length; i++) {
+                expected[i] = before[i];
+            }
+            for (int g = 0; g < GROUPS.length; g++) {
+                for (int row : GROUPS[g]) {
+                    double[] v = new double[RANKS[g]];
+                    for (int j = 0; j < RANKS[g]; j++) {
+                        for (int i = 0; i < in; i++) {
+                            v[j] += (double) x[row * in + i] * av[g][j * in + i];
+                        }
+                    }
+                    for (int o = 0; o < outs; o++) {
+                        double d = biasv[g] == null ? 0 : biasv[g][o];
+                        for (int j = 0; j < RANKS[g]; j++) {
+                            d += bv[g][o * RANKS[g] + j] * v[j];
+                        }
+                        expected[row * outs + o] += scale[g] * d;
+                    }
+                }
+            }
+            assertClose(got, expected, "loraShrinkExpand");
+            // Batch invariance: each token alone gives the same bits as in the full call.
+            for (int g = 0; g < GROUPS.length; g++) {
+                for (int row : GROUPS[g]) {
+                    Tensor alone = backend.fromHost(before, TOKENS, outs);
+                    backend.loraShrinkExpand(xt, new int[][] {{row}}, new Tensor[] {a[g]}, new Tensor[] {b[g]}, new Tensor[] {bias[g]},
+                            new float[] {scale[g]}, alone);
+                    assertThat(Arrays.copyOfRange(backend.toHost(alone), row * outs, (row + 1) * outs))
+                            .isEqualTo(Arrays.copyOfRange(got, row * outs, (row + 1) * outs));
+                }
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- attention through the paged cache
 
     private static final int BLOCK = 4;

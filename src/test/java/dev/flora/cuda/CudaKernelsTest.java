@@ -503,4 +503,40 @@ class CudaKernelsTest {
                     .containsExactly(cpu.toHost(cpu.weight(random, rows, 129)));
         }
     }
+
+    @Test
+    void floraModulateAndDemodulateAreTheCpusBitForBit() {
+        var cpu = dev.flora.cpu.CpuBackend.withKernels("scalar");
+        int t = 9, in = 70, out = 45;
+        int[][] rows = {{1, 4}, {0}, {3, 5, 8}};
+        int[] ranks = {1, 3, 2};
+        float[] x = randoms(t * in);
+        float[] base = randoms(t * out);
+        float[] bias = randoms(out);
+        Tensor[] aGpu = new Tensor[3];
+        Tensor[] aCpu = new Tensor[3];
+        Tensor[] bGpu = new Tensor[3];
+        Tensor[] bCpu = new Tensor[3];
+        int stacked = 0;
+        for (int g = 0; g < 3; g++) {
+            float[] a = randoms(ranks[g] * in);
+            float[] b = randoms(ranks[g] * out);
+            aGpu[g] = gpu.weight(a, ranks[g], in);
+            aCpu[g] = cpu.weight(a, ranks[g], in);
+            bGpu[g] = gpu.weight(b, ranks[g], out);
+            bCpu[g] = cpu.weight(b, ranks[g], out);
+            stacked += ranks[g] * rows[g].length;
+        }
+        Tensor sg = poisoned(stacked, in);
+        Tensor sc = cpu.allocate(stacked, in);
+        gpu.floraModulate(gpu.fromHost(x, t, in), rows, aGpu, sg);
+        cpu.floraModulate(cpu.fromHost(x, t, in), rows, aCpu, sc);
+        assertThat(gpu.toHost(sg)).as("modulated").containsExactly(cpu.toHost(sc));
+        float[] products = randoms(stacked * out);
+        Tensor og = gpu.fromHost(base, t, out);
+        Tensor oc = cpu.fromHost(base, t, out);
+        gpu.floraDemodulate(gpu.fromHost(products, stacked, out), rows, bGpu, gpu.weight(bias, 1, out), og);
+        cpu.floraDemodulate(cpu.fromHost(products, stacked, out), rows, bCpu, cpu.weight(bias, 1, out), oc);
+        assertThat(gpu.toHost(og)).as("demodulated (other rows untouched)").containsExactly(cpu.toHost(oc));
+    }
 }

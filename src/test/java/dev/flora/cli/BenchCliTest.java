@@ -1,0 +1,87 @@
+package dev.flora.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.flora.Fixtures;
+import dev.flora.adapter.Calibration;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+import static dev.flora.cli.CliTest.JSON;
+import static dev.flora.cli.CliTest.flora;
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** flora calibrate, bench adapters and bench decode --compare as a user runs them (shapes of the output, never speeds). */
+class BenchCliTest {
+    @TempDir
+    Path tmp;
+
+    private static List<JsonNode> lines(String out) throws IOException {
+        List<JsonNode> nodes = new ArrayList<>();
+        for (String line : out.lines().toList()) {
+            nodes.add(JSON.readTree(line));
+        }
+        return nodes;
+    }
+
+    @Test
+    void calibrateThenBenchAdaptersPutsTheAutomaticChoiceBesideThePinnedStrategies() throws IOException {
+        Path file = tmp.resolve("calibration.json");
+        CliTest.Run cal = flora("calibrate", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1", "--out", file.toString());
+        assertThat(cal.code()).as(cal.err()).isZero();
+        assertThat(cal.out()).contains("eq. 7 fit", "picks (fLoRA / LoRA)", "stored: ");
+        Calibration c = Calibration.loadIfPresent(file);
+        // Every strategy at every (tokens, rank) of the one 32 x 32 shape.
+        assertThat(c.measurements()).hasSize(2 * 2 * 6).allMatch(m -> m.in() == 32 && m.out() == 32 && m.micros() > 0);
+        assertThat(c.sequences()).isEqualTo(2);
+
+        Path plot = tmp.resolve("plot.png");
+        CliTest.Run bench = flora("bench", "adapters", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1",
+                "--calibration", file.toString(), "--plot", plot.toString(), "--json");
+        assertThat(bench.code()).as(bench.err()).isZero();
+        List<JsonNode> points = lines(bench.out());
+        assertThat(points).hasSize(2 * 2 * 8);
+        Set<String> strategies = points.stream().map(p -> p.get("strategy").asText()).collect(Collectors.toSet());
+        assertThat(strategies).containsExactlyInAnyOrder("base", "flora", "exact-flora", "auto-flora", "gathered", "bmm", "exact-lora", "auto-lora");
+        for (JsonNode p : points) {
+            if (p.get("strategy").asText().startsWith("auto-")) {
+                assertThat(p.get("picked").asText()).isIn("flora", "exact", "gathered", "bmm");
+            } else {
+                assertThat(p.get("picked").isNull()).isTrue();
+            }
+        }
+        assertThat(Files.size(plot)).isPositive();
+
+        CliTest.Run table = flora("bench", "adapters", "--dim", "32", "--sequences", "2", "--tokens", "2", "--ranks", "1", "--rounds", "1",
+                "--calibration", file.toString(), "--plot", plot.toString());
+        assertThat(table.code()).as(table.err()).isZero();
+        assertThat(table.out()).contains("auto/best", "flora/gathered", "worst auto/best: fLoRA ");
+    }
+
+    @Test
+    void benchDecodeCompareRunsEveryConfigurationAgainstNoAdapters() throws IOException {
+        CliTest.Run run = flora("bench", "decode", "--model", Fixtures.llamaTinyModel().toString(), "--batch", "2", "--tokens", "3",
+                "--adapter-kind", "lora", "--rank", "2", "--targets", "q_proj,v_proj", "--strategy", "gathered,auto", "--compare", "--rounds", "2", "--json");
+        assertThat(run.code()).as(run.err()).isZero();
+        List<JsonNode> rows = lines(run.out());
+        assertThat(rows).hasSize(3);
+        assertThat(rows.get(0).get("adapters").asText()).isEqualTo("none");
+        assertThat(rows.get(0).get("ratio").asDouble()).isEqualTo(1.0);
+        assertThat(rows.get(1).get("adapters").asText()).contains("lora r=2", "strategy gathered");
+        assertThat(rows.get(2).get("adapters").asText()).contains("strategy auto");
+        for (JsonNode r : rows) {
+            assertThat(r.get("tokensPerSecond")).hasSize(2);
+            assertThat(r.get("median").asDouble()).isPositive();
+        }
+        CliTest.Run refused = flora("bench", "decode", "--model", Fixtures.llamaTinyModel().toString(), "--adapter-kind", "lora",
+                "--strategy", "gathered,auto");
+        CliTest.assertCleanError(refused, "--compare");
+    }
+}
