@@ -8,7 +8,9 @@ import java.util.LinkedHashMap;
 
 /**
  * The text table of {@link AdapterBench} points: microseconds per strategy, the automatic choice
- * beside the pinned ones with its ratio to the best of its kind, and fLoRA against LoRA-gathered.
+ * beside the pinned ones with its ratio to the best of its kind (auto/best, timed) and the ratio of
+ * the pinned strategy it picked to the best (pick/best: the choice alone, without the noise
+ * between two timings of the same code), and fLoRA against LoRA-gathered.
  */
 public final class AdapterTable {
     private AdapterTable() {
@@ -20,7 +22,7 @@ public final class AdapterTable {
         for (String c : columns) {
             out.printf(Locale.ROOT, " %11s", c);
             if (c.equals(AdapterBench.AUTO_FLORA) || c.equals(AdapterBench.AUTO_LORA)) {
-                out.printf(Locale.ROOT, " %9s", "auto/best");
+                out.printf(Locale.ROOT, " %9s %9s", "auto/best", "pick/best");
             }
         }
         out.printf(Locale.ROOT, " %14s", "flora/gathered");
@@ -39,11 +41,11 @@ public final class AdapterTable {
                 if (c.equals(AdapterBench.AUTO_FLORA)) {
                     double ratio = micros(row, c) / best(row, AdapterBench.FLORA);
                     worstFlora = Math.max(worstFlora, ratio);
-                    out.printf(Locale.ROOT, " %9.3f", ratio);
+                    out.printf(Locale.ROOT, " %9.3f %9.3f", ratio, micros(row, pickedColumn(row.get(c).picked(), "exact-flora")) / best(row, AdapterBench.FLORA));
                 } else if (c.equals(AdapterBench.AUTO_LORA)) {
                     double ratio = micros(row, c) / best(row, AdapterBench.LORA);
                     worstLora = Math.max(worstLora, ratio);
-                    out.printf(Locale.ROOT, " %9.3f", ratio);
+                    out.printf(Locale.ROOT, " %9.3f %9.3f", ratio, micros(row, pickedColumn(row.get(c).picked(), "exact-lora")) / best(row, AdapterBench.LORA));
                 }
             }
             out.printf(Locale.ROOT, " %14.3f", micros(row, "flora") / micros(row, "gathered"));
@@ -64,6 +66,11 @@ public final class AdapterTable {
             keys.putIfAbsent(p.tokens() + "/" + p.rank(), new int[] {p.tokens(), p.rank()});
         }
         return List.copyOf(keys.values());
+    }
+
+    /** The pinned column of the strategy AUTO picked (the exact strategy's column is the kind's own). */
+    private static String pickedColumn(String picked, String exactColumn) {
+        return picked.equals("exact") ? exactColumn : picked;
     }
 
     private static double micros(Map<String, AdapterBench.Point> row, String strategy) {

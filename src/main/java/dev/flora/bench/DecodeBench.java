@@ -52,7 +52,8 @@ public final class DecodeBench {
 
     /**
      * One configuration of a comparison: decode tokens/s of each round, their median, and the
-     * median's ratio to the first configuration's (the model without adapters).
+     * median over the rounds of its ratio to the first configuration (the model without adapters)
+     * in the same round.
      */
     public record Comparison(String model, String adapters, int batch, int steps, List<Double> tokensPerSecond, double median, double ratio) {
     }
@@ -81,8 +82,12 @@ public final class DecodeBench {
         while (System.nanoTime() < warmEnd) {
             decode(model, batch, Math.min(steps, 8), promptTokens, registry, adapters != null); // warm the JIT up on the same code paths
         }
-        long[] timing = decode(model, batch, steps, promptTokens, registry, adapters != null);
-        double seconds = timing[0] / 1e9;
+        long prefillStart = System.nanoTime();
+        Engine engine = prefilled(model, batch, steps, promptTokens, registry, adapters != null);
+        long prefillNanos = System.nanoTime() - prefillStart;
+        settleHeap();
+        long decodeNanos = decodeSteps(engine, steps);
+        double seconds = decodeNanos / 1e9;
         double tokensPerSecond = (double) batch * steps / seconds;
         // Average KV bytes read per sequence and step: contexts grow from PROMPT_TOKENS to PROMPT_TOKENS + steps.
         double kvBytes = (double) batch * spec.layers() * 2L * spec.kvWidth() * Float.BYTES * (promptTokens + steps / 2.0);
@@ -91,14 +96,15 @@ public final class DecodeBench {
         double flops = 2.0 * spec.matmulWeights() * batch * steps / seconds;
         return new Result(name, kernels, batch, steps, seconds, tokensPerSecond, roofline, tokensPerSecond / roofline,
                 flops / limits.flopsPerSecond(), spec.matmulBytes(), limits, adapters == null ? "none" : adapters.describe(), promptTokens,
-                (double) batch * (steps + 1) / ((timing[0] + timing[1]) / 1e9));
+                (double) batch * (steps + 1) / ((decodeNanos + prefillNanos) / 1e9));
     }
 
     /**
      * Several configurations (null: no adapters) decoded in turn, STEP BY STEP: each round prefills
-     * one engine per configuration, then runs their decode steps alternately (in turn order reversed
-     * every step), so that the load of other processes on a shared machine falls on all of them
-     * alike. Tokens/s per round, median over the rounds, ratio to the first configuration.
+     * one engine per configuration, then runs their decode steps alternately (in an order that
+     * changes every step, {@link Turns}), so that the load of other processes on a shared machine falls on all of them
+     * alike. Tokens/s per round, median over the rounds, and the median of the rounds' ratios to
+     * the first configuration.
      */
     public static List<Comparison> compare(CausalLM model, String name, int batch, int steps, int rounds, List<AdapterSetup> setups) {
         int n = setups.size();
@@ -116,16 +122,19 @@ public final class DecodeBench {
         for (int c = 0; c < n; c++) {
             perRound.add(new ArrayList<>());
         }
-        for (int round = 0; round < rounds; round++) {
+        // Round -1 is untimed: the JIT sees the interleaving, and the heap grows to its working size
+        // (a young collection's first touch of new pages is slow) before anything is timed.
+        for (int round = -1; round < rounds; round++) {
             Engine[] engines = new Engine[n];
             for (int c = 0; c < n; c++) {
                 engines[c] = prefilled(model, batch, steps, PROMPT_TOKENS, registries.get(c), setups.get(c) != null);
             }
+            settleHeap();
             long[] nanos = new long[n];
             Engine.Listener quiet = new Engine.Listener() { };
             for (int step = 0; step < steps; step++) {
                 for (int k = 0; k < n; k++) {
-                    int c = step % 2 == 0 ? k : n - 1 - k;
+                    int c = Turns.of(n, step, k);
                     long start = System.nanoTime();
                     engines[c].step(quiet);
                     nanos[c] += System.nanoTime() - start;
@@ -135,15 +144,20 @@ public final class DecodeBench {
                 if (engines[c].hasWork()) {
                     throw new IllegalStateException("expected " + steps + " decode steps");
                 }
-                perRound.get(c).add((double) batch * steps / (nanos[c] / 1e9));
+                if (round >= 0) {
+                    perRound.get(c).add((double) batch * steps / (nanos[c] / 1e9));
+                }
             }
         }
-        double baseline = Interleaved.median(perRound.getFirst());
         List<Comparison> out = new ArrayList<>();
         for (int c = 0; c < n; c++) {
-            double median = Interleaved.median(perRound.get(c));
+            // The ratio of each round (its configurations ran side by side), then their median.
+            List<Double> ratios = new ArrayList<>();
+            for (int round = 0; round < rounds; round++) {
+                ratios.add(perRound.get(c).get(round) / perRound.getFirst().get(round));
+            }
             out.add(new Comparison(name, setups.get(c) == null ? "none" : setups.get(c).describe(), batch, steps,
-                    List.copyOf(perRound.get(c)), median, median / baseline));
+                    List.copyOf(perRound.get(c)), Interleaved.median(perRound.get(c)), Interleaved.median(ratios)));
         }
         return out;
     }
@@ -175,10 +189,22 @@ public final class DecodeBench {
         return engine;
     }
 
-    /** Runs prefill plus {@code steps} decode steps; returns the nanoseconds of the decode steps and of the prefill. */
-    private static long[] decode(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
-        long prefillStart = System.nanoTime();
-        Engine engine = prefilled(model, batch, steps, promptTokens, registry, adapted);
+    /**
+     * A full collection before timing: the engines just made (their KV caches) move out of the young
+     * generation, whose collections would otherwise copy them, hundreds of milliseconds charged to
+     * whichever step they interrupt.
+     */
+    private static void settleHeap() {
+        System.gc();
+    }
+
+    /** Runs prefill plus {@code steps} decode steps; returns the nanoseconds of the decode steps. */
+    private static long decode(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
+        return decodeSteps(prefilled(model, batch, steps, promptTokens, registry, adapted), steps);
+    }
+
+    /** Runs a prefilled engine's {@code steps} decode steps; returns their nanoseconds. */
+    private static long decodeSteps(Engine engine, int steps) {
         Engine.Listener quiet = new Engine.Listener() { };
         long start = System.nanoTime();
         int done = 0;
@@ -190,7 +216,7 @@ public final class DecodeBench {
         if (done != steps) {
             throw new IllegalStateException("expected " + steps + " decode steps, ran " + done);
         }
-        return new long[] {elapsed, start - prefillStart};
+        return elapsed;
     }
 
     private static long kvBytesFor(ModelSpec spec, int batch, int positions) {

@@ -7,42 +7,56 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Times several cases in turn, round after round (a, b, c, a, b, c, ...), so that a change in the
- * machine's load (other processes on a shared machine) falls on every case alike: each round
- * takes the median of a case's timed calls, and the result is the median of the rounds.
+ * Times several cases call by call in turn (a, b, c, b, c, a, ...), so that whatever slows the
+ * machine down for a while (other processes on a shared machine, the host) falls on every case
+ * alike. The order changes every cycle ({@link Turns}), so that no case always follows the same
+ * one and inherits what it left in the caches. A round is at least MIN_CYCLES
+ * cycles and ROUND_NANOS; each case's round time is the median of its calls in the round, and
+ * its result the median of the rounds.
  */
 final class Interleaved {
-    private static final long ROUND_NANOS = 40_000_000L;
-    private static final int MIN_CALLS = 3;
-    private static final int MAX_CALLS = 25;
+    private static final long ROUND_NANOS = 1_000_000_000L;
+    private static final int MIN_CYCLES = 5;
+    private static final int MAX_CYCLES = 200;
 
     private Interleaved() {
     }
 
     /** Median microseconds per call of every case, over {@code rounds} interleaved rounds. */
     static Map<String, Double> medians(Map<String, Runnable> cases, int rounds) {
+        List<String> names = new ArrayList<>(cases.keySet());
+        int n = names.size();
+        for (String name : names) {
+            cases.get(name).run(); // untimed: caches, lazily made copies
+        }
         Map<String, List<Double>> perRound = new LinkedHashMap<>();
+        names.forEach(k -> perRound.put(k, new ArrayList<>()));
+        int cycle = 0;
         for (int round = 0; round < rounds; round++) {
-            for (var c : cases.entrySet()) {
-                perRound.computeIfAbsent(c.getKey(), k -> new ArrayList<>()).add(roundMedian(c.getValue()));
+            Map<String, List<Double>> calls = new LinkedHashMap<>();
+            names.forEach(k -> calls.put(k, new ArrayList<>()));
+            long end = System.nanoTime() + ROUND_NANOS;
+            for (int c = 0; c < MIN_CYCLES || (System.nanoTime() < end && c < MAX_CYCLES); c++, cycle++) {
+                for (int i = 0; i < n; i++) {
+                    String name = names.get(Turns.of(n, cycle, i));
+                    long start = System.nanoTime();
+                    cases.get(name).run();
+                    calls.get(name).add((System.nanoTime() - start) / 1e3);
+                }
             }
+            calls.forEach((name, t) -> perRound.get(name).add(median(t)));
         }
         Map<String, Double> out = new LinkedHashMap<>();
         perRound.forEach((name, times) -> out.put(name, median(times)));
         return out;
     }
 
-    /** One untimed call (caches, lazily made copies), then at least MIN_CALLS timed calls and ROUND_NANOS: their median. */
-    private static double roundMedian(Runnable r) {
-        r.run();
-        List<Double> t = new ArrayList<>();
-        long end = System.nanoTime() + ROUND_NANOS;
-        while (t.size() < MIN_CALLS || (System.nanoTime() < end && t.size() < MAX_CALLS)) {
-            long start = System.nanoTime();
-            r.run();
-            t.add((System.nanoTime() - start) / 1e3);
-        }
-        return median(t);
+    /** Runs the cases in turn, untimed, for at least this long (and once each at least): the JIT's last compilations. */
+    static void warmUp(Map<String, Runnable> cases, long nanos) {
+        long end = System.nanoTime() + nanos;
+        do {
+            cases.values().forEach(Runnable::run);
+        } while (System.nanoTime() < end);
     }
 
     static double median(List<Double> values) {

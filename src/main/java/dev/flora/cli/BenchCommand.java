@@ -184,7 +184,7 @@ final class BenchCommand implements Runnable {
         java.util.List<String> strategy;
 
         @Option(names = "--compare", description = "Decode without adapters and with each --strategy, interleaved step by step, "
-                + "--rounds times; print tokens/s per round, the medians and their ratio to no adapters.")
+                + "--rounds times (after one untimed round); print tokens/s per round, their medians and the median of each round's ratio to no adapters.")
         boolean compare;
 
         @Option(names = "--rounds", defaultValue = "3", paramLabel = "N", description = "Rounds of --compare (default: ${DEFAULT-VALUE}).")
@@ -271,11 +271,12 @@ final class BenchCommand implements Runnable {
             DecodeBench.Comparison first = results.getFirst();
             b.append(String.format(Locale.ROOT, "model %s, batch %d x %d decode steps, kernels %s, %d threads; %d rounds, configurations interleaved step by step%n",
                     first.model(), first.batch(), first.steps(), kernels, Runtime.getRuntime().availableProcessors(), rounds));
-            b.append(String.format(Locale.ROOT, "%-72s %-28s %9s %9s%n", "adapters", "tokens/s per round", "median", "vs none"));
+            b.append(String.format(Locale.ROOT, "%-72s %-28s %9s %9s%n", "adapters", "tokens/s per round", "median", "vs none*"));
             for (DecodeBench.Comparison c : results) {
                 String perRound = String.join(" ", c.tokensPerSecond().stream().map(v -> String.format(Locale.ROOT, "%.1f", v)).toList());
                 b.append(String.format(Locale.ROOT, "%-72s %-28s %9.1f %9.3f%n", c.adapters(), perRound, c.median(), c.ratio()));
             }
+            b.append("* median over the rounds of each round's ratio to no adapters (measured side by side)");
             return b.toString().stripTrailing();
         }
 
