@@ -23,6 +23,7 @@ public final class AdaptedLinear {
     private final int[] activeSlots;
     private final int[][] rowsBySlot;
     private final int[] seqOfToken;
+    private final StepBuffers buffers;
 
     private AdaptedLinear(Backend backend, AdapterSlots slots, int[] activeSlots, int[][] rowsBySlot, int[] seqOfToken) {
         this.backend = backend;
@@ -30,6 +31,7 @@ public final class AdaptedLinear {
         this.activeSlots = activeSlots;
         this.rowsBySlot = rowsBySlot;
         this.seqOfToken = seqOfToken;
+        this.buffers = new StepBuffers(backend);
     }
 
     /** Groups the step's tokens by adapter slot, once per step. */
@@ -168,8 +170,10 @@ public final class AdaptedLinear {
                     keep[k++] = r;
                 }
             }
-            Tensor y = backend.allocate(keep.length, linear.outFeatures());
-            backend.linear(gather(x, keep), linear.weight(), linear.bias(), y);
+            Tensor xs = buffers.get(StepBuffers.Use.KEPT_INPUT, keep.length, x.cols());
+            backend.gatherRows(x, keep, xs);
+            Tensor y = buffers.get(StepBuffers.Use.KEPT_OUTPUT, keep.length, linear.outFeatures());
+            backend.linear(xs, linear.weight(), linear.bias(), y);
             backend.scatterRows(y, keep, 1f, null, false, out);
         }
     }
@@ -216,9 +220,9 @@ public final class AdaptedLinear {
             bt[g] = f.bt();
             total += rows[g].length * f.rank();
         }
-        Tensor stacked = backend.allocate(total, linear.inFeatures());
+        Tensor stacked = buffers.get(StepBuffers.Use.STACKED_INPUT, total, linear.inFeatures());
         backend.floraModulate(x, rows, a, stacked);
-        Tensor products = backend.allocate(total, linear.outFeatures());
+        Tensor products = buffers.get(StepBuffers.Use.STACKED_OUTPUT, total, linear.outFeatures());
         backend.linear(stacked, linear.weight(), null, products);
         backend.floraDemodulate(products, rows, bt, linear.bias(), out);
     }

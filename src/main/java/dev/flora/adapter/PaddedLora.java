@@ -35,17 +35,23 @@ final class PaddedLora {
         }
         int in = linear.inFeatures();
         int outs = linear.outFeatures();
-        for (int g = 0; g < sequences.size(); g++) {
+        int b = sequences.size();
+        // One batched tensor per operand, [b × longest, ·], as torch.bmm takes them; sequence g owns
+        // rows [g · longest, (g + 1) · longest), the rows past its length left zero.
+        Tensor xp = backend.allocate(b * longest, in);
+        Tensor v = backend.allocate(b * longest, rank);
+        Tensor d = backend.allocate(b * longest, outs);
+        for (int g = 0; g < b; g++) {
             int[] rows = sequences.get(g);
             AdapterModule.Lora lora = adapters.get(g);
             Tensor[] ab = padded(backend, lora, rank, in, outs);
-            Tensor xp = backend.allocate(longest, in);
-            backend.gatherRows(x, rows, backend.rows(xp, 0, rows.length));
-            Tensor v = backend.allocate(longest, rank);
-            backend.linear(xp, ab[0], null, v);
-            Tensor d = backend.allocate(longest, outs);
-            backend.linear(v, ab[1], lora.bias(), d);
-            backend.scatterRows(backend.rows(d, 0, rows.length), rows, lora.scale(), null, true, out);
+            Tensor xg = backend.rows(xp, g * longest, longest);
+            Tensor vg = backend.rows(v, g * longest, longest);
+            Tensor dg = backend.rows(d, g * longest, longest);
+            backend.gatherRows(x, rows, backend.rows(xg, 0, rows.length));
+            backend.linear(xg, ab[0], null, vg);
+            backend.linear(vg, ab[1], lora.bias(), dg);
+            backend.scatterRows(backend.rows(dg, 0, rows.length), rows, lora.scale(), null, true, out);
         }
     }
 

@@ -78,6 +78,12 @@ public final class CpuBackend implements Backend {
 
     /** Tokens of one adapter taken together by the LoRA kernel: its A and B rows are read once per run, not per token. */
     private static final int LORA_RUN = 8;
+    /** The LoRA kernel's per-thread work arrays {v, d}, reused (fresh memory per run costs more than the run). */
+    private static final ThreadLocal<float[][]> LORA_WORK = ThreadLocal.withInitial(() -> new float[2][0]);
+
+    private static float[] atLeast(float[] a, int n) {
+        return a.length >= n ? a : new float[Math.max(n, 2 * a.length)];
+    }
 
     @Override
     public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out) {
@@ -104,13 +110,15 @@ public final class CpuBackend implements Backend {
             int from = runs.from[k];
             int n = runs.length[k];
             int r = a[g].rows();
-            float[] v = new float[n * r];
+            float[][] work = LORA_WORK.get();
+            float[] v = work[0] = atLeast(work[0], n * r);
+            float[] d = work[1] = atLeast(work[1], n * outs);
+            java.util.Arrays.fill(d, 0, n * outs, 0f);
             for (int j = 0; j < r; j++) {
                 for (int t = 0; t < n; t++) {
                     v[t * r + j] = kernels.dot(xt.array, xt.offset + rows[g][from + t] * in, av[g], j * in, in);
                 }
             }
-            float[] d = new float[n * outs];
             for (int j = 0; j < r; j++) {
                 for (int t = 0; t < n; t++) {
                     kernels.axpy(v[t * r + j], bt[g], j * outs, d, t * outs, outs);
