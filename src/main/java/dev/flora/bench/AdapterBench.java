@@ -100,32 +100,8 @@ public final class AdapterBench {
             for (int rank : setup.ranks()) {
                 Slots lora = new Slots(backend, in, outs, rank, sequences, false, random, setup.costs());
                 Slots flora = new Slots(backend, in, outs, rank, sequences, true, random, setup.costs());
-                // Two groups timed apart, each interleaved: calls of one group take similar times, so
-                // its cases alternate quickly (a LoRA case is never measured seconds away from the
-                // base layer because long fLoRA calls came in between).
-                Map<String, Runnable> loraCases = new LinkedHashMap<>();
-                loraCases.put("base", () -> backend.linear(x, layer.weight(), null, out));
-                for (String s : LORA) {
-                    loraCases.put(s, project(backend, lora, pinned(s), batch, layer, x, out));
-                }
-                if (setup.auto()) {
-                    loraCases.put(AUTO_LORA, project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out));
-                }
-                Map<String, Runnable> floraCases = new LinkedHashMap<>();
-                for (String s : FLORA) {
-                    floraCases.put(s, project(backend, flora, pinned(s), batch, layer, x, out));
-                }
-                if (setup.auto()) {
-                    floraCases.put(AUTO_FLORA, project(backend, flora, AdapterStrategy.AUTO, batch, layer, x, out));
-                }
-                System.gc(); // this point's adapters out of the young generation before timing (its collections would copy them)
-                if (firstPoint) {
-                    Interleaved.warmUp(loraCases, 1_000_000_000L);
-                    Interleaved.warmUp(floraCases, 1_000_000_000L);
-                    firstPoint = false;
-                }
-                Map<String, Double> micros = new LinkedHashMap<>(Interleaved.medians(loraCases, setup.rounds()));
-                micros.putAll(Interleaved.medians(floraCases, setup.rounds()));
+                Map<String, Double> micros = measure(backend, setup, lora, flora, batch, layer, x, out, firstPoint);
+                firstPoint = false;
                 for (var m : micros.entrySet()) {
                     String picked = switch (m.getKey()) {
                         case AUTO_FLORA -> picked(setup.costs(), AdapterKind.FLORA, in, outs, tokens, rank);
@@ -138,6 +114,38 @@ public final class AdapterBench {
             }
         }
         return points;
+    }
+
+    /**
+     * One point's cases, in two groups timed apart, each interleaved: calls of one group take
+     * similar times, so its cases alternate quickly (a LoRA case is never measured seconds away
+     * from the base layer because long fLoRA calls came in between).
+     */
+    private static Map<String, Double> measure(Backend backend, Setup setup, Slots lora, Slots flora, TokenBatch batch, Linear layer,
+                                               Tensor x, Tensor out, boolean first) {
+        Map<String, Runnable> loraCases = new LinkedHashMap<>();
+        loraCases.put("base", () -> backend.linear(x, layer.weight(), null, out));
+        for (String s : LORA) {
+            loraCases.put(s, project(backend, lora, pinned(s), batch, layer, x, out));
+        }
+        if (setup.auto()) {
+            loraCases.put(AUTO_LORA, project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out));
+        }
+        Map<String, Runnable> floraCases = new LinkedHashMap<>();
+        for (String s : FLORA) {
+            floraCases.put(s, project(backend, flora, pinned(s), batch, layer, x, out));
+        }
+        if (setup.auto()) {
+            floraCases.put(AUTO_FLORA, project(backend, flora, AdapterStrategy.AUTO, batch, layer, x, out));
+        }
+        System.gc(); // this point's adapters out of the young generation before timing (its collections would copy them)
+        if (first) {
+            Interleaved.warmUp(loraCases, 1_000_000_000L);
+            Interleaved.warmUp(floraCases, 1_000_000_000L);
+        }
+        Map<String, Double> micros = new LinkedHashMap<>(Interleaved.medians(loraCases, setup.rounds()));
+        micros.putAll(Interleaved.medians(floraCases, setup.rounds()));
+        return micros;
     }
 
     /** The strategy a pinned column's name stands for. */

@@ -47,7 +47,8 @@ final class BenchCommand implements Runnable {
         @Option(names = "--dim", defaultValue = "4096", paramLabel = "D", description = "Layer width (default: ${DEFAULT-VALUE}).")
         int dim;
 
-        @Option(names = "--sequences", defaultValue = "16", paramLabel = "S", description = "Sequences, each with its own adapter (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--sequences", defaultValue = "16", paramLabel = "S",
+                description = "Sequences, each with its own adapter; at most one per token (default: ${DEFAULT-VALUE}).")
         int sequences;
 
         @Option(names = "--tokens", defaultValue = "16,64", split = ",", paramLabel = "T", description = "Token counts per step (default: ${DEFAULT-VALUE}).")
@@ -70,13 +71,9 @@ final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() throws java.io.IOException {
-            for (int t : tokens) {
-                if (t < sequences) {
-                    throw new FloraException("--tokens " + t + " is fewer than --sequences " + sequences + "; each sequence needs a token");
-                }
-            }
-            if (dim < 16 || sequences < 1 || rounds < 1 || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)) {
-                throw new FloraException("--dim must be >= 16, --sequences, --rounds and --ranks >= 1");
+            if (dim < 16 || sequences < 1 || rounds < 1 || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)
+                    || java.util.Arrays.stream(tokens).anyMatch(t -> t < 1)) {
+                throw new FloraException("--dim must be >= 16, --sequences, --tokens, --rounds and --ranks >= 1");
             }
             Path file = calibration != null ? calibration : dev.flora.adapter.CostModel.defaultFile();
             dev.flora.adapter.CostModel costs = dev.flora.adapter.CostModel.loadIfPresent(file);
@@ -94,7 +91,7 @@ final class BenchCommand implements Runnable {
                     out.println(JsonLines.JSON.valueToTree(p));
                 }
             } else {
-                out.printf(Locale.ROOT, "d = %d, %d sequences each with its own adapter (LoRA for gathered/bmm/exact-lora, fLoRA for "
+                out.printf(Locale.ROOT, "d = %d, min(T, %d) sequences each with its own adapter (LoRA for gathered/bmm/exact-lora, fLoRA for "
                                 + "flora/exact-flora), kernels %s, %d threads; microseconds per layer call, median of %d interleaved rounds; "
                                 + "auto by %s%n", dim, sequences, KernelProvider.describe(), Runtime.getRuntime().availableProcessors(), rounds,
                         costs == null ? "AUTO's defaults (no calibration)" : file);
