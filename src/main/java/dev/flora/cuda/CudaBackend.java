@@ -23,6 +23,10 @@ import java.lang.foreign.ValueLayout;
  */
 public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
+    /** Products of up to this many rows with a bf16 / f16 weight use Flora's own GEMV kernel. */
+    private static final int GEMV_MAX_ROWS = 4;
+    /** Positions per attention split when a step has too few (token, head) pairs to fill the GPU. */
+    private static final int ATTENTION_SPLIT = 256;
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
     private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
@@ -400,6 +404,17 @@ public final class CudaBackend implements Backend {
         if (cublas == null) {
             cublas = new Cublas(stream);
         }
+        CudaTensor b = bias == null ? null : CudaTensor.of(bias);
+        if (w.dtype() != DType.F32 && in.rows() <= GEMV_MAX_ROWS && in.cols() % 8 == 0 && (in.pointer & 15) == 0) {
+            // A few rows: the weight streams once at memory speed; cuBLAS is slower at this shape.
+            int warps = (o.cols() + 1) / 2;
+            launch("gemv" + in.rows(), (warps * 32 + THREADS - 1) / THREADS, 1, THREADS, 0, in.pointer, w.pointer, ptr(b), type(b),
+                    o.pointer, in.cols(), o.cols(), w.dtype() == DType.BF16 ? 1 : 0);
+            return;
+        }
+        if (cublas == null) {
+            cublas = new Cublas(stream);
+        }
         long start = PROFILE ? begin() : 0;
         switch (w.dtype()) {
             case F32 -> cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), Cublas.R_32F);
@@ -414,8 +429,7 @@ public final class CudaBackend implements Backend {
         if (PROFILE) {
             end("cublas " + w.dtype() + (in.rows() == 1 ? " 1 row" : " rows"), start);
         }
-        if (bias != null) {
-            CudaTensor b = CudaTensor.of(bias);
+        if (b != null) {
             launchRows("add_bias", o.rows(), o.pointer, b.pointer, b.typeCode(), o.cols());
         }
     }
@@ -558,13 +572,27 @@ public final class CudaBackend implements Backend {
         launchRows("write_kv", n, CudaTensor.of(k).pointer, CudaTensor.of(v).pointer, c.keys()[layer], c.values()[layer], s.cacheSlots(),
                 shape.kvWidth());
         int visible = shape.slidingWindow() > 0 ? Math.min(s.longestContext(), shape.slidingWindow()) : s.longestContext();
-        int shared = visible * 4;
-        if (shared > 36 * 1024) {
-            throw new FloraException("the CUDA attention kernel takes contexts up to 9,216 positions, not " + visible);
+        // Enough (token, head) pairs fill the GPU with one block each; fewer split the context.
+        boolean split = (long) n * shape.heads() < 4L * smCount;
+        int splitLen = split ? ATTENTION_SPLIT : Math.max(1, visible);
+        int splits = (visible + splitLen - 1) / splitLen;
+        long pairs = (long) n * shape.heads() * splits;
+        CudaTensor o = CudaTensor.of(out);
+        long partOut = 0;
+        long partMax = 0;
+        long partSum = 0;
+        if (splits > 1) {
+            partOut = memory.allocate(pairs * shape.headDim() * 4, out);
+            partMax = memory.allocate(pairs * 4, out);
+            partSum = memory.allocate(pairs * 4, out);
         }
-        launch("attention", n * shape.heads(), 1, 128, shared, CudaTensor.of(q).pointer, c.keys()[layer], c.values()[layer],
-                CudaTensor.of(out).pointer, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
-                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow());
+        launch("attention", n * shape.heads(), splits, 128, 0, CudaTensor.of(q).pointer, c.keys()[layer], c.values()[layer], o.pointer,
+                partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
+                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), splitLen, splits);
+        if (splits > 1) {
+            launch("attention_combine", n * shape.heads(), 1, 128, 0, partOut, partMax, partSum, o.pointer, s.positions(), shape.heads(),
+                    shape.headDim(), shape.slidingWindow(), splitLen, splits);
+        }
     }
 
     private static int code(Activation act) {

@@ -56,6 +56,82 @@ __device__ float block_max(float v, float* scratch) {
     return m;
 }
 
+// Products of a few rows (decode) with a bf16 / f16 weight: reading the weight once at full memory
+// bandwidth is all that matters. One warp per pair of output rows; each lane streams 16-byte
+// pieces of the weight rows past L1 (no_allocate keeps L1 for x); x is rounded to the weight's type
+// first, as the cuBLAS path does, and products are summed in float32. TOKENS rows of x, in % 8 == 0.
+#define GEMV_ROWS_PER_WARP 2
+__device__ __forceinline__ uint4 ld_stream(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ float rounded(float x, int bf16) {
+    return bf16 ? bf16_to_f32(f32_to_bf16(x)) : f16_to_f32(f32_to_f16(x));
+}
+
+__device__ __forceinline__ void unpack8(uint4 w, int bf16, float* f) {
+    unsigned int u[4] = {w.x, w.y, w.z, w.w};
+    #pragma unroll
+    for (int k = 0; k < 4; k++) {
+        f[2 * k] = bf16 ? bf16_to_f32((u16) (u[k] & 0xffffu)) : f16_to_f32((u16) (u[k] & 0xffffu));
+        f[2 * k + 1] = bf16 ? bf16_to_f32((u16) (u[k] >> 16)) : f16_to_f32((u16) (u[k] >> 16));
+    }
+}
+
+template <int TOKENS>
+__device__ void gemv(const float* x, const u16* w, const void* bias, int biasType, float* out, int in, int outs, int bf16) {
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    int row0 = warp * GEMV_ROWS_PER_WARP;
+    if (row0 >= outs) return;
+    float acc[GEMV_ROWS_PER_WARP][TOKENS];
+    #pragma unroll
+    for (int r = 0; r < GEMV_ROWS_PER_WARP; r++)
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) acc[r][t] = 0.f;
+    for (int i = lane * 8; i < in; i += 256) {
+        uint4 raw[GEMV_ROWS_PER_WARP];
+        #pragma unroll
+        for (int r = 0; r < GEMV_ROWS_PER_WARP; r++) {
+            int row = min(row0 + r, outs - 1);
+            raw[r] = ld_stream(w + (long long) row * in + i);
+        }
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            float4 a = *(const float4*) (x + (long long) t * in + i);
+            float4 b = *(const float4*) (x + (long long) t * in + i + 4);
+            float xs[8] = {rounded(a.x, bf16), rounded(a.y, bf16), rounded(a.z, bf16), rounded(a.w, bf16),
+                           rounded(b.x, bf16), rounded(b.y, bf16), rounded(b.z, bf16), rounded(b.w, bf16)};
+            #pragma unroll
+            for (int r = 0; r < GEMV_ROWS_PER_WARP; r++) {
+                float f[8];
+                unpack8(raw[r], bf16, f);
+                #pragma unroll
+                for (int k = 0; k < 8; k++) acc[r][t] = fmaf(xs[k], f[k], acc[r][t]);
+            }
+        }
+    }
+    #pragma unroll
+    for (int r = 0; r < GEMV_ROWS_PER_WARP; r++) {
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            float v = acc[r][t];
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            int row = row0 + r;
+            if (lane == 0 && row < outs) out[(long long) t * outs + row] = bias ? v + ld(bias, row, biasType) : v;
+        }
+    }
+}
+
+extern "C" {
+__global__ void gemv1(const float* x, const u16* w, const void* bias, int bt, float* out, int in, int outs, int bf16) { gemv<1>(x, w, bias, bt, out, in, outs, bf16); }
+__global__ void gemv2(const float* x, const u16* w, const void* bias, int bt, float* out, int in, int outs, int bf16) { gemv<2>(x, w, bias, bt, out, in, outs, bf16); }
+__global__ void gemv3(const float* x, const u16* w, const void* bias, int bt, float* out, int in, int outs, int bf16) { gemv<3>(x, w, bias, bt, out, in, outs, bf16); }
+__global__ void gemv4(const float* x, const u16* w, const void* bias, int bt, float* out, int in, int outs, int bf16) { gemv<4>(x, w, bias, bt, out, in, outs, bf16); }
+}
+
 extern "C" {
 
 __global__ void embed(const void* table, int type, const int* tokens, float* out, int cols) {
@@ -164,64 +240,98 @@ __global__ void write_kv(const float* k, const float* v, float* cacheK, float* c
     }
 }
 
-// One block per (token, query head), four warps. Scores: one warp per position, its lanes over the
-// head dimension (coalesced reads of the key row), kept in shared memory (dynamic, one float per
-// visible position). Softmax over them. Output: each warp sums its share of the positions, each
-// lane its dimensions (coalesced reads of the value rows), then the four partial sums are added in
-// warp order. Sums in float64: exact to float32 rounding whatever the context length.
-#define ATTN_WARPS 4
+
+// Attention over the paged cache, split over the context (flash-decoding): block (token t, head h,
+// split s) covers positions [first + s·splitLen, ...) of t's visible context in chunks of
+// ATTN_CHUNK, with an online softmax. Scores: eight lanes per position, each reading 16-byte pieces
+// of the key row; values: lanes over the head dimension, warps over positions. The softmax sum and
+// the weighted values add up in float64. A token whose context fits one split writes its output
+// here; otherwise each split writes its normalised output, maximum and sum for attention_combine.
+// Per-token lengths come from device data only, so a captured graph serves any context.
+#define ATTN_THREADS 128
+#define ATTN_WARPS (ATTN_THREADS / 32)
+#define ATTN_CHUNK 128
 #define ATTN_MAX_HEAD_DIM 256
-__global__ void attention(const float* q, const float* cacheK, const float* cacheV, float* out, const int* positions,
-                          const int* seqOfToken, const int* blockTables, int maxBlocks, int blockSize, int heads, int kvHeads,
-                          int headDim, float scale, int window) {
-    extern __shared__ float scores[];
-    __shared__ float scratch[32];
-    __shared__ double sumScratch[32];
+
+__device__ __forceinline__ int attention_first(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
+
+__global__ void attention(const float* q, const float* cacheK, const float* cacheV, float* out, float* partOut, float* partMax,
+                          float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks,
+                          int blockSize, int heads, int kvHeads, int headDim, float scale, int window, int splitLen, int splits) {
     __shared__ float qs[ATTN_MAX_HEAD_DIM];
+    __shared__ float sc[ATTN_CHUNK];
+    __shared__ float maxScratch[32];
+    __shared__ double sumScratch[32];
     __shared__ double partial[ATTN_WARPS][ATTN_MAX_HEAD_DIM];
-    int t = blockIdx.x / heads, h = blockIdx.x % heads;
+    int t = blockIdx.x / heads, h = blockIdx.x % heads, split = blockIdx.y;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int pos = positions[t];
+    int first = attention_first(pos, window);
+    int len = pos - first + 1;
+    int used = (len + splitLen - 1) / splitLen;
+    if (split >= used) return;
+    int begin = first + split * splitLen, end = min(pos + 1, begin + splitLen);
     int kvh = h / (heads / kvHeads);
     int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
-    int pos = positions[t];
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
-    int first = window > 0 ? max(0, pos - window + 1) : 0;
-    int n = pos - first + 1;
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) qs[d] = q[(long long) t * qWidth + h * headDim + d];
     __syncthreads();
-    float localMax = __int_as_float(0xff800000);
-    for (int j = warp; j < n; j += ATTN_WARPS) {
-        int p = first + j;
-        long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
-        const float* key = cacheK + slot * kvWidth + kvh * headDim;
-        double s = 0.0;
-        for (int d = lane; d < headDim; d += 32) s += (double) qs[d] * key[d];
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        float score = (float) s * scale;
-        if (lane == 0) scores[j] = score;
-        localMax = fmaxf(localMax, score);
-    }
-    float m = block_max(localMax, scratch);
-    double localSum = 0.0;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        float e = expf(scores[j] - m);
-        scores[j] = e;
-        localSum += e;
-    }
-    double sum = block_sum(localSum, sumScratch);
-    __syncthreads();
+    float m = __int_as_float(0xff800000);
+    double l = 0.0;
     double acc[ATTN_MAX_HEAD_DIM / 32];
+    #pragma unroll
     for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) acc[k] = 0.0;
-    for (int j = warp; j < n; j += ATTN_WARPS) {
-        int p = first + j;
-        long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
-        const float* value = cacheV + slot * kvWidth + kvh * headDim;
-        float e = scores[j];
-        #pragma unroll
-        for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) {
-            int d = lane + 32 * k;
-            if (d < headDim) acc[k] += (double) e * value[d];
+    int group = lane >> 3, sub = lane & 7;
+    bool vector = (headDim & 3) == 0 && (kvWidth & 3) == 0;
+    for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
+        for (int j = warp * 4 + group; j < ATTN_CHUNK; j += ATTN_WARPS * 4) {
+            int p = c0 + j;
+            double s = 0.0; // float64: large q·k (Qwen2's biases) would show float32 rounding after the exp
+            if (p < end) {
+                long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
+                const float* key = cacheK + slot * kvWidth + kvh * headDim;
+                if (vector) {
+                    for (int d = sub * 4; d < headDim; d += 32) {
+                        float4 kv = *(const float4*) (key + d);
+                        s += (double) qs[d] * kv.x + (double) qs[d + 1] * kv.y + (double) qs[d + 2] * kv.z + (double) qs[d + 3] * kv.w;
+                    }
+                } else {
+                    for (int d = sub; d < headDim; d += 8) s += (double) qs[d] * key[d];
+                }
+            }
+            s += __shfl_xor_sync(0xffffffffu, s, 4);
+            s += __shfl_xor_sync(0xffffffffu, s, 2);
+            s += __shfl_xor_sync(0xffffffffu, s, 1);
+            if (sub == 0) sc[j] = p < end ? (float) s * scale : __int_as_float(0xff800000);
         }
+        __syncthreads();
+        float chunkMax = block_max(sc[threadIdx.x % ATTN_CHUNK], maxScratch);
+        float next = fmaxf(m, chunkMax);
+        float factor = m == next ? 1.f : expf(m - next);
+        m = next;
+        float e = 0.f;
+        if (threadIdx.x < ATTN_CHUNK) {
+            e = expf(sc[threadIdx.x] - m);
+        }
+        double chunkSum = block_sum((double) e, sumScratch);
+        if (threadIdx.x < ATTN_CHUNK) sc[threadIdx.x] = e;
+        __syncthreads();
+        l = l * factor + chunkSum;
+        #pragma unroll
+        for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) acc[k] *= factor;
+        int n = min(ATTN_CHUNK, end - c0);
+        for (int j = warp; j < n; j += ATTN_WARPS) {
+            int p = c0 + j;
+            long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
+            const float* value = cacheV + slot * kvWidth + kvh * headDim;
+            double w = sc[j];
+            #pragma unroll
+            for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) {
+                int d = lane + 32 * k;
+                if (d < headDim) acc[k] += w * value[d];
+            }
+        }
+        __syncthreads();
     }
     #pragma unroll
     for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) {
@@ -229,10 +339,38 @@ __global__ void attention(const float* q, const float* cacheK, const float* cach
         if (d < headDim) partial[warp][d] = acc[k];
     }
     __syncthreads();
+    long long part = ((long long) t * heads + h) * splits + split;
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
         double total = 0.0;
         for (int w = 0; w < ATTN_WARPS; w++) total += partial[w][d];
-        out[(long long) t * qWidth + h * headDim + d] = (float) (total / sum);
+        if (used == 1) out[(long long) t * qWidth + h * headDim + d] = (float) (total / l);
+        else partOut[part * headDim + d] = (float) (total / l);
+    }
+    if (used > 1 && threadIdx.x == 0) {
+        partMax[part] = m;
+        partSum[part] = (float) l;
+    }
+}
+
+// Joins the splits of tokens whose context needed more than one: weights sum_s · exp(max_s − max).
+__global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,
+                                  const int* positions, int heads, int headDim, int window, int splitLen, int splits) {
+    int t = blockIdx.x / heads, h = blockIdx.x % heads;
+    int pos = positions[t];
+    int len = pos - attention_first(pos, window) + 1;
+    int used = (len + splitLen - 1) / splitLen;
+    if (used <= 1) return;
+    long long part = ((long long) t * heads + h) * splits;
+    float top = __int_as_float(0xff800000);
+    for (int s = 0; s < used; s++) top = fmaxf(top, partMax[part + s]);
+    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
+        double num = 0.0, den = 0.0;
+        for (int s = 0; s < used; s++) {
+            double w = (double) partSum[part + s] * exp((double) partMax[part + s] - top);
+            num += w * partOut[(part + s) * headDim + d];
+            den += w;
+        }
+        out[(long long) t * heads * headDim + h * headDim + d] = (float) (num / den);
     }
 }
 
