@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: Flora's decode benchmark and the transformers peer on the same random-weight
-# shape and workloads (batch 1; 64 prompts of 256 + 64 new). Writes JSON lines under OUT.
+# shape and workloads (batch 1; 64 prompts of 256 + 64 new). Writes JSON lines under OUT and, from them,
+# OUT/report/base-SHAPE.md and .png (flora bench report).
 #   runtime/bench-base.sh OUT [SHAPE]      (SHAPE: llama2-7b, starcoder-15b, ...; default llama2-7b)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,3 +20,4 @@ for run in "1 16 64" "64 256 63"; do
   python3 "$here/../tools/peer/transformers_bench.py" --config "$model/config.json" --batch "$1" --prompt-tokens "$2" \
     --new-tokens $(( $3 + 1 )) | tee -a "$out/transformers-$shape.jsonl"
 done
+flora bench report --in "$out/flora-$shape.jsonl" "$out/transformers-$shape.jsonl" --out "$out/report"
