@@ -3,6 +3,7 @@
 # shape and workloads (batch 1; 64 prompts of 256 + 64 new). Writes JSON lines under OUT and, from them,
 # OUT/report/base-SHAPE.md and .png (flora bench report).
 #   runtime/bench-base.sh OUT [SHAPE]      (SHAPE: llama2-7b, starcoder-15b, ...; default llama2-7b)
+# PEER=0 skips the transformers runs (the report then needs their lines from an earlier run).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$1"; shape="${2:-llama2-7b}"
@@ -17,7 +18,7 @@ for run in "1 16 64" "64 256 63"; do
   set -- $run
   flora bench decode --model "$model" --random-weights --device cuda --batch "$1" --prompt-tokens "$2" --tokens "$3" --json \
     | tee -a "$out/flora-$shape.jsonl"
-  python3 "$here/../tools/peer/transformers_bench.py" --config "$model/config.json" --batch "$1" --prompt-tokens "$2" \
+  [ "${PEER:-1}" = 0 ] || python3 "$here/../tools/peer/transformers_bench.py" --config "$model/config.json" --batch "$1" --prompt-tokens "$2" \
     --new-tokens $(( $3 + 1 )) | tee -a "$out/transformers-$shape.jsonl"
 done
-flora bench report --in "$out/flora-$shape.jsonl" "$out/transformers-$shape.jsonl" --out "$out/report"
+if [ -f "$out/transformers-$shape.jsonl" ]; then flora bench report --in "$out/flora-$shape.jsonl" "$out/transformers-$shape.jsonl" --out "$out/report"; fi

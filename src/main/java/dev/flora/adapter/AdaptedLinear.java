@@ -75,6 +75,58 @@ public final class AdaptedLinear {
         return modules;
     }
 
+    /** Whether some token of the step has an adapter on this layer. */
+    public boolean adapts(Linear linear) {
+        for (int slot : activeSlots) {
+            if (slots.module(linear.module(), slot) != null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** outs[i] = layer i applied to x (q, k, v): one backend call when no token adapts any of them. */
+    public void projectAll(Linear[] linears, Tensor x, Tensor[] outs) {
+        boolean adapted = false;
+        for (Linear l : linears) {
+            adapted |= adapts(l);
+        }
+        if (adapted) {
+            for (int i = 0; i < linears.length; i++) {
+                project(linears[i], x, outs[i]);
+            }
+            return;
+        }
+        Tensor[] weights = new Tensor[linears.length];
+        Tensor[] biases = new Tensor[linears.length];
+        for (int i = 0; i < linears.length; i++) {
+            weights[i] = linears[i].weight();
+            biases[i] = linears[i].bias();
+        }
+        backend.linears(x, weights, biases, outs);
+    }
+
+    /** gate = act(gate layer (x)) * up layer (x), {@code up} as scratch: one backend call when no token adapts either. */
+    public void projectGated(Linear gateLayer, Linear upLayer, dev.flora.backend.Activation act, Tensor x, Tensor gate, Tensor up) {
+        if (adapts(gateLayer) || adapts(upLayer)) {
+            project(gateLayer, x, gate);
+            project(upLayer, x, up);
+            backend.gatedActivation(act, gate, up, gate);
+        } else {
+            backend.gatedLinear(x, gateLayer.weight(), gateLayer.bias(), upLayer.weight(), upLayer.bias(), act, gate, up);
+        }
+    }
+
+    /** residual += the layer applied to x ({@code scratch} for its output): one backend call when no token adapts it. */
+    public void projectAdd(Linear linear, Tensor x, Tensor scratch, Tensor residual) {
+        if (adapts(linear)) {
+            project(linear, x, scratch);
+            backend.addInPlace(residual, scratch);
+        } else {
+            backend.linearAdd(x, linear.weight(), linear.bias(), scratch, residual);
+        }
+    }
+
     /** out = the layer applied to x, for every token with its own adapter, by the strategy the slots ask for. */
     public void project(Linear linear, Tensor x, Tensor out) {
         AdapterStrategy strategy = slots.strategy();

@@ -55,7 +55,20 @@ public interface Backend extends AutoCloseable {
 
     float[] toHost(Tensor t);
 
-    KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth);
+    /**
+     * A paged KV cache whose keys and values are stored as {@code type}, one of
+     * {@link #kvCacheTypes}.
+     */
+    KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth, DType type);
+
+    /**
+     * The type this backend keeps the KV cache in for a model whose weights are {@code weights}:
+     * float32 by default (exact); a GPU backend keeps a 16-bit model's cache in the weights' type,
+     * as transformers does, halving what attention reads.
+     */
+    default DType kvCacheType(DType weights) {
+        return DType.F32;
+    }
 
     /** Per-step data (positions, block tables, slots) in the backend's own memory. */
     StepData prepare(TokenBatch batch);
@@ -95,6 +108,37 @@ public interface Backend extends AutoCloseable {
     void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
 
     /**
+     * outs[i] = x W_i^T (+ b_i) for several weights that read the same input (a layer's q, k and v),
+     * in one call where the backend can fuse them; biases[i] may be null.
+     */
+    default void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        for (int i = 0; i < weights.length; i++) {
+            linear(x, weights[i], biases[i], outs[i]);
+        }
+    }
+
+    /**
+     * A gated MLP's two products and its activation: gate = act(x Wg^T + bg) * (x Wu^T + bu), with
+     * {@code up} as scratch (its contents afterwards unspecified); the same values as the three
+     * operations one after the other.
+     */
+    default void gatedLinear(Tensor x, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias, Activation act, Tensor gate,
+                             Tensor up) {
+        linear(x, gateWeight, gateBias, gate);
+        linear(x, upWeight, upBias, up);
+        gatedActivation(act, gate, up, gate);
+    }
+
+    /**
+     * residual += x W^T (+ bias), with {@code scratch} [rows, out] for the product where the backend
+     * needs one: the same values as {@link #linear} then {@link #addInPlace}.
+     */
+    default void linearAdd(Tensor x, Tensor weight, Tensor bias, Tensor scratch, Tensor residual) {
+        linear(x, weight, bias, scratch);
+        addInPlace(residual, scratch);
+    }
+
+    /**
      * Rotary position embedding in the rotate-half layout of Hugging Face checkpoints, in place,
      * on every head of x [T, heads * headDim]; invFreq [1, headDim / 2].
      */
@@ -114,6 +158,21 @@ public interface Backend extends AutoCloseable {
 
     /** x += y, in place. */
     void addInPlace(Tensor x, Tensor y);
+
+    /**
+     * Per row of logits [rows, vocab]: the argmax, its value and the log-sum-exp
+     * ({@link LogitSummary}). By default computed on the host, from {@code onHost} when the caller
+     * has the rows there already (else {@link #toHost}); a GPU backend computes it where the logits
+     * are, always, and copies back only the summary.
+     */
+    default LogitSummary summarizeLogits(Tensor logits, float[] onHost) {
+        return LogitSummary.ofHost(onHost != null ? onHost : toHost(logits), logits.rows(), logits.cols());
+    }
+
+    /** Records steps for replay (CUDA graphs); null where each step is simply run as it comes. */
+    default StepRecorder stepRecorder() {
+        return null;
+    }
 
     @Override
     void close();

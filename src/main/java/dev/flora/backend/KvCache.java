@@ -14,6 +14,11 @@ public interface KvCache {
 
     int kvWidth();
 
+    /** The type keys and values are stored as. */
+    default DType dtype() {
+        return DType.F32;
+    }
+
     /** Bytes one block takes across all layers, keys and values. */
     static long bytesPerBlock(int layers, int blockSize, int kvWidth, DType dtype) {
         return 2L * layers * blockSize * kvWidth * dtype.bytes();

@@ -37,7 +37,8 @@ public final class DecodeBench {
      */
     public record Result(String model, String kernels, int batch, int steps, double seconds, double tokensPerSecond,
                          double rooflineTokensPerSecond, double memoryFraction, double flopFraction, long weightBytes,
-                         MachineLimits limits, String adapters, int promptTokens, double endToEndOutputTokensPerSecond) {
+                         MachineLimits limits, String adapters, int promptTokens, double endToEndOutputTokensPerSecond,
+                         double prefillSeconds, double prefillFlopFraction) {
     }
 
     /**
@@ -78,25 +79,35 @@ public final class DecodeBench {
                              AdapterSetup adapters) {
         ModelSpec spec = model.spec();
         AdapterRegistry registry = registry(model, batch, adapters);
+        // One engine throughout, as a server has: what it sets up once (CUDA graphs of its decode
+        // steps, say) is set up while warming up, not in the timed run.
+        Engine engine = engine(model, batch, steps, promptTokens, registry);
         long warmEnd = System.nanoTime() + 2_000_000_000L;
-        while (System.nanoTime() < warmEnd) {
-            decode(model, batch, Math.min(steps, 8), promptTokens, registry, adapters != null); // warm the JIT up on the same code paths
+        for (int round = 0; round < 2 || System.nanoTime() < warmEnd; round++) {
+            decodeSteps(prefilled(engine, batch, steps, promptTokens, registry, adapters != null), steps); // the JIT warms on the same code paths
         }
+        settleHeap();
         long prefillStart = System.nanoTime();
-        Engine engine = prefilled(model, batch, steps, promptTokens, registry, adapters != null);
+        prefilled(engine, batch, steps, promptTokens, registry, adapters != null);
         long prefillNanos = System.nanoTime() - prefillStart;
         settleHeap();
         long decodeNanos = decodeSteps(engine, steps);
         double seconds = decodeNanos / 1e9;
         double tokensPerSecond = (double) batch * steps / seconds;
         // Average KV bytes read per sequence and step: contexts grow from PROMPT_TOKENS to PROMPT_TOKENS + steps.
-        double kvBytes = (double) batch * spec.layers() * 2L * spec.kvWidth() * Float.BYTES * (promptTokens + steps / 2.0);
+        int kvValueBytes = model.backend().kvCacheType(spec.weightType()).bytes();
+        double kvBytes = (double) batch * spec.layers() * 2L * spec.kvWidth() * kvValueBytes * (promptTokens + steps / 2.0);
         double bytesPerStep = spec.matmulBytes() + kvBytes;
         double roofline = batch * limits.bytesPerSecond() / bytesPerStep;
         double flops = 2.0 * spec.matmulWeights() * batch * steps / seconds;
+        // The prefill step's matrix products: every prompt token through every layer, lm_head for the last token of each.
+        long lmHead = (long) spec.vocabSize() * spec.hiddenSize();
+        double prefillFlops = 2.0 * ((spec.matmulWeights() - lmHead) * (double) batch * promptTokens + lmHead * (double) batch);
+        double prefillSeconds = prefillNanos / 1e9;
         return new Result(name, kernels, batch, steps, seconds, tokensPerSecond, roofline, tokensPerSecond / roofline,
                 flops / limits.flopsPerSecond(), spec.matmulBytes(), limits, adapters == null ? "none" : adapters.describe(), promptTokens,
-                (double) batch * (steps + 1) / ((decodeNanos + prefillNanos) / 1e9));
+                (double) batch * (steps + 1) / ((decodeNanos + prefillNanos) / 1e9), prefillSeconds,
+                prefillFlops / prefillSeconds / limits.flopsPerSecond());
     }
 
     /**
@@ -112,10 +123,12 @@ public final class DecodeBench {
         for (AdapterSetup s : setups) {
             registries.add(registry(model, batch, s));
         }
+        Engine[] engines = new Engine[n];
         for (int c = 0; c < n; c++) {
+            engines[c] = engine(model, batch, steps, PROMPT_TOKENS, registries.get(c));
             long warmEnd = System.nanoTime() + 2_000_000_000L;
-            while (System.nanoTime() < warmEnd) {
-                decode(model, batch, Math.min(steps, 8), PROMPT_TOKENS, registries.get(c), setups.get(c) != null);
+            for (int round = 0; round < 2 || System.nanoTime() < warmEnd; round++) {
+                decodeSteps(prefilled(engines[c], batch, steps, PROMPT_TOKENS, registries.get(c), setups.get(c) != null), steps);
             }
         }
         List<List<Double>> perRound = new ArrayList<>();
@@ -125,9 +138,8 @@ public final class DecodeBench {
         // Round -1 is untimed: the JIT sees the interleaving, and the heap grows to its working size
         // (a young collection's first touch of new pages is slow) before anything is timed.
         for (int round = -1; round < rounds; round++) {
-            Engine[] engines = new Engine[n];
             for (int c = 0; c < n; c++) {
-                engines[c] = prefilled(model, batch, steps, PROMPT_TOKENS, registries.get(c), setups.get(c) != null);
+                prefilled(engines[c], batch, steps, PROMPT_TOKENS, registries.get(c), setups.get(c) != null);
             }
             settleHeap();
             long[] nanos = new long[n];
@@ -173,17 +185,27 @@ public final class DecodeBench {
         return registry;
     }
 
-    /** An engine with B sequences submitted and prefilled (the first step), ready for {@code steps} decode steps. */
-    private static Engine prefilled(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
+    /** An engine for B sequences of {@code promptTokens + steps + 1} tokens, prefilled in one step. */
+    private static Engine engine(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry) {
         ModelSpec spec = model.spec();
-        Engine engine = new Engine(model, EngineConfig.DEFAULT.withMaxSequences(Math.max(batch, 1))
+        return new Engine(model, EngineConfig.DEFAULT.withMaxSequences(Math.max(batch, 1))
                 .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, promptTokens + steps + 16)))
                 .withMaxBatchedTokens(Math.max(EngineConfig.DEFAULT.maxBatchedTokens(), batch * promptTokens)), Set.of(), registry);
+    }
+
+    /** The engine with B sequences submitted and prefilled (the first step), ready for {@code steps} decode steps. */
+    private static Engine prefilled(Engine engine, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
+        if (engine.hasWork()) {
+            throw new IllegalStateException("the engine still has work");
+        }
+        ModelSpec spec = engine.spec();
         List<String> names = registry.adapters().stream().map(dev.flora.adapter.AdapterVersion::name).toList();
         SplittableRandom random = new SplittableRandom(11);
+        long round = engine.steps();
         for (int b = 0; b < batch; b++) {
             int[] prompt = random.ints(promptTokens, 0, spec.vocabSize()).toArray();
-            engine.submit(Request.withAdapter("bench-" + b, prompt, SamplingParams.greedy(steps + 1, true), false, adapted ? names.get(b) : null));
+            engine.submit(Request.withAdapter("bench-" + round + "-" + b, prompt, SamplingParams.greedy(steps + 1, true), false,
+                    adapted ? names.get(b) : null));
         }
         engine.step(new Engine.Listener() { }); // prefill of every prompt, and the first token
         return engine;
@@ -196,11 +218,6 @@ public final class DecodeBench {
      */
     private static void settleHeap() {
         System.gc();
-    }
-
-    /** Runs prefill plus {@code steps} decode steps; returns the nanoseconds of the decode steps. */
-    private static long decode(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry, boolean adapted) {
-        return decodeSteps(prefilled(model, batch, steps, promptTokens, registry, adapted), steps);
     }
 
     /** Runs a prefilled engine's {@code steps} decode steps; returns their nanoseconds. */
@@ -220,6 +237,6 @@ public final class DecodeBench {
     }
 
     private static long kvBytesFor(ModelSpec spec, int batch, int positions) {
-        return 2L * spec.layers() * spec.kvWidth() * Float.BYTES * (long) batch * (positions + 32);
+        return 2L * spec.layers() * spec.kvWidth() * Float.BYTES * (long) batch * (positions + 32); // float32: enough for any cache type
     }
 }

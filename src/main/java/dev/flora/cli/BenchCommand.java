@@ -286,10 +286,12 @@ final class BenchCommand implements Runnable {
                     batch x steps    %d x %d in %.3f s
                     decode           %.1f tokens/s
                     with prefill     %.1f output tokens/s (%d prompt tokens each, %d + 1 tokens generated)
+                    prefill          %.1f ms, %.0f%% of the matrix peak in its products
                     memory roofline  %.1f tokens/s at %.1f GB/s measured  -> %.0f%% reached
                     FMA peak         %.1f GFLOP/s measured               -> %.0f%% reached""",
                     r.model(), r.weightBytes() / 1e6, r.adapters(), r.kernels(), m.threads(), r.batch(), r.steps(), r.seconds(),
-                    r.tokensPerSecond(), r.endToEndOutputTokensPerSecond(), r.promptTokens(), r.steps(), r.rooflineTokensPerSecond(), m.bytesPerSecond() / 1e9, 100 * r.memoryFraction(),
+                    r.tokensPerSecond(), r.endToEndOutputTokensPerSecond(), r.promptTokens(), r.steps(), r.prefillSeconds() * 1e3, 100 * r.prefillFlopFraction(),
+                    r.rooflineTokensPerSecond(), m.bytesPerSecond() / 1e9, 100 * r.memoryFraction(),
                     m.flopsPerSecond() / 1e9, 100 * r.flopFraction());
         }
     }

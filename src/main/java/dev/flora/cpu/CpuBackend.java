@@ -227,7 +227,10 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth) {
+    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth, DType type) {
+        if (type != DType.F32) {
+            throw new IllegalArgumentException("the CPU backend keeps its KV cache in float32, not " + type);
+        }
         return new CpuKvCache(layers, numBlocks, blockSize, kvWidth);
     }
 

@@ -20,16 +20,20 @@ final class Cublas {
     static final int OP_N = 0;
     static final int OP_T = 1;
 
-    private final MethodHandle create, setStream, gemmEx, statusString, getVersion;
+    private final MethodHandle create, setStream, setWorkspace, gemmEx, statusString, getVersion;
     private final MemorySegment handle;
     private final Arena scalars = Arena.ofAuto();
     private final MemorySegment one;
     private final MemorySegment zero;
 
-    Cublas(MemorySegment stream) {
+    /** Bytes of the workspace given to cuBLAS: its own would be allocated inside graph captures. */
+    static final long WORKSPACE_BYTES = 32L << 20;
+
+    Cublas(MemorySegment stream, long workspace) {
         Native n = new Native(CudaLibraries.cublas(), "libcublas");
         create = n.status("cublasCreate_v2", PTR);
         setStream = n.status("cublasSetStream_v2", PTR, PTR);
+        setWorkspace = n.status("cublasSetWorkspace_v2", PTR, PTR, Native.LONG);
         getVersion = n.status("cublasGetVersion_v2", PTR, PTR);
         gemmEx = n.status("cublasGemmEx", PTR, INT, INT, INT, INT, INT, PTR, PTR, INT, INT, PTR, INT, INT, PTR, PTR, INT, INT, INT, INT);
         statusString = n.function("cublasGetStatusString", java.lang.foreign.FunctionDescriptor.of(PTR, INT));
@@ -39,6 +43,7 @@ final class Cublas {
             handle = h.get(PTR, 0);
         }
         check("cublasSetStream", Native.call(setStream, handle, stream));
+        check("cublasSetWorkspace", Native.call(setWorkspace, handle, MemorySegment.ofAddress(workspace), WORKSPACE_BYTES));
         one = scalars.allocateFrom(Native.FLOAT, 1f);
         zero = scalars.allocateFrom(Native.FLOAT, 0f);
     }

@@ -6,6 +6,8 @@ import dev.flora.backend.AttentionShape;
 import dev.flora.backend.Backend;
 import dev.flora.backend.DType;
 import dev.flora.backend.KvCache;
+import dev.flora.backend.LogitSummary;
+import dev.flora.backend.StepRecorder;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
 import dev.flora.safetensors.TensorView;
@@ -25,18 +27,29 @@ public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
     /** Products of up to this many rows with a bf16 / f16 weight use Flora's own GEMV kernel. */
     private static final int GEMV_MAX_ROWS = 4;
-    /** Positions per attention split when a step has too few (token, head) pairs to fill the GPU. */
-    private static final int ATTENTION_SPLIT = 256;
+    /** kernels.cu's GEMV_ROWS (weight rows per block) and GEMV_THREADS. */
+    private static final int GEMV_ROWS = 4;
+    private static final int GEMV_THREADS = 128;
+    /** Decode attention: blocks per SM aimed at, the most splits of one context, the fewest positions a split takes. */
+    private static final int ATTENTION_BLOCKS_PER_SM = 32;
+    private static final int ATTENTION_MAX_SPLITS = 64;
+    private static final int ATTENTION_MIN_SPLIT = 32;
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
     private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
+    private int profileTokens; // the current step's, to tell prefill from decode in the profile
 
     private final Driver driver;
     private final MemorySegment context;
     private final MemorySegment stream;
     private final KernelModule kernels;
     private Cublas cublas; // made at the first product: only libcuda is needed to start
+    private final Object cublasWorkspace = new Object();
+    private final GraphRecorder recorder = new GraphRecorder();
+    private MemorySegment staging; // page-locked host memory for copies back (staging())
+    private CudaStep fixedStep; // while recorded work runs: the step data prepare() returns
+    private static final java.lang.ref.Cleaner GRAPHS = java.lang.ref.Cleaner.create();
     private final DeviceMemory memory;
     private final String deviceName;
     private final int smCount;
@@ -209,52 +222,117 @@ public final class CudaBackend implements Backend {
     private float[] copyToHost(Tensor t) {
         CudaTensor c = CudaTensor.of(t);
         int n = Math.toIntExact(c.numel());
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(Math.max(1, c.bytes()), 8);
-            if (n > 0) {
-                driver.copyToHost(host, c.pointer, c.bytes(), stream);
-            }
-            driver.synchronize(stream);
-            float[] out = new float[n];
-            switch (c.dtype()) {
-                case F32 -> MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, out, 0, n);
-                case BF16 -> {
-                    for (int i = 0; i < n; i++) {
-                        out[i] = Float.intBitsToFloat((host.getAtIndex(ValueLayout.JAVA_SHORT, i) & 0xffff) << 16);
-                    }
-                }
-                case F16 -> {
-                    for (int i = 0; i < n; i++) {
-                        out[i] = Float.float16ToFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i));
-                    }
-                }
-                default -> throw new IllegalStateException("toHost of " + c.dtype());
-            }
-            return out;
+        MemorySegment host = staging(c.bytes());
+        if (n > 0) {
+            driver.copyToHost(host, c.pointer, c.bytes(), stream);
         }
+        driver.synchronize(stream);
+        float[] out = new float[n];
+        switch (c.dtype()) {
+            case F32 -> MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, out, 0, n);
+            case BF16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = Float.intBitsToFloat((host.getAtIndex(ValueLayout.JAVA_SHORT, i) & 0xffff) << 16);
+                }
+            }
+            case F16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = Float.float16ToFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i));
+                }
+            }
+            default -> throw new IllegalStateException("toHost of " + c.dtype());
+        }
+        return out;
+    }
+
+    /**
+     * A page-locked host buffer of at least {@code bytes}, reused by every copy back (the engine's
+     * one thread makes them): copies from pageable memory go through a driver staging buffer at a
+     * fraction of the bus's speed. Grows by doubling; the old one is freed once the stream is idle.
+     */
+    private MemorySegment staging(long bytes) {
+        if (staging == null || staging.byteSize() < bytes) {
+            driver.synchronize(stream);
+            if (staging != null) {
+                driver.freeHost(staging);
+            }
+            long size = Math.max(1L << 20, Long.highestOneBit(Math.max(1, bytes - 1)) << 1);
+            staging = driver.allocHost(size);
+        }
+        return staging;
     }
 
     @Override
-    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth) {
+    public LogitSummary summarizeLogits(Tensor logits, float[] onHost) {
         bind();
+        CudaTensor c = CudaTensor.of(logits);
+        int rows = c.rows();
+        if (c.dtype() != DType.F32) {
+            throw new IllegalArgumentException("summarizeLogits of " + c.dtype() + " logits");
+        }
+        if (rows == 0) {
+            return new LogitSummary(new int[0], new float[0], new double[0]);
+        }
+        long started = PROFILE ? begin() : 0;
+        long bytes = rows * 16L;
+        long summary = memory.allocate(bytes, logits);
+        launch("logit_summary", rows, 1, 1024, 0, c.pointer, c.cols(), summary, summary + rows * 8L, summary + rows * 12L);
+        MemorySegment host = staging(bytes);
+        driver.copyToHost(host, summary, bytes, stream);
+        driver.synchronize(stream);
+        double[] lse = new double[rows];
+        float[] max = new float[rows];
+        int[] argmax = new int[rows];
+        MemorySegment.copy(host, ValueLayout.JAVA_DOUBLE, 0, lse, 0, rows);
+        MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, rows * 8L, max, 0, rows);
+        MemorySegment.copy(host, ValueLayout.JAVA_INT, rows * 12L, argmax, 0, rows);
+        if (PROFILE) {
+            end("summarizeLogits", started);
+        }
+        return new LogitSummary(argmax, max, lse);
+    }
+
+    @Override
+    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth, DType type) {
+        bind();
+        if (type != DType.F32 && type != DType.BF16 && type != DType.F16) {
+            throw new IllegalArgumentException("a KV cache of " + type);
+        }
         Object lifetime = new Object();
         long[] keys = new long[layers];
         long[] values = new long[layers];
-        long perLayer = (long) numBlocks * blockSize * kvWidth;
+        long perLayer = (long) numBlocks * blockSize * kvWidth * type.bytes();
         for (int l = 0; l < layers; l++) {
-            keys[l] = memory.permanent(perLayer * 4, lifetime);
-            values[l] = memory.permanent(perLayer * 4, lifetime);
-            driver.fill32(keys[l], 0, perLayer, stream);
-            driver.fill32(values[l], 0, perLayer, stream);
+            keys[l] = memory.permanent(perLayer, lifetime);
+            values[l] = memory.permanent(perLayer, lifetime);
+            driver.fill32(keys[l], 0, perLayer / 4, stream);
+            driver.fill32(values[l], 0, perLayer / 4, stream);
         }
         driver.synchronize(stream);
-        return new CudaKvCache(layers, numBlocks, blockSize, kvWidth, keys, values, lifetime);
+        return new CudaKvCache(layers, numBlocks, blockSize, kvWidth, type, keys, values, lifetime);
+    }
+
+    /** A 16-bit model's cache in its own type; float32 models keep the exact float32 cache. */
+    @Override
+    public DType kvCacheType(DType weights) {
+        return weights == DType.BF16 || weights == DType.F16 ? weights : DType.F32;
+    }
+
+    private Cublas cublas() {
+        if (cublas == null) {
+            cublas = new Cublas(stream, memory.permanent(Cublas.WORKSPACE_BYTES, cublasWorkspace));
+        }
+        return cublas;
     }
 
     @Override
     public StepData prepare(TokenBatch batch) {
         bind();
+        if (fixedStep != null) {
+            return fixedStep;
+        }
         memory.beginStep(stream);
+        profileTokens = batch.numTokens();
         int maxBlocks = 1;
         for (int[] table : batch.blockTables()) {
             maxBlocks = Math.max(maxBlocks, table.length);
@@ -289,13 +367,19 @@ public final class CudaBackend implements Backend {
     }
 
     private long begin() {
+        if (fixedStep != null) {
+            return 0; // recording: nothing may wait
+        }
         driver.synchronize(stream);
         return System.nanoTime();
     }
 
     private void end(String what, long start) {
+        if (fixedStep != null) {
+            return;
+        }
         driver.synchronize(stream);
-        long[] t = profile.computeIfAbsent(what, k -> new long[2]);
+        long[] t = profile.computeIfAbsent(String.format("%-24s %6d tokens", what, profileTokens), k -> new long[2]);
         t[0] += System.nanoTime() - start;
         t[1]++;
     }
@@ -305,6 +389,21 @@ public final class CudaBackend implements Backend {
             int grid = (int) Math.min((n + THREADS - 1) / THREADS, 65535L * 8);
             launch(kernel, grid, 1, THREADS, 0, args);
         }
+    }
+
+    /** An element-wise kernel that takes {@code width} elements per access when {@code vec}. */
+    private void launchVector(String kernel, long n, int width, boolean vec, Object... args) {
+        launchElements(kernel, vec ? Math.max(1, n / width) : n, args);
+    }
+
+    /** Whether every pointer allows 16-byte accesses. */
+    private static boolean aligned(long... pointers) {
+        for (long p : pointers) {
+            if ((p & 15) != 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static Long ptr(CudaTensor t) {
@@ -401,37 +500,148 @@ public final class CudaBackend implements Backend {
         if (in.rows() == 0) {
             return;
         }
-        if (cublas == null) {
-            cublas = new Cublas(stream);
-        }
         CudaTensor b = bias == null ? null : CudaTensor.of(bias);
-        if (w.dtype() != DType.F32 && in.rows() <= GEMV_MAX_ROWS && in.cols() % 8 == 0 && (in.pointer & 15) == 0) {
-            // A few rows: the weight streams once at memory speed; cuBLAS is slower at this shape.
-            int warps = (o.cols() + 1) / 2;
-            launch("gemv" + in.rows(), (warps * 32 + THREADS - 1) / THREADS, 1, THREADS, 0, in.pointer, w.pointer, ptr(b), type(b),
-                    o.pointer, in.cols(), o.cols(), w.dtype() == DType.BF16 ? 1 : 0);
+        if (gemv(in, w)) {
+            gemvInto(in, w, b, o, false);
             return;
         }
-        if (cublas == null) {
-            cublas = new Cublas(stream);
-        }
+        product(w.dtype() == DType.F32 ? in : rounded(in, w.dtype()), w, b, o);
+    }
+
+    /** x rounded to a 16-bit weight's type, as transformers feeds a bf16 product: the input cuBLAS reads. */
+    private CudaTensor rounded(CudaTensor in, DType type) {
+        CudaTensor rounded = allocateTyped(type, in.rows(), in.cols());
+        boolean vec = aligned(in.pointer, rounded.pointer);
+        launchVector("to_half", in.numel(), 8, vec, in.pointer, rounded.pointer, in.numel(), vec ? 1 : 0, type == DType.BF16 ? 1 : 0);
+        return rounded;
+    }
+
+    /** o = in W^T (+ b) through cuBLAS, in already in the weight's type, accumulated in float32. */
+    private void product(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o) {
+        Cublas cublas = cublas();
         long start = PROFILE ? begin() : 0;
-        switch (w.dtype()) {
-            case F32 -> cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), Cublas.R_32F);
-            case BF16, F16 -> {
-                CudaTensor rounded = allocateTyped(w.dtype(), in.rows(), in.cols());
-                launchElements(w.dtype() == DType.BF16 ? "to_bf16" : "to_f16", in.numel(), in.pointer, rounded.pointer, in.numel());
-                cublas.linear(rounded.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(),
-                        w.dtype() == DType.BF16 ? Cublas.R_16BF : Cublas.R_16F);
-            }
+        int type = switch (w.dtype()) {
+            case F32 -> Cublas.R_32F;
+            case BF16 -> Cublas.R_16BF;
+            case F16 -> Cublas.R_16F;
             default -> throw new IllegalStateException("linear with " + w.dtype() + " weights");
-        }
+        };
+        cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type);
         if (PROFILE) {
             end("cublas " + w.dtype() + (in.rows() == 1 ? " 1 row" : " rows"), start);
         }
         if (b != null) {
             launchRows("add_bias", o.rows(), o.pointer, b.pointer, b.typeCode(), o.cols());
         }
+    }
+
+    /**
+     * A few rows by a 16-bit weight go to Flora's GEMV kernels: the weight streams once at memory
+     * speed, where cuBLAS is slower at this shape.
+     */
+    private static boolean gemv(CudaTensor in, CudaTensor w) {
+        return w.dtype() != DType.F32 && in.rows() >= 1 && in.rows() <= GEMV_MAX_ROWS && in.cols() % 8 == 0 && (in.pointer & 15) == 0;
+    }
+
+    /** Blocks of the GEMV kernels for a weight of {@code outs} rows: GEMV_ROWS rows each. */
+    private static int gemvBlocks(int outs) {
+        return (outs + GEMV_ROWS - 1) / GEMV_ROWS;
+    }
+
+    private void gemvInto(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o, boolean accumulate) {
+        launch("gemv" + in.rows(), gemvBlocks(o.cols()), 1, GEMV_THREADS, 0, in.pointer, w.pointer, ptr(b), type(b), o.pointer,
+                in.cols(), o.cols(), w.dtype() == DType.BF16 ? 1 : 0, accumulate ? 1 : 0);
+    }
+
+    private static void checkLinear(Tensor x, Tensor weight, Tensor out, String what) {
+        if (weight.cols() != x.cols() || out.cols() != weight.rows() || out.rows() != x.rows()) {
+            throw new IllegalArgumentException(what + ": x [" + x.rows() + ", " + x.cols() + "] W [" + weight.rows() + ", " + weight.cols()
+                    + "] out [" + out.rows() + ", " + out.cols() + "]");
+        }
+    }
+
+    /** q, k and v of a few rows in one GEMV launch (up to three weights of one type); otherwise one by one. */
+    @Override
+    public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        bind();
+        CudaTensor in = CudaTensor.of(x);
+        boolean fused = weights.length <= 3 && gemv(in, CudaTensor.of(weights[0]));
+        for (int i = 0; i < weights.length; i++) {
+            checkLinear(x, weights[i], outs[i], "linears");
+            fused &= weights[i].dtype() == weights[0].dtype();
+        }
+        if (!fused) {
+            DType type = weights[0].dtype();
+            boolean oneType = x.rows() > 0 && type != DType.F32;
+            for (Tensor w : weights) {
+                oneType &= w.dtype() == type;
+            }
+            if (!oneType) {
+                Backend.super.linears(x, weights, biases, outs);
+                return;
+            }
+            CudaTensor r = rounded(in, type); // once for all of them
+            for (int i = 0; i < weights.length; i++) {
+                product(r, CudaTensor.of(weights[i]), biases[i] == null ? null : CudaTensor.of(biases[i]), CudaTensor.of(outs[i]));
+            }
+            return;
+        }
+        Object[] args = new Object[3 + 5 * 3];
+        args[0] = in.pointer;
+        args[1] = in.cols();
+        args[2] = weights[0].dtype() == DType.BF16 ? 1 : 0;
+        int blocks = 0;
+        for (int i = 0; i < 3; i++) {
+            boolean present = i < weights.length;
+            CudaTensor b = present && biases[i] != null ? CudaTensor.of(biases[i]) : null;
+            args[3 + 5 * i] = present ? CudaTensor.of(weights[i]).pointer : null;
+            args[4 + 5 * i] = ptr(b);
+            args[5 + 5 * i] = type(b);
+            args[6 + 5 * i] = present ? CudaTensor.of(outs[i]).pointer : null;
+            args[7 + 5 * i] = present ? outs[i].cols() : 0;
+            blocks += present ? gemvBlocks(outs[i].cols()) : 0;
+        }
+        launch("gemv_multi" + in.rows(), blocks, 1, GEMV_THREADS, 0, args);
+    }
+
+    /** A gated MLP of a few rows in one GEMV launch that also applies the activation. */
+    @Override
+    public void gatedLinear(Tensor x, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias, Activation act, Tensor gate,
+                            Tensor up) {
+        bind();
+        CudaTensor in = CudaTensor.of(x);
+        checkLinear(x, gateWeight, gate, "gatedLinear");
+        checkLinear(x, upWeight, up, "gatedLinear");
+        if (upWeight.dtype() != gateWeight.dtype() || gateWeight.dtype() == DType.F32 || x.rows() == 0) {
+            Backend.super.gatedLinear(x, gateWeight, gateBias, upWeight, upBias, act, gate, up);
+            return;
+        }
+        if (!gemv(in, CudaTensor.of(gateWeight))) {
+            CudaTensor r = rounded(in, gateWeight.dtype()); // once for both products
+            product(r, CudaTensor.of(gateWeight), gateBias == null ? null : CudaTensor.of(gateBias), CudaTensor.of(gate));
+            product(r, CudaTensor.of(upWeight), upBias == null ? null : CudaTensor.of(upBias), CudaTensor.of(up));
+            gatedActivation(act, gate, up, gate);
+            return;
+        }
+        CudaTensor bg = gateBias == null ? null : CudaTensor.of(gateBias);
+        CudaTensor bu = upBias == null ? null : CudaTensor.of(upBias);
+        int outs = gate.cols();
+        launch("gemv_gated" + in.rows(), (outs + 1) / 2, 1, GEMV_THREADS, 0, in.pointer, in.cols(),
+                gateWeight.dtype() == DType.BF16 ? 1 : 0, CudaTensor.of(gateWeight).pointer, ptr(bg), type(bg), CudaTensor.of(upWeight).pointer,
+                ptr(bu), type(bu), CudaTensor.of(gate).pointer, outs, code(act));
+    }
+
+    /** A few rows: the GEMV kernel adds its result to the residual as it writes it. */
+    @Override
+    public void linearAdd(Tensor x, Tensor weight, Tensor bias, Tensor scratch, Tensor residual) {
+        bind();
+        CudaTensor in = CudaTensor.of(x);
+        checkLinear(x, weight, residual, "linearAdd");
+        if (!gemv(in, CudaTensor.of(weight))) {
+            Backend.super.linearAdd(x, weight, bias, scratch, residual);
+            return;
+        }
+        gemvInto(in, CudaTensor.of(weight), bias == null ? null : CudaTensor.of(bias), CudaTensor.of(residual), true);
     }
 
     @Override
@@ -570,14 +780,32 @@ public final class CudaBackend implements Backend {
             throw new FloraException("the CUDA attention kernel takes head dimensions up to 256, not " + shape.headDim());
         }
         launchRows("write_kv", n, CudaTensor.of(k).pointer, CudaTensor.of(v).pointer, c.keys()[layer], c.values()[layer], s.cacheSlots(),
-                shape.kvWidth());
-        int visible = shape.slidingWindow() > 0 ? Math.min(s.longestContext(), shape.slidingWindow()) : s.longestContext();
-        // Enough (token, head) pairs fill the GPU with one block each; fewer split the context.
-        boolean split = (long) n * shape.heads() < 4L * smCount;
-        int splitLen = split ? ATTENTION_SPLIT : Math.max(1, visible);
-        int splits = (visible + splitLen - 1) / splitLen;
-        long pairs = (long) n * shape.heads() * splits;
+                shape.kvWidth(), c.typeCode());
         CudaTensor o = CudaTensor.of(out);
+        long qp = CudaTensor.of(q).pointer;
+        // Prompt chunks of a 16-bit cache go to the tensor-core kernel in tiles; the other tokens (and
+        // every token of a recorded step, whose data changes between replays) to the per-token kernel.
+        PrefillTiles tiles = fixedStep == null && c.dtype() != DType.F32 ? PrefillTiles.of(batch, shape.headDim()) : null;
+        long tokenList = 0;
+        int listed = n;
+        if (tiles != null && tiles.count() > 0) {
+            String kernel = "attention_tiles_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
+            launch(kernel, tiles.count(), shape.heads(), 128, 0, qp, c.keys()[layer], c.values()[layer], o.pointer,
+                    ints(tiles.descriptors(), out), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(), shape.kvHeads(),
+                    shape.scale(), shape.slidingWindow());
+            listed = tiles.others().length;
+            if (listed == 0) {
+                return;
+            }
+            tokenList = ints(tiles.others(), out);
+        }
+        int visible = shape.slidingWindow() > 0 ? Math.min(s.longestContext(), shape.slidingWindow()) : s.longestContext();
+        // Few (token, head) pairs split their contexts, so that the GPU has enough blocks to keep
+        // memory busy; each token's split length is worked out on the device from its own length.
+        long listedPairs = (long) listed * shape.heads();
+        int splits = (int) Math.max(1, Math.min(ATTENTION_MAX_SPLITS, (ATTENTION_BLOCKS_PER_SM * smCount + listedPairs - 1) / listedPairs));
+        splits = Math.min(splits, (visible + ATTENTION_MIN_SPLIT - 1) / ATTENTION_MIN_SPLIT);
+        long pairs = (long) n * shape.heads() * splits;
         long partOut = 0;
         long partMax = 0;
         long partSum = 0;
@@ -586,12 +814,17 @@ public final class CudaBackend implements Backend {
             partMax = memory.allocate(pairs * 4, out);
             partSum = memory.allocate(pairs * 4, out);
         }
-        launch("attention", n * shape.heads(), splits, 128, 0, CudaTensor.of(q).pointer, c.keys()[layer], c.values()[layer], o.pointer,
+        String kernel = switch (c.dtype()) {
+            case BF16 -> "attention_bf16";
+            case F16 -> "attention_f16";
+            default -> "attention";
+        };
+        launch(kernel, listed * shape.heads(), splits, 128, 0, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
-                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), splitLen, splits);
+                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList);
         if (splits > 1) {
-            launch("attention_combine", n * shape.heads(), 1, 128, 0, partOut, partMax, partSum, o.pointer, s.positions(), shape.heads(),
-                    shape.headDim(), shape.slidingWindow(), splitLen, splits);
+            launch("attention_combine", listed * shape.heads(), 1, 128, 0, partOut, partMax, partSum, o.pointer, s.positions(), shape.heads(),
+                    shape.headDim(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList);
         }
     }
 
@@ -607,8 +840,11 @@ public final class CudaBackend implements Backend {
     @Override
     public void gatedActivation(Activation act, Tensor gate, Tensor up, Tensor out) {
         bind();
-        launchElements("gated_activation", gate.numel(), code(act), CudaTensor.of(gate).pointer, CudaTensor.of(up).pointer,
-                CudaTensor.of(out).pointer, gate.numel());
+        long g = CudaTensor.of(gate).pointer;
+        long u = CudaTensor.of(up).pointer;
+        long o = CudaTensor.of(out).pointer;
+        boolean vec = aligned(g, u, o);
+        launchVector("gated_activation", gate.numel(), 4, vec, code(act), g, u, o, gate.numel(), vec ? 1 : 0);
     }
 
     @Override
@@ -620,7 +856,110 @@ public final class CudaBackend implements Backend {
     @Override
     public void addInPlace(Tensor x, Tensor y) {
         bind();
-        launchElements("add_in_place", x.numel(), CudaTensor.of(x).pointer, CudaTensor.of(y).pointer, x.numel());
+        long a = CudaTensor.of(x).pointer;
+        long b = CudaTensor.of(y).pointer;
+        boolean vec = aligned(a, b);
+        launchVector("add_in_place", x.numel(), 4, vec, a, b, x.numel(), vec ? 1 : 0);
+    }
+
+    @Override
+    public StepRecorder stepRecorder() {
+        return PROFILE ? null : recorder; // a profile times every operation, which a replayed graph hides
+    }
+
+    /** Steps recorded as CUDA graphs, each with step-data buffers and activations of its own. */
+    private final class GraphRecorder implements StepRecorder {
+        @Override
+        public Recording record(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
+            bind();
+            driver.synchronize(stream);
+            return new GraphRecording(batch, maxBlocks, work);
+        }
+    }
+
+    private final class GraphRecording implements StepRecorder.Recording {
+        private final int tokens;
+        private final int sequences;
+        private final int maxBlocks;
+        private final CudaStep step;
+        private final MemorySegment exec;
+        private final Tensor output;
+
+        GraphRecording(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
+            this.tokens = batch.numTokens();
+            this.sequences = batch.numSequences();
+            this.maxBlocks = maxBlocks;
+            DeviceMemory.RecordingArena arena = memory.new RecordingArena(this);
+            memory.beginRecording(arena);
+            MemorySegment made = null;
+            Tensor out;
+            try {
+                step = new CudaStep(batch, arena.allocate(tokens * 4L), arena.allocate(tokens * 4L), arena.allocate(tokens * 4L),
+                        arena.allocate(tokens * 4L), arena.allocate((long) sequences * maxBlocks * 4), maxBlocks,
+                        maxBlocks * batch.blockSize());
+                upload(batch);
+                long[] mark = arena.mark();
+                fixedStep = step;
+                work.apply(batch); // run once as it comes: lazy set-up (cuBLAS) must not happen while recording
+                arena.rewind(mark);
+                driver.synchronize(stream);
+                driver.beginCapture(stream);
+                try {
+                    out = work.apply(batch);
+                } finally {
+                    made = driver.endCapture(stream);
+                }
+            } finally {
+                fixedStep = null;
+                memory.endRecording();
+            }
+            this.exec = made;
+            this.output = out;
+            MemorySegment graph = made;
+            Driver d = driver;
+            MemorySegment ctx = context;
+            GRAPHS.register(this, () -> {
+                d.setCurrent(ctx);
+                d.destroyGraph(graph);
+            });
+        }
+
+        private void upload(TokenBatch batch) {
+            if (batch.numTokens() != tokens || batch.numSequences() != sequences) {
+                throw new IllegalArgumentException("a step of " + batch.numTokens() + " tokens in " + batch.numSequences()
+                        + " sequences replayed on a recording of " + tokens + " in " + sequences);
+            }
+            int[] tables = new int[sequences * maxBlocks];
+            for (int s = 0; s < sequences; s++) {
+                int[] table = batch.blockTables()[s];
+                if (table.length > maxBlocks) {
+                    throw new IllegalArgumentException("a block table of " + table.length + " blocks, recorded for " + maxBlocks);
+                }
+                System.arraycopy(table, 0, tables, s * maxBlocks, table.length);
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment host = arena.allocate(4L * (4L * tokens + tables.length));
+                MemorySegment.copy(batch.tokens(), 0, host, ValueLayout.JAVA_INT, 0, tokens);
+                MemorySegment.copy(batch.positions(), 0, host, ValueLayout.JAVA_INT, 4L * tokens, tokens);
+                MemorySegment.copy(batch.seqOfToken(), 0, host, ValueLayout.JAVA_INT, 8L * tokens, tokens);
+                MemorySegment.copy(batch.cacheSlots(), 0, host, ValueLayout.JAVA_INT, 12L * tokens, tokens);
+                MemorySegment.copy(tables, 0, host, ValueLayout.JAVA_INT, 16L * tokens, tables.length);
+                CudaBackend.this.upload(step.tokens(), host, 4L * tokens);
+                CudaBackend.this.upload(step.positions(), host.asSlice(4L * tokens), 4L * tokens);
+                CudaBackend.this.upload(step.seqOfToken(), host.asSlice(8L * tokens), 4L * tokens);
+                CudaBackend.this.upload(step.cacheSlots(), host.asSlice(12L * tokens), 4L * tokens);
+                CudaBackend.this.upload(step.blockTables(), host.asSlice(16L * tokens), 4L * tables.length);
+            }
+        }
+
+        @Override
+        public Tensor replay(TokenBatch batch) {
+            bind();
+            memory.beginStep(stream); // what the caller allocates after the replay (a logit summary) is step memory
+            upload(batch);
+            driver.launchGraph(exec, stream);
+            return output;
+        }
     }
 
     /**
@@ -686,9 +1025,7 @@ public final class CudaBackend implements Backend {
             }
         }
         int n = 8192;
-        if (cublas == null) {
-            cublas = new Cublas(stream);
-        }
+        Cublas cublas = cublas();
         double bestGemm = Double.MAX_VALUE;
         for (int i = 0; i < 6; i++) {
             driver.record(start, stream);
@@ -715,10 +1052,14 @@ public final class CudaBackend implements Backend {
         if (PROFILE) {
             long total = profile.values().stream().mapToLong(t -> t[0]).sum();
             System.err.printf("flora.cuda.profile: %.1f ms in GPU operations (each waited for)%n", total / 1e6);
-            profile.forEach((name, t) -> System.err.printf("  %-28s %8.1f ms %8d calls %8.1f us each%n", name, t[0] / 1e6, t[1],
+            profile.forEach((name, t) -> System.err.printf("  %-38s %8.1f ms %8d calls %8.1f us each%n", name, t[0] / 1e6, t[1],
                     t[0] / 1e3 / t[1]));
         }
         driver.synchronize(stream);
+        if (staging != null) {
+            driver.freeHost(staging);
+            staging = null;
+        }
         memory.close();
     }
 }

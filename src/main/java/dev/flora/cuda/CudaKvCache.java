@@ -1,10 +1,22 @@
 package dev.flora.cuda;
 
+import dev.flora.backend.DType;
 import dev.flora.backend.KvCache;
 
 /**
- * The paged KV cache in device memory: float32 keys and values per layer, slot-major. The memory
- * lives as long as {@code lifetime} is reachable, which this record keeps.
+ * The paged KV cache in device memory: keys and values per layer, slot-major, as {@code dtype}
+ * (float32, or a 16-bit model's own type). The memory lives as long as {@code lifetime} is
+ * reachable, which this record keeps.
  */
-record CudaKvCache(int layers, int numBlocks, int blockSize, int kvWidth, long[] keys, long[] values, Object lifetime) implements KvCache {
+record CudaKvCache(int layers, int numBlocks, int blockSize, int kvWidth, DType dtype, long[] keys, long[] values, Object lifetime)
+        implements KvCache {
+
+    int typeCode() {
+        return switch (dtype) {
+            case F32 -> 0;
+            case BF16 -> 1;
+            case F16 -> 2;
+            default -> throw new IllegalStateException("a KV cache of " + dtype);
+        };
+    }
 }

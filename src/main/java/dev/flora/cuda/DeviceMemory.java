@@ -21,6 +21,7 @@ final class DeviceMemory {
     private long used;
     private int current;
     private boolean inStep;
+    private RecordingArena recording;
 
     DeviceMemory(Driver driver, MemorySegment context) {
         this.driver = driver;
@@ -55,8 +56,11 @@ final class DeviceMemory {
         return allocated;
     }
 
-    /** Step memory when a step is open, else a buffer owned by {@code owner}. */
+    /** Step memory when a step is open (or a recording's memory while one is made), else a buffer owned by {@code owner}. */
     synchronized long allocate(long bytes, Object owner) {
+        if (recording != null) {
+            return recording.allocate(bytes);
+        }
         if (!inStep) {
             return permanent(bytes, owner);
         }
@@ -90,6 +94,56 @@ final class DeviceMemory {
         current = 0;
         used = 0;
         inStep = true;
+    }
+
+    /**
+     * Sends every allocation to {@code arena} until {@link #endRecording}: a recorded graph keeps
+     * the addresses it was recorded with, so its memory is its own, never reused by other steps.
+     */
+    synchronized void beginRecording(RecordingArena arena) {
+        recording = arena;
+    }
+
+    synchronized void endRecording() {
+        recording = null;
+    }
+
+    /** Memory owned by one recording: chunks freed when {@code owner} is collected, never moved or merged. */
+    final class RecordingArena {
+        private final Object owner;
+        private final List<long[]> own = new ArrayList<>();
+        private int at;
+        private long usedHere;
+
+        RecordingArena(Object owner) {
+            this.owner = owner;
+        }
+
+        /** Starts over from {@code mark} (a value of {@link #mark}): the next allocations reuse the same addresses. */
+        void rewind(long[] mark) {
+            at = (int) mark[0];
+            usedHere = mark[1];
+        }
+
+        long[] mark() {
+            return new long[] {at, usedHere};
+        }
+
+        long allocate(long bytes) {
+            long size = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+            while (at < own.size() && usedHere + size > own.get(at)[1]) {
+                at++;
+                usedHere = 0;
+            }
+            if (at == own.size()) {
+                long chunk = Math.max(size, 16L << 20);
+                own.add(new long[] {permanent(chunk, owner), chunk});
+                usedHere = 0;
+            }
+            long pointer = own.get(at)[0] + usedHere;
+            usedHere += size;
+            return pointer;
+        }
     }
 
     synchronized void close() {

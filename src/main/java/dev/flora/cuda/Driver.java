@@ -22,6 +22,7 @@ public final class Driver {
 
     private final MethodHandle cuInit, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute, cuDeviceTotalMem;
     private final MethodHandle cuDevicePrimaryCtxRetain, cuCtxSetCurrent, cuStreamCreate, cuStreamSynchronize;
+    private final MethodHandle cuMemHostAlloc, cuMemFreeHost;
     private final MethodHandle cuMemAlloc, cuMemFree, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemGetInfo;
     private final MethodHandle cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel;
     private final MethodHandle cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime;
@@ -42,6 +43,8 @@ public final class Driver {
         cuStreamSynchronize = n.status("cuStreamSynchronize", PTR);
         cuMemAlloc = n.status("cuMemAlloc_v2", PTR, SIZE_T);
         cuMemFree = n.status("cuMemFree_v2", LONG);
+        cuMemHostAlloc = n.status("cuMemHostAlloc", PTR, SIZE_T, INT);
+        cuMemFreeHost = n.status("cuMemFreeHost", PTR);
         cuMemGetInfo = n.status("cuMemGetInfo_v2", PTR, PTR);
         cuMemcpyHtoDAsync = n.status("cuMemcpyHtoDAsync_v2", LONG, PTR, SIZE_T, PTR);
         cuMemcpyDtoHAsync = n.status("cuMemcpyDtoHAsync_v2", PTR, LONG, SIZE_T, PTR);
@@ -202,6 +205,19 @@ public final class Driver {
 
     void free(long pointer) {
         check("cuMemFree", Native.call(cuMemFree, pointer));
+    }
+
+    /** Page-locked host memory: copies from the device into it run at the bus's speed, without staging. */
+    MemorySegment allocHost(long bytes) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment p = arena.allocate(PTR);
+            check("cuMemHostAlloc", Native.call(cuMemHostAlloc, p, Math.max(bytes, 1), 0));
+            return p.get(PTR, 0).reinterpret(Math.max(bytes, 1));
+        }
+    }
+
+    void freeHost(MemorySegment pointer) {
+        check("cuMemFreeHost", Native.call(cuMemFreeHost, pointer));
     }
 
     void copyToDevice(long dst, MemorySegment src, long bytes, MemorySegment stream) {

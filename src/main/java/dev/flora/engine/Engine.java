@@ -5,6 +5,7 @@ import dev.flora.adapter.AdapterRange;
 import dev.flora.adapter.AdapterRegistry;
 import dev.flora.backend.DType;
 import dev.flora.backend.KvCache;
+import dev.flora.backend.LogitSummary;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
 import dev.flora.model.CausalLM;
@@ -51,8 +52,10 @@ public final class Engine {
     private final BlockManager blocks;
     private final Scheduler scheduler;
     private final KvCache cache;
+    private final DecodeGraphs graphs; // null: every step runs as it comes
     private final Map<String, Sequence> active = new HashMap<>();
     private long steps;
+    private long replayedSteps;
     private int lastStepTokens;
 
     public Engine(CausalLM model, EngineConfig config, Set<Integer> eosTokens) {
@@ -64,7 +67,8 @@ public final class Engine {
         this.adapters = adapters;
         this.spec = model.spec();
         this.eosTokens = Set.copyOf(eosTokens);
-        long perBlock = KvCache.bytesPerBlock(spec.layers(), config.blockSize(), spec.kvWidth(), DType.F32);
+        DType kvType = model.backend().kvCacheType(spec.weightType());
+        long perBlock = KvCache.bytesPerBlock(spec.layers(), config.blockSize(), spec.kvWidth(), kvType);
         long affordable = config.kvCacheBytes() / perBlock;
         long useful = (long) config.maxSequences() * ((spec.maxContext() + config.blockSize() - 1) / config.blockSize());
         int numBlocks = (int) Math.min(Math.min(affordable, useful), Integer.MAX_VALUE);
@@ -75,7 +79,9 @@ public final class Engine {
         this.blocks = new BlockManager(numBlocks, config.blockSize());
         this.scheduler = new Scheduler(blocks, adapters, config.maxBatchedTokens(), config.maxSequences(), spec.maxContext(),
                 config.separatePrefillDecode());
-        this.cache = model.backend().allocateKvCache(spec.layers(), numBlocks, config.blockSize(), spec.kvWidth());
+        this.cache = model.backend().allocateKvCache(spec.layers(), numBlocks, config.blockSize(), spec.kvWidth(), kvType);
+        int maxBlocksPerSequence = (spec.maxContext() + config.blockSize() - 1) / config.blockSize();
+        this.graphs = DecodeGraphs.of(model, cache, adapters, maxBlocksPerSequence, config.stepGraphs());
     }
 
     public ModelSpec spec() {
@@ -92,6 +98,11 @@ public final class Engine {
 
     public long steps() {
         return steps;
+    }
+
+    /** Steps replayed from recordings (CUDA graphs) so far. */
+    public long replayedSteps() {
+        return replayedSteps;
     }
 
     /** Tokens computed in the last step. */
@@ -253,8 +264,10 @@ public final class Engine {
         steps++;
         TokenBatch batch = buildBatch(chunks);
         lastStepTokens = batch.numTokens();
-        Tensor hidden = model.forward(batch, cache, adapters);
-        consumeLogits(chunks, batch, hidden, listener);
+        Tensor replayed = graphs == null ? null : graphs.logits(batch);
+        Tensor hidden = replayed == null ? model.forward(batch, cache, adapters) : null;
+        replayedSteps += replayed == null ? 0 : 1;
+        consumeLogits(chunks, batch, hidden, replayed, listener);
         List<Result> finished = new ArrayList<>();
         for (Scheduler.Chunk c : chunks) {
             Sequence seq = c.seq();
@@ -315,18 +328,31 @@ public final class Engine {
         return scoresPrompt || samples;
     }
 
-    private void consumeLogits(List<Scheduler.Chunk> chunks, TokenBatch batch, Tensor hidden, Listener listener) {
+    /**
+     * Samples from the logits of the step's rows: computed from hidden here, or already computed
+     * (replayed) when given. Rows that greedy decoding alone reads come back as their summary
+     * (argmax, log-sum-exp); the full rows are copied only when some row of the pass needs more.
+     */
+    private void consumeLogits(List<Scheduler.Chunk> chunks, TokenBatch batch, Tensor hidden, Tensor replayed, Listener listener) {
         int[] rows = batch.logitRows();
         int vocab = spec.vocabSize();
         for (int from = 0; from < rows.length; from += LOGIT_ROWS_PER_PASS) {
             int count = Math.min(LOGIT_ROWS_PER_PASS, rows.length - from);
-            float[] logits = model.backend().toHost(model.logits(model.backend().rows(hidden, from, count)));
+            Tensor rowLogits = replayed != null ? model.backend().rows(replayed, from, count)
+                    : model.logits(model.backend().rows(hidden, from, count));
+            boolean full = false;
+            for (int r = 0; r < count && !full; r++) {
+                int t = rows[from + r];
+                full = !greedyOnly(chunks.get(batch.seqOfToken()[t]).seq(), batch.positions()[t]);
+            }
+            float[] logits = full ? model.backend().toHost(rowLogits) : null;
+            LogitSummary summary = model.backend().summarizeLogits(rowLogits, logits);
             for (int r = 0; r < count; r++) {
                 int t = rows[from + r];
                 Sequence seq = chunks.get(batch.seqOfToken()[t]).seq();
                 int p = batch.positions()[t];
                 int offset = r * vocab;
-                double lse = Sampler.logSumExp(logits, offset, vocab);
+                double lse = summary.logSumExp()[r];
                 SamplingParams sp = seq.request.sampling();
                 if (seq.promptLogprobs != null && p + 1 < seq.promptLength()) {
                     seq.promptLogprobs[p + 1] = logits[offset + seq.token(p + 1)] - lse;
@@ -335,8 +361,9 @@ public final class Engine {
                     }
                 }
                 if (p == seq.length() - 1 && seq.generatedCount() < sp.maxTokens()) {
-                    int token = sample(seq, logits, offset, vocab, sp);
-                    double logprob = logits[offset + token] - lse;
+                    boolean greedy = greedyOnly(seq, p);
+                    int token = greedy ? summary.argmax()[r] : sample(seq, logits, offset, vocab, sp);
+                    double logprob = (greedy ? summary.max()[r] : logits[offset + token]) - lse;
                     TopLogprobs top = sp.logprobs() > 0 ? TopLogprobs.of(logits, offset, vocab, lse, sp.logprobs()) : null;
                     seq.append(token, logprob, top);
                     listener.onToken(seq.request.id(), token, logprob, top);
@@ -344,6 +371,17 @@ public final class Engine {
                 }
             }
         }
+    }
+
+    /**
+     * Whether position p's row is read only for a greedy pick and its log-probability: no prompt
+     * score, no top log-probabilities, no penalties, no min_tokens ban.
+     */
+    private static boolean greedyOnly(Sequence seq, int p) {
+        SamplingParams sp = seq.request.sampling();
+        boolean scoresPrompt = seq.promptLogprobs != null && p + 1 < seq.promptLength();
+        boolean ban = seq.generatedCount() < sp.minTokens();
+        return !scoresPrompt && sp.isGreedy() && sp.logprobs() == 0 && !sp.hasPenalties() && !ban;
     }
 
     /**

@@ -24,19 +24,6 @@ final class Sampler {
         return best;
     }
 
-    /** log-sum-exp of a row, in double. */
-    static double logSumExp(float[] logits, int offset, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, logits[offset + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += StrictMath.exp((double) logits[offset + i] - max);
-        }
-        return max + StrictMath.log(sum);
-    }
-
     static int sample(float[] logits, int offset, int n, SamplingParams p, SplittableRandom random) {
         if (p.isGreedy()) {
             return argmax(logits, offset, n);

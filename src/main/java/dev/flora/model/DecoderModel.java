@@ -45,6 +45,21 @@ public abstract class DecoderModel implements CausalLM {
         this.linears = Collections.unmodifiableMap(byName);
     }
 
+    /** The rows of x the step returns: x itself when that is every row in order (a decode step: nothing copied or uploaded). */
+    protected final Tensor logitRowsOf(Tensor x, dev.flora.backend.TokenBatch batch) {
+        int[] rows = batch.logitRows();
+        boolean all = rows.length == x.rows();
+        for (int i = 0; all && i < rows.length; i++) {
+            all = rows[i] == i;
+        }
+        if (all) {
+            return x;
+        }
+        Tensor selected = backend.allocate(rows.length, x.cols());
+        backend.gatherRows(x, rows, selected);
+        return selected;
+    }
+
     @Override
     public final Backend backend() {
         return backend;

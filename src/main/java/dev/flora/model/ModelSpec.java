@@ -7,9 +7,10 @@ package dev.flora.model;
  * @param kvWidth         keys (and values) per token per layer
  * @param matmulWeights   weights of the matrix products one token goes through (lm_head included)
  * @param matmulBytes     bytes of those weights as stored: what a decode step must read at least once
+ * @param weightType      the type the matrix weights are stored in (the first one's; checkpoints use one)
  */
 public record ModelSpec(String architecture, int vocabSize, int hiddenSize, int layers, int kvWidth, int maxContext,
-                        long matmulWeights, long matmulBytes) {
+                        long matmulWeights, long matmulBytes, dev.flora.backend.DType weightType) {
 
     /** A spec whose weight counts are those of the given matrix products. */
     public static ModelSpec of(String architecture, int vocabSize, int hiddenSize, int layers, int kvWidth, int maxContext,
@@ -20,6 +21,7 @@ public record ModelSpec(String architecture, int vocabSize, int hiddenSize, int 
             weights += l.weight().numel();
             bytes += l.weightBytes();
         }
-        return new ModelSpec(architecture, vocabSize, hiddenSize, layers, kvWidth, maxContext, weights, bytes);
+        dev.flora.backend.DType type = linears.isEmpty() ? lmHead.dtype() : linears.getFirst().weight().dtype();
+        return new ModelSpec(architecture, vocabSize, hiddenSize, layers, kvWidth, maxContext, weights, bytes, type);
     }
 }

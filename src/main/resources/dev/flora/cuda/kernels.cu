@@ -57,10 +57,17 @@ __device__ float block_max(float v, float* scratch) {
 }
 
 // Products of a few rows (decode) with a bf16 / f16 weight: reading the weight once at full memory
-// bandwidth is all that matters. One warp per pair of output rows; each lane streams 16-byte
-// pieces of the weight rows past L1 (no_allocate keeps L1 for x); x is rounded to the weight's type
-// first, as the cuBLAS path does, and products are summed in float32. TOKENS rows of x, in % 8 == 0.
-#define GEMV_ROWS_PER_WARP 2
+// bandwidth is all that matters. One block of GEMV_WARPS warps per GEMV_ROWS weight rows; the warps
+// split each row's length (warp w, lane l take the 16-byte pieces (w·32 + l) + k·GEMV_WARPS·32),
+// stream them past L1 (no_allocate keeps L1 for x), GEMV_UNROLL pieces per row issued before any is
+// used, so that enough bytes are in flight to cover the memory latency. x is rounded to the weight's
+// type first, as the cuBLAS path does; products are summed in float32 in a fixed order (lanes, then
+// warps in order), the same for any TOKENS: batch-invariant among these kernels. in % 8 == 0.
+#define GEMV_ROWS 4
+#define GEMV_WARPS 4
+#define GEMV_THREADS (GEMV_WARPS * 32)
+#define GEMV_UNROLL 2
+#define GEMV_STEP (GEMV_WARPS * 256)
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
     uint4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
@@ -81,55 +88,160 @@ __device__ __forceinline__ void unpack8(uint4 w, int bf16, float* f) {
     }
 }
 
+// acc[r][t] += x[t, i..i+8) · w[row r, i..i+8), in k order.
 template <int TOKENS>
-__device__ void gemv(const float* x, const u16* w, const void* bias, int biasType, float* out, int in, int outs, int bf16) {
-    int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    int row0 = warp * GEMV_ROWS_PER_WARP;
-    if (row0 >= outs) return;
-    float acc[GEMV_ROWS_PER_WARP][TOKENS];
+__device__ __forceinline__ void gemv_piece(const float* x, int in, int i, const uint4* raw, int bf16,
+                                           float (*acc)[TOKENS]) {
     #pragma unroll
-    for (int r = 0; r < GEMV_ROWS_PER_WARP; r++)
+    for (int t = 0; t < TOKENS; t++) {
+        float4 a = *(const float4*) (x + (long long) t * in + i);
+        float4 b = *(const float4*) (x + (long long) t * in + i + 4);
+        float xs[8] = {rounded(a.x, bf16), rounded(a.y, bf16), rounded(a.z, bf16), rounded(a.w, bf16),
+                       rounded(b.x, bf16), rounded(b.y, bf16), rounded(b.z, bf16), rounded(b.w, bf16)};
         #pragma unroll
-        for (int t = 0; t < TOKENS; t++) acc[r][t] = 0.f;
-    for (int i = lane * 8; i < in; i += 256) {
-        uint4 raw[GEMV_ROWS_PER_WARP];
-        #pragma unroll
-        for (int r = 0; r < GEMV_ROWS_PER_WARP; r++) {
-            int row = min(row0 + r, outs - 1);
-            raw[r] = ld_stream(w + (long long) row * in + i);
-        }
-        #pragma unroll
-        for (int t = 0; t < TOKENS; t++) {
-            float4 a = *(const float4*) (x + (long long) t * in + i);
-            float4 b = *(const float4*) (x + (long long) t * in + i + 4);
-            float xs[8] = {rounded(a.x, bf16), rounded(a.y, bf16), rounded(a.z, bf16), rounded(a.w, bf16),
-                           rounded(b.x, bf16), rounded(b.y, bf16), rounded(b.z, bf16), rounded(b.w, bf16)};
+        for (int r = 0; r < GEMV_ROWS; r++) {
+            float f[8];
+            unpack8(raw[r], bf16, f);
             #pragma unroll
-            for (int r = 0; r < GEMV_ROWS_PER_WARP; r++) {
-                float f[8];
-                unpack8(raw[r], bf16, f);
-                #pragma unroll
-                for (int k = 0; k < 8; k++) acc[r][t] = fmaf(xs[k], f[k], acc[r][t]);
-            }
-        }
-    }
-    #pragma unroll
-    for (int r = 0; r < GEMV_ROWS_PER_WARP; r++) {
-        #pragma unroll
-        for (int t = 0; t < TOKENS; t++) {
-            float v = acc[r][t];
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            int row = row0 + r;
-            if (lane == 0 && row < outs) out[(long long) t * outs + row] = bias ? v + ld(bias, row, biasType) : v;
+            for (int k = 0; k < 8; k++) acc[r][t] = fmaf(xs[k], f[k], acc[r][t]);
         }
     }
 }
 
+// act: 0 silu, 1 gelu (erf), 2 gelu (tanh), 3 relu
+__device__ __forceinline__ float activate(int act, float x) {
+    if (act == 0) return x / (1.f + expf(-x));
+    if (act == 1) return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    if (act == 2) return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    return fmaxf(x, 0.f);
+}
+
+// The sums x[t] · rows[r] for four weight rows, valid in thread 0 of the block.
+template <int TOKENS>
+__device__ __forceinline__ void gemv_rows(const float* x, const u16* const* rows, int in, int bf16, float (*acc)[TOKENS]) {
+    __shared__ float partial[GEMV_WARPS][GEMV_ROWS][TOKENS];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    #pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++)
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) acc[r][t] = 0.f;
+    int i = (warp * 32 + lane) * 8;
+    for (; i + (GEMV_UNROLL - 1) * GEMV_STEP < in; i += GEMV_UNROLL * GEMV_STEP) {
+        uint4 raw[GEMV_UNROLL][GEMV_ROWS];
+        #pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++)
+            #pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++) raw[u][r] = ld_stream(rows[r] + i + u * GEMV_STEP);
+        #pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) gemv_piece<TOKENS>(x, in, i + u * GEMV_STEP, raw[u], bf16, acc);
+    }
+    for (; i < in; i += GEMV_STEP) {
+        uint4 raw[GEMV_ROWS];
+        #pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) raw[r] = ld_stream(rows[r] + i);
+        gemv_piece<TOKENS>(x, in, i, raw, bf16, acc);
+    }
+    #pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++)
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            for (int o = 16; o > 0; o >>= 1) acc[r][t] += __shfl_xor_sync(0xffffffffu, acc[r][t], o);
+            if (lane == 0) partial[warp][r][t] = acc[r][t];
+        }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        #pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++)
+            #pragma unroll
+            for (int t = 0; t < TOKENS; t++) {
+                float sum = partial[0][r][t];
+                #pragma unroll
+                for (int w = 1; w < GEMV_WARPS; w++) sum += partial[w][r][t];
+                acc[r][t] = sum;
+            }
+    }
+}
+
+// out[t, row] (+)= x[t] · w[row] + bias[row] for rows [row0, row0 + GEMV_ROWS) of one weight.
+template <int TOKENS>
+__device__ __forceinline__ void gemv_block(const float* x, const u16* w, const void* bias, int biasType, float* out, int in, int outs,
+                                           int bf16, int row0, int accumulate) {
+    const u16* rows[GEMV_ROWS];
+    #pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) rows[r] = w + (long long) min(row0 + r, outs - 1) * in;
+    float acc[GEMV_ROWS][TOKENS];
+    gemv_rows<TOKENS>(x, rows, in, bf16, acc);
+    if (threadIdx.x != 0) return;
+    #pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        int row = row0 + r;
+        if (row >= outs) continue;
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            float v = bias ? acc[r][t] + ld(bias, row, biasType) : acc[r][t];
+            float* o = out + (long long) t * outs + row;
+            *o = accumulate ? *o + v : v;
+        }
+    }
+}
+
+template <int TOKENS>
+__device__ void gemv(const float* x, const u16* w, const void* bias, int biasType, float* out, int in, int outs, int bf16, int accumulate) {
+    gemv_block<TOKENS>(x, w, bias, biasType, out, in, outs, bf16, blockIdx.x * GEMV_ROWS, accumulate);
+}
+
+// Up to three weights sharing one input (q, k, v) in one launch: the blocks of segment 0, then 1, then 2.
+template <int TOKENS>
+__device__ void gemv_multi(const float* x, int in, int bf16, const u16* w0, const void* b0, int bt0, float* o0, int n0,
+                           const u16* w1, const void* b1, int bt1, float* o1, int n1, const u16* w2, const void* b2, int bt2,
+                           float* o2, int n2) {
+    int block = blockIdx.x;
+    int blocks0 = (n0 + GEMV_ROWS - 1) / GEMV_ROWS, blocks1 = (n1 + GEMV_ROWS - 1) / GEMV_ROWS;
+    if (block < blocks0) gemv_block<TOKENS>(x, w0, b0, bt0, o0, in, n0, bf16, block * GEMV_ROWS, 0);
+    else if (block < blocks0 + blocks1) gemv_block<TOKENS>(x, w1, b1, bt1, o1, in, n1, bf16, (block - blocks0) * GEMV_ROWS, 0);
+    else gemv_block<TOKENS>(x, w2, b2, bt2, o2, in, n2, bf16, (block - blocks0 - blocks1) * GEMV_ROWS, 0);
+}
+
+// A gated MLP's two products and its activation: out[t, j] = act(x[t]·g[j] + bg[j]) · (x[t]·u[j] + bu[j]),
+// two output rows per block (rows j, j+1 of both weights), the same sums as two separate products.
+template <int TOKENS>
+__device__ void gemv_gated(const float* x, int in, int bf16, const u16* wg, const void* bg, int btg, const u16* wu, const void* bu,
+                           int btu, float* out, int outs, int act) {
+    int j0 = blockIdx.x * 2;
+    int j1 = min(j0 + 1, outs - 1);
+    const u16* rows[GEMV_ROWS] = {wg + (long long) j0 * in, wg + (long long) j1 * in, wu + (long long) j0 * in,
+                                  wu + (long long) j1 * in};
+    float acc[GEMV_ROWS][TOKENS];
+    gemv_rows<TOKENS>(x, rows, in, bf16, acc);
+    if (threadIdx.x != 0) return;
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int j = j0 + r;
+        if (j >= outs) continue;
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            float g = bg ? acc[r][t] + ld(bg, j, btg) : acc[r][t];
+            float u = bu ? acc[2 + r][t] + ld(bu, j, btu) : acc[2 + r][t];
+            out[(long long) t * outs + j] = activate(act, g) * u;
+        }
+    }
+}
+
+#define GEMV_KERNELS(T) \
+__global__ void __launch_bounds__(GEMV_THREADS) gemv##T(const float* x, const u16* w, const void* bias, int bt, float* out, int in, \
+        int outs, int bf16, int accumulate) { gemv<T>(x, w, bias, bt, out, in, outs, bf16, accumulate); } \
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_multi##T(const float* x, int in, int bf16, const u16* w0, const void* b0, \
+        int bt0, float* o0, int n0, const u16* w1, const void* b1, int bt1, float* o1, int n1, const u16* w2, const void* b2, int bt2, \
+        float* o2, int n2) { gemv_multi<T>(x, in, bf16, w0, b0, bt0, o0, n0, w1, b1, bt1, o1, n1, w2, b2, bt2, o2, n2); } \
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_gated##T(const float* x, int in, int bf16, const u16* wg, const void* bg, \
+        int btg, const u16* wu, const void* bu, int btu, float* out, int outs, int act) { \
+    gemv_gated<T>(x, in, bf16, wg, bg, btg, wu, bu, btu, out, outs, act); }
+
 extern "C" {
-__global__ void gemv1(const float* x, const u16* w, const void* bias, int bt, float* out, int in, int outs, int bf16) { gemv<1>(x, w, bias, bt, out, in, outs, bf16); }
-__global__ void gemv2(const float* x, const u16* w, const void* bias, int bt, float* out, int in, int outs, int bf16) { gemv<2>(x, w, bias, bt, out, in, outs, bf16); }
-__global__ void gemv3(const float* x, const u16* w, const void* bias, int bt, float* out, int in, int outs, int bf16) { gemv<3>(x, w, bias, bt, out, in, outs, bf16); }
-__global__ void gemv4(const float* x, const u16* w, const void* bias, int bt, float* out, int in, int outs, int bf16) { gemv<4>(x, w, bias, bt, out, in, outs, bf16); }
+GEMV_KERNELS(1)
+GEMV_KERNELS(2)
+GEMV_KERNELS(3)
+GEMV_KERNELS(4)
 }
 
 extern "C" {
@@ -231,23 +343,56 @@ __global__ void rotary(float* x, int width, int headDim, const float* invFreq, c
     }
 }
 
-__global__ void write_kv(const float* k, const float* v, float* cacheK, float* cacheV, const int* slots, int kvWidth) {
+}  // extern "C"
+
+// ---- the paged KV cache: float32 (float32 models, exact) or the weights' 16-bit type (bf16 / f16
+// models, as transformers keeps it): TYPE 0 = float32, 1 = bfloat16, 2 = float16 ----
+
+template <int TYPE> __device__ __forceinline__ float kv_ld(const void* p, long long i) {
+    if (TYPE == 0) return ((const float*) p)[i];
+    if (TYPE == 1) return bf16_to_f32(((const u16*) p)[i]);
+    return f16_to_f32(((const u16*) p)[i]);
+}
+
+// Four values from i (a multiple of 4): one 16-byte load in float32, one 8-byte load in 16 bits.
+template <int TYPE> __device__ __forceinline__ float4 kv_ld4(const void* p, long long i) {
+    if (TYPE == 0) return *(const float4*) ((const float*) p + i);
+    uint2 u = *(const uint2*) ((const u16*) p + i);
+    if (TYPE == 1) return make_float4(bf16_to_f32((u16) (u.x & 0xffffu)), bf16_to_f32((u16) (u.x >> 16)),
+                                      bf16_to_f32((u16) (u.y & 0xffffu)), bf16_to_f32((u16) (u.y >> 16)));
+    return make_float4(f16_to_f32((u16) (u.x & 0xffffu)), f16_to_f32((u16) (u.x >> 16)),
+                       f16_to_f32((u16) (u.y & 0xffffu)), f16_to_f32((u16) (u.y >> 16)));
+}
+
+template <int TYPE> __device__ void write_kv_impl(const float* k, const float* v, void* cacheK, void* cacheV, const int* slots, int kvWidth) {
     int t = blockIdx.x;
     long long slot = slots[t];
+    if (slot < 0) return; // a recorded step's padding
     for (int c = threadIdx.x; c < kvWidth; c += blockDim.x) {
-        cacheK[slot * kvWidth + c] = k[(long long) t * kvWidth + c];
-        cacheV[slot * kvWidth + c] = v[(long long) t * kvWidth + c];
+        long long to = slot * kvWidth + c, from = (long long) t * kvWidth + c;
+        if (TYPE == 0) {
+            ((float*) cacheK)[to] = k[from];
+            ((float*) cacheV)[to] = v[from];
+        } else if (TYPE == 1) {
+            ((u16*) cacheK)[to] = f32_to_bf16(k[from]);
+            ((u16*) cacheV)[to] = f32_to_bf16(v[from]);
+        } else {
+            ((u16*) cacheK)[to] = f32_to_f16(k[from]);
+            ((u16*) cacheV)[to] = f32_to_f16(v[from]);
+        }
     }
 }
 
-
 // Attention over the paged cache, split over the context (flash-decoding): block (token t, head h,
-// split s) covers positions [first + s·splitLen, ...) of t's visible context in chunks of
-// ATTN_CHUNK, with an online softmax. Scores: eight lanes per position, each reading 16-byte pieces
-// of the key row; values: lanes over the head dimension, warps over positions. The softmax sum and
-// the weighted values add up in float64. A token whose context fits one split writes its output
-// here; otherwise each split writes its normalised output, maximum and sum for attention_combine.
-// Per-token lengths come from device data only, so a captured graph serves any context.
+// split s) covers positions [first + s·L, first + (s+1)·L) of t's visible context, L = max(minSplit,
+// ⌈len / splits⌉) computed here from the token's own length (so a captured graph serves any
+// context, and short contexts use few splits), in chunks of ATTN_CHUNK with an online softmax. Each
+// chunk's cache slots are looked up once into shared memory. Scores: eight lanes per position;
+// values: each lane four consecutive dimensions, warps over positions, four positions' loads in
+// flight. The softmax sum and the weighted values add up in float64. A token whose context needs
+// one split writes its output here; otherwise each split writes its normalised output, maximum and
+// sum for attention_combine. With a token list, block x serves token list[x / heads] (the others are
+// prefill tiles, attention_tiles).
 #define ATTN_THREADS 128
 #define ATTN_WARPS (ATTN_THREADS / 32)
 #define ATTN_CHUNK 128
@@ -255,19 +400,27 @@ __global__ void write_kv(const float* k, const float* v, float* cacheK, float* c
 
 __device__ __forceinline__ int attention_first(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
 
-__global__ void attention(const float* q, const float* cacheK, const float* cacheV, float* out, float* partOut, float* partMax,
-                          float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks,
-                          int blockSize, int heads, int kvHeads, int headDim, float scale, int window, int splitLen, int splits) {
-    __shared__ float qs[ATTN_MAX_HEAD_DIM];
+// The split length of a context of len positions: the same here and in attention_combine.
+__device__ __forceinline__ int attention_split(int len, int minSplit, int splits) { return max(minSplit, (len + splits - 1) / splits); }
+
+template <int TYPE>
+__device__ void attention_impl(const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax,
+                               float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks,
+                               int blockSize, int heads, int kvHeads, int headDim, float scale, int window, int minSplit, int splits,
+                               const int* tokenList) {
+    __shared__ __align__(16) float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float sc[ATTN_CHUNK];
+    __shared__ int slotOf[ATTN_CHUNK];
     __shared__ float maxScratch[32];
     __shared__ double sumScratch[32];
     __shared__ double partial[ATTN_WARPS][ATTN_MAX_HEAD_DIM];
     int t = blockIdx.x / heads, h = blockIdx.x % heads, split = blockIdx.y;
+    if (tokenList) t = tokenList[t];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int pos = positions[t];
     int first = attention_first(pos, window);
     int len = pos - first + 1;
+    int splitLen = attention_split(len, minSplit, splits);
     int used = (len + splitLen - 1) / splitLen;
     if (split >= used) return;
     int begin = first + split * splitLen, end = min(pos + 1, begin + splitLen);
@@ -275,7 +428,6 @@ __global__ void attention(const float* q, const float* cacheK, const float* cach
     int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) qs[d] = q[(long long) t * qWidth + h * headDim + d];
-    __syncthreads();
     float m = __int_as_float(0xff800000);
     double l = 0.0;
     double acc[ATTN_MAX_HEAD_DIM / 32];
@@ -284,25 +436,29 @@ __global__ void attention(const float* q, const float* cacheK, const float* cach
     int group = lane >> 3, sub = lane & 7;
     bool vector = (headDim & 3) == 0 && (kvWidth & 3) == 0;
     for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
-        for (int j = warp * 4 + group; j < ATTN_CHUNK; j += ATTN_WARPS * 4) {
+        int n = min(ATTN_CHUNK, end - c0);
+        for (int j = threadIdx.x; j < n; j += blockDim.x) {
             int p = c0 + j;
+            slotOf[j] = table[p / blockSize] * blockSize + p % blockSize;
+        }
+        __syncthreads();
+        for (int j = warp * 4 + group; j < ATTN_CHUNK; j += ATTN_WARPS * 4) {
             double s = 0.0; // float64: large q·k (Qwen2's biases) would show float32 rounding after the exp
-            if (p < end) {
-                long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
-                const float* key = cacheK + slot * kvWidth + kvh * headDim;
+            if (j < n) {
+                long long key = (long long) slotOf[j] * kvWidth + kvh * headDim;
                 if (vector) {
                     for (int d = sub * 4; d < headDim; d += 32) {
-                        float4 kv = *(const float4*) (key + d);
+                        float4 kv = kv_ld4<TYPE>(cacheK, key + d);
                         s += (double) qs[d] * kv.x + (double) qs[d + 1] * kv.y + (double) qs[d + 2] * kv.z + (double) qs[d + 3] * kv.w;
                     }
                 } else {
-                    for (int d = sub; d < headDim; d += 8) s += (double) qs[d] * key[d];
+                    for (int d = sub; d < headDim; d += 8) s += (double) qs[d] * kv_ld<TYPE>(cacheK, key + d);
                 }
             }
             s += __shfl_xor_sync(0xffffffffu, s, 4);
             s += __shfl_xor_sync(0xffffffffu, s, 2);
             s += __shfl_xor_sync(0xffffffffu, s, 1);
-            if (sub == 0) sc[j] = p < end ? (float) s * scale : __int_as_float(0xff800000);
+            if (sub == 0) sc[j] = j < n ? (float) s * scale : __int_as_float(0xff800000);
         }
         __syncthreads();
         float chunkMax = block_max(sc[threadIdx.x % ATTN_CHUNK], maxScratch);
@@ -319,23 +475,50 @@ __global__ void attention(const float* q, const float* cacheK, const float* cach
         l = l * factor + chunkSum;
         #pragma unroll
         for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) acc[k] *= factor;
-        int n = min(ATTN_CHUNK, end - c0);
-        for (int j = warp; j < n; j += ATTN_WARPS) {
-            int p = c0 + j;
-            long long slot = (long long) table[p / blockSize] * blockSize + p % blockSize;
-            const float* value = cacheV + slot * kvWidth + kvh * headDim;
-            double w = sc[j];
-            #pragma unroll
-            for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) {
-                int d = lane + 32 * k;
-                if (d < headDim) acc[k] += w * value[d];
+        if (vector) {
+            // acc[4k + e] holds dimension 4·lane + 128·k + e; four positions (j, j + 4, ...) per pass.
+            for (int j = warp; j < n; j += 4 * ATTN_WARPS) {
+                float4 v[4][2];
+                #pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    int jj = j + u * ATTN_WARPS;
+                    long long row = (long long) slotOf[min(jj, n - 1)] * kvWidth + kvh * headDim;
+                    #pragma unroll
+                    for (int k = 0; k < 2; k++) {
+                        int d = 4 * lane + 128 * k;
+                        v[u][k] = jj < n && d < headDim ? kv_ld4<TYPE>(cacheV, row + d) : make_float4(0.f, 0.f, 0.f, 0.f);
+                    }
+                }
+                #pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    int jj = j + u * ATTN_WARPS;
+                    double w = jj < n ? sc[jj] : 0.0;
+                    #pragma unroll
+                    for (int k = 0; k < 2; k++) {
+                        acc[4 * k] += w * v[u][k].x;
+                        acc[4 * k + 1] += w * v[u][k].y;
+                        acc[4 * k + 2] += w * v[u][k].z;
+                        acc[4 * k + 3] += w * v[u][k].w;
+                    }
+                }
+            }
+        } else {
+            // acc[k] holds dimension lane + 32·k.
+            for (int j = warp; j < n; j += ATTN_WARPS) {
+                long long row = (long long) slotOf[j] * kvWidth + kvh * headDim;
+                double w = sc[j];
+                #pragma unroll
+                for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) {
+                    int d = lane + 32 * k;
+                    if (d < headDim) acc[k] += w * kv_ld<TYPE>(cacheV, row + d);
+                }
             }
         }
         __syncthreads();
     }
     #pragma unroll
     for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) {
-        int d = lane + 32 * k;
+        int d = vector ? 4 * lane + 128 * (k / 4) + (k % 4) : lane + 32 * k;
         if (d < headDim) partial[warp][d] = acc[k];
     }
     __syncthreads();
@@ -352,12 +535,199 @@ __global__ void attention(const float* q, const float* cacheK, const float* cach
     }
 }
 
+// ---- prefill attention on the tensor cores (16-bit caches): flash-attention over tiles of up to
+// FA_M consecutive tokens of one sequence (a prompt chunk); block (tile, head), 4 warps of 16 query
+// rows each. Q and the key / value tiles in the cache's type, scores and the output accumulated in
+// float32 by mma.sync m16n8k16, probabilities rounded to the cache's type for P·V (as transformers'
+// bf16 attention does); online softmax in base 2. tiles[i] = {first token, its position, tokens, sequence}.
+#define FA_M 64
+#define FA_N 64
+#define FA_PAD 8
+
+template <bool BF16> __device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
+    u16 a = BF16 ? f32_to_bf16(lo) : f32_to_f16(lo);
+    u16 b = BF16 ? f32_to_bf16(hi) : f32_to_f16(hi);
+    return (unsigned) a | ((unsigned) b << 16);
+}
+
+template <bool BF16> __device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    if (BF16) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+}
+
+template <int D, bool BF16>
+__device__ void attention_tiles_impl(const float* q, const u16* cacheK, const u16* cacheV, float* out, const int4* tiles,
+                                     const int* blockTables, int maxBlocks, int blockSize, int heads, int kvHeads, float scale, int window) {
+    __shared__ __align__(16) u16 Ks[FA_N][D + FA_PAD];
+    __shared__ __align__(16) u16 Vs[FA_N][D + FA_PAD];
+    const int4 tile = tiles[blockIdx.x];
+    const int t0 = tile.x, p0 = tile.y, count = tile.z;
+    const int h = blockIdx.y, kvh = h / (heads / kvHeads);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+    const int qWidth = heads * D, kvWidth = kvHeads * D;
+    const int* table = blockTables + (long long) tile.w * maxBlocks;
+    // Q through shared memory (Ks as staging) into this warp's A fragments.
+    for (int i = threadIdx.x; i < FA_M * (D / 2); i += blockDim.x) {
+        int r = i / (D / 2), c = (i % (D / 2)) * 2;
+        float a = 0.f, b = 0.f;
+        if (r < count) {
+            const float* src = q + (long long) (t0 + r) * qWidth + h * D + c;
+            a = src[0];
+            b = src[1];
+        }
+        *(unsigned*) &Ks[r][c] = pack_half2<BF16>(a, b);
+    }
+    __syncthreads();
+    const int r0 = warp * 16;
+    unsigned qa[D / 16][4];
+    #pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        qa[kk][0] = *(const unsigned*) &Ks[r0 + g][kk * 16 + 2 * tq];
+        qa[kk][1] = *(const unsigned*) &Ks[r0 + g + 8][kk * 16 + 2 * tq];
+        qa[kk][2] = *(const unsigned*) &Ks[r0 + g][kk * 16 + 2 * tq + 8];
+        qa[kk][3] = *(const unsigned*) &Ks[r0 + g + 8][kk * 16 + 2 * tq + 8];
+    }
+    __syncthreads();
+    float o[D / 8][4];
+    #pragma unroll
+    for (int j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    const float NEG = __int_as_float(0xff800000);
+    float m[2] = {NEG, NEG}, l[2] = {0.f, 0.f};
+    const int pos[2] = {p0 + r0 + g, p0 + r0 + g + 8};
+    const int lastPos = p0 + count - 1;
+    const float scale2 = scale * 1.4426950408889634f; // scores in base 2
+    for (int k0 = attention_first(p0, window); k0 <= lastPos; k0 += FA_N) {
+        for (int i = threadIdx.x; i < FA_N * (D / 8); i += blockDim.x) {
+            int r = i / (D / 8), c = (i % (D / 8)) * 8, p = k0 + r;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (p <= lastPos) {
+                long long at = ((long long) table[p / blockSize] * blockSize + p % blockSize) * kvWidth + kvh * D + c;
+                kv = *(const uint4*) (cacheK + at);
+                vv = *(const uint4*) (cacheV + at);
+            }
+            *(uint4*) &Ks[r][c] = kv;
+            *(uint4*) &Vs[r][c] = vv;
+        }
+        __syncthreads();
+        float s[FA_N / 8][4];
+        #pragma unroll
+        for (int j = 0; j < FA_N / 8; j++) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            #pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                mma16816<BF16>(s[j], qa[kk], *(const unsigned*) &Ks[j * 8 + g][kk * 16 + 2 * tq],
+                               *(const unsigned*) &Ks[j * 8 + g][kk * 16 + 2 * tq + 8]);
+            }
+        }
+        float mx[2] = {NEG, NEG};
+        #pragma unroll
+        for (int j = 0; j < FA_N / 8; j++) {
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int row = e >> 1, key = k0 + j * 8 + 2 * tq + (e & 1);
+                bool ok = key <= pos[row] && key <= lastPos && (window <= 0 || key > pos[row] - window);
+                s[j][e] = ok ? s[j][e] * scale2 : NEG;
+                mx[row] = fmaxf(mx[row], s[j][e]);
+            }
+        }
+        float alpha[2], base[2];
+        #pragma unroll
+        for (int row = 0; row < 2; row++) {
+            mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 1));
+            mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
+            float next = fmaxf(m[row], mx[row]);
+            base[row] = next == NEG ? 0.f : next; // a row with nothing visible yet: exp2(-inf - 0) = 0
+            alpha[row] = exp2f(m[row] - base[row]);
+            m[row] = next;
+            l[row] *= alpha[row];
+        }
+        #pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            o[j][0] *= alpha[0];
+            o[j][1] *= alpha[0];
+            o[j][2] *= alpha[1];
+            o[j][3] *= alpha[1];
+        }
+        #pragma unroll
+        for (int j = 0; j < FA_N / 8; j++) {
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                s[j][e] = exp2f(s[j][e] - base[e >> 1]);
+                l[e >> 1] += s[j][e];
+            }
+        }
+        #pragma unroll
+        for (int kk = 0; kk < FA_N / 16; kk++) {
+            unsigned pa[4] = {pack_half2<BF16>(s[2 * kk][0], s[2 * kk][1]), pack_half2<BF16>(s[2 * kk][2], s[2 * kk][3]),
+                              pack_half2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_half2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            const int key = kk * 16 + 2 * tq;
+            #pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                int d = j * 8 + g;
+                unsigned b0 = (unsigned) Vs[key][d] | ((unsigned) Vs[key + 1][d] << 16);
+                unsigned b1 = (unsigned) Vs[key + 8][d] | ((unsigned) Vs[key + 9][d] << 16);
+                mma16816<BF16>(o[j], pa, b0, b1);
+            }
+        }
+        __syncthreads();
+    }
+    #pragma unroll
+    for (int row = 0; row < 2; row++) {
+        l[row] += __shfl_xor_sync(0xffffffffu, l[row], 1);
+        l[row] += __shfl_xor_sync(0xffffffffu, l[row], 2);
+    }
+    #pragma unroll
+    for (int row = 0; row < 2; row++) {
+        int r = r0 + g + 8 * row;
+        if (r >= count) continue;
+        float inv = 1.f / l[row];
+        float* dst = out + (long long) (t0 + r) * qWidth + h * D + 2 * tq;
+        #pragma unroll
+        for (int j = 0; j < D / 8; j++) *(float2*) (dst + j * 8) = make_float2(o[j][2 * row] * inv, o[j][2 * row + 1] * inv);
+    }
+}
+
+extern "C" {
+
+__global__ void write_kv(const float* k, const float* v, void* cacheK, void* cacheV, const int* slots, int kvWidth, int type) {
+    if (type == 0) write_kv_impl<0>(k, v, cacheK, cacheV, slots, kvWidth);
+    else if (type == 1) write_kv_impl<1>(k, v, cacheK, cacheV, slots, kvWidth);
+    else write_kv_impl<2>(k, v, cacheK, cacheV, slots, kvWidth);
+}
+
+#define ATTENTION_ARGS const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax, \
+    float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks, int blockSize, int heads, \
+    int kvHeads, int headDim, float scale, int window, int minSplit, int splits, const int* tokenList
+#define ATTENTION_PASS q, cacheK, cacheV, out, partOut, partMax, partSum, positions, seqOfToken, blockTables, maxBlocks, blockSize, \
+    heads, kvHeads, headDim, scale, window, minSplit, splits, tokenList
+__global__ void __launch_bounds__(ATTN_THREADS) attention(ATTENTION_ARGS) { attention_impl<0>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_bf16(ATTENTION_ARGS) { attention_impl<1>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_f16(ATTENTION_ARGS) { attention_impl<2>(ATTENTION_PASS); }
+
+#define TILES_ARGS const float* q, const u16* cacheK, const u16* cacheV, float* out, const int4* tiles, const int* blockTables, \
+    int maxBlocks, int blockSize, int heads, int kvHeads, float scale, int window
+#define TILES_PASS q, cacheK, cacheV, out, tiles, blockTables, maxBlocks, blockSize, heads, kvHeads, scale, window
+__global__ void __launch_bounds__(128) attention_tiles_bf16_64(TILES_ARGS) { attention_tiles_impl<64, true>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles_bf16_128(TILES_ARGS) { attention_tiles_impl<128, true>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles_f16_64(TILES_ARGS) { attention_tiles_impl<64, false>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles_f16_128(TILES_ARGS) { attention_tiles_impl<128, false>(TILES_PASS); }
+
 // Joins the splits of tokens whose context needed more than one: weights sum_s · exp(max_s − max).
 __global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,
-                                  const int* positions, int heads, int headDim, int window, int splitLen, int splits) {
+                                  const int* positions, int heads, int headDim, int window, int minSplit, int splits,
+                                  const int* tokenList) {
     int t = blockIdx.x / heads, h = blockIdx.x % heads;
+    if (tokenList) t = tokenList[t];
     int pos = positions[t];
     int len = pos - attention_first(pos, window) + 1;
+    int splitLen = attention_split(len, minSplit, splits);
     int used = (len + splitLen - 1) / splitLen;
     if (used <= 1) return;
     long long part = ((long long) t * heads + h) * splits;
@@ -374,17 +744,57 @@ __global__ void attention_combine(const float* partOut, const float* partMax, co
     }
 }
 
-// act: 0 silu, 1 gelu (erf), 2 gelu (tanh), 3 relu
-__device__ __forceinline__ float activate(int act, float x) {
-    if (act == 0) return x / (1.f + expf(-x));
-    if (act == 1) return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    if (act == 2) return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    return fmaxf(x, 0.f);
+// Per row of logits: the largest value and its index (the first on ties, as torch.argmax), and
+// log Σ exp(x − max) + max summed in float64; written as lse[rows] (double), max[rows], argmax[rows].
+// One block of LOGIT_THREADS per row: greedy decoding copies back these 16 bytes, not the row.
+#define LOGIT_THREADS 1024
+__global__ void logit_summary(const float* logits, int vocab, double* lse, float* maxOut, int* argmaxOut) {
+    __shared__ float topValue[32];
+    __shared__ int topIndex[32];
+    __shared__ double scratch[32];
+    const float* row = logits + (long long) blockIdx.x * vocab;
+    float best = __int_as_float(0xff800000);
+    int index = 0x7fffffff;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        float x = row[i];
+        if (x > best || index == 0x7fffffff) { best = x; index = i; }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        int oi = __shfl_xor_sync(0xffffffffu, index, o);
+        if (ob > best || (ob == best && oi < index)) { best = ob; index = oi; }
+    }
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    if (lane == 0) { topValue[warp] = best; topIndex[warp] = index; }
+    __syncthreads();
+    best = topValue[0];
+    index = topIndex[0];
+    for (int w = 1; w < warps; w++) {
+        if (topValue[w] > best || (topValue[w] == best && topIndex[w] < index)) { best = topValue[w]; index = topIndex[w]; }
+    }
+    double s = 0.0;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) s += exp((double) row[i] - best);
+    s = block_sum(s, scratch);
+    if (threadIdx.x == 0) {
+        lse[blockIdx.x] = best + log(s);
+        maxOut[blockIdx.x] = best;
+        argmaxOut[blockIdx.x] = index;
+    }
 }
 
-__global__ void gated_activation(int act, const float* gate, const float* up, float* out, long long n) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x)
-        out[i] = activate(act, gate[i]) * up[i];
+// Element-wise kernels: with vec (every pointer 16-byte aligned, set by the host) each thread takes
+// 4 or 8 elements per access, the rest one by one; the same values either way.
+#define GRID_STRIDE(i, from, n) for (long long i = (from) + blockIdx.x * (long long) blockDim.x + threadIdx.x; i < (n); \
+                                     i += (long long) gridDim.x * blockDim.x)
+
+__global__ void gated_activation(int act, const float* gate, const float* up, float* out, long long n, int vec) {
+    long long n4 = vec ? n / 4 : 0;
+    GRID_STRIDE(i, 0, n4) {
+        float4 g = ((const float4*) gate)[i], u = ((const float4*) up)[i];
+        ((float4*) out)[i] = make_float4(activate(act, g.x) * u.x, activate(act, g.y) * u.y, activate(act, g.z) * u.z,
+                                         activate(act, g.w) * u.w);
+    }
+    GRID_STRIDE(i, n4 * 4, n) out[i] = activate(act, gate[i]) * up[i];
 }
 
 __global__ void activation(int act, float* x, long long n) {
@@ -392,23 +802,31 @@ __global__ void activation(int act, float* x, long long n) {
         x[i] = activate(act, x[i]);
 }
 
-__global__ void add_in_place(float* x, const float* y, long long n) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x)
-        x[i] += y[i];
+__global__ void add_in_place(float* x, const float* y, long long n, int vec) {
+    long long n4 = vec ? n / 4 : 0;
+    GRID_STRIDE(i, 0, n4) {
+        float4 a = ((float4*) x)[i], b = ((const float4*) y)[i];
+        ((float4*) x)[i] = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+    }
+    GRID_STRIDE(i, n4 * 4, n) x[i] += y[i];
 }
 
 __global__ void add_bias(float* out, const void* bias, int type, int cols) {
     for (int c = threadIdx.x; c < cols; c += blockDim.x) out[(long long) blockIdx.x * cols + c] += ld(bias, c, type);
 }
 
-__global__ void to_bf16(const float* x, u16* out, long long n) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x)
-        out[i] = f32_to_bf16(x[i]);
-}
-
-__global__ void to_f16(const float* x, u16* out, long long n) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x)
-        out[i] = f32_to_f16(x[i]);
+// float32 to bfloat16 (bf16 = 1) or float16, rounding to nearest even; 8 elements, one 16-byte store, per step.
+__global__ void to_half(const float* x, u16* out, long long n, int vec, int bf16) {
+    long long n8 = vec ? n / 8 : 0;
+    GRID_STRIDE(i, 0, n8) {
+        float4 a = ((const float4*) x)[2 * i], b = ((const float4*) x)[2 * i + 1];
+        float f[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        unsigned int h[8];
+        #pragma unroll
+        for (int k = 0; k < 8; k++) h[k] = bf16 ? f32_to_bf16(f[k]) : f32_to_f16(f[k]);
+        ((uint4*) out)[i] = make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
+    }
+    GRID_STRIDE(i, n8 * 8, n) out[i] = bf16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
 }
 
 // Seeded pseudo-random weights (TensorView.randomValue: the same splitmix64 hash, bit for bit).

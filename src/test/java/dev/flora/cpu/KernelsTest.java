@@ -694,7 +694,7 @@ class KernelsTest {
 
     /** A cache whose every slot of every layer is NaN: reading a slot nobody wrote poisons the output. */
     private CpuKvCache poisonedCache(AttentionShape shape) {
-        CpuKvCache cache = (CpuKvCache) backend.allocateKvCache(2, NUM_BLOCKS, BLOCK, shape.kvWidth());
+        CpuKvCache cache = (CpuKvCache) backend.allocateKvCache(2, NUM_BLOCKS, BLOCK, shape.kvWidth(), DType.F32);
         for (int l = 0; l < 2; l++) {
             Arrays.fill(cache.keys[l], Float.NaN);
             Arrays.fill(cache.values[l], Float.NaN);

@@ -93,6 +93,35 @@ class CudaFixturesTest {
         assertThat(failures).as("float32 tolerance 1e-4").isEmpty();
     }
 
+    /** Decode steps replayed from CUDA graphs give the tokens and log-probabilities of steps run one kernel at a time. */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-tiny", "qwen2-sliding", "gpt-bigcode-mqa"})
+    void replayedDecodeStepsEqualDirectOnes(String name) throws IOException {
+        Path dir = Fixtures.llamaTiny().resolveSibling(name);
+        ModelDirectory directory = ModelDirectory.open(dir.resolve("model"));
+        CausalLM model = Models.load(directory, cuda);
+        List<Request> requests = new ArrayList<>();
+        List<Fixtures.Expected> expected = Fixtures.expected(dir);
+        for (int i = 0; i < expected.size(); i++) {
+            // different lengths: sequences finish at different steps, so steps of many sizes are recorded
+            requests.add(Request.withAdapter("r" + i, expected.get(i).tokens(), SamplingParams.greedy(3 + 2 * (i % 7), true), false, null));
+        }
+        Engine replaying = new Engine(model, EngineConfig.DEFAULT, directory.eosTokenIds());
+        List<Result> replayed = replaying.run(requests, new Engine.Listener() { });
+        Engine direct = new Engine(model, EngineConfig.DEFAULT.withStepGraphs(false), directory.eosTokenIds());
+        List<Result> directly = direct.run(requests, new Engine.Listener() { });
+        assertThat(replaying.replayedSteps()).as("steps replayed").isGreaterThan(5);
+        assertThat(direct.replayedSteps()).isZero();
+        for (int i = 0; i < requests.size(); i++) {
+            assertThat(replayed.get(i).generated()).as(name + " request " + i).containsExactly(directly.get(i).generated());
+            double[] a = replayed.get(i).generatedLogprobs();
+            double[] b = directly.get(i).generatedLogprobs();
+            for (int t = 0; t < a.length; t++) {
+                assertThat(a[t]).as(name + " request " + i + " token " + t).isCloseTo(b[t], org.assertj.core.data.Offset.offset(1e-5));
+            }
+        }
+    }
+
     static List<Result> run(Path dir, List<Fixtures.Expected> expected, Backend backend, AdapterStrategy strategy) throws IOException {
         ModelDirectory directory = ModelDirectory.open(dir.resolve("model"));
         CausalLM model = Models.load(directory, backend);

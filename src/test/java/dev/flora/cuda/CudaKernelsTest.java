@@ -121,6 +121,80 @@ class CudaKernelsTest {
         near(gpu.toHost(y), want, scale, 1e-6, "linear " + type);
     }
 
+    /**
+     * The fused products (q, k, v in one launch; gate and up with the activation; a product added
+     * to the residual) give bit for bit what the operations they fuse give, at the GEMV's row counts
+     * and beyond them (cuBLAS), for both 16-bit types, with and without biases.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 1, true", "BF16, 2, false", "BF16, 3, true", "BF16, 4, false", "F16, 1, false", "F16, 4, true", "BF16, 6, true"})
+    void fusedProductsEqualTheOperationsTheyFuse(DType type, int t, boolean withBias) {
+        int in = 264;
+        int[] outs = {67, 20, 20};
+        Tensor x = gpu.fromHost(randoms(t * in), t, in);
+        Tensor[] w = new Tensor[3];
+        Tensor[] b = new Tensor[3];
+        Tensor[] fused = new Tensor[3];
+        for (int i = 0; i < 3; i++) {
+            w[i] = weightOf(type, randoms(outs[i] * in), outs[i], in);
+            b[i] = withBias ? gpu.weight(randoms(outs[i]), 1, outs[i]) : null;
+            fused[i] = poisoned(t, outs[i]);
+        }
+        gpu.linears(x, w, b, fused);
+        for (int i = 0; i < 3; i++) {
+            Tensor one = poisoned(t, outs[i]);
+            gpu.linear(x, w[i], b[i], one);
+            assertThat(gpu.toHost(fused[i])).as("linears, weight %d", i).containsExactly(gpu.toHost(one));
+        }
+        int hidden = 67;
+        Tensor gw = weightOf(type, randoms(hidden * in), hidden, in);
+        Tensor uw = weightOf(type, randoms(hidden * in), hidden, in);
+        Tensor gb = withBias ? gpu.weight(randoms(hidden), 1, hidden) : null;
+        Tensor ub = withBias ? gpu.weight(randoms(hidden), 1, hidden) : null;
+        for (Activation act : Activation.values()) {
+            Tensor gate = poisoned(t, hidden);
+            gpu.gatedLinear(x, gw, gb, uw, ub, act, gate, poisoned(t, hidden));
+            Tensor g = poisoned(t, hidden);
+            Tensor u = poisoned(t, hidden);
+            gpu.linear(x, gw, gb, g);
+            gpu.linear(x, uw, ub, u);
+            gpu.gatedActivation(act, g, u, g);
+            assertThat(gpu.toHost(gate)).as("gatedLinear " + act).containsExactly(gpu.toHost(g));
+        }
+        float[] start = randoms(t * outs[0]);
+        Tensor residual = gpu.fromHost(start, t, outs[0]);
+        gpu.linearAdd(x, w[0], b[0], poisoned(t, outs[0]), residual);
+        Tensor separate = gpu.fromHost(start, t, outs[0]);
+        Tensor product = poisoned(t, outs[0]);
+        gpu.linear(x, w[0], b[0], product);
+        gpu.addInPlace(separate, product);
+        assertThat(gpu.toHost(residual)).as("linearAdd").containsExactly(gpu.toHost(separate));
+    }
+
+    /** The logit summary made on the GPU: the host's argmax (first of tied maxima) and max exactly, its log-sum-exp within 1e-12. */
+    @Test
+    void logitSummaryEqualsTheHosts() {
+        int rows = 5, vocab = 32003;
+        float[] logits = randoms(rows * vocab);
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] *= 4;
+        }
+        logits[1 * vocab + 7] = 40f;
+        logits[1 * vocab + 9000] = 40f; // a tie: the first wins
+        logits[2 * vocab + vocab - 1] = 50f; // the last element
+        logits[3 * vocab] = 1e4f; // a huge one: the sum must not overflow
+        java.util.Arrays.fill(logits, 4 * vocab, 5 * vocab, -3f); // all equal
+        dev.flora.backend.LogitSummary want = dev.flora.backend.LogitSummary.ofHost(logits, rows, vocab);
+        dev.flora.backend.LogitSummary got = gpu.summarizeLogits(gpu.fromHost(logits, rows, vocab), null);
+        assertThat(got.argmax()).containsExactly(want.argmax());
+        assertThat(got.max()).containsExactly(want.max());
+        assertThat(got.argmax()[1]).isEqualTo(7);
+        assertThat(got.argmax()[4]).isZero();
+        for (int r = 0; r < rows; r++) {
+            assertThat(got.logSumExp()[r]).as("row " + r).isCloseTo(want.logSumExp()[r], org.assertj.core.data.Offset.offset(1e-12 * Math.abs(want.logSumExp()[r]) + 1e-12));
+        }
+    }
+
     @Test
     void rmsNormAndLayerNorm() {
         int t = 5, d = 301;
@@ -342,10 +416,18 @@ class CudaKernelsTest {
         near(gpu.toHost(o), want, mag, 2e-6, "loraShrinkExpand");
     }
 
-    /** Short contexts fit one chunk; long ones take several chunks and, with few tokens, several splits. */
+    /**
+     * Short contexts fit one chunk; long ones take several chunks and, with few tokens, several
+     * splits. 16-bit caches: prompt runs of 16 or more tokens go to the tensor-core tile kernel (head
+     * sizes 64 and 128; 15 tokens do not, 65 take two tiles), the rest to the per-token kernel; the
+     * reference reads the rounded keys and values, and the tolerance covers the rounded queries and
+     * probabilities of the tile kernel.
+     */
     @ParameterizedTest
-    @CsvSource({"0, 24, 13 1 7", "5, 24, 13 1 7", "0, 128, 700 1 300", "300, 128, 700 1 300", "0, 18, 530 2", "0, 64, 1100"})
-    void pagedAttentionOverTwoSteps(int window, int headDim, String lengthList) {
+    @CsvSource({"0, 24, 13 1 7, F32", "5, 24, 13 1 7, F32", "0, 128, 700 1 300, F32", "300, 128, 700 1 300, F32", "0, 18, 530 2, F32",
+            "0, 64, 1100, F32", "0, 128, 700 1 300, BF16", "300, 128, 700 1 300, BF16", "0, 128, 16 15 64 65 3, BF16",
+            "40, 64, 17 1100 5, F16", "0, 24, 13 1 70, BF16"})
+    void pagedAttentionOverTwoSteps(int window, int headDim, String lengthList, DType cacheType) {
         int heads = 6, kvHeads = 2, blockSize = 4;
         AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
         int[] lengths = java.util.Arrays.stream(lengthList.split(" ")).mapToInt(Integer::parseInt).toArray();
@@ -366,7 +448,7 @@ class CudaKernelsTest {
                 tables[s][j] = free.get(next++);
             }
         }
-        KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, shape.kvWidth());
+        KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, shape.kvWidth(), cacheType);
         int kw = shape.kvWidth();
         int qw = shape.queryWidth();
         float[][] keys = new float[numSeqs][];
@@ -374,6 +456,19 @@ class CudaKernelsTest {
         for (int s = 0; s < numSeqs; s++) {
             keys[s] = randoms((lengths[s] + 1) * kw);
             values[s] = randoms((lengths[s] + 1) * kw);
+        }
+        java.util.function.UnaryOperator<float[]> stored = a -> {
+            float[] r = a.clone();
+            for (int i = 0; i < r.length; i++) {
+                r[i] = cacheType == DType.BF16 ? bf16(r[i]) : cacheType == DType.F16 ? f16(r[i]) : r[i];
+            }
+            return r;
+        };
+        float[][] storedKeys = new float[numSeqs][];
+        float[][] storedValues = new float[numSeqs][];
+        for (int s = 0; s < numSeqs; s++) {
+            storedKeys[s] = stored.apply(keys[s]);
+            storedValues[s] = stored.apply(values[s]);
         }
         // Step 1: every sequence's prompt; step 2: one decode token each.
         for (int step = 0; step < 2; step++) {
@@ -417,7 +512,7 @@ class CudaKernelsTest {
                     for (int p = first; p <= pos; p++) {
                         double dot = 0;
                         for (int d = 0; d < headDim; d++) {
-                            dot += (double) q[i * qw + h * headDim + d] * keys[s][p * kw + kvh * headDim + d];
+                            dot += (double) q[i * qw + h * headDim + d] * storedKeys[s][p * kw + kvh * headDim + d];
                         }
                         scores[p - first] = dot * shape.scale();
                         max = Math.max(max, scores[p - first]);
@@ -430,13 +525,20 @@ class CudaKernelsTest {
                     for (int d = 0; d < headDim; d++) {
                         double acc = 0;
                         for (int p = first; p <= pos; p++) {
-                            acc += scores[p - first] * values[s][p * kw + kvh * headDim + d];
+                            acc += scores[p - first] * storedValues[s][p * kw + kvh * headDim + d];
                         }
                         want[i * qw + h * headDim + d] = acc / sum;
                     }
                 }
             }
-            near(gpu.toHost(out), want, null, 1e-5, "attention step " + step + " window " + window);
+            String what = "attention step " + step + " window " + window + " " + cacheType;
+            if (cacheType == DType.F32) {
+                near(gpu.toHost(out), want, null, 1e-5, what);
+            } else {
+                double[] ones = new double[want.length];
+                java.util.Arrays.fill(ones, 1);
+                near(gpu.toHost(out), want, ones, 2e-2, what);
+            }
         }
     }
 

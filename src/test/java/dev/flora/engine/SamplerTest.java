@@ -23,9 +23,13 @@ class SamplerTest {
     }
 
     @Test
-    void logSumExpIsStableForLargeLogits() {
-        float[] logits = {1000f, 1000f};
-        assertThat(Sampler.logSumExp(logits, 0, 2)).isCloseTo(1000 + Math.log(2), within(1e-9));
+    void logitSummaryIsStableForLargeLogitsAndTakesTheFirstMaximum() {
+        float[] logits = {1000f, 1000f, -3f, 7f, 7f, 1f};
+        dev.flora.backend.LogitSummary s = dev.flora.backend.LogitSummary.ofHost(logits, 2, 3);
+        assertThat(s.logSumExp()[0]).isCloseTo(1000 + Math.log(2 + Math.exp(-1003)), within(1e-9));
+        assertThat(s.argmax()).containsExactly(0, 0);
+        assertThat(s.max()).containsExactly(1000f, 7f);
+        assertThat(s.logSumExp()[1]).isCloseTo(7 + Math.log(2 + Math.exp(-6)), within(1e-12));
     }
 
     private static Map<Integer, Integer> histogram(float[] logits, SamplingParams p, int draws) {

@@ -87,18 +87,14 @@ public final class GptBigCodeModel extends DecoderModel {
             adapted.project(layer.qkv, h, fused);
             backend.splitQkv(fused, config.headDim(), !config.multiQuery(), q, k, v);
             backend.attention(q, k, v, cache, i, attention, step, attn);
-            adapted.project(layer.out, attn, proj);
-            backend.addInPlace(x, proj);
+            adapted.projectAdd(layer.out, attn, proj, x);
             backend.layerNorm(x, layer.ln2Weight, layer.ln2Bias, config.layerNormEps(), h);
             adapted.project(layer.fc, h, inner);
             backend.activation(config.activation(), inner);
-            adapted.project(layer.proj, inner, proj);
-            backend.addInPlace(x, proj);
+            adapted.projectAdd(layer.proj, inner, proj, x);
         }
-        int[] rows = batch.logitRows();
-        Tensor selected = backend.allocate(rows.length, d);
-        backend.gatherRows(x, rows, selected);
-        Tensor out = backend.allocate(rows.length, d);
+        Tensor selected = logitRowsOf(x, batch);
+        Tensor out = backend.allocate(selected.rows(), d);
         backend.layerNorm(selected, finalWeight, finalBias, config.layerNormEps(), out);
         return out;
     }

@@ -23,6 +23,11 @@ public final class LlamaModel extends DecoderModel {
         List<Linear> linears() {
             return List.of(q, k, v, o, gate, up, down);
         }
+
+        /** The three projections that read the normed input, in the order of the step's q, k, v. */
+        Linear[] qkv() {
+            return new Linear[] {q, k, v};
+        }
     }
 
     private final LlamaConfig config;
@@ -76,6 +81,7 @@ public final class LlamaModel extends DecoderModel {
         Tensor q = backend.allocate(n, config.qWidth());
         Tensor k = backend.allocate(n, config.kvWidth());
         Tensor v = backend.allocate(n, config.kvWidth());
+        Tensor[] qkv = {q, k, v};
         Tensor attn = backend.allocate(n, config.qWidth());
         Tensor proj = backend.allocate(n, d);
         Tensor gate = backend.allocate(n, config.intermediateSize());
@@ -84,25 +90,17 @@ public final class LlamaModel extends DecoderModel {
         for (int i = 0; i < layers.length; i++) {
             Layer layer = layers[i];
             backend.rmsNorm(x, layer.inputNorm, config.rmsNormEps(), h);
-            adapted.project(layer.q, h, q);
-            adapted.project(layer.k, h, k);
-            adapted.project(layer.v, h, v);
+            adapted.projectAll(layer.qkv(), h, qkv);
             backend.rotary(q, config.headDim(), invFreq, step);
             backend.rotary(k, config.headDim(), invFreq, step);
             backend.attention(q, k, v, cache, i, layer.attention, step, attn);
-            adapted.project(layer.o, attn, proj);
-            backend.addInPlace(x, proj);
+            adapted.projectAdd(layer.o, attn, proj, x);
             backend.rmsNorm(x, layer.postNorm, config.rmsNormEps(), h);
-            adapted.project(layer.gate, h, gate);
-            adapted.project(layer.up, h, up);
-            backend.gatedActivation(config.activation(), gate, up, gate);
-            adapted.project(layer.down, gate, proj);
-            backend.addInPlace(x, proj);
+            adapted.projectGated(layer.gate, layer.up, config.activation(), h, gate, up);
+            adapted.projectAdd(layer.down, gate, proj, x);
         }
-        int[] rows = batch.logitRows();
-        Tensor selected = backend.allocate(rows.length, d);
-        backend.gatherRows(x, rows, selected);
-        Tensor out = backend.allocate(rows.length, d);
+        Tensor selected = logitRowsOf(x, batch);
+        Tensor out = backend.allocate(selected.rows(), d);
         backend.rmsNorm(selected, finalNorm, config.rmsNormEps(), out);
         return out;
     }

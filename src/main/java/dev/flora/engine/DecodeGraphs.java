@@ -1,0 +1,98 @@
+package dev.flora.engine;
+
+import dev.flora.adapter.AdapterSlots;
+import dev.flora.backend.KvCache;
+import dev.flora.backend.StepRecorder;
+import dev.flora.backend.Tensor;
+import dev.flora.backend.TokenBatch;
+import dev.flora.model.CausalLM;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Decode steps replayed from recordings (CUDA graphs) where the backend records: a step of n
+ * sequences, one token each, no adapter, is padded to the next recorded size and replayed, logits
+ * included. Padding tokens write no cache slot and their rows are never read.
+ */
+final class DecodeGraphs {
+    /** Recorded sizes: small steps exactly, larger ones within 12.5–33% of padding. */
+    private static final int[] SIZES = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256};
+
+    private final CausalLM model;
+    private final KvCache cache;
+    private final AdapterSlots adapters;
+    private final StepRecorder recorder;
+    private final int maxBlocks;
+    private final Map<Integer, StepRecorder.Recording> recordings = new HashMap<>();
+
+    private DecodeGraphs(CausalLM model, KvCache cache, AdapterSlots adapters, StepRecorder recorder, int maxBlocks) {
+        this.model = model;
+        this.cache = cache;
+        this.adapters = adapters;
+        this.recorder = recorder;
+        this.maxBlocks = maxBlocks;
+    }
+
+    /** Replays for this engine, or null where the backend records nothing or it is turned off. */
+    static DecodeGraphs of(CausalLM model, KvCache cache, AdapterSlots adapters, int maxBlocks, boolean enabled) {
+        StepRecorder recorder = model.backend().stepRecorder();
+        return enabled && recorder != null ? new DecodeGraphs(model, cache, adapters, recorder, maxBlocks) : null;
+    }
+
+    /** The step's logits [numTokens, vocab] (rows of a larger tensor), or null when the step is not one to replay. */
+    Tensor logits(TokenBatch batch) {
+        int n = batch.numTokens();
+        int size = sizeFor(n);
+        if (size == 0 || batch.numSequences() != n || batch.logitRows().length != n) {
+            return null;
+        }
+        for (int t = 0; t < n; t++) {
+            if (batch.adapterSlots()[t] >= 0 || batch.logitRows()[t] != t || batch.seqOfToken()[t] != t
+                    || batch.blockTables()[t].length > maxBlocks) {
+                return null;
+            }
+        }
+        TokenBatch padded = padded(batch, size);
+        StepRecorder.Recording recording = recordings.get(size);
+        Tensor logits;
+        if (recording == null) {
+            recording = recorder.record(padded, maxBlocks, b -> model.logits(model.forward(b, cache, adapters)));
+            recordings.put(size, recording);
+        }
+        logits = recording.replay(padded);
+        return model.backend().rows(logits, 0, n);
+    }
+
+    private static int sizeFor(int n) {
+        for (int s : SIZES) {
+            if (s >= n) {
+                return s;
+            }
+        }
+        return 0;
+    }
+
+    /** The batch with padding tokens up to size: each its own sequence at position 0, writing no slot. */
+    static TokenBatch padded(TokenBatch batch, int size) {
+        int n = batch.numTokens();
+        int[] tokens = java.util.Arrays.copyOf(batch.tokens(), size);
+        int[] positions = java.util.Arrays.copyOf(batch.positions(), size);
+        int[] seqOf = new int[size];
+        int[] adapterSlots = new int[size];
+        int[] slots = new int[size];
+        int[][] tables = new int[size][];
+        int[] contexts = new int[size];
+        int[] logitRows = new int[size];
+        for (int t = 0; t < size; t++) {
+            seqOf[t] = t;
+            adapterSlots[t] = -1;
+            logitRows[t] = t;
+            boolean real = t < n;
+            slots[t] = real ? batch.cacheSlots()[t] : -1;
+            tables[t] = real ? batch.blockTables()[t] : new int[] {0};
+            contexts[t] = real ? batch.contextLengths()[t] : 1;
+        }
+        return new TokenBatch(tokens, positions, seqOf, adapterSlots, slots, tables, contexts, batch.blockSize(), logitRows);
+    }
+}
