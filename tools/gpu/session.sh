@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One GPU call of a working session: the GPU tests, then the base benchmark on SHAPE (no peer),
 # then the same workloads once more with -Dflora.cuda.profile=true (time per operation, no graphs).
+# TESTS=0, PROFILE=0 skip those parts; PEER=1 runs the transformers peer too; NCU=1 adds Nsight Compute
+# kernel times (NCU_BATCHES, NCU_KERNELS, NCU_SKIP).
 #   runtime/session.sh OUT [SHAPE] [TEST-SELECTION...]     logs and JSON lines under OUT
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,7 +13,8 @@ if [ "${TESTS:-1}" = 1 ]; then
   "$here/test.sh" "$@" > "$out/tests.log" 2>&1
   echo "tests: exit $?"; grep -E "tests (successful|failed)|MethodSource|=> " "$out/tests.log" | head -40
 fi
-PEER=0 "$here/bench-base.sh" "$out" "$shape" > "$out/bench.log" 2>&1; echo "bench: exit $?"
+export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
+PEER="${PEER:-0}" "$here/bench-base.sh" "$out" "$shape" > "$out/bench.log" 2>&1; echo "bench: exit $?"
 grep -v '^{' "$out/bench.log" | tail -5
 python3 - "$out/flora-$shape.jsonl" <<'PY'
 import json, sys
@@ -25,7 +28,7 @@ if [ "${PROFILE:-1}" = 1 ]; then
   java="$here/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC"
   for run in "1 16 16" "64 256 8"; do
     set -- $run
-    $java -Dflora.cuda.profile=true -jar "$here/app/flora.jar" bench decode --model "$out/$shape" --random-weights --device cuda \
+    $java -Dflora.cuda.profile=true -jar "$here/app/flora.jar" bench decode --model "$MODEL_ROOT/$shape" --random-weights --device cuda \
       --batch "$1" --prompt-tokens "$2" --tokens "$3" > "$out/profile-$1.log" 2>&1
     echo "== profile batch $1 x $2 + $3"; grep -E "tokens/s|reached|prefill  |flora.cuda" "$out/profile-$1.log"
     grep -E " calls " "$out/profile-$1.log" | awk '{ if ($(NF-6)+0 > 20) print }' | head -50
@@ -35,10 +38,10 @@ if [ "${NCU:-0}" = 1 ]; then
   # Kernel durations and DRAM throughput of the decode kernels at batch 1 (Nsight Compute, clocks left alone).
   ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
   java="$here/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC"
-  for b in 1 64; do
+  for b in ${NCU_BATCHES:-1 64}; do
     timeout 240 "$ncu" --clock-control none --kernel-name regex:"${NCU_KERNELS:-gemv|attention|cutlass|gemm|sm90}" --launch-skip "${NCU_SKIP:-400}" --launch-count 14 \
       --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
-      $java -Dflora.cuda.profile=true -jar "$here/app/flora.jar" bench decode --model "$out/$shape" --random-weights --device cuda \
+      $java -Dflora.cuda.profile=true -jar "$here/app/flora.jar" bench decode --model "$MODEL_ROOT/$shape" --random-weights --device cuda \
       --batch $b --prompt-tokens 256 --tokens 8 > "$out/ncu-$b.log" 2>&1
     echo "== ncu batch $b (exit $?)"; grep -E "^  [a-z_0-9]+.*\(|gpu__time|dram__" "$out/ncu-$b.log" | head -60
   done

@@ -144,6 +144,12 @@ public interface Backend extends AutoCloseable {
      */
     void rotary(Tensor x, int headDim, Tensor invFreq, StepData step);
 
+    /** {@link #rotary} of q and of k, in one call where the backend can. */
+    default void rotary(Tensor q, Tensor k, int headDim, Tensor invFreq, StepData step) {
+        rotary(q, headDim, invFreq, step);
+        rotary(k, headDim, invFreq, step);
+    }
+
     /**
      * Writes this step's keys and values to the cache slots of its tokens, then computes causal
      * attention of each query over its sequence's cached keys and values.

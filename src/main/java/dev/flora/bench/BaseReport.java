@@ -62,13 +62,14 @@ public final class BaseReport {
                 tok/s that the copy bandwidth allows (weights and KV cache read once per step); copy TB/s and bf16 TFLOP/s: \
                 measured in the same run
                 - peer: output tok/s over the whole generate call, best and median of all its runs; ratio: Flora end-to-end / peer median
-                - goals: at batch 1, decode ≥ 80% of the roofline and end-to-end ≥ 5× the peer; at 64 sequences, end-to-end ≥ 2× the peer
+                - prefill of bf16 rate: the prefill step's matrix-product flops (2 × weights × prompt tokens) per second over the bf16 rate
+                - goals: at batch 1, decode ≥ 80% of the roofline and end-to-end ≥ 5× the peer; at 64 sequences, end-to-end ≥ 2× the peer and the prefill ≥ 60% of the bf16 rate
                 """);
         for (Workload w : workloads) {
             b.append(String.format(Locale.ROOT, "%n## batch %d, %d prompt tokens%n%n", w.batch(), w.promptTokens()));
-            b.append("| run | decode tok/s | end-to-end tok/s | roofline tok/s | of roofline | copy TB/s | bf16 TFLOP/s "
+            b.append("| run | decode tok/s | end-to-end tok/s | roofline tok/s | of roofline | prefill of bf16 rate | copy TB/s | bf16 TFLOP/s "
                     + "| peer best tok/s | peer median tok/s | end-to-end / peer | goal |\n");
-            b.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+            b.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
             Peer p = Peer.of(peer.getOrDefault(w, List.of()));
             List<BaseRun> runs = flora.getOrDefault(w, List.of());
             for (int i = 0; i < runs.size(); i++) {
@@ -100,17 +101,20 @@ public final class BaseReport {
 
     private static String row(String run, Workload w, BaseRun r, Peer p) {
         double ratio = r.endToEnd() / p.median();
-        return String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", run, f(r.decode(), "%.1f"),
-                f(r.endToEnd(), "%.1f"), f(r.roofline(), "%.1f"), f(100 * r.rooflineFraction(), "%.1f%%"), f(r.bytesPerSecond() / 1e12, "%.2f"),
-                f(r.flopsPerSecond() / 1e12, "%.1f"), f(p.best(), "%.1f"), f(p.median(), "%.1f"), f(ratio, "%.2f×"),
-                goal(w.batch(), r.rooflineFraction(), ratio));
+        return String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", run, f(r.decode(), "%.1f"),
+                f(r.endToEnd(), "%.1f"), f(r.roofline(), "%.1f"), f(100 * r.rooflineFraction(), "%.1f%%"), f(100 * r.prefillFraction(), "%.1f%%"),
+                f(r.bytesPerSecond() / 1e12, "%.2f"), f(r.flopsPerSecond() / 1e12, "%.1f"), f(p.best(), "%.1f"), f(p.median(), "%.1f"),
+                f(ratio, "%.2f×"), goal(w.batch(), r.rooflineFraction(), r.prefillFraction(), ratio));
     }
 
-    /** The issue's goals: at batch 1, decode ≥ 80% of the roofline and ≥ 5× the peer; at 64 sequences, ≥ 2× the peer. */
-    static String goal(int batch, double rooflineFraction, double ratio) {
+    /**
+     * The issue's goals: at batch 1, decode ≥ 80% of the roofline and ≥ 5× the peer; at 64 sequences, ≥ 2× the peer and the
+     * prefill (64 × 256 tokens) ≥ 60% of the bf16 product rate.
+     */
+    static String goal(int batch, double rooflineFraction, double prefillFraction, double ratio) {
         return switch (batch) {
             case 1 -> "≥ 80% of roofline: " + met(rooflineFraction, 0.8) + "; ≥ 5× peer: " + met(ratio, 5);
-            case 64 -> "≥ 2× peer: " + met(ratio, 2);
+            case 64 -> "≥ 2× peer: " + met(ratio, 2) + "; prefill ≥ 60% of bf16 rate: " + met(prefillFraction, 0.6);
             default -> DASH;
         };
     }
@@ -129,7 +133,7 @@ public final class BaseReport {
         return new BaseRun(first == null ? "" : first.model(), first == null ? "" : first.kernels(), first == null ? 0 : first.batch(),
                 first == null ? 0 : first.promptTokens(), median(runs, BaseRun::decode), median(runs, BaseRun::endToEnd),
                 median(runs, BaseRun::roofline), median(runs, BaseRun::rooflineFraction), median(runs, BaseRun::bytesPerSecond),
-                median(runs, BaseRun::flopsPerSecond));
+                median(runs, BaseRun::flopsPerSecond), median(runs, BaseRun::prefillFraction));
     }
 
     private static double median(List<BaseRun> runs, ToDoubleFunction<BaseRun> value) {

@@ -52,7 +52,7 @@ public final class BenchLines {
                 count(where, line, "promptTokens"), number(where, line, "tokensPerSecond"),
                 number(where, line, "endToEndOutputTokensPerSecond"), number(where, line, "rooflineTokensPerSecond"),
                 number(where, line, "memoryFraction"), number(where, line, "limits/bytesPerSecond"),
-                number(where, line, "limits/flopsPerSecond"));
+                number(where, line, "limits/flopsPerSecond"), line.has("prefillFlopFraction") ? number(where, line, "prefillFlopFraction") : Double.NaN);
     }
 
     private static PeerRun peer(String where, JsonNode line) {

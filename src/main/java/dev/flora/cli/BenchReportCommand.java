@@ -62,7 +62,13 @@ final class BenchReportCommand implements Callable<Integer> {
                 Path md = out.resolve("base-" + shape + ".md");
                 Path png = out.resolve("base-" + shape + ".png");
                 Files.writeString(md, report.markdown(command(), png.getFileName().toString()), StandardCharsets.UTF_8);
-                report.plot(png);
+                try {
+                    report.plot(png);
+                } catch (RuntimeException | Error e) {
+                    // Java's text drawing needs fontconfig and a font; a bare GPU machine's runtime has neither.
+                    throw new FloraException("wrote " + md + ", but cannot draw " + png + ": this Java runtime finds no fonts ("
+                            + e.getMessage() + "); run the same command where fonts are installed (fontconfig and, say, DejaVu)");
+                }
                 spec.commandLine().getOut().println("wrote " + md + " and " + png);
             }
         } catch (IOException e) {

@@ -767,6 +767,21 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void rotary(Tensor q, Tensor k, int headDim, Tensor invFreq, StepData step) {
+        bind();
+        CudaStep s = (CudaStep) step;
+        if (q.rows() != k.rows()) {
+            throw new IllegalArgumentException("rotary: q of " + q.rows() + " rows, k of " + k.rows());
+        }
+        if (headDim > 512) {
+            Backend.super.rotary(q, k, headDim, invFreq, step);
+            return;
+        }
+        launchRows("rotary_qk", q.rows(), CudaTensor.of(q).pointer, q.cols(), CudaTensor.of(k).pointer, k.cols(), headDim,
+                CudaTensor.of(invFreq).pointer, s.positions());
+    }
+
+    @Override
     public void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, AttentionShape shape, StepData step, Tensor out) {
         bind();
         CudaKvCache c = (CudaKvCache) cache;
@@ -884,18 +899,30 @@ public final class CudaBackend implements Backend {
         private final CudaStep step;
         private final MemorySegment exec;
         private final Tensor output;
+        /** The step's data laid out as on the device, page-locked: one asynchronous copy per replay. */
+        private final MemorySegment hostData;
 
         GraphRecording(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
             this.tokens = batch.numTokens();
             this.sequences = batch.numSequences();
             this.maxBlocks = maxBlocks;
+            MemorySegment pinned = driver.allocHost(4 * ((tokens * 4L + 15) / 16 * 16) + (long) sequences * maxBlocks * 4);
+            this.hostData = pinned;
+            Driver owner = driver;
+            MemorySegment ownerContext = context;
+            GRAPHS.register(this, () -> {
+                owner.setCurrent(ownerContext);
+                owner.freeHost(pinned);
+            });
             DeviceMemory.RecordingArena arena = memory.new RecordingArena(this);
             memory.beginRecording(arena);
             MemorySegment made = null;
             Tensor out;
             try {
-                step = new CudaStep(batch, arena.allocate(tokens * 4L), arena.allocate(tokens * 4L), arena.allocate(tokens * 4L),
-                        arena.allocate(tokens * 4L), arena.allocate((long) sequences * maxBlocks * 4), maxBlocks,
+                // tokens, positions, sequences, slots, block tables: one buffer, each part 16-byte aligned.
+                long part = (tokens * 4L + 15) / 16 * 16;
+                long data = arena.allocate(4 * part + (long) sequences * maxBlocks * 4);
+                step = new CudaStep(batch, data, data + part, data + 2 * part, data + 3 * part, data + 4 * part, maxBlocks,
                         maxBlocks * batch.blockSize());
                 upload(batch);
                 long[] mark = arena.mark();
@@ -937,19 +964,14 @@ public final class CudaBackend implements Backend {
                 }
                 System.arraycopy(table, 0, tables, s * maxBlocks, table.length);
             }
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment host = arena.allocate(4L * (4L * tokens + tables.length));
-                MemorySegment.copy(batch.tokens(), 0, host, ValueLayout.JAVA_INT, 0, tokens);
-                MemorySegment.copy(batch.positions(), 0, host, ValueLayout.JAVA_INT, 4L * tokens, tokens);
-                MemorySegment.copy(batch.seqOfToken(), 0, host, ValueLayout.JAVA_INT, 8L * tokens, tokens);
-                MemorySegment.copy(batch.cacheSlots(), 0, host, ValueLayout.JAVA_INT, 12L * tokens, tokens);
-                MemorySegment.copy(tables, 0, host, ValueLayout.JAVA_INT, 16L * tokens, tables.length);
-                CudaBackend.this.upload(step.tokens(), host, 4L * tokens);
-                CudaBackend.this.upload(step.positions(), host.asSlice(4L * tokens), 4L * tokens);
-                CudaBackend.this.upload(step.seqOfToken(), host.asSlice(8L * tokens), 4L * tokens);
-                CudaBackend.this.upload(step.cacheSlots(), host.asSlice(12L * tokens), 4L * tokens);
-                CudaBackend.this.upload(step.blockTables(), host.asSlice(16L * tokens), 4L * tables.length);
-            }
+            // The stream is idle here (a replay begins a step, which waits for the last one), so the buffer is free.
+            long part = (tokens * 4L + 15) / 16 * 16;
+            MemorySegment.copy(batch.tokens(), 0, hostData, ValueLayout.JAVA_INT, 0, tokens);
+            MemorySegment.copy(batch.positions(), 0, hostData, ValueLayout.JAVA_INT, part, tokens);
+            MemorySegment.copy(batch.seqOfToken(), 0, hostData, ValueLayout.JAVA_INT, 2 * part, tokens);
+            MemorySegment.copy(batch.cacheSlots(), 0, hostData, ValueLayout.JAVA_INT, 3 * part, tokens);
+            MemorySegment.copy(tables, 0, hostData, ValueLayout.JAVA_INT, 4 * part, tables.length);
+            CudaBackend.this.upload(step.tokens(), hostData, 4 * part + 4L * tables.length);
         }
 
         @Override

@@ -12,11 +12,6 @@ record CudaKvCache(int layers, int numBlocks, int blockSize, int kvWidth, DType 
         implements KvCache {
 
     int typeCode() {
-        return switch (dtype) {
-            case F32 -> 0;
-            case BF16 -> 1;
-            case F16 -> 2;
-            default -> throw new IllegalStateException("a KV cache of " + dtype);
-        };
+        return CudaTensor.typeCode(dtype);
     }
 }

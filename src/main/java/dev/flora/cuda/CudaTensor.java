@@ -32,11 +32,15 @@ final class CudaTensor implements Tensor {
 
     /** The kernels' code for this element type: 0 float32, 1 bfloat16, 2 float16. */
     int typeCode() {
-        return switch (dtype) {
+        return typeCode(dtype);
+    }
+
+    static int typeCode(DType type) {
+        return switch (type) {
             case F32 -> 0;
             case BF16 -> 1;
             case F16 -> 2;
-            default -> throw new IllegalStateException("no kernels read " + dtype);
+            default -> throw new IllegalStateException("no kernels read " + type);
         };
     }
 

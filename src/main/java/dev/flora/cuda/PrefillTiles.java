@@ -24,9 +24,14 @@ record PrefillTiles(int[] descriptors, int[] others) {
         return descriptors.length / 4;
     }
 
+    /** Whether the tensor-core kernel has a version for this head size. */
+    static boolean supports(int headDim) {
+        return headDim == 64 || headDim == 128;
+    }
+
     /** The split of this batch, or null when the tensor-core kernel has no version for this head size. */
     static PrefillTiles of(TokenBatch batch, int headDim) {
-        if (headDim != 64 && headDim != 128) {
+        if (!supports(headDim)) {
             return null;
         }
         int n = batch.numTokens();

@@ -31,7 +31,7 @@ class BenchReportCliTest {
         assertThat(md.lines().findFirst().orElseThrow())
                 .isEqualTo("Made by: `flora bench report --in " + flora + " " + peer + " --out " + out + "`");
         assertThat(md).contains("## batch 1, 16 prompt tokens", "## batch 64, 256 prompt tokens",
-                "| 2.51× | ≥ 80% of roofline: not met; ≥ 5× peer: not met |", "| 0.43× | ≥ 2× peer: not met |");
+                "| 2.51× | ≥ 80% of roofline: not met; ≥ 5× peer: not met |", "| 0.43× | ≥ 2× peer: not met; prefill ≥ 60% of bf16 rate: — |");
         assertThat(Files.size(out.resolve("base-llama2-7b.png"))).isPositive();
     }
 
@@ -40,7 +40,7 @@ class BenchReportCliTest {
         Path out = tmp.resolve("report");
         CliTest.Run run = flora("bench", "report", "--in", resource("flora-llama2-7b.jsonl").toString(), "--out", out.toString());
         assertThat(run.code()).as(run.err()).isZero();
-        assertThat(Files.readString(out.resolve("base-llama2-7b.md"))).contains("| — | — | — | ≥ 2× peer: — |");
+        assertThat(Files.readString(out.resolve("base-llama2-7b.md"))).contains("| — | — | — | ≥ 2× peer: —; prefill ≥ 60% of bf16 rate: — |");
     }
 
     @Test

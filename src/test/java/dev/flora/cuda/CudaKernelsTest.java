@@ -421,16 +421,22 @@ class CudaKernelsTest {
      * splits. 16-bit caches: prompt runs of 16 or more tokens go to the tensor-core tile kernel (head
      * sizes 64 and 128; 15 tokens do not, 65 take two tiles), the rest to the per-token kernel; the
      * reference reads the rounded keys and values, and the tolerance covers the rounded queries and
-     * probabilities of the tile kernel.
+     * probabilities of the tile kernel. Many sequences ("NxL": N of L tokens) split the decode step's
+     * contexts less.
      */
     @ParameterizedTest
     @CsvSource({"0, 24, 13 1 7, F32", "5, 24, 13 1 7, F32", "0, 128, 700 1 300, F32", "300, 128, 700 1 300, F32", "0, 18, 530 2, F32",
             "0, 64, 1100, F32", "0, 128, 700 1 300, BF16", "300, 128, 700 1 300, BF16", "0, 128, 16 15 64 65 3, BF16",
-            "40, 64, 17 1100 5, F16", "0, 24, 13 1 70, BF16"})
+            "40, 64, 17 1100 5, F16", "0, 24, 13 1 70, BF16", "0, 128, 100x20 300, BF16", "7, 64, 90x30, F16"})
     void pagedAttentionOverTwoSteps(int window, int headDim, String lengthList, DType cacheType) {
         int heads = 6, kvHeads = 2, blockSize = 4;
         AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
-        int[] lengths = java.util.Arrays.stream(lengthList.split(" ")).mapToInt(Integer::parseInt).toArray();
+        // "NxL": N sequences of L tokens (enough decode tokens for the tile kernel's decode path)
+        int[] lengths = java.util.Arrays.stream(lengthList.split(" "))
+                .flatMapToInt(e -> e.contains("x")
+                        ? java.util.stream.IntStream.generate(() -> Integer.parseInt(e.split("x")[1])).limit(Integer.parseInt(e.split("x")[0]))
+                        : java.util.stream.IntStream.of(Integer.parseInt(e)))
+                .toArray();
         int numSeqs = lengths.length;
         int[][] tables = new int[numSeqs][];
         int numBlocks = 0;

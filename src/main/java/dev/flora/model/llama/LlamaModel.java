@@ -91,8 +91,7 @@ public final class LlamaModel extends DecoderModel {
             Layer layer = layers[i];
             backend.rmsNorm(x, layer.inputNorm, config.rmsNormEps(), h);
             adapted.projectAll(layer.qkv(), h, qkv);
-            backend.rotary(q, config.headDim(), invFreq, step);
-            backend.rotary(k, config.headDim(), invFreq, step);
+            backend.rotary(q, k, config.headDim(), invFreq, step);
             backend.attention(q, k, v, cache, i, layer.attention, step, attn);
             adapted.projectAdd(layer.o, attn, proj, x);
             backend.rmsNorm(x, layer.postNorm, config.rmsNormEps(), h);
