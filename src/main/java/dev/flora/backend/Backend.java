@@ -152,7 +152,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Writes this step's keys and values to the cache slots of its tokens, then computes causal
-     * attention of each query over its sequence's cached keys and values.
+     * attention of each query over its sequence's cached keys and values. A token whose slot is
+     * negative (padding of a recorded step, {@link StepRecorder}) writes nothing.
      */
     void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, AttentionShape shape, StepData step, Tensor out);
 

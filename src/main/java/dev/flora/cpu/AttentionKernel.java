@@ -12,9 +12,12 @@ final class AttentionKernel {
     private AttentionKernel() {
     }
 
-    /** Copies this step's keys and values into their cache slots. */
+    /** Copies this step's keys and values into their cache slots; a negative slot (a recorded step's padding) takes none. */
     static void writeCache(CpuTensor k, CpuTensor v, float[] cacheK, float[] cacheV, int[] slots, int kvWidth) {
         for (int t = 0; t < slots.length; t++) {
+            if (slots[t] < 0) {
+                continue;
+            }
             System.arraycopy(k.array, k.offset + t * kvWidth, cacheK, slots[t] * kvWidth, kvWidth);
             System.arraycopy(v.array, v.offset + t * kvWidth, cacheV, slots[t] * kvWidth, kvWidth);
         }
