@@ -42,7 +42,9 @@ public final class RandomAdapters {
                 });
             }
             if (modules.isEmpty()) {
-                throw new FloraException("no layer of the model matches the targets " + targets);
+                throw new FloraException("no layer of the model matches the targets " + new java.util.TreeSet<>(targets) + " (its layers: "
+                        + String.join(", ", new java.util.TreeSet<>(model.linears().keySet().stream()
+                        .map(k -> k.substring(k.lastIndexOf('.') + 1)).toList())) + ")");
             }
             out.add(new Adapter("random-" + kind.name().toLowerCase(java.util.Locale.ROOT) + "-" + n, kind, null, null, modules));
         }

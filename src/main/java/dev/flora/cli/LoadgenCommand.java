@@ -103,7 +103,7 @@ final class LoadgenCommand implements Callable<Integer> {
         }
     }
 
-    private static int[] range(String text, String option) {
+    static int[] range(String text, String option) {
         String[] parts = text.split("\\.\\.");
         try {
             int lo = Integer.parseInt(parts[0].trim());

@@ -119,7 +119,7 @@ public final class LoadGenerator {
     }
 
     /** A log-normal draw between lo and hi: median at their geometric mean, about 2 sigma at the bounds. */
-    static int logNormal(SplittableRandom random, int lo, int hi) {
+    public static int logNormal(SplittableRandom random, int lo, int hi) {
         if (lo >= hi) {
             return lo;
         }

@@ -1,0 +1,92 @@
+package dev.flora.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.flora.Fixtures;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static dev.flora.cli.CliTest.JSON;
+import static dev.flora.cli.CliTest.flora;
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** {@code flora bench throughput} (the paper's figure 2 harness) on the tiny fixture model. */
+class BenchThroughputCliTest {
+    @TempDir
+    Path tmp;
+
+    /** The command on the fixture model, 5 requests of 8..40 + 2..6 tokens unless {@code extra} says otherwise. */
+    private String[] args(String... extra) {
+        List<String> a = new ArrayList<>(List.of("bench", "throughput", "--model", Fixtures.llamaTinyModel().toString(), "--requests", "5",
+                "--plot", tmp.resolve("tp.png").toString()));
+        a.addAll(List.of(extra));
+        if (!a.contains("--input-len")) {
+            a.addAll(List.of("--input-len", "8..40"));
+        }
+        if (!a.contains("--output-len")) {
+            a.addAll(List.of("--output-len", "2..6"));
+        }
+        return a.toArray(String[]::new);
+    }
+
+    @Test
+    void everySeriesAtEveryRankOnTheSameWorkload() throws IOException {
+        CliTest.Run run = flora(args("--series", "none,flora,lora-bmm,lora-gathered,lora-auto", "--ranks", "1,2", "--json"));
+        assertThat(run.code()).as(run.err()).isZero();
+        List<JsonNode> points = new ArrayList<>();
+        for (String line : run.out().lines().toList()) {
+            points.add(JSON.readTree(line));
+        }
+        assertThat(points).hasSize(1 + 4 * 2);
+        assertThat(points.getFirst().get("series").asText()).isEqualTo("none");
+        assertThat(points.getFirst().get("rank").asInt()).isZero();
+        long prompt = points.getFirst().get("promptTokens").asLong();
+        long output = points.getFirst().get("outputTokens").asLong();
+        for (JsonNode p : points) {
+            // EOS ignored: every series generates exactly the workload's tokens
+            assertThat(p.get("promptTokens").asLong()).isEqualTo(prompt);
+            assertThat(p.get("outputTokens").asLong()).isEqualTo(output);
+            assertThat(p.get("requests").asInt()).isEqualTo(5);
+            assertThat(p.get("tokensPerSecond").asDouble()).isPositive();
+            assertThat(p.get("tokensPerSecond").asDouble()).isGreaterThan(p.get("outputTokensPerSecond").asDouble());
+            if (!p.get("series").asText().equals("none")) {
+                assertThat(p.get("targets").asText()).isEqualTo("k_proj,o_proj,q_proj,v_proj");
+                assertThat(p.get("rank").asInt()).isIn(1, 2);
+            }
+        }
+        assertThat(points).filteredOn(p -> p.get("series").asText().equals("lora-bmm"))
+                .allMatch(p -> p.get("strategy").asText().equals("bmm") && p.get("kind").asText().equals("lora"));
+        assertThat(points).filteredOn(p -> p.get("series").asText().equals("flora"))
+                .allMatch(p -> p.get("strategy").asText().equals("flora") && p.get("kind").asText().equals("flora"));
+        assertThat(Files.size(tmp.resolve("tp.png"))).isPositive();
+    }
+
+    @Test
+    void tableHasARowPerRankAndAColumnPerSeries() {
+        CliTest.Run run = flora(args("--series", "none,flora", "--ranks", "1,3", "--targets", "q_proj"));
+        assertThat(run.code()).as(run.err()).isZero();
+        assertThat(run.out()).contains("5 requests each with its own adapter on q_proj", "none", "flora");
+        assertThat(run.out().lines().filter(l -> l.matches("\\s+[13] .*"))).hasSize(2);
+    }
+
+    @Test
+    void badSeriesTargetsAndLengthsAreRefusedByName() {
+        CliTest.Run series = flora(args("--series", "none,dora"));
+        assertThat(series.code()).isEqualTo(1);
+        assertThat(series.err()).contains("--series 'dora' is not a series", "lora-gathered");
+        CliTest.Run targets = flora(args("--series", "flora", "--ranks", "1", "--targets", "c_attn"));
+        assertThat(targets.code()).isEqualTo(1);
+        assertThat(targets.err()).contains("no layer of the model matches the targets [c_attn] (its layers: ", "q_proj");
+        CliTest.Run lengths = flora(args("--series", "none", "--input-len", "600..700"));
+        assertThat(lengths.code()).isEqualTo(1);
+        assertThat(lengths.err()).contains("does not fit the model's context of 512");
+        CliTest.Run range = flora(args("--output-len", "9..3"));
+        assertThat(range.code()).isEqualTo(1);
+        assertThat(range.err()).contains("--output-len must be N or LO..HI");
+    }
+}
