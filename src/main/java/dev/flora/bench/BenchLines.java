@@ -56,6 +56,10 @@ public final class BenchLines {
     }
 
     private static PeerRun peer(String where, JsonNode line) {
+        String adapters = line.path("adapters").asText("none");
+        if (!adapters.equals("none")) {
+            throw new FloraException(where + ": a peer run with adapters (" + adapters + "); the base report takes runs without");
+        }
         int batch = count(where, line, "batch");
         int newTokens = count(where, line, "new_tokens");
         JsonNode runs = line.path("runs");

@@ -52,6 +52,9 @@ class BenchReportCliTest {
                 {"{\"strategy\": \"flora\", \"micros\": 3.5}", "line 3: neither a 'flora bench decode --json' line nor a transformers_bench.py line"},
                 {good.get(0).replace("\"batch\":1,", ""), "line 3: missing field 'batch'"},
                 {good.get(0).replace("\"bytesPerSecond\":", "\"bytesPerSecond\":\"fast\",\"x\":"), "line 3: field 'limits.bytesPerSecond' must be a positive number"},
+                {"{\"peer\": \"transformers\", \"config\": \"x/llama2-7b/config.json\", \"batch\": 64, \"prompt_tokens\": 256, "
+                        + "\"new_tokens\": 64, \"output_tokens_per_s\": 42.6, \"runs\": [96.2], \"adapters\": \"peft 0.21 lora r=8\"}",
+                        "line 3: a peer run with adapters (peft 0.21 lora r=8); the base report takes runs without"},
         };
         for (String[] c : cases) {
             Files.write(in, List.of(good.get(0), "", c[0]));
