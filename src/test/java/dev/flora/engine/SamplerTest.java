@@ -3,6 +3,7 @@ package dev.flora.engine;
 import org.junit.jupiter.api.Test;
 
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
@@ -89,6 +90,94 @@ class SamplerTest {
         }
         assertThat(a).containsExactly(b);
         assertThat(java.util.Arrays.stream(a).distinct().count()).isGreaterThan(3);
+    }
+
+    /** The old definition: every index boxed and sorted by a comparator, highest first, ties by index. */
+    private static Integer[] referenceOrder(float[] logits, double t) {
+        Integer[] order = new Integer[logits.length];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        java.util.Arrays.sort(order, (a, b) -> {
+            int c = Double.compare(logits[b] / t, logits[a] / t);
+            return c != 0 ? c : Integer.compare(a, b);
+        });
+        return order;
+    }
+
+    @Test
+    void highestFirstIsTheComparatorOrderWithTiesByIndex() {
+        SplittableRandom random = new SplittableRandom(3);
+        for (int trial = 0; trial < 40; trial++) {
+            int n = 1 + random.nextInt(3000);
+            float[] logits = new float[n];
+            for (int i = 0; i < n; i++) {
+                // few distinct values (many ties), signed zeros, large and small magnitudes
+                logits[i] = switch (random.nextInt(5)) {
+                    case 0 -> 0f;
+                    case 1 -> -0f;
+                    case 2 -> random.nextInt(7) - 3;
+                    case 3 -> (float) (random.nextGaussian() * 1e6);
+                    default -> (float) random.nextGaussian();
+                };
+            }
+            Integer[] want = referenceOrder(logits, 0.7);
+            for (int keep : new int[] {1, Math.max(1, n / 10), n}) {
+                int[] got = Sampler.highestFirst(logits, 0, n, keep);
+                for (int i = 0; i < keep; i++) {
+                    assertThat(got[i]).as("trial %d keep %d position %d", trial, keep, i).isEqualTo(want[i]);
+                }
+            }
+        }
+    }
+
+    @Test
+    void topKAndTopPDrawWhatTheComparatorSortDrew() {
+        float[] logits = new float[5000];
+        SplittableRandom values = new SplittableRandom(8);
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] = (float) (values.nextGaussian() * 2);
+        }
+        for (SamplingParams p : List.of(params(0.8, 40, 1), params(1.3, 0, 0.9), params(0.5, 200, 0.7))) {
+            for (long seed = 0; seed < 200; seed++) {
+                // the old algorithm, written out: order, tempered probabilities, top-k, top-p, a draw
+                Integer[] order = referenceOrder(logits, p.temperature());
+                int keep = p.topK() > 0 ? Math.min(p.topK(), logits.length) : logits.length;
+                double max = logits[order[0]] / p.temperature();
+                double[] probs = new double[keep];
+                double total = 0;
+                for (int i = 0; i < keep; i++) {
+                    probs[i] = StrictMath.exp(logits[order[i]] / p.temperature() - max);
+                    total += probs[i];
+                }
+                if (p.topP() < 1) {
+                    double cumulative = 0;
+                    int cut = keep;
+                    for (int i = 0; i < keep; i++) {
+                        cumulative += probs[i] / total;
+                        if (cumulative >= p.topP()) {
+                            cut = i + 1;
+                            break;
+                        }
+                    }
+                    keep = cut;
+                    total = 0;
+                    for (int i = 0; i < keep; i++) {
+                        total += probs[i];
+                    }
+                }
+                double u = new SplittableRandom(seed).nextDouble() * total;
+                int want = order[keep - 1];
+                for (int i = 0; i < keep; i++) {
+                    u -= probs[i];
+                    if (u < 0) {
+                        want = order[i];
+                        break;
+                    }
+                }
+                assertThat(Sampler.sample(logits, 0, logits.length, p, new SplittableRandom(seed))).as("%s seed %d", p, seed).isEqualTo(want);
+            }
+        }
     }
 
     @Test
