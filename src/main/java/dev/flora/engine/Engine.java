@@ -347,6 +347,7 @@ public final class Engine {
             }
             float[] logits = full ? model.backend().toHost(rowLogits) : null;
             LogitSummary summary = model.backend().summarizeLogits(rowLogits, logits);
+            int[] drawn = logits == null ? null : draws(chunks, batch, from, count, logits);
             for (int r = 0; r < count; r++) {
                 int t = rows[from + r];
                 Sequence seq = chunks.get(batch.seqOfToken()[t]).seq();
@@ -362,7 +363,7 @@ public final class Engine {
                 }
                 if (p == seq.length() - 1 && seq.generatedCount() < sp.maxTokens()) {
                     boolean greedy = greedyOnly(seq, p);
-                    int token = greedy ? summary.argmax()[r] : sample(seq, logits, offset, vocab, sp);
+                    int token = greedy ? summary.argmax()[r] : drawn[r];
                     double logprob = (greedy ? summary.max()[r] : logits[offset + token]) - lse;
                     TopLogprobs top = sp.logprobs() > 0 ? TopLogprobs.of(logits, offset, vocab, lse, sp.logprobs()) : null;
                     seq.append(token, logprob, top);
@@ -371,6 +372,33 @@ public final class Engine {
                 }
             }
         }
+    }
+
+    /**
+     * The sampled token of every row of the pass that samples other than greedily (-1 elsewhere), the
+     * rows side by side on the common pool when there are several: each draw reads only its own row
+     * and its own sequence's generator, so the tokens are those of one row at a time.
+     */
+    private int[] draws(List<Scheduler.Chunk> chunks, TokenBatch batch, int from, int count, float[] logits) {
+        int[] rows = batch.logitRows();
+        int vocab = spec.vocabSize();
+        int[] drawn = new int[count];
+        java.util.Arrays.fill(drawn, -1);
+        List<Integer> sampling = new ArrayList<>();
+        for (int r = 0; r < count; r++) {
+            int t = rows[from + r];
+            Sequence seq = chunks.get(batch.seqOfToken()[t]).seq();
+            int p = batch.positions()[t];
+            if (p == seq.length() - 1 && seq.generatedCount() < seq.request.sampling().maxTokens() && !greedyOnly(seq, p)) {
+                sampling.add(r);
+            }
+        }
+        java.util.stream.Stream<Integer> work = sampling.size() > 1 ? sampling.parallelStream() : sampling.stream();
+        work.forEach(r -> {
+            Sequence seq = chunks.get(batch.seqOfToken()[rows[from + r]]).seq();
+            drawn[r] = sample(seq, logits, r * vocab, vocab, seq.request.sampling());
+        });
+        return drawn;
     }
 
     /**
