@@ -33,7 +33,10 @@ public final class BenchShapes {
         return SHAPES.keySet();
     }
 
-    /** Writes DIR/config.json of the named shape (bfloat16). */
+    /**
+     * Writes DIR/config.json of the named shape (bfloat16) and a placeholder tokenizer.json of its
+     * vocabulary ({@link #writePlaceholderTokenizer}), so that the directory serves as it is.
+     */
     public static void writeConfig(String name, Path dir) throws IOException {
         ObjectNode config = SHAPES.get(name);
         if (config == null) {
@@ -41,6 +44,43 @@ public final class BenchShapes {
         }
         Files.createDirectories(dir);
         JSON.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("config.json").toFile(), config);
+        writePlaceholderTokenizer(dir.resolve("tokenizer.json"), config.get("vocab_size").asInt(), config.get("bos_token_id").asInt(),
+                config.get("eos_token_id").asInt());
+    }
+
+    /**
+     * A word-level tokenizer.json of {@code vocab} tokens for random-weight models, which have no
+     * real one: token i is the word "w{i}" (whitespace splits the words; decoding joins them with
+     * spaces), the BOS and EOS ids are "&lt;s&gt;" and "&lt;/s&gt;" (one "&lt;|endoftext|&gt;" when they are the
+     * same id), unknown words id 0. Enough to serve and load-test the model
+     * through the text and token-id APIs alike; its text means nothing.
+     */
+    public static void writePlaceholderTokenizer(Path file, int vocab, int bos, int eos) throws IOException {
+        ObjectNode t = JSON.createObjectNode();
+        t.put("version", "1.0");
+        t.putNull("truncation");
+        t.putNull("padding");
+        var added = t.putArray("added_tokens");
+        ObjectNode words = JSON.createObjectNode();
+        String unk = bos == 0 || eos == 0 ? (bos == 0 ? special(bos, eos, true) : special(bos, eos, false)) : "<unk>";
+        for (int i = 0; i < vocab; i++) {
+            String word = i == bos ? special(bos, eos, true) : i == eos ? special(bos, eos, false) : i == 0 ? "<unk>" : "w" + i;
+            words.put(word, i);
+            if (i == bos || i == eos || word.equals("<unk>")) {
+                added.addObject().put("id", i).put("content", word).put("single_word", false).put("lstrip", false).put("rstrip", false)
+                        .put("normalized", false).put("special", true);
+            }
+        }
+        t.putNull("normalizer");
+        t.putObject("pre_tokenizer").put("type", "WhitespaceSplit");
+        t.putNull("post_processor");
+        t.putNull("decoder");
+        t.putObject("model").put("type", "WordLevel").put("unk_token", unk).set("vocab", words);
+        JSON.writeValue(file.toFile(), t);
+    }
+
+    private static String special(int bos, int eos, boolean isBos) {
+        return bos == eos ? "<|endoftext|>" : isBos ? "<s>" : "</s>";
     }
 
     private static ObjectNode llama(int hidden, int intermediate, int layers, int heads) {

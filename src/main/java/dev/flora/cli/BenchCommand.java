@@ -124,7 +124,8 @@ final class BenchCommand implements Runnable {
                         + "starcoder-1b, starcoder-3b, starcoder-15b.")
         String shape;
 
-        @Option(names = "--config-only", description = "Write config.json alone, for --random-weights (weights made where they are used).")
+        @Option(names = "--config-only", description = "Write config.json and a placeholder word-level tokenizer.json (token i is "
+                + "the word wi) alone, for --random-weights (weights made where they are used).")
         boolean configOnly;
 
         @Option(names = "--out", required = true, paramLabel = "DIR", description = "Directory to write (must not exist).")
@@ -137,7 +138,8 @@ final class BenchCommand implements Runnable {
             }
             if (configOnly) {
                 dev.flora.bench.BenchShapes.writeConfig(shape, out);
-                spec.commandLine().getOut().println("wrote " + shape + " config.json to " + out + " (use it with --random-weights)");
+                spec.commandLine().getOut().println("wrote " + shape + " config.json and a placeholder tokenizer.json to " + out
+                        + " (use it with --random-weights)");
                 return 0;
             }
             LlamaShape s = LlamaShape.named(shape);

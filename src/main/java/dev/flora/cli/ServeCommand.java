@@ -79,6 +79,10 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
+    @Option(names = "--random-weights", description = "The model directory has config.json and tokenizer.json only (flora bench model "
+            + "--config-only writes such a directory): make seeded random weights where the backend keeps them, as vLLM's dummy load format.")
+    boolean randomWeights;
+
     /** " with adapters a, b" (or how many, when there are many), and the host tier's cap when there is one. */
     private static String describe(java.util.Set<String> names, AdapterRegistry registry) {
         if (names.isEmpty()) {
@@ -100,7 +104,7 @@ final class ServeCommand implements Callable<Integer> {
         AdapterStrategy pinned = AdapterStrategy.parse(strategy);
         Path dir = model != null ? model : DemoModel.ensure(DemoModel.defaultCache(),
                 total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
-        PretrainedModel pretrained = PretrainedModel.load(dir, device.create());
+        PretrainedModel pretrained = PretrainedModel.load(dir, device.create(), randomWeights);
         String name = servedName != null ? servedName : dir.getFileName().toString();
         if (adapters.containsKey(name)) {
             throw new FloraException("adapter name '" + name + "' is the base model's id; rename the adapter or use --served-model-name");

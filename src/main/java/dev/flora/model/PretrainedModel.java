@@ -11,8 +11,13 @@ public record PretrainedModel(ModelDirectory directory, CausalLM model, Tokenize
         implements AutoCloseable {
 
     public static PretrainedModel load(Path dir, Backend backend) {
+        return load(dir, backend, false);
+    }
+
+    /** With {@code randomWeights}, the directory may hold config.json and tokenizer.json alone (weights made by the backend). */
+    public static PretrainedModel load(Path dir, Backend backend, boolean randomWeights) {
         ModelDirectory directory = ModelDirectory.open(dir);
-        CausalLM model = Models.load(directory, backend);
+        CausalLM model = Models.load(directory, backend, randomWeights);
         Tokenizer tokenizer = Tokenizer.load(directory.tokenizerFile());
         return new PretrainedModel(directory, model, tokenizer, directory.eosTokenIds());
     }
