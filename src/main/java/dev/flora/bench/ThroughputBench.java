@@ -1,7 +1,6 @@
 package dev.flora.bench;
 
 import dev.flora.FloraException;
-import dev.flora.adapter.Adapter;
 import dev.flora.adapter.AdapterKind;
 import dev.flora.adapter.AdapterRegistry;
 import dev.flora.adapter.AdapterStrategy;
@@ -91,34 +90,11 @@ public final class ThroughputBench {
      * same engine, so that one-time set-up stays out of the time) and reports its throughput.
      */
     public static Point run(CausalLM model, Series series, int rank, Workload w, LongConsumer progress) {
-        int vocab = model.spec().vocabSize();
-        List<int[]> lengths = lengths(w);
-        int context = model.spec().maxContext();
-        for (int[] l : lengths) {
-            if (l[0] + l[1] > context) {
-                throw new FloraException("a request of " + l[0] + " + " + l[1] + " tokens does not fit the model's context of " + context
-                        + "; lower --input-len or --output-len");
-            }
-        }
-        AdapterRegistry registry = new AdapterRegistry(Math.max(1, series.adapted() ? w.requests() : 1));
-        registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile()));
-        List<String> names = new ArrayList<>();
-        if (series.adapted()) {
-            List<Adapter> adapters = RandomAdapters.create(model, series.kind(), rank, w.targets(), w.requests(), w.seed() + rank);
-            adapters.forEach(registry::register);
-            adapters.forEach(a -> names.add(a.name()));
-            registry.pin(series.strategy());
-        }
+        AdapterRegistry registry = registry(model, series, rank, w);
         EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(w.maxBatchedTokens()).withMaxSequences(w.maxSequences())
                 .withKvCacheBytes(w.kvCacheBytes()).withSeparatePrefillDecode(series.separateSteps());
         Engine engine = new Engine(model, config, Set.of(), registry);
-        SplittableRandom tokens = new SplittableRandom(w.seed() ^ 0x9E3779B97F4A7C15L);
-        List<Request> requests = new ArrayList<>();
-        for (int i = 0; i < w.requests(); i++) {
-            int[] l = lengths.get(i);
-            requests.add(Request.withAdapter("r" + i, tokens.ints(l[0], 3, vocab).toArray(), SamplingParams.greedy(l[1], true), false,
-                    series.adapted() ? names.get(i) : null));
-        }
+        List<Request> requests = requests(model, series, w, registry);
         int warm = Math.min(4, requests.size());
         List<Request> warmUp = new ArrayList<>();
         for (int i = 0; i < warm; i++) {
@@ -146,6 +122,42 @@ public final class ThroughputBench {
         return new Point(series.name(), series.adapted() ? series.kind().name().toLowerCase(Locale.ROOT) : "none", series.strategy().cliName(),
                 series.adapted() ? rank : 0, series.adapted() ? String.join(",", new TreeSet<>(w.targets())) : "", w.requests(), prompt, output,
                 seconds, (prompt + output) / seconds, output / seconds, engine.steps() - stepsBefore);
+    }
+
+    /**
+     * A registry holding one random adapter per request (of the series' kind and this rank on the
+     * workload's targets), the series' strategy pinned; none for the base model.
+     */
+    static AdapterRegistry registry(CausalLM model, Series series, int rank, Workload w) {
+        AdapterRegistry registry = new AdapterRegistry(Math.max(1, series.adapted() ? w.requests() : 1));
+        registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile()));
+        if (series.adapted()) {
+            RandomAdapters.create(model, series.kind(), rank, w.targets(), w.requests(), w.seed() + rank).forEach(registry::register);
+            registry.pin(series.strategy());
+        }
+        return registry;
+    }
+
+    /** The workload's requests (greedy, EOS ignored), request i naming adapter i of the registry when the series has adapters. */
+    static List<Request> requests(CausalLM model, Series series, Workload w, AdapterRegistry registry) {
+        int vocab = model.spec().vocabSize();
+        List<int[]> lengths = lengths(w);
+        int context = model.spec().maxContext();
+        for (int[] l : lengths) {
+            if (l[0] + l[1] > context) {
+                throw new FloraException("a request of " + l[0] + " + " + l[1] + " tokens does not fit the model's context of " + context
+                        + "; lower --input-len or --output-len");
+            }
+        }
+        List<String> names = registry.adapters().stream().map(dev.flora.adapter.AdapterVersion::name).toList();
+        SplittableRandom tokens = new SplittableRandom(w.seed() ^ 0x9E3779B97F4A7C15L);
+        List<Request> requests = new ArrayList<>();
+        for (int i = 0; i < w.requests(); i++) {
+            int[] l = lengths.get(i);
+            requests.add(Request.withAdapter("r" + i, tokens.ints(l[0], 3, vocab).toArray(), SamplingParams.greedy(l[1], true), false,
+                    series.adapted() ? names.get(i) : null));
+        }
+        return requests;
     }
 
     /** The total output tokens of the workload (for a progress bar). */

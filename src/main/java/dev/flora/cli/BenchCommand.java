@@ -24,7 +24,8 @@ import java.util.concurrent.Callable;
 /** {@code flora bench}: measurements against the machine's own limits. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks that print tables (and --json lines) of speed against the machine's measured limits.",
-        subcommands = {BenchCommand.Decode.class, BenchCommand.Adapters.class, BenchThroughputCommand.class, BenchCommand.MakeModel.class,
+        subcommands = {BenchCommand.Decode.class, BenchCommand.Adapters.class, BenchLoadCommands.Throughput.class, BenchLoadCommands.Latency.class,
+                BenchCommand.MakeModel.class,
                 BenchReportCommand.class})
 final class BenchCommand implements Runnable {
     @Spec

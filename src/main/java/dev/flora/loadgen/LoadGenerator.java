@@ -178,6 +178,11 @@ public final class LoadGenerator {
     }
 
     public static Report report(Config config, List<Sample> samples, double seconds) {
+        return report(config.popularity().name().toLowerCase(Locale.ROOT), config.adapters().size(), config.rate(), samples, seconds);
+    }
+
+    /** The figures of a run: throughput over {@code seconds}, TTFT, TPOT, ITL and latency percentiles (DESIGN §5). */
+    public static Report report(String popularity, int adapters, double rate, List<Sample> samples, double seconds) {
         List<Sample> ok = samples.stream().filter(s -> s.status() == 200).toList();
         long tokens = ok.stream().mapToLong(s -> s.promptTokens() + s.outputTokens()).sum();
         long out = ok.stream().mapToLong(Sample::outputTokens).sum();
@@ -188,8 +193,7 @@ public final class LoadGenerator {
         double perToken = ok.stream().filter(s -> s.outputTokens() > 0).mapToDouble(s -> s.e2e() / s.outputTokens()).average().orElse(Double.NaN);
         return new Report(samples.size(), samples.size() - ok.size(), seconds, tokens / seconds, out / seconds,
                 percentile(ttft, 50), percentile(ttft, 99), percentile(tpot, 50), percentile(tpot, 99), percentile(itl, 50), percentile(itl, 99),
-                percentile(e2e, 50), percentile(e2e, 99), perToken, config.popularity().name().toLowerCase(Locale.ROOT),
-                config.adapters().size(), config.rate());
+                percentile(e2e, 50), percentile(e2e, 99), perToken, popularity, adapters, rate);
     }
 
     static double percentile(List<Double> values, double p) {

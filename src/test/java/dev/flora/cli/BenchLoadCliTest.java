@@ -15,8 +15,8 @@ import static dev.flora.cli.CliTest.JSON;
 import static dev.flora.cli.CliTest.flora;
 import static org.assertj.core.api.Assertions.assertThat;
 
-/** {@code flora bench throughput} (the paper's figure 2 harness) on the tiny fixture model. */
-class BenchThroughputCliTest {
+/** {@code flora bench throughput} and {@code flora bench latency} (the paper's figures 2 and 3) on the tiny fixture model. */
+class BenchLoadCliTest {
     @TempDir
     Path tmp;
 
@@ -72,6 +72,35 @@ class BenchThroughputCliTest {
         assertThat(run.code()).as(run.err()).isZero();
         assertThat(run.out()).contains("5 requests each with its own adapter on q_proj", "none", "flora");
         assertThat(run.out().lines().filter(l -> l.matches("\\s+[13] .*"))).hasSize(2);
+    }
+
+    @Test
+    void latencyUnderAPoissonLoadPerSeriesAndRank() throws IOException {
+        List<String> a = new ArrayList<>(List.of(args("--series", "none,lora-gathered,flora", "--ranks", "2", "--rate", "40", "--json")));
+        a.set(1, "latency");
+        a.set(a.indexOf(tmp.resolve("tp.png").toString()), tmp.resolve("lat.png").toString());
+        CliTest.Run run = flora(a.toArray(String[]::new));
+        assertThat(run.code()).as(run.err()).isZero();
+        List<JsonNode> points = new ArrayList<>();
+        for (String line : run.out().lines().toList()) {
+            points.add(JSON.readTree(line));
+        }
+        assertThat(points).extracting(p -> p.get("series").asText()).containsExactly("none", "lora-gathered", "flora");
+        for (JsonNode p : points) {
+            JsonNode r = p.get("report");
+            assertThat(r.get("requests").asInt()).isEqualTo(5);
+            assertThat(r.get("failed").asInt()).isZero();
+            assertThat(r.get("rate").asDouble()).isEqualTo(40.0);
+            assertThat(r.get("latencyPerOutputToken").asDouble()).isPositive();
+            assertThat(r.get("ttftP50").asDouble()).isPositive().isLessThanOrEqualTo(r.get("e2eP99").asDouble());
+            assertThat(p.get("rank").asInt()).isEqualTo(p.get("series").asText().equals("none") ? 0 : 2);
+        }
+        assertThat(Files.size(tmp.resolve("lat.png"))).isPositive();
+        List<String> bad = new ArrayList<>(List.of(args("--series", "none", "--rate", "0")));
+        bad.set(1, "latency");
+        CliTest.Run zero = flora(bad.toArray(String[]::new));
+        assertThat(zero.code()).isEqualTo(1);
+        assertThat(zero.err()).contains("--rate must be a positive number");
     }
 
     @Test

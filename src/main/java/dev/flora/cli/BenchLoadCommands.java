@@ -1,0 +1,308 @@
+package dev.flora.cli;
+
+import dev.flora.FloraException;
+import dev.flora.bench.LatencyBench;
+import dev.flora.bench.LinePlot;
+import dev.flora.bench.ThroughputBench;
+import dev.flora.demo.DemoModel;
+import dev.flora.loadgen.LoadGenerator;
+import dev.flora.model.CausalLM;
+import dev.flora.model.ModelDirectory;
+import dev.flora.model.Models;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code flora bench throughput} and {@code flora bench latency}: the fLoRA paper's figures 2 and 3,
+ * a workload of requests each with its own random adapter, per series (adapter kind and strategy)
+ * and rank.
+ */
+final class BenchLoadCommands {
+    private BenchLoadCommands() {
+    }
+
+    /** What both measure on: the model, the series and ranks, the workload. */
+    abstract static class Workload implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: the demo model).")
+        Path model;
+
+        @Option(names = "--random-weights", description = "The model directory has config.json only: make seeded random weights where "
+                + "the backend keeps them.")
+        boolean randomWeights;
+
+        @Mixin
+        DeviceOption device;
+
+        @Option(names = "--series", defaultValue = "none,flora,lora-bmm,lora-gathered,lora-auto", split = ",", paramLabel = "S",
+                description = "Series to measure (default: ${DEFAULT-VALUE}).")
+        List<String> series;
+
+        @Option(names = "--targets", split = ",", paramLabel = "M",
+                description = "Adapted modules (default: c_attn where the model has it, as the paper; else q_proj,k_proj,v_proj,o_proj).")
+        Set<String> targets;
+
+        @Option(names = "--requests", defaultValue = "200", paramLabel = "N", description = "Requests per point (default: ${DEFAULT-VALUE}).")
+        int requests;
+
+        @Option(names = "--input-len", defaultValue = "50..2000", paramLabel = "LO..HI", description = "Prompt tokens, log-normal (default: ${DEFAULT-VALUE}).")
+        String inputLen;
+
+        @Option(names = "--output-len", defaultValue = "16..256", paramLabel = "LO..HI", description = "Generated tokens, log-normal (default: ${DEFAULT-VALUE}).")
+        String outputLen;
+
+        @Option(names = "--max-num-seqs", defaultValue = "256", paramLabel = "N", description = "Sequences per step (default: ${DEFAULT-VALUE}).")
+        int maxSequences;
+
+        @Option(names = "--kv-cache-memory", defaultValue = "1073741824", paramLabel = "BYTES", description = "KV-cache memory (default: ${DEFAULT-VALUE}).")
+        long kvCacheBytes;
+
+        @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Lengths, prompts, arrivals and adapters (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--json", description = "Print one JSON line per point instead of the table.")
+        boolean json;
+
+        abstract int[] ranks();
+
+        abstract int maxBatchedTokens();
+
+        abstract Path plot();
+
+        /** One point of the series at this rank (0 for the base model). */
+        abstract Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress)
+                throws InterruptedException;
+
+        /** The table of the points, and the plot. */
+        abstract void report(PrintWriter out, String model, String backend, List<Object> points) throws java.io.IOException;
+
+        interface LongProgress extends java.util.function.LongConsumer {
+        }
+
+        @Override
+        public Integer call() throws Exception {
+            if (requests < 1 || maxBatchedTokens() < 1 || maxSequences < 1 || kvCacheBytes < 1
+                    || java.util.Arrays.stream(ranks()).anyMatch(r -> r < 1)) {
+                throw new FloraException("--requests, --max-batched-tokens, --max-num-seqs, --kv-cache-memory and --ranks must be at least 1");
+            }
+            int[] in = LoadgenCommand.range(inputLen, "--input-len");
+            int[] out = LoadgenCommand.range(outputLen, "--output-len");
+            List<ThroughputBench.Series> chosen = new ArrayList<>();
+            for (String s : new LinkedHashSet<>(series)) {
+                chosen.add(ThroughputBench.Series.parse(s.trim()));
+            }
+            Path dir = model != null ? model : DemoModel.ensure(DemoModel.defaultCache(),
+                    total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
+            ModelDirectory directory = ModelDirectory.open(dir);
+            dev.flora.backend.Backend backend = device.create();
+            List<Object> points = new ArrayList<>();
+            try {
+                CausalLM lm = Models.load(directory, backend, randomWeights);
+                Set<String> modules = targets != null ? targets : defaultTargets(lm);
+                var workload = new ThroughputBench.Workload(requests, in[0], in[1], out[0], out[1], maxBatchedTokens(), maxSequences,
+                        kvCacheBytes, modules, seed);
+                int runs = 0;
+                for (ThroughputBench.Series s : chosen) {
+                    runs += s.kind() == null ? 1 : ranks().length;
+                }
+                try (Progress progress = new Progress(spec.commandLine().getErr(), "generating", runs * ThroughputBench.outputTokens(workload))) {
+                    for (ThroughputBench.Series s : chosen) {
+                        for (int rank : s.kind() == null ? new int[] {0} : ranks()) {
+                            points.add(measure(lm, s, rank, workload, progress::accept));
+                        }
+                    }
+                }
+            } finally {
+                backend.close();
+            }
+            PrintWriter o = spec.commandLine().getOut();
+            if (json) {
+                points.forEach(p -> o.println(JsonLines.JSON.valueToTree(p)));
+            }
+            report(json ? new PrintWriter(java.io.Writer.nullWriter()) : o, dir.getFileName().toString(), backend.name(), points);
+            spec.commandLine().getErr().println("plot: " + plot().toAbsolutePath());
+            return 0;
+        }
+
+        /** Lines of (rank, value) per series; the base model's one value drawn flat across the ranks. */
+        Map<String, List<double[]>> lines(List<String> seriesOf, List<Integer> rankOf, List<Double> values) {
+            Map<String, List<double[]>> lines = new LinkedHashMap<>();
+            for (int i = 0; i < values.size(); i++) {
+                if (rankOf.get(i) == 0) {
+                    List<double[]> flat = new ArrayList<>();
+                    for (int r : ranks()) {
+                        flat.add(new double[] {r, values.get(i)});
+                    }
+                    lines.put("no adapter", flat);
+                } else {
+                    lines.computeIfAbsent(seriesOf.get(i), k -> new ArrayList<>()).add(new double[] {rankOf.get(i), values.get(i)});
+                }
+            }
+            return lines;
+        }
+
+        /** A table with a row per rank and a column per series; cells from {@code cell}, the base model's in every row. */
+        String table(String title, List<String> seriesOf, List<Integer> rankOf, List<String> cells, int width) {
+            StringBuilder b = new StringBuilder(title).append('\n');
+            List<String> columns = seriesOf.stream().distinct().toList();
+            b.append(String.format(Locale.ROOT, "%5s", "rank"));
+            columns.forEach(c -> b.append(String.format(Locale.ROOT, " %" + width + "s", c)));
+            b.append('\n');
+            List<Integer> rows = rankOf.stream().filter(r -> r > 0).distinct().toList();
+            for (int rank : rows.isEmpty() ? List.of(0) : rows) {
+                b.append(String.format(Locale.ROOT, "%5d", rank));
+                for (String c : columns) {
+                    String cell = "-";
+                    for (int i = 0; i < cells.size(); i++) {
+                        if (seriesOf.get(i).equals(c) && (rankOf.get(i) == 0 || rankOf.get(i) == rank)) {
+                            cell = cells.get(i);
+                        }
+                    }
+                    b.append(String.format(Locale.ROOT, " %" + width + "s", cell));
+                }
+                b.append('\n');
+            }
+            return b.toString();
+        }
+    }
+
+    /** c_attn (GPT-BigCode's fused attention projection, the paper's target) where the model has it, else q, k, v and o. */
+    static Set<String> defaultTargets(CausalLM model) {
+        boolean fused = model.linears().keySet().stream().anyMatch(k -> k.endsWith(".c_attn"));
+        return fused ? Set.of("c_attn") : Set.of("q_proj", "k_proj", "v_proj", "o_proj");
+    }
+
+    @Command(name = "throughput", mixinStandardHelpOptions = true,
+            description = {"Serving throughput against adapter rank (the fLoRA paper's figure 2, as vLLM's offline throughput benchmark "
+                    + "runs): every request submitted at once, each with its own random adapter of the series' kind and the rank, under "
+                    + "a batched-token budget; throughput = (prompt + output tokens) / wall time, and output tokens/s.",
+                    "Series: none (the base model, once), flora (fused), flora-auto, lora-bmm (padded batched products, prompts and decodes "
+                            + "in separate steps: the paper's baseline), lora-gathered (SGMV-like), lora-auto, ia3. Prints a table (or "
+                            + "--json lines) and writes a PNG plot."})
+    static final class Throughput extends Workload {
+        @Option(names = "--ranks", defaultValue = "1,2,4,8,16,32,64", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
+        int[] ranks;
+
+        @Option(names = "--max-batched-tokens", defaultValue = "8192", paramLabel = "N", description = "Tokens per step (default: ${DEFAULT-VALUE}).")
+        int maxBatchedTokens;
+
+        @Option(names = "--plot", defaultValue = "bench-throughput.png", paramLabel = "PNG", description = "Plot file (default: ${DEFAULT-VALUE}).")
+        Path plot;
+
+        @Override
+        int[] ranks() {
+            return ranks;
+        }
+
+        @Override
+        int maxBatchedTokens() {
+            return maxBatchedTokens;
+        }
+
+        @Override
+        Path plot() {
+            return plot;
+        }
+
+        @Override
+        Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress) {
+            return ThroughputBench.run(lm, series, rank, w, progress);
+        }
+
+        @Override
+        void report(PrintWriter out, String model, String backend, List<Object> points) throws java.io.IOException {
+            List<ThroughputBench.Point> p = points.stream().map(ThroughputBench.Point.class::cast).toList();
+            double base = p.stream().filter(x -> x.kind().equals("none")).mapToDouble(ThroughputBench.Point::tokensPerSecond).findFirst()
+                    .orElse(Double.NaN);
+            List<String> seriesOf = p.stream().map(ThroughputBench.Point::series).toList();
+            List<Integer> rankOf = p.stream().map(ThroughputBench.Point::rank).toList();
+            String targetsUsed = p.stream().map(ThroughputBench.Point::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
+            out.print(table(String.format(Locale.ROOT, "%s on %s: %d requests each with its own adapter on %s; (prompt + output) tokens/s "
+                            + "(output tokens/s); ratio to no adapter", model, backend, requests, targetsUsed), seriesOf, rankOf,
+                    p.stream().map(x -> String.format(Locale.ROOT, "%.1f (%.1f) %.3fx", x.tokensPerSecond(), x.outputTokensPerSecond(),
+                            x.tokensPerSecond() / base)).toList(), 26));
+            out.flush();
+            LinePlot.write(plot, model + ": throughput against rank", "rank", "tok/s",
+                    Map.of(requests + " requests, " + inputLen + " + " + outputLen + " tokens, " + maxBatchedTokens + " batched",
+                            lines(seriesOf, rankOf, p.stream().map(ThroughputBench.Point::tokensPerSecond).toList())));
+        }
+    }
+
+    @Command(name = "latency", mixinStandardHelpOptions = true,
+            description = {"Latency against adapter rank under a Poisson load (the fLoRA paper's figure 3): requests arrive at --rate per "
+                    + "second at the engine loop (in process, without HTTP), each with its own random adapter; seconds per output token "
+                    + "(the mean of each request's latency over its output tokens), TTFT and TPOT, as flora loadgen reports a server.",
+                    "Series as bench throughput. Prints a table (or --json lines) and writes a PNG plot."})
+    static final class Latency extends Workload {
+        @Option(names = "--ranks", defaultValue = "1,2,4,8", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
+        int[] ranks;
+
+        @Option(names = "--max-batched-tokens", defaultValue = "2560", paramLabel = "N", description = "Tokens per step (default: ${DEFAULT-VALUE}).")
+        int maxBatchedTokens;
+
+        @Option(names = "--rate", defaultValue = "8", paramLabel = "R", description = "Requests per second, Poisson (default: ${DEFAULT-VALUE}).")
+        double rate;
+
+        @Option(names = "--plot", defaultValue = "bench-latency.png", paramLabel = "PNG", description = "Plot file (default: ${DEFAULT-VALUE}).")
+        Path plot;
+
+        @Override
+        int[] ranks() {
+            return ranks;
+        }
+
+        @Override
+        int maxBatchedTokens() {
+            return maxBatchedTokens;
+        }
+
+        @Override
+        Path plot() {
+            return plot;
+        }
+
+        @Override
+        Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress)
+                throws InterruptedException {
+            if (!(rate > 0) || Double.isInfinite(rate)) {
+                throw new FloraException("--rate must be a positive number of requests per second, not " + rate);
+            }
+            return LatencyBench.run(lm, series, rank, w, rate, progress);
+        }
+
+        @Override
+        void report(PrintWriter out, String model, String backend, List<Object> points) throws java.io.IOException {
+            List<LatencyBench.Point> p = points.stream().map(LatencyBench.Point.class::cast).toList();
+            List<String> seriesOf = p.stream().map(LatencyBench.Point::series).toList();
+            List<Integer> rankOf = p.stream().map(LatencyBench.Point::rank).toList();
+            String targetsUsed = p.stream().map(LatencyBench.Point::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
+            out.print(table(String.format(Locale.ROOT, "%s on %s: %d requests at %.1f/s, each with its own adapter on %s; s per output token "
+                            + "(TTFT p50 s / TPOT p50 s)", model, backend, requests, rate, targetsUsed), seriesOf, rankOf,
+                    p.stream().map(x -> {
+                        LoadGenerator.Report r = x.report();
+                        return String.format(Locale.ROOT, "%.4f (%.3f / %.4f)%s", r.latencyPerOutputToken(), r.ttftP50(), r.tpotP50(),
+                                r.failed() > 0 ? " " + r.failed() + " failed" : "");
+                    }).toList(), 28));
+            out.flush();
+            LinePlot.write(plot, model + ": latency against rank", "rank", "s/token",
+                    Map.of(requests + " requests at " + rate + "/s, " + maxBatchedTokens + " batched",
+                            lines(seriesOf, rankOf, p.stream().map(x -> x.report().latencyPerOutputToken()).toList())));
+        }
+    }
+}
