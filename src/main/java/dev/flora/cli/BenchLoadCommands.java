@@ -83,8 +83,6 @@ final class BenchLoadCommands {
 
         abstract int maxBatchedTokens();
 
-        abstract Path plot();
-
         /** One point of the series at this rank (0 for the base model). */
         abstract Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress)
                 throws InterruptedException;
@@ -136,8 +134,20 @@ final class BenchLoadCommands {
                 points.forEach(p -> o.println(JsonLines.JSON.valueToTree(p)));
             }
             report(json ? new PrintWriter(java.io.Writer.nullWriter()) : o, dir.getFileName().toString(), backend.name(), points);
-            spec.commandLine().getErr().println("plot: " + plot().toAbsolutePath());
             return 0;
+        }
+
+        /**
+         * Writes the plot, or says on stderr why it cannot (a GPU machine's bare Java runtime has no fonts): the
+         * table or JSON lines are out already, and the plot can be drawn elsewhere from the JSON lines.
+         */
+        void draw(Path file, String title, String x, String y, Map<String, Map<String, List<double[]>>> panels) throws java.io.IOException {
+            try {
+                LinePlot.write(file, title, x, y, panels);
+                spec.commandLine().getErr().println("plot: " + file.toAbsolutePath());
+            } catch (RuntimeException | Error e) {
+                spec.commandLine().getErr().println("plot: not drawn, this Java runtime finds no fonts (" + e.getMessage() + ")");
+            }
         }
 
         /** Lines of (rank, value) per series; the base model's one value drawn flat across the ranks. */
@@ -216,11 +226,6 @@ final class BenchLoadCommands {
         }
 
         @Override
-        Path plot() {
-            return plot;
-        }
-
-        @Override
         Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress) {
             return ThroughputBench.run(lm, series, rank, w, progress);
         }
@@ -238,7 +243,7 @@ final class BenchLoadCommands {
                     p.stream().map(x -> String.format(Locale.ROOT, "%.1f (%.1f) %.3fx", x.tokensPerSecond(), x.outputTokensPerSecond(),
                             x.tokensPerSecond() / base)).toList(), 26));
             out.flush();
-            LinePlot.write(plot, model + ": throughput against rank", "rank", "tok/s",
+            draw(plot, model + ": throughput against rank", "rank", "tok/s",
                     Map.of(requests + " requests, " + inputLen + " + " + outputLen + " tokens, " + maxBatchedTokens + " batched",
                             lines(seriesOf, rankOf, p.stream().map(ThroughputBench.Point::tokensPerSecond).toList())));
         }
@@ -273,11 +278,6 @@ final class BenchLoadCommands {
         }
 
         @Override
-        Path plot() {
-            return plot;
-        }
-
-        @Override
         Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress)
                 throws InterruptedException {
             if (!(rate > 0) || Double.isInfinite(rate)) {
@@ -300,7 +300,7 @@ final class BenchLoadCommands {
                                 r.failed() > 0 ? " " + r.failed() + " failed" : "");
                     }).toList(), 28));
             out.flush();
-            LinePlot.write(plot, model + ": latency against rank", "rank", "s/token",
+            draw(plot, model + ": latency against rank", "rank", "s/token",
                     Map.of(requests + " requests at " + rate + "/s, " + maxBatchedTokens + " batched",
                             lines(seriesOf, rankOf, p.stream().map(x -> x.report().latencyPerOutputToken()).toList())));
         }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# On the GPU machine: the fLoRA paper's figures on a random-weight shape, as JSON lines under OUT
+# (plots are drawn where fonts exist: flora bench throughput/latency print the lines first).
+#   runtime/bench-figures.sh OUT [SHAPE] [throughput|latency ...]      (SHAPE default starcoder-15b)
+# Environment: SERIES (default none,flora,lora-bmm,lora-gathered,lora-auto), RANKS, REQUESTS (200),
+# KV (KV-cache bytes, default 40 GB), RATE (latency, default 8), TARGETS (default: c_attn / q,k,v,o).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="$1"; shape="${2:-starcoder-15b}"; shift 2 || shift $#
+figures=("${@:-throughput}")
+[ -x "$here/jre/bin/java" ] || tar xJf "$here/jre.tar.xz" -C "$here"
+[ -d "$here/app" ] || tar xJf "$here/app.tar.xz" -C "$here"
+mkdir -p "$out"
+flora() { "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC \
+  -jar "$here/app/flora.jar" "$@"; }
+model="${MODEL_ROOT:-/tmp/flora-models}/$shape"
+[ -d "$model" ] || flora bench model --shape "$shape" --config-only --out "$model"
+common=(--model "$model" --random-weights --device cuda --series "${SERIES:-none,flora,lora-bmm,lora-gathered,lora-auto}"
+        --requests "${REQUESTS:-200}" --kv-cache-memory "${KV:-40000000000}" --json)
+[ -n "${TARGETS:-}" ] && common+=(--targets "$TARGETS")
+for f in "${figures[@]}"; do
+  case "$f" in
+    throughput) flora bench throughput "${common[@]}" --ranks "${RANKS:-1,2,4,8,16,32,64}" --plot "$out/throughput-$shape.png" \
+                  | tee -a "$out/throughput-$shape.jsonl" ;;
+    latency) flora bench latency "${common[@]}" --ranks "${RANKS:-1,2,4,8}" --rate "${RATE:-8}" --plot "$out/latency-$shape.png" \
+                  | tee -a "$out/latency-$shape.jsonl" ;;
+    *) echo "bench-figures: '$f' is not a figure (throughput or latency)" >&2; exit 2 ;;
+  esac
+done
