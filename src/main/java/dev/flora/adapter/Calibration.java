@@ -26,9 +26,17 @@ public record Calibration(String machine, String kernels, int dim, int sequences
     }
 
     public static Path defaultFile() {
+        return defaultFile("cpu");
+    }
+
+    /**
+     * Where the calibration of a kind of device is kept: $FLORA_CACHE/calibration.json for the CPU,
+     * calibration-DEVICE.json for others, so that times measured on one never steer another.
+     */
+    public static Path defaultFile(String device) {
         String env = System.getenv("FLORA_CACHE");
         Path base = env != null && !env.isBlank() ? Path.of(env) : Path.of(System.getProperty("user.home"), ".cache", "flora");
-        return base.resolve("calibration.json");
+        return base.resolve(device.equals("cpu") ? "calibration.json" : "calibration-" + device + ".json");
     }
 
     /** The stored calibration, or null when there is none. */

@@ -49,6 +49,11 @@ public final class CostModel {
         return Calibration.defaultFile();
     }
 
+    /** The stored calibration's file for the device this backend computes on. */
+    public static Path defaultFile(dev.flora.backend.Backend backend) {
+        return Calibration.defaultFile(backend.device());
+    }
+
     public Calibration calibration() {
         return calibration;
     }

@@ -15,6 +15,11 @@ import dev.flora.safetensors.TensorView;
 public interface Backend extends AutoCloseable {
     String name();
 
+    /** The kind of device ("cpu", "cuda"): what a measurement made on this backend is valid for. */
+    default String device() {
+        return "cpu";
+    }
+
     /** A weight for this backend, from a checkpoint tensor viewed as [rows, cols]. */
     Tensor weight(TensorView source, int rows, int cols);
 

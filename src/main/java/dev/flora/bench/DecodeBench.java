@@ -177,7 +177,7 @@ public final class DecodeBench {
     /** A registry with one random adapter per sequence (none for null), the strategy pinned, and the stored calibration for AUTO. */
     private static AdapterRegistry registry(CausalLM model, int batch, AdapterSetup adapters) {
         AdapterRegistry registry = new AdapterRegistry(batch);
-        registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile()));
+        registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile(model.backend())));
         if (adapters != null) {
             RandomAdapters.create(model, adapters.kind(), adapters.rank(), adapters.targets(), batch, 3).forEach(registry::register);
             registry.pin(adapters.strategy());

@@ -130,7 +130,7 @@ public final class ThroughputBench {
      */
     static AdapterRegistry registry(CausalLM model, Series series, int rank, Workload w) {
         AdapterRegistry registry = new AdapterRegistry(Math.max(1, series.adapted() ? w.requests() : 1));
-        registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile()));
+        registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile(model.backend())));
         if (series.adapted()) {
             RandomAdapters.create(model, series.kind(), rank, w.targets(), w.requests(), w.seed() + rank).forEach(registry::register);
             registry.pin(series.strategy());

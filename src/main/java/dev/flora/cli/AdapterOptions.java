@@ -30,7 +30,7 @@ final class AdapterOptions {
         var linears = model.linears();
         AdapterReader reader = (name, dir) -> AdapterLoader.load(name, dir, linears, model.backend());
         AdapterRegistry registry = new AdapterRegistry(maxResident, maxInHost == null ? AdapterRegistry.UNLIMITED : maxInHost, reader);
-        registry.useCosts(dev.flora.adapter.CostModel.loadIfPresent(dev.flora.adapter.CostModel.defaultFile()));
+        registry.useCosts(dev.flora.adapter.CostModel.loadIfPresent(dev.flora.adapter.CostModel.defaultFile(model.backend())));
         try (Progress progress = err == null ? null : new Progress(err, "loading adapters", adapters.size())) {
             for (var e : adapters.entrySet()) {
                 String name = e.getKey();

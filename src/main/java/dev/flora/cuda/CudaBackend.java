@@ -84,6 +84,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public String device() {
+        return "cuda";
+    }
+
+    @Override
     public String name() {
         return "cuda (" + deviceName + ", " + smCount + " SMs)";
     }

@@ -32,6 +32,15 @@ class CostModelTest {
         return new CostModel(calibration());
     }
 
+    /** A calibration belongs to the device it was measured on: the CPU's never steers the GPU. */
+    @Test
+    void eachKindOfDeviceHasItsOwnCalibrationFile() {
+        assertThat(Calibration.defaultFile("cpu").getFileName().toString()).isEqualTo("calibration.json");
+        assertThat(Calibration.defaultFile("cuda").getFileName().toString()).isEqualTo("calibration-cuda.json");
+        assertThat(CostModel.defaultFile(new dev.flora.cpu.CpuBackend())).isEqualTo(Calibration.defaultFile());
+        assertThat(Calibration.defaultFile("cuda").getParent()).isEqualTo(Calibration.defaultFile().getParent());
+    }
+
     @Test
     void picksTheFastestMeasuredStrategyForTheKind() {
         CostModel m = model();
