@@ -224,7 +224,8 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private float[] copyToHost(Tensor t) {
+    /** Synchronized: the page-locked buffer is one, and an adapter loader's thread may copy back beside the engine's. */
+    private synchronized float[] copyToHost(Tensor t) {
         CudaTensor c = CudaTensor.of(t);
         int n = Math.toIntExact(c.numel());
         MemorySegment host = staging(c.bytes());
@@ -251,8 +252,8 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * A page-locked host buffer of at least {@code bytes}, reused by every copy back (the engine's
-     * one thread makes them): copies from pageable memory go through a driver staging buffer at a
+     * A page-locked host buffer of at least {@code bytes}, reused by every copy back (callers hold
+     * this backend's lock): copies from pageable memory go through a driver staging buffer at a
      * fraction of the bus's speed. Grows by doubling; the old one is freed once the stream is idle.
      */
     private MemorySegment staging(long bytes) {
@@ -268,7 +269,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public LogitSummary summarizeLogits(Tensor logits, float[] onHost) {
+    public synchronized LogitSummary summarizeLogits(Tensor logits, float[] onHost) {
         bind();
         CudaTensor c = CudaTensor.of(logits);
         int rows = c.rows();
