@@ -118,6 +118,12 @@ public final class DecodeBench {
      * the first configuration.
      */
     public static List<Comparison> compare(CausalLM model, String name, int batch, int steps, int rounds, List<AdapterSetup> setups) {
+        return compare(model, name, batch, steps, PROMPT_TOKENS, rounds, setups);
+    }
+
+    /** As {@link #compare(CausalLM, String, int, int, int, List)}, with prompts of {@code promptTokens}. */
+    public static List<Comparison> compare(CausalLM model, String name, int batch, int steps, int promptTokens, int rounds,
+                                           List<AdapterSetup> setups) {
         int n = setups.size();
         List<AdapterRegistry> registries = new ArrayList<>();
         for (AdapterSetup s : setups) {
@@ -125,10 +131,10 @@ public final class DecodeBench {
         }
         Engine[] engines = new Engine[n];
         for (int c = 0; c < n; c++) {
-            engines[c] = engine(model, batch, steps, PROMPT_TOKENS, registries.get(c));
+            engines[c] = engine(model, batch, steps, promptTokens, registries.get(c));
             long warmEnd = System.nanoTime() + 2_000_000_000L;
             for (int round = 0; round < 2 || System.nanoTime() < warmEnd; round++) {
-                decodeSteps(prefilled(engines[c], batch, steps, PROMPT_TOKENS, registries.get(c), setups.get(c) != null), steps);
+                decodeSteps(prefilled(engines[c], batch, steps, promptTokens, registries.get(c), setups.get(c) != null), steps);
             }
         }
         List<List<Double>> perRound = new ArrayList<>();
@@ -139,7 +145,7 @@ public final class DecodeBench {
         // (a young collection's first touch of new pages is slow) before anything is timed.
         for (int round = -1; round < rounds; round++) {
             for (int c = 0; c < n; c++) {
-                prefilled(engines[c], batch, steps, PROMPT_TOKENS, registries.get(c), setups.get(c) != null);
+                prefilled(engines[c], batch, steps, promptTokens, registries.get(c), setups.get(c) != null);
             }
             settleHeap();
             long[] nanos = new long[n];

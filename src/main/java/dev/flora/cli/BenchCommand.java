@@ -230,9 +230,6 @@ final class BenchCommand implements Runnable {
             if (promptTokens < 1) {
                 throw new FloraException("--prompt-tokens must be at least 1");
             }
-            if (compare && (promptTokens != DecodeBench.PROMPT_TOKENS || !device.device.equals("cpu"))) {
-                throw new FloraException("--compare runs on the CPU with the default --prompt-tokens");
-            }
             dev.flora.backend.Backend backend = device.create();
             CausalLM lm = Models.load(directory, backend, randomWeights);
             if (promptTokens + tokens > lm.spec().maxContext()) {
@@ -240,18 +237,23 @@ final class BenchCommand implements Runnable {
             }
             PrintWriter out = spec.commandLine().getOut();
             String name = dir.getFileName().toString();
+            String kernels = backend instanceof dev.flora.cuda.CudaBackend ? backend.name() : KernelProvider.describe();
             if (compare) {
                 setups.addFirst(null);
-                var results = DecodeBench.compare(lm, name, batch, tokens, rounds, setups);
+                java.util.List<DecodeBench.Comparison> results;
+                try {
+                    results = DecodeBench.compare(lm, name, batch, tokens, promptTokens, rounds, setups);
+                } finally {
+                    backend.close();
+                }
                 if (json) {
                     results.forEach(r -> out.println(JsonLines.JSON.valueToTree(r)));
                 } else {
-                    out.println(comparisonTable(results, KernelProvider.describe(), rounds));
+                    out.println(comparisonTable(results, kernels, rounds));
                 }
                 return 0;
             }
             MachineLimits limits = backend instanceof dev.flora.cuda.CudaBackend gpu ? gpu.measureLimits() : MachineLimits.measure();
-            String kernels = backend instanceof dev.flora.cuda.CudaBackend ? backend.name() : KernelProvider.describe();
             DecodeBench.Result r;
             try {
                 r = DecodeBench.run(lm, name, kernels, batch, tokens, promptTokens, limits, setups.isEmpty() ? null : setups.getFirst());

@@ -68,7 +68,7 @@ class BenchCliTest {
     @Test
     void benchDecodeCompareRunsEveryConfigurationAgainstNoAdapters() throws IOException {
         CliTest.Run run = flora("bench", "decode", "--model", Fixtures.llamaTinyModel().toString(), "--batch", "2", "--tokens", "3",
-                "--adapter-kind", "lora", "--rank", "2", "--targets", "q_proj,v_proj", "--strategy", "gathered,auto", "--compare", "--rounds", "2", "--json");
+                "--adapter-kind", "lora", "--rank", "2", "--targets", "q_proj,v_proj", "--strategy", "gathered,auto", "--compare", "--rounds", "2", "--prompt-tokens", "24", "--json");
         assertThat(run.code()).as(run.err()).isZero();
         List<JsonNode> rows = lines(run.out());
         assertThat(rows).hasSize(3);
