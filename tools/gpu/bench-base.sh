@@ -6,13 +6,9 @@
 # RUNS=N runs Flora's benchmark N times per workload (default 1). PEER=0 skips the transformers runs (the report then needs their lines from an earlier run); MODEL_ROOT: where the
 # config-only model directory goes (default OUT).
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/runtime.sh"
 out="$1"; shape="${2:-llama2-7b}"
-[ -x "$here/jre/bin/java" ] || tar xJf "$here/jre.tar.xz" -C "$here"
-[ -d "$here/app" ] || tar xJf "$here/app.tar.xz" -C "$here"
 mkdir -p "$out"
-flora() { "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC \
-  -jar "$here/app/flora.jar" "$@"; }
 model="${MODEL_ROOT:-$out}/$shape"
 [ -d "$model" ] || flora bench model --shape "$shape" --config-only --out "$model"
 for run in "1 16 64" "64 256 63"; do

@@ -5,14 +5,10 @@
 # Environment: SERIES (default none,flora,lora-bmm,lora-gathered,lora-auto), RANKS, REQUESTS (200),
 # KV (KV-cache bytes, default 40 GB), RATE (latency, default 8), TARGETS (default: c_attn / q,k,v,o).
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/runtime.sh"
 out="$1"; shape="${2:-starcoder-15b}"; shift 2 || shift $#
 figures=("${@:-throughput}")
-[ -x "$here/jre/bin/java" ] || tar xJf "$here/jre.tar.xz" -C "$here"
-[ -d "$here/app" ] || tar xJf "$here/app.tar.xz" -C "$here"
 mkdir -p "$out"
-flora() { "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC \
-  -jar "$here/app/flora.jar" "$@"; }
 model="${MODEL_ROOT:-/tmp/flora-models}/$shape"
 [ -d "$model" ] || flora bench model --shape "$shape" --config-only --out "$model"
 common=(--model "$model" --random-weights --device cuda --series "${SERIES:-none,flora,lora-bmm,lora-gathered,lora-auto}"

@@ -3,10 +3,7 @@
 # the GPU tests (JUnit tag "gpu") with the JUnit console launcher. Extra arguments go to it.
 #   runtime/test.sh [--select-class dev.flora.cuda.CudaKernelsTest ...]
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-[ -x "$here/jre/bin/java" ] || tar xJf "$here/jre.tar.xz" -C "$here"
-[ -d "$here/app" ] || tar xJf "$here/app.tar.xz" -C "$here"
-app="$here/app"
+source "$(dirname "${BASH_SOURCE[0]}")/runtime.sh"
 selection=("$@")
 [ ${#selection[@]} -eq 0 ] && selection=(--select-package dev.flora.cuda)
 exec "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m \

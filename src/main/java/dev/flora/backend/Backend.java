@@ -60,10 +60,7 @@ public interface Backend extends AutoCloseable {
 
     float[] toHost(Tensor t);
 
-    /**
-     * A paged KV cache whose keys and values are stored as {@code type}, one of
-     * {@link #kvCacheTypes}.
-     */
+    /** A paged KV cache whose keys and values are stored as {@code type}, as {@link #kvCacheType} chose it. */
     KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvWidth, DType type);
 
     /**

@@ -7,15 +7,6 @@ package dev.flora.backend;
  */
 public record LogitSummary(int[] argmax, float[] max, double[] logSumExp) {
 
-    public int rows() {
-        return argmax.length;
-    }
-
-    /** The log-probability of token {@code id} of row r, given its logit. */
-    public double logprob(int r, float logit) {
-        return logit - logSumExp[r];
-    }
-
     /** The summary of rows of logits on the host: max first, then the sum of exp(x − max) in order. */
     public static LogitSummary ofHost(float[] logits, int rows, int vocab) {
         int[] argmax = new int[rows];

@@ -29,7 +29,8 @@ import java.util.function.LongConsumer;
 public final class LatencyBench {
 
     /** One point: the series, its rank and targets, the load and its figures. */
-    public record Point(String series, String kind, String strategy, int rank, String targets, LoadGenerator.Report report) {
+    public record Point(String series, String kind, String strategy, int rank, String targets, LoadGenerator.Report report)
+            implements ThroughputBench.Labelled {
     }
 
     private LatencyBench() {

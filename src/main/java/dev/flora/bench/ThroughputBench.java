@@ -66,9 +66,19 @@ public final class ThroughputBench {
                            long kvCacheBytes, Set<String> targets, long seed) {
     }
 
+    /** What every point of a series-against-rank figure says of itself (rank 0, no targets: the base model). */
+    public interface Labelled {
+        String series();
+
+        int rank();
+
+        String targets();
+    }
+
     /** One measured point. */
     public record Point(String series, String kind, String strategy, int rank, String targets, int requests, long promptTokens,
-                        long outputTokens, double seconds, double tokensPerSecond, double outputTokensPerSecond, long steps) {
+                        long outputTokens, double seconds, double tokensPerSecond, double outputTokensPerSecond, long steps)
+            implements Labelled {
     }
 
     private ThroughputBench() {

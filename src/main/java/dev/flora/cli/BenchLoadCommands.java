@@ -36,7 +36,7 @@ final class BenchLoadCommands {
     }
 
     /** What both measure on: the model, the series and ranks, the workload. */
-    abstract static class Workload implements Callable<Integer> {
+    abstract static class Workload<P extends ThroughputBench.Labelled> implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
@@ -83,18 +83,32 @@ final class BenchLoadCommands {
 
         abstract int maxBatchedTokens();
 
+        abstract Path plot();
+
         /** One point of the series at this rank (0 for the base model). */
-        abstract Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress)
-                throws InterruptedException;
+        abstract P measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w,
+                           java.util.function.LongConsumer progress) throws InterruptedException;
 
-        /** The table of the points, and the plot. */
-        abstract void report(PrintWriter out, String model, String backend, List<Object> points) throws java.io.IOException;
+        /** The table's first line, given the adapted modules. */
+        abstract String title(String model, String backend, String targets);
 
-        interface LongProgress extends java.util.function.LongConsumer {
+        /** A point's cell in the table (all points given, for ratios). */
+        abstract String cell(P point, List<P> all);
+
+        /** What the plot draws of a point, and its y axis and panel title. */
+        abstract double plotted(P point);
+
+        abstract String yLabel();
+
+        abstract String panel();
+
+        /** Options checked before the model loads. */
+        void check() {
         }
 
         @Override
         public Integer call() throws Exception {
+            check();
             if (requests < 1 || maxBatchedTokens() < 1 || maxSequences < 1 || kvCacheBytes < 1
                     || java.util.Arrays.stream(ranks()).anyMatch(r -> r < 1)) {
                 throw new FloraException("--requests, --max-batched-tokens, --max-num-seqs, --kv-cache-memory and --ranks must be at least 1");
@@ -109,7 +123,7 @@ final class BenchLoadCommands {
                     total -> new Progress(spec.commandLine().getErr(), "making the demo model (once)", total));
             ModelDirectory directory = ModelDirectory.open(dir);
             dev.flora.backend.Backend backend = device.create();
-            List<Object> points = new ArrayList<>();
+            List<P> points = new ArrayList<>();
             try {
                 CausalLM lm = Models.load(directory, backend, randomWeights);
                 Set<String> modules = targets != null ? targets : defaultTargets(lm);
@@ -122,7 +136,7 @@ final class BenchLoadCommands {
                 try (Progress progress = new Progress(spec.commandLine().getErr(), "generating", runs * ThroughputBench.outputTokens(workload))) {
                     for (ThroughputBench.Series s : chosen) {
                         for (int rank : s.kind() == null ? new int[] {0} : ranks()) {
-                            points.add(measure(lm, s, rank, workload, progress::accept));
+                            points.add(measure(lm, s, rank, workload, progress));
                         }
                     }
                 }
@@ -133,42 +147,43 @@ final class BenchLoadCommands {
             if (json) {
                 points.forEach(p -> o.println(JsonLines.JSON.valueToTree(p)));
             }
-            report(json ? new PrintWriter(java.io.Writer.nullWriter()) : o, dir.getFileName().toString(), backend.name(), points);
+            String name = dir.getFileName().toString();
+            if (!json) {
+                List<String> seriesOf = points.stream().map(ThroughputBench.Labelled::series).toList();
+                List<Integer> rankOf = points.stream().map(ThroughputBench.Labelled::rank).toList();
+                String used = points.stream().map(ThroughputBench.Labelled::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
+                o.print(table(title(name, backend.name(), used), seriesOf, rankOf, points.stream().map(p -> cell(p, points)).toList()));
+                o.flush();
+            }
+            draw(name, points);
             return 0;
         }
 
         /**
          * Writes the plot, or says on stderr why it cannot (a GPU machine's bare Java runtime has no fonts): the
-         * table or JSON lines are out already, and the plot can be drawn elsewhere from the JSON lines.
+         * table or JSON lines are out already, and the plot can be drawn elsewhere from the JSON lines. The base
+         * model's one value is drawn flat across the ranks.
          */
-        void draw(Path file, String title, String x, String y, Map<String, Map<String, List<double[]>>> panels) throws java.io.IOException {
+        void draw(String model, List<P> points) throws java.io.IOException {
+            Map<String, List<double[]>> lines = new LinkedHashMap<>();
+            for (P p : points) {
+                if (p.rank() == 0) {
+                    lines.put("no adapter", java.util.Arrays.stream(ranks()).mapToObj(r -> new double[] {r, plotted(p)}).toList());
+                } else {
+                    lines.computeIfAbsent(p.series(), k -> new ArrayList<>()).add(new double[] {p.rank(), plotted(p)});
+                }
+            }
             try {
-                LinePlot.write(file, title, x, y, panels);
-                spec.commandLine().getErr().println("plot: " + file.toAbsolutePath());
+                LinePlot.write(plot(), model + ": " + spec.name() + " against rank", "rank", yLabel(), Map.of(panel(), lines));
+                spec.commandLine().getErr().println("plot: " + plot().toAbsolutePath());
             } catch (RuntimeException | Error e) {
                 spec.commandLine().getErr().println("plot: not drawn, this Java runtime finds no fonts (" + e.getMessage() + ")");
             }
         }
 
-        /** Lines of (rank, value) per series; the base model's one value drawn flat across the ranks. */
-        Map<String, List<double[]>> lines(List<String> seriesOf, List<Integer> rankOf, List<Double> values) {
-            Map<String, List<double[]>> lines = new LinkedHashMap<>();
-            for (int i = 0; i < values.size(); i++) {
-                if (rankOf.get(i) == 0) {
-                    List<double[]> flat = new ArrayList<>();
-                    for (int r : ranks()) {
-                        flat.add(new double[] {r, values.get(i)});
-                    }
-                    lines.put("no adapter", flat);
-                } else {
-                    lines.computeIfAbsent(seriesOf.get(i), k -> new ArrayList<>()).add(new double[] {rankOf.get(i), values.get(i)});
-                }
-            }
-            return lines;
-        }
-
         /** A table with a row per rank and a column per series; cells from {@code cell}, the base model's in every row. */
-        String table(String title, List<String> seriesOf, List<Integer> rankOf, List<String> cells, int width) {
+        String table(String title, List<String> seriesOf, List<Integer> rankOf, List<String> cells) {
+            int width = Math.max(12, cells.stream().mapToInt(String::length).max().orElse(0));
             StringBuilder b = new StringBuilder(title).append('\n');
             List<String> columns = seriesOf.stream().distinct().toList();
             b.append(String.format(Locale.ROOT, "%5s", "rank"));
@@ -205,7 +220,7 @@ final class BenchLoadCommands {
                     "Series: none (the base model, once), flora (fused), flora-auto, lora-bmm (padded batched products, prompts and decodes "
                             + "in separate steps: the paper's baseline), lora-gathered (SGMV-like), lora-auto, ia3. Prints a table (or "
                             + "--json lines) and writes a PNG plot."})
-    static final class Throughput extends Workload {
+    static final class Throughput extends Workload<ThroughputBench.Point> {
         @Option(names = "--ranks", defaultValue = "1,2,4,8,16,32,64", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
         int[] ranks;
 
@@ -226,26 +241,42 @@ final class BenchLoadCommands {
         }
 
         @Override
-        Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress) {
+        Path plot() {
+            return plot;
+        }
+
+        @Override
+        ThroughputBench.Point measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w,
+                                      java.util.function.LongConsumer progress) {
             return ThroughputBench.run(lm, series, rank, w, progress);
         }
 
         @Override
-        void report(PrintWriter out, String model, String backend, List<Object> points) throws java.io.IOException {
-            List<ThroughputBench.Point> p = points.stream().map(ThroughputBench.Point.class::cast).toList();
-            double base = p.stream().filter(x -> x.kind().equals("none")).mapToDouble(ThroughputBench.Point::tokensPerSecond).findFirst()
+        String title(String model, String backend, String targets) {
+            return String.format(Locale.ROOT, "%s on %s: %d requests each with its own adapter on %s; (prompt + output) tokens/s "
+                    + "(output tokens/s); ratio to no adapter", model, backend, requests, targets);
+        }
+
+        @Override
+        String cell(ThroughputBench.Point p, List<ThroughputBench.Point> all) {
+            double base = all.stream().filter(x -> x.rank() == 0).mapToDouble(ThroughputBench.Point::tokensPerSecond).findFirst()
                     .orElse(Double.NaN);
-            List<String> seriesOf = p.stream().map(ThroughputBench.Point::series).toList();
-            List<Integer> rankOf = p.stream().map(ThroughputBench.Point::rank).toList();
-            String targetsUsed = p.stream().map(ThroughputBench.Point::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
-            out.print(table(String.format(Locale.ROOT, "%s on %s: %d requests each with its own adapter on %s; (prompt + output) tokens/s "
-                            + "(output tokens/s); ratio to no adapter", model, backend, requests, targetsUsed), seriesOf, rankOf,
-                    p.stream().map(x -> String.format(Locale.ROOT, "%.1f (%.1f) %.3fx", x.tokensPerSecond(), x.outputTokensPerSecond(),
-                            x.tokensPerSecond() / base)).toList(), 26));
-            out.flush();
-            draw(plot, model + ": throughput against rank", "rank", "tok/s",
-                    Map.of(requests + " requests, " + inputLen + " + " + outputLen + " tokens, " + maxBatchedTokens + " batched",
-                            lines(seriesOf, rankOf, p.stream().map(ThroughputBench.Point::tokensPerSecond).toList())));
+            return String.format(Locale.ROOT, "%.1f (%.1f) %.3fx", p.tokensPerSecond(), p.outputTokensPerSecond(), p.tokensPerSecond() / base);
+        }
+
+        @Override
+        double plotted(ThroughputBench.Point p) {
+            return p.tokensPerSecond();
+        }
+
+        @Override
+        String yLabel() {
+            return "tok/s";
+        }
+
+        @Override
+        String panel() {
+            return requests + " requests, " + inputLen + " + " + outputLen + " tokens, " + maxBatchedTokens + " batched";
         }
     }
 
@@ -254,7 +285,7 @@ final class BenchLoadCommands {
                     + "second at the engine loop (in process, without HTTP), each with its own random adapter; seconds per output token "
                     + "(the mean of each request's latency over its output tokens), TTFT and TPOT, as flora loadgen reports a server.",
                     "Series as bench throughput. Prints a table (or --json lines) and writes a PNG plot."})
-    static final class Latency extends Workload {
+    static final class Latency extends Workload<LatencyBench.Point> {
         @Option(names = "--ranks", defaultValue = "1,2,4,8", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
         int[] ranks;
 
@@ -278,31 +309,49 @@ final class BenchLoadCommands {
         }
 
         @Override
-        Object measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w, LongProgress progress)
-                throws InterruptedException {
+        Path plot() {
+            return plot;
+        }
+
+        @Override
+        void check() {
             if (!(rate > 0) || Double.isInfinite(rate)) {
                 throw new FloraException("--rate must be a positive number of requests per second, not " + rate);
             }
+        }
+
+        @Override
+        LatencyBench.Point measure(CausalLM lm, ThroughputBench.Series series, int rank, ThroughputBench.Workload w,
+                                   java.util.function.LongConsumer progress) throws InterruptedException {
             return LatencyBench.run(lm, series, rank, w, rate, progress);
         }
 
         @Override
-        void report(PrintWriter out, String model, String backend, List<Object> points) throws java.io.IOException {
-            List<LatencyBench.Point> p = points.stream().map(LatencyBench.Point.class::cast).toList();
-            List<String> seriesOf = p.stream().map(LatencyBench.Point::series).toList();
-            List<Integer> rankOf = p.stream().map(LatencyBench.Point::rank).toList();
-            String targetsUsed = p.stream().map(LatencyBench.Point::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
-            out.print(table(String.format(Locale.ROOT, "%s on %s: %d requests at %.1f/s, each with its own adapter on %s; s per output token "
-                            + "(TTFT p50 s / TPOT p50 s)", model, backend, requests, rate, targetsUsed), seriesOf, rankOf,
-                    p.stream().map(x -> {
-                        LoadGenerator.Report r = x.report();
-                        return String.format(Locale.ROOT, "%.4f (%.3f / %.4f)%s", r.latencyPerOutputToken(), r.ttftP50(), r.tpotP50(),
-                                r.failed() > 0 ? " " + r.failed() + " failed" : "");
-                    }).toList(), 28));
-            out.flush();
-            draw(plot, model + ": latency against rank", "rank", "s/token",
-                    Map.of(requests + " requests at " + rate + "/s, " + maxBatchedTokens + " batched",
-                            lines(seriesOf, rankOf, p.stream().map(x -> x.report().latencyPerOutputToken()).toList())));
+        String title(String model, String backend, String targets) {
+            return String.format(Locale.ROOT, "%s on %s: %d requests at %.1f/s, each with its own adapter on %s; s per output token "
+                    + "(TTFT p50 s / TPOT p50 s)", model, backend, requests, rate, targets);
+        }
+
+        @Override
+        String cell(LatencyBench.Point p, List<LatencyBench.Point> all) {
+            LoadGenerator.Report r = p.report();
+            return String.format(Locale.ROOT, "%.4f (%.3f / %.4f)%s", r.latencyPerOutputToken(), r.ttftP50(), r.tpotP50(),
+                    r.failed() > 0 ? " " + r.failed() + " failed" : "");
+        }
+
+        @Override
+        double plotted(LatencyBench.Point p) {
+            return p.report().latencyPerOutputToken();
+        }
+
+        @Override
+        String yLabel() {
+            return "s/token";
+        }
+
+        @Override
+        String panel() {
+            return requests + " requests at " + rate + "/s, " + maxBatchedTokens + " batched";
         }
     }
 }

@@ -412,6 +412,11 @@ public final class CudaBackend implements Backend {
         return true;
     }
 
+    /** An optional tensor (a bias, say) as this backend's, or null. */
+    private static CudaTensor orNull(Tensor t) {
+        return t == null ? null : CudaTensor.of(t);
+    }
+
     private static Long ptr(CudaTensor t) {
         return t == null ? null : t.pointer;
     }
@@ -571,24 +576,20 @@ public final class CudaBackend implements Backend {
     public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         bind();
         CudaTensor in = CudaTensor.of(x);
-        boolean fused = weights.length <= 3 && gemv(in, CudaTensor.of(weights[0]));
+        DType type = weights[0].dtype();
+        boolean oneHalfType = x.rows() > 0 && type != DType.F32;
         for (int i = 0; i < weights.length; i++) {
             checkLinear(x, weights[i], outs[i], "linears");
-            fused &= weights[i].dtype() == weights[0].dtype();
+            oneHalfType &= weights[i].dtype() == type;
         }
-        if (!fused) {
-            DType type = weights[0].dtype();
-            boolean oneType = x.rows() > 0 && type != DType.F32;
-            for (Tensor w : weights) {
-                oneType &= w.dtype() == type;
-            }
-            if (!oneType) {
-                Backend.super.linears(x, weights, biases, outs);
-                return;
-            }
+        if (!oneHalfType) {
+            Backend.super.linears(x, weights, biases, outs);
+            return;
+        }
+        if (weights.length > 3 || !gemv(in, CudaTensor.of(weights[0]))) {
             CudaTensor r = rounded(in, type); // once for all of them
             for (int i = 0; i < weights.length; i++) {
-                product(r, CudaTensor.of(weights[i]), biases[i] == null ? null : CudaTensor.of(biases[i]), CudaTensor.of(outs[i]));
+                product(r, CudaTensor.of(weights[i]), orNull(biases[i]), CudaTensor.of(outs[i]));
             }
             return;
         }
@@ -599,7 +600,7 @@ public final class CudaBackend implements Backend {
         int blocks = 0;
         for (int i = 0; i < 3; i++) {
             boolean present = i < weights.length;
-            CudaTensor b = present && biases[i] != null ? CudaTensor.of(biases[i]) : null;
+            CudaTensor b = present ? orNull(biases[i]) : null;
             args[3 + 5 * i] = present ? CudaTensor.of(weights[i]).pointer : null;
             args[4 + 5 * i] = ptr(b);
             args[5 + 5 * i] = type(b);
@@ -624,13 +625,13 @@ public final class CudaBackend implements Backend {
         }
         if (!gemv(in, CudaTensor.of(gateWeight))) {
             CudaTensor r = rounded(in, gateWeight.dtype()); // once for both products
-            product(r, CudaTensor.of(gateWeight), gateBias == null ? null : CudaTensor.of(gateBias), CudaTensor.of(gate));
-            product(r, CudaTensor.of(upWeight), upBias == null ? null : CudaTensor.of(upBias), CudaTensor.of(up));
+            product(r, CudaTensor.of(gateWeight), orNull(gateBias), CudaTensor.of(gate));
+            product(r, CudaTensor.of(upWeight), orNull(upBias), CudaTensor.of(up));
             gatedActivation(act, gate, up, gate);
             return;
         }
-        CudaTensor bg = gateBias == null ? null : CudaTensor.of(gateBias);
-        CudaTensor bu = upBias == null ? null : CudaTensor.of(upBias);
+        CudaTensor bg = orNull(gateBias);
+        CudaTensor bu = orNull(upBias);
         int outs = gate.cols();
         launch("gemv_gated" + in.rows(), (outs + 1) / 2, 1, GEMV_THREADS, 0, in.pointer, in.cols(),
                 gateWeight.dtype() == DType.BF16 ? 1 : 0, CudaTensor.of(gateWeight).pointer, ptr(bg), type(bg), CudaTensor.of(upWeight).pointer,
@@ -647,7 +648,7 @@ public final class CudaBackend implements Backend {
             Backend.super.linearAdd(x, weight, bias, scratch, residual);
             return;
         }
-        gemvInto(in, CudaTensor.of(weight), bias == null ? null : CudaTensor.of(bias), CudaTensor.of(residual), true);
+        gemvInto(in, CudaTensor.of(weight), orNull(bias), CudaTensor.of(residual), true);
     }
 
     @Override
@@ -902,6 +903,8 @@ public final class CudaBackend implements Backend {
         private final int tokens;
         private final int sequences;
         private final int maxBlocks;
+        /** Bytes of each per-token array of the step data (16-byte aligned), then the block tables. */
+        private final long part;
         private final CudaStep step;
         private final MemorySegment exec;
         private final Tensor output;
@@ -912,22 +915,16 @@ public final class CudaBackend implements Backend {
             this.tokens = batch.numTokens();
             this.sequences = batch.numSequences();
             this.maxBlocks = maxBlocks;
-            MemorySegment pinned = driver.allocHost(4 * ((tokens * 4L + 15) / 16 * 16) + (long) sequences * maxBlocks * 4);
-            this.hostData = pinned;
-            Driver owner = driver;
-            MemorySegment ownerContext = context;
-            GRAPHS.register(this, () -> {
-                owner.setCurrent(ownerContext);
-                owner.freeHost(pinned);
-            });
+            this.part = (tokens * 4L + 15) / 16 * 16;
+            long bytes = 4 * part + (long) sequences * maxBlocks * 4;
+            this.hostData = driver.allocHost(bytes);
             DeviceMemory.RecordingArena arena = memory.new RecordingArena(this);
             memory.beginRecording(arena);
             MemorySegment made = null;
             Tensor out;
             try {
-                // tokens, positions, sequences, slots, block tables: one buffer, each part 16-byte aligned.
-                long part = (tokens * 4L + 15) / 16 * 16;
-                long data = arena.allocate(4 * part + (long) sequences * maxBlocks * 4);
+                // tokens, positions, sequences, slots, block tables: one buffer, as hostData.
+                long data = arena.allocate(bytes);
                 step = new CudaStep(batch, data, data + part, data + 2 * part, data + 3 * part, data + 4 * part, maxBlocks,
                         maxBlocks * batch.blockSize());
                 upload(batch);
@@ -942,6 +939,9 @@ public final class CudaBackend implements Backend {
                 } finally {
                     made = driver.endCapture(stream);
                 }
+            } catch (RuntimeException | Error e) {
+                driver.freeHost(hostData); // no recording to own it
+                throw e;
             } finally {
                 fixedStep = null;
                 memory.endRecording();
@@ -949,11 +949,13 @@ public final class CudaBackend implements Backend {
             this.exec = made;
             this.output = out;
             MemorySegment graph = made;
+            MemorySegment pinned = hostData;
             Driver d = driver;
             MemorySegment ctx = context;
             GRAPHS.register(this, () -> {
                 d.setCurrent(ctx);
                 d.destroyGraph(graph);
+                d.freeHost(pinned);
             });
         }
 
@@ -971,7 +973,6 @@ public final class CudaBackend implements Backend {
                 System.arraycopy(table, 0, tables, s * maxBlocks, table.length);
             }
             // The stream is idle here (a replay begins a step, which waits for the last one), so the buffer is free.
-            long part = (tokens * 4L + 15) / 16 * 16;
             MemorySegment.copy(batch.tokens(), 0, hostData, ValueLayout.JAVA_INT, 0, tokens);
             MemorySegment.copy(batch.positions(), 0, hostData, ValueLayout.JAVA_INT, part, tokens);
             MemorySegment.copy(batch.seqOfToken(), 0, hostData, ValueLayout.JAVA_INT, 2 * part, tokens);

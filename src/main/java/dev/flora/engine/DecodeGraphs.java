@@ -54,14 +54,9 @@ final class DecodeGraphs {
             }
         }
         TokenBatch padded = padded(batch, size);
-        StepRecorder.Recording recording = recordings.get(size);
-        Tensor logits;
-        if (recording == null) {
-            recording = recorder.record(padded, maxBlocks, b -> model.logits(model.forward(b, cache, adapters)));
-            recordings.put(size, recording);
-        }
-        logits = recording.replay(padded);
-        return model.backend().rows(logits, 0, n);
+        StepRecorder.Recording recording = recordings.computeIfAbsent(size,
+                s -> recorder.record(padded, maxBlocks, b -> model.logits(model.forward(b, cache, adapters))));
+        return model.backend().rows(recording.replay(padded), 0, n);
     }
 
     private static int sizeFor(int n) {

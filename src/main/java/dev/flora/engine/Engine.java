@@ -323,9 +323,17 @@ public final class Engine {
 
     /** Position p's logits score prompt token p + 1, or pick the next token after the last one. */
     private static boolean needsLogits(Sequence seq, int p) {
-        boolean scoresPrompt = seq.promptLogprobs != null && p + 1 < seq.promptLength();
-        boolean samples = p == seq.length() - 1 && seq.generatedCount() < seq.request.sampling().maxTokens();
-        return scoresPrompt || samples;
+        return scoresPrompt(seq, p) || samples(seq, p);
+    }
+
+    /** Position p's logits give the log-probability of prompt token p + 1. */
+    private static boolean scoresPrompt(Sequence seq, int p) {
+        return seq.promptLogprobs != null && p + 1 < seq.promptLength();
+    }
+
+    /** Position p is the sequence's last and picks the next token. */
+    private static boolean samples(Sequence seq, int p) {
+        return p == seq.length() - 1 && seq.generatedCount() < seq.request.sampling().maxTokens();
     }
 
     /**
@@ -355,13 +363,13 @@ public final class Engine {
                 int offset = r * vocab;
                 double lse = summary.logSumExp()[r];
                 SamplingParams sp = seq.request.sampling();
-                if (seq.promptLogprobs != null && p + 1 < seq.promptLength()) {
+                if (scoresPrompt(seq, p)) {
                     seq.promptLogprobs[p + 1] = logits[offset + seq.token(p + 1)] - lse;
                     if (sp.logprobs() > 0) {
                         seq.promptTop[p + 1] = TopLogprobs.of(logits, offset, vocab, lse, sp.logprobs());
                     }
                 }
-                if (p == seq.length() - 1 && seq.generatedCount() < sp.maxTokens()) {
+                if (samples(seq, p)) {
                     boolean greedy = greedyOnly(seq, p);
                     int token = greedy ? summary.argmax()[r] : drawn[r];
                     double logprob = (greedy ? summary.max()[r] : logits[offset + token]) - lse;
@@ -389,7 +397,7 @@ public final class Engine {
             int t = rows[from + r];
             Sequence seq = chunks.get(batch.seqOfToken()[t]).seq();
             int p = batch.positions()[t];
-            if (p == seq.length() - 1 && seq.generatedCount() < seq.request.sampling().maxTokens() && !greedyOnly(seq, p)) {
+            if (samples(seq, p) && !greedyOnly(seq, p)) {
                 sampling.add(r);
             }
         }
@@ -407,9 +415,8 @@ public final class Engine {
      */
     private static boolean greedyOnly(Sequence seq, int p) {
         SamplingParams sp = seq.request.sampling();
-        boolean scoresPrompt = seq.promptLogprobs != null && p + 1 < seq.promptLength();
         boolean ban = seq.generatedCount() < sp.minTokens();
-        return !scoresPrompt && sp.isGreedy() && sp.logprobs() == 0 && !sp.hasPenalties() && !ban;
+        return !scoresPrompt(seq, p) && sp.isGreedy() && sp.logprobs() == 0 && !sp.hasPenalties() && !ban;
     }
 
     /**
