@@ -32,6 +32,8 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup-new-tokens", type=int, default=None,
+                    help="new tokens of the warm-up call (default: --new-tokens); a few suffice for slow mixed-adapter runs")
     ap.add_argument("--lora-adapters", type=int, default=0, help="PEFT LoRA adapters, one per sequence in turn (0: none)")
     ap.add_argument("--lora-rank", type=int, default=8)
     ap.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj")
@@ -61,7 +63,8 @@ def main():
                   pad_token_id=0, eos_token_id=None, **extra)
     times = []
     with torch.inference_mode():
-        model.generate(ids, attention_mask=mask, **kwargs)  # warm-up
+        warm = args.new_tokens if args.warmup_new_tokens is None else args.warmup_new_tokens
+        model.generate(ids, attention_mask=mask, **{**kwargs, "max_new_tokens": warm, "min_new_tokens": warm})  # warm-up
         for _ in range(args.repeats):
             torch.cuda.synchronize()
             t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 package dev.flora.adapter;
 
 import dev.flora.backend.Backend;
+import dev.flora.backend.RmsNorm;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
 import dev.flora.model.Linear;
@@ -87,23 +88,51 @@ public final class AdaptedLinear {
 
     /** outs[i] = layer i applied to x (q, k, v): one backend call when no token adapts any of them. */
     public void projectAll(Linear[] linears, Tensor x, Tensor[] outs) {
-        boolean adapted = false;
-        for (Linear l : linears) {
-            adapted |= adapts(l);
-        }
-        if (adapted) {
+        if (adaptsAny(linears)) {
             for (int i = 0; i < linears.length; i++) {
                 project(linears[i], x, outs[i]);
             }
             return;
         }
-        Tensor[] weights = new Tensor[linears.length];
-        Tensor[] biases = new Tensor[linears.length];
-        for (int i = 0; i < linears.length; i++) {
-            weights[i] = linears[i].weight();
-            biases[i] = linears[i].bias();
+        backend.linears(x, weights(linears), biases(linears), outs);
+    }
+
+    /** normed = the RMSNorm of x, then {@link #projectAll} of normed: one backend call when no token adapts any of them. */
+    public void normProjectAll(Tensor x, RmsNorm norm, Tensor normed, Linear[] linears, Tensor[] outs) {
+        if (adaptsAny(linears)) {
+            backend.rmsNorm(x, norm.weight(), norm.eps(), normed);
+            projectAll(linears, normed, outs);
+            return;
         }
-        backend.linears(x, weights, biases, outs);
+        backend.normLinears(x, norm, normed, weights(linears), biases(linears), outs);
+    }
+
+    /** normed = the RMSNorm of x, then {@link #projectGated} of normed: one backend call when no token adapts either layer. */
+    public void normProjectGated(Tensor x, RmsNorm norm, Tensor normed, Linear gateLayer, Linear upLayer, dev.flora.backend.Activation act,
+                                 Tensor gate, Tensor up) {
+        if (adapts(gateLayer) || adapts(upLayer)) {
+            backend.rmsNorm(x, norm.weight(), norm.eps(), normed);
+            projectGated(gateLayer, upLayer, act, normed, gate, up);
+            return;
+        }
+        backend.normGatedLinear(x, norm, normed, gateLayer.weight(), gateLayer.bias(), upLayer.weight(), upLayer.bias(), act, gate, up);
+    }
+
+    private boolean adaptsAny(Linear[] linears) {
+        for (Linear l : linears) {
+            if (adapts(l)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static Tensor[] weights(Linear[] linears) {
+        return java.util.Arrays.stream(linears).map(Linear::weight).toArray(Tensor[]::new);
+    }
+
+    private static Tensor[] biases(Linear[] linears) {
+        return java.util.Arrays.stream(linears).map(Linear::bias).toArray(Tensor[]::new);
     }
 
     /** gate = act(gate layer (x)) * up layer (x), {@code up} as scratch: one backend call when no token adapts either. */
@@ -273,10 +302,8 @@ public final class AdaptedLinear {
             total += rows[g].length * f.rank();
         }
         Tensor stacked = buffers.get(StepBuffers.Use.STACKED_INPUT, total, linear.inFeatures());
-        backend.floraModulate(x, rows, a, stacked);
         Tensor products = buffers.get(StepBuffers.Use.STACKED_OUTPUT, total, linear.outFeatures());
-        backend.linear(stacked, linear.weight(), null, products);
-        backend.floraDemodulate(products, rows, bt, linear.bias(), out);
+        backend.floraLinear(x, rows, a, bt, linear.weight(), linear.bias(), stacked, products, out);
     }
 
     /** LoRA-bmm pads per sequence: a slot's rows split by the sequence they belong to. */

@@ -49,6 +49,18 @@ public interface Backend extends AutoCloseable {
      */
     void floraDemodulate(Tensor products, int[][] rows, Tensor[] bt, Tensor bias, Tensor out);
 
+    /**
+     * fLoRA's whole layer for the step's fLoRA groups: {@link #floraModulate} into stacked, ONE
+     * product with weight into products, {@link #floraDemodulate} (with bias) into out; one call where
+     * the backend fuses them.
+     */
+    default void floraLinear(Tensor x, int[][] rows, Tensor[] a, Tensor[] bt, Tensor weight, Tensor bias, Tensor stacked, Tensor products,
+                             Tensor out) {
+        floraModulate(x, rows, a, stacked);
+        linear(stacked, weight, null, products);
+        floraDemodulate(products, rows, bt, bias, out);
+    }
+
     /** A zero-filled float32 tensor. */
     Tensor allocate(int rows, int cols);
 
@@ -132,6 +144,22 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * normed = the RMSNorm of x, then {@link #linears} of normed: one call where the backend fuses
+     * the norm into the products. normed is written either way (adapters read it).
+     */
+    default void normLinears(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        rmsNorm(x, norm.weight(), norm.eps(), normed);
+        linears(normed, weights, biases, outs);
+    }
+
+    /** normed = the RMSNorm of x, then {@link #gatedLinear} of normed, in one call where the backend fuses them. */
+    default void normGatedLinear(Tensor x, RmsNorm norm, Tensor normed, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias,
+                                 Activation act, Tensor gate, Tensor up) {
+        rmsNorm(x, norm.weight(), norm.eps(), normed);
+        gatedLinear(normed, gateWeight, gateBias, upWeight, upBias, act, gate, up);
+    }
+
+    /**
      * residual += x W^T (+ bias), with {@code scratch} [rows, out] for the product where the backend
      * needs one: the same values as {@link #linear} then {@link #addInPlace}.
      */
@@ -158,6 +186,16 @@ public interface Backend extends AutoCloseable {
      * negative (padding of a recorded step, {@link StepRecorder}) writes nothing.
      */
     void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, AttentionShape shape, StepData step, Tensor out);
+
+    /**
+     * {@link #rotary} of q and k, then {@link #attention}: one call where the backend rotates k as it
+     * writes it to the cache.
+     */
+    default void rotaryAttention(Tensor q, Tensor k, Tensor v, int headDim, Tensor invFreq, KvCache cache, int layer, AttentionShape shape,
+                                 StepData step, Tensor out) {
+        rotary(q, k, headDim, invFreq, step);
+        attention(q, k, v, cache, layer, shape, step, out);
+    }
 
     /** out = act(gate) * up. */
     void gatedActivation(Activation act, Tensor gate, Tensor up, Tensor out);
@@ -189,5 +227,9 @@ public interface Backend extends AutoCloseable {
     /** Marker for the backend's own per-step data. */
     interface StepData {
         TokenBatch batch();
+    }
+
+    /** Waits until the device has done everything asked of it so far (for timing; the CPU computes as it is asked). */
+    default void synchronize() {
     }
 }

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.flora.FloraException;
 import dev.flora.bench.DecodeBench;
 import dev.flora.bench.MachineLimits;
-import dev.flora.cpu.CpuBackend;
 import dev.flora.cpu.KernelProvider;
 import dev.flora.demo.DemoModel;
 import dev.flora.demo.LlamaShape;
@@ -71,21 +70,27 @@ final class BenchCommand implements Runnable {
         @Option(names = "--json", description = "Print one JSON line per point instead of the table.")
         boolean json;
 
+        @picocli.CommandLine.Mixin
+        DeviceOption device = new DeviceOption();
+
         @Override
         public Integer call() throws java.io.IOException {
             if (dim < 16 || sequences < 1 || rounds < 1 || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)
                     || java.util.Arrays.stream(tokens).anyMatch(t -> t < 1)) {
                 throw new FloraException("--dim must be >= 16, --sequences, --tokens, --rounds and --ranks >= 1");
             }
-            Path file = calibration != null ? calibration : dev.flora.adapter.CostModel.defaultFile();
+            dev.flora.backend.Backend backend = device.create();
+            Path file = calibration != null ? calibration : dev.flora.adapter.CostModel.defaultFile(backend);
             dev.flora.adapter.CostModel costs = dev.flora.adapter.CostModel.loadIfPresent(file);
             if (calibration != null && costs == null) {
                 throw new FloraException("--calibration " + calibration + ": no such file");
             }
+            String kernels = backend.device().equals("cpu") ? KernelProvider.describe() + ", " + Runtime.getRuntime().availableProcessors()
+                    + " threads" : backend.name();
             var setup = new dev.flora.bench.AdapterBench.Setup(dim, dim, sequences, tokens, ranks, rounds, true, costs);
             java.util.List<dev.flora.bench.AdapterBench.Point> points;
             try (Progress progress = new Progress(spec.commandLine().getErr(), "measuring", (long) tokens.length * ranks.length)) {
-                points = dev.flora.bench.AdapterBench.run(new CpuBackend(), setup, progress);
+                points = dev.flora.bench.AdapterBench.run(backend, setup, progress);
             }
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
@@ -94,8 +99,8 @@ final class BenchCommand implements Runnable {
                 }
             } else {
                 out.printf(Locale.ROOT, "d = %d, min(T, %d) sequences each with its own adapter (LoRA for gathered/bmm/exact-lora, fLoRA for "
-                                + "flora/exact-flora), kernels %s, %d threads; microseconds per layer call, median of %d interleaved rounds; "
-                                + "auto by %s%n", dim, sequences, KernelProvider.describe(), Runtime.getRuntime().availableProcessors(), rounds,
+                                + "flora/exact-flora), %s; microseconds per layer call, median of %d interleaved rounds; "
+                                + "auto by %s%n", dim, sequences, kernels, rounds,
                         costs == null ? "AUTO's defaults (no calibration)" : file);
                 dev.flora.bench.AdapterTable.print(out, points, true);
             }
@@ -108,7 +113,7 @@ final class BenchCommand implements Runnable {
                 }
                 panels.put(t + " tokens, " + Math.min(sequences, t) + " adapters", series);
             }
-            dev.flora.bench.LinePlot.write(plot, "Adapted layer time vs rank, d=" + dim + " (" + KernelProvider.describe() + ")", "rank", "us", panels);
+            dev.flora.bench.LinePlot.write(plot, "Adapted layer time vs rank, d=" + dim + " (" + kernels + ")", "rank", "us", panels);
             spec.commandLine().getErr().println("plot: " + plot.toAbsolutePath());
             return 0;
         }

@@ -32,7 +32,8 @@ import java.util.concurrent.Callable;
                 + "layer and step, interpolating the measured times over token count and rank.",
                 "With --model, every distinct shape of the model's linear layers; else one --dim x --dim layer. Shapes measured "
                         + "before (same machine and kernels) and not measured now are kept.",
-                "Stored in $FLORA_CACHE/calibration.json (default ~/.cache/flora)."})
+                "Stored in $FLORA_CACHE/calibration.json (default ~/.cache/flora); with --device cuda in calibration-cuda.json, "
+                        + "which the engine on the GPU reads."})
 final class CalibrateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -55,8 +56,12 @@ final class CalibrateCommand implements Callable<Integer> {
     @Option(names = "--rounds", defaultValue = "3", paramLabel = "N", description = "Interleaved rounds per point; the median is kept (default: ${DEFAULT-VALUE}).")
     int rounds;
 
-    @Option(names = "--out", paramLabel = "FILE", description = "Where to store it (default: $FLORA_CACHE/calibration.json).")
+    @Option(names = "--out", paramLabel = "FILE", description = "Where to store it (default: $FLORA_CACHE/calibration.json, "
+            + "calibration-cuda.json with --device cuda).")
     Path out;
+
+    @picocli.CommandLine.Mixin
+    DeviceOption device = new DeviceOption();
 
     @Override
     public Integer call() throws IOException {
@@ -74,11 +79,12 @@ final class CalibrateCommand implements Callable<Integer> {
         } else {
             shapes.add(List.of(dim, dim));
         }
+        dev.flora.backend.Backend backend = device.create();
         List<AdapterBench.Point> points = new ArrayList<>();
         try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", (long) shapes.size() * tokens.length * ranks.length)) {
             for (List<Integer> shape : shapes) {
                 var setup = new AdapterBench.Setup(shape.get(0), shape.get(1), sequences, tokens, ranks, rounds, false, null);
-                points.addAll(AdapterBench.run(new CpuBackend(), setup, progress));
+                points.addAll(AdapterBench.run(backend, setup, progress));
             }
         }
         int fitIn = shapes.contains(List.of(d, d)) ? d : shapes.iterator().next().get(0);
@@ -89,9 +95,10 @@ final class CalibrateCommand implements Callable<Integer> {
         for (AdapterBench.Point p : points) {
             measured.add(new Calibration.Measurement(p.strategy(), p.in(), p.out(), p.tokens(), p.rank(), p.micros()));
         }
-        Path file = out != null ? out : CostModel.defaultFile();
-        Calibration calibration = new Calibration(System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cores",
-                KernelProvider.describe(), fitIn, sequences, c1, c2, List.copyOf(measured)).keepingOtherShapesOf(Calibration.loadIfPresent(file));
+        Path file = out != null ? out : CostModel.defaultFile(backend);
+        boolean cpu = backend.device().equals("cpu");
+        Calibration calibration = new Calibration(cpu ? System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cores"
+                : backend.name(), cpu ? KernelProvider.describe() : "flora cuda kernels + cuBLAS", fitIn, sequences, c1, c2, List.copyOf(measured)).keepingOtherShapesOf(Calibration.loadIfPresent(file));
         calibration.save(file);
         CostModel costs = new CostModel(calibration);
         PrintWriter w = spec.commandLine().getOut();

@@ -7,6 +7,7 @@ import dev.flora.backend.Backend;
 import dev.flora.backend.DType;
 import dev.flora.backend.KvCache;
 import dev.flora.backend.LogitSummary;
+import dev.flora.backend.RmsNorm;
 import dev.flora.backend.StepRecorder;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
@@ -30,6 +31,17 @@ public final class CudaBackend implements Backend {
     /** kernels.cu's GEMV_ROWS (weight rows per block) and GEMV_THREADS. */
     private static final int GEMV_ROWS = 4;
     private static final int GEMV_THREADS = 128;
+    /** kernels.cu's RMS_THREADS: rms_norm and the normed GEMVs sum a row with this many threads, in one order. */
+    private static final int RMS_THREADS = 128;
+    /** kernels.cu's ROTARY_MAX_HALF: the largest half head size of the rotary kernels. */
+    private static final int ROTARY_MAX_HALF = 256;
+    /** (token, head) pairs whose attention splits the last split joins (attention's counters); more go to attention_combine. */
+    private static final int ATTENTION_COUNTERS = 1 << 20;
+    /**
+     * -Dflora.cuda.overlap=false launches the GEMVs without programmatic dependent launch (they then
+     * start only when the kernel before them has ended): to measure what the overlap buys.
+     */
+    private static final boolean OVERLAP = !"false".equals(System.getProperty("flora.cuda.overlap"));
     /** Decode attention: blocks per SM aimed at, the most splits of one context, the fewest positions a split takes. */
     private static final int ATTENTION_BLOCKS_PER_SM = 32;
     private static final int ATTENTION_MAX_SPLITS = 64;
@@ -53,6 +65,8 @@ public final class CudaBackend implements Backend {
     private final DeviceMemory memory;
     private final String deviceName;
     private final int smCount;
+    private final boolean overlap; // programmatic dependent launch: Hopper (compute capability 9) on
+    private final long attentionCounters; // ATTENTION_COUNTERS ints, zero between launches
 
     private record CudaStep(TokenBatch batch, long tokens, long positions, long seqOfToken, long cacheSlots, long blockTables,
                             int maxBlocks, int longestContext) implements StepData {
@@ -74,8 +88,11 @@ public final class CudaBackend implements Backend {
         this.smCount = driver.attribute(device, Driver.ATTR_SM_COUNT);
         this.stream = driver.createStream();
         this.memory = new DeviceMemory(driver, context);
-        this.kernels = KernelModule.load(driver, driver.attribute(device, Driver.ATTR_COMPUTE_MAJOR),
-                driver.attribute(device, Driver.ATTR_COMPUTE_MINOR));
+        int major = driver.attribute(device, Driver.ATTR_COMPUTE_MAJOR);
+        this.kernels = KernelModule.load(driver, major, driver.attribute(device, Driver.ATTR_COMPUTE_MINOR));
+        this.overlap = OVERLAP && major >= 9;
+        this.attentionCounters = memory.permanent(4L * ATTENTION_COUNTERS, this);
+        driver.fill32(attentionCounters, 0, ATTENTION_COUNTERS, stream);
     }
 
     /** The backend on GPU {@code ordinal}; a {@link FloraException} saying why when there is none. */
@@ -372,6 +389,19 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** A GEMV kernel (it calls grid_wait() first): launched to overlap the end of the kernel before it where the GPU can. */
+    private void launchOverlapped(String kernel, int gridX, int block, Object... args) {
+        if (!overlap) {
+            launch(kernel, gridX, 1, block, 0, args);
+            return;
+        }
+        long start = PROFILE ? begin() : 0;
+        kernels.launchOverlapped(kernel, gridX, 1, block, 0, stream, args);
+        if (PROFILE) {
+            end(kernel, start);
+        }
+    }
+
     private long begin() {
         if (fixedStep != null) {
             return 0; // recording: nothing may wait
@@ -485,8 +515,16 @@ public final class CudaBackend implements Backend {
     @Override
     public void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out) {
         bind();
-        CudaTensor w = CudaTensor.of(weight);
-        launchRows("rms_norm", x.rows(), CudaTensor.of(x).pointer, w.pointer, w.typeCode(), eps, CudaTensor.of(out).pointer, x.cols());
+        rmsNorm(CudaTensor.of(x), new RmsNorm(weight, eps), CudaTensor.of(out), null);
+    }
+
+    /** out = x normed; {@code rounded} (when not null, 16-bit) also receives it rounded to its type. */
+    private void rmsNorm(CudaTensor x, RmsNorm norm, CudaTensor out, CudaTensor rounded) {
+        CudaTensor w = CudaTensor.of(norm.weight());
+        if (x.rows() > 0) {
+            launch("rms_norm", x.rows(), 1, RMS_THREADS, 0, x.pointer, w.pointer, w.typeCode(), norm.eps(), out.pointer, x.cols(),
+                    rounded == null ? null : rounded.pointer, rounded != null && rounded.dtype() == DType.BF16 ? 1 : 0);
+        }
     }
 
     @Override
@@ -560,7 +598,7 @@ public final class CudaBackend implements Backend {
     }
 
     private void gemvInto(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o, boolean accumulate) {
-        launch("gemv" + in.rows(), gemvBlocks(o.cols()), 1, GEMV_THREADS, 0, in.pointer, w.pointer, ptr(b), type(b), o.pointer,
+        launchOverlapped("gemv" + in.rows(), gemvBlocks(o.cols()), GEMV_THREADS, in.pointer, w.pointer, ptr(b), type(b), o.pointer,
                 in.cols(), o.cols(), w.dtype() == DType.BF16 ? 1 : 0, accumulate ? 1 : 0);
     }
 
@@ -575,40 +613,73 @@ public final class CudaBackend implements Backend {
     @Override
     public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         bind();
-        CudaTensor in = CudaTensor.of(x);
-        DType type = weights[0].dtype();
-        boolean oneHalfType = x.rows() > 0 && type != DType.F32;
-        for (int i = 0; i < weights.length; i++) {
-            checkLinear(x, weights[i], outs[i], "linears");
-            oneHalfType &= weights[i].dtype() == type;
-        }
-        if (!oneHalfType) {
+        if (!oneHalfType(x, weights, outs, "linears")) {
             Backend.super.linears(x, weights, biases, outs);
             return;
         }
+        CudaTensor in = CudaTensor.of(x);
         if (weights.length > 3 || !gemv(in, CudaTensor.of(weights[0]))) {
-            CudaTensor r = rounded(in, type); // once for all of them
-            for (int i = 0; i < weights.length; i++) {
-                product(r, CudaTensor.of(weights[i]), orNull(biases[i]), CudaTensor.of(outs[i]));
-            }
+            products(rounded(in, weights[0].dtype()), weights, biases, outs); // x rounded once for all of them
             return;
         }
-        Object[] args = new Object[3 + 5 * 3];
-        args[0] = in.pointer;
-        args[1] = in.cols();
-        args[2] = weights[0].dtype() == DType.BF16 ? 1 : 0;
+        gemvMulti(in, null, null, weights, biases, outs);
+    }
+
+    /** The RMSNorm fused into the q/k/v GEMV (each block norms the input itself); with cuBLAS, the norm also writes the rounded input. */
+    @Override
+    public void normLinears(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        bind();
+        if (!oneHalfType(x, weights, outs, "normLinears")) {
+            Backend.super.normLinears(x, norm, normed, weights, biases, outs);
+            return;
+        }
+        CudaTensor in = CudaTensor.of(x);
+        CudaTensor h = CudaTensor.of(normed);
+        if (weights.length > 3 || !gemv(in, CudaTensor.of(weights[0])) || !gemv(h, CudaTensor.of(weights[0]))) {
+            CudaTensor r = allocateTyped(weights[0].dtype(), x.rows(), x.cols());
+            rmsNorm(in, norm, h, r);
+            products(r, weights, biases, outs);
+            return;
+        }
+        gemvMulti(in, norm, h, weights, biases, outs);
+    }
+
+    /** Whether x has rows and every weight is of one 16-bit type (the fused paths); checks the shapes. */
+    private static boolean oneHalfType(Tensor x, Tensor[] weights, Tensor[] outs, String what) {
+        DType type = weights[0].dtype();
+        boolean one = x.rows() > 0 && type != DType.F32;
+        for (int i = 0; i < weights.length; i++) {
+            checkLinear(x, weights[i], outs[i], what);
+            one &= weights[i].dtype() == type;
+        }
+        return one;
+    }
+
+    private void products(CudaTensor rounded, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        for (int i = 0; i < weights.length; i++) {
+            product(rounded, CudaTensor.of(weights[i]), orNull(biases[i]), CudaTensor.of(outs[i]));
+        }
+    }
+
+    /** Up to three weights in one gemv_multi launch; norm (with normed, its output) fused in front when not null. */
+    private void gemvMulti(CudaTensor in, RmsNorm norm, CudaTensor normed, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        java.util.List<Object> args = new java.util.ArrayList<>();
+        args.add(in.pointer);
+        addNorm(args, norm, normed);
+        args.add(in.cols());
+        args.add(weights[0].dtype() == DType.BF16 ? 1 : 0);
         int blocks = 0;
         for (int i = 0; i < 3; i++) {
             boolean present = i < weights.length;
             CudaTensor b = present ? orNull(biases[i]) : null;
-            args[3 + 5 * i] = present ? CudaTensor.of(weights[i]).pointer : null;
-            args[4 + 5 * i] = ptr(b);
-            args[5 + 5 * i] = type(b);
-            args[6 + 5 * i] = present ? CudaTensor.of(outs[i]).pointer : null;
-            args[7 + 5 * i] = present ? outs[i].cols() : 0;
+            args.add(present ? CudaTensor.of(weights[i]).pointer : null);
+            args.add(ptr(b));
+            args.add(type(b));
+            args.add(present ? CudaTensor.of(outs[i]).pointer : null);
+            args.add(present ? outs[i].cols() : 0);
             blocks += present ? gemvBlocks(outs[i].cols()) : 0;
         }
-        launch("gemv_multi" + in.rows(), blocks, 1, GEMV_THREADS, 0, args);
+        launchOverlapped((norm == null ? "gemv_multi" : "gemv_multi_norm") + in.rows(), blocks, GEMV_THREADS, args.toArray());
     }
 
     /** A gated MLP of a few rows in one GEMV launch that also applies the activation. */
@@ -616,26 +687,70 @@ public final class CudaBackend implements Backend {
     public void gatedLinear(Tensor x, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias, Activation act, Tensor gate,
                             Tensor up) {
         bind();
-        CudaTensor in = CudaTensor.of(x);
-        checkLinear(x, gateWeight, gate, "gatedLinear");
-        checkLinear(x, upWeight, up, "gatedLinear");
-        if (upWeight.dtype() != gateWeight.dtype() || gateWeight.dtype() == DType.F32 || x.rows() == 0) {
+        if (!gatedHalf(x, gateWeight, upWeight, gate, up)) {
             Backend.super.gatedLinear(x, gateWeight, gateBias, upWeight, upBias, act, gate, up);
             return;
         }
+        CudaTensor in = CudaTensor.of(x);
         if (!gemv(in, CudaTensor.of(gateWeight))) {
-            CudaTensor r = rounded(in, gateWeight.dtype()); // once for both products
-            product(r, CudaTensor.of(gateWeight), orNull(gateBias), CudaTensor.of(gate));
-            product(r, CudaTensor.of(upWeight), orNull(upBias), CudaTensor.of(up));
-            gatedActivation(act, gate, up, gate);
+            gatedProducts(rounded(in, gateWeight.dtype()), gateWeight, gateBias, upWeight, upBias, act, gate, up);
             return;
         }
+        gemvGated(in, null, null, gateWeight, gateBias, upWeight, upBias, act, gate);
+    }
+
+    @Override
+    public void normGatedLinear(Tensor x, RmsNorm norm, Tensor normed, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias,
+                                Activation act, Tensor gate, Tensor up) {
+        bind();
+        if (!gatedHalf(x, gateWeight, upWeight, gate, up)) {
+            Backend.super.normGatedLinear(x, norm, normed, gateWeight, gateBias, upWeight, upBias, act, gate, up);
+            return;
+        }
+        CudaTensor in = CudaTensor.of(x);
+        CudaTensor h = CudaTensor.of(normed);
+        if (!gemv(in, CudaTensor.of(gateWeight)) || !gemv(h, CudaTensor.of(gateWeight))) {
+            CudaTensor r = allocateTyped(gateWeight.dtype(), x.rows(), x.cols());
+            rmsNorm(in, norm, h, r);
+            gatedProducts(r, gateWeight, gateBias, upWeight, upBias, act, gate, up);
+            return;
+        }
+        gemvGated(in, norm, h, gateWeight, gateBias, upWeight, upBias, act, gate);
+    }
+
+    private static boolean gatedHalf(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor gate, Tensor up) {
+        checkLinear(x, gateWeight, gate, "gatedLinear");
+        checkLinear(x, upWeight, up, "gatedLinear");
+        return upWeight.dtype() == gateWeight.dtype() && gateWeight.dtype() != DType.F32 && x.rows() > 0;
+    }
+
+    /** The gated MLP through cuBLAS from the input already rounded to the weights' type. */
+    private void gatedProducts(CudaTensor rounded, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias, Activation act,
+                               Tensor gate, Tensor up) {
+        product(rounded, CudaTensor.of(gateWeight), orNull(gateBias), CudaTensor.of(gate));
+        product(rounded, CudaTensor.of(upWeight), orNull(upBias), CudaTensor.of(up));
+        gatedActivation(act, gate, up, gate);
+    }
+
+    /** The _norm GEMV kernels' arguments after x: the norm's weight, its type, eps, and where the normed rows go. */
+    private static void addNorm(java.util.List<Object> args, RmsNorm norm, CudaTensor normed) {
+        if (norm != null) {
+            CudaTensor w = CudaTensor.of(norm.weight());
+            args.addAll(java.util.List.of(w.pointer, w.typeCode(), norm.eps(), normed.pointer));
+        }
+    }
+
+    private void gemvGated(CudaTensor in, RmsNorm norm, CudaTensor normed, Tensor gateWeight, Tensor gateBias, Tensor upWeight,
+                           Tensor upBias, Activation act, Tensor gate) {
         CudaTensor bg = orNull(gateBias);
         CudaTensor bu = orNull(upBias);
         int outs = gate.cols();
-        launch("gemv_gated" + in.rows(), (outs + 1) / 2, 1, GEMV_THREADS, 0, in.pointer, in.cols(),
-                gateWeight.dtype() == DType.BF16 ? 1 : 0, CudaTensor.of(gateWeight).pointer, ptr(bg), type(bg), CudaTensor.of(upWeight).pointer,
-                ptr(bu), type(bu), CudaTensor.of(gate).pointer, outs, code(act));
+        java.util.List<Object> args = new java.util.ArrayList<>();
+        args.add(in.pointer);
+        addNorm(args, norm, normed);
+        args.addAll(java.util.Arrays.asList(in.cols(), gateWeight.dtype() == DType.BF16 ? 1 : 0, CudaTensor.of(gateWeight).pointer, ptr(bg),
+                type(bg), CudaTensor.of(upWeight).pointer, ptr(bu), type(bu), CudaTensor.of(gate).pointer, outs, code(act)));
+        launchOverlapped((norm == null ? "gemv_gated" : "gemv_gated_norm") + in.rows(), (outs + 1) / 2, GEMV_THREADS, args.toArray());
     }
 
     /** A few rows: the GEMV kernel adds its result to the residual as it writes it. */
@@ -704,66 +819,131 @@ public final class CudaBackend implements Backend {
                 longs(biasPtr, owner), ints(biasType, owner), rankP, floats(scale, owner), CudaTensor.of(out).pointer, maxRank, out.cols());
     }
 
-    /** Host-side layout of fLoRA's stacked rows (Backend#floraModulate), uploaded for one call. */
-    private long[] floraLayout(int[][] rows, Tensor[] factor, int width, Object owner, String what) {
+    /**
+     * Host-side layout of fLoRA's stacked rows (Backend#floraModulate), uploaded for one call in one
+     * copy: per group its A and Bᵀ pointers (either may be absent) and types, its base row, token
+     * count and rank; per token its row, group and index in the group.
+     */
+    private record FloraLayout(int tokens, int stacked, long aPtr, long btPtr, long aType, long btType, long base, long count, long rank,
+                               long rowOf, long groupOf, long indexOf) {
+        /** The kernels' arguments from rowOf to the factor's rank, for A (modulate) or Bᵀ (demodulate). */
+        Object[] args(boolean a) {
+            return new Object[] {rowOf, groupOf, indexOf, base, count, a ? aPtr : btPtr, a ? aType : btType, rank};
+        }
+    }
+
+    private FloraLayout floraLayout(int[][] rows, Tensor[] a, int in, Tensor[] bt, int outs, Object owner, String what) {
         int groups = rows.length;
         int tokens = 0;
         int stacked = 0;
-        int[] base = new int[groups];
-        int[] count = new int[groups];
-        int[] rank = new int[groups];
-        int[] type = new int[groups];
-        long[] pointer = new long[groups];
-        for (int g = 0; g < groups; g++) {
-            CudaTensor f = CudaTensor.of(factor[g]);
-            if (f.cols() != width) {
-                throw new IllegalArgumentException(what + ": factor [" + f.rows() + ", " + f.cols() + "] for rows of " + width);
-            }
-            base[g] = stacked;
-            count[g] = rows[g].length;
-            rank[g] = f.rows();
-            type[g] = f.typeCode();
-            pointer[g] = f.pointer;
-            stacked += f.rows() * rows[g].length;
-            tokens += rows[g].length;
+        for (int[] r : rows) {
+            tokens += r.length;
         }
-        int[] rowOf = new int[tokens];
-        int[] groupOf = new int[tokens];
-        int[] indexOf = new int[tokens];
+        MemorySegment host = Arena.ofAuto().allocate(16L * groups + 4L * (6L * groups + 3L * tokens), 8);
+        long at = 0;
+        long aPtr = at;
+        at += 8L * groups;
+        long btPtr = at;
+        at += 8L * groups;
+        long aType = at;
+        long btType = aType + 4L * groups;
+        long base = btType + 4L * groups;
+        long count = base + 4L * groups;
+        long rank = count + 4L * groups;
+        long rowOf = rank + 4L * groups;
+        long groupOf = rowOf + 4L * tokens;
+        long indexOf = groupOf + 4L * tokens;
         for (int g = 0, m = 0; g < groups; g++) {
+            CudaTensor fa = a == null ? null : CudaTensor.of(a[g]);
+            CudaTensor fb = bt == null ? null : CudaTensor.of(bt[g]);
+            int r = fa != null ? fa.rows() : fb.rows();
+            if (fa != null && fa.cols() != in || fb != null && fb.cols() != outs || fa != null && fb != null && fb.rows() != r) {
+                throw new IllegalArgumentException(what + ": factors " + (fa == null ? "" : "A [" + fa.rows() + ", " + fa.cols() + "] ")
+                        + (fb == null ? "" : "Bᵀ [" + fb.rows() + ", " + fb.cols() + "] ") + "for rows of " + in + " -> " + outs);
+            }
+            host.set(ValueLayout.JAVA_LONG, aPtr + 8L * g, fa == null ? 0 : fa.pointer);
+            host.set(ValueLayout.JAVA_LONG, btPtr + 8L * g, fb == null ? 0 : fb.pointer);
+            host.set(ValueLayout.JAVA_INT, aType + 4L * g, fa == null ? 0 : fa.typeCode());
+            host.set(ValueLayout.JAVA_INT, btType + 4L * g, fb == null ? 0 : fb.typeCode());
+            host.set(ValueLayout.JAVA_INT, base + 4L * g, stacked);
+            host.set(ValueLayout.JAVA_INT, count + 4L * g, rows[g].length);
+            host.set(ValueLayout.JAVA_INT, rank + 4L * g, r);
+            stacked += r * rows[g].length;
             for (int i = 0; i < rows[g].length; i++, m++) {
-                rowOf[m] = rows[g][i];
-                groupOf[m] = g;
-                indexOf[m] = i;
+                host.set(ValueLayout.JAVA_INT, rowOf + 4L * m, rows[g][i]);
+                host.set(ValueLayout.JAVA_INT, groupOf + 4L * m, g);
+                host.set(ValueLayout.JAVA_INT, indexOf + 4L * m, i);
             }
         }
-        return new long[] {tokens, stacked, ints(rowOf, owner), ints(groupOf, owner), ints(indexOf, owner), ints(base, owner),
-                ints(count, owner), longs(pointer, owner), ints(type, owner), ints(rank, owner)};
+        long device = memory.allocate(host.byteSize(), owner);
+        upload(device, host, host.byteSize());
+        return new FloraLayout(tokens, stacked, device + aPtr, device + btPtr, device + aType, device + btType, device + base, device + count,
+                device + rank, device + rowOf, device + groupOf, device + indexOf);
     }
 
     @Override
     public void floraModulate(Tensor x, int[][] rows, Tensor[] a, Tensor stacked) {
         bind();
-        long[] l = floraLayout(rows, a, x.cols(), stacked, "floraModulate");
-        if (stacked.rows() != l[1] || stacked.cols() != x.cols()) {
-            throw new IllegalArgumentException("floraModulate: stacked [" + stacked.rows() + ", " + stacked.cols() + "] for " + l[1]
-                    + " rows of " + x.cols());
+        FloraLayout l = floraLayout(rows, a, x.cols(), null, 0, stacked, "floraModulate");
+        checkStacked("floraModulate", stacked, l, x.cols());
+        modulate(CudaTensor.of(x), l, CudaTensor.of(stacked));
+    }
+
+    private static void checkStacked(String what, Tensor stacked, FloraLayout l, int width) {
+        if (stacked.rows() != l.stacked() || stacked.cols() != width) {
+            throw new IllegalArgumentException(what + ": stacked [" + stacked.rows() + ", " + stacked.cols() + "] for " + l.stacked()
+                    + " rows of " + width);
         }
-        launchRows("flora_modulate", (int) l[0], CudaTensor.of(x).pointer, l[2], l[3], l[4], l[5], l[6], l[7], l[8], l[9],
-                CudaTensor.of(stacked).pointer, x.cols());
+    }
+
+    /** stacked = the modulated rows, in float32 or (a 16-bit tensor) already rounded for cuBLAS. */
+    private void modulate(CudaTensor x, FloraLayout l, CudaTensor stacked) {
+        boolean half = stacked.dtype() != DType.F32;
+        java.util.List<Object> args = new java.util.ArrayList<>(java.util.List.of(x.pointer));
+        args.addAll(java.util.Arrays.asList(l.args(true)));
+        args.addAll(java.util.Arrays.asList(half ? null : stacked.pointer, half ? stacked.pointer : null, stacked.dtype() == DType.BF16 ? 1 : 0,
+                x.cols()));
+        launchRows("flora_modulate", l.tokens(), args.toArray());
     }
 
     @Override
     public void floraDemodulate(Tensor products, int[][] rows, Tensor[] bt, Tensor bias, Tensor out) {
         bind();
-        long[] l = floraLayout(rows, bt, out.cols(), out, "floraDemodulate");
-        if (products.rows() != l[1] || products.cols() != out.cols()) {
-            throw new IllegalArgumentException("floraDemodulate: products [" + products.rows() + ", " + products.cols() + "] for " + l[1]
-                    + " rows of " + out.cols());
+        FloraLayout l = floraLayout(rows, null, 0, bt, out.cols(), out, "floraDemodulate");
+        checkStacked("floraDemodulate", products, l, out.cols());
+        demodulate(CudaTensor.of(products), l, orNull(bias), CudaTensor.of(out));
+    }
+
+    private void demodulate(CudaTensor products, FloraLayout l, CudaTensor bias, CudaTensor out) {
+        java.util.List<Object> args = new java.util.ArrayList<>(java.util.List.of(products.pointer));
+        args.addAll(java.util.Arrays.asList(l.args(false)));
+        args.addAll(java.util.Arrays.asList(ptr(bias), type(bias), out.pointer, out.cols()));
+        launchRows("flora_demodulate", l.tokens(), args.toArray());
+    }
+
+    /**
+     * fLoRA's layer with one layout upload for both halves; where cuBLAS computes the product (a
+     * 16-bit weight, more stacked rows than the GEMV takes) the modulation writes the rounded input
+     * cuBLAS reads, so the layer costs the base product's launches plus the demodulation.
+     */
+    @Override
+    public void floraLinear(Tensor x, int[][] rows, Tensor[] a, Tensor[] bt, Tensor weight, Tensor bias, Tensor stacked, Tensor products,
+                            Tensor out) {
+        bind();
+        CudaTensor w = CudaTensor.of(weight);
+        FloraLayout l = floraLayout(rows, a, x.cols(), bt, out.cols(), out, "floraLinear");
+        checkStacked("floraLinear", stacked, l, x.cols());
+        checkStacked("floraLinear", products, l, out.cols());
+        checkLinear(stacked, weight, products, "floraLinear");
+        if (w.dtype() == DType.F32 || l.stacked() <= GEMV_MAX_ROWS) {
+            modulate(CudaTensor.of(x), l, CudaTensor.of(stacked));
+            linear(stacked, weight, null, products);
+        } else {
+            CudaTensor half = allocateTyped(w.dtype(), l.stacked(), x.cols());
+            modulate(CudaTensor.of(x), l, half);
+            product(half, w, null, CudaTensor.of(products));
         }
-        CudaTensor b = bias == null ? null : CudaTensor.of(bias);
-        launchRows("flora_demodulate", (int) l[0], CudaTensor.of(products).pointer, l[2], l[3], l[4], l[5], l[6], l[7], l[8], l[9],
-                ptr(b), type(b), CudaTensor.of(out).pointer, out.cols());
+        demodulate(CudaTensor.of(products), l, orNull(bias), CudaTensor.of(out));
     }
 
     @Override
@@ -780,7 +960,7 @@ public final class CudaBackend implements Backend {
         if (q.rows() != k.rows()) {
             throw new IllegalArgumentException("rotary: q of " + q.rows() + " rows, k of " + k.rows());
         }
-        if (headDim > 512) {
+        if (headDim > 2 * ROTARY_MAX_HALF) {
             Backend.super.rotary(q, k, headDim, invFreq, step);
             return;
         }
@@ -793,16 +973,46 @@ public final class CudaBackend implements Backend {
         bind();
         CudaKvCache c = (CudaKvCache) cache;
         CudaStep s = (CudaStep) step;
-        TokenBatch batch = s.batch();
-        int n = batch.numTokens();
-        if (n == 0) {
+        if (!attends(s, shape)) {
             return;
         }
+        launchRows("write_kv", s.batch().numTokens(), CudaTensor.of(k).pointer, CudaTensor.of(v).pointer, c.keys()[layer], c.values()[layer],
+                s.cacheSlots(), shape.kvWidth(), c.typeCode());
+        attend(q, c, layer, shape, s, out);
+    }
+
+    /** RoPE of q and k and the cache write in one kernel (rotary_write_kv), then attention. */
+    @Override
+    public void rotaryAttention(Tensor q, Tensor k, Tensor v, int headDim, Tensor invFreq, KvCache cache, int layer, AttentionShape shape,
+                                StepData step, Tensor out) {
+        bind();
+        CudaKvCache c = (CudaKvCache) cache;
+        CudaStep s = (CudaStep) step;
+        if (q.rows() != k.rows() || headDim > 2 * ROTARY_MAX_HALF || k.cols() != shape.kvWidth() || headDim != shape.headDim()) {
+            Backend.super.rotaryAttention(q, k, v, headDim, invFreq, cache, layer, shape, step, out);
+            return;
+        }
+        if (!attends(s, shape)) {
+            return;
+        }
+        launchRows("rotary_write_kv", s.batch().numTokens(), CudaTensor.of(q).pointer, q.cols(), CudaTensor.of(k).pointer,
+                CudaTensor.of(v).pointer, shape.kvWidth(), headDim, CudaTensor.of(invFreq).pointer, s.positions(), c.keys()[layer],
+                c.values()[layer], s.cacheSlots(), c.typeCode());
+        attend(q, c, layer, shape, s, out);
+    }
+
+    /** Whether the step has tokens to attend; refuses head sizes the kernels do not take. */
+    private static boolean attends(CudaStep s, AttentionShape shape) {
         if (shape.headDim() > 256) {
             throw new FloraException("the CUDA attention kernel takes head dimensions up to 256, not " + shape.headDim());
         }
-        launchRows("write_kv", n, CudaTensor.of(k).pointer, CudaTensor.of(v).pointer, c.keys()[layer], c.values()[layer], s.cacheSlots(),
-                shape.kvWidth(), c.typeCode());
+        return s.batch().numTokens() > 0;
+    }
+
+    /** Attention of the step's queries over the cache, which already holds this step's keys and values. */
+    private void attend(Tensor q, CudaKvCache c, int layer, AttentionShape shape, CudaStep s, Tensor out) {
+        TokenBatch batch = s.batch();
+        int n = batch.numTokens();
         CudaTensor o = CudaTensor.of(out);
         long qp = CudaTensor.of(q).pointer;
         // Prompt chunks of a 16-bit cache go to the tensor-core kernel in tiles; the other tokens (and
@@ -841,10 +1051,14 @@ public final class CudaBackend implements Backend {
             case F16 -> "attention_f16";
             default -> "attention";
         };
+        // The last split of each (token, head) joins them, counting on attentionCounters; a step of
+        // more pairs than it holds joins them in attention_combine.
+        boolean joinedHere = (long) n * shape.heads() <= ATTENTION_COUNTERS;
         launch(kernel, listed * shape.heads(), splits, 128, 0, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
-                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList);
-        if (splits > 1) {
+                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList,
+                joinedHere ? attentionCounters : null);
+        if (splits > 1 && !joinedHere) {
             launch("attention_combine", listed * shape.heads(), 1, 128, 0, partOut, partMax, partSum, o.pointer, s.positions(), shape.heads(),
                     shape.headDim(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList);
         }
@@ -1070,6 +1284,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Waits until the GPU has done all the work given so far. */
+    @Override
     public void synchronize() {
         bind();
         driver.synchronize(stream);

@@ -24,7 +24,7 @@ public final class Driver {
     private final MethodHandle cuDevicePrimaryCtxRetain, cuCtxSetCurrent, cuStreamCreate, cuStreamSynchronize;
     private final MethodHandle cuMemHostAlloc, cuMemFreeHost;
     private final MethodHandle cuMemAlloc, cuMemFree, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemGetInfo;
-    private final MethodHandle cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel;
+    private final MethodHandle cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel, cuLaunchKernelEx;
     private final MethodHandle cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime;
     private final MethodHandle cuGetErrorName, cuGetErrorString, cuDriverGetVersion;
     private final MethodHandle cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy;
@@ -53,6 +53,7 @@ public final class Driver {
         cuModuleLoadData = n.status("cuModuleLoadData", PTR, PTR);
         cuModuleGetFunction = n.status("cuModuleGetFunction", PTR, PTR, PTR);
         cuLaunchKernel = n.status("cuLaunchKernel", PTR, INT, INT, INT, INT, INT, INT, INT, PTR, PTR, PTR);
+        cuLaunchKernelEx = n.status("cuLaunchKernelEx", PTR, PTR, PTR, PTR);
         cuEventCreate = n.status("cuEventCreate", PTR, INT);
         cuEventRecord = n.status("cuEventRecord", PTR, PTR);
         cuEventSynchronize = n.status("cuEventSynchronize", PTR);
@@ -258,6 +259,19 @@ public final class Driver {
         try {
             status = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, stream, params,
                     MemorySegment.NULL);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        if (status != 0) {
+            check("launch of " + name, status);
+        }
+    }
+
+    /** cuLaunchKernelEx with a filled CUlaunchConfig (see KernelModule). */
+    void launch(MemorySegment config, MemorySegment function, MemorySegment params, String name) {
+        int status;
+        try {
+            status = (int) cuLaunchKernelEx.invokeExact(config, function, params, MemorySegment.NULL);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }

@@ -91,11 +91,40 @@ final class KernelModule {
         return pointers;
     }
 
+    // CUlaunchConfig (56 bytes) and its one CUlaunchAttribute (72 bytes): programmatic stream
+    // serialization, which lets the kernel start while the one before it drains (cuda.h, CUDA 12.3+).
+    private static final int ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+    private final MemorySegment config = Arena.ofAuto().allocate(56 + 72, 8);
+
     /**
      * Launches {@code name} on the stream. Arguments are Long (device pointers), Integer, Float,
      * in the kernel's order; null stands for a null pointer.
      */
     synchronized void launch(String name, int gridX, int gridY, int block, int sharedBytes, MemorySegment stream, Object... args) {
+        MemorySegment f = setArguments(name, args);
+        driver.launch(f, Math.max(1, gridX), Math.max(1, gridY), 1, block, 1, 1, sharedBytes, stream, argPointers, name);
+    }
+
+    /**
+     * Launches a kernel that calls grid_wait() before it touches anything the kernels before it
+     * write, so that it may start while the one before it drains (programmatic dependent launch).
+     */
+    synchronized void launchOverlapped(String name, int gridX, int gridY, int block, int sharedBytes, MemorySegment stream, Object... args) {
+        MemorySegment f = setArguments(name, args);
+        int[] dims = {Math.max(1, gridX), Math.max(1, gridY), 1, block, 1, 1, sharedBytes};
+        for (int i = 0; i < dims.length; i++) {
+            config.set(ValueLayout.JAVA_INT, 4L * i, dims[i]);
+        }
+        MemorySegment attribute = config.asSlice(56, 72);
+        config.set(ValueLayout.ADDRESS, 32, stream);
+        config.set(ValueLayout.ADDRESS, 40, attribute);
+        config.set(ValueLayout.JAVA_INT, 48, 1);
+        attribute.set(ValueLayout.JAVA_INT, 0, ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
+        attribute.set(ValueLayout.JAVA_INT, 8, 1);
+        driver.launch(config, f, argPointers, name);
+    }
+
+    private MemorySegment setArguments(String name, Object[] args) {
         MemorySegment f = functions.computeIfAbsent(name, n -> driver.function(module, n));
         if (args.length > MAX_ARGS) {
             throw new IllegalArgumentException(name + ": more than " + MAX_ARGS + " arguments");
@@ -110,6 +139,6 @@ final class KernelModule {
                 default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
             }
         }
-        driver.launch(f, Math.max(1, gridX), Math.max(1, gridY), 1, block, 1, 1, sharedBytes, stream, argPointers, name);
+        return f;
     }
 }

@@ -32,6 +32,23 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
     return h;
 }
 
+// Programmatic dependent launch (Hopper): a kernel launched with it (CudaBackend.launchOverlapped)
+// may start while the one before it drains; it reads nothing the earlier kernels write, and writes
+// nothing, before grid_wait(). Every decode kernel calls let_next_start() first, so that the next
+// kernel's blocks can take free SMs and begin streaming their weights. Both are no-ops on older GPUs
+// and in launches without the attribute.
+__device__ __forceinline__ void grid_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void let_next_start() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
 // Sum over the block (float or double), every thread receives it. blockDim.x is a multiple of 32,
 // at most 1024; scratch holds one value per warp.
 template <typename T> __device__ T block_sum(T v, T* scratch) {
@@ -88,16 +105,53 @@ __device__ __forceinline__ void unpack8(uint4 w, int bf16, float* f) {
     }
 }
 
-// acc[r][t] += x[t, i..i+8) · w[row r, i..i+8), in k order.
-template <int TOKENS>
-__device__ __forceinline__ void gemv_piece(const float* x, int in, int i, const uint4* raw, int bf16,
+// The input of a GEMV: x itself, or (NORM) x RMS-normed on the fly, each block working out the
+// rows' 1/rms itself (rms_norm's own sums, so the same bits) and block 0 writing the normed rows to
+// h, where adapters and later kernels read them.
+struct GemvInput {
+    const float* x;
+    const void* norm;
+    int normType;
+    float eps;
+    float* h;
+};
+
+// 1 / sqrt(mean(row²) + eps) in float64, summed by a block of RMS_THREADS in a fixed order: rms_norm
+// and the normed GEMVs share it, so their normed values agree to the bit.
+#define RMS_THREADS 128
+__device__ __forceinline__ float inverse_rms(const float* row, int cols, float eps, double* scratch) {
+    double s = 0.0;
+    for (int c = threadIdx.x; c < cols; c += RMS_THREADS) s += (double) row[c] * row[c];
+    float variance = (float) (block_sum(s, scratch) / cols);
+    return (float) (1.0 / sqrt((double) (variance + eps)));
+}
+
+// acc[r][t] += x[t, i..i+8) · w[row r, i..i+8), in k order (x normed first when NORM).
+template <int TOKENS, bool NORM>
+__device__ __forceinline__ void gemv_piece(const GemvInput& input, const float* inv, int in, int i, const uint4* raw, int bf16,
                                            float (*acc)[TOKENS]) {
+    float nw[8];
+    if (NORM) {
+        #pragma unroll
+        for (int k = 0; k < 8; k++) nw[k] = ld(input.norm, i + k, input.normType);
+    }
     #pragma unroll
     for (int t = 0; t < TOKENS; t++) {
-        float4 a = *(const float4*) (x + (long long) t * in + i);
-        float4 b = *(const float4*) (x + (long long) t * in + i + 4);
-        float xs[8] = {rounded(a.x, bf16), rounded(a.y, bf16), rounded(a.z, bf16), rounded(a.w, bf16),
-                       rounded(b.x, bf16), rounded(b.y, bf16), rounded(b.z, bf16), rounded(b.w, bf16)};
+        float4 a = *(const float4*) (input.x + (long long) t * in + i);
+        float4 b = *(const float4*) (input.x + (long long) t * in + i + 4);
+        float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        if (NORM) {
+            #pragma unroll
+            for (int k = 0; k < 8; k++) v[k] = v[k] * inv[t] * nw[k];
+            if (blockIdx.x == 0) {
+                float* h = input.h + (long long) t * in + i;
+                *(float4*) h = make_float4(v[0], v[1], v[2], v[3]);
+                *(float4*) (h + 4) = make_float4(v[4], v[5], v[6], v[7]);
+            }
+        }
+        float xs[8];
+        #pragma unroll
+        for (int k = 0; k < 8; k++) xs[k] = rounded(v[k], bf16);
         #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++) {
             float f[8];
@@ -116,30 +170,41 @@ __device__ __forceinline__ float activate(int act, float x) {
     return fmaxf(x, 0.f);
 }
 
-// The sums x[t] · rows[r] for four weight rows, valid in thread 0 of the block.
-template <int TOKENS>
-__device__ __forceinline__ void gemv_rows(const float* x, const u16* const* rows, int in, int bf16, float (*acc)[TOKENS]) {
+// This thread's GEMV_UNROLL pieces from i of every row (those inside the row).
+__device__ __forceinline__ void gemv_load(uint4 (*raw)[GEMV_ROWS], const u16* const* rows, int i, int in) {
+    #pragma unroll
+    for (int u = 0; u < GEMV_UNROLL; u++)
+        #pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++)
+            if (i + u * GEMV_STEP < in) raw[u][r] = ld_stream(rows[r] + i + u * GEMV_STEP);
+}
+
+// The sums x[t] · rows[r] for four weight rows, valid in thread 0 of the block. The first pieces
+// of the weight are loaded before grid_wait(): they stream while the kernel before this one ends.
+template <int TOKENS, bool NORM>
+__device__ __forceinline__ void gemv_rows(const GemvInput& input, const u16* const* rows, int in, int bf16, float (*acc)[TOKENS]) {
     __shared__ float partial[GEMV_WARPS][GEMV_ROWS][TOKENS];
+    __shared__ double scratch[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++)
         #pragma unroll
         for (int t = 0; t < TOKENS; t++) acc[r][t] = 0.f;
     int i = (warp * 32 + lane) * 8;
-    for (; i + (GEMV_UNROLL - 1) * GEMV_STEP < in; i += GEMV_UNROLL * GEMV_STEP) {
-        uint4 raw[GEMV_UNROLL][GEMV_ROWS];
+    uint4 raw[GEMV_UNROLL][GEMV_ROWS];
+    gemv_load(raw, rows, i, in);
+    let_next_start();
+    grid_wait();
+    float inv[TOKENS];
+    if (NORM) {
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) inv[t] = inverse_rms(input.x + (long long) t * in, in, input.eps, scratch);
+    }
+    for (; i < in; i += GEMV_UNROLL * GEMV_STEP) {
         #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++)
-            #pragma unroll
-            for (int r = 0; r < GEMV_ROWS; r++) raw[u][r] = ld_stream(rows[r] + i + u * GEMV_STEP);
-        #pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) gemv_piece<TOKENS>(x, in, i + u * GEMV_STEP, raw[u], bf16, acc);
-    }
-    for (; i < in; i += GEMV_STEP) {
-        uint4 raw[GEMV_ROWS];
-        #pragma unroll
-        for (int r = 0; r < GEMV_ROWS; r++) raw[r] = ld_stream(rows[r] + i);
-        gemv_piece<TOKENS>(x, in, i, raw, bf16, acc);
+            if (i + u * GEMV_STEP < in) gemv_piece<TOKENS, NORM>(input, inv, in, i + u * GEMV_STEP, raw[u], bf16, acc);
+        gemv_load(raw, rows, i + GEMV_UNROLL * GEMV_STEP, in);
     }
     #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++)
@@ -163,14 +228,14 @@ __device__ __forceinline__ void gemv_rows(const float* x, const u16* const* rows
 }
 
 // out[t, row] (+)= x[t] · w[row] + bias[row] for rows [row0, row0 + GEMV_ROWS) of one weight.
-template <int TOKENS>
-__device__ __forceinline__ void gemv_block(const float* x, const u16* w, const void* bias, int biasType, float* out, int in, int outs,
-                                           int bf16, int row0, int accumulate) {
+template <int TOKENS, bool NORM>
+__device__ __forceinline__ void gemv_block(const GemvInput& input, const u16* w, const void* bias, int biasType, float* out, int in,
+                                           int outs, int bf16, int row0, int accumulate) {
     const u16* rows[GEMV_ROWS];
     #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) rows[r] = w + (long long) min(row0 + r, outs - 1) * in;
     float acc[GEMV_ROWS][TOKENS];
-    gemv_rows<TOKENS>(x, rows, in, bf16, acc);
+    gemv_rows<TOKENS, NORM>(input, rows, in, bf16, acc);
     if (threadIdx.x != 0) return;
     #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
@@ -185,34 +250,29 @@ __device__ __forceinline__ void gemv_block(const float* x, const u16* w, const v
     }
 }
 
-template <int TOKENS>
-__device__ void gemv(const float* x, const u16* w, const void* bias, int biasType, float* out, int in, int outs, int bf16, int accumulate) {
-    gemv_block<TOKENS>(x, w, bias, biasType, out, in, outs, bf16, blockIdx.x * GEMV_ROWS, accumulate);
-}
-
 // Up to three weights sharing one input (q, k, v) in one launch: the blocks of segment 0, then 1, then 2.
-template <int TOKENS>
-__device__ void gemv_multi(const float* x, int in, int bf16, const u16* w0, const void* b0, int bt0, float* o0, int n0,
+template <int TOKENS, bool NORM>
+__device__ void gemv_multi(const GemvInput& input, int in, int bf16, const u16* w0, const void* b0, int bt0, float* o0, int n0,
                            const u16* w1, const void* b1, int bt1, float* o1, int n1, const u16* w2, const void* b2, int bt2,
                            float* o2, int n2) {
     int block = blockIdx.x;
     int blocks0 = (n0 + GEMV_ROWS - 1) / GEMV_ROWS, blocks1 = (n1 + GEMV_ROWS - 1) / GEMV_ROWS;
-    if (block < blocks0) gemv_block<TOKENS>(x, w0, b0, bt0, o0, in, n0, bf16, block * GEMV_ROWS, 0);
-    else if (block < blocks0 + blocks1) gemv_block<TOKENS>(x, w1, b1, bt1, o1, in, n1, bf16, (block - blocks0) * GEMV_ROWS, 0);
-    else gemv_block<TOKENS>(x, w2, b2, bt2, o2, in, n2, bf16, (block - blocks0 - blocks1) * GEMV_ROWS, 0);
+    if (block < blocks0) gemv_block<TOKENS, NORM>(input, w0, b0, bt0, o0, in, n0, bf16, block * GEMV_ROWS, 0);
+    else if (block < blocks0 + blocks1) gemv_block<TOKENS, NORM>(input, w1, b1, bt1, o1, in, n1, bf16, (block - blocks0) * GEMV_ROWS, 0);
+    else gemv_block<TOKENS, NORM>(input, w2, b2, bt2, o2, in, n2, bf16, (block - blocks0 - blocks1) * GEMV_ROWS, 0);
 }
 
 // A gated MLP's two products and its activation: out[t, j] = act(x[t]·g[j] + bg[j]) · (x[t]·u[j] + bu[j]),
 // two output rows per block (rows j, j+1 of both weights), the same sums as two separate products.
-template <int TOKENS>
-__device__ void gemv_gated(const float* x, int in, int bf16, const u16* wg, const void* bg, int btg, const u16* wu, const void* bu,
-                           int btu, float* out, int outs, int act) {
+template <int TOKENS, bool NORM>
+__device__ void gemv_gated(const GemvInput& input, int in, int bf16, const u16* wg, const void* bg, int btg, const u16* wu,
+                           const void* bu, int btu, float* out, int outs, int act) {
     int j0 = blockIdx.x * 2;
     int j1 = min(j0 + 1, outs - 1);
     const u16* rows[GEMV_ROWS] = {wg + (long long) j0 * in, wg + (long long) j1 * in, wu + (long long) j0 * in,
                                   wu + (long long) j1 * in};
     float acc[GEMV_ROWS][TOKENS];
-    gemv_rows<TOKENS>(x, rows, in, bf16, acc);
+    gemv_rows<TOKENS, NORM>(input, rows, in, bf16, acc);
     if (threadIdx.x != 0) return;
     #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -227,15 +287,26 @@ __device__ void gemv_gated(const float* x, int in, int bf16, const u16* wg, cons
     }
 }
 
+// Each product of a few rows comes plain and with the RMSNorm of its input fused (_norm: x is
+// normed by norm (type nt) with eps, h receives the normed rows).
+#define GEMV_NORM_ARGS const void* norm, int nt, float eps, float* h
 #define GEMV_KERNELS(T) \
 __global__ void __launch_bounds__(GEMV_THREADS) gemv##T(const float* x, const u16* w, const void* bias, int bt, float* out, int in, \
-        int outs, int bf16, int accumulate) { gemv<T>(x, w, bias, bt, out, in, outs, bf16, accumulate); } \
+        int outs, int bf16, int accumulate) { \
+    gemv_block<T, false>(GemvInput{x}, w, bias, bt, out, in, outs, bf16, blockIdx.x * GEMV_ROWS, accumulate); } \
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_multi##T(const float* x, int in, int bf16, const u16* w0, const void* b0, \
         int bt0, float* o0, int n0, const u16* w1, const void* b1, int bt1, float* o1, int n1, const u16* w2, const void* b2, int bt2, \
-        float* o2, int n2) { gemv_multi<T>(x, in, bf16, w0, b0, bt0, o0, n0, w1, b1, bt1, o1, n1, w2, b2, bt2, o2, n2); } \
+        float* o2, int n2) { gemv_multi<T, false>(GemvInput{x}, in, bf16, w0, b0, bt0, o0, n0, w1, b1, bt1, o1, n1, w2, b2, bt2, o2, n2); } \
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_multi_norm##T(const float* x, GEMV_NORM_ARGS, int in, int bf16, const u16* w0, \
+        const void* b0, int bt0, float* o0, int n0, const u16* w1, const void* b1, int bt1, float* o1, int n1, const u16* w2, \
+        const void* b2, int bt2, float* o2, int n2) { \
+    gemv_multi<T, true>(GemvInput{x, norm, nt, eps, h}, in, bf16, w0, b0, bt0, o0, n0, w1, b1, bt1, o1, n1, w2, b2, bt2, o2, n2); } \
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_gated##T(const float* x, int in, int bf16, const u16* wg, const void* bg, \
         int btg, const u16* wu, const void* bu, int btu, float* out, int outs, int act) { \
-    gemv_gated<T>(x, in, bf16, wg, bg, btg, wu, bu, btu, out, outs, act); }
+    gemv_gated<T, false>(GemvInput{x}, in, bf16, wg, bg, btg, wu, bu, btu, out, outs, act); } \
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_gated_norm##T(const float* x, GEMV_NORM_ARGS, int in, int bf16, const u16* wg, \
+        const void* bg, int btg, const u16* wu, const void* bu, int btu, float* out, int outs, int act) { \
+    gemv_gated<T, true>(GemvInput{x, norm, nt, eps, h}, in, bf16, wg, bg, btg, wu, bu, btu, out, outs, act); }
 
 extern "C" {
 GEMV_KERNELS(1)
@@ -303,14 +374,19 @@ __global__ void mul_rows(float* x, const int* rows, const void* vectors, int typ
 }
 
 // Sums in float64, as the CPU backend does: the norms are where float32 rounding would show.
-__global__ void rms_norm(const float* x, const void* weight, int type, float eps, float* out, int cols) {
+// RMS_THREADS threads a row (inverse_rms). rounded (when not null) also receives the normed rows
+// rounded to the weights' 16-bit type (bf16: 1, f16: 0), the input of the cuBLAS products after it.
+__global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const void* weight, int type, float eps, float* out, int cols,
+                                                        u16* rounded16, int bf16) {
     __shared__ double scratch[32];
+    let_next_start();
     const float* row = x + (long long) blockIdx.x * cols;
-    double s = 0.0;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += (double) row[c] * row[c];
-    float variance = (float) (block_sum(s, scratch) / cols);
-    float inv = (float) (1.0 / sqrt((double) (variance + eps)));
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) out[(long long) blockIdx.x * cols + c] = row[c] * inv * ld(weight, c, type);
+    float inv = inverse_rms(row, cols, eps, scratch);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float v = row[c] * inv * ld(weight, c, type);
+        out[(long long) blockIdx.x * cols + c] = v;
+        if (rounded16) rounded16[(long long) blockIdx.x * cols + c] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+    }
 }
 
 __global__ void layer_norm(const float* x, const void* weight, int wType, const void* bias, int bType, float eps, float* out, int cols) {
@@ -390,6 +466,12 @@ template <int TYPE> __device__ __forceinline__ float4 kv_ld4(const void* p, long
                        f16_to_f32((u16) (u.y & 0xffffu)), f16_to_f32((u16) (u.y >> 16)));
 }
 
+__device__ __forceinline__ void kv_st(void* p, long long i, float v, int type) {
+    if (type == 0) ((float*) p)[i] = v;
+    else if (type == 1) ((u16*) p)[i] = f32_to_bf16(v);
+    else ((u16*) p)[i] = f32_to_f16(v);
+}
+
 template <int TYPE> __device__ void write_kv_impl(const float* k, const float* v, void* cacheK, void* cacheV, const int* slots, int kvWidth) {
     int t = blockIdx.x;
     long long slot = slots[t];
@@ -430,17 +512,44 @@ __device__ __forceinline__ int attention_first(int pos, int window) { return win
 // The split length of a context of len positions: the same here and in attention_combine.
 __device__ __forceinline__ int attention_split(int len, int minSplit, int splits) { return max(minSplit, (len + splits - 1) / splits); }
 
+// Joins the used splits of (token t, head h): weights sum_s · exp(max_s − max), in split order.
+// Reads past L1 (__ldcg): other blocks of the same kernel may have written the parts.
+__device__ void combine_splits(const float* partOut, const float* partMax, const float* partSum, float* out, int t, int h, int heads,
+                               int headDim, int splits, int used) {
+    __shared__ double weight[ATTN_MAX_SPLITS];
+    __shared__ double total;
+    long long part = ((long long) t * heads + h) * splits;
+    if (threadIdx.x == 0) {
+        float top = __int_as_float(0xff800000);
+        for (int s = 0; s < used; s++) top = fmaxf(top, __ldcg(partMax + part + s));
+        double den = 0.0;
+        for (int s = 0; s < used; s++) {
+            weight[s] = (double) __ldcg(partSum + part + s) * exp((double) __ldcg(partMax + part + s) - top);
+            den += weight[s];
+        }
+        total = den;
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
+        double num = 0.0;
+        for (int s = 0; s < used; s++) num += weight[s] * __ldcg(partOut + (part + s) * headDim + d);
+        double den = total;
+        out[(long long) t * heads * headDim + h * headDim + d] = (float) (num / den);
+    }
+}
+
 template <int TYPE>
 __device__ void attention_impl(const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax,
                                float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks,
                                int blockSize, int heads, int kvHeads, int headDim, float scale, int window, int minSplit, int splits,
-                               const int* tokenList) {
+                               const int* tokenList, int* counters) {
     __shared__ __align__(16) float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float sc[ATTN_CHUNK];
     __shared__ int slotOf[ATTN_CHUNK];
     __shared__ float maxScratch[32];
     __shared__ double sumScratch[32];
     __shared__ double partial[ATTN_WARPS][ATTN_MAX_HEAD_DIM];
+    let_next_start();
     int t = blockIdx.x / heads, h = blockIdx.x % heads, split = blockIdx.y;
     if (tokenList) t = tokenList[t];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -556,10 +665,26 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
         if (used == 1) out[(long long) t * qWidth + h * headDim + d] = (float) (total / l);
         else partOut[part * headDim + d] = (float) (total / l);
     }
-    if (used > 1 && threadIdx.x == 0) {
+    if (used == 1) return;
+    if (threadIdx.x == 0) {
         partMax[part] = m;
         partSum[part] = (float) l;
     }
+    if (!counters) return; // attention_combine joins them
+    // The last split of (t, h) to finish joins them (counters[t·heads + h] counts the finished
+    // splits and is left at 0 for the next launch): no attention_combine launch.
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* counter = counters + (long long) t * heads + h;
+        last = atomicAdd(counter, 1) == used - 1;
+        if (last) *counter = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    combine_splits(partOut, partMax, partSum, out, t, h, heads, headDim, splits, used);
 }
 
 // ---- prefill attention on the tensor cores (16-bit caches): flash-attention over tiles of up to
@@ -730,11 +855,47 @@ __global__ void write_kv(const float* k, const float* v, void* cacheK, void* cac
     else write_kv_impl<2>(k, v, cacheK, cacheV, slots, kvWidth);
 }
 
+// rotary_qk and write_kv in one launch: q and k rotated in place (the same values as rotary_qk),
+// the rotated k and v stored at the token's cache slot in the cache's type.
+__global__ void rotary_write_kv(float* q, int qWidth, float* k, const float* v, int kvWidth, int headDim, const float* invFreq,
+                                const int* positions, void* cacheK, void* cacheV, const int* slots, int type) {
+    __shared__ float cosOf[ROTARY_MAX_HALF], sinOf[ROTARY_MAX_HALF];
+    let_next_start();
+    int t = blockIdx.x, half = headDim / 2;
+    float pos = (float) positions[t];
+    long long slot = slots[t];
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        float angle = pos * invFreq[j];
+        cosOf[j] = cosf(angle);
+        sinOf[j] = sinf(angle);
+    }
+    __syncthreads();
+    int qPairs = qWidth / 2;
+    for (int i = threadIdx.x; i < (qWidth + kvWidth) / 2; i += blockDim.x) {
+        bool isQ = i < qPairs;
+        int pair = isQ ? i : i - qPairs, width = isQ ? qWidth : kvWidth;
+        int h = pair / half, j = pair % half;
+        float c = cosOf[j], s = sinOf[j];
+        float* base = (isQ ? q : k) + (long long) t * width + h * headDim;
+        float a = base[j], b = base[j + half];
+        float ra = a * c - b * s, rb = b * c + a * s;
+        base[j] = ra;
+        base[j + half] = rb;
+        if (!isQ && slot >= 0) {
+            long long at = slot * kvWidth + h * headDim + j;
+            kv_st(cacheK, at, ra, type);
+            kv_st(cacheK, at + half, rb, type);
+        }
+    }
+    if (slot < 0) return; // a recorded step's padding
+    for (int c = threadIdx.x; c < kvWidth; c += blockDim.x) kv_st(cacheV, slot * kvWidth + c, v[(long long) t * kvWidth + c], type);
+}
+
 #define ATTENTION_ARGS const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax, \
     float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks, int blockSize, int heads, \
-    int kvHeads, int headDim, float scale, int window, int minSplit, int splits, const int* tokenList
+    int kvHeads, int headDim, float scale, int window, int minSplit, int splits, const int* tokenList, int* counters
 #define ATTENTION_PASS q, cacheK, cacheV, out, partOut, partMax, partSum, positions, seqOfToken, blockTables, maxBlocks, blockSize, \
-    heads, kvHeads, headDim, scale, window, minSplit, splits, tokenList
+    heads, kvHeads, headDim, scale, window, minSplit, splits, tokenList, counters
 __global__ void __launch_bounds__(ATTN_THREADS) attention(ATTENTION_ARGS) { attention_impl<0>(ATTENTION_PASS); }
 __global__ void __launch_bounds__(ATTN_THREADS) attention_bf16(ATTENTION_ARGS) { attention_impl<1>(ATTENTION_PASS); }
 __global__ void __launch_bounds__(ATTN_THREADS) attention_f16(ATTENTION_ARGS) { attention_impl<2>(ATTENTION_PASS); }
@@ -747,10 +908,11 @@ __global__ void __launch_bounds__(128) attention_tiles_bf16_128(TILES_ARGS) { at
 __global__ void __launch_bounds__(128) attention_tiles_f16_64(TILES_ARGS) { attention_tiles_impl<64, false>(TILES_PASS); }
 __global__ void __launch_bounds__(128) attention_tiles_f16_128(TILES_ARGS) { attention_tiles_impl<128, false>(TILES_PASS); }
 
-// Joins the splits of tokens whose context needed more than one: weights sum_s · exp(max_s − max).
+// Joins the splits of tokens whose context needed more than one (when attention had no counters).
 __global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,
                                   const int* positions, int heads, int headDim, int window, int minSplit, int splits,
                                   const int* tokenList) {
+    let_next_start();
     int t = blockIdx.x / heads, h = blockIdx.x % heads;
     if (tokenList) t = tokenList[t];
     int pos = positions[t];
@@ -758,26 +920,7 @@ __global__ void attention_combine(const float* partOut, const float* partMax, co
     int splitLen = attention_split(len, minSplit, splits);
     int used = (len + splitLen - 1) / splitLen;
     if (used <= 1) return;
-    long long part = ((long long) t * heads + h) * splits;
-    __shared__ double weight[ATTN_MAX_SPLITS];
-    __shared__ double total;
-    if (threadIdx.x == 0) {
-        float top = __int_as_float(0xff800000);
-        for (int s = 0; s < used; s++) top = fmaxf(top, partMax[part + s]);
-        double den = 0.0;
-        for (int s = 0; s < used; s++) {
-            weight[s] = (double) partSum[part + s] * exp((double) partMax[part + s] - top);
-            den += weight[s];
-        }
-        total = den;
-    }
-    __syncthreads();
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
-        double num = 0.0;
-        for (int s = 0; s < used; s++) num += weight[s] * partOut[(part + s) * headDim + d];
-        double den = total;
-        out[(long long) t * heads * headDim + h * headDim + d] = (float) (num / den);
-    }
+    combine_splits(partOut, partMax, partSum, out, t, h, heads, headDim, splits, used);
 }
 
 // Per row of logits: the largest value and its index (the first on ties, as torch.argmax), and
@@ -882,15 +1025,21 @@ __global__ void fill_random(void* out, int type, long long n, unsigned long long
 }
 
 // fLoRA modulation, every group of the step at once: one block per adapted token m (group g,
-// index i of n_g): stacked[base_g + j n_g + i] = x[row_m] ∘ A_g[j] for j < r_g.
+// index i of n_g): stacked[base_g + j n_g + i] = x[row_m] ∘ A_g[j] for j < r_g; into half (rounded
+// to bf16 or f16, what cuBLAS reads) instead when it is not null.
 __global__ void flora_modulate(const float* x, const int* rowOf, const int* groupOf, const int* indexOf, const int* base,
-                               const int* count, const long long* aPtr, const int* aType, const int* rank, float* stacked, int in) {
+                               const int* count, const long long* aPtr, const int* aType, const int* rank, float* stacked, u16* half,
+                               int bf16, int in) {
     int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g];
     const float* row = x + (long long) rowOf[m] * in;
     const void* a = (const void*) aPtr[g];
     for (int j = 0; j < rank[g]; j++) {
-        float* dst = stacked + (long long) (base[g] + j * n + i) * in;
-        for (int c = threadIdx.x; c < in; c += blockDim.x) dst[c] = __fmul_rn(row[c], ld(a, (long long) j * in + c, aType[g]));
+        long long at = (long long) (base[g] + j * n + i) * in;
+        for (int c = threadIdx.x; c < in; c += blockDim.x) {
+            float v = __fmul_rn(row[c], ld(a, (long long) j * in + c, aType[g]));
+            if (half) half[at + c] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+            else stacked[at + c] = v;
+        }
     }
 }
 

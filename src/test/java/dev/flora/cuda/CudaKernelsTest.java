@@ -5,6 +5,7 @@ import dev.flora.backend.AttentionShape;
 import dev.flora.backend.Backend;
 import dev.flora.backend.DType;
 import dev.flora.backend.KvCache;
+import dev.flora.backend.RmsNorm;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
 import dev.flora.safetensors.TensorView;
@@ -161,6 +162,28 @@ class CudaKernelsTest {
             gpu.gatedActivation(act, g, u, g);
             assertThat(gpu.toHost(gate)).as("gatedLinear " + act).containsExactly(gpu.toHost(g));
         }
+        // The RMSNorm fused in front: the same normed rows and the same products.
+        RmsNorm norm = new RmsNorm(weightOf(type, randoms(in), 1, in), 1e-5f);
+        Tensor normed = poisoned(t, in);
+        gpu.rmsNorm(x, norm.weight(), norm.eps(), normed);
+        Tensor fusedNormed = poisoned(t, in);
+        for (int i = 0; i < 3; i++) {
+            fused[i] = poisoned(t, outs[i]);
+        }
+        gpu.normLinears(x, norm, fusedNormed, w, b, fused);
+        assertThat(gpu.toHost(fusedNormed)).as("normLinears' normed rows").containsExactly(gpu.toHost(normed));
+        for (int i = 0; i < 3; i++) {
+            Tensor one = poisoned(t, outs[i]);
+            gpu.linear(normed, w[i], b[i], one);
+            assertThat(gpu.toHost(fused[i])).as("normLinears, weight %d", i).containsExactly(gpu.toHost(one));
+        }
+        Tensor normedGate = poisoned(t, hidden);
+        Tensor gatedNormed = poisoned(t, in);
+        gpu.normGatedLinear(x, norm, gatedNormed, gw, gb, uw, ub, Activation.SILU, normedGate, poisoned(t, hidden));
+        Tensor g = poisoned(t, hidden);
+        gpu.gatedLinear(normed, gw, gb, uw, ub, Activation.SILU, g, poisoned(t, hidden));
+        assertThat(gpu.toHost(gatedNormed)).as("normGatedLinear's normed rows").containsExactly(gpu.toHost(normed));
+        assertThat(gpu.toHost(normedGate)).as("normGatedLinear").containsExactly(gpu.toHost(g));
         float[] start = randoms(t * outs[0]);
         Tensor residual = gpu.fromHost(start, t, outs[0]);
         gpu.linearAdd(x, w[0], b[0], poisoned(t, outs[0]), residual);
@@ -548,6 +571,66 @@ class CudaKernelsTest {
         }
     }
 
+    /**
+     * rotaryAttention (RoPE fused into the cache write) gives bit for bit what rotary then attention
+     * give: the rotated q and k, the cache it leaves (read by a second, decode step) and the output.
+     */
+    @ParameterizedTest
+    @CsvSource({"F32, 64", "BF16, 128", "F16, 64"})
+    void rotaryAttentionEqualsRotaryThenAttention(DType cacheType, int headDim) {
+        int heads = 4, kvHeads = 2, blockSize = 4;
+        AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0);
+        int[] lengths = {70, 3, 200};
+        int[][] tables = {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, {18}, new int[51]};
+        for (int j = 0; j < 51; j++) {
+            tables[2][j] = 19 + j;
+        }
+        float[] inv = new float[headDim / 2];
+        for (int j = 0; j < inv.length; j++) {
+            inv[j] = (float) Math.pow(10000, -2.0 * j / headDim);
+        }
+        Tensor invFreq = gpu.fromHost(inv, 1, inv.length);
+        KvCache fusedCache = gpu.allocateKvCache(1, 70, blockSize, shape.kvWidth(), cacheType);
+        KvCache separateCache = gpu.allocateKvCache(1, 70, blockSize, shape.kvWidth(), cacheType);
+        for (int step = 0; step < 2; step++) {
+            int n = 0;
+            for (int len : lengths) {
+                n += step == 0 ? len : 1;
+            }
+            int[] positions = new int[n];
+            int[] seqOf = new int[n];
+            int[] slots = new int[n];
+            int[] context = new int[lengths.length];
+            for (int s = 0, i = 0; s < lengths.length; s++) {
+                int from = step == 0 ? 0 : lengths[s];
+                int to = step == 0 ? lengths[s] : lengths[s] + 1;
+                context[s] = to;
+                for (int p = from; p < to; p++, i++) {
+                    positions[i] = p;
+                    seqOf[i] = s;
+                    slots[i] = tables[s][p / blockSize] * blockSize + p % blockSize;
+                }
+            }
+            TokenBatch batch = new TokenBatch(new int[n], positions, seqOf, new int[n], slots, tables, context, blockSize, new int[0]);
+            Backend.StepData data = gpu.prepare(batch);
+            float[] q = randoms(n * shape.queryWidth());
+            float[] k = randoms(n * shape.kvWidth());
+            float[] v = randoms(n * shape.kvWidth());
+            Tensor q1 = gpu.fromHost(q, n, shape.queryWidth());
+            Tensor k1 = gpu.fromHost(k, n, shape.kvWidth());
+            Tensor out1 = poisoned(n, shape.queryWidth());
+            gpu.rotaryAttention(q1, k1, gpu.fromHost(v, n, shape.kvWidth()), headDim, invFreq, fusedCache, 0, shape, data, out1);
+            Tensor q2 = gpu.fromHost(q, n, shape.queryWidth());
+            Tensor k2 = gpu.fromHost(k, n, shape.kvWidth());
+            Tensor out2 = poisoned(n, shape.queryWidth());
+            gpu.rotary(q2, k2, headDim, invFreq, data);
+            gpu.attention(q2, k2, gpu.fromHost(v, n, shape.kvWidth()), separateCache, 0, shape, data, out2);
+            assertThat(gpu.toHost(q1)).as("rotated q, step %d", step).containsExactly(gpu.toHost(q2));
+            assertThat(gpu.toHost(k1)).as("rotated k, step %d", step).containsExactly(gpu.toHost(k2));
+            assertThat(gpu.toHost(out1)).as("attention, step %d", step).containsExactly(gpu.toHost(out2));
+        }
+    }
+
     @Test
     void embeddingsAndRotary() {
         int vocab = 50, d = 64, headDim = 16;
@@ -664,5 +747,41 @@ class CudaKernelsTest {
         gpu.floraDemodulate(gpu.fromHost(products, stacked, out), rows, bGpu, gpu.weight(bias, 1, out), og);
         cpu.floraDemodulate(cpu.fromHost(products, stacked, out), rows, bCpu, cpu.weight(bias, 1, out), oc);
         assertThat(gpu.toHost(og)).as("demodulated (other rows untouched)").containsExactly(cpu.toHost(oc));
+    }
+
+    /**
+     * floraLinear (one layout upload; the modulation writes cuBLAS's rounded input) gives bit for bit
+     * what modulate, product and demodulate give one by one, through cuBLAS (16-bit weights, many
+     * stacked rows) and the GEMV (few rows).
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 9", "F16, 9", "BF16, 2", "F32, 9"})
+    void floraLinearEqualsItsThreeSteps(DType type, int t) {
+        int in = 72, out = 45;
+        int[][] rows = t == 9 ? new int[][] {{1, 4}, {0}, {3, 5, 8}} : new int[][] {{1}, {0}};
+        int[] ranks = {1, 3, 2};
+        float[] x = randoms(t * in);
+        Tensor[] a = new Tensor[rows.length];
+        Tensor[] bt = new Tensor[rows.length];
+        int stacked = 0;
+        for (int g = 0; g < rows.length; g++) {
+            int r = t == 9 ? ranks[g] : 1;
+            a[g] = gpu.weight(randoms(r * in), r, in);
+            bt[g] = gpu.weight(randoms(r * out), r, out);
+            stacked += r * rows[g].length;
+        }
+        Tensor w = weightOf(type, randoms(out * in), out, in);
+        Tensor bias = gpu.weight(randoms(out), 1, out);
+        float[] base = randoms(t * out);
+        Tensor xs = gpu.fromHost(x, t, in);
+        Tensor fused = gpu.fromHost(base, t, out);
+        gpu.floraLinear(xs, rows, a, bt, w, bias, poisoned(stacked, in), poisoned(stacked, out), fused);
+        Tensor separate = gpu.fromHost(base, t, out);
+        Tensor s = poisoned(stacked, in);
+        Tensor p = poisoned(stacked, out);
+        gpu.floraModulate(xs, rows, a, s);
+        gpu.linear(s, w, null, p);
+        gpu.floraDemodulate(p, rows, bt, bias, separate);
+        assertThat(gpu.toHost(fused)).as("floraLinear " + type).containsExactly(gpu.toHost(separate));
     }
 }

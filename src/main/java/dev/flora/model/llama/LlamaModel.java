@@ -5,6 +5,7 @@ import dev.flora.adapter.AdapterSlots;
 import dev.flora.backend.AttentionShape;
 import dev.flora.backend.Backend;
 import dev.flora.backend.KvCache;
+import dev.flora.backend.RmsNorm;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
 import dev.flora.model.DecoderModel;
@@ -18,7 +19,7 @@ import java.util.List;
  * a gated MLP. One definition for every backend.
  */
 public final class LlamaModel extends DecoderModel {
-    private record Layer(Tensor inputNorm, Linear q, Linear k, Linear v, Linear o, Tensor postNorm,
+    private record Layer(RmsNorm inputNorm, Linear q, Linear k, Linear v, Linear o, RmsNorm postNorm,
                          Linear gate, Linear up, Linear down, AttentionShape attention) {
         List<Linear> linears() {
             return List.of(q, k, v, o, gate, up, down);
@@ -47,12 +48,12 @@ public final class LlamaModel extends DecoderModel {
         for (int i = 0; i < layers.length; i++) {
             String p = "model.layers." + i + ".";
             layers[i] = new Layer(
-                    vector(weights, p + "input_layernorm.weight", d),
+                    new RmsNorm(vector(weights, p + "input_layernorm.weight", d), config.rmsNormEps()),
                     linear(weights, p + "self_attn.q_proj", config.qWidth(), d, config.qkvBias()),
                     linear(weights, p + "self_attn.k_proj", config.kvWidth(), d, config.qkvBias()),
                     linear(weights, p + "self_attn.v_proj", config.kvWidth(), d, config.qkvBias()),
                     linear(weights, p + "self_attn.o_proj", d, config.qWidth(), config.outputBias()),
-                    vector(weights, p + "post_attention_layernorm.weight", d),
+                    new RmsNorm(vector(weights, p + "post_attention_layernorm.weight", d), config.rmsNormEps()),
                     linear(weights, p + "mlp.gate_proj", config.intermediateSize(), d, config.mlpBias()),
                     linear(weights, p + "mlp.up_proj", config.intermediateSize(), d, config.mlpBias()),
                     linear(weights, p + "mlp.down_proj", d, config.intermediateSize(), config.mlpBias()),
@@ -89,13 +90,10 @@ public final class LlamaModel extends DecoderModel {
         backend.embed(embedding, step, x);
         for (int i = 0; i < layers.length; i++) {
             Layer layer = layers[i];
-            backend.rmsNorm(x, layer.inputNorm, config.rmsNormEps(), h);
-            adapted.projectAll(layer.qkv(), h, qkv);
-            backend.rotary(q, k, config.headDim(), invFreq, step);
-            backend.attention(q, k, v, cache, i, layer.attention, step, attn);
+            adapted.normProjectAll(x, layer.inputNorm, h, layer.qkv(), qkv);
+            backend.rotaryAttention(q, k, v, config.headDim(), invFreq, cache, i, layer.attention, step, attn);
             adapted.projectAdd(layer.o, attn, proj, x);
-            backend.rmsNorm(x, layer.postNorm, config.rmsNormEps(), h);
-            adapted.projectGated(layer.gate, layer.up, config.activation(), h, gate, up);
+            adapted.normProjectGated(x, layer.postNorm, h, layer.gate, layer.up, config.activation(), gate, up);
             adapted.projectAdd(layer.down, gate, proj, x);
         }
         Tensor selected = logitRowsOf(x, batch);
