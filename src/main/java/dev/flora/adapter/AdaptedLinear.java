@@ -88,34 +88,66 @@ public final class AdaptedLinear {
 
     /** outs[i] = layer i applied to x (q, k, v): one backend call when no token adapts any of them. */
     public void projectAll(Linear[] linears, Tensor x, Tensor[] outs) {
-        if (adaptsAny(linears)) {
+        if (adaptsAny(linears) && !additive(linears)) {
             for (int i = 0; i < linears.length; i++) {
                 project(linears[i], x, outs[i]);
             }
             return;
         }
         backend.linears(x, weights(linears), biases(linears), outs);
+        addAdapters(linears, x, outs);
     }
 
-    /** normed = the RMSNorm of x, then {@link #projectAll} of normed: one backend call when no token adapts any of them. */
+    /** normed = the RMSNorm of x, then {@link #projectAll} of normed: one backend call for the base products where no adapter replaces them. */
     public void normProjectAll(Tensor x, RmsNorm norm, Tensor normed, Linear[] linears, Tensor[] outs) {
-        if (adaptsAny(linears)) {
+        if (adaptsAny(linears) && !additive(linears)) {
             backend.rmsNorm(x, norm.weight(), norm.eps(), normed);
             projectAll(linears, normed, outs);
             return;
         }
         backend.normLinears(x, norm, normed, weights(linears), biases(linears), outs);
+        addAdapters(linears, normed, outs);
     }
 
-    /** normed = the RMSNorm of x, then {@link #projectGated} of normed: one backend call when no token adapts either layer. */
+    /** normed = the RMSNorm of x, then {@link #projectGated} of normed. */
     public void normProjectGated(Tensor x, RmsNorm norm, Tensor normed, Linear gateLayer, Linear upLayer, dev.flora.backend.Activation act,
                                  Tensor gate, Tensor up) {
-        if (adapts(gateLayer) || adapts(upLayer)) {
+        Linear[] both = {gateLayer, upLayer};
+        if (!adaptsAny(both)) {
+            backend.normGatedLinear(x, norm, normed, gateLayer.weight(), gateLayer.bias(), upLayer.weight(), upLayer.bias(), act, gate, up);
+        } else if (additive(both)) {
+            Tensor[] outs = {gate, up};
+            backend.normLinears(x, norm, normed, weights(both), biases(both), outs);
+            addAdapters(both, normed, outs);
+            backend.gatedActivation(act, gate, up, gate);
+        } else {
             backend.rmsNorm(x, norm.weight(), norm.eps(), normed);
             projectGated(gateLayer, upLayer, act, normed, gate, up);
-            return;
         }
-        backend.normGatedLinear(x, norm, normed, gateLayer.weight(), gateLayer.bias(), upLayer.weight(), upLayer.bias(), act, gate, up);
+    }
+
+    /**
+     * Whether every adapter of these layers in this step adds to (or scales) the base product rather
+     * than replacing rows of it: then the base products can run fused, the adapters after them.
+     */
+    private boolean additive(Linear[] linears) {
+        for (Linear l : linears) {
+            AdapterModule[] modules = modules(l);
+            for (AdapterModule m : modules) {
+                if (m != null && replaces(m, slots.strategy())) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private void addAdapters(Linear[] linears, Tensor x, Tensor[] outs) {
+        for (int i = 0; i < linears.length; i++) {
+            if (adapts(linears[i])) {
+                addAdapters(linears[i], x, outs[i], modules(linears[i]));
+            }
+        }
     }
 
     private boolean adaptsAny(Linear[] linears) {
@@ -160,10 +192,16 @@ public final class AdaptedLinear {
     public void project(Linear linear, Tensor x, Tensor out) {
         AdapterStrategy strategy = slots.strategy();
         AdapterModule[] modules = modules(linear);
+        baseProduct(linear, x, out, modules, strategy);
+        addAdapters(linear, x, out, modules);
+    }
+
+    /** The adapters' part of {@link #project}, on out holding the base product of every row not replaced. */
+    private void addAdapters(Linear linear, Tensor x, Tensor out, AdapterModule[] modules) {
+        AdapterStrategy strategy = slots.strategy();
         boolean auto = strategy == AdapterStrategy.AUTO;
         AdapterStrategy floraWay = auto ? chooseFor(AdapterKind.FLORA, linear, modules) : strategy;
         AdapterStrategy loraWay = auto ? chooseFor(AdapterKind.LORA, linear, modules) : strategy;
-        baseProduct(linear, x, out, modules, strategy);
         List<Group> fused = new ArrayList<>();
         List<Group> padded = new ArrayList<>();
         List<Group> gathered = new ArrayList<>();

@@ -33,6 +33,8 @@ public final class CudaBackend implements Backend {
     private static final int GEMV_THREADS = 128;
     /** kernels.cu's RMS_THREADS: rms_norm and the normed GEMVs sum a row with this many threads, in one order. */
     private static final int RMS_THREADS = 128;
+    /** Output columns per block of lora_expand. */
+    private static final int LORA_EXPAND_COLUMNS = 1024;
     /** kernels.cu's ROTARY_MAX_HALF: the largest half head size of the rotary kernels. */
     private static final int ROTARY_MAX_HALF = 256;
     /** (token, head) pairs whose attention splits the last split joins (attention's counters); more go to attention_combine. */
@@ -142,18 +144,6 @@ public final class CudaBackend implements Backend {
         return pointer;
     }
 
-    private long longs(long[] values, Object owner) {
-        long pointer = memory.allocate(Math.max(8L, values.length * 8L), owner);
-        try (Arena arena = Arena.ofConfined()) {
-            upload(pointer, arena.allocateFrom(ValueLayout.JAVA_LONG, values), values.length * 8L);
-        }
-        return pointer;
-    }
-
-    private long floats(float[] values, Object owner) {
-        return floats(values, owner, false);
-    }
-
     private long floats(float[] values, Object owner, boolean permanent) {
         long bytes = Math.max(4L, values.length * 4L);
         long pointer = permanent ? memory.permanent(bytes, owner) : memory.allocate(bytes, owner);
@@ -161,6 +151,40 @@ public final class CudaBackend implements Backend {
             upload(pointer, arena.allocateFrom(ValueLayout.JAVA_FLOAT, values), values.length * 4L);
         }
         return pointer;
+    }
+
+    /** Small arrays (int[], long[], float[]) for one launch, uploaded in one copy: device pointers in the order given. */
+    private long[] packed(Object owner, Object... arrays) {
+        long[] offsets = new long[arrays.length];
+        long size = 0;
+        for (int i = 0; i < arrays.length; i++) {
+            offsets[i] = size;
+            long bytes = switch (arrays[i]) {
+                case int[] v -> 4L * v.length;
+                case long[] v -> 8L * v.length;
+                case float[] v -> 4L * v.length;
+                default -> throw new IllegalArgumentException("packed: " + arrays[i].getClass());
+            };
+            size += (bytes + 7) / 8 * 8;
+        }
+        long device = memory.allocate(Math.max(8, size), owner);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(Math.max(8, size), 8);
+            for (int i = 0; i < arrays.length; i++) {
+                switch (arrays[i]) {
+                    case int[] v -> MemorySegment.copy(v, 0, host, ValueLayout.JAVA_INT, offsets[i], v.length);
+                    case long[] v -> MemorySegment.copy(v, 0, host, ValueLayout.JAVA_LONG, offsets[i], v.length);
+                    case float[] v -> MemorySegment.copy(v, 0, host, ValueLayout.JAVA_FLOAT, offsets[i], v.length);
+                    default -> throw new IllegalArgumentException();
+                }
+            }
+            upload(device, host, size);
+        }
+        long[] pointers = new long[arrays.length];
+        for (int i = 0; i < arrays.length; i++) {
+            pointers[i] = device + offsets[i];
+        }
+        return pointers;
     }
 
     @Override
@@ -808,20 +832,18 @@ public final class CudaBackend implements Backend {
                 biasType[g] = c.typeCode();
             }
         }
-        Object owner = out;
         CudaTensor v = allocateTyped(DType.F32, total, maxRank);
-        long rowOfP = ints(rowOf, owner);
-        long groupOfP = ints(groupOf, owner);
-        long rankP = ints(rank, owner);
-        launch("lora_shrink", total, maxRank, THREADS, 0, x == null ? null : CudaTensor.of(x).pointer, rowOfP, groupOfP,
-                longs(aPtr, owner), ints(aType, owner), rankP, v.pointer, maxRank, x.cols());
-        launch("lora_expand", total, 1, THREADS, 0, v.pointer, rowOfP, groupOfP, longs(bPtr, owner), ints(bType, owner),
-                longs(biasPtr, owner), ints(biasType, owner), rankP, floats(scale, owner), CudaTensor.of(out).pointer, maxRank, out.cols());
+        long[] p = packed(out, rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale);
+        launch("lora_shrink", total, maxRank, THREADS, 0, x == null ? null : CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], v.pointer,
+                maxRank, x.cols());
+        // Blocks split the output columns too: a few tokens still make enough blocks to stream B.
+        launch("lora_expand", total, (out.cols() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS, 0, v.pointer, p[0], p[1], p[5],
+                p[6], p[7], p[8], p[2], p[9], CudaTensor.of(out).pointer, maxRank, out.cols(), LORA_EXPAND_COLUMNS);
     }
 
     /**
-     * Host-side layout of fLoRA's stacked rows (Backend#floraModulate), uploaded for one call in one
-     * copy: per group its A and Bᵀ pointers (either may be absent) and types, its base row, token
+     * Device copies of fLoRA's stacked-row layout (Backend#floraModulate) for one call, uploaded in
+     * one copy: per group its A and Bᵀ pointers (either may be absent) and types, its base row, token
      * count and rank; per token its row, group and index in the group.
      */
     private record FloraLayout(int tokens, int stacked, long aPtr, long btPtr, long aType, long btType, long base, long count, long rank,
@@ -835,24 +857,20 @@ public final class CudaBackend implements Backend {
     private FloraLayout floraLayout(int[][] rows, Tensor[] a, int in, Tensor[] bt, int outs, Object owner, String what) {
         int groups = rows.length;
         int tokens = 0;
-        int stacked = 0;
         for (int[] r : rows) {
             tokens += r.length;
         }
-        MemorySegment host = Arena.ofAuto().allocate(16L * groups + 4L * (6L * groups + 3L * tokens), 8);
-        long at = 0;
-        long aPtr = at;
-        at += 8L * groups;
-        long btPtr = at;
-        at += 8L * groups;
-        long aType = at;
-        long btType = aType + 4L * groups;
-        long base = btType + 4L * groups;
-        long count = base + 4L * groups;
-        long rank = count + 4L * groups;
-        long rowOf = rank + 4L * groups;
-        long groupOf = rowOf + 4L * tokens;
-        long indexOf = groupOf + 4L * tokens;
+        long[] aPtr = new long[groups];
+        long[] btPtr = new long[groups];
+        int[] aType = new int[groups];
+        int[] btType = new int[groups];
+        int[] base = new int[groups];
+        int[] count = new int[groups];
+        int[] rank = new int[groups];
+        int[] rowOf = new int[tokens];
+        int[] groupOf = new int[tokens];
+        int[] indexOf = new int[tokens];
+        int stacked = 0;
         for (int g = 0, m = 0; g < groups; g++) {
             CudaTensor fa = a == null ? null : CudaTensor.of(a[g]);
             CudaTensor fb = bt == null ? null : CudaTensor.of(bt[g]);
@@ -861,24 +879,22 @@ public final class CudaBackend implements Backend {
                 throw new IllegalArgumentException(what + ": factors " + (fa == null ? "" : "A [" + fa.rows() + ", " + fa.cols() + "] ")
                         + (fb == null ? "" : "Bᵀ [" + fb.rows() + ", " + fb.cols() + "] ") + "for rows of " + in + " -> " + outs);
             }
-            host.set(ValueLayout.JAVA_LONG, aPtr + 8L * g, fa == null ? 0 : fa.pointer);
-            host.set(ValueLayout.JAVA_LONG, btPtr + 8L * g, fb == null ? 0 : fb.pointer);
-            host.set(ValueLayout.JAVA_INT, aType + 4L * g, fa == null ? 0 : fa.typeCode());
-            host.set(ValueLayout.JAVA_INT, btType + 4L * g, fb == null ? 0 : fb.typeCode());
-            host.set(ValueLayout.JAVA_INT, base + 4L * g, stacked);
-            host.set(ValueLayout.JAVA_INT, count + 4L * g, rows[g].length);
-            host.set(ValueLayout.JAVA_INT, rank + 4L * g, r);
+            aPtr[g] = fa == null ? 0 : fa.pointer;
+            btPtr[g] = fb == null ? 0 : fb.pointer;
+            aType[g] = fa == null ? 0 : fa.typeCode();
+            btType[g] = fb == null ? 0 : fb.typeCode();
+            base[g] = stacked;
+            count[g] = rows[g].length;
+            rank[g] = r;
             stacked += r * rows[g].length;
             for (int i = 0; i < rows[g].length; i++, m++) {
-                host.set(ValueLayout.JAVA_INT, rowOf + 4L * m, rows[g][i]);
-                host.set(ValueLayout.JAVA_INT, groupOf + 4L * m, g);
-                host.set(ValueLayout.JAVA_INT, indexOf + 4L * m, i);
+                rowOf[m] = rows[g][i];
+                groupOf[m] = g;
+                indexOf[m] = i;
             }
         }
-        long device = memory.allocate(host.byteSize(), owner);
-        upload(device, host, host.byteSize());
-        return new FloraLayout(tokens, stacked, device + aPtr, device + btPtr, device + aType, device + btType, device + base, device + count,
-                device + rank, device + rowOf, device + groupOf, device + indexOf);
+        long[] p = packed(owner, aPtr, btPtr, aType, btType, base, count, rank, rowOf, groupOf, indexOf);
+        return new FloraLayout(tokens, stacked, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
     }
 
     @Override

@@ -1079,15 +1079,17 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
     if (threadIdx.x == 0) v[(long long) k * maxRank + j] = (float) s;
 }
 
-// LoRA expand: out[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]).
+// LoRA expand: out[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]); block (k, y) takes
+// columns [y·columns, (y+1)·columns).
 __global__ void lora_expand(const float* v, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
                             const long long* biasPtr, const int* biasType, const int* rank, const float* scale, float* out,
-                            int maxRank, int outs) {
+                            int maxRank, int outs, int columns) {
     int k = blockIdx.x, g = groupOf[k], r = rank[g];
     const void* b = (const void*) bPtr[g];
     const void* bias = (const void*) biasPtr[g];
     float* o = out + (long long) rowOf[k] * outs;
-    for (int c = threadIdx.x; c < outs; c += blockDim.x) {
+    int end = min(outs, (blockIdx.y + 1) * columns);
+    for (int c = blockIdx.y * columns + threadIdx.x; c < end; c += blockDim.x) {
         double d = 0.0;
         for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, bType[g]) * v[(long long) k * maxRank + j];
         if (bias) d += ld(bias, c, biasType[g]);
