@@ -25,7 +25,11 @@ final class PaddedLora {
     private PaddedLora() {
     }
 
-    /** out[rows] += scale · (B (A x) + bias) for every sequence's rows with its own adapter. */
+    /**
+     * out[rows] += scale · (B (A x) + bias) for every sequence's rows with its own adapter: one gather,
+     * two batched products over all sequences, one scatter (per sequence when scales differ or
+     * adapters have biases).
+     */
     static void project(Backend backend, List<int[]> sequences, List<AdapterModule.Lora> adapters, Linear linear, Tensor x, Tensor out) {
         int longest = 0;
         int rank = 0;
@@ -37,25 +41,55 @@ final class PaddedLora {
         int outs = linear.outFeatures();
         int b = sequences.size();
         // One batched tensor per operand, [b × longest, ·], as torch.bmm takes them; sequence g owns
-        // rows [g · longest, (g + 1) · longest), the rows past its length left zero.
+        // rows [g · longest, (g + 1) · longest), the rows past its length copies of its first row
+        // (their products are computed, as bmm's padding is, and never written back).
+        int[] gather = new int[b * longest];
+        Tensor[] as = new Tensor[b];
+        Tensor[] bs = new Tensor[b];
+        boolean oneScale = true;
+        boolean biases = false;
+        for (int g = 0; g < b; g++) {
+            int[] rows = sequences.get(g);
+            for (int i = 0; i < longest; i++) {
+                gather[g * longest + i] = rows[Math.min(i, rows.length - 1)];
+            }
+            AdapterModule.Lora lora = adapters.get(g);
+            Tensor[] ab = padded(backend, lora, rank, in, outs);
+            as[g] = ab[0];
+            bs[g] = ab[1];
+            oneScale &= lora.scale() == adapters.get(0).scale();
+            biases |= lora.bias() != null;
+        }
         Tensor xp = backend.allocate(b * longest, in);
         Tensor v = backend.allocate(b * longest, rank);
         Tensor d = backend.allocate(b * longest, outs);
+        backend.gatherRows(x, gather, xp);
+        backend.batchedLinear(xp, as, longest, v);
+        backend.batchedLinear(v, bs, longest, d);
+        if (oneScale && !biases) {
+            int[] from = new int[x.rows()];
+            int[] to = new int[x.rows()];
+            int n = 0;
+            for (int g = 0; g < b; g++) {
+                for (int i = 0; i < sequences.get(g).length; i++, n++) {
+                    from[n] = g * longest + i;
+                    to[n] = sequences.get(g)[i];
+                }
+            }
+            Tensor kept = backend.allocate(n, outs);
+            backend.gatherRows(d, java.util.Arrays.copyOf(from, n), kept);
+            backend.scatterRows(kept, java.util.Arrays.copyOf(to, n), adapters.get(0).scale(), null, true, out);
+            return;
+        }
         for (int g = 0; g < b; g++) {
             int[] rows = sequences.get(g);
             AdapterModule.Lora lora = adapters.get(g);
-            Tensor[] ab = padded(backend, lora, rank, in, outs);
-            Tensor xg = backend.rows(xp, g * longest, longest);
-            Tensor vg = backend.rows(v, g * longest, longest);
-            Tensor dg = backend.rows(d, g * longest, longest);
-            backend.gatherRows(x, rows, backend.rows(xg, 0, rows.length));
-            backend.linear(xg, ab[0], null, vg);
-            backend.linear(vg, ab[1], lora.bias(), dg);
-            backend.scatterRows(backend.rows(dg, 0, rows.length), rows, lora.scale(), null, true, out);
+            Tensor dg = backend.rows(d, g * longest, rows.length);
+            backend.scatterRows(dg, rows, lora.scale(), padded(backend, lora, rank, in, outs)[2], true, out);
         }
     }
 
-    /** {A padded to [rank, in], B padded to [out, rank]}, made once per module and rank. */
+    /** {A padded to [rank, in], B padded to [out, rank], the bias times the scale (or null)}, made once per module and rank. */
     private static Tensor[] padded(Backend backend, AdapterModule.Lora lora, int rank, int in, int outs) {
         return PADDED.computeIfAbsent(lora, l -> new ConcurrentHashMap<>()).computeIfAbsent(rank, r -> {
             float[] a = backend.toHost(lora.a());
@@ -65,7 +99,15 @@ final class PaddedLora {
             for (int o = 0; o < outs; o++) {
                 System.arraycopy(b, o * own, pb, o * r, own);
             }
-            return new Tensor[] {backend.weight(Arrays.copyOf(a, r * in), r, in), backend.weight(pb, outs, r)};
+            Tensor scaledBias = null;
+            if (lora.bias() != null) {
+                float[] bias = backend.toHost(lora.bias());
+                for (int o = 0; o < bias.length; o++) {
+                    bias[o] *= lora.scale();
+                }
+                scaledBias = backend.weight(bias, 1, bias.length);
+            }
+            return new Tensor[] {backend.weight(Arrays.copyOf(a, r * in), r, in), backend.weight(pb, outs, r), scaledBias};
         });
     }
 }

@@ -144,6 +144,17 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Group g's rows [g·rows, (g+1)·rows) of out = the same rows of x times weights[g]ᵀ, for every
+     * group at once (a batched product, as torch.bmm): x [groups·rows, in], weights[g] [o, in] all of
+     * one shape and type, out [groups·rows, o].
+     */
+    default void batchedLinear(Tensor x, Tensor[] weights, int rows, Tensor out) {
+        for (int g = 0; g < weights.length; g++) {
+            linear(rows(x, g * rows, rows), weights[g], null, rows(out, g * rows, rows));
+        }
+    }
+
+    /**
      * normed = the RMSNorm of x, then {@link #linears} of normed: one call where the backend fuses
      * the norm into the products. normed is written either way (adapters read it).
      */
@@ -227,6 +238,17 @@ public interface Backend extends AutoCloseable {
     /** Marker for the backend's own per-step data. */
     interface StepData {
         TokenBatch batch();
+    }
+
+    /**
+     * Microseconds the device spends on {@code work}, for benchmarks: on a GPU measured on the GPU
+     * itself with the work queued behind a wait, so that the host's time to queue it does not count
+     * (as torch's CUDA-event timings); on the CPU the wall time of the call.
+     */
+    default double deviceMicros(Runnable work) {
+        long start = System.nanoTime();
+        work.run();
+        return (System.nanoTime() - start) / 1e3;
     }
 
     /** Waits until the device has done everything asked of it so far (for timing; the CPU computes as it is asked). */

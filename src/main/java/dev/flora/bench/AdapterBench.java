@@ -31,8 +31,7 @@ import java.util.function.LongConsumer;
  * adapter of rank r, against the base layer alone. fLoRA adapters for the fLoRA strategies, LoRA
  * adapters for the LoRA ones, and beside them the automatic choice for each kind. All cases of a
  * point are timed interleaved ({@link Interleaved}), median of the rounds. On a GPU a timed call is
- * GPU_CALLS layer calls in one step, then a wait for the device, divided by GPU_CALLS: the host
- * queues work ahead, as in a model's step, and the wait weighs little.
+ * GPU_CALLS layer calls in one step timed on the GPU, divided by GPU_CALLS.
  */
 public final class AdapterBench {
     /**
@@ -127,7 +126,7 @@ public final class AdapterBench {
      */
     private static Map<String, Double> measure(Backend backend, Setup setup, Slots lora, Slots flora, TokenBatch batch, Linear layer,
                                                Tensor x, Tensor out, boolean first) {
-        Map<String, Runnable> loraCases = new LinkedHashMap<>();
+        Map<String, Interleaved.Case> loraCases = new LinkedHashMap<>();
         loraCases.put("base", timed(backend, batch, () -> backend.linear(x, layer.weight(), null, out)));
         for (String s : LORA) {
             loraCases.put(s, timed(backend, batch, project(backend, lora, pinned(s), batch, layer, x, out)));
@@ -135,7 +134,7 @@ public final class AdapterBench {
         if (setup.auto()) {
             loraCases.put(AUTO_LORA, timed(backend, batch, project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out)));
         }
-        Map<String, Runnable> floraCases = new LinkedHashMap<>();
+        Map<String, Interleaved.Case> floraCases = new LinkedHashMap<>();
         for (String s : FLORA) {
             floraCases.put(s, timed(backend, batch, project(backend, flora, pinned(s), batch, layer, x, out)));
         }
@@ -158,18 +157,22 @@ public final class AdapterBench {
         return backend.device().equals("cpu") ? 1 : GPU_CALLS;
     }
 
-    /** What one timing runs: on the CPU the call itself; on a GPU, GPU_CALLS calls in a step of their own, then the wait. */
-    private static Runnable timed(Backend backend, TokenBatch batch, Runnable call) {
+    /**
+     * What one timing runs: on the CPU the call itself; on a GPU, GPU_CALLS calls in a step of their
+     * own, timed on the GPU ({@link Backend#deviceMicros}), as torch's per-layer timings are.
+     */
+    private static Interleaved.Case timed(Backend backend, TokenBatch batch, Runnable call) {
         int calls = callsPerTiming(backend);
         if (calls == 1) {
-            return call;
+            return Interleaved.wall(call);
         }
         return () -> {
             backend.prepare(batch); // step memory for the calls' temporaries, reused by the next timing
-            for (int i = 0; i < calls; i++) {
-                call.run();
-            }
-            backend.synchronize();
+            return backend.deviceMicros(() -> {
+                for (int i = 0; i < calls; i++) {
+                    call.run();
+                }
+            });
         };
     }
 

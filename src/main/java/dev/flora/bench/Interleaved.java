@@ -22,12 +22,27 @@ final class Interleaved {
     private Interleaved() {
     }
 
+    /** One case: runs once and says how many microseconds that took. */
+    @FunctionalInterface
+    interface Case {
+        double micros();
+    }
+
+    /** A case timed by the wall clock. */
+    static Case wall(Runnable call) {
+        return () -> {
+            long start = System.nanoTime();
+            call.run();
+            return (System.nanoTime() - start) / 1e3;
+        };
+    }
+
     /** Median microseconds per call of every case, over {@code rounds} interleaved rounds. */
-    static Map<String, Double> medians(Map<String, Runnable> cases, int rounds) {
+    static Map<String, Double> medians(Map<String, Case> cases, int rounds) {
         List<String> names = new ArrayList<>(cases.keySet());
         int n = names.size();
         for (String name : names) {
-            cases.get(name).run(); // untimed: caches, lazily made copies
+            cases.get(name).micros(); // untimed: caches, lazily made copies
         }
         Map<String, List<Double>> perRound = new LinkedHashMap<>();
         names.forEach(k -> perRound.put(k, new ArrayList<>()));
@@ -39,9 +54,7 @@ final class Interleaved {
             for (int c = 0; c < MIN_CYCLES || (System.nanoTime() < end && c < MAX_CYCLES); c++, cycle++) {
                 for (int i = 0; i < n; i++) {
                     String name = names.get(Turns.of(n, cycle, i));
-                    long start = System.nanoTime();
-                    cases.get(name).run();
-                    calls.get(name).add((System.nanoTime() - start) / 1e3);
+                    calls.get(name).add(cases.get(name).micros());
                 }
             }
             calls.forEach((name, t) -> perRound.get(name).add(median(t)));
@@ -52,10 +65,10 @@ final class Interleaved {
     }
 
     /** Runs the cases in turn, untimed, for at least this long (and once each at least): the JIT's last compilations. */
-    static void warmUp(Map<String, Runnable> cases, long nanos) {
+    static void warmUp(Map<String, Case> cases, long nanos) {
         long end = System.nanoTime() + nanos;
         do {
-            cases.values().forEach(Runnable::run);
+            cases.values().forEach(Case::micros);
         } while (System.nanoTime() < end);
     }
 

@@ -20,7 +20,7 @@ final class Cublas {
     static final int OP_N = 0;
     static final int OP_T = 1;
 
-    private final MethodHandle create, setStream, setWorkspace, gemmEx, statusString, getVersion;
+    private final MethodHandle create, setStream, setWorkspace, gemmEx, gemmBatchedEx, statusString, getVersion;
     private final MemorySegment handle;
     private final Arena scalars = Arena.ofAuto();
     private final MemorySegment one;
@@ -36,6 +36,8 @@ final class Cublas {
         setWorkspace = n.status("cublasSetWorkspace_v2", PTR, PTR, Native.LONG);
         getVersion = n.status("cublasGetVersion_v2", PTR, PTR);
         gemmEx = n.status("cublasGemmEx", PTR, INT, INT, INT, INT, INT, PTR, PTR, INT, INT, PTR, INT, INT, PTR, PTR, INT, INT, INT, INT);
+        gemmBatchedEx = n.status("cublasGemmBatchedEx", PTR, INT, INT, INT, INT, INT, PTR, PTR, INT, INT, PTR, INT, INT, PTR, PTR, INT, INT,
+                INT, INT, INT);
         statusString = n.function("cublasGetStatusString", java.lang.foreign.FunctionDescriptor.of(PTR, INT));
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment h = arena.allocate(PTR);
@@ -64,6 +66,17 @@ final class Cublas {
         int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
         check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, one, MemorySegment.ofAddress(w), inputType, in,
                 MemorySegment.ofAddress(x), inputType, in, zero, MemorySegment.ofAddress(out), R_32F, outs, compute, -1));
+    }
+
+    /**
+     * {@link #linear} for {@code count} groups at once (cublasGemmBatchedEx): group g's out rows from
+     * its x rows and W; xs, ws and outs are device arrays of the groups' device pointers.
+     */
+    void batchedLinear(long xs, long ws, long outs, int count, int tokens, int in, int outFeatures, int inputType) {
+        int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
+        check("cublasGemmBatchedEx", Native.call(gemmBatchedEx, handle, OP_T, OP_N, outFeatures, tokens, in, one, MemorySegment.ofAddress(ws),
+                inputType, in, MemorySegment.ofAddress(xs), inputType, in, zero, MemorySegment.ofAddress(outs), R_32F, outFeatures, count,
+                compute, -1));
     }
 
     private void check(String what, Object status) {

@@ -69,6 +69,10 @@ public final class CudaBackend implements Backend {
     private final int smCount;
     private final boolean overlap; // programmatic dependent launch: Hopper (compute capability 9) on
     private final long attentionCounters; // ATTENTION_COUNTERS ints, zero between launches
+    private MemorySegment[] timingEvents; // deviceMicros()'s start and end
+    private long queueNanos; // how long deviceMicros()'s last work took the host to queue
+    private RoundingBuffer rounding; // roundingBuffer()'s, valid in memory generation roundingGeneration
+    private long roundingGeneration;
 
     private record CudaStep(TokenBatch batch, long tokens, long positions, long seqOfToken, long cacheSlots, long blockTables,
                             int maxBlocks, int longestContext) implements StepData {
@@ -127,6 +131,25 @@ public final class CudaBackend implements Backend {
         long bytes = Math.max(1, (long) rows * cols * type.bytes());
         long pointer = memory.allocate(bytes, lifetime);
         return new CudaTensor(pointer, type, rows, cols, lifetime);
+    }
+
+    /**
+     * A 16-bit copy of a product's input for cuBLAS. Every product of a step (or recording) shares one
+     * buffer, grown when a larger one is asked for: the stream runs the rounding and the products in
+     * order, and a prefill step of 40 layers would otherwise hold 40 × 4 copies (tens of GB at 8192
+     * tokens).
+     */
+    private CudaTensor roundingBuffer(DType type, int rows, int cols) {
+        long bytes = (long) rows * cols * type.bytes();
+        if (rounding == null || roundingGeneration != memory.generation() || rounding.bytes() < bytes) {
+            Object lifetime = new Object();
+            rounding = new RoundingBuffer(memory.allocate(Math.max(1, bytes), lifetime), bytes, lifetime);
+            roundingGeneration = memory.generation();
+        }
+        return new CudaTensor(rounding.pointer(), type, rows, cols, rounding.lifetime());
+    }
+
+    private record RoundingBuffer(long pointer, long bytes, Object lifetime) {
     }
 
     private void upload(long device, MemorySegment host, long bytes) {
@@ -583,7 +606,7 @@ public final class CudaBackend implements Backend {
 
     /** x rounded to a 16-bit weight's type, as transformers feeds a bf16 product: the input cuBLAS reads. */
     private CudaTensor rounded(CudaTensor in, DType type) {
-        CudaTensor rounded = allocateTyped(type, in.rows(), in.cols());
+        CudaTensor rounded = roundingBuffer(type, in.rows(), in.cols());
         boolean vec = aligned(in.pointer, rounded.pointer);
         launchVector("to_half", in.numel(), 8, vec, in.pointer, rounded.pointer, in.numel(), vec ? 1 : 0, type == DType.BF16 ? 1 : 0);
         return rounded;
@@ -660,12 +683,51 @@ public final class CudaBackend implements Backend {
         CudaTensor in = CudaTensor.of(x);
         CudaTensor h = CudaTensor.of(normed);
         if (weights.length > 3 || !gemv(in, CudaTensor.of(weights[0])) || !gemv(h, CudaTensor.of(weights[0]))) {
-            CudaTensor r = allocateTyped(weights[0].dtype(), x.rows(), x.cols());
+            CudaTensor r = roundingBuffer(weights[0].dtype(), x.rows(), x.cols());
             rmsNorm(in, norm, h, r);
             products(r, weights, biases, outs);
             return;
         }
         gemvMulti(in, norm, h, weights, biases, outs);
+    }
+
+    /** One cublasGemmBatchedEx over the groups (float32 weights in pedantic float32; 16-bit ones with x rounded once). */
+    @Override
+    public void batchedLinear(Tensor x, Tensor[] weights, int rows, Tensor out) {
+        bind();
+        DType type = weights[0].dtype();
+        for (Tensor w : weights) {
+            if (w.dtype() != type || w.rows() != out.cols() || w.cols() != x.cols()) {
+                throw new IllegalArgumentException("batchedLinear: weights of different shapes or types");
+            }
+        }
+        if (x.rows() != weights.length * rows || out.rows() != x.rows() || rows == 0) {
+            throw new IllegalArgumentException("batchedLinear: x [" + x.rows() + ", " + x.cols() + "] for " + weights.length + " groups of "
+                    + rows + " rows, out [" + out.rows() + ", " + out.cols() + "]");
+        }
+        CudaTensor in = type == DType.F32 ? CudaTensor.of(x) : rounded(CudaTensor.of(x), type);
+        CudaTensor o = CudaTensor.of(out);
+        int g = weights.length;
+        long[] xs = new long[g];
+        long[] ws = new long[g];
+        long[] os = new long[g];
+        for (int i = 0; i < g; i++) {
+            xs[i] = in.pointer + (long) i * rows * x.cols() * type.bytes();
+            ws[i] = CudaTensor.of(weights[i]).pointer;
+            os[i] = o.pointer + (long) i * rows * out.cols() * 4L;
+        }
+        long[] p = packed(out, xs, ws, os);
+        int cublasType = switch (type) {
+            case F32 -> Cublas.R_32F;
+            case BF16 -> Cublas.R_16BF;
+            case F16 -> Cublas.R_16F;
+            default -> throw new IllegalStateException("batchedLinear with " + type + " weights");
+        };
+        long start = PROFILE ? begin() : 0;
+        cublas().batchedLinear(p[0], p[1], p[2], g, rows, x.cols(), out.cols(), cublasType);
+        if (PROFILE) {
+            end("cublas batched", start);
+        }
     }
 
     /** Whether x has rows and every weight is of one 16-bit type (the fused paths); checks the shapes. */
@@ -734,7 +796,7 @@ public final class CudaBackend implements Backend {
         CudaTensor in = CudaTensor.of(x);
         CudaTensor h = CudaTensor.of(normed);
         if (!gemv(in, CudaTensor.of(gateWeight)) || !gemv(h, CudaTensor.of(gateWeight))) {
-            CudaTensor r = allocateTyped(gateWeight.dtype(), x.rows(), x.cols());
+            CudaTensor r = roundingBuffer(gateWeight.dtype(), x.rows(), x.cols());
             rmsNorm(in, norm, h, r);
             gatedProducts(r, gateWeight, gateBias, upWeight, upBias, act, gate, up);
             return;
@@ -955,7 +1017,7 @@ public final class CudaBackend implements Backend {
             modulate(CudaTensor.of(x), l, CudaTensor.of(stacked));
             linear(stacked, weight, null, products);
         } else {
-            CudaTensor half = allocateTyped(w.dtype(), l.stacked(), x.cols());
+            CudaTensor half = roundingBuffer(w.dtype(), l.stacked(), x.cols());
             modulate(CudaTensor.of(x), l, half);
             product(half, w, null, CudaTensor.of(products));
         }
@@ -1297,6 +1359,26 @@ public final class CudaBackend implements Backend {
         }
         java.lang.ref.Reference.reachabilityFence(lifetime);
         return new dev.flora.bench.MachineLimits(2.0 * bytes / (bestCopy / 1e3), 2.0 * n * n * (double) n / (bestGemm / 1e3), smCount, 0);
+    }
+
+    /**
+     * The work queued behind a hold kernel that keeps the GPU busy for twice the host's last queueing
+     * time (plus 0.2 ms), between two events: the GPU time of the work alone.
+     */
+    @Override
+    public double deviceMicros(Runnable work) {
+        bind();
+        driver.synchronize(stream);
+        if (timingEvents == null) {
+            timingEvents = new MemorySegment[] {driver.createEvent(), driver.createEvent()};
+        }
+        launch("hold", 1, 1, 32, 0, 2 * queueNanos + 200_000L);
+        driver.record(timingEvents[0], stream);
+        long start = System.nanoTime();
+        work.run();
+        queueNanos = System.nanoTime() - start;
+        driver.record(timingEvents[1], stream);
+        return driver.elapsed(timingEvents[0], timingEvents[1]) * 1e3;
     }
 
     /** Waits until the GPU has done all the work given so far. */

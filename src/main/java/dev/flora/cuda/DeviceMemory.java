@@ -22,6 +22,7 @@ final class DeviceMemory {
     private int current;
     private boolean inStep;
     private RecordingArena recording;
+    private long generation; // changes whenever what allocate() hands out starts over or changes place
 
     DeviceMemory(Driver driver, MemorySegment context) {
         this.driver = driver;
@@ -94,6 +95,12 @@ final class DeviceMemory {
         current = 0;
         used = 0;
         inStep = true;
+        generation++;
+    }
+
+    /** Changes at every step, recording and their ends: memory from allocate() is valid while it stays the same. */
+    synchronized long generation() {
+        return generation;
     }
 
     /**
@@ -102,10 +109,12 @@ final class DeviceMemory {
      */
     synchronized void beginRecording(RecordingArena arena) {
         recording = arena;
+        generation++;
     }
 
     synchronized void endRecording() {
         recording = null;
+        generation++;
     }
 
     /** Memory owned by one recording: chunks freed when {@code owner} is collected, never moved or merged. */
@@ -123,6 +132,9 @@ final class DeviceMemory {
         void rewind(long[] mark) {
             at = (int) mark[0];
             usedHere = mark[1];
+            synchronized (DeviceMemory.this) {
+                generation++; // what was handed out past the mark is handed out again
+            }
         }
 
         long[] mark() {
@@ -152,5 +164,6 @@ final class DeviceMemory {
         }
         chunks.clear();
         inStep = false;
+        generation++;
     }
 }

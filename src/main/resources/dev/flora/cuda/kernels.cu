@@ -923,6 +923,16 @@ __global__ void attention_combine(const float* partOut, const float* partMax, co
     combine_splits(partOut, partMax, partSum, out, t, h, heads, headDim, splits, used);
 }
 
+// Keeps the GPU busy for the given nanoseconds (one thread): work queued behind it is timed on the
+// GPU without the host's queueing time (CudaBackend.deviceMicros).
+__global__ void hold(long long nanos) {
+    unsigned long long start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do {
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    } while (now - start < (unsigned long long) nanos);
+}
+
 // Per row of logits: the largest value and its index (the first on ties, as torch.argmax), and
 // log Σ exp(x − max) + max summed in float64; written as lse[rows] (double), max[rows], argmax[rows].
 // One block of LOGIT_THREADS per row: greedy decoding copies back these 16 bytes, not the row.

@@ -194,6 +194,37 @@ class CudaKernelsTest {
         assertThat(gpu.toHost(residual)).as("linearAdd").containsExactly(gpu.toHost(separate));
     }
 
+    /** batchedLinear (cublasGemmBatchedEx) against the float64 product of each group with its own weight. */
+    @ParameterizedTest
+    @CsvSource({"F32, 5, 3", "BF16, 7, 2"})
+    void batchedLinearIsEachGroupsProduct(DType type, int groups, int rows) {
+        int in = 40, out = 24;
+        float[] x = randoms(groups * rows * in);
+        Tensor[] w = new Tensor[groups];
+        float[][] values = new float[groups][];
+        for (int g = 0; g < groups; g++) {
+            values[g] = randoms(out * in);
+            w[g] = weightOf(type, values[g], out, in);
+        }
+        Tensor y = poisoned(groups * rows, out);
+        gpu.batchedLinear(gpu.fromHost(x, groups * rows, in), w, rows, y);
+        double[] want = new double[groups * rows * out];
+        double[] scale = new double[want.length];
+        for (int g = 0; g < groups; g++) {
+            for (int r = 0; r < rows; r++) {
+                int row = g * rows + r;
+                for (int o = 0; o < out; o++) {
+                    for (int i = 0; i < in; i++) {
+                        float xv = type == DType.BF16 ? bf16(x[row * in + i]) : x[row * in + i];
+                        want[row * out + o] += (double) xv * values[g][o * in + i];
+                        scale[row * out + o] += Math.abs((double) xv * values[g][o * in + i]);
+                    }
+                }
+            }
+        }
+        near(gpu.toHost(y), want, scale, 1e-6, "batchedLinear " + type);
+    }
+
     /** The logit summary made on the GPU: the host's argmax (first of tied maxima) and max exactly, its log-sum-exp within 1e-12. */
     @Test
     void logitSummaryEqualsTheHosts() {
