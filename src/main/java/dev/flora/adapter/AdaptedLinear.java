@@ -230,7 +230,7 @@ public final class AdaptedLinear {
             floraFused(fused, linear, x, out);
         }
         if (!padded.isEmpty()) {
-            PaddedLora.project(backend, padded.stream().map(Group::rows).toList(),
+            PaddedLora.project(backend, buffers, padded.stream().map(Group::rows).toList(),
                     padded.stream().map(g -> (AdapterModule.Lora) g.module).toList(), linear, x, out);
         }
     }

@@ -30,7 +30,7 @@ final class PaddedLora {
      * two batched products over all sequences, one scatter (per sequence when scales differ or
      * adapters have biases).
      */
-    static void project(Backend backend, List<int[]> sequences, List<AdapterModule.Lora> adapters, Linear linear, Tensor x, Tensor out) {
+    static void project(Backend backend, StepBuffers buffers, List<int[]> sequences, List<AdapterModule.Lora> adapters, Linear linear, Tensor x, Tensor out) {
         int longest = 0;
         int rank = 0;
         for (int g = 0; g < sequences.size(); g++) {
@@ -60,9 +60,9 @@ final class PaddedLora {
             oneScale &= lora.scale() == adapters.get(0).scale();
             biases |= lora.bias() != null;
         }
-        Tensor xp = backend.allocate(b * longest, in);
-        Tensor v = backend.allocate(b * longest, rank);
-        Tensor d = backend.allocate(b * longest, outs);
+        Tensor xp = buffers.get(StepBuffers.Use.PADDED_INPUT, b * longest, in);
+        Tensor v = buffers.get(StepBuffers.Use.PADDED_SHRUNK, b * longest, rank);
+        Tensor d = buffers.get(StepBuffers.Use.PADDED_OUTPUT, b * longest, outs);
         backend.gatherRows(x, gather, xp);
         backend.batchedLinear(xp, as, longest, v);
         backend.batchedLinear(v, bs, longest, d);
@@ -76,7 +76,7 @@ final class PaddedLora {
                     to[n] = sequences.get(g)[i];
                 }
             }
-            Tensor kept = backend.allocate(n, outs);
+            Tensor kept = buffers.get(StepBuffers.Use.PADDED_KEPT, n, outs);
             backend.gatherRows(d, java.util.Arrays.copyOf(from, n), kept);
             backend.scatterRows(kept, java.util.Arrays.copyOf(to, n), adapters.get(0).scale(), null, true, out);
             return;

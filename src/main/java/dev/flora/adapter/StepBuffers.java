@@ -15,7 +15,7 @@ import java.util.Map;
  */
 final class StepBuffers {
     /** What a buffer holds; two uses of the same width never share one. */
-    enum Use { STACKED_INPUT, STACKED_OUTPUT, KEPT_INPUT, KEPT_OUTPUT }
+    enum Use { STACKED_INPUT, STACKED_OUTPUT, KEPT_INPUT, KEPT_OUTPUT, PADDED_INPUT, PADDED_SHRUNK, PADDED_OUTPUT, PADDED_KEPT }
 
     private record Key(Use use, int cols) {
     }

@@ -136,7 +136,12 @@ final class BenchLoadCommands {
                 try (Progress progress = new Progress(spec.commandLine().getErr(), "generating", runs * ThroughputBench.outputTokens(workload))) {
                     for (ThroughputBench.Series s : chosen) {
                         for (int rank : s.kind() == null ? new int[] {0} : ranks()) {
-                            points.add(measure(lm, s, rank, workload, progress));
+                            P point = measure(lm, s, rank, workload, progress);
+                            points.add(point);
+                            if (json) { // as each point is made: a long run stopped part way keeps what it measured
+                                spec.commandLine().getOut().println(JsonLines.JSON.valueToTree(point));
+                                spec.commandLine().getOut().flush();
+                            }
                         }
                     }
                 }
@@ -144,9 +149,6 @@ final class BenchLoadCommands {
                 backend.close();
             }
             PrintWriter o = spec.commandLine().getOut();
-            if (json) {
-                points.forEach(p -> o.println(JsonLines.JSON.valueToTree(p)));
-            }
             String name = dir.getFileName().toString();
             if (!json) {
                 List<String> seriesOf = points.stream().map(ThroughputBench.Labelled::series).toList();

@@ -35,6 +35,8 @@ public final class CudaBackend implements Backend {
     private static final int RMS_THREADS = 128;
     /** Output columns per block of lora_expand. */
     private static final int LORA_EXPAND_COLUMNS = 1024;
+    /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
+    private static final int FLORA_COLUMNS = 1024;
     /** kernels.cu's ROTARY_MAX_HALF: the largest half head size of the rotary kernels. */
     private static final int ROTARY_MAX_HALF = 256;
     /** (token, head) pairs whose attention splits the last split joins (attention's counters); more go to attention_combine. */
@@ -981,7 +983,9 @@ public final class CudaBackend implements Backend {
         args.addAll(java.util.Arrays.asList(l.args(true)));
         args.addAll(java.util.Arrays.asList(half ? null : stacked.pointer, half ? stacked.pointer : null, stacked.dtype() == DType.BF16 ? 1 : 0,
                 x.cols()));
-        launchRows("flora_modulate", l.tokens(), args.toArray());
+        if (l.tokens() > 0) {
+            launch("flora_modulate", l.tokens(), columnBlocks(x.cols()), THREADS, 0, args.toArray());
+        }
     }
 
     @Override
@@ -992,11 +996,17 @@ public final class CudaBackend implements Backend {
         demodulate(CudaTensor.of(products), l, orNull(bias), CudaTensor.of(out));
     }
 
+    private static int columnBlocks(int columns) {
+        return (columns + FLORA_COLUMNS - 1) / FLORA_COLUMNS;
+    }
+
     private void demodulate(CudaTensor products, FloraLayout l, CudaTensor bias, CudaTensor out) {
         java.util.List<Object> args = new java.util.ArrayList<>(java.util.List.of(products.pointer));
         args.addAll(java.util.Arrays.asList(l.args(false)));
         args.addAll(java.util.Arrays.asList(ptr(bias), type(bias), out.pointer, out.cols()));
-        launchRows("flora_demodulate", l.tokens(), args.toArray());
+        if (l.tokens() > 0) {
+            launch("flora_demodulate", l.tokens(), columnBlocks(out.cols()), THREADS, 0, args.toArray());
+        }
     }
 
     /**
@@ -1115,7 +1125,7 @@ public final class CudaBackend implements Backend {
         long listedPairs = (long) listed * shape.heads();
         int splits = (int) Math.max(1, Math.min(ATTENTION_MAX_SPLITS, (ATTENTION_BLOCKS_PER_SM * smCount + listedPairs - 1) / listedPairs));
         splits = Math.min(splits, (visible + ATTENTION_MIN_SPLIT - 1) / ATTENTION_MIN_SPLIT);
-        long pairs = (long) n * shape.heads() * splits;
+        long pairs = listedPairs * splits;
         long partOut = 0;
         long partMax = 0;
         long partSum = 0;
@@ -1131,7 +1141,7 @@ public final class CudaBackend implements Backend {
         };
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of
         // more pairs than it holds joins them in attention_combine.
-        boolean joinedHere = (long) n * shape.heads() <= ATTENTION_COUNTERS;
+        boolean joinedHere = listedPairs <= ATTENTION_COUNTERS;
         launch(kernel, listed * shape.heads(), splits, 128, 0, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList,
@@ -1372,7 +1382,7 @@ public final class CudaBackend implements Backend {
         if (timingEvents == null) {
             timingEvents = new MemorySegment[] {driver.createEvent(), driver.createEvent()};
         }
-        launch("hold", 1, 1, 32, 0, 2 * queueNanos + 200_000L);
+        launch("hold", 1, 1, 32, 0, Math.min(2 * queueNanos, 10_000_000L) + 200_000L); // work queued slower than that is the host's
         driver.record(timingEvents[0], stream);
         long start = System.nanoTime();
         work.run();

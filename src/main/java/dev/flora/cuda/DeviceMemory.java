@@ -23,6 +23,7 @@ final class DeviceMemory {
     private boolean inStep;
     private RecordingArena recording;
     private long generation; // changes whenever what allocate() hands out starts over or changes place
+    private final java.util.concurrent.atomic.AtomicLong held = new java.util.concurrent.atomic.AtomicLong(); // permanent(), not yet freed
 
     DeviceMemory(Driver driver, MemorySegment context) {
         this.driver = driver;
@@ -45,14 +46,17 @@ final class DeviceMemory {
             pointer = driver.tryAlloc(bytes);
         }
         if (pointer == 0) {
-            pointer = driver.alloc(bytes); // reports the device's free and total memory
+            pointer = alloc(bytes);
         }
         long allocated = pointer;
         Driver d = driver;
         MemorySegment ctx = context;
+        java.util.concurrent.atomic.AtomicLong counter = held;
+        counter.addAndGet(bytes);
         CLEANER.register(owner, () -> {
             d.setCurrent(ctx);
             d.free(allocated);
+            counter.addAndGet(-bytes);
         });
         return allocated;
     }
@@ -72,12 +76,26 @@ final class DeviceMemory {
         }
         if (current == chunks.size()) {
             long chunk = Math.max(size, Math.max(64L << 20, chunks.isEmpty() ? 0 : chunks.getLast()[1] * 2));
-            chunks.add(new long[] {driver.alloc(chunk), chunk});
+            chunks.add(new long[] {alloc(chunk), chunk});
             used = 0;
         }
         long pointer = chunks.get(current)[0] + used;
         used += size;
         return pointer;
+    }
+
+    /** driver.alloc, its out-of-memory message saying what Flora holds (to tell a leak from a large step). */
+    private long alloc(long bytes) {
+        try {
+            return driver.alloc(bytes);
+        } catch (CudaException e) {
+            long step = 0;
+            for (long[] c : chunks) {
+                step += c[1];
+            }
+            throw new CudaException(e.getMessage() + "; Flora holds " + held.get() + " bytes of weights, caches and recordings and "
+                    + step + " of step memory in " + chunks.size() + " chunks");
+        }
     }
 
     /** Opens a new step: the previous step's memory is reused (the stream has finished with it). */
@@ -90,7 +108,7 @@ final class DeviceMemory {
                 driver.free(c[0]);
             }
             chunks.clear();
-            chunks.add(new long[] {driver.alloc(total), total});
+            chunks.add(new long[] {alloc(total), total});
         }
         current = 0;
         used = 0;

@@ -32,6 +32,13 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
     return h;
 }
 
+// Stores v at element i of a float32 (type 0), bf16 (1) or f16 (2) buffer.
+__device__ __forceinline__ void kv_st(void* p, long long i, float v, int type) {
+    if (type == 0) ((float*) p)[i] = v;
+    else if (type == 1) ((u16*) p)[i] = f32_to_bf16(v);
+    else ((u16*) p)[i] = f32_to_f16(v);
+}
+
 // Programmatic dependent launch (Hopper): a kernel launched with it (CudaBackend.launchOverlapped)
 // may start while the one before it drains; it reads nothing the earlier kernels write, and writes
 // nothing, before grid_wait(). Every decode kernel calls let_next_start() first, so that the next
@@ -419,13 +426,15 @@ __global__ void rotary(float* x, int width, int headDim, const float* invFreq, c
     }
 }
 
-// The same rotation of q [T, qWidth] and k [T, kWidth] in one launch: each angle's cosine and sine
-// once per token (shared memory), then every head's pairs; the same values as rotary.
 #define ROTARY_MAX_HALF 256
-__global__ void rotary_qk(float* q, int qWidth, float* k, int kWidth, int headDim, const float* invFreq, const int* positions) {
+
+// Token blockIdx.x's q and k pairs rotated in place, each angle's cosine and sine once (shared
+// memory); with cacheK, the rotated k also stored at cache slot (when slot >= 0) in the cache's type.
+__device__ __forceinline__ void rotate_qk(float* q, int qWidth, float* k, int kWidth, int headDim, const float* invFreq, int position,
+                                          void* cacheK, long long slot, int type) {
     __shared__ float cosOf[ROTARY_MAX_HALF], sinOf[ROTARY_MAX_HALF];
     int t = blockIdx.x, half = headDim / 2;
-    float pos = (float) positions[t];
+    float pos = (float) position;
     for (int j = threadIdx.x; j < half; j += blockDim.x) {
         float angle = pos * invFreq[j];
         cosOf[j] = cosf(angle);
@@ -440,9 +449,22 @@ __global__ void rotary_qk(float* q, int qWidth, float* k, int kWidth, int headDi
         float c = cosOf[j], s = sinOf[j];
         float* base = (isQ ? q : k) + (long long) t * width + h * headDim;
         float a = base[j], b = base[j + half];
-        base[j] = a * c - b * s;
-        base[j + half] = b * c + a * s;
+        float ra = a * c - b * s, rb = b * c + a * s;
+        base[j] = ra;
+        base[j + half] = rb;
+        if (!isQ && cacheK && slot >= 0) {
+            long long at = slot * kWidth + h * headDim + j;
+            kv_st(cacheK, at, ra, type);
+            kv_st(cacheK, at + half, rb, type);
+        }
     }
+}
+
+// The same rotation of q [T, qWidth] and k [T, kWidth] in one launch: each angle's cosine and sine
+// once per token (shared memory), then every head's pairs; the same values as rotary.
+__global__ void rotary_qk(float* q, int qWidth, float* k, int kWidth, int headDim, const float* invFreq, const int* positions) {
+    let_next_start();
+    rotate_qk(q, qWidth, k, kWidth, headDim, invFreq, positions[blockIdx.x], nullptr, -1, 0);
 }
 
 }  // extern "C"
@@ -464,12 +486,6 @@ template <int TYPE> __device__ __forceinline__ float4 kv_ld4(const void* p, long
                                       bf16_to_f32((u16) (u.y & 0xffffu)), bf16_to_f32((u16) (u.y >> 16)));
     return make_float4(f16_to_f32((u16) (u.x & 0xffffu)), f16_to_f32((u16) (u.x >> 16)),
                        f16_to_f32((u16) (u.y & 0xffffu)), f16_to_f32((u16) (u.y >> 16)));
-}
-
-__device__ __forceinline__ void kv_st(void* p, long long i, float v, int type) {
-    if (type == 0) ((float*) p)[i] = v;
-    else if (type == 1) ((u16*) p)[i] = f32_to_bf16(v);
-    else ((u16*) p)[i] = f32_to_f16(v);
 }
 
 template <int TYPE> __device__ void write_kv_impl(const float* k, const float* v, void* cacheK, void* cacheV, const int* slots, int kvWidth) {
@@ -512,13 +528,14 @@ __device__ __forceinline__ int attention_first(int pos, int window) { return win
 // The split length of a context of len positions: the same here and in attention_combine.
 __device__ __forceinline__ int attention_split(int len, int minSplit, int splits) { return max(minSplit, (len + splits - 1) / splits); }
 
-// Joins the used splits of (token t, head h): weights sum_s · exp(max_s − max), in split order.
+// Joins the used splits of (token t, head h), the pair-th (token, head) of the launch: weights
+// sum_s · exp(max_s − max), in split order.
 // Reads past L1 (__ldcg): other blocks of the same kernel may have written the parts.
-__device__ void combine_splits(const float* partOut, const float* partMax, const float* partSum, float* out, int t, int h, int heads,
-                               int headDim, int splits, int used) {
+__device__ void combine_splits(const float* partOut, const float* partMax, const float* partSum, float* out, int pair, int t, int h,
+                               int heads, int headDim, int splits, int used) {
     __shared__ double weight[ATTN_MAX_SPLITS];
     __shared__ double total;
-    long long part = ((long long) t * heads + h) * splits;
+    long long part = (long long) pair * splits;
     if (threadIdx.x == 0) {
         float top = __int_as_float(0xff800000);
         for (int s = 0; s < used; s++) top = fmaxf(top, __ldcg(partMax + part + s));
@@ -658,7 +675,7 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
         if (d < headDim) partial[warp][d] = acc[k];
     }
     __syncthreads();
-    long long part = ((long long) t * heads + h) * splits + split;
+    long long part = (long long) blockIdx.x * splits + split; // parts by listed pair, not by token: few tokens listed, few parts
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
         double total = 0.0;
         for (int w = 0; w < ATTN_WARPS; w++) total += partial[w][d];
@@ -671,20 +688,20 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
         partSum[part] = (float) l;
     }
     if (!counters) return; // attention_combine joins them
-    // The last split of (t, h) to finish joins them (counters[t·heads + h] counts the finished
+    // The last split of (t, h) to finish joins them (counters[pair] counts the finished
     // splits and is left at 0 for the next launch): no attention_combine launch.
     __shared__ int last;
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
-        int* counter = counters + (long long) t * heads + h;
+        int* counter = counters + blockIdx.x;
         last = atomicAdd(counter, 1) == used - 1;
         if (last) *counter = 0;
     }
     __syncthreads();
     if (!last) return;
     __threadfence();
-    combine_splits(partOut, partMax, partSum, out, t, h, heads, headDim, splits, used);
+    combine_splits(partOut, partMax, partSum, out, blockIdx.x, t, h, heads, headDim, splits, used);
 }
 
 // ---- prefill attention on the tensor cores (16-bit caches): flash-attention over tiles of up to
@@ -859,34 +876,10 @@ __global__ void write_kv(const float* k, const float* v, void* cacheK, void* cac
 // the rotated k and v stored at the token's cache slot in the cache's type.
 __global__ void rotary_write_kv(float* q, int qWidth, float* k, const float* v, int kvWidth, int headDim, const float* invFreq,
                                 const int* positions, void* cacheK, void* cacheV, const int* slots, int type) {
-    __shared__ float cosOf[ROTARY_MAX_HALF], sinOf[ROTARY_MAX_HALF];
     let_next_start();
-    int t = blockIdx.x, half = headDim / 2;
-    float pos = (float) positions[t];
+    int t = blockIdx.x;
     long long slot = slots[t];
-    for (int j = threadIdx.x; j < half; j += blockDim.x) {
-        float angle = pos * invFreq[j];
-        cosOf[j] = cosf(angle);
-        sinOf[j] = sinf(angle);
-    }
-    __syncthreads();
-    int qPairs = qWidth / 2;
-    for (int i = threadIdx.x; i < (qWidth + kvWidth) / 2; i += blockDim.x) {
-        bool isQ = i < qPairs;
-        int pair = isQ ? i : i - qPairs, width = isQ ? qWidth : kvWidth;
-        int h = pair / half, j = pair % half;
-        float c = cosOf[j], s = sinOf[j];
-        float* base = (isQ ? q : k) + (long long) t * width + h * headDim;
-        float a = base[j], b = base[j + half];
-        float ra = a * c - b * s, rb = b * c + a * s;
-        base[j] = ra;
-        base[j + half] = rb;
-        if (!isQ && slot >= 0) {
-            long long at = slot * kvWidth + h * headDim + j;
-            kv_st(cacheK, at, ra, type);
-            kv_st(cacheK, at + half, rb, type);
-        }
-    }
+    rotate_qk(q, qWidth, k, kvWidth, headDim, invFreq, positions[t], cacheK, slot, type);
     if (slot < 0) return; // a recorded step's padding
     for (int c = threadIdx.x; c < kvWidth; c += blockDim.x) kv_st(cacheV, slot * kvWidth + c, v[(long long) t * kvWidth + c], type);
 }
@@ -920,7 +913,7 @@ __global__ void attention_combine(const float* partOut, const float* partMax, co
     int splitLen = attention_split(len, minSplit, splits);
     int used = (len + splitLen - 1) / splitLen;
     if (used <= 1) return;
-    combine_splits(partOut, partMax, partSum, out, t, h, heads, headDim, splits, used);
+    combine_splits(partOut, partMax, partSum, out, blockIdx.x, t, h, heads, headDim, splits, used);
 }
 
 // Keeps the GPU busy for the given nanoseconds (one thread): work queued behind it is timed on the
@@ -1034,6 +1027,10 @@ __global__ void fill_random(void* out, int type, long long n, unsigned long long
     }
 }
 
+// Columns per block of flora_modulate / flora_demodulate (blockIdx.y): a decode step's few tokens
+// still make enough blocks to keep memory busy (CudaBackend.FLORA_COLUMNS).
+#define FLORA_COLUMNS 1024
+
 // fLoRA modulation, every group of the step at once: one block per adapted token m (group g,
 // index i of n_g): stacked[base_g + j n_g + i] = x[row_m] ∘ A_g[j] for j < r_g; into half (rounded
 // to bf16 or f16, what cuBLAS reads) instead when it is not null.
@@ -1043,9 +1040,10 @@ __global__ void flora_modulate(const float* x, const int* rowOf, const int* grou
     int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g];
     const float* row = x + (long long) rowOf[m] * in;
     const void* a = (const void*) aPtr[g];
+    int end = min(in, (blockIdx.y + 1) * FLORA_COLUMNS);
     for (int j = 0; j < rank[g]; j++) {
         long long at = (long long) (base[g] + j * n + i) * in;
-        for (int c = threadIdx.x; c < in; c += blockDim.x) {
+        for (int c = blockIdx.y * FLORA_COLUMNS + threadIdx.x; c < end; c += blockDim.x) {
             float v = __fmul_rn(row[c], ld(a, (long long) j * in + c, aType[g]));
             if (half) half[at + c] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
             else stacked[at + c] = v;
@@ -1062,7 +1060,8 @@ __global__ void flora_demodulate(const float* products, const int* rowOf, const 
     const void* bt = (const void*) btPtr[g];
     float scale = 1.f / r;
     float* o = out + (long long) rowOf[m] * outs;
-    for (int c = threadIdx.x; c < outs; c += blockDim.x) {
+    int end = min(outs, (blockIdx.y + 1) * FLORA_COLUMNS);
+    for (int c = blockIdx.y * FLORA_COLUMNS + threadIdx.x; c < end; c += blockDim.x) {
         float s = 0.f;
         for (int j = 0; j < r; j++) {
             s = __fadd_rn(s, __fmul_rn(products[(long long) (base[g] + j * n + i) * outs + c], ld(bt, (long long) j * outs + c, btType[g])));

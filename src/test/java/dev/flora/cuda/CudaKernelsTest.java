@@ -532,30 +532,16 @@ class CudaKernelsTest {
         }
         // Step 1: every sequence's prompt; step 2: one decode token each.
         for (int step = 0; step < 2; step++) {
-            int n = 0;
-            for (int s = 0; s < numSeqs; s++) {
-                n += step == 0 ? lengths[s] : 1;
-            }
-            int[] tokens = new int[n];
-            int[] positions = new int[n];
-            int[] seqOf = new int[n];
-            int[] slots = new int[n];
+            TokenBatch batch = promptsThenDecode(lengths, tables, blockSize, step);
+            int n = batch.numTokens();
+            int[] positions = batch.positions();
+            int[] seqOf = batch.seqOfToken();
             float[] k = new float[n * kw];
             float[] v = new float[n * kw];
-            int[] context = new int[numSeqs];
-            for (int s = 0, i = 0; s < numSeqs; s++) {
-                int from = step == 0 ? 0 : lengths[s];
-                int to = step == 0 ? lengths[s] : lengths[s] + 1;
-                context[s] = to;
-                for (int p = from; p < to; p++, i++) {
-                    positions[i] = p;
-                    seqOf[i] = s;
-                    slots[i] = tables[s][p / blockSize] * blockSize + p % blockSize;
-                    System.arraycopy(keys[s], p * kw, k, i * kw, kw);
-                    System.arraycopy(values[s], p * kw, v, i * kw, kw);
-                }
+            for (int i = 0; i < n; i++) {
+                System.arraycopy(keys[seqOf[i]], positions[i] * kw, k, i * kw, kw);
+                System.arraycopy(values[seqOf[i]], positions[i] * kw, v, i * kw, kw);
             }
-            TokenBatch batch = new TokenBatch(tokens, positions, seqOf, new int[n], slots, tables, context, blockSize, new int[0]);
             Backend.StepData data = gpu.prepare(batch);
             float[] q = randoms(n * qw);
             Tensor out = poisoned(n, qw);
@@ -602,6 +588,29 @@ class CudaKernelsTest {
         }
     }
 
+    /** Step 0: every sequence's prompt of lengths[s] tokens; step 1: one decode token each (slots from the block tables). */
+    private static TokenBatch promptsThenDecode(int[] lengths, int[][] tables, int blockSize, int step) {
+        int n = 0;
+        for (int len : lengths) {
+            n += step == 0 ? len : 1;
+        }
+        int[] positions = new int[n];
+        int[] seqOf = new int[n];
+        int[] slots = new int[n];
+        int[] context = new int[lengths.length];
+        for (int s = 0, i = 0; s < lengths.length; s++) {
+            int from = step == 0 ? 0 : lengths[s];
+            int to = step == 0 ? lengths[s] : lengths[s] + 1;
+            context[s] = to;
+            for (int p = from; p < to; p++, i++) {
+                positions[i] = p;
+                seqOf[i] = s;
+                slots[i] = tables[s][p / blockSize] * blockSize + p % blockSize;
+            }
+        }
+        return new TokenBatch(new int[n], positions, seqOf, new int[n], slots, tables, context, blockSize, new int[0]);
+    }
+
     /**
      * rotaryAttention (RoPE fused into the cache write) gives bit for bit what rotary then attention
      * give: the rotated q and k, the cache it leaves (read by a second, decode step) and the output.
@@ -624,25 +633,8 @@ class CudaKernelsTest {
         KvCache fusedCache = gpu.allocateKvCache(1, 70, blockSize, shape.kvWidth(), cacheType);
         KvCache separateCache = gpu.allocateKvCache(1, 70, blockSize, shape.kvWidth(), cacheType);
         for (int step = 0; step < 2; step++) {
-            int n = 0;
-            for (int len : lengths) {
-                n += step == 0 ? len : 1;
-            }
-            int[] positions = new int[n];
-            int[] seqOf = new int[n];
-            int[] slots = new int[n];
-            int[] context = new int[lengths.length];
-            for (int s = 0, i = 0; s < lengths.length; s++) {
-                int from = step == 0 ? 0 : lengths[s];
-                int to = step == 0 ? lengths[s] : lengths[s] + 1;
-                context[s] = to;
-                for (int p = from; p < to; p++, i++) {
-                    positions[i] = p;
-                    seqOf[i] = s;
-                    slots[i] = tables[s][p / blockSize] * blockSize + p % blockSize;
-                }
-            }
-            TokenBatch batch = new TokenBatch(new int[n], positions, seqOf, new int[n], slots, tables, context, blockSize, new int[0]);
+            TokenBatch batch = promptsThenDecode(lengths, tables, blockSize, step);
+            int n = batch.numTokens();
             Backend.StepData data = gpu.prepare(batch);
             float[] q = randoms(n * shape.queryWidth());
             float[] k = randoms(n * shape.kvWidth());
