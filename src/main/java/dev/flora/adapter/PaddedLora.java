@@ -1,9 +1,15 @@
 package dev.flora.adapter;
 
 import dev.flora.backend.Backend;
+import dev.flora.backend.DType;
 import dev.flora.backend.Tensor;
 import dev.flora.model.Linear;
+import dev.flora.safetensors.SafetensorsWriter;
+import dev.flora.safetensors.TensorView;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
@@ -20,7 +26,10 @@ import java.util.concurrent.ConcurrentHashMap;
  * work itself is measured, not rebuilding it.
  */
 final class PaddedLora {
-    private static final Map<AdapterModule.Lora, Map<Integer, Tensor[]>> PADDED = Collections.synchronizedMap(new WeakHashMap<>());
+    private static final Map<AdapterModule.Lora, Map<PadKey, Tensor[]>> PADDED = Collections.synchronizedMap(new WeakHashMap<>());
+
+    private record PadKey(int rank, DType type) {
+    }
 
     private PaddedLora() {
     }
@@ -54,7 +63,7 @@ final class PaddedLora {
                 gather[g * longest + i] = rows[Math.min(i, rows.length - 1)];
             }
             AdapterModule.Lora lora = adapters.get(g);
-            Tensor[] ab = padded(backend, lora, rank, in, outs);
+            Tensor[] ab = padded(backend, lora, rank, in, outs, linear.weight().dtype());
             as[g] = ab[0];
             bs[g] = ab[1];
             oneScale &= lora.scale() == adapters.get(0).scale();
@@ -85,19 +94,24 @@ final class PaddedLora {
             int[] rows = sequences.get(g);
             AdapterModule.Lora lora = adapters.get(g);
             Tensor dg = backend.rows(d, g * longest, rows.length);
-            backend.scatterRows(dg, rows, lora.scale(), padded(backend, lora, rank, in, outs)[2], true, out);
+            backend.scatterRows(dg, rows, lora.scale(), padded(backend, lora, rank, in, outs, linear.weight().dtype())[2], true, out);
         }
     }
 
-    /** {A padded to [rank, in], B padded to [out, rank], the bias times the scale (or null)}, made once per module and rank. */
-    private static Tensor[] padded(Backend backend, AdapterModule.Lora lora, int rank, int in, int outs) {
-        return PADDED.computeIfAbsent(lora, l -> new ConcurrentHashMap<>()).computeIfAbsent(rank, r -> {
+    /**
+     * {A padded to [rank, in], B padded to [out, rank], the bias times the scale (or null)}, made once
+     * per module, rank and type: in the base layer's type where that is 16-bit (torch.bmm runs in the
+     * model's type), else float32.
+     */
+    private static Tensor[] padded(Backend backend, AdapterModule.Lora lora, int rank, int in, int outs, DType type) {
+        DType padType = type == DType.BF16 || type == DType.F16 ? type : DType.F32;
+        return PADDED.computeIfAbsent(lora, l -> new ConcurrentHashMap<>()).computeIfAbsent(new PadKey(rank, padType), key -> {
             float[] a = backend.toHost(lora.a());
             float[] b = backend.toHost(lora.b());
             int own = lora.rank();
-            float[] pb = new float[outs * r];
+            float[] pb = new float[outs * rank];
             for (int o = 0; o < outs; o++) {
-                System.arraycopy(b, o * own, pb, o * r, own);
+                System.arraycopy(b, o * own, pb, o * rank, own);
             }
             Tensor scaledBias = null;
             if (lora.bias() != null) {
@@ -107,7 +121,21 @@ final class PaddedLora {
                 }
                 scaledBias = backend.weight(bias, 1, bias.length);
             }
-            return new Tensor[] {backend.weight(Arrays.copyOf(a, r * in), r, in), backend.weight(pb, outs, r), scaledBias};
+            return new Tensor[] {weight(backend, Arrays.copyOf(a, rank * in), rank, in, padType), weight(backend, pb, outs, rank, padType),
+                    scaledBias};
         });
+    }
+
+    /** A weight of these values in float32, or rounded to bf16 / f16. */
+    private static Tensor weight(Backend backend, float[] values, int rows, int cols, DType type) {
+        if (type == DType.F32) {
+            return backend.weight(values, rows, cols);
+        }
+        MemorySegment data = Arena.ofAuto().allocate(values.length * 2L, 2);
+        for (int i = 0; i < values.length; i++) {
+            short h = type == DType.BF16 ? SafetensorsWriter.toBf16(values[i]) : Float.floatToFloat16(values[i]);
+            data.setAtIndex(ValueLayout.JAVA_SHORT, i, h);
+        }
+        return backend.weight(new TensorView("padded lora", type, new long[] {rows, cols}, data, null), rows, cols);
     }
 }

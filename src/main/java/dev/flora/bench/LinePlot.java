@@ -24,6 +24,23 @@ public final class LinePlot {
     /**
      * @param panels panel title → series name → points (x, y), drawn on log2 x and log10 y axes
      */
+    /**
+     * {@link #write}, or one line on {@code err} saying why the plot is not drawn where the Java
+     * runtime has no fonts (a GPU machine's bare runtime): the table or JSON lines a command printed
+     * stand, and the plot can be drawn elsewhere from them. Whether it was drawn.
+     */
+    public static boolean writeOrSay(Path file, String title, String xLabel, String yLabel, Map<String, Map<String, List<double[]>>> panels,
+                                     java.io.PrintWriter err) throws IOException {
+        try {
+            write(file, title, xLabel, yLabel, panels);
+        } catch (RuntimeException | Error e) {
+            err.println("plot: not drawn, this Java runtime finds no fonts (" + e.getMessage() + ")");
+            return false;
+        }
+        err.println("plot: " + file.toAbsolutePath());
+        return true;
+    }
+
     public static void write(Path file, String title, String xLabel, String yLabel, Map<String, Map<String, List<double[]>>> panels) throws IOException {
         System.setProperty("java.awt.headless", "true");
         int panelW = 520;

@@ -73,8 +73,21 @@ final class BenchCommand implements Runnable {
         @picocli.CommandLine.Mixin
         DeviceOption device = new DeviceOption();
 
+        @Option(names = "--from", paramLabel = "JSONL", description = "Measure nothing: table and plot from the JSON lines of an earlier "
+                + "--json run (made on a machine that cannot draw, say).")
+        Path from;
+
         @Override
         public Integer call() throws java.io.IOException {
+            if (from != null) {
+                var points = JsonLines.readAs(from, dev.flora.bench.AdapterBench.Point.class, "bench adapters");
+                PrintWriter out = spec.commandLine().getOut();
+                out.printf(Locale.ROOT, "measured earlier (%s): d = %d, microseconds per layer call%n", from, points.getFirst().in());
+                dev.flora.bench.AdapterTable.print(out, points, points.stream().anyMatch(p -> p.picked() != null));
+                plot(points, points.stream().mapToInt(dev.flora.bench.AdapterBench.Point::tokens).distinct().toArray(), 0, points.getFirst().in(),
+                        "measured earlier");
+                return 0;
+            }
             if (dim < 16 || sequences < 1 || rounds < 1 || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)
                     || java.util.Arrays.stream(tokens).anyMatch(t -> t < 1)) {
                 throw new FloraException("--dim must be >= 16, --sequences, --tokens, --rounds and --ranks >= 1");
@@ -104,18 +117,24 @@ final class BenchCommand implements Runnable {
                         costs == null ? "AUTO's defaults (no calibration)" : file);
                 dev.flora.bench.AdapterTable.print(out, points, true);
             }
+            plot(points, tokens, sequences, dim, kernels);
+            return 0;
+        }
+
+        /** One panel per token count (sequences 0: not known, from --from), a line per pinned strategy. */
+        private void plot(java.util.List<dev.flora.bench.AdapterBench.Point> points, int[] tokenCounts, int sequences, int d, String kernels)
+                throws java.io.IOException {
             java.util.Map<String, java.util.Map<String, java.util.List<double[]>>> panels = new java.util.LinkedHashMap<>();
-            for (int t : tokens) {
+            for (int t : tokenCounts) {
                 java.util.Map<String, java.util.List<double[]>> series = new java.util.LinkedHashMap<>();
                 for (String s : dev.flora.bench.AdapterBench.columns(false)) {
                     series.put(s, points.stream().filter(p -> p.tokens() == t && p.strategy().equals(s))
                             .map(p -> new double[] {p.rank(), p.micros()}).toList());
                 }
-                panels.put(t + " tokens, " + Math.min(sequences, t) + " adapters", series);
+                panels.put(t + " tokens" + (sequences > 0 ? ", " + Math.min(sequences, t) + " adapters" : ""), series);
             }
-            dev.flora.bench.LinePlot.write(plot, "Adapted layer time vs rank, d=" + dim + " (" + kernels + ")", "rank", "us", panels);
-            spec.commandLine().getErr().println("plot: " + plot.toAbsolutePath());
-            return 0;
+            dev.flora.bench.LinePlot.writeOrSay(plot, "Adapted layer time vs rank, d=" + d + " (" + kernels + ")", "rank", "us", panels,
+                    spec.commandLine().getErr());
         }
     }
 

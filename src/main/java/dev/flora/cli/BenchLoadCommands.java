@@ -79,7 +79,17 @@ final class BenchLoadCommands {
         @Option(names = "--json", description = "Print one JSON line per point instead of the table.")
         boolean json;
 
+        @Option(names = "--from", paramLabel = "JSONL", description = "Measure nothing: table and plot from the JSON lines of an earlier "
+                + "--json run (made on a machine that cannot draw, say).")
+        Path from;
+
         abstract int[] ranks();
+
+        /** The record a point's JSON line holds (for --from). */
+        abstract Class<P> pointType();
+
+        /** Takes the workload's settings the title shows (requests, rate) from a point read back (--from). */
+        abstract void adoptSettings(P point);
 
         abstract int maxBatchedTokens();
 
@@ -108,6 +118,12 @@ final class BenchLoadCommands {
 
         @Override
         public Integer call() throws Exception {
+            if (from != null) {
+                List<P> points = JsonLines.readAs(from, pointType(), "bench " + spec.name());
+                adoptSettings(points.getFirst());
+                report(String.valueOf(from.getFileName()), "an earlier run", points);
+                return 0;
+            }
             check();
             if (requests < 1 || maxBatchedTokens() < 1 || maxSequences < 1 || kvCacheBytes < 1
                     || java.util.Arrays.stream(ranks()).anyMatch(r -> r < 1)) {
@@ -148,17 +164,23 @@ final class BenchLoadCommands {
             } finally {
                 backend.close();
             }
-            PrintWriter o = spec.commandLine().getOut();
-            String name = dir.getFileName().toString();
             if (!json) {
-                List<String> seriesOf = points.stream().map(ThroughputBench.Labelled::series).toList();
-                List<Integer> rankOf = points.stream().map(ThroughputBench.Labelled::rank).toList();
-                String used = points.stream().map(ThroughputBench.Labelled::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
-                o.print(table(title(name, backend.name(), used), seriesOf, rankOf, points.stream().map(p -> cell(p, points)).toList()));
-                o.flush();
+                report(dir.getFileName().toString(), backend.name(), points);
+            } else {
+                draw(dir.getFileName().toString(), points);
             }
-            draw(name, points);
             return 0;
+        }
+
+        /** The table (on standard output) and the plot of the points. */
+        private void report(String name, String backendName, List<P> points) throws java.io.IOException {
+            PrintWriter o = spec.commandLine().getOut();
+            List<String> seriesOf = points.stream().map(ThroughputBench.Labelled::series).toList();
+            List<Integer> rankOf = points.stream().map(ThroughputBench.Labelled::rank).toList();
+            String used = points.stream().map(ThroughputBench.Labelled::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
+            o.print(table(title(name, backendName, used), seriesOf, rankOf, points.stream().map(p -> cell(p, points)).toList()));
+            o.flush();
+            draw(name, points);
         }
 
         /**
@@ -168,19 +190,16 @@ final class BenchLoadCommands {
          */
         void draw(String model, List<P> points) throws java.io.IOException {
             Map<String, List<double[]>> lines = new LinkedHashMap<>();
+            int[] ranks = from != null ? points.stream().mapToInt(P::rank).filter(r -> r > 0).distinct().sorted().toArray() : ranks();
             for (P p : points) {
                 if (p.rank() == 0) {
-                    lines.put("no adapter", java.util.Arrays.stream(ranks()).mapToObj(r -> new double[] {r, plotted(p)}).toList());
+                    lines.put("no adapter", java.util.Arrays.stream(ranks).mapToObj(r -> new double[] {r, plotted(p)}).toList());
                 } else {
                     lines.computeIfAbsent(p.series(), k -> new ArrayList<>()).add(new double[] {p.rank(), plotted(p)});
                 }
             }
-            try {
-                LinePlot.write(plot(), model + ": " + spec.name() + " against rank", "rank", yLabel(), Map.of(panel(), lines));
-                spec.commandLine().getErr().println("plot: " + plot().toAbsolutePath());
-            } catch (RuntimeException | Error e) {
-                spec.commandLine().getErr().println("plot: not drawn, this Java runtime finds no fonts (" + e.getMessage() + ")");
-            }
+            LinePlot.writeOrSay(plot(), model + ": " + spec.name() + " against rank", "rank", yLabel(), Map.of(panel(), lines),
+                    spec.commandLine().getErr());
         }
 
         /** A table with a row per rank and a column per series; cells from {@code cell}, the base model's in every row. */
@@ -267,6 +286,16 @@ final class BenchLoadCommands {
         }
 
         @Override
+        Class<ThroughputBench.Point> pointType() {
+            return ThroughputBench.Point.class;
+        }
+
+        @Override
+        void adoptSettings(ThroughputBench.Point point) {
+            requests = point.requests();
+        }
+
+        @Override
         double plotted(ThroughputBench.Point p) {
             return p.tokensPerSecond();
         }
@@ -339,6 +368,17 @@ final class BenchLoadCommands {
             LoadGenerator.Report r = p.report();
             return String.format(Locale.ROOT, "%.4f (%.3f / %.4f)%s", r.latencyPerOutputToken(), r.ttftP50(), r.tpotP50(),
                     r.failed() > 0 ? " " + r.failed() + " failed" : "");
+        }
+
+        @Override
+        Class<LatencyBench.Point> pointType() {
+            return LatencyBench.Point.class;
+        }
+
+        @Override
+        void adoptSettings(LatencyBench.Point point) {
+            requests = point.report().requests();
+            rate = point.report().rate();
         }
 
         @Override

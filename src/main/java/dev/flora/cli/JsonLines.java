@@ -63,6 +63,29 @@ final class JsonLines {
         }
     }
 
+    /**
+     * A file of lines a command printed with --json, back as its records (fields a line has beside
+     * them ignored); a line that is not one names the file, the line and what is wrong.
+     */
+    static <T> List<T> readAs(Path file, Class<T> type, String what) {
+        com.fasterxml.jackson.databind.ObjectReader reader = JSON.readerFor(type)
+                .without(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+                .with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_MISSING_CREATOR_PROPERTIES);
+        List<T> values = new ArrayList<>();
+        for (Line line : read(file)) {
+            try {
+                values.add(reader.readValue(line.value()));
+            } catch (IOException e) {
+                String why = e instanceof JsonProcessingException j ? j.getOriginalMessage() : e.getMessage();
+                throw new FloraException(file + " line " + line.number() + ": not a line of " + what + " --json (" + why + ")");
+            }
+        }
+        if (values.isEmpty()) {
+            throw new FloraException(file + ": no lines of " + what + " --json");
+        }
+        return values;
+    }
+
     /** Writes lines to a file (atomically: all or nothing), or to {@code stdout} for "-" or null. */
     static void write(Path file, List<? extends JsonNode> values, Writer stdout) {
         try {

@@ -152,8 +152,8 @@ final class LoadgenCommand implements Callable<Integer> {
             series.put("TTFT", sorted(samples.stream().filter(s -> s.status() == 200).map(LoadGenerator.Sample::ttft).toList()));
             series.put("e2e", sorted(samples.stream().filter(s -> s.status() == 200).map(LoadGenerator.Sample::e2e).toList()));
             series.put("ITL", sorted(samples.stream().filter(s -> s.status() == 200).flatMap(s -> s.itl().stream()).toList()));
-            LinePlot.write(plot, "Latency distributions (" + report.popularity() + ", " + report.adapters() + " models)", "rank", "s",
-                    Map.of("sorted latencies", series));
+            LinePlot.writeOrSay(plot, "Latency distributions (" + report.popularity() + ", " + report.adapters() + " models)", "rank", "s",
+                    Map.of("sorted latencies", series), spec.commandLine().getErr());
         }
         return report;
     }

@@ -63,6 +63,16 @@ class BenchCliTest {
                 "--calibration", file.toString(), "--plot", plot.toString());
         assertThat(table.code()).as(table.err()).isZero();
         assertThat(table.out()).contains("auto/best", "flora/gathered", "worst auto/best: fLoRA ");
+
+        // --from: the same table and plot from the JSON lines, measured on a machine that cannot draw, say.
+        Path lines = tmp.resolve("adapters.jsonl");
+        Files.writeString(lines, bench.out());
+        Path again = tmp.resolve("again.png");
+        CliTest.Run from = flora("bench", "adapters", "--from", lines.toString(), "--plot", again.toString());
+        assertThat(from.code()).as(from.err()).isZero();
+        assertThat(from.out()).contains("measured earlier", "d = 32", "auto/best", "worst auto/best: fLoRA ");
+        assertThat(from.out().lines().filter(l -> l.matches("\\s+[24]\\s+[12] .*"))).hasSize(4);
+        assertThat(Files.size(again)).isPositive();
     }
 
     @Test

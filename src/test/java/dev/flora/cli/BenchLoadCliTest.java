@@ -66,6 +66,25 @@ class BenchLoadCliTest {
         assertThat(Files.size(tmp.resolve("tp.png"))).isPositive();
     }
 
+    /** --from: the table and plot again from the JSON lines, nothing measured; a file of other lines is refused by line. */
+    @Test
+    void tableAndPlotFromTheJsonLinesOfAnEarlierRun() throws IOException {
+        CliTest.Run run = flora(args("--series", "none,flora", "--ranks", "1,3", "--targets", "q_proj", "--json"));
+        assertThat(run.code()).as(run.err()).isZero();
+        Path lines = tmp.resolve("points.jsonl");
+        Files.writeString(lines, run.out());
+        Path png = tmp.resolve("again.png");
+        CliTest.Run again = flora("bench", "throughput", "--from", lines.toString(), "--plot", png.toString());
+        assertThat(again.code()).as(again.err()).isZero();
+        assertThat(again.out()).contains("points.jsonl on an earlier run: 5 requests each with its own adapter on q_proj", "none", "flora");
+        assertThat(again.out().lines().filter(l -> l.matches("\\s+[13] .*"))).hasSize(2);
+        assertThat(Files.size(png)).isPositive();
+
+        CliTest.Run wrong = flora("bench", "latency", "--from", lines.toString());
+        assertThat(wrong.code()).isNotZero();
+        assertThat(wrong.err()).contains("points.jsonl line 1: not a line of bench latency --json").doesNotContain("Exception");
+    }
+
     @Test
     void tableHasARowPerRankAndAColumnPerSeries() {
         CliTest.Run run = flora(args("--series", "none,flora", "--ranks", "1,3", "--targets", "q_proj"));
