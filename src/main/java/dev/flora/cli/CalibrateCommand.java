@@ -5,7 +5,6 @@ import dev.flora.adapter.AdapterKind;
 import dev.flora.adapter.Calibration;
 import dev.flora.adapter.CostModel;
 import dev.flora.bench.AdapterBench;
-import dev.flora.cpu.CpuBackend;
 import dev.flora.cpu.KernelProvider;
 import dev.flora.model.Linear;
 import dev.flora.model.ModelDirectory;
@@ -41,6 +40,10 @@ final class CalibrateCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "Calibrate at this model's layer shapes.")
     Path model;
 
+    @Option(names = "--random-weights", description = "With --model: a directory with config.json only (flora bench model "
+            + "--config-only); the weights are made, as the shapes are all that is needed.")
+    boolean randomWeights;
+
     @Option(names = "--dim", defaultValue = "1024", paramLabel = "D", description = "Layer width without --model (default: ${DEFAULT-VALUE}).")
     int dim;
 
@@ -70,8 +73,10 @@ final class CalibrateCommand implements Callable<Integer> {
         }
         Set<List<Integer>> shapes = new LinkedHashSet<>();
         int d = dim;
+        dev.flora.backend.Backend backend = device.create();
         if (model != null) {
-            var lm = Models.load(ModelDirectory.open(model), new CpuBackend());
+            // Loaded where it is measured (a config-only directory with --random-weights), for its layer shapes only.
+            var lm = Models.load(ModelDirectory.open(model), backend, randomWeights);
             d = lm.spec().hiddenSize();
             for (Linear l : lm.linears().values()) {
                 shapes.add(List.of(l.inFeatures(), l.outFeatures()));
@@ -79,7 +84,6 @@ final class CalibrateCommand implements Callable<Integer> {
         } else {
             shapes.add(List.of(dim, dim));
         }
-        dev.flora.backend.Backend backend = device.create();
         List<AdapterBench.Point> points = new ArrayList<>();
         try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", (long) shapes.size() * tokens.length * ranks.length)) {
             for (List<Integer> shape : shapes) {

@@ -75,6 +75,25 @@ class BenchCliTest {
         assertThat(Files.size(again)).isPositive();
     }
 
+    /** calibrate --model with a config-only directory and --random-weights: every distinct layer shape of the model, measured. */
+    @Test
+    void calibrateAModelsLayerShapesFromItsConfigAlone() throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("config-only"));
+        Files.copy(Fixtures.llamaTinyModel().resolve("config.json"), dir.resolve("config.json"));
+        Path file = tmp.resolve("shapes.json");
+        CliTest.Run cal = flora("calibrate", "--model", dir.toString(), "--random-weights", "--sequences", "1", "--tokens", "2", "--ranks", "1",
+                "--rounds", "1", "--out", file.toString());
+        assertThat(cal.code()).as(cal.err()).isZero();
+        Set<List<Integer>> shapes = Calibration.loadIfPresent(file).measurements().stream().map(m -> List.of(m.in(), m.out()))
+                .collect(Collectors.toSet());
+        assertThat(shapes).hasSizeGreaterThan(1);
+        assertThat(cal.out().lines().filter(l -> l.startsWith("layer ["))).hasSize(shapes.size());
+
+        CliTest.Run without = flora("calibrate", "--model", dir.toString(), "--tokens", "2", "--ranks", "1", "--rounds", "1", "--out", file.toString());
+        assertThat(without.code()).isNotZero();
+        assertThat(without.err()).contains("no model.safetensors").doesNotContain("Exception");
+    }
+
     @Test
     void benchDecodeCompareRunsEveryConfigurationAgainstNoAdapters() throws IOException {
         CliTest.Run run = flora("bench", "decode", "--model", Fixtures.llamaTinyModel().toString(), "--batch", "2", "--tokens", "3",
