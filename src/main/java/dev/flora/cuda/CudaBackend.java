@@ -59,6 +59,7 @@ public final class CudaBackend implements Backend {
     private final Driver driver;
     private final MemorySegment context;
     private final MemorySegment stream;
+    private final MemorySegment weightStream; // weight(TensorView)'s copies
     private final KernelModule kernels;
     private Cublas cublas; // made at the first product: only libcuda is needed to start
     private final Object cublasWorkspace = new Object();
@@ -95,6 +96,7 @@ public final class CudaBackend implements Backend {
         this.deviceName = driver.deviceName(device);
         this.smCount = driver.attribute(device, Driver.ATTR_SM_COUNT);
         this.stream = driver.createStream();
+        this.weightStream = driver.createStream();
         this.memory = new DeviceMemory(driver, context);
         int major = driver.attribute(device, Driver.ATTR_COMPUTE_MAJOR);
         this.kernels = KernelModule.load(driver, major, driver.attribute(device, Driver.ATTR_COMPUTE_MINOR));
@@ -163,17 +165,30 @@ public final class CudaBackend implements Backend {
     /** Int arrays for a kernel, in step (or owned) device memory. */
     private long ints(int[] values, Object owner) {
         long pointer = memory.allocate(Math.max(4L, values.length * 4L), owner);
+        MemorySegment staged = memory.stage(values.length * 4L);
+        if (staged != null) {
+            MemorySegment.copy(values, 0, staged, ValueLayout.JAVA_INT, 0, values.length);
+            upload(pointer, staged, values.length * 4L);
+            return pointer;
+        }
         try (Arena arena = Arena.ofConfined()) {
             upload(pointer, arena.allocateFrom(ValueLayout.JAVA_INT, values), values.length * 4L);
         }
         return pointer;
     }
 
+    /** Floats in device memory; permanent ones (weights, tensors made from the host) copied as weight(TensorView)'s are. */
     private long floats(float[] values, Object owner, boolean permanent) {
         long bytes = Math.max(4L, values.length * 4L);
         long pointer = permanent ? memory.permanent(bytes, owner) : memory.allocate(bytes, owner);
         try (Arena arena = Arena.ofConfined()) {
-            upload(pointer, arena.allocateFrom(ValueLayout.JAVA_FLOAT, values), values.length * 4L);
+            MemorySegment host = arena.allocateFrom(ValueLayout.JAVA_FLOAT, values);
+            if (permanent && values.length > 0) {
+                driver.copyToDevice(pointer, host, values.length * 4L, weightStream);
+                driver.synchronize(weightStream);
+            } else {
+                upload(pointer, host, values.length * 4L);
+            }
         }
         return pointer;
     }
@@ -193,8 +208,9 @@ public final class CudaBackend implements Backend {
             size += (bytes + 7) / 8 * 8;
         }
         long device = memory.allocate(Math.max(8, size), owner);
+        MemorySegment staged = memory.stage(Math.max(8, size)); // page-locked within a step: the copy never waits for the stream
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(Math.max(8, size), 8);
+            MemorySegment host = staged != null ? staged : arena.allocate(Math.max(8, size), 8);
             for (int i = 0; i < arrays.length; i++) {
                 switch (arrays[i]) {
                     case int[] v -> MemorySegment.copy(v, 0, host, ValueLayout.JAVA_INT, offsets[i], v.length);
@@ -230,8 +246,10 @@ public final class CudaBackend implements Backend {
             launchElements("fill_random", t.numel(), pointer, t.typeCode(), t.numel(), source.seed(), rows == 1 ? 1 : 0);
             return t;
         }
-        upload(pointer, source.data(), bytes);
-        driver.synchronize(stream); // the source may be unmapped once this returns
+        // On a stream of its own: an adapter read beside serving neither waits for the step's work nor
+        // holds it up (nor touches a stream a graph is being recorded on).
+        driver.copyToDevice(pointer, source.data(), bytes, weightStream);
+        driver.synchronize(weightStream); // the source may be unmapped once this returns
         return new CudaTensor(pointer, type, rows, cols, lifetime);
     }
 

@@ -24,6 +24,11 @@ final class DeviceMemory {
     private RecordingArena recording;
     private long generation; // changes whenever what allocate() hands out starts over or changes place
     private final java.util.concurrent.atomic.AtomicLong held = new java.util.concurrent.atomic.AtomicLong(); // permanent(), not yet freed
+    // Page-locked host memory for a step's small uploads (stage()), handed out by bump and reset when a step begins.
+    private final List<MemorySegment> pinned = new ArrayList<>();
+    private int pinnedCurrent;
+    private long pinnedUsed;
+    private static final long PINNED_CHUNK = 8L << 20;
 
     DeviceMemory(Driver driver, MemorySegment context) {
         this.driver = driver;
@@ -114,6 +119,31 @@ final class DeviceMemory {
         used = 0;
         inStep = true;
         generation++;
+        pinnedCurrent = 0; // the stream has finished the last step's copies from it
+        pinnedUsed = 0;
+    }
+
+    /**
+     * Page-locked host memory for one upload of the open step, valid until the next step begins; null
+     * outside a step or while a graph is recorded. A copy from pageable memory may make the host wait
+     * for the stream (the driver stages it); from page-locked memory it never does.
+     */
+    synchronized MemorySegment stage(long bytes) {
+        if (!inStep || recording != null || bytes <= 0) {
+            return null;
+        }
+        long size = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+        while (pinnedCurrent < pinned.size() && pinnedUsed + size > pinned.get(pinnedCurrent).byteSize()) {
+            pinnedCurrent++;
+            pinnedUsed = 0;
+        }
+        if (pinnedCurrent == pinned.size()) {
+            pinned.add(driver.allocHost(Math.max(size, PINNED_CHUNK)));
+            pinnedUsed = 0;
+        }
+        MemorySegment slice = pinned.get(pinnedCurrent).asSlice(pinnedUsed, bytes);
+        pinnedUsed += size;
+        return slice;
     }
 
     /** Changes at every step, recording and their ends: memory from allocate() is valid while it stays the same. */
@@ -181,6 +211,10 @@ final class DeviceMemory {
             driver.free(c[0]);
         }
         chunks.clear();
+        for (MemorySegment p : pinned) {
+            driver.freeHost(p);
+        }
+        pinned.clear();
         inStep = false;
         generation++;
     }
