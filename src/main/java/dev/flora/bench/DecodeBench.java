@@ -2,10 +2,12 @@ package dev.flora.bench;
 
 import dev.flora.adapter.Adapter;
 import dev.flora.adapter.AdapterKind;
+import dev.flora.adapter.AdapterModule;
 import dev.flora.adapter.AdapterRegistry;
 import dev.flora.adapter.AdapterStrategy;
 import dev.flora.adapter.CostModel;
 import dev.flora.adapter.RandomAdapters;
+import dev.flora.backend.Tensor;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
 import dev.flora.engine.Request;
@@ -55,8 +57,13 @@ public final class DecodeBench {
      * One configuration of a comparison: decode tokens/s of each round, their median, and the
      * median over the rounds of its ratio to the first configuration (the model without adapters)
      * in the same round.
+     *
+     * @param adapterBytes the bytes of every sequence's adapter weights, all read by a decode step
+     * @param bytesBound   what the bytes allow against no adapters: model matrix bytes / (those + adapterBytes)
+     * @param ofBytesBound ratio / bytesBound: 1 when the adapters cost exactly the bytes they add
      */
-    public record Comparison(String model, String adapters, int batch, int steps, List<Double> tokensPerSecond, double median, double ratio) {
+    public record Comparison(String model, String adapters, int batch, int steps, List<Double> tokensPerSecond, double median, double ratio,
+                             long adapterBytes, double bytesBound, double ofBytesBound) {
     }
 
     private DecodeBench() {
@@ -78,7 +85,8 @@ public final class DecodeBench {
     public static Result run(CausalLM model, String name, String kernels, int batch, int steps, int promptTokens, MachineLimits limits,
                              AdapterSetup adapters) {
         ModelSpec spec = model.spec();
-        AdapterRegistry registry = registry(model, batch, adapters);
+        AdapterRegistry registry = registry(model, adapters, adapters == null ? List.of()
+                : RandomAdapters.create(model, adapters.kind(), adapters.rank(), adapters.targets(), batch, 3));
         // One engine throughout, as a server has: what it sets up once (CUDA graphs of its decode
         // steps, say) is set up while warming up, not in the timed run.
         Engine engine = engine(model, batch, steps, promptTokens, registry);
@@ -126,8 +134,12 @@ public final class DecodeBench {
                                            List<AdapterSetup> setups) {
         int n = setups.size();
         List<AdapterRegistry> registries = new ArrayList<>();
-        for (AdapterSetup s : setups) {
-            registries.add(registry(model, batch, s));
+        long[] adapterBytes = new long[n];
+        for (int c = 0; c < n; c++) {
+            List<Adapter> adapters = setups.get(c) == null ? List.of() : RandomAdapters.create(model, setups.get(c).kind(),
+                    setups.get(c).rank(), setups.get(c).targets(), batch, 3);
+            registries.add(registry(model, setups.get(c), adapters));
+            adapterBytes[c] = adapters.stream().mapToLong(DecodeBench::bytesOf).sum();
         }
         Engine[] engines = new Engine[n];
         for (int c = 0; c < n; c++) {
@@ -174,21 +186,40 @@ public final class DecodeBench {
             for (int round = 0; round < rounds; round++) {
                 ratios.add(perRound.get(c).get(round) / perRound.getFirst().get(round));
             }
+            long base = model.spec().matmulBytes();
+            double bound = (double) base / (base + adapterBytes[c]);
+            double ratio = Interleaved.median(ratios);
             out.add(new Comparison(name, setups.get(c) == null ? "none" : setups.get(c).describe(), batch, steps,
-                    List.copyOf(perRound.get(c)), Interleaved.median(perRound.get(c)), Interleaved.median(ratios)));
+                    List.copyOf(perRound.get(c)), Interleaved.median(perRound.get(c)), ratio, adapterBytes[c], bound, ratio / bound));
         }
         return out;
     }
 
-    /** A registry with one random adapter per sequence (none for null), the strategy pinned, and the stored calibration for AUTO. */
-    private static AdapterRegistry registry(CausalLM model, int batch, AdapterSetup adapters) {
-        AdapterRegistry registry = new AdapterRegistry(batch);
+    /** A registry of these adapters (one per sequence; none for a null setup), the setup's strategy pinned, the stored calibration for AUTO. */
+    private static AdapterRegistry registry(CausalLM model, AdapterSetup setup, List<Adapter> adapters) {
+        AdapterRegistry registry = new AdapterRegistry(Math.max(1, adapters.size()));
         registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile(model.backend())));
-        if (adapters != null) {
-            RandomAdapters.create(model, adapters.kind(), adapters.rank(), adapters.targets(), batch, 3).forEach(registry::register);
-            registry.pin(adapters.strategy());
+        adapters.forEach(registry::register);
+        if (setup != null) {
+            registry.pin(setup.strategy());
         }
         return registry;
+    }
+
+    /** The bytes of an adapter's weights as the backend holds them. */
+    static long bytesOf(Adapter adapter) {
+        long bytes = 0;
+        for (AdapterModule m : adapter.modules().values()) {
+            List<Tensor> tensors = switch (m) {
+                case AdapterModule.Lora l -> java.util.stream.Stream.of(l.a(), l.b(), l.bias()).filter(java.util.Objects::nonNull).toList();
+                case AdapterModule.Flora f -> List.of(f.a(), f.bt());
+                case AdapterModule.Ia3 i -> List.of(i.scale());
+            };
+            for (Tensor t : tensors) {
+                bytes += t.numel() * t.dtype().bytes();
+            }
+        }
+        return bytes;
     }
 
     /** An engine for B sequences of {@code promptTokens + steps + 1} tokens, prefilled in one step. */

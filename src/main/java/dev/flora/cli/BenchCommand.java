@@ -298,12 +298,16 @@ final class BenchCommand implements Runnable {
             DecodeBench.Comparison first = results.getFirst();
             b.append(String.format(Locale.ROOT, "model %s, batch %d x %d decode steps, kernels %s, %d threads; %d rounds, configurations interleaved step by step%n",
                     first.model(), first.batch(), first.steps(), kernels, Runtime.getRuntime().availableProcessors(), rounds));
-            b.append(String.format(Locale.ROOT, "%-72s %-28s %9s %9s%n", "adapters", "tokens/s per round", "median", "vs none*"));
+            b.append(String.format(Locale.ROOT, "%-72s %-28s %9s %9s %10s %10s%n", "adapters", "tokens/s per round", "median", "vs none*",
+                    "bytes allow", "of that**"));
             for (DecodeBench.Comparison c : results) {
                 String perRound = String.join(" ", c.tokensPerSecond().stream().map(v -> String.format(Locale.ROOT, "%.1f", v)).toList());
-                b.append(String.format(Locale.ROOT, "%-72s %-28s %9.1f %9.3f%n", c.adapters(), perRound, c.median(), c.ratio()));
+                b.append(String.format(Locale.ROOT, "%-72s %-28s %9.1f %9.3f %10.3f %10.3f%n", c.adapters(), perRound, c.median(), c.ratio(),
+                        c.bytesBound(), c.ofBytesBound()));
             }
-            b.append("* median over the rounds of each round's ratio to no adapters (measured side by side)");
+            b.append("* median over the rounds of each round's ratio to no adapters (measured side by side)\n");
+            b.append("** the ratio over what the bytes allow: model matrix bytes / (those + every sequence's adapter bytes); 1 = the adapters "
+                    + "cost only the bytes they add");
             return b.toString().stripTrailing();
         }
 

@@ -17,6 +17,7 @@ import java.util.stream.Collectors;
 import static dev.flora.cli.CliTest.JSON;
 import static dev.flora.cli.CliTest.flora;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 /** flora calibrate, bench adapters and bench decode --compare as a user runs them (shapes of the output, never speeds). */
 class BenchCliTest {
@@ -108,7 +109,13 @@ class BenchCliTest {
         for (JsonNode r : rows) {
             assertThat(r.get("tokensPerSecond")).hasSize(2);
             assertThat(r.get("median").asDouble()).isPositive();
+            assertThat(r.get("ofBytesBound").asDouble()).isCloseTo(r.get("ratio").asDouble() / r.get("bytesBound").asDouble(), within(1e-12));
         }
+        // What the bytes allow: 2 sequences x 3 layers x (q: A [2, 64] + B [64, 2]; v: A [2, 64] + B [32, 2]) float32 weights.
+        assertThat(rows.get(0).get("adapterBytes").asLong()).isZero();
+        assertThat(rows.get(0).get("bytesBound").asDouble()).isEqualTo(1.0);
+        assertThat(rows.get(1).get("adapterBytes").asLong()).isEqualTo(2L * 3 * ((2 * 64 + 64 * 2) + (2 * 64 + 32 * 2)) * 4);
+        assertThat(rows.get(1).get("bytesBound").asDouble()).isLessThan(1.0);
         CliTest.Run refused = flora("bench", "decode", "--model", Fixtures.llamaTinyModel().toString(), "--adapter-kind", "lora",
                 "--strategy", "gathered,auto");
         CliTest.assertCleanError(refused, "--compare");
