@@ -10,8 +10,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/runtime.sh"
 out="$1"; shape="${2:-llama2-7b}"
 mkdir -p "$out"
-model="${MODEL_ROOT:-/tmp/flora-models}/$shape"
-[ -d "$model" ] || flora bench model --shape "$shape" --config-only --out "$model"
+model="$(shape_model "$shape")"
 compare() {
   flora bench decode --model "$model" --random-weights --device cuda --batch 64 --prompt-tokens 256 --tokens 24 --compare --rounds 3 "$@" \
     | tee -a "$out/compare-$shape.txt"

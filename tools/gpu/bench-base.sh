@@ -9,8 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/runtime.sh"
 out="$1"; shape="${2:-llama2-7b}"
 mkdir -p "$out"
-model="${MODEL_ROOT:-$out}/$shape"
-[ -d "$model" ] || flora bench model --shape "$shape" --config-only --out "$model"
+model="$(shape_model "$shape" "$out")"
 for run in "1 16 64" "64 256 63"; do
   set -- $run
   for r in $(seq "${RUNS:-1}"); do

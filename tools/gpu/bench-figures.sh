@@ -13,8 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/runtime.sh"
 out="$1"; shape="${2:-starcoder-15b}"; shift 2 || shift $#
 figures=("${@:-throughput}")
 mkdir -p "$out"
-model="${MODEL_ROOT:-/tmp/flora-models}/$shape"
-[ -d "$model" ] || flora bench model --shape "$shape" --config-only --out "$model"
+model="$(shape_model "$shape")"
 if [ -n "${CALIBRATE:-}" ]; then
   flora calibrate --device cuda --dim "$CALIBRATE" --tokens 64,512,2048,8192 --ranks 1,2,4,8,16,32,64 --rounds 1 | tee "$out/calibration.txt"
 fi

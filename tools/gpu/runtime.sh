@@ -7,3 +7,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 app="$here/app"
 java_flora() { "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC "$@"; }
 flora() { java_flora -jar "$app/flora.jar" "$@"; }
+# The config-only directory of a random-weight shape (flora bench model --config-only), made once
+# under MODEL_ROOT (else under the second argument, else /tmp/flora-models): shape_model SHAPE [ROOT]
+shape_model() {
+  local dir="${MODEL_ROOT:-${2:-/tmp/flora-models}}/$1"
+  [ -d "$dir" ] || flora bench model --shape "$1" --config-only --out "$dir" >&2
+  echo "$dir"
+}
