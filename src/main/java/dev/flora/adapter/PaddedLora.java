@@ -55,6 +55,7 @@ final class PaddedLora {
         int[] gather = new int[b * longest];
         Tensor[] as = new Tensor[b];
         Tensor[] bs = new Tensor[b];
+        Tensor[] scaledBiases = new Tensor[b];
         boolean oneScale = true;
         boolean biases = false;
         for (int g = 0; g < b; g++) {
@@ -66,6 +67,7 @@ final class PaddedLora {
             Tensor[] ab = padded(backend, lora, rank, in, outs, linear.weight().dtype());
             as[g] = ab[0];
             bs[g] = ab[1];
+            scaledBiases[g] = ab[2];
             oneScale &= lora.scale() == adapters.get(0).scale();
             biases |= lora.bias() != null;
         }
@@ -94,7 +96,7 @@ final class PaddedLora {
             int[] rows = sequences.get(g);
             AdapterModule.Lora lora = adapters.get(g);
             Tensor dg = backend.rows(d, g * longest, rows.length);
-            backend.scatterRows(dg, rows, lora.scale(), padded(backend, lora, rank, in, outs, linear.weight().dtype())[2], true, out);
+            backend.scatterRows(dg, rows, lora.scale(), scaledBiases[g], true, out);
         }
     }
 

@@ -85,8 +85,7 @@ public final class DecodeBench {
     public static Result run(CausalLM model, String name, String kernels, int batch, int steps, int promptTokens, MachineLimits limits,
                              AdapterSetup adapters) {
         ModelSpec spec = model.spec();
-        AdapterRegistry registry = registry(model, adapters, adapters == null ? List.of()
-                : RandomAdapters.create(model, adapters.kind(), adapters.rank(), adapters.targets(), batch, 3));
+        AdapterRegistry registry = registry(model, adapters, randomAdapters(model, adapters, batch));
         // One engine throughout, as a server has: what it sets up once (CUDA graphs of its decode
         // steps, say) is set up while warming up, not in the timed run.
         Engine engine = engine(model, batch, steps, promptTokens, registry);
@@ -136,8 +135,7 @@ public final class DecodeBench {
         List<AdapterRegistry> registries = new ArrayList<>();
         long[] adapterBytes = new long[n];
         for (int c = 0; c < n; c++) {
-            List<Adapter> adapters = setups.get(c) == null ? List.of() : RandomAdapters.create(model, setups.get(c).kind(),
-                    setups.get(c).rank(), setups.get(c).targets(), batch, 3);
+            List<Adapter> adapters = randomAdapters(model, setups.get(c), batch);
             registries.add(registry(model, setups.get(c), adapters));
             adapterBytes[c] = adapters.stream().mapToLong(DecodeBench::bytesOf).sum();
         }
@@ -204,6 +202,11 @@ public final class DecodeBench {
             registry.pin(setup.strategy());
         }
         return registry;
+    }
+
+    /** One random adapter per sequence of the setup (none for null). */
+    private static List<Adapter> randomAdapters(CausalLM model, AdapterSetup setup, int batch) {
+        return setup == null ? List.of() : RandomAdapters.create(model, setup.kind(), setup.rank(), setup.targets(), batch, 3);
     }
 
     /** The bytes of an adapter's weights as the backend holds them. */

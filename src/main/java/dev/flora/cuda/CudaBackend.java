@@ -164,30 +164,16 @@ public final class CudaBackend implements Backend {
 
     /** Int arrays for a kernel, in step (or owned) device memory. */
     private long ints(int[] values, Object owner) {
-        long pointer = memory.allocate(Math.max(4L, values.length * 4L), owner);
-        MemorySegment staged = memory.stage(values.length * 4L);
-        if (staged != null) {
-            MemorySegment.copy(values, 0, staged, ValueLayout.JAVA_INT, 0, values.length);
-            upload(pointer, staged, values.length * 4L);
-            return pointer;
-        }
-        try (Arena arena = Arena.ofConfined()) {
-            upload(pointer, arena.allocateFrom(ValueLayout.JAVA_INT, values), values.length * 4L);
-        }
-        return pointer;
+        return packed(owner, (Object) values)[0];
     }
 
-    /** Floats in device memory; permanent ones (weights, tensors made from the host) copied as weight(TensorView)'s are. */
-    private long floats(float[] values, Object owner, boolean permanent) {
-        long bytes = Math.max(4L, values.length * 4L);
-        long pointer = permanent ? memory.permanent(bytes, owner) : memory.allocate(bytes, owner);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocateFrom(ValueLayout.JAVA_FLOAT, values);
-            if (permanent && values.length > 0) {
-                driver.copyToDevice(pointer, host, values.length * 4L, weightStream);
+    /** Floats in permanent device memory (weights, tensors made from the host), copied as weight(TensorView)'s are. */
+    private long permanentFloats(float[] values, Object owner) {
+        long pointer = memory.permanent(Math.max(4L, values.length * 4L), owner);
+        if (values.length > 0) {
+            try (Arena arena = Arena.ofConfined()) {
+                driver.copyToDevice(pointer, arena.allocateFrom(ValueLayout.JAVA_FLOAT, values), values.length * 4L, weightStream);
                 driver.synchronize(weightStream);
-            } else {
-                upload(pointer, host, values.length * 4L);
             }
         }
         return pointer;
@@ -260,7 +246,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException(values.length + " values for [" + rows + ", " + cols + "]");
         }
         Object lifetime = new Object();
-        long pointer = floats(values, lifetime, true);
+        long pointer = permanentFloats(values, lifetime);
         driver.synchronize(stream);
         return new CudaTensor(pointer, DType.F32, rows, cols, lifetime);
     }
@@ -283,7 +269,7 @@ public final class CudaBackend implements Backend {
         }
         // Always long-lived: models make their constants (inverse frequencies, say) this way.
         Object lifetime = new Object();
-        return new CudaTensor(floats(values, lifetime, true), DType.F32, rows, cols, lifetime);
+        return new CudaTensor(permanentFloats(values, lifetime), DType.F32, rows, cols, lifetime);
     }
 
     @Override

@@ -94,7 +94,18 @@ final class KernelModule {
     // CUlaunchConfig (56 bytes) and its one CUlaunchAttribute (72 bytes): programmatic stream
     // serialization, which lets the kernel start while the one before it drains (cuda.h, CUDA 12.3+).
     private static final int ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
-    private final MemorySegment config = Arena.ofAuto().allocate(56 + 72, 8);
+    private final MemorySegment config = overlapConfig();
+
+    /** The launch config with its one attribute set; launchOverlapped fills in the dimensions and stream. */
+    private static MemorySegment overlapConfig() {
+        MemorySegment config = Arena.ofAuto().allocate(56 + 72, 8);
+        MemorySegment attribute = config.asSlice(56, 72);
+        config.set(ValueLayout.ADDRESS, 40, attribute);
+        config.set(ValueLayout.JAVA_INT, 48, 1);
+        attribute.set(ValueLayout.JAVA_INT, 0, ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
+        attribute.set(ValueLayout.JAVA_INT, 8, 1);
+        return config;
+    }
 
     /**
      * Launches {@code name} on the stream. Arguments are Long (device pointers), Integer, Float,
@@ -115,12 +126,7 @@ final class KernelModule {
         for (int i = 0; i < dims.length; i++) {
             config.set(ValueLayout.JAVA_INT, 4L * i, dims[i]);
         }
-        MemorySegment attribute = config.asSlice(56, 72);
         config.set(ValueLayout.ADDRESS, 32, stream);
-        config.set(ValueLayout.ADDRESS, 40, attribute);
-        config.set(ValueLayout.JAVA_INT, 48, 1);
-        attribute.set(ValueLayout.JAVA_INT, 0, ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
-        attribute.set(ValueLayout.JAVA_INT, 8, 1);
         driver.launch(config, f, argPointers, name);
     }
 
