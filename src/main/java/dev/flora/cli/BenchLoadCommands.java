@@ -150,14 +150,12 @@ final class BenchLoadCommands {
                     runs += s.kind() == null ? 1 : ranks().length;
                 }
                 try (Progress progress = new Progress(spec.commandLine().getErr(), "generating", runs * ThroughputBench.outputTokens(workload))) {
-                    for (ThroughputBench.Series s : chosen) {
-                        for (int rank : s.kind() == null ? new int[] {0} : ranks()) {
-                            P point = measure(lm, s, rank, workload, progress);
-                            points.add(point);
-                            if (json) { // as each point is made: a long run stopped part way keeps what it measured
-                                spec.commandLine().getOut().println(JsonLines.JSON.valueToTree(point));
-                                spec.commandLine().getOut().flush();
-                            }
+                    for (Run run : order(chosen)) {
+                        P point = measure(lm, run.series(), run.rank(), workload, progress);
+                        points.add(point);
+                        if (json) { // as each point is made: a long run stopped part way keeps what it measured
+                            spec.commandLine().getOut().println(JsonLines.JSON.valueToTree(point));
+                            spec.commandLine().getOut().flush();
                         }
                     }
                 }
@@ -170,6 +168,23 @@ final class BenchLoadCommands {
                 draw(dir.getFileName().toString(), points);
             }
             return 0;
+        }
+
+        /** One point to measure: a series at a rank (0 for the base model). */
+        record Run(ThroughputBench.Series series, int rank) {
+        }
+
+        /**
+         * The base model first, then rank by rank across the adapted series: a run stopped part way
+         * still compares every series at the ranks it reached.
+         */
+        List<Run> order(List<ThroughputBench.Series> chosen) {
+            List<Run> order = new ArrayList<>();
+            chosen.stream().filter(s -> s.kind() == null).forEach(s -> order.add(new Run(s, 0)));
+            for (int rank : ranks()) {
+                chosen.stream().filter(s -> s.kind() != null).forEach(s -> order.add(new Run(s, rank)));
+            }
+            return order;
         }
 
         /** The table (on standard output) and the plot of the points. */

@@ -35,6 +35,8 @@ public final class CudaBackend implements Backend {
     private static final int RMS_THREADS = 128;
     /** Output columns per block of lora_expand. */
     private static final int LORA_EXPAND_COLUMNS = 1024;
+    /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
+    private static final int LORA_SHRINK_SPAN = 256;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
     private static final int FLORA_COLUMNS = 1024;
     /** kernels.cu's ROTARY_MAX_HALF: the largest half head size of the rotary kernels. */
@@ -900,13 +902,15 @@ public final class CudaBackend implements Backend {
                 biasType[g] = c.typeCode();
             }
         }
-        CudaTensor v = allocateTyped(DType.F32, total, maxRank);
+        int in = x.cols();
+        int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
+        long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, out);
         long[] p = packed(out, rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale);
-        launch("lora_shrink", total, maxRank, THREADS, 0, x == null ? null : CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], v.pointer,
-                maxRank, x.cols());
+        launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
+                maxRank, in, LORA_SHRINK_SPAN);
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B.
-        launch("lora_expand", total, (out.cols() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS, 0, v.pointer, p[0], p[1], p[5],
-                p[6], p[7], p[8], p[2], p[9], CudaTensor.of(out).pointer, maxRank, out.cols(), LORA_EXPAND_COLUMNS);
+        launch("lora_expand", total, (out.cols() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS, maxRank * Double.BYTES, partial,
+                p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], CudaTensor.of(out).pointer, maxRank, spans, out.cols(), LORA_EXPAND_COLUMNS);
     }
 
     /**

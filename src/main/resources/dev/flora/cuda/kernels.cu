@@ -1072,35 +1072,66 @@ __global__ void flora_demodulate(const float* products, const int* rowOf, const 
 }
 
 // LoRA shrink and expand sum in float64: the adapter's scale (rsLoRA's alpha / sqrt(r), say) can
-// magnify rounding. These simple versions serve exactness; fast ones replace them where it pays.
-// LoRA shrink, every adapted token of every adapter at once: one block per (token k, rank j):
-// v[k, j] = A_g[j] · x[row_k], g = group of token k. Pointers and types per group.
+// magnify rounding.
+// LoRA shrink, every adapted token of every adapter at once, split over the input: block (k, s)
+// takes token k's input columns [s·span, (s+1)·span), and its warp w the ranks j ≡ w (mod warps):
+// partial[k, s, j] = Σ over the span of A_g[j, c] x[row_k, c] (g = group of token k), a warp-sum of
+// float64 products. A decode step's few tokens still make thousands of warps, each with one or two
+// loads in flight per lane, so the shrink is as short as memory's latency (one block per token and
+// rank, each walking the whole row, was latency-bound). Pointers and types per group.
 __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
-                            const int* rank, float* v, int maxRank, int in) {
-    __shared__ double scratch[32];
-    int k = blockIdx.x, j = blockIdx.y, g = groupOf[k];
-    if (j >= rank[g]) return;
+                            const int* rank, double* partial, int maxRank, int in, int span) {
+    int k = blockIdx.x, s = blockIdx.y, g = groupOf[k], r = rank[g], type = aType[g];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     const void* a = (const void*) aPtr[g];
     const float* row = x + (long long) rowOf[k] * in;
-    double s = 0.0;
-    for (int c = threadIdx.x; c < in; c += blockDim.x) s += (double) ld(a, (long long) j * in + c, aType[g]) * row[c];
-    s = block_sum(s, scratch);
-    if (threadIdx.x == 0) v[(long long) k * maxRank + j] = (float) s;
+    int from = s * span, to = min(in, from + span);
+    // 8 columns per load where rows are 8-aligned (16-bit A: one 16-byte load; x: two).
+    bool vec = (in & 7) == 0 && type != 0;
+    for (int j = warp; j < r; j += warps) {
+        double sum = 0.0;
+        const u16* aj = (const u16*) a + (long long) j * in;
+        if (vec) {
+            for (int c = from + 8 * lane; c < to; c += 256) {
+                uint4 w = *(const uint4*) (aj + c);
+                float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
+                unsigned int h[4] = {w.x, w.y, w.z, w.w};
+                float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                #pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    u16 bits = (u16) (e & 1 ? h[e >> 1] >> 16 : h[e >> 1] & 0xffffu);
+                    sum += (double) (type == 1 ? bf16_to_f32(bits) : f16_to_f32(bits)) * xs[e];
+                }
+            }
+        } else {
+            for (int c = from + lane; c < to; c += 32) sum += (double) ld(a, (long long) j * in + c, type) * row[c];
+        }
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (lane == 0) partial[((long long) k * gridDim.y + s) * maxRank + j] = sum;
+    }
 }
 
-// LoRA expand: out[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]); block (k, y) takes
-// columns [y·columns, (y+1)·columns).
-__global__ void lora_expand(const float* v, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
+// LoRA expand: out[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]), v[k, j] = Σ_s
+// partial[k, s, j] (the shrink's spans, summed in order); block (k, y) takes columns
+// [y·columns, (y+1)·columns). Dynamic shared memory: maxRank doubles.
+__global__ void lora_expand(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
                             const long long* biasPtr, const int* biasType, const int* rank, const float* scale, float* out,
-                            int maxRank, int outs, int columns) {
-    int k = blockIdx.x, g = groupOf[k], r = rank[g];
+                            int maxRank, int spans, int outs, int columns) {
+    extern __shared__ double v[];
+    int k = blockIdx.x, g = groupOf[k], r = rank[g], type = bType[g];
+    for (int j = threadIdx.x; j < r; j += blockDim.x) {
+        double s = 0.0;
+        for (int p = 0; p < spans; p++) s += partial[((long long) k * spans + p) * maxRank + j];
+        v[j] = s;
+    }
+    __syncthreads();
     const void* b = (const void*) bPtr[g];
     const void* bias = (const void*) biasPtr[g];
     float* o = out + (long long) rowOf[k] * outs;
     int end = min(outs, (blockIdx.y + 1) * columns);
     for (int c = blockIdx.y * columns + threadIdx.x; c < end; c += blockDim.x) {
         double d = 0.0;
-        for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, bType[g]) * v[(long long) k * maxRank + j];
+        for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
         if (bias) d += ld(bias, c, biasType[g]);
         o[c] += scale[g] * (float) d;
     }

@@ -45,6 +45,9 @@ class BenchLoadCliTest {
         assertThat(points).hasSize(1 + 4 * 2);
         assertThat(points.getFirst().get("series").asText()).isEqualTo("none");
         assertThat(points.getFirst().get("rank").asInt()).isZero();
+        // rank by rank across the series, so that a run stopped part way compares them all at the ranks it reached
+        assertThat(points.stream().skip(1).map(p -> p.get("series").asText() + "@" + p.get("rank").asInt()).toList()).containsExactly(
+                "flora@1", "lora-bmm@1", "lora-gathered@1", "lora-auto@1", "flora@2", "lora-bmm@2", "lora-gathered@2", "lora-auto@2");
         long prompt = points.getFirst().get("promptTokens").asLong();
         long output = points.getFirst().get("outputTokens").asLong();
         for (JsonNode p : points) {

@@ -413,13 +413,19 @@ class CudaKernelsTest {
         assertThat(gpu.toHost(v)).containsExactly(cpu.toHost(cv));
     }
 
-    @Test
-    void loraShrinkExpandMixedRanks() {
-        int t = 11, in = 97, out = 53;
+    /**
+     * Mixed ranks, types and biases in one call. 97 inputs take the per-element shrink; 776 (8-aligned,
+     * three full spans of 256 and a short one) the 8-column loads for 16-bit A, and rank 11 more
+     * ranks than a block has warps.
+     */
+    @ParameterizedTest
+    @CsvSource({"97, F32, BF16", "776, BF16, F16"})
+    void loraShrinkExpandMixedRanks(int in, DType first, DType second) {
+        int t = 11, out = 53;
         float[] x = randoms(t * in);
         float[] base = randoms(t * out);
         int[][] rows = {{0, 4, 9}, {2}, {5, 6, 7, 10}};
-        int[] ranks = {1, 8, 3};
+        int[] ranks = {1, 8, in > 100 ? 11 : 3};
         float[] scale = {0.5f, 2f, 1.25f};
         Tensor[] a = new Tensor[3];
         Tensor[] b = new Tensor[3];
@@ -430,8 +436,8 @@ class CudaKernelsTest {
         for (int g = 0; g < 3; g++) {
             av[g] = randoms(ranks[g] * in);
             bv[g] = randoms(out * ranks[g]);
-            a[g] = weightOf(g == 1 ? DType.BF16 : DType.F32, av[g], ranks[g], in);
-            b[g] = weightOf(g == 1 ? DType.BF16 : DType.F32, bv[g], out, ranks[g]);
+            a[g] = weightOf(g == 1 ? second : first, av[g], ranks[g], in);
+            b[g] = weightOf(g == 1 ? second : first, bv[g], out, ranks[g]);
             if (g != 0) {
                 biasv[g] = randoms(out);
                 bias[g] = gpu.weight(biasv[g], 1, out);
