@@ -142,11 +142,16 @@ public final class AdaptedLinear {
         return true;
     }
 
+    /** The adapters of layers sharing the input x: LoRA's gathered tokens of every layer in one backend call. */
     private void addAdapters(Linear[] linears, Tensor x, Tensor[] outs) {
+        List<Group> gathered = new ArrayList<>();
         for (int i = 0; i < linears.length; i++) {
             if (adapts(linears[i])) {
-                addAdapters(linears[i], x, outs[i], modules(linears[i]));
+                addAdapters(linears[i], x, outs[i], modules(linears[i]), gathered);
             }
+        }
+        if (!gathered.isEmpty()) {
+            loraGathered(gathered, x);
         }
     }
 
@@ -193,18 +198,24 @@ public final class AdaptedLinear {
         AdapterStrategy strategy = slots.strategy();
         AdapterModule[] modules = modules(linear);
         baseProduct(linear, x, out, modules, strategy);
-        addAdapters(linear, x, out, modules);
+        List<Group> gathered = new ArrayList<>();
+        addAdapters(linear, x, out, modules, gathered);
+        if (!gathered.isEmpty()) {
+            loraGathered(gathered, x);
+        }
     }
 
-    /** The adapters' part of {@link #project}, on out holding the base product of every row not replaced. */
-    private void addAdapters(Linear linear, Tensor x, Tensor out, AdapterModule[] modules) {
+    /**
+     * The adapters' part of {@link #project}, on out holding the base product of every row not
+     * replaced; LoRA's gathered groups are left in {@code gathered} for one call with other layers'.
+     */
+    private void addAdapters(Linear linear, Tensor x, Tensor out, AdapterModule[] modules, List<Group> gathered) {
         AdapterStrategy strategy = slots.strategy();
         boolean auto = strategy == AdapterStrategy.AUTO;
         AdapterStrategy floraWay = auto ? chooseFor(AdapterKind.FLORA, linear, modules) : strategy;
         AdapterStrategy loraWay = auto ? chooseFor(AdapterKind.LORA, linear, modules) : strategy;
         List<Group> fused = new ArrayList<>();
         List<Group> padded = new ArrayList<>();
-        List<Group> gathered = new ArrayList<>();
         for (int k = 0; k < activeSlots.length; k++) {
             AdapterModule module = modules[k];
             if (module == null) {
@@ -217,14 +228,11 @@ public final class AdaptedLinear {
                 continue;
             }
             switch (module) {
-                case AdapterModule.Lora lora when loraWay == AdapterStrategy.GATHERED -> gathered.add(new Group(rows, lora));
-                case AdapterModule.Lora lora when loraWay == AdapterStrategy.BMM -> bySequence(rows, lora, padded);
-                case AdapterModule.Flora flora when floraWay == AdapterStrategy.FLORA -> fused.add(new Group(rows, flora));
+                case AdapterModule.Lora lora when loraWay == AdapterStrategy.GATHERED -> gathered.add(new Group(rows, lora, out));
+                case AdapterModule.Lora lora when loraWay == AdapterStrategy.BMM -> bySequence(rows, lora, out, padded);
+                case AdapterModule.Flora flora when floraWay == AdapterStrategy.FLORA -> fused.add(new Group(rows, flora, out));
                 default -> apply(module, linear, x, out, rows);
             }
-        }
-        if (!gathered.isEmpty()) {
-            loraGathered(gathered, x, out);
         }
         if (!fused.isEmpty()) {
             floraFused(fused, linear, x, out);
@@ -297,18 +305,22 @@ public final class AdaptedLinear {
         }
     }
 
-    /** Tokens of one adapter slot, or of one sequence and slot (LoRA-bmm). */
-    private record Group(int[] rows, AdapterModule module) {
+    /** Tokens of one adapter slot, or of one sequence and slot (LoRA-bmm), and the layer output they go to. */
+    private record Group(int[] rows, AdapterModule module, Tensor out) {
     }
 
-    /** LoRA gathered: every LoRA-adapted token of the step in one shrink/expand call, each with its own adapter and rank. */
-    private void loraGathered(List<Group> groups, Tensor x, Tensor out) {
+    /**
+     * LoRA gathered: every LoRA-adapted token of the step in one shrink/expand call, each with its own
+     * adapter and rank, for one layer or several sharing the input.
+     */
+    private void loraGathered(List<Group> groups, Tensor x) {
         int n = groups.size();
         int[][] rows = new int[n][];
         Tensor[] a = new Tensor[n];
         Tensor[] b = new Tensor[n];
         Tensor[] bias = new Tensor[n];
         float[] scale = new float[n];
+        Tensor[] outs = new Tensor[n];
         for (int g = 0; g < n; g++) {
             AdapterModule.Lora lora = (AdapterModule.Lora) groups.get(g).module;
             rows[g] = groups.get(g).rows;
@@ -316,8 +328,9 @@ public final class AdaptedLinear {
             b[g] = lora.b();
             bias[g] = lora.bias();
             scale[g] = lora.scale();
+            outs[g] = groups.get(g).out;
         }
-        backend.loraShrinkExpand(x, rows, a, b, bias, scale, out);
+        backend.loraShrinkExpand(x, rows, a, b, bias, scale, outs);
     }
 
     /**
@@ -345,13 +358,13 @@ public final class AdaptedLinear {
     }
 
     /** LoRA-bmm pads per sequence: a slot's rows split by the sequence they belong to. */
-    private void bySequence(int[] rows, AdapterModule.Lora lora, List<Group> padded) {
+    private void bySequence(int[] rows, AdapterModule.Lora lora, Tensor out, List<Group> padded) {
         Map<Integer, List<Integer>> bySeq = new LinkedHashMap<>();
         for (int r : rows) {
             bySeq.computeIfAbsent(seqOfToken[r], k -> new ArrayList<>()).add(r);
         }
         for (List<Integer> seqRows : bySeq.values()) {
-            padded.add(new Group(seqRows.stream().mapToInt(Integer::intValue).toArray(), lora));
+            padded.add(new Group(seqRows.stream().mapToInt(Integer::intValue).toArray(), lora, out));
         }
     }
 

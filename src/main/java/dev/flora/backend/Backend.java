@@ -28,10 +28,12 @@ public interface Backend extends AutoCloseable {
 
     /**
      * LoRA token by token, unpadded, for several adapters in one call (SGMV-like): for group g and
-     * each row i of rows[g], v = A[g] x[i] (A [r_g, in]), then out[i] += scale[g] · (B[g] v + bias[g])
-     * (B [out, r_g]); each token's rank-r work stays its own, and ranks may differ between groups.
+     * each row i of rows[g], v = A[g] x[i] (A [r_g, in]), then outs[g][i] += scale[g] · (B[g] v + bias[g])
+     * (B [out_g, r_g]); each token's rank-r work stays its own, and ranks may differ between groups.
+     * Groups may write different outputs (the q, k and v projections of one input, say: one call for
+     * all three); groups writing one output must not share a row.
      */
-    void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out);
+    void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs);
 
     /**
      * fLoRA's modulation for every group of a step in one call (DESIGN.md §2): group g, of rank

@@ -86,11 +86,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out) {
+    public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outputs) {
         CpuTensor xt = CpuTensor.act(x);
-        CpuTensor o = CpuTensor.act(out);
         int in = xt.cols();
-        int outs = o.cols();
+        int maxOuts = 0;
+        for (Tensor out : outputs) {
+            maxOuts = Math.max(maxOuts, out.cols());
+        }
         float[][] av = new float[rows.length][];
         float[][] bt = new float[rows.length][];
         float[][] biasv = new float[rows.length][];
@@ -105,8 +107,10 @@ public final class CpuBackend implements Backend {
         // one dispatch per layer, not per adapter.
         Runs runs = Runs.of(rows, LORA_RUN);
         long tokensPerRun = Math.ceilDiv(runs.tokens(), Math.max(1, runs.count()));
-        RowOps.forEach(runs.count(), tokensPerRun * maxRank * (in + outs), k -> {
+        RowOps.forEach(runs.count(), tokensPerRun * maxRank * (in + maxOuts), k -> {
             int g = runs.group[k];
+            CpuTensor o = CpuTensor.act(outputs[g]);
+            int outs = o.cols();
             int from = runs.from[k];
             int n = runs.length[k];
             int r = a[g].rows();

@@ -861,7 +861,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor out) {
+    public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         bind();
         int groups = rows.length;
         int total = 0;
@@ -888,7 +888,13 @@ public final class CudaBackend implements Backend {
         int[] bType = new int[groups];
         int[] biasType = new int[groups];
         int[] rank = new int[groups];
+        long[] outPtr = new long[groups];
+        int[] outCols = new int[groups];
+        int maxOuts = 1;
         for (int g = 0; g < groups; g++) {
+            outPtr[g] = CudaTensor.of(outs[g]).pointer;
+            outCols[g] = outs[g].cols();
+            maxOuts = Math.max(maxOuts, outCols[g]);
             CudaTensor ag = CudaTensor.of(a[g]);
             CudaTensor bg = CudaTensor.of(b[g]);
             aPtr[g] = ag.pointer;
@@ -904,13 +910,13 @@ public final class CudaBackend implements Backend {
         }
         int in = x.cols();
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
-        long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, out);
-        long[] p = packed(out, rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale);
+        long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, outs[0]);
+        long[] p = packed(outs[0], rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols);
         launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
                 maxRank, in, LORA_SHRINK_SPAN);
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B.
-        launch("lora_expand", total, (out.cols() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS, maxRank * Double.BYTES, partial,
-                p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], CudaTensor.of(out).pointer, maxRank, spans, out.cols(), LORA_EXPAND_COLUMNS);
+        launch("lora_expand", total, (maxOuts + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS, maxRank * Double.BYTES, partial,
+                p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank, spans, LORA_EXPAND_COLUMNS);
     }
 
     /**

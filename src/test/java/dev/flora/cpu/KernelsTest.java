@@ -602,7 +602,9 @@ class KernelsTest {
             float[] before = gaussian(r, TOKENS * outs, 1);
             Tensor xt = backend.fromHost(x, TOKENS, in);
             Tensor out = backend.fromHost(before, TOKENS, outs);
-            backend.loraShrinkExpand(xt, GROUPS, a, b, bias, scale, out);
+            Tensor[] outputs = new Tensor[GROUPS.length];
+            Arrays.fill(outputs, out);
+            backend.loraShrinkExpand(xt, GROUPS, a, b, bias, scale, outputs);
             float[] got = backend.toHost(out);
             double[] expected = new double[TOKENS * outs];
             for (int i = 0; i < expected.length; i++) {
@@ -631,11 +633,41 @@ class KernelsTest {
                 for (int row : GROUPS[g]) {
                     Tensor alone = backend.fromHost(before, TOKENS, outs);
                     backend.loraShrinkExpand(xt, new int[][] {{row}}, new Tensor[] {a[g]}, new Tensor[] {b[g]}, new Tensor[] {bias[g]},
-                            new float[] {scale[g]}, alone);
+                            new float[] {scale[g]}, new Tensor[] {alone});
                     assertThat(Arrays.copyOfRange(backend.toHost(alone), row * outs, (row + 1) * outs))
                             .isEqualTo(Arrays.copyOfRange(got, row * outs, (row + 1) * outs));
                 }
             }
+        }
+    }
+
+    /** Groups writing different outputs (q, k, v of one input) in one call: the same bits as a call per output. */
+    @Test
+    void loraShrinkExpandIntoSeveralOutputsMatchesOneCallEach() {
+        SplittableRandom r = new SplittableRandom(34);
+        int in = 40;
+        int[] widths = {40, 24};
+        int[][] rows = {{0, 3}, {1}, {0, 2, 3}};
+        int[] target = {0, 0, 1};
+        int[] ranks = {2, 5, 3};
+        Tensor xt = backend.fromHost(gaussian(r, 4 * in, 1), 4, in);
+        Tensor[] a = new Tensor[3];
+        Tensor[] b = new Tensor[3];
+        float[] scale = {0.5f, 1f, 2f};
+        for (int g = 0; g < 3; g++) {
+            a[g] = backend.weight(gaussian(r, ranks[g] * in, 1), ranks[g], in);
+            b[g] = backend.weight(gaussian(r, widths[target[g]] * ranks[g], 1), widths[target[g]], ranks[g]);
+        }
+        float[][] before = {gaussian(r, 4 * widths[0], 1), gaussian(r, 4 * widths[1], 1)};
+        Tensor[] together = {backend.fromHost(before[0], 4, widths[0]), backend.fromHost(before[1], 4, widths[1])};
+        backend.loraShrinkExpand(xt, rows, a, b, new Tensor[3], scale, new Tensor[] {together[0], together[0], together[1]});
+        Tensor[] apart = {backend.fromHost(before[0], 4, widths[0]), backend.fromHost(before[1], 4, widths[1])};
+        backend.loraShrinkExpand(xt, new int[][] {rows[0], rows[1]}, new Tensor[] {a[0], a[1]}, new Tensor[] {b[0], b[1]}, new Tensor[2],
+                new float[] {scale[0], scale[1]}, new Tensor[] {apart[0], apart[0]});
+        backend.loraShrinkExpand(xt, new int[][] {rows[2]}, new Tensor[] {a[2]}, new Tensor[] {b[2]}, new Tensor[1], new float[] {scale[2]},
+                new Tensor[] {apart[1]});
+        for (int t = 0; t < 2; t++) {
+            assertThat(backend.toHost(together[t])).isEqualTo(backend.toHost(apart[t])).isNotEqualTo(before[t]);
         }
     }
 

@@ -444,7 +444,7 @@ class CudaKernelsTest {
             }
         }
         Tensor o = gpu.fromHost(base, t, out);
-        gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, o);
+        gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, new Tensor[] {o, o, o});
         double[] want = new double[t * out];
         double[] mag = new double[t * out];
         for (int i = 0; i < want.length; i++) {
@@ -474,6 +474,25 @@ class CudaKernelsTest {
             }
         }
         near(gpu.toHost(o), want, mag, 2e-6, "loraShrinkExpand");
+        // Groups into different outputs (a wider and a narrower one), in one call: a call per output's bits.
+        int wide = 1100;
+        Tensor[] wb = {weightOf(second, randoms(wide * ranks[0]), wide, ranks[0]), b[1], b[2]};
+        float[] wideBase = randoms(t * wide);
+        Tensor together = gpu.fromHost(wideBase, t, wide);
+        Tensor narrow = gpu.fromHost(base, t, out);
+        gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, wb, bias, scale, new Tensor[] {together, narrow, narrow});
+        Tensor apart = gpu.fromHost(wideBase, t, wide);
+        gpu.loraShrinkExpand(gpu.fromHost(x, t, in), new int[][] {rows[0]}, new Tensor[] {a[0]}, new Tensor[] {wb[0]}, new Tensor[] {bias[0]},
+                new float[] {scale[0]}, new Tensor[] {apart});
+        assertThat(gpu.toHost(together)).containsExactly(gpu.toHost(apart));
+        float[] narrowGot = gpu.toHost(narrow);
+        float[] all = gpu.toHost(o);
+        for (int g = 1; g < 3; g++) {
+            for (int r : rows[g]) {
+                assertThat(java.util.Arrays.copyOfRange(narrowGot, r * out, (r + 1) * out)).containsExactly(
+                        java.util.Arrays.copyOfRange(all, r * out, (r + 1) * out));
+            }
+        }
     }
 
     /**
