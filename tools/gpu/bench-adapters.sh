@@ -15,11 +15,12 @@ compare() {
   flora bench decode --model "$model" --random-weights --device cuda --batch 64 --prompt-tokens 256 --tokens 24 --compare --rounds 3 "$@" \
     | tee -a "$out/compare-$shape.txt"
 }
-compare --adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered,bmm,auto
-compare --adapter-kind lora --rank 16 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered,auto
-compare --adapter-kind flora --rank 1 --targets q_proj,k_proj --strategy flora,auto
-compare --adapter-kind flora --rank 2 --targets q_proj,k_proj --strategy flora,auto
-for st in "64 64" "8 4096"; do
+parts=" ${ONLY:-lora8 lora16 flora1 flora2 layers} "
+[[ "$parts" == *" lora8 "* ]] && compare --adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered,bmm,auto
+[[ "$parts" == *" lora16 "* ]] && compare --adapter-kind lora --rank 16 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered,auto
+[[ "$parts" == *" flora1 "* ]] && compare --adapter-kind flora --rank 1 --targets q_proj,k_proj --strategy flora,auto
+[[ "$parts" == *" flora2 "* ]] && compare --adapter-kind flora --rank 2 --targets q_proj,k_proj --strategy flora,auto
+[[ "$parts" == *" layers "* ]] && for st in "64 64" "8 4096"; do
   set -- $st
   flora bench adapters --device cuda --dim 6144 --sequences "$1" --tokens "$2" --ranks "${RANKS:-1,2,4,8}" --json --plot /dev/null \
     | tee -a "$out/adapters-d6144.jsonl"

@@ -42,7 +42,9 @@ public final class LatencyBench {
         EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(w.maxBatchedTokens()).withMaxSequences(w.maxSequences())
                 .withKvCacheBytes(w.kvCacheBytes()).withSeparatePrefillDecode(series.separateSteps());
         List<Request> requests = ThroughputBench.requests(model, series, w, registry);
-        EngineLoop loop = new EngineLoop(new Engine(model, config, Set.of(), registry), requests.size() + 8);
+        Engine engine = new Engine(model, config, Set.of(), registry);
+        engine.recordDecodeSteps(); // set-up: no recording inside the measured run
+        EngineLoop loop = new EngineLoop(engine, requests.size() + 8);
         try {
             warmUp(loop, requests);
             int n = requests.size();

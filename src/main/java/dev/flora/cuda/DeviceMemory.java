@@ -37,23 +37,7 @@ final class DeviceMemory {
 
     /** A buffer freed once {@code owner} is unreachable. */
     long permanent(long bytes, Object owner) {
-        long pointer = driver.tryAlloc(bytes);
-        // Device memory of unreachable tensors (a dropped engine's KV cache, say) is freed only when
-        // the collector runs their cleaners: run it before reporting the device full.
-        for (int attempt = 0; pointer == 0 && attempt < 3; attempt++) {
-            System.gc();
-            try {
-                Thread.sleep(100L << attempt);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            }
-            pointer = driver.tryAlloc(bytes);
-        }
-        if (pointer == 0) {
-            pointer = alloc(bytes);
-        }
-        long allocated = pointer;
+        long allocated = allocCollecting(bytes);
         Driver d = driver;
         MemorySegment ctx = context;
         java.util.concurrent.atomic.AtomicLong counter = held;
@@ -80,13 +64,38 @@ final class DeviceMemory {
             used = 0;
         }
         if (current == chunks.size()) {
+            // Twice the last chunk where the device has it (few chunks, merged at the next step), else just what is asked.
             long chunk = Math.max(size, Math.max(64L << 20, chunks.isEmpty() ? 0 : chunks.getLast()[1] * 2));
-            chunks.add(new long[] {alloc(chunk), chunk});
+            long pointer = driver.tryAlloc(chunk);
+            if (pointer == 0) {
+                chunk = size;
+                pointer = allocCollecting(chunk);
+            }
+            chunks.add(new long[] {pointer, chunk});
             used = 0;
         }
         long pointer = chunks.get(current)[0] + used;
         used += size;
         return pointer;
+    }
+
+    /**
+     * Device memory, running the collector before reporting the device full: memory of unreachable
+     * tensors (a dropped engine's KV cache, say) is freed only when their cleaners run.
+     */
+    private long allocCollecting(long bytes) {
+        long pointer = driver.tryAlloc(bytes);
+        for (int attempt = 0; pointer == 0 && attempt < 3; attempt++) {
+            System.gc();
+            try {
+                Thread.sleep(100L << attempt);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            pointer = driver.tryAlloc(bytes);
+        }
+        return pointer != 0 ? pointer : alloc(bytes);
     }
 
     /** driver.alloc, its out-of-memory message saying what Flora holds (to tell a leak from a large step). */
@@ -113,7 +122,7 @@ final class DeviceMemory {
                 driver.free(c[0]);
             }
             chunks.clear();
-            chunks.add(new long[] {alloc(total), total});
+            chunks.add(new long[] {allocCollecting(total), total});
         }
         current = 0;
         used = 0;

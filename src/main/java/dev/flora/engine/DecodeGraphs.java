@@ -59,6 +59,28 @@ final class DecodeGraphs {
         return model.backend().rows(recording.replay(padded), 0, n);
     }
 
+    /**
+     * Records now every size a step of up to {@code sequences} tokens pads to (vLLM captures its graphs
+     * at start-up too), on steps of padding only, which write no cache slot; returns how many were new.
+     */
+    int recordUpTo(int sequences) {
+        int last = sizeFor(Math.max(1, sequences));
+        int made = 0;
+        TokenBatch none = new TokenBatch(new int[0], new int[0], new int[0], new int[0], new int[0], new int[0][], new int[0],
+                cache.blockSize(), new int[0]);
+        for (int size : SIZES) {
+            if (size > last && last != 0) {
+                break;
+            }
+            if (!recordings.containsKey(size)) {
+                TokenBatch padded = padded(none, size);
+                recordings.put(size, recorder.record(padded, maxBlocks, b -> model.logits(model.forward(b, cache, adapters))));
+                made++;
+            }
+        }
+        return made;
+    }
+
     private static int sizeFor(int n) {
         for (int s : SIZES) {
             if (s >= n) {

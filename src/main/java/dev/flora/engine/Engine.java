@@ -53,6 +53,7 @@ public final class Engine {
     private final Scheduler scheduler;
     private final KvCache cache;
     private final DecodeGraphs graphs; // null: every step runs as it comes
+    private final int maxSequences;
     private final Map<String, Sequence> active = new HashMap<>();
     private long steps;
     private long replayedSteps;
@@ -82,6 +83,7 @@ public final class Engine {
         this.cache = model.backend().allocateKvCache(spec.layers(), numBlocks, config.blockSize(), spec.kvWidth(), kvType);
         int maxBlocksPerSequence = (spec.maxContext() + config.blockSize() - 1) / config.blockSize();
         this.graphs = DecodeGraphs.of(model, cache, adapters, maxBlocksPerSequence, config.stepGraphs());
+        this.maxSequences = config.maxSequences();
     }
 
     public ModelSpec spec() {
@@ -98,6 +100,15 @@ public final class Engine {
 
     public long steps() {
         return steps;
+    }
+
+    /**
+     * Records the decode steps of every size up to the engine's sequences now, so that no recording
+     * falls inside a timed run (vLLM captures its graphs at start-up); returns how many were recorded,
+     * none where the backend records nothing or step graphs are off.
+     */
+    public int recordDecodeSteps() {
+        return graphs == null ? 0 : graphs.recordUpTo(maxSequences);
     }
 
     /** Steps replayed from recordings (CUDA graphs) so far. */

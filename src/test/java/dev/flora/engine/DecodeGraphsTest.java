@@ -111,6 +111,26 @@ class DecodeGraphsTest {
                 .allMatch(size -> Set.of(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 56, 64).contains(size));
     }
 
+    /** Recording every size up front (as vLLM does at start-up) leaves nothing to record during the run, and changes no result. */
+    @Test
+    void decodeStepsRecordedUpFrontAreReplayedWithTheSameResults() throws IOException {
+        RerunningRecorder recorder = new RerunningRecorder();
+        Backend backend = recording(new CpuBackend(), recorder);
+        ModelDirectory directory = ModelDirectory.open(Fixtures.llamaTinyModel());
+        CausalLM model = Models.load(directory, backend);
+        EngineConfig config = EngineConfig.DEFAULT.withMaxSequences(10);
+        Engine engine = new Engine(model, config, directory.eosTokenIds(), new AdapterRegistry(4));
+        assertThat(engine.recordDecodeSteps()).as("sizes up to 12, the one 10 sequences pad to").isEqualTo(7);
+        assertThat(recorder.recordedSizes).containsExactly(1, 2, 3, 4, 6, 8, 12);
+        assertThat(engine.recordDecodeSteps()).as("recorded once").isZero();
+        assertThat(recorder.replays).isZero();
+        List<Result> replayed = engine.run(requests(null), new Engine.Listener() { });
+        assertThat(recorder.recordedSizes).containsExactly(1, 2, 3, 4, 6, 8, 12);
+        assertThat(recorder.replays).isGreaterThan(5);
+        assertSame(replayed, run(new CpuBackend(), false, null));
+        assertThat(new Engine(model, config.withStepGraphs(false), directory.eosTokenIds(), new AdapterRegistry(4)).recordDecodeSteps()).isZero();
+    }
+
     @Test
     void stepsWithAdaptersAreNeverReplayed() throws IOException {
         String adapter = "lora-qv-r4";
