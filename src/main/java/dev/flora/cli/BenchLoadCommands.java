@@ -213,6 +213,8 @@ final class BenchLoadCommands {
                     lines.computeIfAbsent(p.series(), k -> new ArrayList<>()).add(new double[] {p.rank(), plotted(p)});
                 }
             }
+            // by rank: a --from file may join several runs' lines
+            lines.replaceAll((series, xy) -> xy.stream().sorted(java.util.Comparator.comparingDouble(p -> p[0])).toList());
             LinePlot.writeOrSay(plot(), model + ": " + spec.name() + " against rank", "rank", yLabel(), Map.of(panel(), lines),
                     spec.commandLine().getErr());
         }
@@ -225,7 +227,7 @@ final class BenchLoadCommands {
             b.append(String.format(Locale.ROOT, "%5s", "rank"));
             columns.forEach(c -> b.append(String.format(Locale.ROOT, " %" + width + "s", c)));
             b.append('\n');
-            List<Integer> rows = rankOf.stream().filter(r -> r > 0).distinct().toList();
+            List<Integer> rows = rankOf.stream().filter(r -> r > 0).distinct().sorted().toList();
             for (int rank : rows.isEmpty() ? List.of(0) : rows) {
                 b.append(String.format(Locale.ROOT, "%5d", rank));
                 for (String c : columns) {
