@@ -216,6 +216,8 @@ public final class AdaptedLinear {
         AdapterStrategy loraWay = auto ? chooseFor(AdapterKind.LORA, linear, modules) : strategy;
         List<Group> fused = new ArrayList<>();
         List<Group> padded = new ArrayList<>();
+        List<Group> scaledOutputs = new ArrayList<>();
+        List<Group> scaledInputs = new ArrayList<>();
         for (int k = 0; k < activeSlots.length; k++) {
             AdapterModule module = modules[k];
             if (module == null) {
@@ -231,11 +233,19 @@ public final class AdaptedLinear {
                 case AdapterModule.Lora lora when loraWay == AdapterStrategy.GATHERED -> gathered.add(new Group(rows, lora, out));
                 case AdapterModule.Lora lora when loraWay == AdapterStrategy.BMM -> bySequence(rows, lora, out, padded);
                 case AdapterModule.Flora flora when floraWay == AdapterStrategy.FLORA -> fused.add(new Group(rows, flora, out));
+                case AdapterModule.Ia3 ia3 when ia3.inputSide() -> scaledInputs.add(new Group(rows, ia3, out));
+                case AdapterModule.Ia3 ia3 -> scaledOutputs.add(new Group(rows, ia3, out));
                 default -> apply(module, linear, x, out, rows);
             }
         }
         if (!fused.isEmpty()) {
             floraFused(fused, linear, x, out);
+        }
+        if (!scaledOutputs.isEmpty()) {
+            backend.mulRowsGrouped(out, rowsOf(scaledOutputs), scalesOf(scaledOutputs));
+        }
+        if (!scaledInputs.isEmpty()) {
+            ia3Inputs(scaledInputs, linear, x, out);
         }
         if (!padded.isEmpty()) {
             PaddedLora.project(backend, buffers, padded.stream().map(Group::rows).toList(),
@@ -357,6 +367,42 @@ public final class AdaptedLinear {
         backend.floraLinear(x, rows, a, bt, linear.weight(), linear.bias(), stacked, products, out);
     }
 
+    private static int[][] rowsOf(List<Group> groups) {
+        return groups.stream().map(Group::rows).toArray(int[][]::new);
+    }
+
+    private static Tensor[] scalesOf(List<Group> groups) {
+        return groups.stream().map(g -> ((AdapterModule.Ia3) g.module).scale()).toArray(Tensor[]::new);
+    }
+
+    /**
+     * IA3 on the input side (the feed-forward's down projection), every adapter at once: the tokens'
+     * rows gathered, each scaled by its adapter's vector in one call, ONE product with the layer's
+     * weight, the rows written back (their base product was skipped: these rows are replaced).
+     */
+    private void ia3Inputs(List<Group> groups, Linear linear, Tensor x, Tensor out) {
+        int[][] rows = rowsOf(groups);
+        int total = 0;
+        for (int[] r : rows) {
+            total += r.length;
+        }
+        int[] all = new int[total];
+        int[][] local = new int[rows.length][];
+        for (int g = 0, k = 0; g < rows.length; g++) {
+            local[g] = new int[rows[g].length];
+            for (int i = 0; i < rows[g].length; i++, k++) {
+                all[k] = rows[g][i];
+                local[g][i] = k;
+            }
+        }
+        Tensor xs = buffers.get(StepBuffers.Use.KEPT_INPUT, total, x.cols());
+        backend.gatherRows(x, all, xs);
+        backend.mulRowsGrouped(xs, local, scalesOf(groups));
+        Tensor y = buffers.get(StepBuffers.Use.KEPT_OUTPUT, total, linear.outFeatures());
+        backend.linear(xs, linear.weight(), linear.bias(), y);
+        backend.scatterRows(y, all, 1f, null, false, out);
+    }
+
     /** LoRA-bmm pads per sequence: a slot's rows split by the sequence they belong to. */
     private void bySequence(int[] rows, AdapterModule.Lora lora, Tensor out, List<Group> padded) {
         Map<Integer, List<Integer>> bySeq = new LinkedHashMap<>();
@@ -379,14 +425,7 @@ public final class AdaptedLinear {
                 backend.linear(v, lora.b(), lora.bias(), d);
                 backend.scatterRows(d, rows, lora.scale(), null, true, out);
             }
-            case AdapterModule.Ia3 ia3 when !ia3.inputSide() -> backend.mulRows(out, rows, ia3.scale(), 0);
-            case AdapterModule.Ia3 ia3 -> {
-                Tensor xs = gather(x, rows);
-                backend.mulRows(xs, null, ia3.scale(), 0);
-                Tensor y = backend.allocate(n, linear.outFeatures());
-                backend.linear(xs, linear.weight(), linear.bias(), y);
-                backend.scatterRows(y, rows, 1f, null, false, out);
-            }
+            case AdapterModule.Ia3 ia3 -> throw new IllegalStateException("IA3 is applied by group"); // addAdapters
             case AdapterModule.Flora flora -> {
                 Tensor sum = backend.allocate(n, linear.outFeatures());
                 Tensor xs = backend.allocate(n, linear.inFeatures());

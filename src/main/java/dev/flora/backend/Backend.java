@@ -117,6 +117,18 @@ public interface Backend extends AutoCloseable {
     /** x[r] ∘= vectors[vectorRow] for the given rows (null: every row), in place. */
     void mulRows(Tensor x, int[] rows, Tensor vectors, int vectorRow);
 
+    /**
+     * {@link #mulRows} for several groups in one call (IA3's scales, one per adapter): x[rows[g][i]] ∘=
+     * vectors[g] (a [1, cols] vector), in place; no row in two groups.
+     */
+    default void mulRowsGrouped(Tensor x, int[][] rows, Tensor[] vectors) {
+        for (int g = 0; g < rows.length; g++) {
+            if (rows[g].length > 0) {
+                mulRows(x, rows[g], vectors[g], 0);
+            }
+        }
+    }
+
     /** out = (x - mean) / sqrt(var + eps) * weight + bias, per row. */
     void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out);
 

@@ -43,7 +43,9 @@ public final class LatencyBench {
                 .withKvCacheBytes(w.kvCacheBytes()).withSeparatePrefillDecode(series.separateSteps());
         List<Request> requests = ThroughputBench.requests(model, series, w, registry);
         Engine engine = new Engine(model, config, Set.of(), registry);
-        engine.recordDecodeSteps(); // set-up: no recording inside the measured run
+        if (!series.adapted()) {
+            engine.recordDecodeSteps(); // set-up: no recording inside the measured run (steps with adapters are never recorded)
+        }
         EngineLoop loop = new EngineLoop(engine, requests.size() + 8);
         try {
             warmUp(loop, requests);

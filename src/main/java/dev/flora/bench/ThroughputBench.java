@@ -104,7 +104,9 @@ public final class ThroughputBench {
         EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(w.maxBatchedTokens()).withMaxSequences(w.maxSequences())
                 .withKvCacheBytes(w.kvCacheBytes()).withSeparatePrefillDecode(series.separateSteps());
         Engine engine = new Engine(model, config, Set.of(), registry);
-        engine.recordDecodeSteps(); // set-up, as the warm-up below: no recording inside the timed run
+        if (!series.adapted()) {
+            engine.recordDecodeSteps(); // set-up, as the warm-up below: no recording inside the timed run (steps with adapters are never recorded)
+        }
         List<Request> requests = requests(model, series, w, registry);
         int warm = Math.min(4, requests.size());
         List<Request> warmUp = new ArrayList<>();

@@ -568,6 +568,36 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void mulRowsGrouped(Tensor x, int[][] rows, Tensor[] vectors) {
+        bind();
+        int total = 0;
+        for (int[] r : rows) {
+            total += r.length;
+        }
+        if (total == 0) {
+            return;
+        }
+        int[] rowOf = new int[total];
+        int[] groupOf = new int[total];
+        long[] vectorPtr = new long[rows.length];
+        int[] vectorType = new int[rows.length];
+        for (int g = 0, k = 0; g < rows.length; g++) {
+            CudaTensor v = CudaTensor.of(vectors[g]);
+            if (v.cols() != x.cols()) {
+                throw new IllegalArgumentException("mulRowsGrouped: a vector of " + v.cols() + " for rows of " + x.cols());
+            }
+            vectorPtr[g] = v.pointer;
+            vectorType[g] = v.typeCode();
+            for (int r : rows[g]) {
+                rowOf[k] = r;
+                groupOf[k++] = g;
+            }
+        }
+        long[] p = packed(x, rowOf, groupOf, vectorPtr, vectorType);
+        launchRows("mul_rows_grouped", total, CudaTensor.of(x).pointer, p[0], p[1], p[2], p[3], x.cols());
+    }
+
+    @Override
     public void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out) {
         bind();
         rmsNorm(CudaTensor.of(x), new RmsNorm(weight, eps), CudaTensor.of(out), null);

@@ -380,6 +380,16 @@ __global__ void mul_rows(float* x, const int* rows, const void* vectors, int typ
     for (int c = threadIdx.x; c < cols; c += blockDim.x) row[c] *= ld(vectors, (long long) vectorRow * cols + c, type);
 }
 
+// mul_rows for every group at once (IA3, one scale vector per adapter): block k scales row rowOf[k]
+// by its group's vector.
+__global__ void mul_rows_grouped(float* x, const int* rowOf, const int* groupOf, const long long* vectorPtr, const int* vectorType,
+                                 int cols) {
+    int k = blockIdx.x, g = groupOf[k];
+    float* row = x + (long long) rowOf[k] * cols;
+    const void* v = (const void*) vectorPtr[g];
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) row[c] *= ld(v, c, vectorType[g]);
+}
+
 // Sums in float64, as the CPU backend does: the norms are where float32 rounding would show.
 // RMS_THREADS threads a row (inverse_rms). rounded (when not null) also receives the normed rows
 // rounded to the weights' 16-bit type (bf16: 1, f16: 0), the input of the cuBLAS products after it.

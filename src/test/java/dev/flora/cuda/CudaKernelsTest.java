@@ -381,6 +381,16 @@ class CudaKernelsTest {
             expect[i] = (double) x[i] * vectors[i % cols];
         }
         near(gpu.toHost(all), expect, null, 1e-7, "mulRows (every row)");
+        // Grouped (IA3, a vector per adapter; one f32, one bf16): each group's rows as mulRows alone gives them, the rest untouched.
+        Tensor[] groupVectors = {gpu.weight(java.util.Arrays.copyOfRange(vectors, 0, cols), 1, cols),
+                weightOf(DType.BF16, java.util.Arrays.copyOfRange(vectors, cols, 2 * cols), 1, cols)};
+        int[][] groupRows = {{0, 5}, {3}};
+        Tensor grouped = gpu.fromHost(x, rows, cols);
+        gpu.mulRowsGrouped(grouped, groupRows, groupVectors);
+        Tensor oneByOne = gpu.fromHost(x, rows, cols);
+        gpu.mulRows(oneByOne, groupRows[0], groupVectors[0], 0);
+        gpu.mulRows(oneByOne, groupRows[1], groupVectors[1], 0);
+        assertThat(gpu.toHost(grouped)).containsExactly(gpu.toHost(oneByOne)).isNotEqualTo(x);
 
         Tensor sum = gpu.fromHost(x, rows, cols);
         gpu.addInPlace(sum, gpu.fromHost(dst, rows, cols));
