@@ -2,7 +2,7 @@
 # On the GPU machine: the fLoRA paper's figures on a random-weight shape, as JSON lines under OUT
 # (plots are drawn where fonts exist: flora bench throughput/latency print the lines first).
 #   runtime/bench-figures.sh OUT [SHAPE] [throughput|latency ...]      (SHAPE default starcoder-15b)
-# Environment: SERIES (default none,flora,lora-bmm,lora-gathered,lora-auto), RANKS, REQUESTS (200),
+# Environment: SERIES (default none,flora,lora-bmm,lora-gathered,lora-auto), RANKS, REQUESTS (200), RUNS (1; 3 for medians),
 # KV (KV-cache bytes, default 12 GB: each point's engine makes its own; StarCoder-15B's 200 requests need under 9 GB), RATE (latency, default 8),
 # TARGETS (default: c_attn / q,k,v,o), CALIBRATE=D (first measure the GPU's adapter costs on a D x D
 # layer for the auto series: flora calibrate --device cuda, several minutes).
@@ -18,7 +18,7 @@ if [ -n "${CALIBRATE:-}" ]; then
   flora calibrate --device cuda --dim "$CALIBRATE" --tokens 64,512,2048,8192 --ranks 1,2,4,8,16,32,64 --rounds 1 | tee "$out/calibration.txt"
 fi
 common=(--model "$model" --random-weights --device cuda --series "${SERIES:-none,flora,lora-bmm,lora-gathered,lora-auto}"
-        --requests "${REQUESTS:-200}" --kv-cache-memory "${KV:-12000000000}" --json)
+        --requests "${REQUESTS:-200}" --kv-cache-memory "${KV:-12000000000}" --runs "${RUNS:-1}" --json)
 [ -n "${TARGETS:-}" ] && common+=(--targets "$TARGETS")
 for f in "${figures[@]}"; do
   case "$f" in

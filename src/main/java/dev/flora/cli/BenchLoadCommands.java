@@ -76,6 +76,10 @@ final class BenchLoadCommands {
         @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Lengths, prompts, arrivals and adapters (default: ${DEFAULT-VALUE}).")
         long seed;
 
+        @Option(names = "--runs", defaultValue = "1", paramLabel = "N", description = "Runs of every point, interleaved (every point once, "
+                + "then again); the table and plot show each point's median (default: ${DEFAULT-VALUE}).")
+        int runs;
+
         @Option(names = "--json", description = "Print one JSON line per point instead of the table.")
         boolean json;
 
@@ -125,9 +129,9 @@ final class BenchLoadCommands {
                 return 0;
             }
             check();
-            if (requests < 1 || maxBatchedTokens() < 1 || maxSequences < 1 || kvCacheBytes < 1
+            if (requests < 1 || maxBatchedTokens() < 1 || maxSequences < 1 || kvCacheBytes < 1 || runs < 1
                     || java.util.Arrays.stream(ranks()).anyMatch(r -> r < 1)) {
-                throw new FloraException("--requests, --max-batched-tokens, --max-num-seqs, --kv-cache-memory and --ranks must be at least 1");
+                throw new FloraException("--requests, --max-batched-tokens, --max-num-seqs, --kv-cache-memory, --runs and --ranks must be at least 1");
             }
             int[] in = LoadgenCommand.range(inputLen, "--input-len");
             int[] out = LoadgenCommand.range(outputLen, "--output-len");
@@ -145,12 +149,12 @@ final class BenchLoadCommands {
                 Set<String> modules = targets != null ? targets : defaultTargets(lm);
                 var workload = new ThroughputBench.Workload(requests, in[0], in[1], out[0], out[1], maxBatchedTokens(), maxSequences,
                         kvCacheBytes, modules, seed);
-                int runs = 0;
-                for (ThroughputBench.Series s : chosen) {
-                    runs += s.kind() == null ? 1 : ranks().length;
+                List<Run> order = new ArrayList<>();
+                for (int round = 0; round < runs; round++) {
+                    order.addAll(order(chosen));
                 }
-                try (Progress progress = new Progress(spec.commandLine().getErr(), "generating", runs * ThroughputBench.outputTokens(workload))) {
-                    for (Run run : order(chosen)) {
+                try (Progress progress = new Progress(spec.commandLine().getErr(), "generating", order.size() * ThroughputBench.outputTokens(workload))) {
+                    for (Run run : order) {
                         P point = measure(lm, run.series(), run.rank(), workload, progress);
                         points.add(point);
                         if (json) { // as each point is made: a long run stopped part way keeps what it measured
@@ -165,7 +169,7 @@ final class BenchLoadCommands {
             if (!json) {
                 report(dir.getFileName().toString(), backend.name(), points);
             } else {
-                draw(dir.getFileName().toString(), points);
+                draw(dir.getFileName().toString(), medians(byPoint(points)));
             }
             return 0;
         }
@@ -187,15 +191,48 @@ final class BenchLoadCommands {
             return order;
         }
 
-        /** The table (on standard output) and the plot of the points. */
-        private void report(String name, String backendName, List<P> points) throws java.io.IOException {
+        /** The table (on standard output) and the plot of the points: each point's median where it ran more than once. */
+        private void report(String name, String backendName, List<P> measured) throws java.io.IOException {
             PrintWriter o = spec.commandLine().getOut();
+            Map<String, List<P>> byPoint = byPoint(measured);
+            List<P> points = medians(byPoint);
             List<String> seriesOf = points.stream().map(ThroughputBench.Labelled::series).toList();
             List<Integer> rankOf = points.stream().map(ThroughputBench.Labelled::rank).toList();
             String used = points.stream().map(ThroughputBench.Labelled::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
             o.print(table(title(name, backendName, used), seriesOf, rankOf, points.stream().map(p -> cell(p, points)).toList()));
+            int most = byPoint.values().stream().mapToInt(List::size).max().orElse(1);
+            if (most > 1) {
+                String widest = null;
+                double spread = -1;
+                for (List<P> group : byPoint.values()) {
+                    double[] v = group.stream().mapToDouble(this::plotted).sorted().toArray();
+                    double s = (v[v.length - 1] - v[0]) / v[(v.length - 1) / 2];
+                    if (s > spread) {
+                        spread = s;
+                        widest = group.getFirst().series() + (group.getFirst().rank() > 0 ? " at rank " + group.getFirst().rank() : "");
+                    }
+                }
+                o.printf(Locale.ROOT, "medians of up to %d runs a point; the widest spread, (max - min) / median: %.1f%% (%s)%n", most,
+                        100 * spread, widest);
+            }
             o.flush();
             draw(name, points);
+        }
+
+        /** The measured points by series and rank, in the order first measured. */
+        private Map<String, List<P>> byPoint(List<P> measured) {
+            Map<String, List<P>> byPoint = new LinkedHashMap<>();
+            for (P p : measured) {
+                byPoint.computeIfAbsent(p.series() + "@" + p.rank(), k -> new ArrayList<>()).add(p);
+            }
+            return byPoint;
+        }
+
+        /** Each point's median run by the plotted value (the lower of the two middle ones for an even count). */
+        private List<P> medians(Map<String, List<P>> byPoint) {
+            return byPoint.values().stream()
+                    .map(group -> group.stream().sorted(java.util.Comparator.comparingDouble(this::plotted)).toList().get((group.size() - 1) / 2))
+                    .toList();
         }
 
         /**

@@ -88,6 +88,31 @@ class BenchLoadCliTest {
         assertThat(wrong.err()).contains("points.jsonl line 1: not a line of bench latency --json").doesNotContain("Exception");
     }
 
+    /** --runs: every point again, round by round; the table (here from the lines) shows each point's median and the widest spread. */
+    @Test
+    void repeatedRunsInterleaveAndTheTableShowsMedians() throws IOException {
+        CliTest.Run run = flora(args("--series", "none,flora", "--ranks", "1", "--targets", "q_proj", "--runs", "3", "--json"));
+        assertThat(run.code()).as(run.err()).isZero();
+        List<JsonNode> points = new ArrayList<>();
+        for (String line : run.out().lines().toList()) {
+            points.add(JSON.readTree(line));
+        }
+        assertThat(points.stream().map(p -> p.get("series").asText()).toList()).containsExactly("none", "flora", "none", "flora", "none", "flora");
+        double[] flora = points.stream().filter(p -> p.get("series").asText().equals("flora"))
+                .mapToDouble(p -> p.get("tokensPerSecond").asDouble()).sorted().toArray();
+        Path lines = tmp.resolve("runs.jsonl");
+        Files.writeString(lines, run.out());
+        CliTest.Run again = flora("bench", "throughput", "--from", lines.toString(), "--plot", tmp.resolve("runs.png").toString());
+        assertThat(again.code()).as(again.err()).isZero();
+        assertThat(again.out().lines().filter(l -> l.matches("\\s+1 .*")).findFirst().orElseThrow())
+                .contains(String.format(java.util.Locale.ROOT, "%.1f", flora[1]));
+        assertThat(again.out()).contains("medians of up to 3 runs a point; the widest spread");
+
+        CliTest.Run none = flora(args("--series", "none", "--runs", "0"));
+        assertThat(none.code()).isNotZero();
+        assertThat(none.err()).contains("--runs").doesNotContain("Exception");
+    }
+
     @Test
     void tableHasARowPerRankAndAColumnPerSeries() {
         CliTest.Run run = flora(args("--series", "none,flora", "--ranks", "1,3", "--targets", "q_proj"));
