@@ -101,8 +101,27 @@ public final class AdaptedLinear {
     /** normed = the RMSNorm of x, then {@link #projectAll} of normed: one backend call for the base products where no adapter replaces them. */
     public void normProjectAll(Tensor x, RmsNorm norm, Tensor normed, Linear[] linears, Tensor[] outs) {
         if (adaptsAny(linears) && !additive(linears)) {
-            backend.rmsNorm(x, norm.weight(), norm.eps(), normed);
-            projectAll(linears, normed, outs);
+            // The layers no adapter replaces (v beside fLoRA's q and k, say) still run fused with the norm,
+            // which also writes the normed rows the others project from.
+            List<Integer> fusable = new ArrayList<>();
+            for (int i = 0; i < linears.length; i++) {
+                if (additive(new Linear[] {linears[i]})) {
+                    fusable.add(i);
+                }
+            }
+            if (fusable.isEmpty()) {
+                backend.rmsNorm(x, norm.weight(), norm.eps(), normed);
+            } else {
+                Linear[] plain = fusable.stream().map(i -> linears[i]).toArray(Linear[]::new);
+                Tensor[] plainOuts = fusable.stream().map(i -> outs[i]).toArray(Tensor[]::new);
+                backend.normLinears(x, norm, normed, weights(plain), biases(plain), plainOuts);
+                addAdapters(plain, normed, plainOuts);
+            }
+            for (int i = 0; i < linears.length; i++) {
+                if (!fusable.contains(i)) {
+                    project(linears[i], normed, outs[i]);
+                }
+            }
             return;
         }
         backend.normLinears(x, norm, normed, weights(linears), biases(linears), outs);
