@@ -1,6 +1,7 @@
 package dev.flora.adapter;
 
 import dev.flora.backend.Backend;
+import dev.flora.backend.FloraProjection;
 import dev.flora.backend.RmsNorm;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
@@ -89,9 +90,7 @@ public final class AdaptedLinear {
     /** outs[i] = layer i applied to x (q, k, v): one backend call when no token adapts any of them. */
     public void projectAll(Linear[] linears, Tensor x, Tensor[] outs) {
         if (adaptsAny(linears) && !additive(linears)) {
-            for (int i = 0; i < linears.length; i++) {
-                project(linears[i], x, outs[i]);
-            }
+            projectEach(linears, x, outs);
             return;
         }
         backend.linears(x, weights(linears), biases(linears), outs);
@@ -117,11 +116,8 @@ public final class AdaptedLinear {
                 backend.normLinears(x, norm, normed, weights(plain), biases(plain), plainOuts);
                 addAdapters(plain, normed, plainOuts);
             }
-            for (int i = 0; i < linears.length; i++) {
-                if (!fusable.contains(i)) {
-                    project(linears[i], normed, outs[i]);
-                }
-            }
+            List<Integer> rest = java.util.stream.IntStream.range(0, linears.length).filter(i -> !fusable.contains(i)).boxed().toList();
+            projectEach(rest.stream().map(i -> linears[i]).toArray(Linear[]::new), normed, rest.stream().map(i -> outs[i]).toArray(Tensor[]::new));
             return;
         }
         backend.normLinears(x, norm, normed, weights(linears), biases(linears), outs);
@@ -164,10 +160,14 @@ public final class AdaptedLinear {
     /** The adapters of layers sharing the input x: LoRA's gathered tokens of every layer in one backend call. */
     private void addAdapters(Linear[] linears, Tensor x, Tensor[] outs) {
         List<Group> gathered = new ArrayList<>();
+        List<FloraProjection> floras = new ArrayList<>();
         for (int i = 0; i < linears.length; i++) {
             if (adapts(linears[i])) {
-                addAdapters(linears[i], x, outs[i], modules(linears[i]), gathered);
+                addAdapters(linears[i], x, outs[i], modules(linears[i]), gathered, floras);
             }
+        }
+        if (!floras.isEmpty()) {
+            backend.floraLinears(x, floras);
         }
         if (!gathered.isEmpty()) {
             loraGathered(gathered, x);
@@ -194,8 +194,7 @@ public final class AdaptedLinear {
     /** gate = act(gate layer (x)) * up layer (x), {@code up} as scratch: one backend call when no token adapts either. */
     public void projectGated(Linear gateLayer, Linear upLayer, dev.flora.backend.Activation act, Tensor x, Tensor gate, Tensor up) {
         if (adapts(gateLayer) || adapts(upLayer)) {
-            project(gateLayer, x, gate);
-            project(upLayer, x, up);
+            projectEach(new Linear[] {gateLayer, upLayer}, x, new Tensor[] {gate, up});
             backend.gatedActivation(act, gate, up, gate);
         } else {
             backend.gatedLinear(x, gateLayer.weight(), gateLayer.bias(), upLayer.weight(), upLayer.bias(), act, gate, up);
@@ -216,9 +215,25 @@ public final class AdaptedLinear {
     public void project(Linear linear, Tensor x, Tensor out) {
         AdapterStrategy strategy = slots.strategy();
         AdapterModule[] modules = modules(linear);
-        baseProduct(linear, x, out, modules, strategy);
+        projectEach(new Linear[] {linear}, x, new Tensor[] {out});
+    }
+
+    /**
+     * outs[i] = layer i applied to x, for every token with its own adapter: the base products, then the
+     * adapters, LoRA's gathered tokens of every layer in one backend call and fLoRA's in one more
+     * (one modulation for all of them where the backend fuses it).
+     */
+    private void projectEach(Linear[] linears, Tensor x, Tensor[] outs) {
         List<Group> gathered = new ArrayList<>();
-        addAdapters(linear, x, out, modules, gathered);
+        List<FloraProjection> floras = new ArrayList<>();
+        for (int i = 0; i < linears.length; i++) {
+            AdapterModule[] modules = modules(linears[i]);
+            baseProduct(linears[i], x, outs[i], modules, slots.strategy());
+            addAdapters(linears[i], x, outs[i], modules, gathered, floras);
+        }
+        if (!floras.isEmpty()) {
+            backend.floraLinears(x, floras);
+        }
         if (!gathered.isEmpty()) {
             loraGathered(gathered, x);
         }
@@ -226,9 +241,11 @@ public final class AdaptedLinear {
 
     /**
      * The adapters' part of {@link #project}, on out holding the base product of every row not
-     * replaced; LoRA's gathered groups are left in {@code gathered} for one call with other layers'.
+     * replaced; LoRA's gathered groups are left in {@code gathered} and fLoRA's fused ones in
+     * {@code floras}, each for one call with other layers'.
      */
-    private void addAdapters(Linear linear, Tensor x, Tensor out, AdapterModule[] modules, List<Group> gathered) {
+    private void addAdapters(Linear linear, Tensor x, Tensor out, AdapterModule[] modules, List<Group> gathered,
+                             List<FloraProjection> floras) {
         AdapterStrategy strategy = slots.strategy();
         boolean auto = strategy == AdapterStrategy.AUTO;
         AdapterStrategy floraWay = auto ? chooseFor(AdapterKind.FLORA, linear, modules) : strategy;
@@ -258,7 +275,7 @@ public final class AdaptedLinear {
             }
         }
         if (!fused.isEmpty()) {
-            floraFused(fused, linear, x, out);
+            floras.add(floraFused(fused, linear, out));
         }
         if (!scaledOutputs.isEmpty()) {
             backend.mulRowsGrouped(out, rowsOf(scaledOutputs), scalesOf(scaledOutputs));
@@ -363,12 +380,12 @@ public final class AdaptedLinear {
     }
 
     /**
-     * fLoRA, fused: every fLoRA token's r modulated copies x ∘ A[j] stacked into one matrix by one
-     * call, ONE product with W0 for all of them, then one call that demodulates by B[:, j], sums over
-     * j in order, scales by 1/r, adds the bias and writes the rows: the exact strategy's arithmetic,
-     * in three backend calls per layer however many adapters share the step.
+     * fLoRA, fused: every fLoRA token's r modulated copies x ∘ A[j] stacked into one matrix, ONE
+     * product with W0 for all of them, then a demodulation by B[:, j] that sums over j in order, scales
+     * by 1/r, adds the bias and writes the rows: the exact strategy's arithmetic, however many adapters
+     * share the step. Returned as this layer's part of one {@link Backend#floraLinears} call.
      */
-    private void floraFused(List<Group> groups, Linear linear, Tensor x, Tensor out) {
+    private FloraProjection floraFused(List<Group> groups, Linear linear, Tensor out) {
         int n = groups.size();
         int[][] rows = new int[n][];
         Tensor[] a = new Tensor[n];
@@ -383,7 +400,7 @@ public final class AdaptedLinear {
         }
         Tensor stacked = buffers.get(StepBuffers.Use.STACKED_INPUT, total, linear.inFeatures());
         Tensor products = buffers.get(StepBuffers.Use.STACKED_OUTPUT, total, linear.outFeatures());
-        backend.floraLinear(x, rows, a, bt, linear.weight(), linear.bias(), stacked, products, out);
+        return new FloraProjection(rows, a, bt, linear.weight(), linear.bias(), stacked, products, out);
     }
 
     private static int[][] rowsOf(List<Group> groups) {

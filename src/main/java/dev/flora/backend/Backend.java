@@ -52,6 +52,18 @@ public interface Backend extends AutoCloseable {
     void floraDemodulate(Tensor products, int[][] rows, Tensor[] bt, Tensor bias, Tensor out);
 
     /**
+     * {@link #floraLinear} for several layers sharing the input x (fLoRA's q and k projections, say),
+     * layer by layer; where the backend fuses them, one modulation serves every layer. Layers may
+     * share stacked and product buffers: each layer's demodulation reads its products before the next
+     * layer's product writes them.
+     */
+    default void floraLinears(Tensor x, java.util.List<FloraProjection> layers) {
+        for (FloraProjection l : layers) {
+            floraLinear(x, l.rows(), l.a(), l.bt(), l.weight(), l.bias(), l.stacked(), l.products(), l.out());
+        }
+    }
+
+    /**
      * fLoRA's whole layer for the step's fLoRA groups: {@link #floraModulate} into stacked, ONE
      * product with weight into products, {@link #floraDemodulate} (with bias) into out; one call where
      * the backend fuses them.

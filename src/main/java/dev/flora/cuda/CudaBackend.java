@@ -5,6 +5,7 @@ import dev.flora.backend.Activation;
 import dev.flora.backend.AttentionShape;
 import dev.flora.backend.Backend;
 import dev.flora.backend.DType;
+import dev.flora.backend.FloraProjection;
 import dev.flora.backend.KvCache;
 import dev.flora.backend.LogitSummary;
 import dev.flora.backend.RmsNorm;
@@ -963,6 +964,13 @@ public final class CudaBackend implements Backend {
     }
 
     private FloraLayout floraLayout(int[][] rows, Tensor[] a, int in, Tensor[] bt, int outs, Object owner, String what) {
+        int[] outsOf = new int[rows.length];
+        java.util.Arrays.fill(outsOf, outs);
+        return floraLayout(rows, a, in, bt, outsOf, owner, what);
+    }
+
+    /** The layout of groups whose Bᵀ may have different widths (layers of several outputs, floraLinears). */
+    private FloraLayout floraLayout(int[][] rows, Tensor[] a, int in, Tensor[] bt, int[] outsOf, Object owner, String what) {
         int groups = rows.length;
         int tokens = 0;
         for (int[] r : rows) {
@@ -983,6 +991,7 @@ public final class CudaBackend implements Backend {
             CudaTensor fa = a == null ? null : CudaTensor.of(a[g]);
             CudaTensor fb = bt == null ? null : CudaTensor.of(bt[g]);
             int r = fa != null ? fa.rows() : fb.rows();
+            int outs = outsOf[g];
             if (fa != null && fa.cols() != in || fb != null && fb.cols() != outs || fa != null && fb != null && fb.rows() != r) {
                 throw new IllegalArgumentException(what + ": factors " + (fa == null ? "" : "A [" + fa.rows() + ", " + fa.cols() + "] ")
                         + (fb == null ? "" : "Bᵀ [" + fb.rows() + ", " + fb.cols() + "] ") + "for rows of " + in + " -> " + outs);
@@ -1050,6 +1059,71 @@ public final class CudaBackend implements Backend {
         args.addAll(java.util.Arrays.asList(ptr(bias), type(bias), out.pointer, out.cols()));
         if (l.tokens() > 0) {
             launch("flora_demodulate", l.tokens(), columnBlocks(out.cols()), THREADS, 0, args.toArray());
+        }
+    }
+
+    /**
+     * fLoRA's q and k (any layers sharing the input) with ONE layout upload and ONE modulation into the
+     * rounded input cuBLAS reads, then per layer its product and its demodulation (the kernels of
+     * floraLinear; a layer's demodulation reads its token range of the joint layout). Where a layer
+     * would take the GEMV or float32 path, layer by layer as floraLinear.
+     */
+    @Override
+    public void floraLinears(Tensor x, java.util.List<FloraProjection> layers) {
+        bind();
+        DType type = layers.getFirst().weight().dtype();
+        boolean joint = layers.size() > 1 && type != DType.F32;
+        for (FloraProjection p : layers) {
+            joint &= p.weight().dtype() == type && p.stackedRows() > GEMV_MAX_ROWS;
+        }
+        if (!joint) {
+            Backend.super.floraLinears(x, layers);
+            return;
+        }
+        java.util.List<int[]> rows = new java.util.ArrayList<>();
+        java.util.List<Tensor> a = new java.util.ArrayList<>();
+        java.util.List<Tensor> bt = new java.util.ArrayList<>();
+        java.util.List<Integer> outs = new java.util.ArrayList<>();
+        for (FloraProjection p : layers) {
+            for (int g = 0; g < p.rows().length; g++) {
+                rows.add(p.rows()[g]);
+                a.add(p.a()[g]);
+                bt.add(p.bt()[g]);
+                outs.add(p.out().cols());
+            }
+        }
+        FloraLayout l = floraLayout(rows.toArray(int[][]::new), a.toArray(Tensor[]::new), x.cols(), bt.toArray(Tensor[]::new),
+                outs.stream().mapToInt(Integer::intValue).toArray(), layers.getFirst().out(), "floraLinears");
+        CudaTensor half = roundingBuffer(type, l.stacked(), x.cols());
+        modulate(CudaTensor.of(x), l, half);
+        int firstRow = 0;
+        int firstToken = 0;
+        for (FloraProjection p : layers) {
+            int stacked = p.stackedRows();
+            int tokens = 0;
+            for (int[] r : p.rows()) {
+                tokens += r.length;
+            }
+            CudaTensor products = CudaTensor.of(p.products());
+            if (products.rows() < stacked || products.cols() != p.out().cols() || p.weight().cols() != x.cols()
+                    || p.weight().rows() != p.out().cols()) {
+                throw new IllegalArgumentException("floraLinears: products [" + products.rows() + ", " + products.cols() + "] for " + stacked
+                        + " rows of W [" + p.weight().rows() + ", " + p.weight().cols() + "] on inputs of " + x.cols());
+            }
+            CudaTensor input = new CudaTensor(half.pointer + (long) firstRow * x.cols() * type.bytes(), type, stacked, x.cols(), half);
+            CudaTensor layerProducts = new CudaTensor(products.pointer, DType.F32, stacked, products.cols(), products);
+            product(input, CudaTensor.of(p.weight()), null, layerProducts);
+            // The demodulation indexes products by the joint layout's stacked row: shift the pointer back by
+            // this layer's first row, and its token arrays forward to this layer's first token.
+            long productsBase = products.pointer - (long) firstRow * products.cols() * Float.BYTES;
+            long tokenShift = (long) firstToken * Integer.BYTES;
+            CudaTensor out = CudaTensor.of(p.out());
+            CudaTensor bias = orNull(p.bias());
+            launch("flora_demodulate", tokens, columnBlocks(out.cols()), THREADS, 0, productsBase, l.rowOf() + tokenShift,
+                    l.groupOf() + tokenShift, l.indexOf() + tokenShift, l.base(), l.count(), l.btPtr(), l.btType(), l.rank(), ptr(bias), type(bias),
+                    out.pointer, out.cols());
+            firstRow += stacked;
+            firstToken += tokens;
         }
     }
 

@@ -842,4 +842,56 @@ class CudaKernelsTest {
         gpu.floraDemodulate(p, rows, bt, bias, separate);
         assertThat(gpu.toHost(fused)).as("floraLinear " + type).containsExactly(gpu.toHost(separate));
     }
+
+    /**
+     * fLoRA's q and k (layers of different widths sharing the input) in one floraLinears call, one
+     * modulation for both where each layer takes cuBLAS (more stacked rows than the GEMV), else layer
+     * by layer: bit for bit a floraLinear call per layer, with the layers' buffers shared as
+     * AdaptedLinear shares them.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 9", "F16, 9", "BF16, 3", "F32, 9"})
+    void floraLinearsEqualsAFloraLinearPerLayer(DType type, int t) {
+        int in = 72;
+        int[] outs = {45, 29};
+        float[] x = randoms(t * in);
+        Tensor xs = gpu.fromHost(x, t, in);
+        int[][][] rows = t == 9 ? new int[][][] {{{1, 4}, {0}, {3, 5, 8}}, {{2, 6}, {7}}} : new int[][][] {{{1}, {0}}, {{2}}};
+        java.util.List<dev.flora.backend.FloraProjection> layers = new java.util.ArrayList<>();
+        float[][] base = new float[2][];
+        Tensor[] apart = new Tensor[2];
+        Tensor shared = poisoned(40, in);
+        Tensor sharedProducts = poisoned(40, 64);
+        for (int l = 0; l < 2; l++) {
+            int groups = rows[l].length;
+            Tensor[] a = new Tensor[groups];
+            Tensor[] bt = new Tensor[groups];
+            int stacked = 0;
+            for (int g = 0; g < groups; g++) {
+                int r = 1 + (g + l) % 3;
+                a[g] = gpu.weight(randoms(r * in), r, in);
+                bt[g] = gpu.weight(randoms(r * outs[l]), r, outs[l]);
+                stacked += r * rows[l][g].length;
+            }
+            Tensor w = weightOf(type, randoms(outs[l] * in), outs[l], in);
+            Tensor bias = l == 0 ? gpu.weight(randoms(outs[l]), 1, outs[l]) : null;
+            base[l] = randoms(t * outs[l]);
+            apart[l] = gpu.fromHost(base[l], t, outs[l]);
+            gpu.floraLinear(xs, rows[l], a, bt, w, bias, poisoned(stacked, in), poisoned(stacked, outs[l]), apart[l]);
+            layers.add(new dev.flora.backend.FloraProjection(rows[l], a, bt, w, bias, gpu.rows(shared, 0, stacked),
+                    viewOf(sharedProducts, stacked, outs[l]), gpu.fromHost(base[l], t, outs[l])));
+        }
+        gpu.floraLinears(xs, layers);
+        for (int l = 0; l < 2; l++) {
+            assertThat(gpu.toHost(layers.get(l).out())).as("layer " + l + " " + type + " " + t + " tokens").containsExactly(gpu.toHost(apart[l]))
+                    .isNotEqualTo(base[l]);
+        }
+    }
+
+    /** A [rows, cols] float32 view at the start of a larger buffer (AdaptedLinear's step buffers hand out such views). */
+    private static Tensor viewOf(Tensor buffer, int rows, int cols) {
+        CudaTensor b = CudaTensor.of(buffer);
+        return new CudaTensor(b.pointer, DType.F32, rows, cols, b);
+    }
+
 }
