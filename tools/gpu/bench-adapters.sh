@@ -15,7 +15,7 @@ compare() {
   flora bench decode --model "$model" --random-weights --device cuda --batch 64 --prompt-tokens 256 --tokens 24 --compare --rounds 3 "$@" \
     | tee -a "$out/compare-$shape.txt"
 }
-parts=" ${ONLY:-lora8 lora16 flora1 flora2 layers} "
+parts=" ${ONLY:-lora8 lora16 flora1 flora2 layers e2e} "
 [[ "$parts" == *" lora8 "* ]] && compare --adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered,bmm,auto
 [[ "$parts" == *" lora16 "* ]] && compare --adapter-kind lora --rank 16 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered,auto
 [[ "$parts" == *" flora1 "* ]] && compare --adapter-kind flora --rank 1 --targets q_proj,k_proj --strategy flora,auto
@@ -25,6 +25,10 @@ parts=" ${ONLY:-lora8 lora16 flora1 flora2 layers} "
   flora bench adapters --device cuda --dim 6144 --sequences "$1" --tokens "$2" --ranks "${RANKS:-1,2,4,8}" --json --plot /dev/null \
     | tee -a "$out/adapters-d6144.jsonl"
 done
+# The PEFT peer's workload (64 prompts of 256 + 64 new, 64 distinct rank-8 LoRAs on q,k,v,o), end to end:
+# endToEndOutputTokensPerSecond over the peer's output tokens/s is the 100x ratio.
+[[ "$parts" == *" e2e "* ]] && flora bench decode --model "$model" --random-weights --device cuda --batch 64 --prompt-tokens 256 --tokens 64 \
+  --adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy auto --json | tee -a "$out/e2e-$shape.jsonl"
 if [ "${PEER:-0}" = 1 ]; then
   python3 "$here/../tools/peer/transformers_bench.py" --config "$model/config.json" --batch 64 --prompt-tokens 256 --new-tokens 64 \
     --lora-adapters 64 --lora-rank 8 --repeats 1 --warmup-new-tokens 2 | tee -a "$out/peft-$shape.jsonl"
