@@ -114,7 +114,15 @@ final class ServeCommand implements Callable<Integer> {
         registry.pin(pinned);
         EngineConfig config = EngineConfig.DEFAULT.withMaxBatchedTokens(maxBatchedTokens).withMaxSequences(maxSequences).withKvCacheBytes(kvCacheBytes)
                 .withSeparatePrefillDecode(pinned == AdapterStrategy.BMM);
-        EngineLoop loop = new EngineLoop(new Engine(pretrained.model(), config, pretrained.eosTokenIds(), registry), maxWaiting);
+        Engine engine = new Engine(pretrained.model(), config, pretrained.eosTokenIds(), registry);
+        // Decode steps as CUDA graphs, every size now (as vLLM captures at start-up), not during the first requests.
+        long recordStart = System.nanoTime();
+        int recorded = engine.recordDecodeSteps();
+        if (recorded > 0) {
+            spec.commandLine().getErr().printf("recorded %d decode-step sizes (up to %d sequences) as GPU graphs in %.1f s%n", recorded,
+                    maxSequences, (System.nanoTime() - recordStart) / 1e9);
+        }
+        EngineLoop loop = new EngineLoop(engine, maxWaiting);
         OpenAiServer server = new OpenAiServer(pretrained, loop, registry, name, apiKey, host, port);
         if (adapterRoot != null) {
             server.allowAdapterLoading(adapterRoot);
