@@ -253,7 +253,10 @@ public interface Backend extends AutoCloseable {
         return LogitSummary.ofHost(onHost != null ? onHost : toHost(logits), logits.rows(), logits.cols());
     }
 
-    /** Records steps for replay (CUDA graphs); null where each step is simply run as it comes. */
+    /**
+     * A recorder of steps for replay (CUDA graphs), one per caller: one engine's recordings may share
+     * their memory, as one engine replays one step at a time. Null where each step is simply run as it comes.
+     */
     default StepRecorder stepRecorder() {
         return null;
     }

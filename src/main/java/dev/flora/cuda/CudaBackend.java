@@ -66,7 +66,6 @@ public final class CudaBackend implements Backend {
     private final KernelModule kernels;
     private Cublas cublas; // made at the first product: only libcuda is needed to start
     private final Object cublasWorkspace = new Object();
-    private final GraphRecorder recorder = new GraphRecorder();
     private MemorySegment staging; // page-locked host memory for copies back (staging())
     private CudaStep fixedStep; // while recorded work runs: the step data prepare() returns
     private static final java.lang.ref.Cleaner GRAPHS = java.lang.ref.Cleaner.create();
@@ -1304,18 +1303,30 @@ public final class CudaBackend implements Backend {
         launchVector("add_in_place", x.numel(), 4, vec, a, b, x.numel(), vec ? 1 : 0);
     }
 
+    /**
+     * A recorder of its own for each caller (an engine): its recordings share their memory, so two
+     * engines stepping in turn (bench decode --compare) must not share one. Null under a profile, which
+     * times every operation (a replayed graph would hide them).
+     */
     @Override
     public StepRecorder stepRecorder() {
-        return PROFILE ? null : recorder; // a profile times every operation, which a replayed graph hides
+        return PROFILE ? null : new GraphRecorder();
     }
 
     /** Steps recorded as CUDA graphs, each with step-data buffers and activations of its own. */
     private final class GraphRecorder implements StepRecorder {
+        /**
+         * The memory of every recording made here, each starting over from the beginning: replays never
+         * overlap (a step at a time, and a replay's result is valid until the next step), so the recorder
+         * holds what its largest recording needs, not the sum of them (vLLM's graphs share one pool so).
+         */
+        private final DeviceMemory.RecordingArena arena = memory.new RecordingArena(this);
+
         @Override
         public Recording record(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
             bind();
             driver.synchronize(stream);
-            return new GraphRecording(batch, maxBlocks, work);
+            return new GraphRecording(batch, maxBlocks, work, arena);
         }
     }
 
@@ -1330,15 +1341,19 @@ public final class CudaBackend implements Backend {
         private final Tensor output;
         /** The step's data laid out as on the device, page-locked: one asynchronous copy per replay. */
         private final MemorySegment hostData;
+        /** Where the recording's device memory lives (shared with the recorder's other recordings); kept reachable while it is. */
+        private final DeviceMemory.RecordingArena arena;
 
-        GraphRecording(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
+        GraphRecording(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work,
+                       DeviceMemory.RecordingArena arena) {
+            this.arena = arena;
             this.tokens = batch.numTokens();
             this.sequences = batch.numSequences();
             this.maxBlocks = maxBlocks;
             this.part = (tokens * 4L + 15) / 16 * 16;
             long bytes = 4 * part + (long) sequences * maxBlocks * 4;
             this.hostData = driver.allocHost(bytes);
-            DeviceMemory.RecordingArena arena = memory.new RecordingArena(this);
+            arena.rewind(DeviceMemory.RecordingArena.START); // the recorder's other recordings' memory, reused
             memory.beginRecording(arena);
             MemorySegment made = null;
             Tensor out;

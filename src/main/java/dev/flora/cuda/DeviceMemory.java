@@ -176,6 +176,9 @@ final class DeviceMemory {
 
     /** Memory owned by one recording: chunks freed when {@code owner} is collected, never moved or merged. */
     final class RecordingArena {
+        /** The mark of an arena's beginning. */
+        static final long[] START = {0, 0};
+
         private final Object owner;
         private final List<long[]> own = new ArrayList<>();
         private int at;
