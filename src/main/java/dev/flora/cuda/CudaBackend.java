@@ -1313,7 +1313,7 @@ public final class CudaBackend implements Backend {
         return PROFILE ? null : new GraphRecorder();
     }
 
-    /** Steps recorded as CUDA graphs, each with step-data buffers and activations of its own. */
+    /** Steps recorded as CUDA graphs, each with its own page-locked step data; their device memory is the recorder's. */
     private final class GraphRecorder implements StepRecorder {
         /**
          * The memory of every recording made here, each starting over from the beginning: replays never
