@@ -213,8 +213,6 @@ public final class AdaptedLinear {
 
     /** out = the layer applied to x, for every token with its own adapter, by the strategy the slots ask for. */
     public void project(Linear linear, Tensor x, Tensor out) {
-        AdapterStrategy strategy = slots.strategy();
-        AdapterModule[] modules = modules(linear);
         projectEach(new Linear[] {linear}, x, new Tensor[] {out});
     }
 
