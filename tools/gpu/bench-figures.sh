@@ -5,7 +5,7 @@
 # Environment: SERIES (default none,flora,lora-bmm,lora-gathered,lora-auto), RANKS, REQUESTS (200), RUNS (1; 3 for medians),
 # KV (KV-cache bytes, default 12 GB: each point's engine makes its own; StarCoder-15B's 200 requests need under 9 GB), RATE (latency, default 8),
 # TARGETS (default: c_attn / q,k,v,o), CALIBRATE=D (first measure the GPU's adapter costs on a D x D
-# layer for the auto series: flora calibrate --device cuda, several minutes).
+# layer for the auto series: flora calibrate --device cuda without the exact strategies, a few minutes).
 # JSON lines are appended point by point; draw them where fonts exist with
 #   flora bench throughput --from OUT/throughput-SHAPE.jsonl --plot PNG   (latency likewise)
 set -euo pipefail
@@ -15,7 +15,8 @@ figures=("${@:-throughput}")
 mkdir -p "$out"
 model="$(shape_model "$shape")"
 if [ -n "${CALIBRATE:-}" ]; then
-  flora calibrate --device cuda --dim "$CALIBRATE" --tokens 64,512,2048,8192 --ranks 1,2,4,8,16,32,64 --rounds 1 | tee "$out/calibration.txt"
+  flora calibrate --device cuda --dim "$CALIBRATE" --tokens 64,512,2048,8192 --ranks 1,2,4,8,16,32,64 --rounds 1 \
+    --strategies flora,gathered,bmm | tee "$out/calibration.txt"
 fi
 common=(--model "$model" --random-weights --device cuda --series "${SERIES:-none,flora,lora-bmm,lora-gathered,lora-auto}"
         --requests "${REQUESTS:-200}" --kv-cache-memory "${KV:-12000000000}" --runs "${RUNS:-1}" --json)

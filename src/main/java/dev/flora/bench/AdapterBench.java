@@ -48,11 +48,21 @@ public final class AdapterBench {
     public static final String AUTO_LORA = "auto-lora";
 
     /**
-     * @param sequences adapters per step (fewer when a token count is smaller: one token each at least)
-     * @param auto      also time AUTO for each kind, choosing by {@code costs} (null: its defaults)
+     * @param sequences  adapters per step (fewer when a token count is smaller: one token each at least)
+     * @param auto       also time AUTO for each kind, choosing by {@code costs} (null: its defaults)
+     * @param strategies the pinned strategies to time (names of {@link #FLORA} and {@link #LORA}); the base
+     *                   layer is always timed
      */
-    public record Setup(int in, int out, int sequences, int[] tokens, int[] ranks, int rounds, boolean auto, CostModel costs) {
+    public record Setup(int in, int out, int sequences, int[] tokens, int[] ranks, int rounds, boolean auto, CostModel costs,
+                        java.util.Set<String> strategies) {
+        /** Every pinned strategy. */
+        public Setup(int in, int out, int sequences, int[] tokens, int[] ranks, int rounds, boolean auto, CostModel costs) {
+            this(in, out, sequences, tokens, ranks, rounds, auto, costs, java.util.Set.copyOf(ALL_PINNED));
+        }
     }
+
+    /** The pinned strategies' names, fLoRA's then LoRA's. */
+    public static final List<String> ALL_PINNED = java.util.stream.Stream.concat(FLORA.stream(), LORA.stream()).toList();
 
     private static final int GPU_CALLS = 20;
 
@@ -129,14 +139,18 @@ public final class AdapterBench {
         Map<String, Interleaved.Case> loraCases = new LinkedHashMap<>();
         loraCases.put("base", timed(backend, batch, () -> backend.linear(x, layer.weight(), null, out)));
         for (String s : LORA) {
-            loraCases.put(s, timed(backend, batch, project(backend, lora, pinned(s), batch, layer, x, out)));
+            if (setup.strategies().contains(s)) {
+                loraCases.put(s, timed(backend, batch, project(backend, lora, pinned(s), batch, layer, x, out)));
+            }
         }
         if (setup.auto()) {
             loraCases.put(AUTO_LORA, timed(backend, batch, project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out)));
         }
         Map<String, Interleaved.Case> floraCases = new LinkedHashMap<>();
         for (String s : FLORA) {
-            floraCases.put(s, timed(backend, batch, project(backend, flora, pinned(s), batch, layer, x, out)));
+            if (setup.strategies().contains(s)) {
+                floraCases.put(s, timed(backend, batch, project(backend, flora, pinned(s), batch, layer, x, out)));
+            }
         }
         if (setup.auto()) {
             floraCases.put(AUTO_FLORA, timed(backend, batch, project(backend, flora, AdapterStrategy.AUTO, batch, layer, x, out)));
@@ -144,10 +158,14 @@ public final class AdapterBench {
         System.gc(); // this point's adapters out of the young generation before timing (its collections would copy them)
         if (first) {
             Interleaved.warmUp(loraCases, 1_000_000_000L);
-            Interleaved.warmUp(floraCases, 1_000_000_000L);
+            if (!floraCases.isEmpty()) {
+                Interleaved.warmUp(floraCases, 1_000_000_000L);
+            }
         }
         Map<String, Double> micros = new LinkedHashMap<>(Interleaved.medians(loraCases, setup.rounds()));
-        micros.putAll(Interleaved.medians(floraCases, setup.rounds()));
+        if (!floraCases.isEmpty()) {
+            micros.putAll(Interleaved.medians(floraCases, setup.rounds()));
+        }
         int calls = callsPerTiming(backend);
         micros.replaceAll((name, us) -> us / calls);
         return micros;

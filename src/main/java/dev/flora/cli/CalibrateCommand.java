@@ -59,6 +59,11 @@ final class CalibrateCommand implements Callable<Integer> {
     @Option(names = "--rounds", defaultValue = "3", paramLabel = "N", description = "Interleaved rounds per point; the median is kept (default: ${DEFAULT-VALUE}).")
     int rounds;
 
+    @Option(names = "--strategies", split = ",", paramLabel = "S", defaultValue = "flora,exact-flora,gathered,bmm,exact-lora",
+            description = "Strategies to time (default: ${DEFAULT-VALUE}); the automatic choice picks among those measured. Leaving out "
+                    + "the exact ones shortens a GPU calibration with many adapters (a launch per adapter).")
+    List<String> strategies;
+
     @Option(names = "--out", paramLabel = "FILE", description = "Where to store it (default: $FLORA_CACHE/calibration.json, "
             + "calibration-cuda.json with --device cuda).")
     Path out;
@@ -70,6 +75,11 @@ final class CalibrateCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         if (sequences < 1 || rounds < 1 || java.util.Arrays.stream(tokens).anyMatch(t -> t < 1) || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)) {
             throw new FloraException("--sequences, --rounds, --tokens and --ranks must be at least 1");
+        }
+        for (String s : strategies) {
+            if (!AdapterBench.ALL_PINNED.contains(s)) {
+                throw new FloraException("--strategies: '" + s + "' is not a strategy to time (supported: " + String.join(", ", AdapterBench.ALL_PINNED) + ")");
+            }
         }
         Set<List<Integer>> shapes = new LinkedHashSet<>();
         int d = dim;
@@ -87,7 +97,7 @@ final class CalibrateCommand implements Callable<Integer> {
         List<AdapterBench.Point> points = new ArrayList<>();
         try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", (long) shapes.size() * tokens.length * ranks.length)) {
             for (List<Integer> shape : shapes) {
-                var setup = new AdapterBench.Setup(shape.get(0), shape.get(1), sequences, tokens, ranks, rounds, false, null);
+                var setup = new AdapterBench.Setup(shape.get(0), shape.get(1), sequences, tokens, ranks, rounds, false, null, Set.copyOf(strategies));
                 points.addAll(AdapterBench.run(backend, setup, progress));
             }
         }

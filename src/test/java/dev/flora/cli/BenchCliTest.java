@@ -76,6 +76,25 @@ class BenchCliTest {
         assertThat(Files.size(again)).isPositive();
     }
 
+    /** calibrate --strategies: only those are timed (and the base layer), and the automatic choice picks among them; a wrong name is refused. */
+    @Test
+    void calibrateTimesOnlyTheStrategiesAskedFor() {
+        Path file = tmp.resolve("some.json");
+        CliTest.Run cal = flora("calibrate", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1",
+                "--strategies", "flora,gathered", "--out", file.toString());
+        assertThat(cal.code()).as(cal.err()).isZero();
+        Calibration c = Calibration.loadIfPresent(file);
+        assertThat(c.measurements()).hasSize(2 * 2 * 3);
+        assertThat(c.measurements().stream().map(Calibration.Measurement::strategy).collect(Collectors.toSet()))
+                .containsExactlyInAnyOrder("base", "flora", "gathered");
+        assertThat(cal.out().lines().filter(l -> l.matches("\\s+[24]\\s+[12] .*"))).hasSize(4)
+                .allMatch(l -> l.endsWith("flora / gathered"));
+
+        CliTest.Run bad = flora("calibrate", "--dim", "32", "--strategies", "flora,sgmv", "--out", file.toString());
+        assertThat(bad.code()).isNotZero();
+        assertThat(bad.err()).contains("--strategies: 'sgmv' is not a strategy to time", "exact-lora").doesNotContain("Exception");
+    }
+
     /** calibrate --model with a config-only directory and --random-weights: every distinct layer shape of the model, measured. */
     @Test
     void calibrateAModelsLayerShapesFromItsConfigAlone() throws IOException {
