@@ -102,22 +102,24 @@ public final class AdaptedLinear {
         if (adaptsAny(linears) && !additive(linears)) {
             // The layers no adapter replaces (v beside fLoRA's q and k, say) still run fused with the norm,
             // which also writes the normed rows the others project from.
-            List<Integer> fusable = new ArrayList<>();
+            List<Linear> plain = new ArrayList<>();
+            List<Tensor> plainOuts = new ArrayList<>();
+            List<Linear> replaced = new ArrayList<>();
+            List<Tensor> replacedOuts = new ArrayList<>();
             for (int i = 0; i < linears.length; i++) {
-                if (additive(new Linear[] {linears[i]})) {
-                    fusable.add(i);
-                }
+                boolean fusable = additive(new Linear[] {linears[i]});
+                (fusable ? plain : replaced).add(linears[i]);
+                (fusable ? plainOuts : replacedOuts).add(outs[i]);
             }
-            if (fusable.isEmpty()) {
+            if (plain.isEmpty()) {
                 backend.rmsNorm(x, norm.weight(), norm.eps(), normed);
             } else {
-                Linear[] plain = fusable.stream().map(i -> linears[i]).toArray(Linear[]::new);
-                Tensor[] plainOuts = fusable.stream().map(i -> outs[i]).toArray(Tensor[]::new);
-                backend.normLinears(x, norm, normed, weights(plain), biases(plain), plainOuts);
-                addAdapters(plain, normed, plainOuts);
+                Linear[] fused = plain.toArray(Linear[]::new);
+                Tensor[] fusedOuts = plainOuts.toArray(Tensor[]::new);
+                backend.normLinears(x, norm, normed, weights(fused), biases(fused), fusedOuts);
+                addAdapters(fused, normed, fusedOuts);
             }
-            List<Integer> rest = java.util.stream.IntStream.range(0, linears.length).filter(i -> !fusable.contains(i)).boxed().toList();
-            projectEach(rest.stream().map(i -> linears[i]).toArray(Linear[]::new), normed, rest.stream().map(i -> outs[i]).toArray(Tensor[]::new));
+            projectEach(replaced.toArray(Linear[]::new), normed, replacedOuts.toArray(Tensor[]::new));
             return;
         }
         backend.normLinears(x, norm, normed, weights(linears), biases(linears), outs);
