@@ -14,21 +14,4 @@ timeout "${NCU_TIMEOUT:-200}" "$ncu" --clock-control none --csv --page raw --met
   bench adapters --device cuda --dim "${DIM:-6144}" --sequences "$(( tokens < 64 ? tokens : 64 ))" --tokens "$tokens" \
   --ranks "${RANKS:-1}" --rounds 1 --json --plot /dev/null > "$out/ncu-adapters.csv" 2> "$out/ncu-adapters.log"
 echo "ncu exit $?"
-python3 - "$out/ncu-adapters.csv" <<'PY'
-import csv, sys, collections
-rows = [l for l in open(sys.argv[1]) if l.startswith('"')]
-reader = csv.DictReader(rows)
-times = collections.defaultdict(list)
-scale = 1e-3  # to microseconds, by the unit row
-for r in reader:
-    unit = r.get("gpu__time_duration.sum", "")
-    if unit in ("nsecond", "usecond", "msecond"):
-        scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}[unit]
-        continue
-    try:
-        times[r["Kernel Name"][:60]].append(float(r["gpu__time_duration.sum"].replace(",", "")) * scale)
-    except (KeyError, ValueError):
-        pass
-for name, t in sorted(times.items(), key=lambda kv: -sum(kv[1])):
-    print(f"{name:60s} {len(t):5d} launches  mean {sum(t)/len(t):8.2f} us  min {min(t):8.2f} us")
-PY
+python3 "$here/ncu-summary.py" "$out/ncu-adapters.csv" | tee "$out/ncu-adapters.txt"

@@ -6,7 +6,7 @@ import java.util.function.Function;
  * Records a step's GPU work once and replays it for later steps of the same shape (CUDA graphs):
  * a decode step is hundreds of small kernels, and launching each from the host costs more than
  * running it. Only the step's data (tokens, positions, slots, block tables) changes between
- * replays; the work must not depend on anything else that varies (no host data, no adapters).
+ * replays of record's recordings; steps with adapters go to replayAdapted.
  */
 public interface StepRecorder {
     /**
@@ -15,6 +15,16 @@ public interface StepRecorder {
      * next step.
      */
     Recording record(TokenBatch batch, int maxBlocks, Function<TokenBatch, Tensor> work);
+
+    /**
+     * A step with adapters, whose work depends on more than the step data (which token takes which
+     * adapter, and the adapters' places): its result (valid until the next step) from a recording of
+     * exactly this work, recorded now where the same work came before; null where none is kept, and
+     * then the caller runs the step directly. The default replays no adapted step.
+     */
+    default Tensor replayAdapted(TokenBatch batch, int maxBlocks, Function<TokenBatch, Tensor> work) {
+        return null;
+    }
 
     /** Recorded work, kept with its own memory until collected. */
     interface Recording {

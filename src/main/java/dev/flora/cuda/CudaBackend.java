@@ -68,7 +68,14 @@ public final class CudaBackend implements Backend {
     private final Object cublasWorkspace = new Object();
     private MemorySegment staging; // page-locked host memory for copies back (staging())
     private CudaStep fixedStep; // while recorded work runs: the step data prepare() returns
-    private static final java.lang.ref.Cleaner GRAPHS = java.lang.ref.Cleaner.create();
+    /** How stream work is issued now: run, captured into a graph, or only logged (a replay's dry run). */
+    private Issue issue = Issue.RUN;
+    /** While capturing or logging: every launch, product, fill and upload destination, in order (WorkLog). */
+    private java.util.List<Object> workLog;
+
+    /** RUN: on the stream now; CAPTURE: into the graph the stream captures; LOG: only into the work log (uploads excepted). */
+    enum Issue { RUN, CAPTURE, LOG }
+
     private final DeviceMemory memory;
     private final String deviceName;
     private final int smCount;
@@ -79,7 +86,7 @@ public final class CudaBackend implements Backend {
     private RoundingBuffer rounding; // roundingBuffer()'s, valid in memory generation roundingGeneration
     private long roundingGeneration;
 
-    private record CudaStep(TokenBatch batch, long tokens, long positions, long seqOfToken, long cacheSlots, long blockTables,
+    record CudaStep(TokenBatch batch, long tokens, long positions, long seqOfToken, long cacheSlots, long blockTables,
                             int maxBlocks, int longestContext) implements StepData {
     }
 
@@ -122,6 +129,41 @@ public final class CudaBackend implements Backend {
         return "cuda (" + deviceName + ", " + smCount + " SMs)";
     }
 
+    /** Runs work with stream operations issued so, logged into log (when not null), on the step data of step. */
+    <T> T issuing(Issue how, java.util.List<Object> log, CudaStep step, java.util.function.Supplier<T> work) {
+        issue = how;
+        workLog = log;
+        fixedStep = step;
+        try {
+            return work.get();
+        } finally {
+            issue = Issue.RUN;
+            workLog = null;
+            fixedStep = null;
+        }
+    }
+
+    // For the graph recorder (GraphRecorder).
+    void bindContext() {
+        bind();
+    }
+
+    Driver driver() {
+        return driver;
+    }
+
+    MemorySegment stream() {
+        return stream;
+    }
+
+    MemorySegment context() {
+        return context;
+    }
+
+    DeviceMemory memory() {
+        return memory;
+    }
+
     /** The primary context is current per thread: make it current on whichever thread calls. */
     private void bind() {
         if (BOUND.get() != this) {
@@ -158,7 +200,7 @@ public final class CudaBackend implements Backend {
     private record RoundingBuffer(long pointer, long bytes, Object lifetime) {
     }
 
-    private void upload(long device, MemorySegment host, long bytes) {
+    void upload(long device, MemorySegment host, long bytes) {
         if (bytes > 0) {
             driver.copyToDevice(device, host, bytes, stream);
         }
@@ -195,7 +237,15 @@ public final class CudaBackend implements Backend {
             };
             size += (bytes + 7) / 8 * 8;
         }
-        long device = memory.allocate(Math.max(8, size), owner);
+        long device = memory.allocateUpload(Math.max(8, size), owner);
+        if (workLog != null) {
+            workLog.add("upload");
+            workLog.add(device);
+            if (issue == Issue.CAPTURE) {
+                // Not part of the graph: a replay's dry run copies each step's own data here first.
+                return offsetsFrom(device, offsets);
+            }
+        }
         MemorySegment staged = memory.stage(Math.max(8, size)); // page-locked within a step: the copy never waits for the stream
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = staged != null ? staged : arena.allocate(Math.max(8, size), 8);
@@ -209,8 +259,12 @@ public final class CudaBackend implements Backend {
             }
             upload(device, host, size);
         }
-        long[] pointers = new long[arrays.length];
-        for (int i = 0; i < arrays.length; i++) {
+        return offsetsFrom(device, offsets);
+    }
+
+    private static long[] offsetsFrom(long device, long[] offsets) {
+        long[] pointers = new long[offsets.length];
+        for (int i = 0; i < offsets.length; i++) {
             pointers[i] = device + offsets[i];
         }
         return pointers;
@@ -257,7 +311,7 @@ public final class CudaBackend implements Backend {
     public Tensor allocate(int rows, int cols) {
         bind();
         CudaTensor t = allocateTyped(DType.F32, rows, cols);
-        if (t.numel() > 0) {
+        if (t.numel() > 0 && !logged("fill", rows, cols, 0, 0, t.pointer)) {
             driver.fill32(t.pointer, 0, t.numel(), stream);
         }
         return t;
@@ -298,6 +352,9 @@ public final class CudaBackend implements Backend {
 
     /** Synchronized: the page-locked buffer is one, and an adapter loader's thread may copy back beside the engine's. */
     private synchronized float[] copyToHost(Tensor t) {
+        if (issue != Issue.RUN) {
+            throw new IllegalStateException("recorded work reads nothing back from the GPU"); // the step then runs directly
+        }
         CudaTensor c = CudaTensor.of(t);
         int n = Math.toIntExact(c.numel());
         MemorySegment host = staging(c.bytes());
@@ -437,6 +494,9 @@ public final class CudaBackend implements Backend {
     }
 
     private void launch(String kernel, int gridX, int gridY, int block, int shared, Object... args) {
+        if (logged(kernel, gridX, gridY, block, shared, args)) {
+            return;
+        }
         long start = PROFILE ? begin() : 0;
         kernels.launch(kernel, gridX, gridY, block, shared, stream, args);
         if (PROFILE) {
@@ -450,11 +510,31 @@ public final class CudaBackend implements Backend {
             launch(kernel, gridX, 1, block, 0, args);
             return;
         }
+        if (logged("overlapped " + kernel, gridX, 1, block, 0, args)) {
+            return;
+        }
         long start = PROFILE ? begin() : 0;
         kernels.launchOverlapped(kernel, gridX, 1, block, 0, stream, args);
         if (PROFILE) {
             end(kernel, start);
         }
+    }
+
+    /**
+     * Notes an operation in the work log while one is kept (its name, sizes and every argument: equal
+     * logs mean interchangeable graphs); whether it stops there, in a dry run.
+     */
+    private boolean logged(String what, int a, int b, int c, int d, Object... args) {
+        if (workLog == null) {
+            return false;
+        }
+        workLog.add(what);
+        workLog.add(a);
+        workLog.add(b);
+        workLog.add(c);
+        workLog.add(d);
+        java.util.Collections.addAll(workLog, args);
+        return issue == Issue.LOG;
     }
 
     private long begin() {
@@ -660,7 +740,9 @@ public final class CudaBackend implements Backend {
             case F16 -> Cublas.R_16F;
             default -> throw new IllegalStateException("linear with " + w.dtype() + " weights");
         };
-        cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type);
+        if (!logged("cublas linear", in.rows(), in.cols(), w.rows(), type, in.pointer, w.pointer, o.pointer)) {
+            cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type);
+        }
         if (PROFILE) {
             end("cublas " + w.dtype() + (in.rows() == 1 ? " 1 row" : " rows"), start);
         }
@@ -762,7 +844,9 @@ public final class CudaBackend implements Backend {
             default -> throw new IllegalStateException("batchedLinear with " + type + " weights");
         };
         long start = PROFILE ? begin() : 0;
-        cublas().batchedLinear(p[0], p[1], p[2], g, rows, x.cols(), out.cols(), cublasType);
+        if (!logged("cublas batched", g, rows, x.cols(), out.cols(), cublasType, p[0], p[1], p[2])) {
+            cublas().batchedLinear(p[0], p[1], p[2], g, rows, x.cols(), out.cols(), cublasType);
+        }
         if (PROFILE) {
             end("cublas batched", start);
         }
@@ -1158,6 +1242,11 @@ public final class CudaBackend implements Backend {
         launchRows("rotary", x.rows(), CudaTensor.of(x).pointer, x.cols(), headDim, CudaTensor.of(invFreq).pointer, s.positions());
     }
 
+    /** Blocks per token of the rotary kernels: a decode step's few tokens still spread over the SMs (about 128 blocks). */
+    private static int rotarySplit(int tokens) {
+        return Math.max(1, Math.min(16, 128 / Math.max(1, tokens)));
+    }
+
     @Override
     public void rotary(Tensor q, Tensor k, int headDim, Tensor invFreq, StepData step) {
         bind();
@@ -1169,8 +1258,11 @@ public final class CudaBackend implements Backend {
             Backend.super.rotary(q, k, headDim, invFreq, step);
             return;
         }
-        launchRows("rotary_qk", q.rows(), CudaTensor.of(q).pointer, q.cols(), CudaTensor.of(k).pointer, k.cols(), headDim,
-                CudaTensor.of(invFreq).pointer, s.positions());
+        if (q.rows() == 0) {
+            return;
+        }
+        launch("rotary_qk", q.rows(), rotarySplit(q.rows()), THREADS, 0, CudaTensor.of(q).pointer, q.cols(), CudaTensor.of(k).pointer, k.cols(),
+                headDim, CudaTensor.of(invFreq).pointer, s.positions());
     }
 
     @Override
@@ -1200,7 +1292,8 @@ public final class CudaBackend implements Backend {
         if (!attends(s, shape)) {
             return;
         }
-        launchRows("rotary_write_kv", s.batch().numTokens(), CudaTensor.of(q).pointer, q.cols(), CudaTensor.of(k).pointer,
+        int tokens = s.batch().numTokens();
+        launch("rotary_write_kv", tokens, rotarySplit(tokens), THREADS, 0, CudaTensor.of(q).pointer, q.cols(), CudaTensor.of(k).pointer,
                 CudaTensor.of(v).pointer, shape.kvWidth(), headDim, CudaTensor.of(invFreq).pointer, s.positions(), c.keys()[layer],
                 c.values()[layer], s.cacheSlots(), c.typeCode());
         attend(q, c, layer, shape, s, out);
@@ -1310,120 +1403,7 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public StepRecorder stepRecorder() {
-        return PROFILE ? null : new GraphRecorder();
-    }
-
-    /** Steps recorded as CUDA graphs, each with its own page-locked step data; their device memory is the recorder's. */
-    private final class GraphRecorder implements StepRecorder {
-        /**
-         * The memory of every recording made here, each starting over from the beginning: replays never
-         * overlap (a step at a time, and a replay's result is valid until the next step), so the recorder
-         * holds what its largest recording needs, not the sum of them (vLLM's graphs share one pool so).
-         */
-        private final DeviceMemory.RecordingArena arena = memory.new RecordingArena(this);
-
-        @Override
-        public Recording record(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
-            bind();
-            driver.synchronize(stream);
-            return new GraphRecording(batch, maxBlocks, work, arena);
-        }
-    }
-
-    private final class GraphRecording implements StepRecorder.Recording {
-        private final int tokens;
-        private final int sequences;
-        private final int maxBlocks;
-        /** Bytes of each per-token array of the step data (16-byte aligned), then the block tables. */
-        private final long part;
-        private final CudaStep step;
-        private final MemorySegment exec;
-        private final Tensor output;
-        /** The step's data laid out as on the device, page-locked: one asynchronous copy per replay. */
-        private final MemorySegment hostData;
-        /** Where the recording's device memory lives (shared with the recorder's other recordings); kept reachable while it is. */
-        private final DeviceMemory.RecordingArena arena;
-
-        GraphRecording(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work,
-                       DeviceMemory.RecordingArena arena) {
-            this.arena = arena;
-            this.tokens = batch.numTokens();
-            this.sequences = batch.numSequences();
-            this.maxBlocks = maxBlocks;
-            this.part = (tokens * 4L + 15) / 16 * 16;
-            long bytes = 4 * part + (long) sequences * maxBlocks * 4;
-            this.hostData = driver.allocHost(bytes);
-            arena.rewind(DeviceMemory.RecordingArena.START); // the recorder's other recordings' memory, reused
-            memory.beginRecording(arena);
-            MemorySegment made = null;
-            Tensor out;
-            try {
-                // tokens, positions, sequences, slots, block tables: one buffer, as hostData.
-                long data = arena.allocate(bytes);
-                step = new CudaStep(batch, data, data + part, data + 2 * part, data + 3 * part, data + 4 * part, maxBlocks,
-                        maxBlocks * batch.blockSize());
-                upload(batch);
-                long[] mark = arena.mark();
-                fixedStep = step;
-                work.apply(batch); // run once as it comes: lazy set-up (cuBLAS) must not happen while recording
-                arena.rewind(mark);
-                driver.synchronize(stream);
-                driver.beginCapture(stream);
-                try {
-                    out = work.apply(batch);
-                } finally {
-                    made = driver.endCapture(stream);
-                }
-            } catch (RuntimeException | Error e) {
-                driver.freeHost(hostData); // no recording to own it
-                throw e;
-            } finally {
-                fixedStep = null;
-                memory.endRecording();
-            }
-            this.exec = made;
-            this.output = out;
-            MemorySegment graph = made;
-            MemorySegment pinned = hostData;
-            Driver d = driver;
-            MemorySegment ctx = context;
-            GRAPHS.register(this, () -> {
-                d.setCurrent(ctx);
-                d.destroyGraph(graph);
-                d.freeHost(pinned);
-            });
-        }
-
-        private void upload(TokenBatch batch) {
-            if (batch.numTokens() != tokens || batch.numSequences() != sequences) {
-                throw new IllegalArgumentException("a step of " + batch.numTokens() + " tokens in " + batch.numSequences()
-                        + " sequences replayed on a recording of " + tokens + " in " + sequences);
-            }
-            int[] tables = new int[sequences * maxBlocks];
-            for (int s = 0; s < sequences; s++) {
-                int[] table = batch.blockTables()[s];
-                if (table.length > maxBlocks) {
-                    throw new IllegalArgumentException("a block table of " + table.length + " blocks, recorded for " + maxBlocks);
-                }
-                System.arraycopy(table, 0, tables, s * maxBlocks, table.length);
-            }
-            // The stream is idle here (a replay begins a step, which waits for the last one), so the buffer is free.
-            MemorySegment.copy(batch.tokens(), 0, hostData, ValueLayout.JAVA_INT, 0, tokens);
-            MemorySegment.copy(batch.positions(), 0, hostData, ValueLayout.JAVA_INT, part, tokens);
-            MemorySegment.copy(batch.seqOfToken(), 0, hostData, ValueLayout.JAVA_INT, 2 * part, tokens);
-            MemorySegment.copy(batch.cacheSlots(), 0, hostData, ValueLayout.JAVA_INT, 3 * part, tokens);
-            MemorySegment.copy(tables, 0, hostData, ValueLayout.JAVA_INT, 4 * part, tables.length);
-            CudaBackend.this.upload(step.tokens(), hostData, 4 * part + 4L * tables.length);
-        }
-
-        @Override
-        public Tensor replay(TokenBatch batch) {
-            bind();
-            memory.beginStep(stream); // what the caller allocates after the replay (a logit summary) is step memory
-            upload(batch);
-            driver.launchGraph(exec, stream);
-            return output;
-        }
+        return PROFILE ? null : new GraphRecorder(this);
     }
 
     /**

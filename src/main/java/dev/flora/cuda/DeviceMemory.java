@@ -14,6 +14,8 @@ import java.util.List;
 final class DeviceMemory {
     private static final Cleaner CLEANER = Cleaner.create();
     private static final long ALIGN = 256;
+    /** Bytes of each small upload while recording (allocateUpload): a step's adapter layouts fit. */
+    static final long UPLOAD_SLOT = 16L << 10;
 
     private final Driver driver;
     private final MemorySegment context;
@@ -134,11 +136,12 @@ final class DeviceMemory {
 
     /**
      * Page-locked host memory for one upload of the open step, valid until the next step begins; null
-     * outside a step or while a graph is recorded. A copy from pageable memory may make the host wait
-     * for the stream (the driver stages it); from page-locked memory it never does.
+     * outside a step. A copy from pageable memory may make the host wait for the stream (the driver
+     * stages it); from page-locked memory it never does. (A graph's capture stages nothing: the dry run
+     * before each replay copies its uploads.)
      */
     synchronized MemorySegment stage(long bytes) {
-        if (!inStep || recording != null || bytes <= 0) {
+        if (!inStep || bytes <= 0) {
             return null;
         }
         long size = (bytes + ALIGN - 1) / ALIGN * ALIGN;
@@ -153,6 +156,15 @@ final class DeviceMemory {
         MemorySegment slice = pinned.get(pinnedCurrent).asSlice(pinnedUsed, bytes);
         pinnedUsed += size;
         return slice;
+    }
+
+    /**
+     * Memory for one upload of small arrays: as {@link #allocate}, but while recording every upload of
+     * up to {@link #UPLOAD_SLOT} bytes takes that much, so that the addresses of a recording's
+     * allocations do not depend on how many adapters its steps had (a replay needs them all equal).
+     */
+    synchronized long allocateUpload(long bytes, Object owner) {
+        return allocate(recording != null && bytes <= UPLOAD_SLOT ? UPLOAD_SLOT : bytes, owner);
     }
 
     /** Changes at every step, recording and their ends: memory from allocate() is valid while it stays the same. */

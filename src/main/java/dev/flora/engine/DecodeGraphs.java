@@ -12,8 +12,10 @@ import java.util.Map;
 
 /**
  * Decode steps replayed from recordings (CUDA graphs) where the backend records: a step of n
- * sequences, one token each, no adapter, is padded to the next recorded size and replayed, logits
- * included. Padding tokens write no cache slot and their rows are never read.
+ * sequences, one token each, is padded to the next recorded size and replayed, logits included.
+ * Padding tokens write no cache slot, take no adapter, and their rows are never read. A step with
+ * adapters goes to the recorder's replayAdapted, which replays only a recording of the very same
+ * work (else the step runs directly).
  */
 final class DecodeGraphs {
     /** Recorded sizes: small steps exactly, larger ones within 12.5–33% of padding. */
@@ -34,10 +36,14 @@ final class DecodeGraphs {
         this.maxBlocks = maxBlocks;
     }
 
-    /** Replays for this engine, or null where the backend records nothing or it is turned off. */
+    /**
+     * Replays for this engine, or null where the backend records nothing or it is turned off (the
+     * engine's config, or -Dflora.stepGraphs=false: a diagnostic, to time steps launched directly).
+     */
     static DecodeGraphs of(CausalLM model, KvCache cache, AdapterSlots adapters, int maxBlocks, boolean enabled) {
         StepRecorder recorder = model.backend().stepRecorder();
-        return enabled && recorder != null ? new DecodeGraphs(model, cache, adapters, recorder, maxBlocks) : null;
+        boolean allowed = !"false".equals(System.getProperty("flora.stepGraphs"));
+        return enabled && allowed && recorder != null ? new DecodeGraphs(model, cache, adapters, recorder, maxBlocks) : null;
     }
 
     /** The step's logits [numTokens, vocab] (rows of a larger tensor), or null when the step is not one to replay. */
@@ -47,13 +53,18 @@ final class DecodeGraphs {
         if (size == 0 || batch.numSequences() != n || batch.logitRows().length != n) {
             return null;
         }
+        boolean adapted = false;
         for (int t = 0; t < n; t++) {
-            if (batch.adapterSlots()[t] >= 0 || batch.logitRows()[t] != t || batch.seqOfToken()[t] != t
-                    || batch.blockTables()[t].length > maxBlocks) {
+            if (batch.logitRows()[t] != t || batch.seqOfToken()[t] != t || batch.blockTables()[t].length > maxBlocks) {
                 return null;
             }
+            adapted |= batch.adapterSlots()[t] >= 0;
         }
         TokenBatch padded = padded(batch, size);
+        if (adapted) {
+            Tensor logits = recorder.replayAdapted(padded, maxBlocks, b -> model.logits(model.forward(b, cache, adapters)));
+            return logits == null ? null : model.backend().rows(logits, 0, n);
+        }
         StepRecorder.Recording recording = recordings.computeIfAbsent(size,
                 s -> recorder.record(padded, maxBlocks, b -> model.logits(model.forward(b, cache, adapters))));
         return model.backend().rows(recording.replay(padded), 0, n);
@@ -103,9 +114,9 @@ final class DecodeGraphs {
         int[] logitRows = new int[size];
         for (int t = 0; t < size; t++) {
             seqOf[t] = t;
-            adapterSlots[t] = -1;
             logitRows[t] = t;
             boolean real = t < n;
+            adapterSlots[t] = real ? batch.adapterSlots()[t] : -1;
             slots[t] = real ? batch.cacheSlots()[t] : -1;
             tables[t] = real ? batch.blockTables()[t] : new int[] {0};
             contexts[t] = real ? batch.contextLengths()[t] : 1;

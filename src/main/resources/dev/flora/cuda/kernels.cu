@@ -126,9 +126,27 @@ struct GemvInput {
 // 1 / sqrt(mean(row²) + eps) in float64, summed by a block of RMS_THREADS in a fixed order: rms_norm
 // and the normed GEMVs share it, so their normed values agree to the bit.
 #define RMS_THREADS 128
+// A decode step's few rows make few blocks, so the loads go four columns at a time and several in
+// flight per thread (one memory round trip, not one per column).
+__device__ __forceinline__ bool rms_vector(const float* row, int cols) {
+    return (cols & 3) == 0 && ((unsigned long long) row & 15) == 0;
+}
+
 __device__ __forceinline__ float inverse_rms(const float* row, int cols, float eps, double* scratch) {
     double s = 0.0;
-    for (int c = threadIdx.x; c < cols; c += RMS_THREADS) s += (double) row[c] * row[c];
+    if (rms_vector(row, cols)) {
+        const float4* r4 = (const float4*) row;
+        #pragma unroll 8
+        for (int c = threadIdx.x; c < cols / 4; c += RMS_THREADS) {
+            float4 v = r4[c];
+            s += (double) v.x * v.x;
+            s += (double) v.y * v.y;
+            s += (double) v.z * v.z;
+            s += (double) v.w * v.w;
+        }
+    } else {
+        for (int c = threadIdx.x; c < cols; c += RMS_THREADS) s += (double) row[c] * row[c];
+    }
     float variance = (float) (block_sum(s, scratch) / cols);
     return (float) (1.0 / sqrt((double) (variance + eps)));
 }
@@ -399,10 +417,28 @@ __global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const vo
     let_next_start();
     const float* row = x + (long long) blockIdx.x * cols;
     float inv = inverse_rms(row, cols, eps, scratch);
+    float* o = out + (long long) blockIdx.x * cols;
+    u16* h = rounded16 ? rounded16 + (long long) blockIdx.x * cols : nullptr;
+    if (rms_vector(row, cols) && ((unsigned long long) o & 15) == 0 && ((unsigned long long) h & 7) == 0) {
+        #pragma unroll 4
+        for (int c4 = threadIdx.x; c4 < cols / 4; c4 += blockDim.x) {
+            float4 a = ((const float4*) row)[c4];
+            int c = 4 * c4;
+            float4 v = make_float4(a.x * inv * ld(weight, c, type), a.y * inv * ld(weight, c + 1, type),
+                                   a.z * inv * ld(weight, c + 2, type), a.w * inv * ld(weight, c + 3, type));
+            ((float4*) o)[c4] = v;
+            if (h) {
+                u16 r[4] = {bf16 ? f32_to_bf16(v.x) : f32_to_f16(v.x), bf16 ? f32_to_bf16(v.y) : f32_to_f16(v.y),
+                            bf16 ? f32_to_bf16(v.z) : f32_to_f16(v.z), bf16 ? f32_to_bf16(v.w) : f32_to_f16(v.w)};
+                ((uint2*) h)[c4] = make_uint2(r[0] | ((unsigned int) r[1] << 16), r[2] | ((unsigned int) r[3] << 16));
+            }
+        }
+        return;
+    }
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float v = row[c] * inv * ld(weight, c, type);
-        out[(long long) blockIdx.x * cols + c] = v;
-        if (rounded16) rounded16[(long long) blockIdx.x * cols + c] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+        o[c] = v;
+        if (h) h[c] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
     }
 }
 
@@ -440,6 +476,7 @@ __global__ void rotary(float* x, int width, int headDim, const float* invFreq, c
 
 // Token blockIdx.x's q and k pairs rotated in place, each angle's cosine and sine once (shared
 // memory); with cacheK, the rotated k also stored at cache slot (when slot >= 0) in the cache's type.
+#define ROTATE_BATCH 8
 __device__ __forceinline__ void rotate_qk(float* q, int qWidth, float* k, int kWidth, int headDim, const float* invFreq, int position,
                                           void* cacheK, long long slot, int type) {
     __shared__ float cosOf[ROTARY_MAX_HALF], sinOf[ROTARY_MAX_HALF];
@@ -451,21 +488,43 @@ __device__ __forceinline__ void rotate_qk(float* q, int qWidth, float* k, int kW
         sinOf[j] = sinf(angle);
     }
     __syncthreads();
-    int qPairs = qWidth / 2;
-    for (int i = threadIdx.x; i < (qWidth + kWidth) / 2; i += blockDim.x) {
-        bool isQ = i < qPairs;
-        int pair = isQ ? i : i - qPairs, width = isQ ? qWidth : kWidth;
-        int h = pair / half, j = pair % half;
-        float c = cosOf[j], s = sinOf[j];
-        float* base = (isQ ? q : k) + (long long) t * width + h * headDim;
-        float a = base[j], b = base[j + half];
-        float ra = a * c - b * s, rb = b * c + a * s;
-        base[j] = ra;
-        base[j + half] = rb;
-        if (!isQ && cacheK && slot >= 0) {
-            long long at = slot * kWidth + h * headDim + j;
-            kv_st(cacheK, at, ra, type);
-            kv_st(cacheK, at + half, rb, type);
+    // ROTATE_BATCH pairs a thread loaded before any is stored: the stores could alias the loads, so
+    // otherwise every pair would wait a memory round trip of its own.
+    // Block (t, y) takes part y of token t's pairs: a decode step's few tokens still spread over SMs.
+    int qPairs = qWidth / 2, all = (qWidth + kWidth) / 2, per = (all + gridDim.y - 1) / gridDim.y;
+    int from = blockIdx.y * per, pairs = min(all, from + per);
+    for (int i0 = from + threadIdx.x; i0 < pairs; i0 += ROTATE_BATCH * blockDim.x) {
+        float a[ROTATE_BATCH], b[ROTATE_BATCH];
+        #pragma unroll
+        for (int u = 0; u < ROTATE_BATCH; u++) {
+            int i = i0 + u * blockDim.x;
+            if (i < pairs) {
+                bool isQ = i < qPairs;
+                int pair = isQ ? i : i - qPairs, width = isQ ? qWidth : kWidth;
+                int h = pair / half, j = pair % half;
+                const float* base = (isQ ? q : k) + (long long) t * width + h * headDim;
+                a[u] = base[j];
+                b[u] = base[j + half];
+            }
+        }
+        #pragma unroll
+        for (int u = 0; u < ROTATE_BATCH; u++) {
+            int i = i0 + u * blockDim.x;
+            if (i < pairs) {
+                bool isQ = i < qPairs;
+                int pair = isQ ? i : i - qPairs, width = isQ ? qWidth : kWidth;
+                int h = pair / half, j = pair % half;
+                float c = cosOf[j], s = sinOf[j];
+                float* base = (isQ ? q : k) + (long long) t * width + h * headDim;
+                float ra = a[u] * c - b[u] * s, rb = b[u] * c + a[u] * s;
+                base[j] = ra;
+                base[j + half] = rb;
+                if (!isQ && cacheK && slot >= 0) {
+                    long long at = slot * kWidth + h * headDim + j;
+                    kv_st(cacheK, at, ra, type);
+                    kv_st(cacheK, at + half, rb, type);
+                }
+            }
         }
     }
 }
@@ -891,7 +950,22 @@ __global__ void rotary_write_kv(float* q, int qWidth, float* k, const float* v, 
     long long slot = slots[t];
     rotate_qk(q, qWidth, k, kvWidth, headDim, invFreq, positions[t], cacheK, slot, type);
     if (slot < 0) return; // a recorded step's padding
-    for (int c = threadIdx.x; c < kvWidth; c += blockDim.x) kv_st(cacheV, slot * kvWidth + c, v[(long long) t * kvWidth + c], type);
+    // As rotate_qk: a batch of loads, then their stores.
+    const float* vt = v + (long long) t * kvWidth;
+    int per = (kvWidth + gridDim.y - 1) / gridDim.y, to = min(kvWidth, (blockIdx.y + 1) * per);
+    for (int c0 = blockIdx.y * per + threadIdx.x; c0 < to; c0 += ROTATE_BATCH * blockDim.x) {
+        float w[ROTATE_BATCH];
+        #pragma unroll
+        for (int u = 0; u < ROTATE_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c < to) w[u] = vt[c];
+        }
+        #pragma unroll
+        for (int u = 0; u < ROTATE_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c < to) kv_st(cacheV, slot * kvWidth + c, w[u], type);
+        }
+    }
 }
 
 #define ATTENTION_ARGS const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax, \
@@ -1040,6 +1114,7 @@ __global__ void fill_random(void* out, int type, long long n, unsigned long long
 // Columns per block of flora_modulate / flora_demodulate (blockIdx.y): a decode step's few tokens
 // still make enough blocks to keep memory busy (CudaBackend.FLORA_COLUMNS).
 #define FLORA_COLUMNS 1024
+#define FLORA_BATCH 4
 
 // fLoRA modulation, every group of the step at once: one block per adapted token m (group g,
 // index i of n_g): stacked[base_g + j n_g + i] = x[row_m] ∘ A_g[j] for j < r_g; into half (rounded
@@ -1047,16 +1122,34 @@ __global__ void fill_random(void* out, int type, long long n, unsigned long long
 __global__ void flora_modulate(const float* x, const int* rowOf, const int* groupOf, const int* indexOf, const int* base,
                                const int* count, const long long* aPtr, const int* aType, const int* rank, float* stacked, u16* half,
                                int bf16, int in) {
-    int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g];
+    int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g], r = rank[g], type = aType[g], first = base[g];
     const float* row = x + (long long) rowOf[m] * in;
     const void* a = (const void*) aPtr[g];
     int end = min(in, (blockIdx.y + 1) * FLORA_COLUMNS);
-    for (int j = 0; j < rank[g]; j++) {
-        long long at = (long long) (base[g] + j * n + i) * in;
-        for (int c = blockIdx.y * FLORA_COLUMNS + threadIdx.x; c < end; c += blockDim.x) {
-            float v = __fmul_rn(row[c], ld(a, (long long) j * in + c, aType[g]));
-            if (half) half[at + c] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
-            else stacked[at + c] = v;
+    // FLORA_BATCH columns a thread: their loads before any store (a store could alias them, and each
+    // column would wait a memory round trip of its own).
+    for (int c0 = blockIdx.y * FLORA_COLUMNS + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
+        float xs[FLORA_BATCH];
+        #pragma unroll
+        for (int u = 0; u < FLORA_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c < end) xs[u] = row[c];
+        }
+        for (int j = 0; j < r; j++) {
+            float v[FLORA_BATCH];
+            #pragma unroll
+            for (int u = 0; u < FLORA_BATCH; u++) {
+                int c = c0 + u * blockDim.x;
+                if (c < end) v[u] = __fmul_rn(xs[u], ld(a, (long long) j * in + c, type));
+            }
+            long long at = (long long) (first + j * n + i) * in;
+            #pragma unroll
+            for (int u = 0; u < FLORA_BATCH; u++) {
+                int c = c0 + u * blockDim.x;
+                if (c >= end) continue;
+                if (half) half[at + c] = bf16 ? f32_to_bf16(v[u]) : f32_to_f16(v[u]);
+                else stacked[at + c] = v[u];
+            }
         }
     }
 }
@@ -1066,18 +1159,29 @@ __global__ void flora_modulate(const float* x, const int* rowOf, const int* grou
 __global__ void flora_demodulate(const float* products, const int* rowOf, const int* groupOf, const int* indexOf, const int* base,
                                  const int* count, const long long* btPtr, const int* btType, const int* rank, const void* bias,
                                  int biasType, float* out, int outs) {
-    int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g], r = rank[g];
+    int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g], r = rank[g], type = btType[g], first = base[g];
     const void* bt = (const void*) btPtr[g];
     float scale = 1.f / r;
     float* o = out + (long long) rowOf[m] * outs;
     int end = min(outs, (blockIdx.y + 1) * FLORA_COLUMNS);
-    for (int c = blockIdx.y * FLORA_COLUMNS + threadIdx.x; c < end; c += blockDim.x) {
-        float s = 0.f;
-        for (int j = 0; j < r; j++) {
-            s = __fadd_rn(s, __fmul_rn(products[(long long) (base[g] + j * n + i) * outs + c], ld(bt, (long long) j * outs + c, btType[g])));
+    for (int c0 = blockIdx.y * FLORA_COLUMNS + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
+        float v[FLORA_BATCH]; // as flora_modulate: every load before the stores
+        #pragma unroll
+        for (int u = 0; u < FLORA_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c >= end) continue;
+            float s = 0.f;
+            for (int j = 0; j < r; j++) {
+                s = __fadd_rn(s, __fmul_rn(products[(long long) (first + j * n + i) * outs + c], ld(bt, (long long) j * outs + c, type)));
+            }
+            v[u] = __fmul_rn(scale, s);
+            if (bias) v[u] = __fadd_rn(v[u], ld(bias, c, biasType));
         }
-        float v = __fmul_rn(scale, s);
-        o[c] = bias ? __fadd_rn(v, ld(bias, c, biasType)) : v;
+        #pragma unroll
+        for (int u = 0; u < FLORA_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c < end) o[c] = v[u];
+        }
     }
 }
 
@@ -1141,12 +1245,26 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
     const void* b = (const void*) bPtr[g];
     const void* bias = (const void*) biasPtr[g];
     float* o = out + (long long) rowOf[k] * outs;
-    int end = min(outs, (blockIdx.y + 1) * columns);
-    for (int c = blockIdx.y * columns + threadIdx.x; c < end; c += blockDim.x) {
-        double d = 0.0;
-        for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
-        if (bias) d += ld(bias, c, biasType[g]);
-        o[c] += scale[g] * (float) d;
+    float sc = scale[g];
+    int end = min(outs, (blockIdx.y + 1) * columns), bType2 = bias ? biasType[g] : 0;
+    for (int c0 = blockIdx.y * columns + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
+        float old[FLORA_BATCH], add[FLORA_BATCH]; // every load before the stores, as flora_modulate
+        #pragma unroll
+        for (int u = 0; u < FLORA_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c >= end) continue;
+            double d = 0.0;
+            #pragma unroll 8
+            for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
+            if (bias) d += ld(bias, c, bType2);
+            add[u] = sc * (float) d;
+            old[u] = o[c];
+        }
+        #pragma unroll
+        for (int u = 0; u < FLORA_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c < end) o[c] = old[u] + add[u];
+        }
     }
 }
 

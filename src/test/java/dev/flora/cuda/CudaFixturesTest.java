@@ -122,6 +122,50 @@ class CudaFixturesTest {
         }
     }
 
+    /**
+     * Decode steps with adapters (each request its own, of every kind the fixture has) replayed from
+     * graphs give what steps run one kernel at a time give: a replay only ever launches a recording of
+     * the very same work, on the step's own adapter layouts.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"AUTO", "EXACT"})
+    void replayedAdaptedDecodeStepsEqualDirectOnes(String strategyName) throws IOException {
+        AdapterStrategy strategy = AdapterStrategy.valueOf(strategyName);
+        Path dir = Fixtures.llamaTiny();
+        ModelDirectory directory = ModelDirectory.open(dir.resolve("model"));
+        CausalLM model = Models.load(directory, cuda);
+        AdapterRegistry registry = new AdapterRegistry(8);
+        registry.pin(strategy);
+        List<String> names = new ArrayList<>();
+        try (Stream<Path> list = Files.list(dir.resolve("adapters"))) {
+            for (Path a : list.sorted().toList()) {
+                names.add(a.getFileName().toString());
+                registry.register(AdapterLoader.load(a.getFileName().toString(), a, model.linears(), cuda));
+            }
+        }
+        List<Fixtures.Expected> expected = Fixtures.expected(dir);
+        List<Request> requests = new ArrayList<>();
+        for (int i = 0; i < 2 * expected.size(); i++) {
+            // long enough for compositions to repeat (recorded at the second sighting, replayed after), finishing at different steps
+            String adapter = i % (names.size() + 1) == names.size() ? null : names.get(i % (names.size() + 1));
+            requests.add(Request.withAdapter("r" + i, expected.get(i % expected.size()).tokens(),
+                    SamplingParams.greedy(6 + 3 * (i % 4), true), false, adapter));
+        }
+        Engine replaying = new Engine(model, EngineConfig.DEFAULT, directory.eosTokenIds(), registry);
+        List<Result> replayed = replaying.run(requests, new Engine.Listener() { });
+        Engine direct = new Engine(model, EngineConfig.DEFAULT.withStepGraphs(false), directory.eosTokenIds(), registry);
+        List<Result> directly = direct.run(requests, new Engine.Listener() { });
+        assertThat(replaying.replayedSteps()).as("steps replayed").isGreaterThan(5);
+        for (int i = 0; i < requests.size(); i++) {
+            assertThat(replayed.get(i).generated()).as(strategy + " request " + i).containsExactly(directly.get(i).generated());
+            double[] a = replayed.get(i).generatedLogprobs();
+            double[] b = directly.get(i).generatedLogprobs();
+            for (int t = 0; t < a.length; t++) {
+                assertThat(a[t]).as(strategy + " request " + i + " token " + t).isCloseTo(b[t], org.assertj.core.data.Offset.offset(1e-5));
+            }
+        }
+    }
+
     static List<Result> run(Path dir, List<Fixtures.Expected> expected, Backend backend, AdapterStrategy strategy) throws IOException {
         ModelDirectory directory = ModelDirectory.open(dir.resolve("model"));
         CausalLM model = Models.load(directory, backend);

@@ -28,7 +28,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * The engine's side of CUDA graphs, on the CPU: a backend whose recorder "replays" a step by running
  * the recorded work again on the new (padded) step data, as a graph does. Decode steps padded to the
  * recorded sizes give bit for bit what steps run as they come give (the CPU is batch-invariant, and
- * padding writes no cache slot), and only plain decode steps are replayed.
+ * padding writes no cache slot), and adapted steps only through the recorder's replayAdapted.
  */
 class DecodeGraphsTest {
 
@@ -86,7 +86,7 @@ class DecodeGraphsTest {
         }
         Engine engine = new Engine(model, EngineConfig.DEFAULT.withStepGraphs(graphs), directory.eosTokenIds(), registry);
         List<Result> results = engine.run(requests(adapter), new Engine.Listener() { });
-        if (!graphs || !(backend.stepRecorder() instanceof RerunningRecorder)) {
+        if (!graphs || !(backend.stepRecorder() instanceof RerunningRecorder || backend.stepRecorder() instanceof AdaptedRerunningRecorder)) {
             assertThat(engine.replayedSteps()).isZero();
         }
         return results;
@@ -132,13 +132,46 @@ class DecodeGraphsTest {
     }
 
     @Test
-    void stepsWithAdaptersAreNeverReplayed() throws IOException {
+    void stepsWithAdaptersGoToReplayAdaptedOnly() throws IOException {
         String adapter = "lora-qv-r4";
         RerunningRecorder recorder = new RerunningRecorder();
         List<Result> replayed = run(recording(new CpuBackend(), recorder), true, adapter);
         List<Result> direct = run(new CpuBackend(), false, adapter);
         assertSame(replayed, direct);
-        // Only steps in which no sequence has an adapter are replayed (here: after the adapted ones finished).
+        // A recorder without replayAdapted replays only steps in which no sequence has an adapter (here: after the adapted ones finished).
         assertThat(recorder.replays).isLessThan(direct.stream().mapToInt(r -> r.generated().length).sum());
+    }
+
+    /** A recorder that also "replays" adapted steps by running the work on the padded batch, adapter slots and all. */
+    static final class AdaptedRerunningRecorder implements StepRecorder {
+        final RerunningRecorder plain = new RerunningRecorder();
+        int adaptedReplays;
+        int paddingWithAdapters;
+
+        @Override
+        public Recording record(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
+            return plain.record(batch, maxBlocks, work);
+        }
+
+        @Override
+        public Tensor replayAdapted(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
+            for (int t = 0; t < batch.numTokens(); t++) {
+                paddingWithAdapters += batch.cacheSlots()[t] < 0 && batch.adapterSlots()[t] >= 0 ? 1 : 0;
+            }
+            adaptedReplays++;
+            return work.apply(batch);
+        }
+    }
+
+    /** Adapted decode steps padded to the recorded sizes keep each real token's adapter: bit for bit the direct steps. */
+    @Test
+    void adaptedStepsReplayedPaddedEqualDirectSteps() throws IOException {
+        String adapter = "lora-qv-r4";
+        AdaptedRerunningRecorder recorder = new AdaptedRerunningRecorder();
+        List<Result> replayed = run(recording(new CpuBackend(), recorder), true, adapter);
+        List<Result> direct = run(new CpuBackend(), false, adapter);
+        assertSame(replayed, direct);
+        assertThat(recorder.adaptedReplays).as("adapted decode steps").isGreaterThan(3);
+        assertThat(recorder.paddingWithAdapters).as("padding tokens given an adapter").isZero();
     }
 }
