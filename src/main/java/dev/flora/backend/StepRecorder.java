@@ -19,10 +19,13 @@ public interface StepRecorder {
     /**
      * A step with adapters, whose work depends on more than the step data (which token takes which
      * adapter, and the adapters' places): its result (valid until the next step) from a recording of
-     * exactly this work, recorded now where the same work came before; null where none is kept, and
-     * then the caller runs the step directly. The default replays no adapted step.
+     * exactly this work, recorded now where the same adapters came before; null where none is kept,
+     * and then the caller runs the step directly. {@code adapters}: equal for two steps of equal
+     * shape exactly when their adapter work is the same (every token's adapter, by identity, and how
+     * adapters are computed), so that a step like the last one replayed needs nothing new uploaded.
+     * The default replays no adapted step.
      */
-    default Tensor replayAdapted(TokenBatch batch, int maxBlocks, Function<TokenBatch, Tensor> work) {
+    default Tensor replayAdapted(TokenBatch batch, int maxBlocks, Object adapters, Function<TokenBatch, Tensor> work) {
         return null;
     }
 

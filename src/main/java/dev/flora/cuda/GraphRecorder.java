@@ -25,8 +25,11 @@ import java.util.function.Function;
  * alone (a dry run): every kernel, product and upload it would issue goes to a work log, nothing
  * runs, and the uploads are copied for real. Every allocation, upload included, comes from the
  * recorder's arena in a fixed order, so a recording whose log equals the dry run's launches exactly
- * those kernels with exactly those arguments, on the data just copied: it is replayed. A log seen
- * twice without a recording is recorded; one seen once runs directly (the caller's step).
+ * those kernels with exactly those arguments, on the data just copied: it is replayed; else the step
+ * runs in the arena and is recorded. Adapters seen for the first time skip all this and run directly
+ * (the caller's step), so a composition that never comes back costs no dry run. A step with the
+ * adapters of the last adapted replay (a running batch between joins and finishes) skips the dry run:
+ * its uploads are still in the arena, so it replays as a step without adapters does.
  *
  * <p>Every recording made here starts its memory over from the beginning of one arena: replays never
  * overlap (a step at a time, and a replay's result is valid until the next step), so the recorder
@@ -43,7 +46,7 @@ final class GraphRecorder implements StepRecorder {
     private final Map<Shape, StepData> stepData = new HashMap<>();
     /** Adapted steps' recordings by their work log, least recently replayed first. */
     private final LinkedHashMap<List<Object>, Graph> adapted = new LinkedHashMap<>(16, 0.75f, true);
-    /** Hashes of the work logs seen without a recording, and how often. */
+    /** Hashes of the shapes and adapters of the adapted steps seen, and how often. */
     private final Map<Integer, Integer> seen = new HashMap<>();
 
     GraphRecorder(CudaBackend backend) {
@@ -57,6 +60,7 @@ final class GraphRecorder implements StepRecorder {
     @Override
     public Recording record(TokenBatch batch, int maxBlocks, Function<TokenBatch, Tensor> work) {
         backend.bindContext();
+        forgetLast();
         backend.driver().synchronize(backend.stream());
         StepData data = stepData(batch, maxBlocks);
         List<Object> log = new ArrayList<>();
@@ -77,6 +81,7 @@ final class GraphRecorder implements StepRecorder {
         Graph graph = captured.graph();
         return replayed -> {
             backend.bindContext();
+            forgetLast(); // its work overwrites the arena
             backend.memory().beginStep(backend.stream()); // what the caller allocates after the replay (a logit summary) is step memory
             data.upload(replayed);
             backend.driver().launchGraph(graph.exec, backend.stream());
@@ -85,16 +90,34 @@ final class GraphRecorder implements StepRecorder {
     }
 
     @Override
-    public Tensor replayAdapted(TokenBatch batch, int maxBlocks, Function<TokenBatch, Tensor> work) {
+    public Tensor replayAdapted(TokenBatch batch, int maxBlocks, Object adapters, Function<TokenBatch, Tensor> work) {
         backend.bindContext();
+        if (adapters != null && adapters.equals(lastAdapters) && lastGraph != null && lastShape.equals(shapeOf(batch, maxBlocks))) {
+            // The adapter work of the last replay: its uploads are still in place (nothing else has used the arena since).
+            backend.memory().beginStep(backend.stream());
+            StepData data = stepData(batch, maxBlocks);
+            data.upload(batch);
+            backend.driver().launchGraph(lastGraph.graph().exec, backend.stream());
+            return lastGraph.output();
+        }
+        forgetLast();
+        // Adapters seen once run directly: a composition that never comes back costs no dry run.
+        // (By hash: holding the adapters themselves would keep dropped ones alive; a collision only brings a dry run early.)
+        Integer sighting = adapters == null ? null : 31 * shapeOf(batch, maxBlocks).hashCode() + adapters.hashCode();
+        if (sighting != null && seen.merge(sighting, 1, Integer::sum) < 2) {
+            if (seen.size() > 4096) {
+                seen.clear();
+            }
+            return null;
+        }
         backend.memory().beginStep(backend.stream()); // waits for the last step: its data and staging are free
         StepData data = stepData(batch, maxBlocks);
         List<Object> log = new ArrayList<>();
-        Tensor output;
-        CudaBackend.CudaStep step = begin(data, batch);
         try {
+            CudaBackend.CudaStep step = begin(data, batch);
             data.upload(batch);
             long[] mark = arena.mark();
+            Tensor output;
             try {
                 output = backend.issuing(CudaBackend.Issue.LOG, log, step, () -> work.apply(batch));
             } catch (RuntimeException e) {
@@ -103,16 +126,10 @@ final class GraphRecorder implements StepRecorder {
             Graph graph = adapted.get(log);
             if (graph != null) {
                 backend.driver().launchGraph(graph.exec, backend.stream());
+                remember(adapters, batch, maxBlocks, new Captured(output, graph));
                 return output;
             }
-            if (seen.merge(log.hashCode(), 1, Integer::sum) < 2) {
-                if (seen.size() > 4096) {
-                    seen.clear();
-                }
-                return null;
-            }
-            seen.remove(log.hashCode());
-            // Seen before: run it here (its result is this step's) and record it.
+            // Not recorded yet: run it here (its result is this step's) and record it.
             arena.rewind(mark);
             output = backend.issuing(CudaBackend.Issue.RUN, null, step, () -> work.apply(batch));
             List<Object> capturedLog = new ArrayList<>();
@@ -125,10 +142,34 @@ final class GraphRecorder implements StepRecorder {
                     eldest.remove(); // its graph is destroyed once collected (Graph's cleaner), after the stream is done with it
                 }
             }
+            // The capture ran nothing: the arena holds this step's uploads and results, so a like step may replay.
+            remember(adapters, batch, maxBlocks, new Captured(output, captured.graph()));
             return output;
         } finally {
             backend.memory().endRecording();
         }
+    }
+
+    /** The adapters, shape and graph of the last adapted replay (or recording), whose uploads are in the arena now. */
+    private Object lastAdapters;
+    private Shape lastShape;
+    private Captured lastGraph;
+
+    private void remember(Object adapters, TokenBatch batch, int maxBlocks, Captured graph) {
+        lastAdapters = adapters;
+        lastShape = shapeOf(batch, maxBlocks);
+        lastGraph = adapters == null ? null : graph;
+    }
+
+    /** Something else uses the arena now (another recording, a dry run): the last replay's uploads are gone. */
+    private void forgetLast() {
+        lastAdapters = null;
+        lastShape = null;
+        lastGraph = null;
+    }
+
+    private static Shape shapeOf(TokenBatch batch, int maxBlocks) {
+        return new Shape(batch.numTokens(), batch.numSequences(), maxBlocks);
     }
 
     /** The arena started over, its first allocation the step data; the step the recorded work sees. */
@@ -164,8 +205,7 @@ final class GraphRecorder implements StepRecorder {
     }
 
     private StepData stepData(TokenBatch batch, int maxBlocks) {
-        return stepData.computeIfAbsent(new Shape(batch.numTokens(), batch.numSequences(), maxBlocks),
-                s -> new StepData(s.tokens(), s.sequences(), maxBlocks));
+        return stepData.computeIfAbsent(shapeOf(batch, maxBlocks), s -> new StepData(s.tokens(), s.sequences(), maxBlocks));
     }
 
     /** An instantiated graph, destroyed once unreachable. */

@@ -7,7 +7,9 @@ import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
 import dev.flora.model.CausalLM;
 
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -62,12 +64,46 @@ final class DecodeGraphs {
         }
         TokenBatch padded = padded(batch, size);
         if (adapted) {
-            Tensor logits = recorder.replayAdapted(padded, maxBlocks, b -> model.logits(model.forward(b, cache, adapters)));
+            Tensor logits = recorder.replayAdapted(padded, maxBlocks, adapterWork(padded),
+                    b -> model.logits(model.forward(b, cache, adapters)));
             return logits == null ? null : model.backend().rows(logits, 0, n);
         }
         StepRecorder.Recording recording = recordings.computeIfAbsent(size,
                 s -> recorder.record(padded, maxBlocks, b -> model.logits(model.forward(b, cache, adapters))));
         return model.backend().rows(recording.replay(padded), 0, n);
+    }
+
+    /**
+     * What decides a padded step's adapter work besides its shape: each token's slot and the adapter
+     * in it (by identity: a reloaded adapter is another object, in other memory), and how adapters
+     * are computed (the strategy, the cost model by identity); null where that cannot be told.
+     */
+    private List<Object> adapterWork(TokenBatch padded) {
+        List<Object> key = new ArrayList<>(padded.numTokens() + 2);
+        key.add(adapters.strategy());
+        key.add(new Identity(adapters.costModel()));
+        for (int slot : padded.adapterSlots()) {
+            Object adapter = slot >= 0 ? adapters.adapter(slot) : null;
+            if (slot >= 0 && adapter == null) {
+                return null; // slots that do not name their adapters: every step is compared by its work
+            }
+            key.add(slot);
+            key.add(new Identity(adapter));
+        }
+        return key;
+    }
+
+    /** Equal when the very same object (or both null). */
+    private record Identity(Object of) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Identity i && i.of == of;
+        }
+
+        @Override
+        public int hashCode() {
+            return System.identityHashCode(of);
+        }
     }
 
     /**

@@ -154,7 +154,7 @@ class DecodeGraphsTest {
         }
 
         @Override
-        public Tensor replayAdapted(TokenBatch batch, int maxBlocks, java.util.function.Function<TokenBatch, Tensor> work) {
+        public Tensor replayAdapted(TokenBatch batch, int maxBlocks, Object adapters, java.util.function.Function<TokenBatch, Tensor> work) {
             for (int t = 0; t < batch.numTokens(); t++) {
                 paddingWithAdapters += batch.cacheSlots()[t] < 0 && batch.adapterSlots()[t] >= 0 ? 1 : 0;
             }
