@@ -139,7 +139,7 @@ final class GraphRecorder implements StepRecorder {
                 if (adapted.size() > MAX_ADAPTED) {
                     var eldest = adapted.entrySet().iterator();
                     eldest.next();
-                    eldest.remove(); // its graph is destroyed once collected (Graph's cleaner), after the stream is done with it
+                    eldest.remove(); // its graph is destroyed once collected (Graph's cleaner)
                 }
             }
             // The capture ran nothing: the arena holds this step's uploads and results, so a like step may replay.
@@ -208,7 +208,11 @@ final class GraphRecorder implements StepRecorder {
         return stepData.computeIfAbsent(shapeOf(batch, maxBlocks), s -> new StepData(s.tokens(), s.sequences(), maxBlocks));
     }
 
-    /** An instantiated graph, destroyed once unreachable. */
+    /**
+     * An instantiated graph, destroyed once unreachable (by the cleaner's thread: an executable graph
+     * still running is freed when it completes, and no stream is waited for, which would break a
+     * capture under way on the engine's thread).
+     */
     private final class Graph {
         final MemorySegment exec;
 
@@ -216,10 +220,8 @@ final class GraphRecorder implements StepRecorder {
             this.exec = exec;
             Driver driver = backend.driver();
             MemorySegment context = backend.context();
-            MemorySegment stream = backend.stream();
             GRAPHS.register(this, () -> {
                 driver.setCurrent(context);
-                driver.synchronize(stream);
                 driver.destroyGraph(exec);
             });
         }
