@@ -477,6 +477,16 @@ __global__ void rotary(float* x, int width, int headDim, const float* invFreq, c
 // Token blockIdx.x's q and k pairs rotated in place, each angle's cosine and sine once (shared
 // memory); with cacheK, the rotated k also stored at cache slot (when slot >= 0) in the cache's type.
 #define ROTATE_BATCH 8
+// Pair i of token t's q pairs, then k's: the head's row in q or k, its head h and index j < headDim / 2.
+__device__ __forceinline__ float* rotary_pair(float* q, int qWidth, float* k, int kWidth, int headDim, int t, int i, int* h, int* j) {
+    int half = headDim / 2, qPairs = qWidth / 2;
+    bool isQ = i < qPairs;
+    int pair = isQ ? i : i - qPairs, width = isQ ? qWidth : kWidth;
+    *h = pair / half;
+    *j = pair % half;
+    return (isQ ? q : k) + (long long) t * width + *h * headDim;
+}
+
 __device__ __forceinline__ void rotate_qk(float* q, int qWidth, float* k, int kWidth, int headDim, const float* invFreq, int position,
                                           void* cacheK, long long slot, int type) {
     __shared__ float cosOf[ROTARY_MAX_HALF], sinOf[ROTARY_MAX_HALF];
@@ -497,29 +507,23 @@ __device__ __forceinline__ void rotate_qk(float* q, int qWidth, float* k, int kW
         float a[ROTATE_BATCH], b[ROTATE_BATCH];
         #pragma unroll
         for (int u = 0; u < ROTATE_BATCH; u++) {
-            int i = i0 + u * blockDim.x;
+            int i = i0 + u * blockDim.x, h, j;
             if (i < pairs) {
-                bool isQ = i < qPairs;
-                int pair = isQ ? i : i - qPairs, width = isQ ? qWidth : kWidth;
-                int h = pair / half, j = pair % half;
-                const float* base = (isQ ? q : k) + (long long) t * width + h * headDim;
+                const float* base = rotary_pair(q, qWidth, k, kWidth, headDim, t, i, &h, &j);
                 a[u] = base[j];
                 b[u] = base[j + half];
             }
         }
         #pragma unroll
         for (int u = 0; u < ROTATE_BATCH; u++) {
-            int i = i0 + u * blockDim.x;
+            int i = i0 + u * blockDim.x, h, j;
             if (i < pairs) {
-                bool isQ = i < qPairs;
-                int pair = isQ ? i : i - qPairs, width = isQ ? qWidth : kWidth;
-                int h = pair / half, j = pair % half;
+                float* base = rotary_pair(q, qWidth, k, kWidth, headDim, t, i, &h, &j);
                 float c = cosOf[j], s = sinOf[j];
-                float* base = (isQ ? q : k) + (long long) t * width + h * headDim;
                 float ra = a[u] * c - b[u] * s, rb = b[u] * c + a[u] * s;
                 base[j] = ra;
                 base[j + half] = rb;
-                if (!isQ && cacheK && slot >= 0) {
+                if (i >= qPairs && cacheK && slot >= 0) {
                     long long at = slot * kWidth + h * headDim + j;
                     kv_st(cacheK, at, ra, type);
                     kv_st(cacheK, at + half, rb, type);

@@ -112,14 +112,7 @@ class CudaFixturesTest {
         List<Result> directly = direct.run(requests, new Engine.Listener() { });
         assertThat(replaying.replayedSteps()).as("steps replayed").isGreaterThan(5);
         assertThat(direct.replayedSteps()).isZero();
-        for (int i = 0; i < requests.size(); i++) {
-            assertThat(replayed.get(i).generated()).as(name + " request " + i).containsExactly(directly.get(i).generated());
-            double[] a = replayed.get(i).generatedLogprobs();
-            double[] b = directly.get(i).generatedLogprobs();
-            for (int t = 0; t < a.length; t++) {
-                assertThat(a[t]).as(name + " request " + i + " token " + t).isCloseTo(b[t], org.assertj.core.data.Offset.offset(1e-5));
-            }
-        }
+        assertSameGenerations(name, replayed, directly);
     }
 
     /**
@@ -156,12 +149,17 @@ class CudaFixturesTest {
         Engine direct = new Engine(model, EngineConfig.DEFAULT.withStepGraphs(false), directory.eosTokenIds(), registry);
         List<Result> directly = direct.run(requests, new Engine.Listener() { });
         assertThat(replaying.replayedSteps()).as("steps replayed").isGreaterThan(5);
-        for (int i = 0; i < requests.size(); i++) {
-            assertThat(replayed.get(i).generated()).as(strategy + " request " + i).containsExactly(directly.get(i).generated());
+        assertSameGenerations(strategy.toString(), replayed, directly);
+    }
+
+    /** The same tokens, and log-probabilities within 1e-5 (a replay and a direct step may pick other product kernels). */
+    private static void assertSameGenerations(String label, List<Result> replayed, List<Result> directly) {
+        for (int i = 0; i < replayed.size(); i++) {
+            assertThat(replayed.get(i).generated()).as(label + " request " + i).containsExactly(directly.get(i).generated());
             double[] a = replayed.get(i).generatedLogprobs();
             double[] b = directly.get(i).generatedLogprobs();
             for (int t = 0; t < a.length; t++) {
-                assertThat(a[t]).as(strategy + " request " + i + " token " + t).isCloseTo(b[t], org.assertj.core.data.Offset.offset(1e-5));
+                assertThat(a[t]).as(label + " request " + i + " token " + t).isCloseTo(b[t], org.assertj.core.data.Offset.offset(1e-5));
             }
         }
     }
