@@ -72,6 +72,8 @@ public final class CudaBackend implements Backend {
     private Issue issue = Issue.RUN;
     /** While capturing or logging: every launch, product, fill and upload destination, in order (WorkLog). */
     private java.util.List<Object> workLog;
+    /** The thread running the recorded or logged work: another's operations (an adapter loading) are not part of it. */
+    private Thread issuingThread;
 
     /** RUN: on the stream now; CAPTURE: into the graph the stream captures; LOG: only into the work log (uploads excepted). */
     enum Issue { RUN, CAPTURE, LOG }
@@ -134,13 +136,19 @@ public final class CudaBackend implements Backend {
         issue = how;
         workLog = log;
         fixedStep = step;
+        issuingThread = Thread.currentThread();
         try {
             return work.get();
         } finally {
             issue = Issue.RUN;
             workLog = null;
             fixedStep = null;
+            issuingThread = null;
         }
+    }
+
+    private boolean issuingHere() {
+        return issuingThread == Thread.currentThread();
     }
 
     // For the graph recorder (GraphRecorder).
@@ -238,7 +246,7 @@ public final class CudaBackend implements Backend {
             size += (bytes + 7) / 8 * 8;
         }
         long device = memory.allocateUpload(Math.max(8, size), owner);
-        if (workLog != null) {
+        if (workLog != null && issuingHere()) {
             workLog.add("upload");
             workLog.add(device);
             if (issue == Issue.CAPTURE) {
@@ -284,8 +292,11 @@ public final class CudaBackend implements Backend {
         long bytes = source.numel() * type.bytes();
         long pointer = memory.permanent(bytes, lifetime);
         if (source.isRandom()) {
+            // On the weights' stream too: never part of a step being recorded or logged on another thread.
             CudaTensor t = new CudaTensor(pointer, type, rows, cols, lifetime);
-            launchElements("fill_random", t.numel(), pointer, t.typeCode(), t.numel(), source.seed(), rows == 1 ? 1 : 0);
+            int grid = (int) Math.min((t.numel() + THREADS - 1) / THREADS, 65535L * 8);
+            kernels.launch("fill_random", grid, 1, THREADS, 0, weightStream, pointer, t.typeCode(), t.numel(), source.seed(), rows == 1 ? 1 : 0);
+            driver.synchronize(weightStream);
             return t;
         }
         // On a stream of its own: an adapter read beside serving neither waits for the step's work nor
@@ -352,7 +363,7 @@ public final class CudaBackend implements Backend {
 
     /** Synchronized: the page-locked buffer is one, and an adapter loader's thread may copy back beside the engine's. */
     private synchronized float[] copyToHost(Tensor t) {
-        if (issue != Issue.RUN) {
+        if (issue != Issue.RUN && issuingHere()) {
             throw new IllegalStateException("recorded work reads nothing back from the GPU"); // the step then runs directly
         }
         CudaTensor c = CudaTensor.of(t);
@@ -463,7 +474,7 @@ public final class CudaBackend implements Backend {
     @Override
     public StepData prepare(TokenBatch batch) {
         bind();
-        if (fixedStep != null) {
+        if (fixedStep != null && issuingHere()) {
             return fixedStep;
         }
         memory.beginStep(stream);
@@ -525,7 +536,7 @@ public final class CudaBackend implements Backend {
      * logs mean interchangeable graphs); whether it stops there, in a dry run.
      */
     private boolean logged(String what, int a, int b, int c, int d, Object... args) {
-        if (workLog == null) {
+        if (workLog == null || !issuingHere()) {
             return false;
         }
         workLog.add(what);
