@@ -26,9 +26,15 @@ public final class AdaptedLinear {
     private final int[][] rowsBySlot;
     private final int[] seqOfToken;
     private final StepBuffers buffers;
+    /** Stacked fLoRA elements (rows × the wider of input and output) one backend call may hold. */
+    private final long stackedElements;
 
-    private AdaptedLinear(Backend backend, AdapterSlots slots, int[] activeSlots, int[][] rowsBySlot, int[] seqOfToken) {
+    /** {@link #stackedElements} by default: 2^28, a GB of float32 products a call. */
+    static final long STACKED_ELEMENTS = 1L << 28;
+
+    private AdaptedLinear(Backend backend, AdapterSlots slots, int[] activeSlots, int[][] rowsBySlot, int[] seqOfToken, long stackedElements) {
         this.backend = backend;
+        this.stackedElements = stackedElements;
         this.slots = slots;
         this.activeSlots = activeSlots;
         this.rowsBySlot = rowsBySlot;
@@ -38,6 +44,11 @@ public final class AdaptedLinear {
 
     /** Groups the step's tokens by adapter slot, once per step. */
     public static AdaptedLinear forStep(Backend backend, AdapterSlots slots, TokenBatch batch) {
+        return forStep(backend, slots, batch, STACKED_ELEMENTS);
+    }
+
+    /** As {@link #forStep(Backend, AdapterSlots, TokenBatch)}, fLoRA's calls split to hold at most {@code stackedElements}. */
+    static AdaptedLinear forStep(Backend backend, AdapterSlots slots, TokenBatch batch, long stackedElements) {
         int[] tokenSlots = batch.adapterSlots();
         int max = -1;
         for (int s : tokenSlots) {
@@ -65,7 +76,7 @@ public final class AdaptedLinear {
                 rows[s][counts[s]++] = t;
             }
         }
-        return new AdaptedLinear(backend, slots, activeSlots, rows, batch.seqOfToken());
+        return new AdaptedLinear(backend, slots, activeSlots, rows, batch.seqOfToken(), stackedElements);
     }
 
     /** This layer's adapter modules, one per active slot (null where the slot's adapter leaves the layer alone), found once per call. */
@@ -162,14 +173,14 @@ public final class AdaptedLinear {
     /** The adapters of layers sharing the input x: LoRA's gathered tokens of every layer in one backend call. */
     private void addAdapters(Linear[] linears, Tensor x, Tensor[] outs) {
         List<Group> gathered = new ArrayList<>();
-        List<FloraProjection> floras = new ArrayList<>();
+        List<FloraLayer> floras = new ArrayList<>();
         for (int i = 0; i < linears.length; i++) {
             if (adapts(linears[i])) {
                 addAdapters(linears[i], x, outs[i], modules(linears[i]), gathered, floras);
             }
         }
         if (!floras.isEmpty()) {
-            backend.floraLinears(x, floras);
+            floraLinears(x, floras);
         }
         if (!gathered.isEmpty()) {
             loraGathered(gathered, x);
@@ -225,14 +236,14 @@ public final class AdaptedLinear {
      */
     private void projectEach(Linear[] linears, Tensor x, Tensor[] outs) {
         List<Group> gathered = new ArrayList<>();
-        List<FloraProjection> floras = new ArrayList<>();
+        List<FloraLayer> floras = new ArrayList<>();
         for (int i = 0; i < linears.length; i++) {
             AdapterModule[] modules = modules(linears[i]);
             baseProduct(linears[i], x, outs[i], modules, slots.strategy());
             addAdapters(linears[i], x, outs[i], modules, gathered, floras);
         }
         if (!floras.isEmpty()) {
-            backend.floraLinears(x, floras);
+            floraLinears(x, floras);
         }
         if (!gathered.isEmpty()) {
             loraGathered(gathered, x);
@@ -245,7 +256,7 @@ public final class AdaptedLinear {
      * {@code floras}, each for one call with other layers'.
      */
     private void addAdapters(Linear linear, Tensor x, Tensor out, AdapterModule[] modules, List<Group> gathered,
-                             List<FloraProjection> floras) {
+                             List<FloraLayer> floras) {
         AdapterStrategy strategy = slots.strategy();
         boolean auto = strategy == AdapterStrategy.AUTO;
         AdapterStrategy floraWay = auto ? chooseFor(AdapterKind.FLORA, linear, modules) : strategy;
@@ -385,22 +396,92 @@ public final class AdaptedLinear {
      * by 1/r, adds the bias and writes the rows: the exact strategy's arithmetic, however many adapters
      * share the step. Returned as this layer's part of one {@link Backend#floraLinears} call.
      */
-    private FloraProjection floraFused(List<Group> groups, Linear linear, Tensor out) {
+    private static FloraLayer floraFused(List<Group> groups, Linear linear, Tensor out) {
         int n = groups.size();
         int[][] rows = new int[n][];
         Tensor[] a = new Tensor[n];
         Tensor[] bt = new Tensor[n];
-        int total = 0;
         for (int g = 0; g < n; g++) {
             AdapterModule.Flora f = (AdapterModule.Flora) groups.get(g).module;
             rows[g] = groups.get(g).rows;
             a[g] = f.a();
             bt[g] = f.bt();
-            total += rows[g].length * f.rank();
         }
-        Tensor stacked = buffers.get(StepBuffers.Use.STACKED_INPUT, total, linear.inFeatures());
-        Tensor products = buffers.get(StepBuffers.Use.STACKED_OUTPUT, total, linear.outFeatures());
-        return new FloraProjection(rows, a, bt, linear.weight(), linear.bias(), stacked, products, out);
+        return new FloraLayer(rows, a, bt, linear, out);
+    }
+
+    /** One layer's fLoRA groups (token rows, A and Bᵀ each), before its stacked buffers are given. */
+    private record FloraLayer(int[][] rows, Tensor[] a, Tensor[] bt, Linear linear, Tensor out) {
+        long stackedRows() {
+            long n = 0;
+            for (int g = 0; g < rows.length; g++) {
+                n += (long) rows[g].length * a[g].rows();
+            }
+            return n;
+        }
+
+        int width() {
+            return Math.max(linear.inFeatures(), linear.outFeatures());
+        }
+    }
+
+    /**
+     * The layers' fLoRA in one backend call where their stacked rows fit {@link #stackedElements};
+     * else each layer in pieces of its tokens that do (a prompt chunk of 8,192 tokens at rank 64
+     * would stack half a million rows: tens of GB). Rows are independent: the same values either way.
+     */
+    private void floraLinears(Tensor x, List<FloraLayer> layers) {
+        boolean fits = true;
+        for (FloraLayer l : layers) {
+            fits &= l.stackedRows() * l.width() <= stackedElements;
+        }
+        if (fits) {
+            backend.floraLinears(x, layers.stream().map(l -> projection(l, l.rows())).toList());
+            return;
+        }
+        for (FloraLayer l : layers) {
+            long most = Math.max(1, stackedElements / l.width());
+            List<int[]> piece = new ArrayList<>();
+            List<Integer> groups = new ArrayList<>();
+            long stacked = 0;
+            for (int g = 0; g < l.rows().length; g++) {
+                int rank = l.a()[g].rows();
+                int[] rows = l.rows()[g];
+                for (int from = 0; from < rows.length; ) {
+                    long room = (most - stacked) / rank;
+                    if (room == 0 && stacked > 0) {
+                        floraPiece(x, l, piece, groups);
+                        piece.clear();
+                        groups.clear();
+                        stacked = 0;
+                        continue;
+                    }
+                    int take = (int) Math.min(rows.length - from, Math.max(1, room));
+                    piece.add(java.util.Arrays.copyOfRange(rows, from, from + take));
+                    groups.add(g);
+                    stacked += (long) take * rank;
+                    from += take;
+                }
+            }
+            if (!piece.isEmpty()) {
+                floraPiece(x, l, piece, groups);
+            }
+        }
+    }
+
+    private void floraPiece(Tensor x, FloraLayer l, List<int[]> rows, List<Integer> groups) {
+        Tensor[] a = groups.stream().map(g -> l.a()[g]).toArray(Tensor[]::new);
+        Tensor[] bt = groups.stream().map(g -> l.bt()[g]).toArray(Tensor[]::new);
+        FloraLayer piece = new FloraLayer(rows.toArray(int[][]::new), a, bt, l.linear(), l.out());
+        backend.floraLinears(x, List.of(projection(piece, piece.rows())));
+    }
+
+    /** The layer's projection over these groups' rows, with stacked buffers of the step (one per width, reused layer after layer). */
+    private FloraProjection projection(FloraLayer l, int[][] rows) {
+        int total = Math.toIntExact(new FloraLayer(rows, l.a(), l.bt(), l.linear(), l.out()).stackedRows());
+        Tensor stacked = buffers.get(StepBuffers.Use.STACKED_INPUT, total, l.linear().inFeatures());
+        Tensor products = buffers.get(StepBuffers.Use.STACKED_OUTPUT, total, l.linear().outFeatures());
+        return new FloraProjection(rows, l.a(), l.bt(), l.linear().weight(), l.linear().bias(), stacked, products, l.out());
     }
 
     private static int[][] rowsOf(List<Group> groups) {
