@@ -6,6 +6,9 @@
 # KV (KV-cache bytes, default 12 GB: each point's engine makes its own; StarCoder-15B's 200 requests need under 9 GB), RATE (latency, default 8),
 # TARGETS (default: c_attn / q,k,v,o), CALIBRATE=D (first measure the GPU's adapter costs on a D x D
 # layer for the auto series: flora calibrate --device cuda without the exact strategies, a few minutes).
+# GPUS=N (default: every GPU nvidia-smi lists) runs the ranks spread over N GPUs at once, one process a
+# GPU (CUDA_VISIBLE_DEVICES), each comparing every series at its ranks on its own GPU, each appending to
+# OUT/FIGURE-SHAPE.gpuI.jsonl, joined into OUT/FIGURE-SHAPE.jsonl at the end.
 # JSON lines are appended point by point; draw them where fonts exist with
 #   flora bench throughput --from OUT/throughput-SHAPE.jsonl --plot PNG   (latency likewise)
 set -euo pipefail
@@ -21,12 +24,32 @@ fi
 common=(--model "$model" --random-weights --device cuda --series "${SERIES:-none,flora,lora-bmm,lora-gathered,lora-auto}"
         --requests "${REQUESTS:-200}" --kv-cache-memory "${KV:-12000000000}" --runs "${RUNS:-1}" --json)
 [ -n "${TARGETS:-}" ] && common+=(--targets "$TARGETS")
-for f in "${figures[@]}"; do
-  case "$f" in
-    throughput) flora bench throughput "${common[@]}" --ranks "${RANKS:-1,2,4,8,16,32,64}" --plot "$out/throughput-$shape.png" \
-                  | tee -a "$out/throughput-$shape.jsonl" ;;
-    latency) flora bench latency "${common[@]}" --ranks "${RANKS:-1,2,4,8}" --rate "${RATE:-8}" --plot "$out/latency-$shape.png" \
-                  | tee -a "$out/latency-$shape.jsonl" ;;
-    *) echo "bench-figures: '$f' is not a figure (throughput or latency)" >&2; exit 2 ;;
+gpus="${GPUS:-$(nvidia-smi -L 2>/dev/null | wc -l)}"
+[ "$gpus" -ge 1 ] 2>/dev/null || gpus=1
+# figure FIGURE RANKS FILE: one process, the given ranks, every series.
+figure() {
+  case "$1" in
+    throughput) flora bench throughput "${common[@]}" --ranks "$2" --plot "${3%.jsonl}.png" | tee -a "$3" ;;
+    latency) flora bench latency "${common[@]}" --ranks "$2" --rate "${RATE:-8}" --plot "${3%.jsonl}.png" | tee -a "$3" ;;
+    *) echo "bench-figures: '$1' is not a figure (throughput or latency)" >&2; exit 2 ;;
   esac
+}
+for f in "${figures[@]}"; do
+  case "$f" in throughput) ranks="${RANKS:-1,2,4,8,16,32,64}" ;; latency) ranks="${RANKS:-1,2,4,8}" ;; *) ranks="" ;; esac
+  if [ "$gpus" -le 1 ]; then
+    figure "$f" "$ranks" "$out/$f-$shape.jsonl"
+    continue
+  fi
+  IFS=, read -ra all <<< "$ranks"
+  pids=()
+  for ((g = 0; g < gpus && g < ${#all[@]}; g++)); do
+    mine=()
+    for ((i = g; i < ${#all[@]}; i += gpus)); do mine+=("${all[$i]}"); done
+    (export CUDA_VISIBLE_DEVICES=$g; figure "$f" "$(IFS=,; echo "${mine[*]}")" "$out/$f-$shape.gpu$g.jsonl" > "$out/$f-$shape.gpu$g.log" 2>&1) &
+    pids+=($!)
+  done
+  status=0
+  for p in "${pids[@]}"; do wait "$p" || status=$?; done
+  cat "$out/$f-$shape".gpu*.jsonl >> "$out/$f-$shape.jsonl"
+  [ "$status" = 0 ] || { echo "bench-figures: a GPU's run failed ($out/$f-$shape.gpu*.log)" >&2; exit "$status"; }
 done
