@@ -131,9 +131,16 @@ final class GraphRecorder implements StepRecorder {
             }
             // Not recorded yet: run it here (its result is this step's) and record it.
             arena.rewind(mark);
-            output = backend.issuing(CudaBackend.Issue.RUN, null, step, () -> work.apply(batch));
             List<Object> capturedLog = new ArrayList<>();
-            Captured captured = capture(mark, step, batch, work, capturedLog);
+            Captured captured;
+            try {
+                output = backend.issuing(CudaBackend.Issue.RUN, null, step, () -> work.apply(batch));
+                captured = capture(mark, step, batch, work, capturedLog);
+            } catch (RuntimeException e) {
+                // The GPU full, say: the caller runs the step as it comes (it writes the same cache slots again).
+                forgetLast();
+                return null;
+            }
             if (capturedLog.equals(log)) {
                 adapted.put(log, captured.graph());
                 if (adapted.size() > MAX_ADAPTED) {
