@@ -131,26 +131,29 @@ final class GraphRecorder implements StepRecorder {
             }
             // Not recorded yet: run it here (its result is this step's) and record it.
             arena.rewind(mark);
+            List<Object> ranLog = new ArrayList<>();
             List<Object> capturedLog = new ArrayList<>();
             Captured captured;
             try {
-                output = backend.issuing(CudaBackend.Issue.RUN, null, step, () -> work.apply(batch));
+                output = backend.issuing(CudaBackend.Issue.RUN, ranLog, step, () -> work.apply(batch));
                 captured = capture(mark, step, batch, work, capturedLog);
             } catch (RuntimeException e) {
                 // The GPU full, say: the caller runs the step as it comes (it writes the same cache slots again).
                 forgetLast();
                 return null;
             }
-            if (capturedLog.equals(log)) {
+            // Kept only where the run, the capture and the dry run issued the very same work (else something
+            // in it is not a function of the step and its adapters: never replay it).
+            if (capturedLog.equals(log) && ranLog.equals(log)) {
                 adapted.put(log, captured.graph());
                 if (adapted.size() > MAX_ADAPTED) {
                     var eldest = adapted.entrySet().iterator();
                     eldest.next();
                     eldest.remove(); // its graph is destroyed once collected (Graph's cleaner)
                 }
+                // The capture ran nothing: the arena holds this step's uploads and results, so a like step may replay.
+                remember(adapters, batch, maxBlocks, new Captured(output, captured.graph()));
             }
-            // The capture ran nothing: the arena holds this step's uploads and results, so a like step may replay.
-            remember(adapters, batch, maxBlocks, new Captured(output, captured.graph()));
             return output;
         } finally {
             backend.memory().endRecording();
