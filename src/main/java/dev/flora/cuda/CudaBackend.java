@@ -56,6 +56,11 @@ public final class CudaBackend implements Backend {
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
     private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
+    /**
+     * -Dflora.cuda.attention=v2: decode attention by attention_v2_* (16-bit caches, head sizes 64 and
+     * 128: 16-byte loads, several in flight a lane), an experiment until measured against the default.
+     */
+    private boolean decodeAttentionV2 = "v2".equals(System.getProperty("flora.cuda.attention"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
 
@@ -149,6 +154,11 @@ public final class CudaBackend implements Backend {
 
     private boolean issuingHere() {
         return issuingThread == Thread.currentThread();
+    }
+
+    /** Chooses the decode attention kernel (tests run both): attention_v2_* where true, as -Dflora.cuda.attention=v2 does. */
+    void useDecodeAttentionV2(boolean v2) {
+        decodeAttentionV2 = v2;
     }
 
     // For the graph recorder (GraphRecorder).
@@ -1360,6 +1370,9 @@ public final class CudaBackend implements Backend {
             case F16 -> "attention_f16";
             default -> "attention";
         };
+        if (decodeAttentionV2 && c.dtype() != DType.F32 && (shape.headDim() == 64 || shape.headDim() == 128)) {
+            kernel = "attention_v2_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
+        }
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of
         // more pairs than it holds joins them in attention_combine.
         boolean joinedHere = listedPairs <= ATTENTION_COUNTERS;

@@ -628,6 +628,40 @@ __device__ void combine_splits(const float* partOut, const float* partMax, const
     }
 }
 
+// The end of a decode attention block: the output Σ_rows partial[row][d] / l of its split (rows of
+// stride doubles, summed in row order); the token's output where one split holds its whole context,
+// else the split's part, and the last split of (t, h) to finish joins them (counters[pair] counts the
+// finished splits and is left at 0 for the next launch: no attention_combine launch; without
+// counters attention_combine joins them).
+__device__ void attention_finish(const double* partial, int rows, int stride, float m, double l, int t, int h, int heads, int headDim,
+                                 int splits, int split, int used, float* out, float* partOut, float* partMax, float* partSum, int* counters) {
+    long long part = (long long) blockIdx.x * splits + split; // parts by listed pair, not by token: few tokens listed, few parts
+    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
+        double total = 0.0;
+        for (int w = 0; w < rows; w++) total += partial[w * stride + d];
+        if (used == 1) out[(long long) t * heads * headDim + h * headDim + d] = (float) (total / l);
+        else partOut[part * headDim + d] = (float) (total / l);
+    }
+    if (used == 1) return;
+    if (threadIdx.x == 0) {
+        partMax[part] = m;
+        partSum[part] = (float) l;
+    }
+    if (!counters) return;
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* counter = counters + blockIdx.x;
+        last = atomicAdd(counter, 1) == used - 1;
+        if (last) *counter = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    combine_splits(partOut, partMax, partSum, out, blockIdx.x, t, h, heads, headDim, splits, used);
+}
+
 template <int TYPE>
 __device__ void attention_impl(const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax,
                                float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks,
@@ -748,33 +782,8 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
         if (d < headDim) partial[warp][d] = acc[k];
     }
     __syncthreads();
-    long long part = (long long) blockIdx.x * splits + split; // parts by listed pair, not by token: few tokens listed, few parts
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
-        double total = 0.0;
-        for (int w = 0; w < ATTN_WARPS; w++) total += partial[w][d];
-        if (used == 1) out[(long long) t * qWidth + h * headDim + d] = (float) (total / l);
-        else partOut[part * headDim + d] = (float) (total / l);
-    }
-    if (used == 1) return;
-    if (threadIdx.x == 0) {
-        partMax[part] = m;
-        partSum[part] = (float) l;
-    }
-    if (!counters) return; // attention_combine joins them
-    // The last split of (t, h) to finish joins them (counters[pair] counts the finished
-    // splits and is left at 0 for the next launch): no attention_combine launch.
-    __shared__ int last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        int* counter = counters + blockIdx.x;
-        last = atomicAdd(counter, 1) == used - 1;
-        if (last) *counter = 0;
-    }
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    combine_splits(partOut, partMax, partSum, out, blockIdx.x, t, h, heads, headDim, splits, used);
+    attention_finish(&partial[0][0], ATTN_WARPS, ATTN_MAX_HEAD_DIM, m, l, t, h, heads, headDim, splits, split, used, out, partOut, partMax,
+                     partSum, counters);
 }
 
 // ---- prefill attention on the tensor cores (16-bit caches): flash-attention over tiles of up to
@@ -988,6 +997,138 @@ __global__ void __launch_bounds__(128) attention_tiles_bf16_64(TILES_ARGS) { att
 __global__ void __launch_bounds__(128) attention_tiles_bf16_128(TILES_ARGS) { attention_tiles_impl<128, true>(TILES_PASS); }
 __global__ void __launch_bounds__(128) attention_tiles_f16_64(TILES_ARGS) { attention_tiles_impl<64, false>(TILES_PASS); }
 __global__ void __launch_bounds__(128) attention_tiles_f16_128(TILES_ARGS) { attention_tiles_impl<128, false>(TILES_PASS); }
+
+// Decode attention, second form (CudaBackend's -Dflora.cuda.attention=v2; 16-bit caches, head sizes
+// 64 and 128): as attention_impl, but a position's key or value row is read by LANES = D / 8 lanes,
+// 16 bytes (8 dimensions) each, so a warp reads 32 / LANES positions a load and each lane has
+// ATTN_V2_LOADS loads in flight (attention_impl: 8 lanes a position, 8 bytes a load, one at a time).
+// Scores and the weighted values add up in float64 as there; only their order differs.
+#define ATTN_V2_LOADS 4
+
+extern "C++" {
+template <int TYPE> __device__ __forceinline__ void unpack8(uint4 w, float* f) {
+    unsigned int u[4] = {w.x, w.y, w.z, w.w};
+    #pragma unroll
+    for (int k = 0; k < 4; k++) {
+        u16 lo = (u16) (u[k] & 0xffffu), hi = (u16) (u[k] >> 16);
+        f[2 * k] = TYPE == 1 ? bf16_to_f32(lo) : f16_to_f32(lo);
+        f[2 * k + 1] = TYPE == 1 ? bf16_to_f32(hi) : f16_to_f32(hi);
+    }
+}
+
+template <int TYPE, int D>
+__device__ void attention_v2_impl(ATTENTION_ARGS) {
+    constexpr int LANES = D / 8;                  // lanes reading one position's row
+    constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
+    constexpr int STEP = PER_WARP * ATTN_WARPS;   // positions the block reads a load
+    constexpr int ROUND = STEP * ATTN_V2_LOADS;   // positions a round of loads covers
+    static_assert(ATTN_CHUNK % ROUND == 0, "a chunk is whole rounds");
+    __shared__ float sc[ATTN_CHUNK];
+    __shared__ int slotOf[ATTN_CHUNK];
+    __shared__ float maxScratch[32];
+    __shared__ double sumScratch[32];
+    __shared__ double partial[STEP][D];
+    let_next_start();
+    int t = blockIdx.x / heads, h = blockIdx.x % heads, split = blockIdx.y;
+    if (tokenList) t = tokenList[t];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane % LANES, row = warp * PER_WARP + lane / LANES;
+    int pos = positions[t];
+    int first = attention_first(pos, window);
+    int len = pos - first + 1;
+    int splitLen = attention_split(len, minSplit, splits);
+    int used = (len + splitLen - 1) / splitLen;
+    if (split >= used) return;
+    int begin = first + split * splitLen, end = min(pos + 1, begin + splitLen);
+    int kvh = h / (heads / kvHeads);
+    int kvWidth = kvHeads * D;
+    const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
+    float qv[8];
+    const float* qrow = q + (long long) t * heads * D + h * D + sub * 8;
+    #pragma unroll
+    for (int e = 0; e < 8; e++) qv[e] = qrow[e];
+    const u16* keys = (const u16*) cacheK + kvh * D + sub * 8;
+    const u16* values = (const u16*) cacheV + kvh * D + sub * 8;
+    float m = __int_as_float(0xff800000);
+    double l = 0.0;
+    double acc[8];
+    #pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] = 0.0;
+    for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
+        int n = min(ATTN_CHUNK, end - c0);
+        for (int j = threadIdx.x; j < n; j += blockDim.x) {
+            int p = c0 + j;
+            slotOf[j] = table[p / blockSize] * blockSize + p % blockSize;
+        }
+        __syncthreads();
+        // Scores: position j = row + u * STEP of each round; the LANES lanes of a position sum their parts.
+        for (int r0 = 0; r0 < ATTN_CHUNK; r0 += ROUND) {
+            uint4 k[ATTN_V2_LOADS];
+            #pragma unroll
+            for (int u = 0; u < ATTN_V2_LOADS; u++) {
+                int j = r0 + row + u * STEP;
+                if (j < n) k[u] = *(const uint4*) (keys + (long long) slotOf[j] * kvWidth);
+            }
+            #pragma unroll
+            for (int u = 0; u < ATTN_V2_LOADS; u++) {
+                int j = r0 + row + u * STEP;
+                double s = 0.0;
+                if (j < n) {
+                    float kf[8];
+                    unpack8<TYPE>(k[u], kf);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) s += (double) qv[e] * kf[e];
+                }
+                #pragma unroll
+                for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+                if (sub == 0) sc[j] = j < n ? (float) s * scale : __int_as_float(0xff800000);
+            }
+        }
+        __syncthreads();
+        float chunkMax = block_max(sc[threadIdx.x % ATTN_CHUNK], maxScratch);
+        float next = fmaxf(m, chunkMax);
+        float factor = m == next ? 1.f : expf(m - next);
+        m = next;
+        float e = 0.f;
+        if (threadIdx.x < ATTN_CHUNK) e = expf(sc[threadIdx.x] - m);
+        double chunkSum = block_sum((double) e, sumScratch);
+        if (threadIdx.x < ATTN_CHUNK) sc[threadIdx.x] = e;
+        __syncthreads();
+        l = l * factor + chunkSum;
+        #pragma unroll
+        for (int d = 0; d < 8; d++) acc[d] *= factor;
+        // Values: the same positions per lane as the scores; each lane its 8 dimensions.
+        for (int r0 = 0; r0 < n; r0 += ROUND) {
+            uint4 v[ATTN_V2_LOADS];
+            #pragma unroll
+            for (int u = 0; u < ATTN_V2_LOADS; u++) {
+                int j = r0 + row + u * STEP;
+                if (j < n) v[u] = *(const uint4*) (values + (long long) slotOf[j] * kvWidth);
+            }
+            #pragma unroll
+            for (int u = 0; u < ATTN_V2_LOADS; u++) {
+                int j = r0 + row + u * STEP;
+                if (j < n) {
+                    float vf[8];
+                    unpack8<TYPE>(v[u], vf);
+                    double w = sc[j];
+                    #pragma unroll
+                    for (int d = 0; d < 8; d++) acc[d] += w * vf[d];
+                }
+            }
+        }
+        __syncthreads();
+    }
+    #pragma unroll
+    for (int d = 0; d < 8; d++) partial[row][sub * 8 + d] = acc[d];
+    __syncthreads();
+    attention_finish(&partial[0][0], STEP, D, m, l, t, h, heads, D, splits, split, used, out, partOut, partMax, partSum, counters);
+}
+}  // extern "C++"
+
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128>(ATTENTION_PASS); }
 
 // Joins the splits of tokens whose context needed more than one (when attention had no counters).
 __global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,

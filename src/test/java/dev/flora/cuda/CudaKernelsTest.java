@@ -518,6 +518,23 @@ class CudaKernelsTest {
             "0, 64, 1100, F32", "0, 128, 700 1 300, BF16", "300, 128, 700 1 300, BF16", "0, 128, 16 15 64 65 3, BF16",
             "40, 64, 17 1100 5, F16", "0, 24, 13 1 70, BF16", "0, 128, 100x20 300, BF16", "7, 64, 90x30, F16"})
     void pagedAttentionOverTwoSteps(int window, int headDim, String lengthList, DType cacheType) {
+        pagedAttention(window, headDim, lengthList, cacheType, false);
+    }
+
+    /** The same with the decode attention's second form (attention_v2_*: 16-bit caches, head sizes 64 and 128). */
+    @ParameterizedTest
+    @CsvSource({"0, 128, 700 1 300, BF16", "300, 128, 700 1 300, BF16", "0, 128, 16 15 64 65 3, BF16", "40, 64, 17 1100 5, F16",
+            "0, 128, 100x20 300, BF16", "7, 64, 90x30, F16", "0, 64, 1 2 3 200 129 128 127, BF16"})
+    void pagedAttentionOverTwoStepsByTheSecondForm(int window, int headDim, String lengthList, DType cacheType) {
+        gpu.useDecodeAttentionV2(true);
+        try {
+            pagedAttention(window, headDim, lengthList, cacheType, true);
+        } finally {
+            gpu.useDecodeAttentionV2(false);
+        }
+    }
+
+    private void pagedAttention(int window, int headDim, String lengthList, DType cacheType, boolean v2) {
         int heads = 6, kvHeads = 2, blockSize = 4;
         AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
         // "NxL": N sequences of L tokens (enough decode tokens for the tile kernel's decode path)
@@ -612,8 +629,9 @@ class CudaKernelsTest {
                     }
                 }
             }
-            String what = "attention step " + step + " window " + window + " " + cacheType;
-            if (cacheType == DType.F32) {
+            String what = "attention step " + step + " window " + window + " " + cacheType + (v2 ? " v2" : "");
+            if (cacheType == DType.F32 || step == 1) {
+                // decode tokens: float64 sums over the stored keys and values, as the reference
                 near(gpu.toHost(out), want, null, 1e-5, what);
             } else {
                 double[] ones = new double[want.length];
