@@ -63,9 +63,14 @@ final class Cublas {
      * In cuBLAS's column-major terms: out^T (O×T) = W (I×O)^T · x^T (I×T).
      */
     void linear(long x, long w, long out, int tokens, int in, int outs, int inputType) {
+        linear(x, w, out, tokens, in, outs, inputType, false);
+    }
+
+    /** {@link #linear}, or with {@code accumulate} out += x · W^T (cuBLAS's beta = 1: the sum is the epilogue's, no pass of its own). */
+    void linear(long x, long w, long out, int tokens, int in, int outs, int inputType, boolean accumulate) {
         int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
         check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, one, MemorySegment.ofAddress(w), inputType, in,
-                MemorySegment.ofAddress(x), inputType, in, zero, MemorySegment.ofAddress(out), R_32F, outs, compute, -1));
+                MemorySegment.ofAddress(x), inputType, in, accumulate ? one : zero, MemorySegment.ofAddress(out), R_32F, outs, compute, -1));
     }
 
     /**

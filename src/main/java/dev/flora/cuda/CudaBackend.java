@@ -753,6 +753,14 @@ public final class CudaBackend implements Backend {
 
     /** o = in W^T (+ b) through cuBLAS, in already in the weight's type, accumulated in float32. */
     private void product(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o) {
+        product(in, w, b, o, false);
+    }
+
+    /** o (+)= in W^T (+ b): with {@code accumulate}, added to what o holds (no bias then). */
+    private void product(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o, boolean accumulate) {
+        if (accumulate && b != null) {
+            throw new IllegalArgumentException("an accumulating product takes no bias"); // (x W + b) + r would round otherwise
+        }
         Cublas cublas = cublas();
         long start = PROFILE ? begin() : 0;
         int type = switch (w.dtype()) {
@@ -761,8 +769,9 @@ public final class CudaBackend implements Backend {
             case F16 -> Cublas.R_16F;
             default -> throw new IllegalStateException("linear with " + w.dtype() + " weights");
         };
-        if (!logged("cublas linear", in.rows(), in.cols(), w.rows(), type, in.pointer, w.pointer, o.pointer)) {
-            cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type);
+        if (!logged(accumulate ? "cublas linear add" : "cublas linear", in.rows(), in.cols(), w.rows(), type, in.pointer, w.pointer,
+                o.pointer)) {
+            cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type, accumulate);
         }
         if (PROFILE) {
             end("cublas " + w.dtype() + (in.rows() == 1 ? " 1 row" : " rows"), start);
@@ -989,7 +998,13 @@ public final class CudaBackend implements Backend {
         CudaTensor in = CudaTensor.of(x);
         checkLinear(x, weight, residual, "linearAdd");
         if (!gemv(in, CudaTensor.of(weight))) {
-            Backend.super.linearAdd(x, weight, bias, scratch, residual);
+            if (bias != null) {
+                Backend.super.linearAdd(x, weight, bias, scratch, residual); // (x W + b) + residual, as the CPU rounds it
+                return;
+            }
+            // residual += x W^T in the product's epilogue (cuBLAS's beta = 1): no scratch pass, no add kernel.
+            CudaTensor w = CudaTensor.of(weight);
+            product(w.dtype() == DType.F32 ? in : rounded(in, w.dtype()), w, null, CudaTensor.of(residual), true);
             return;
         }
         gemvInto(in, CudaTensor.of(weight), orNull(bias), CudaTensor.of(residual), true);

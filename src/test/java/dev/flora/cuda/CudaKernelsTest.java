@@ -125,10 +125,12 @@ class CudaKernelsTest {
     /**
      * The fused products (q, k, v in one launch; gate and up with the activation; a product added
      * to the residual) give bit for bit what the operations they fuse give, at the GEMV's row counts
-     * and beyond them (cuBLAS), for both 16-bit types, with and without biases.
+     * and beyond them (cuBLAS; a product added in cuBLAS's epilogue within 1e-5), for both 16-bit types, with and
+     * without biases.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 1, true", "BF16, 2, false", "BF16, 3, true", "BF16, 4, false", "F16, 1, false", "F16, 4, true", "BF16, 6, true"})
+    @CsvSource({"BF16, 1, true", "BF16, 2, false", "BF16, 3, true", "BF16, 4, false", "F16, 1, false", "F16, 4, true", "BF16, 6, true",
+            "BF16, 7, false", "F16, 40, false"})
     void fusedProductsEqualTheOperationsTheyFuse(DType type, int t, boolean withBias) {
         int in = 264;
         int[] outs = {67, 20, 20};
@@ -191,7 +193,17 @@ class CudaKernelsTest {
         Tensor product = poisoned(t, outs[0]);
         gpu.linear(x, w[0], b[0], product);
         gpu.addInPlace(separate, product);
-        assertThat(gpu.toHost(residual)).as("linearAdd").containsExactly(gpu.toHost(separate));
+        if (t > 4 && !withBias) {
+            // cuBLAS adds the residual in its epilogue (beta = 1): the same sum, though cuBLAS may pick another kernel for it
+            double[] want = new double[t * outs[0]];
+            float[] s = gpu.toHost(separate);
+            for (int i = 0; i < want.length; i++) {
+                want[i] = s[i];
+            }
+            near(gpu.toHost(residual), want, null, 1e-5, "linearAdd in cuBLAS's epilogue");
+        } else {
+            assertThat(gpu.toHost(residual)).as("linearAdd").containsExactly(gpu.toHost(separate));
+        }
     }
 
     /** batchedLinear (cublasGemmBatchedEx) against the float64 product of each group with its own weight. */
