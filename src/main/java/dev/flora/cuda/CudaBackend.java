@@ -1064,9 +1064,13 @@ public final class CudaBackend implements Backend {
         long[] p = packed(outs[0], rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols);
         launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
                 maxRank, in, LORA_SHRINK_SPAN);
-        // Blocks split the output columns too: a few tokens still make enough blocks to stream B.
-        launch("lora_expand", total, (maxOuts + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS, maxRank * Double.BYTES, partial,
-                p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank, spans, LORA_EXPAND_COLUMNS);
+        // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
+        // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
+        long staged = (long) maxRank * (spans + 1) * Double.BYTES;
+        boolean stage = staged <= 48 * 1024;
+        launch("lora_expand", total, (maxOuts + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
+                stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
+                spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
     }
 
     /**

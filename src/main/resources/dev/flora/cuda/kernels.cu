@@ -1373,18 +1373,33 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
 // LoRA expand: out_g[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]), v[k, j] = Σ_s
 // partial[k, s, j] (the shrink's spans, summed in order); block (k, y) takes columns
 // [y·columns, (y+1)·columns) of its group's output (outPtr_g, outCols_g columns). Dynamic shared
-// memory: maxRank doubles.
+// memory: maxRank doubles, and with staged maxRank · spans more: every partial is loaded at once
+// (one memory round trip, not one per span), then each rank's added in span order as without.
 __global__ void lora_expand(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
                             const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr,
-                            const int* outCols, int maxRank, int spans, int columns) {
+                            const int* outCols, int maxRank, int spans, int columns, int staged) {
     extern __shared__ double v[];
     int k = blockIdx.x, g = groupOf[k], r = rank[g], type = bType[g], outs = outCols[g];
     if (blockIdx.y * columns >= outs) return;
     float* out = (float*) outPtr[g];
-    for (int j = threadIdx.x; j < r; j += blockDim.x) {
-        double s = 0.0;
-        for (int p = 0; p < spans; p++) s += partial[((long long) k * spans + p) * maxRank + j];
-        v[j] = s;
+    if (staged) {
+        double* parts = v + maxRank;
+        for (int idx = threadIdx.x; idx < spans * r; idx += blockDim.x) {
+            int p = idx / r, j = idx % r;
+            parts[j * spans + p] = partial[((long long) k * spans + p) * maxRank + j];
+        }
+        __syncthreads();
+        for (int j = threadIdx.x; j < r; j += blockDim.x) {
+            double s = 0.0;
+            for (int p = 0; p < spans; p++) s += parts[j * spans + p];
+            v[j] = s;
+        }
+    } else {
+        for (int j = threadIdx.x; j < r; j += blockDim.x) {
+            double s = 0.0;
+            for (int p = 0; p < spans; p++) s += partial[((long long) k * spans + p) * maxRank + j];
+            v[j] = s;
+        }
     }
     __syncthreads();
     const void* b = (const void*) bPtr[g];

@@ -438,10 +438,11 @@ class CudaKernelsTest {
     /**
      * Mixed ranks, types and biases in one call. 97 inputs take the per-element shrink; 776 (8-aligned,
      * three full spans of 256 and a short one) the 8-column loads for 16-bit A, and rank 11 more
-     * ranks than a block has warps.
+     * ranks than a block has warps; 150,000 (586 spans) more partial sums than the expand stages in
+     * shared memory.
      */
     @ParameterizedTest
-    @CsvSource({"97, F32, BF16", "776, BF16, F16"})
+    @CsvSource({"97, F32, BF16", "776, BF16, F16", "150000, BF16, BF16"})
     void loraShrinkExpandMixedRanks(int in, DType first, DType second) {
         int t = 11, out = 53;
         float[] x = randoms(t * in);
