@@ -628,6 +628,23 @@ __device__ void combine_splits(const float* partOut, const float* partMax, const
     }
 }
 
+// The online softmax over one chunk's scores sc (ATTN_CHUNK of them, -inf past the chunk's end):
+// the running maximum m and sum l updated, sc turned into the weights exp(score − m); returns the
+// factor the running output is to be scaled by.
+__device__ __forceinline__ float attention_chunk_softmax(float* sc, float* maxScratch, double* sumScratch, float& m, double& l) {
+    float chunkMax = block_max(sc[threadIdx.x % ATTN_CHUNK], maxScratch);
+    float next = fmaxf(m, chunkMax);
+    float factor = m == next ? 1.f : expf(m - next);
+    m = next;
+    float e = 0.f;
+    if (threadIdx.x < ATTN_CHUNK) e = expf(sc[threadIdx.x] - m);
+    double chunkSum = block_sum((double) e, sumScratch);
+    if (threadIdx.x < ATTN_CHUNK) sc[threadIdx.x] = e;
+    __syncthreads();
+    l = l * factor + chunkSum;
+    return factor;
+}
+
 // The end of a decode attention block: the output Σ_rows partial[row][d] / l of its split (rows of
 // stride doubles, summed in row order); the token's output where one split holds its whole context,
 // else the split's part, and the last split of (t, h) to finish joins them (counters[pair] counts the
@@ -721,18 +738,7 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
             if (sub == 0) sc[j] = j < n ? (float) s * scale : __int_as_float(0xff800000);
         }
         __syncthreads();
-        float chunkMax = block_max(sc[threadIdx.x % ATTN_CHUNK], maxScratch);
-        float next = fmaxf(m, chunkMax);
-        float factor = m == next ? 1.f : expf(m - next);
-        m = next;
-        float e = 0.f;
-        if (threadIdx.x < ATTN_CHUNK) {
-            e = expf(sc[threadIdx.x] - m);
-        }
-        double chunkSum = block_sum((double) e, sumScratch);
-        if (threadIdx.x < ATTN_CHUNK) sc[threadIdx.x] = e;
-        __syncthreads();
-        l = l * factor + chunkSum;
+        float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
         #pragma unroll
         for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) acc[k] *= factor;
         if (vector) {
@@ -1016,6 +1022,15 @@ template <int TYPE> __device__ __forceinline__ void unpack8(uint4 w, float* f) {
     }
 }
 
+// A lane's loads of one round: rows j, j + STEP, ... (those below n) of the cache at their slots.
+template <int STEP>
+__device__ __forceinline__ void attention_v2_round(const u16* cache, const int* slotOf, int kvWidth, int j, int n, uint4* into) {
+    #pragma unroll
+    for (int u = 0; u < ATTN_V2_LOADS; u++) {
+        if (j + u * STEP < n) into[u] = *(const uint4*) (cache + (long long) slotOf[j + u * STEP] * kvWidth);
+    }
+}
+
 template <int TYPE, int D>
 __device__ void attention_v2_impl(ATTENTION_ARGS) {
     constexpr int LANES = D / 8;                  // lanes reading one position's row
@@ -1063,11 +1078,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
         // Scores: position j = row + u * STEP of each round; the LANES lanes of a position sum their parts.
         for (int r0 = 0; r0 < ATTN_CHUNK; r0 += ROUND) {
             uint4 k[ATTN_V2_LOADS];
-            #pragma unroll
-            for (int u = 0; u < ATTN_V2_LOADS; u++) {
-                int j = r0 + row + u * STEP;
-                if (j < n) k[u] = *(const uint4*) (keys + (long long) slotOf[j] * kvWidth);
-            }
+            attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
                 int j = r0 + row + u * STEP;
@@ -1084,26 +1095,13 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
             }
         }
         __syncthreads();
-        float chunkMax = block_max(sc[threadIdx.x % ATTN_CHUNK], maxScratch);
-        float next = fmaxf(m, chunkMax);
-        float factor = m == next ? 1.f : expf(m - next);
-        m = next;
-        float e = 0.f;
-        if (threadIdx.x < ATTN_CHUNK) e = expf(sc[threadIdx.x] - m);
-        double chunkSum = block_sum((double) e, sumScratch);
-        if (threadIdx.x < ATTN_CHUNK) sc[threadIdx.x] = e;
-        __syncthreads();
-        l = l * factor + chunkSum;
+        float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
         #pragma unroll
         for (int d = 0; d < 8; d++) acc[d] *= factor;
         // Values: the same positions per lane as the scores; each lane its 8 dimensions.
         for (int r0 = 0; r0 < n; r0 += ROUND) {
             uint4 v[ATTN_V2_LOADS];
-            #pragma unroll
-            for (int u = 0; u < ATTN_V2_LOADS; u++) {
-                int j = r0 + row + u * STEP;
-                if (j < n) v[u] = *(const uint4*) (values + (long long) slotOf[j] * kvWidth);
-            }
+            attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
                 int j = r0 + row + u * STEP;
