@@ -628,6 +628,29 @@ __device__ void combine_splits(const float* partOut, const float* partMax, const
     }
 }
 
+// Which token t and head h a decode attention block serves, its split of the context and how many
+// splits the context uses (a block past them has nothing to do), and the positions [begin, end) it takes.
+struct AttentionSpan {
+    int t, h, split, used, begin, end;
+};
+
+__device__ __forceinline__ AttentionSpan attention_span(const int* positions, const int* tokenList, int heads, int window, int minSplit,
+                                                        int splits) {
+    AttentionSpan a;
+    a.t = blockIdx.x / heads;
+    a.h = blockIdx.x % heads;
+    a.split = blockIdx.y;
+    if (tokenList) a.t = tokenList[a.t];
+    int pos = positions[a.t];
+    int first = attention_first(pos, window);
+    int len = pos - first + 1;
+    int splitLen = attention_split(len, minSplit, splits);
+    a.used = (len + splitLen - 1) / splitLen;
+    a.begin = first + a.split * splitLen;
+    a.end = min(pos + 1, a.begin + splitLen);
+    return a;
+}
+
 // The online softmax over one chunk's scores sc (ATTN_CHUNK of them, -inf past the chunk's end):
 // the running maximum m and sum l updated, sc turned into the weights exp(score − m); returns the
 // factor the running output is to be scaled by.
@@ -691,16 +714,10 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
     __shared__ double sumScratch[32];
     __shared__ double partial[ATTN_WARPS][ATTN_MAX_HEAD_DIM];
     let_next_start();
-    int t = blockIdx.x / heads, h = blockIdx.x % heads, split = blockIdx.y;
-    if (tokenList) t = tokenList[t];
+    AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
+    if (span.split >= span.used) return;
+    int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int pos = positions[t];
-    int first = attention_first(pos, window);
-    int len = pos - first + 1;
-    int splitLen = attention_split(len, minSplit, splits);
-    int used = (len + splitLen - 1) / splitLen;
-    if (split >= used) return;
-    int begin = first + split * splitLen, end = min(pos + 1, begin + splitLen);
     int kvh = h / (heads / kvHeads);
     int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
@@ -1044,16 +1061,10 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
     let_next_start();
-    int t = blockIdx.x / heads, h = blockIdx.x % heads, split = blockIdx.y;
-    if (tokenList) t = tokenList[t];
+    AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
+    if (span.split >= span.used) return;
+    int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane % LANES, row = warp * PER_WARP + lane / LANES;
-    int pos = positions[t];
-    int first = attention_first(pos, window);
-    int len = pos - first + 1;
-    int splitLen = attention_split(len, minSplit, splits);
-    int used = (len + splitLen - 1) / splitLen;
-    if (split >= used) return;
-    int begin = first + split * splitLen, end = min(pos + 1, begin + splitLen);
     int kvh = h / (heads / kvHeads);
     int kvWidth = kvHeads * D;
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
