@@ -1002,6 +1002,9 @@ public final class CudaBackend implements Backend {
                 Backend.super.linearAdd(x, weight, bias, scratch, residual); // (x W + b) + residual, as the CPU rounds it
                 return;
             }
+            if (in.rows() == 0) {
+                return;
+            }
             // residual += x W^T in the product's epilogue (cuBLAS's beta = 1): no scratch pass, no add kernel.
             CudaTensor w = CudaTensor.of(weight);
             product(w.dtype() == DType.F32 ? in : rounded(in, w.dtype()), w, null, CudaTensor.of(residual), true);
