@@ -436,7 +436,7 @@ public final class AdaptedLinear {
             fits &= l.stackedRows() * l.width() <= stackedElements;
         }
         if (fits) {
-            backend.floraLinears(x, layers.stream().map(l -> projection(l, l.rows())).toList());
+            backend.floraLinears(x, layers.stream().map(this::projection).toList());
             return;
         }
         for (FloraLayer l : layers) {
@@ -473,15 +473,15 @@ public final class AdaptedLinear {
         Tensor[] a = groups.stream().map(g -> l.a()[g]).toArray(Tensor[]::new);
         Tensor[] bt = groups.stream().map(g -> l.bt()[g]).toArray(Tensor[]::new);
         FloraLayer piece = new FloraLayer(rows.toArray(int[][]::new), a, bt, l.linear(), l.out());
-        backend.floraLinears(x, List.of(projection(piece, piece.rows())));
+        backend.floraLinears(x, List.of(projection(piece)));
     }
 
-    /** The layer's projection over these groups' rows, with stacked buffers of the step (one per width, reused layer after layer). */
-    private FloraProjection projection(FloraLayer l, int[][] rows) {
-        int total = Math.toIntExact(new FloraLayer(rows, l.a(), l.bt(), l.linear(), l.out()).stackedRows());
+    /** The layer's projection, with stacked buffers of the step (one per width, reused layer after layer). */
+    private FloraProjection projection(FloraLayer l) {
+        int total = Math.toIntExact(l.stackedRows());
         Tensor stacked = buffers.get(StepBuffers.Use.STACKED_INPUT, total, l.linear().inFeatures());
         Tensor products = buffers.get(StepBuffers.Use.STACKED_OUTPUT, total, l.linear().outFeatures());
-        return new FloraProjection(rows, l.a(), l.bt(), l.linear().weight(), l.linear().bias(), stacked, products, l.out());
+        return new FloraProjection(l.rows(), l.a(), l.bt(), l.linear().weight(), l.linear().bias(), stacked, products, l.out());
     }
 
     private static int[][] rowsOf(List<Group> groups) {

@@ -740,7 +740,12 @@ public final class CudaBackend implements Backend {
             gemvInto(in, w, b, o, false);
             return;
         }
-        product(w.dtype() == DType.F32 ? in : rounded(in, w.dtype()), w, b, o);
+        product(inputFor(in, w), w, b, o);
+    }
+
+    /** What cuBLAS reads for in · w^T: in itself for float32 weights, else in rounded to the weight's type. */
+    private CudaTensor inputFor(CudaTensor in, CudaTensor w) {
+        return w.dtype() == DType.F32 ? in : rounded(in, w.dtype());
     }
 
     /** x rounded to a 16-bit weight's type, as transformers feeds a bf16 product: the input cuBLAS reads. */
@@ -1007,7 +1012,7 @@ public final class CudaBackend implements Backend {
             }
             // residual += x W^T in the product's epilogue (cuBLAS's beta = 1): no scratch pass, no add kernel.
             CudaTensor w = CudaTensor.of(weight);
-            product(w.dtype() == DType.F32 ? in : rounded(in, w.dtype()), w, null, CudaTensor.of(residual), true);
+            product(inputFor(in, w), w, null, CudaTensor.of(residual), true);
             return;
         }
         gemvInto(in, CudaTensor.of(weight), orNull(bias), CudaTensor.of(residual), true);
