@@ -38,5 +38,5 @@ for j in junit-platform-console-standalone assertj-core byte-buddy opentest4j; d
 tar cf - -C target jre | xz -T0 -6 > runtime/jre.tar.xz
 tar cf - -C runtime app | xz -T0 -6 > runtime/app.tar.xz
 rm -rf runtime/app
-cp tools/gpu/runtime.sh tools/gpu/test.sh tools/gpu/bench-base.sh tools/gpu/session.sh tools/gpu/bench-figures.sh tools/gpu/bench-adapters.sh tools/gpu/ncu-adapters.sh tools/gpu/ncu-decode.sh tools/gpu/ncu-summary.py runtime/
+cp tools/gpu/*.sh tools/gpu/*.py runtime/
 du -sh runtime runtime/* >&2

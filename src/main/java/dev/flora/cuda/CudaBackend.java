@@ -52,7 +52,10 @@ public final class CudaBackend implements Backend {
     /** Decode attention: blocks per SM aimed at, the most splits of one context, the fewest positions a split takes. */
     private static final int ATTENTION_BLOCKS_PER_SM = 32;
     private static final int ATTENTION_MAX_SPLITS = 64;
-    private static final int ATTENTION_MIN_SPLIT = 32;
+    // Positions a decode attention block takes at least (-Dflora.cuda.attentionMinSplit): fewer make more
+    // blocks for short contexts, more make fewer splits to join.
+    private static final int ATTENTION_MIN_SPLIT = Integer.getInteger("flora.cuda.attentionMinSplit", 32);
+    private static final boolean OVERLAP_ATTENTION = !"false".equals(System.getProperty("flora.cuda.overlapAttention"));
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
     private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
@@ -527,15 +530,20 @@ public final class CudaBackend implements Backend {
 
     /** A GEMV kernel (it calls grid_wait() first): launched to overlap the end of the kernel before it where the GPU can. */
     private void launchOverlapped(String kernel, int gridX, int block, Object... args) {
+        launchOverlapped(kernel, gridX, 1, block, args);
+    }
+
+    /** A kernel that reads what earlier kernels wrote only after grid_wait(), overlapping the end of the one before it. */
+    private void launchOverlapped(String kernel, int gridX, int gridY, int block, Object... args) {
         if (!overlap) {
-            launch(kernel, gridX, 1, block, 0, args);
+            launch(kernel, gridX, gridY, block, 0, args);
             return;
         }
-        if (logged("overlapped " + kernel, gridX, 1, block, 0, args)) {
+        if (logged("overlapped " + kernel, gridX, gridY, block, 0, args)) {
             return;
         }
         long start = PROFILE ? begin() : 0;
-        kernels.launchOverlapped(kernel, gridX, 1, block, 0, stream, args);
+        kernels.launchOverlapped(kernel, gridX, gridY, block, 0, stream, args);
         if (PROFILE) {
             end(kernel, start);
         }
@@ -1341,10 +1349,22 @@ public final class CudaBackend implements Backend {
             return;
         }
         int tokens = s.batch().numTokens();
-        launch("rotary_write_kv", tokens, rotarySplit(tokens), THREADS, 0, CudaTensor.of(q).pointer, q.cols(), CudaTensor.of(k).pointer,
+        launchAttention("rotary_write_kv", tokens, rotarySplit(tokens), THREADS, CudaTensor.of(q).pointer, q.cols(), CudaTensor.of(k).pointer,
                 CudaTensor.of(v).pointer, shape.kvWidth(), headDim, CudaTensor.of(invFreq).pointer, s.positions(), c.keys()[layer],
                 c.values()[layer], s.cacheSlots(), c.typeCode());
         attend(q, c, layer, shape, s, out);
+    }
+
+    /**
+     * Launches the rotation or a decode attention kernel: both read earlier kernels' output only after
+     * grid_wait(), so they may overlap the kernel before them (-Dflora.cuda.overlapAttention=false: they wait for it).
+     */
+    private void launchAttention(String kernel, int gridX, int gridY, int block, Object... args) {
+        if (OVERLAP_ATTENTION) {
+            launchOverlapped(kernel, gridX, gridY, block, args);
+        } else {
+            launch(kernel, gridX, gridY, block, 0, args);
+        }
     }
 
     /** Whether the step has tokens to attend; refuses head sizes the kernels do not take. */
@@ -1403,7 +1423,7 @@ public final class CudaBackend implements Backend {
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of
         // more pairs than it holds joins them in attention_combine.
         boolean joinedHere = listedPairs <= ATTENTION_COUNTERS;
-        launch(kernel, listed * shape.heads(), splits, 128, 0, qp, c.keys()[layer], c.values()[layer], o.pointer,
+        launchAttention(kernel, listed * shape.heads(), splits, 128, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList,
                 joinedHere ? attentionCounters : null);

@@ -721,6 +721,7 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
     int kvh = h / (heads / kvHeads);
     int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
+    grid_wait(); // the span and the table are the step's uploads; q and this step's keys come from the kernels before
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) qs[d] = q[(long long) t * qWidth + h * headDim + d];
     float m = __int_as_float(0xff800000);
     double l = 0.0;
@@ -984,7 +985,9 @@ __global__ void rotary_write_kv(float* q, int qWidth, float* k, const float* v, 
     let_next_start();
     int t = blockIdx.x;
     long long slot = slots[t];
-    rotate_qk(q, qWidth, k, kvWidth, headDim, invFreq, positions[t], cacheK, slot, type);
+    int position = positions[t];
+    grid_wait(); // slots and positions are the step's uploads; q, k and v come from the kernel before
+    rotate_qk(q, qWidth, k, kvWidth, headDim, invFreq, position, cacheK, slot, type);
     if (slot < 0) return; // a recorded step's padding
     // As rotate_qk: a batch of loads, then their stores.
     const float* vt = v + (long long) t * kvWidth;
@@ -1068,6 +1071,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     int kvh = h / (heads / kvHeads);
     int kvWidth = kvHeads * D;
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
+    grid_wait(); // as attention_impl
     float qv[8];
     const float* qrow = q + (long long) t * heads * D + h * D + sub * 8;
     #pragma unroll
