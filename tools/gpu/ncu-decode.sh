@@ -10,10 +10,10 @@ out="$1"; name="$2"; shift 2
 mkdir -p "$out"
 model="$(shape_model "${SHAPE:-llama2-7b}")"
 ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
-timeout "${NCU_TIMEOUT:-240}" "$ncu" --clock-control none --csv --page raw --metrics gpu__time_duration.sum \
+timeout "${NCU_TIMEOUT:-240}" "$ncu" --clock-control none --csv --page raw --metrics gpu__time_duration.sum${METRICS:+,$METRICS} \
   --launch-skip "${SKIP:-3000}" --launch-count "${COUNT:-400}" \
   "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar "$app/flora.jar" \
   bench decode --model "$model" --random-weights --device cuda --batch "${BATCH:-64}" --prompt-tokens 256 --tokens 24 "$@" \
   > "$out/ncu-decode-$name.csv" 2> "$out/ncu-decode-$name.log"
 echo "ncu exit $?"
-python3 "$here/ncu-summary.py" "$out/ncu-decode-$name.csv" | tee "$out/ncu-decode-$name.txt"
+python3 "$here/ncu-summary.py" "$out/ncu-decode-$name.csv" "${METRICS:-}" | tee "$out/ncu-decode-$name.txt"

@@ -53,7 +53,12 @@ public final class LinePlot {
         g.setColor(Color.WHITE);
         g.fillRect(0, 0, width, height);
         g.setColor(Color.BLACK);
-        g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 16));
+        // A long title (a model named by its results file) shrinks to fit the width rather than being cut.
+        int size = 16;
+        g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, size));
+        while (size > 9 && g.getFontMetrics().stringWidth(title) > width - 30) {
+            g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, --size));
+        }
         g.drawString(title, 20, 24);
         int p = 0;
         for (var panel : panels.entrySet()) {

@@ -169,7 +169,9 @@ final class BenchLoadCommands {
             if (!json) {
                 report(dir.getFileName().toString(), backend.name(), points);
             } else {
-                draw(dir.getFileName().toString(), medians(byPoint(points)));
+                Map<String, List<P>> byPoint = byPoint(points);
+                List<P> medians = medians(byPoint);
+                draw(dir.getFileName().toString(), medians, targetsOf(medians), runsOf(byPoint));
             }
             return 0;
         }
@@ -198,9 +200,9 @@ final class BenchLoadCommands {
             List<P> points = medians(byPoint);
             List<String> seriesOf = points.stream().map(ThroughputBench.Labelled::series).toList();
             List<Integer> rankOf = points.stream().map(ThroughputBench.Labelled::rank).toList();
-            String used = points.stream().map(ThroughputBench.Labelled::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
+            String used = targetsOf(points);
             o.print(table(title(name, backendName, used), seriesOf, rankOf, points.stream().map(p -> cell(p, points)).toList()));
-            int most = byPoint.values().stream().mapToInt(List::size).max().orElse(1);
+            int most = runsOf(byPoint);
             if (most > 1) {
                 String widest = null;
                 double spread = -1;
@@ -216,7 +218,17 @@ final class BenchLoadCommands {
                         100 * spread, widest);
             }
             o.flush();
-            draw(name, points);
+            draw(name, points, used, most);
+        }
+
+        /** The adapters' target modules, as the points name them ("-" for the base model alone). */
+        private String targetsOf(List<P> points) {
+            return points.stream().map(ThroughputBench.Labelled::targets).filter(t -> !t.isEmpty()).findFirst().orElse("-");
+        }
+
+        /** The most runs any point had. */
+        private int runsOf(Map<String, List<P>> byPoint) {
+            return byPoint.values().stream().mapToInt(List::size).max().orElse(1);
         }
 
         /** The measured points by series and rank, in the order first measured. */
@@ -238,9 +250,10 @@ final class BenchLoadCommands {
         /**
          * Writes the plot, or says on stderr why it cannot (a GPU machine's bare Java runtime has no fonts): the
          * table or JSON lines are out already, and the plot can be drawn elsewhere from the JSON lines. The base
-         * model's one value is drawn flat across the ranks.
+         * model's one value is drawn flat across the ranks. The panel names the adapters' target modules and,
+         * past one run a point, that the points are medians.
          */
-        void draw(String model, List<P> points) throws java.io.IOException {
+        void draw(String model, List<P> points, String targets, int runs) throws java.io.IOException {
             Map<String, List<double[]>> lines = new LinkedHashMap<>();
             int[] ranks = from != null ? points.stream().mapToInt(P::rank).filter(r -> r > 0).distinct().sorted().toArray() : ranks();
             for (P p : points) {
@@ -252,7 +265,8 @@ final class BenchLoadCommands {
             }
             // by rank: a --from file may join several runs' lines
             lines.replaceAll((series, xy) -> xy.stream().sorted(java.util.Comparator.comparingDouble(p -> p[0])).toList());
-            LinePlot.writeOrSay(plot(), model + ": " + spec.name() + " against rank", "rank", yLabel(), Map.of(panel(), lines),
+            String panel = panel() + ", adapters on " + targets + (runs > 1 ? ", medians of " + runs + " runs" : "");
+            LinePlot.writeOrSay(plot(), model + ": " + spec.name() + " against rank", "rank", yLabel(), Map.of(panel, lines),
                     spec.commandLine().getErr());
         }
 

@@ -60,10 +60,11 @@ public final class CudaBackend implements Backend {
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
     private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
     /**
-     * -Dflora.cuda.attention=v2: decode attention by attention_v2_* (16-bit caches, head sizes 64 and
-     * 128: 16-byte loads, several in flight a lane), an experiment until measured against the default.
+     * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
+     * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
+     * for every other cache and head size, and everywhere with -Dflora.cuda.attention=v1.
      */
-    private boolean decodeAttentionV2 = "v2".equals(System.getProperty("flora.cuda.attention"));
+    private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "v2"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
 
@@ -159,9 +160,20 @@ public final class CudaBackend implements Backend {
         return issuingThread == Thread.currentThread();
     }
 
-    /** Chooses the decode attention kernel (tests run both): attention_v2_* where true, as -Dflora.cuda.attention=v2 does. */
-    void useDecodeAttentionV2(boolean v2) {
-        decodeAttentionV2 = v2;
+    /** Chooses the decode attention kernel (tests run both forms) as -Dflora.cuda.attention does: v1 or v2. */
+    void useDecodeAttention(String form) {
+        decodeAttentionForm = attentionForm(form);
+    }
+
+    private static String attentionForm(String form) {
+        if (!form.equals("v1") && !form.equals("v2")) {
+            throw new FloraException("-Dflora.cuda.attention takes v1 or v2 (the decode attention kernel), not '" + form + "'");
+        }
+        return form;
+    }
+
+    String decodeAttention() {
+        return decodeAttentionForm;
     }
 
     // For the graph recorder (GraphRecorder).
@@ -1417,7 +1429,7 @@ public final class CudaBackend implements Backend {
             case F16 -> "attention_f16";
             default -> "attention";
         };
-        if (decodeAttentionV2 && c.dtype() != DType.F32 && (shape.headDim() == 64 || shape.headDim() == 128)) {
+        if (decodeAttentionForm.equals("v2") && c.dtype() != DType.F32 && (shape.headDim() == 64 || shape.headDim() == 128)) {
             kernel = "attention_v2_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
         }
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of

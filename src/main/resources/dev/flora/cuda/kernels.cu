@@ -602,29 +602,45 @@ __device__ __forceinline__ int attention_first(int pos, int window) { return win
 __device__ __forceinline__ int attention_split(int len, int minSplit, int splits) { return max(minSplit, (len + splits - 1) / splits); }
 
 // Joins the used splits of (token t, head h), the pair-th (token, head) of the launch: weights
-// sum_s · exp(max_s − max), in split order.
+// sum_s · exp(max_s − max), in split order. Every split's maximum and sum are loaded at once (a thread
+// each) and each output dimension's parts in batches of COMBINE_BATCH, so that the join waits a few
+// memory round trips, not one per split; the sums still run in split order.
 // Reads past L1 (__ldcg): other blocks of the same kernel may have written the parts.
+#define COMBINE_BATCH 8
 __device__ void combine_splits(const float* partOut, const float* partMax, const float* partSum, float* out, int pair, int t, int h,
                                int heads, int headDim, int splits, int used) {
     __shared__ double weight[ATTN_MAX_SPLITS];
+    __shared__ float maxOf[ATTN_MAX_SPLITS];
     __shared__ double total;
     long long part = (long long) pair * splits;
+    for (int s = threadIdx.x; s < used; s += blockDim.x) {
+        maxOf[s] = __ldcg(partMax + part + s);
+        weight[s] = (double) __ldcg(partSum + part + s);
+    }
+    __syncthreads();
+    float top = __int_as_float(0xff800000);
+    for (int s = 0; s < used; s++) top = fmaxf(top, maxOf[s]);
+    __syncthreads();
+    for (int s = threadIdx.x; s < used; s += blockDim.x) weight[s] *= exp((double) maxOf[s] - top);
+    __syncthreads();
     if (threadIdx.x == 0) {
-        float top = __int_as_float(0xff800000);
-        for (int s = 0; s < used; s++) top = fmaxf(top, __ldcg(partMax + part + s));
         double den = 0.0;
-        for (int s = 0; s < used; s++) {
-            weight[s] = (double) __ldcg(partSum + part + s) * exp((double) __ldcg(partMax + part + s) - top);
-            den += weight[s];
-        }
+        for (int s = 0; s < used; s++) den += weight[s];
         total = den;
     }
     __syncthreads();
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
         double num = 0.0;
-        for (int s = 0; s < used; s++) num += weight[s] * __ldcg(partOut + (part + s) * headDim + d);
-        double den = total;
-        out[(long long) t * heads * headDim + h * headDim + d] = (float) (num / den);
+        for (int s0 = 0; s0 < used; s0 += COMBINE_BATCH) {
+            float parts[COMBINE_BATCH];
+            #pragma unroll
+            for (int u = 0; u < COMBINE_BATCH; u++)
+                if (s0 + u < used) parts[u] = __ldcg(partOut + (part + s0 + u) * headDim + d);
+            #pragma unroll
+            for (int u = 0; u < COMBINE_BATCH; u++)
+                if (s0 + u < used) num += weight[s0 + u] * parts[u];
+        }
+        out[(long long) t * heads * headDim + h * headDim + d] = (float) (num / total);
     }
 }
 
@@ -1024,8 +1040,8 @@ __global__ void __launch_bounds__(128) attention_tiles_bf16_128(TILES_ARGS) { at
 __global__ void __launch_bounds__(128) attention_tiles_f16_64(TILES_ARGS) { attention_tiles_impl<64, false>(TILES_PASS); }
 __global__ void __launch_bounds__(128) attention_tiles_f16_128(TILES_ARGS) { attention_tiles_impl<128, false>(TILES_PASS); }
 
-// Decode attention, second form (CudaBackend's -Dflora.cuda.attention=v2; 16-bit caches, head sizes
-// 64 and 128): as attention_impl, but a position's key or value row is read by LANES = D / 8 lanes,
+// Decode attention, second form (CudaBackend's default for 16-bit caches and head sizes 64 and 128;
+// -Dflora.cuda.attention=v1 takes attention_impl instead): as attention_impl, but a position's key or value row is read by LANES = D / 8 lanes,
 // 16 bytes (8 dimensions) each, so a warp reads 32 / LANES positions a load and each lane has
 // ATTN_V2_LOADS loads in flight (attention_impl: 8 lanes a position, 8 bytes a load, one at a time).
 // Scores and the weighted values add up in float64 as there; only their order differs.
@@ -1136,6 +1152,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     __syncthreads();
     attention_finish(&partial[0][0], STEP, D, m, l, t, h, heads, D, splits, split, used, out, partOut, partMax, partSum, counters);
 }
+
 }  // extern "C++"
 
 __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64>(ATTENTION_PASS); }

@@ -531,23 +531,28 @@ class CudaKernelsTest {
             "0, 64, 1100, F32", "0, 128, 700 1 300, BF16", "300, 128, 700 1 300, BF16", "0, 128, 16 15 64 65 3, BF16",
             "40, 64, 17 1100 5, F16", "0, 24, 13 1 70, BF16", "0, 128, 100x20 300, BF16", "7, 64, 90x30, F16"})
     void pagedAttentionOverTwoSteps(int window, int headDim, String lengthList, DType cacheType) {
-        pagedAttention(window, headDim, lengthList, cacheType, false);
+        pagedAttentionByForm("v1", window, headDim, lengthList, cacheType);
     }
 
-    /** The same with the decode attention's second form (attention_v2_*: 16-bit caches, head sizes 64 and 128). */
+    /** The same with the decode attention's second form (attention_v2_*: 16-bit caches, head sizes 64 and 128; the default). */
     @ParameterizedTest
     @CsvSource({"0, 128, 700 1 300, BF16", "300, 128, 700 1 300, BF16", "0, 128, 16 15 64 65 3, BF16", "40, 64, 17 1100 5, F16",
             "0, 128, 100x20 300, BF16", "7, 64, 90x30, F16", "0, 64, 1 2 3 200 129 128 127, BF16"})
     void pagedAttentionOverTwoStepsByTheSecondForm(int window, int headDim, String lengthList, DType cacheType) {
-        gpu.useDecodeAttentionV2(true);
+        pagedAttentionByForm("v2", window, headDim, lengthList, cacheType);
+    }
+
+    private void pagedAttentionByForm(String form, int window, int headDim, String lengthList, DType cacheType) {
+        String before = gpu.decodeAttention();
+        gpu.useDecodeAttention(form);
         try {
-            pagedAttention(window, headDim, lengthList, cacheType, true);
+            pagedAttention(window, headDim, lengthList, cacheType, form);
         } finally {
-            gpu.useDecodeAttentionV2(false);
+            gpu.useDecodeAttention(before);
         }
     }
 
-    private void pagedAttention(int window, int headDim, String lengthList, DType cacheType, boolean v2) {
+    private void pagedAttention(int window, int headDim, String lengthList, DType cacheType, String form) {
         int heads = 6, kvHeads = 2, blockSize = 4;
         AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
         // "NxL": N sequences of L tokens (enough decode tokens for the tile kernel's decode path)
@@ -642,7 +647,7 @@ class CudaKernelsTest {
                     }
                 }
             }
-            String what = "attention step " + step + " window " + window + " " + cacheType + (v2 ? " v2" : "");
+            String what = "attention step " + step + " window " + window + " " + cacheType + " " + form;
             if (cacheType == DType.F32 || step == 1) {
                 // decode tokens: float64 sums over the stored keys and values, as the reference
                 near(gpu.toHost(out), want, null, 1e-5, what);
