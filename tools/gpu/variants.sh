@@ -12,7 +12,8 @@ model="$(shape_model "$shape" "$out")"
 for r in $(seq "${RUNS:-1}"); do
   for flags in "$@"; do
     line="$(JAVA_OPTS="$flags" flora bench decode --model "$model" --random-weights --device cuda --batch "$batch" \
-      --prompt-tokens "$prompt" --tokens "$tokens" --json | tail -1)"
+      --prompt-tokens "$prompt" --tokens "$tokens" --json | tail -1)" || true
+    if [[ "$line" != "{"* ]]; then echo "variants: '${flags:-(default)}' gave no result line" >&2; continue; fi
     printf '%s\t%s\n' "$flags" "$line" | tee -a "$out/variants-$shape-$batch.jsonl" \
       | python3 "$here/variant-line.py" >&2
   done
