@@ -64,6 +64,12 @@ public final class CudaBackend implements Backend {
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
      * for every other cache and head size, and everywhere with -Dflora.cuda.attention=v1.
      */
+    /**
+     * -Dflora.cuda.prefetch=true: a decode attention of at most GEMV_MAX_ROWS tokens asks L2 for the
+     * weight of the product after it (prefetchWeight), an experiment until measured.
+     */
+    private boolean prefetch = Boolean.getBoolean("flora.cuda.prefetch");
+    private CudaTensor nextWeight; // prefetchWeight's, for the next attend
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "v2"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
@@ -1379,6 +1385,18 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** With -Dflora.cuda.prefetch=true, the next decode attention asks L2 for this weight (a no-op before Hopper). */
+    @Override
+    public void prefetchWeight(Tensor weight) {
+        CudaTensor w = CudaTensor.of(weight);
+        nextWeight = prefetch && (w.pointer & 15) == 0 ? w : null;
+    }
+
+    /** Turns prefetchWeight on or off, as -Dflora.cuda.prefetch does (tests run both). */
+    void usePrefetch(boolean on) {
+        prefetch = on;
+    }
+
     /** Whether the step has tokens to attend; refuses head sizes the kernels do not take. */
     private static boolean attends(CudaStep s, AttentionShape shape) {
         if (shape.headDim() > 256) {
@@ -1389,6 +1407,8 @@ public final class CudaBackend implements Backend {
 
     /** Attention of the step's queries over the cache, which already holds this step's keys and values. */
     private void attend(Tensor q, CudaKvCache c, int layer, AttentionShape shape, CudaStep s, Tensor out) {
+        CudaTensor ahead = nextWeight;
+        nextWeight = null;
         TokenBatch batch = s.batch();
         int n = batch.numTokens();
         CudaTensor o = CudaTensor.of(out);
@@ -1435,10 +1455,11 @@ public final class CudaBackend implements Backend {
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of
         // more pairs than it holds joins them in attention_combine.
         boolean joinedHere = listedPairs <= ATTENTION_COUNTERS;
+        boolean prefetch = ahead != null && n <= GEMV_MAX_ROWS;
         launchAttention(kernel, listed * shape.heads(), splits, 128, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList,
-                joinedHere ? attentionCounters : null);
+                joinedHere ? attentionCounters : null, prefetch ? ahead.pointer : 0L, prefetch ? ahead.bytes() : 0L);
         if (splits > 1 && !joinedHere) {
             launch("attention_combine", listed * shape.heads(), 1, 128, 0, partOut, partMax, partSum, o.pointer, s.positions(), shape.heads(),
                     shape.headDim(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList);

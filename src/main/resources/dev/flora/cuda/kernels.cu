@@ -598,6 +598,25 @@ template <int TYPE> __device__ void write_kv_impl(const float* k, const float* v
 
 __device__ __forceinline__ int attention_first(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
 
+// This block's share of [ahead, ahead + bytes) asked into L2 (CudaBackend.prefetchWeight): the next
+// product's weight, fetched while a latency-bound decode attention leaves memory idle. A hint only:
+// it reads nothing and changes no result. Weights do not change within a step, so it needs no
+// grid_wait(). Bulk prefetches of at most PREFETCH_PIECE bytes, issued by one thread.
+#define PREFETCH_PIECE 65536
+__device__ __forceinline__ void prefetch_share(const char* ahead, long long bytes) {
+#if __CUDA_ARCH__ >= 900
+    if (!ahead || threadIdx.x != 0) return;
+    long long granules = bytes / 16, blocks = (long long) gridDim.x * gridDim.y;
+    long long block = (long long) blockIdx.y * gridDim.x + blockIdx.x;
+    long long per = (granules + blocks - 1) / blocks;
+    long long from = min(granules, block * per) * 16, to = min(granules, (block + 1) * per) * 16;
+    for (long long at = from; at < to; at += PREFETCH_PIECE) {
+        unsigned size = (unsigned) min((long long) PREFETCH_PIECE, to - at);
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(ahead + at), "r"(size) : "memory");
+    }
+#endif
+}
+
 // The split length of a context of len positions: the same here and in attention_combine.
 __device__ __forceinline__ int attention_split(int len, int minSplit, int splits) { return max(minSplit, (len + splits - 1) / splits); }
 
@@ -722,7 +741,7 @@ template <int TYPE>
 __device__ void attention_impl(const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax,
                                float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks,
                                int blockSize, int heads, int kvHeads, int headDim, float scale, int window, int minSplit, int splits,
-                               const int* tokenList, int* counters) {
+                               const int* tokenList, int* counters, const char* ahead, long long aheadBytes) {
     __shared__ __align__(16) float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float sc[ATTN_CHUNK];
     __shared__ int slotOf[ATTN_CHUNK];
@@ -730,6 +749,7 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
     __shared__ double sumScratch[32];
     __shared__ double partial[ATTN_WARPS][ATTN_MAX_HEAD_DIM];
     let_next_start();
+    prefetch_share(ahead, aheadBytes);
     AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
     if (span.split >= span.used) return;
     int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;
@@ -1025,9 +1045,10 @@ __global__ void rotary_write_kv(float* q, int qWidth, float* k, const float* v, 
 
 #define ATTENTION_ARGS const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax, \
     float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks, int blockSize, int heads, \
-    int kvHeads, int headDim, float scale, int window, int minSplit, int splits, const int* tokenList, int* counters
+    int kvHeads, int headDim, float scale, int window, int minSplit, int splits, const int* tokenList, int* counters, const char* ahead, \
+    long long aheadBytes
 #define ATTENTION_PASS q, cacheK, cacheV, out, partOut, partMax, partSum, positions, seqOfToken, blockTables, maxBlocks, blockSize, \
-    heads, kvHeads, headDim, scale, window, minSplit, splits, tokenList, counters
+    heads, kvHeads, headDim, scale, window, minSplit, splits, tokenList, counters, ahead, aheadBytes
 __global__ void __launch_bounds__(ATTN_THREADS) attention(ATTENTION_ARGS) { attention_impl<0>(ATTENTION_PASS); }
 __global__ void __launch_bounds__(ATTN_THREADS) attention_bf16(ATTENTION_ARGS) { attention_impl<1>(ATTENTION_PASS); }
 __global__ void __launch_bounds__(ATTN_THREADS) attention_f16(ATTENTION_ARGS) { attention_impl<2>(ATTENTION_PASS); }
@@ -1080,6 +1101,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
     let_next_start();
+    prefetch_share(ahead, aheadBytes);
     AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
     if (span.split >= span.used) return;
     int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;

@@ -91,6 +91,7 @@ public final class LlamaModel extends DecoderModel {
         for (int i = 0; i < layers.length; i++) {
             Layer layer = layers[i];
             adapted.normProjectAll(x, layer.inputNorm, h, layer.qkv(), qkv);
+            backend.prefetchWeight(layer.o.weight()); // read by the product after the attention
             backend.rotaryAttention(q, k, v, config.headDim(), invFreq, cache, i, layer.attention, step, attn);
             adapted.projectAdd(layer.o, attn, proj, x);
             adapted.normProjectGated(x, layer.postNorm, h, layer.gate, layer.up, config.activation(), gate, up);
