@@ -54,7 +54,7 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_MAX_SPLITS = 64;
     // Positions a decode attention block takes at least (-Dflora.cuda.attentionMinSplit): fewer make more
     // blocks for short contexts, more make fewer splits to join.
-    private static final int ATTENTION_MIN_SPLIT = Integer.getInteger("flora.cuda.attentionMinSplit", 32);
+    private final int attentionMinSplit = positiveFlag("flora.cuda.attentionMinSplit", System.getProperty("flora.cuda.attentionMinSplit"), 32);
     private static final boolean OVERLAP_ATTENTION = !"false".equals(System.getProperty("flora.cuda.overlapAttention"));
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
@@ -171,7 +171,23 @@ public final class CudaBackend implements Backend {
         decodeAttentionForm = attentionForm(form);
     }
 
-    private static String attentionForm(String form) {
+    /** A JVM flag's positive integer value (fallback where unset), or a refusal a user can act on. */
+    static int positiveFlag(String name, String value, int fallback) {
+        if (value == null) {
+            return fallback;
+        }
+        try {
+            int v = Integer.parseInt(value.trim());
+            if (v >= 1) {
+                return v;
+            }
+        } catch (NumberFormatException e) {
+            // refused below
+        }
+        throw new FloraException("-D" + name + " takes a positive whole number, not '" + value + "'");
+    }
+
+    static String attentionForm(String form) {
         if (!form.equals("v1") && !form.equals("v2")) {
             throw new FloraException("-Dflora.cuda.attention takes v1 or v2 (the decode attention kernel), not '" + form + "'");
         }
@@ -1434,7 +1450,7 @@ public final class CudaBackend implements Backend {
         // memory busy; each token's split length is worked out on the device from its own length.
         long listedPairs = (long) listed * shape.heads();
         int splits = (int) Math.max(1, Math.min(ATTENTION_MAX_SPLITS, (ATTENTION_BLOCKS_PER_SM * smCount + listedPairs - 1) / listedPairs));
-        splits = Math.min(splits, (visible + ATTENTION_MIN_SPLIT - 1) / ATTENTION_MIN_SPLIT);
+        splits = Math.min(splits, (visible + attentionMinSplit - 1) / attentionMinSplit);
         long pairs = listedPairs * splits;
         long partOut = 0;
         long partMax = 0;
@@ -1458,11 +1474,11 @@ public final class CudaBackend implements Backend {
         boolean prefetch = ahead != null && n <= GEMV_MAX_ROWS;
         launchAttention(kernel, listed * shape.heads(), splits, 128, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
-                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList,
+                shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), attentionMinSplit, splits, tokenList,
                 joinedHere ? attentionCounters : null, prefetch ? ahead.pointer : 0L, prefetch ? ahead.bytes() : 0L);
         if (splits > 1 && !joinedHere) {
             launch("attention_combine", listed * shape.heads(), 1, 128, 0, partOut, partMax, partSum, o.pointer, s.positions(), shape.heads(),
-                    shape.headDim(), shape.slidingWindow(), ATTENTION_MIN_SPLIT, splits, tokenList);
+                    shape.headDim(), shape.slidingWindow(), attentionMinSplit, splits, tokenList);
         }
     }
 

@@ -4,6 +4,7 @@ import dev.flora.FloraException;
 import org.junit.jupiter.api.Test;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
  * Everywhere (CI has no GPU): asking for the CUDA backend either works or says clearly why not,
@@ -24,6 +25,20 @@ class CudaAbsenceTest {
             assertThat(backend.name()).startsWith("cuda (");
         } finally {
             backend.close();
+        }
+    }
+
+    @Test
+    void badKernelFlagsAreRefusedByName() {
+        assertThat(CudaBackend.attentionForm("v1")).isEqualTo("v1");
+        assertThat(CudaBackend.attentionForm("v2")).isEqualTo("v2");
+        assertThatThrownBy(() -> CudaBackend.attentionForm("v9")).isInstanceOf(FloraException.class)
+                .hasMessage("-Dflora.cuda.attention takes v1 or v2 (the decode attention kernel), not 'v9'");
+        assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", null, 32)).isEqualTo(32);
+        assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", " 16 ", 32)).isEqualTo(16);
+        for (String bad : new String[] {"0", "-3", "abc", ""}) {
+            assertThatThrownBy(() -> CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", bad, 32)).isInstanceOf(FloraException.class)
+                    .hasMessage("-Dflora.cuda.attentionMinSplit takes a positive whole number, not '" + bad + "'");
         }
     }
 
