@@ -34,9 +34,34 @@ final class KernelModule {
         this.module = module;
     }
 
+    /**
+     * The kernels' tunables (#ifndef in kernels.cu, kernel-internal: no Java constant mirrors them),
+     * which -Dflora.cuda.defines=NAME=N,... sets for A/B runs without a rebuild.
+     */
+    static final List<String> TUNABLES = List.of("GEMV_UNROLL", "ROTATE_BATCH", "FLORA_BATCH", "ATTN_V2_LOADS", "COMBINE_BATCH",
+            "PREFETCH_PIECE");
+
+    /** NVRTC options -DNAME=N from a -Dflora.cuda.defines value (null: none), or a refusal naming what is wrong. */
+    static List<String> defines(String value) {
+        List<String> options = new java.util.ArrayList<>();
+        if (value == null || value.isBlank()) {
+            return options;
+        }
+        for (String entry : value.split(",")) {
+            String[] kv = entry.trim().split("=", -1);
+            if (kv.length != 2 || !TUNABLES.contains(kv[0]) || !kv[1].matches("[1-9][0-9]{0,8}")) {
+                throw new dev.flora.FloraException("-Dflora.cuda.defines takes NAME=N pairs with N a positive whole number and NAME one of "
+                        + String.join(", ", TUNABLES) + "; not '" + entry.trim() + "'");
+            }
+            options.add("-D" + kv[0] + "=" + kv[1]);
+        }
+        return options;
+    }
+
     static KernelModule load(Driver driver, int major, int minor) {
         String source = source();
-        List<String> options = List.of("--gpu-architecture=sm_" + major + minor, "--std=c++17", "-default-device");
+        List<String> options = new java.util.ArrayList<>(List.of("--gpu-architecture=sm_" + major + minor, "--std=c++17", "-default-device"));
+        options.addAll(defines(System.getProperty("flora.cuda.defines")));
         Path cache = DemoModel.defaultCache().resolve("cuda");
         String key = hash(source + "\n" + options + "\n" + driver.version());
         Path cubinFile = cache.resolve("kernels-" + key + ".cubin");

@@ -90,7 +90,9 @@ __device__ float block_max(float v, float* scratch) {
 #define GEMV_ROWS 4
 #define GEMV_WARPS 4
 #define GEMV_THREADS (GEMV_WARPS * 32)
+#ifndef GEMV_UNROLL // a tunable: -Dflora.cuda.defines=GEMV_UNROLL=N (CudaBackend, KernelModule.TUNABLES)
 #define GEMV_UNROLL 2
+#endif
 #define GEMV_STEP (GEMV_WARPS * 256)
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
     uint4 v;
@@ -476,7 +478,9 @@ __global__ void rotary(float* x, int width, int headDim, const float* invFreq, c
 
 // Token blockIdx.x's q and k pairs rotated in place, each angle's cosine and sine once (shared
 // memory); with cacheK, the rotated k also stored at cache slot (when slot >= 0) in the cache's type.
+#ifndef ROTATE_BATCH // a tunable: -Dflora.cuda.defines=ROTATE_BATCH=N (CudaBackend, KernelModule.TUNABLES)
 #define ROTATE_BATCH 8
+#endif
 // Pair i of token t's q pairs, then k's: the head's row in q or k, its head h and index j < headDim / 2.
 __device__ __forceinline__ float* rotary_pair(float* q, int qWidth, float* k, int kWidth, int headDim, int t, int i, int* h, int* j) {
     int half = headDim / 2, qPairs = qWidth / 2;
@@ -602,7 +606,9 @@ __device__ __forceinline__ int attention_first(int pos, int window) { return win
 // product's weight, fetched while a latency-bound decode attention leaves memory idle. A hint only:
 // it reads nothing and changes no result. Weights do not change within a step, so it needs no
 // grid_wait(). Bulk prefetches of at most PREFETCH_PIECE bytes, issued by one thread.
+#ifndef PREFETCH_PIECE // a tunable: -Dflora.cuda.defines=PREFETCH_PIECE=N (CudaBackend, KernelModule.TUNABLES)
 #define PREFETCH_PIECE 65536
+#endif
 __device__ __forceinline__ void prefetch_share(const char* ahead, long long bytes) {
 #if __CUDA_ARCH__ >= 900
     if (!ahead || threadIdx.x != 0) return;
@@ -625,7 +631,9 @@ __device__ __forceinline__ int attention_split(int len, int minSplit, int splits
 // each) and each output dimension's parts in batches of COMBINE_BATCH, so that the join waits a few
 // memory round trips, not one per split; the sums still run in split order.
 // Reads past L1 (__ldcg): other blocks of the same kernel may have written the parts.
+#ifndef COMBINE_BATCH // a tunable: -Dflora.cuda.defines=COMBINE_BATCH=N (CudaBackend, KernelModule.TUNABLES)
 #define COMBINE_BATCH 8
+#endif
 __device__ void combine_splits(const float* partOut, const float* partMax, const float* partSum, float* out, int pair, int t, int h,
                                int heads, int headDim, int splits, int used) {
     __shared__ double weight[ATTN_MAX_SPLITS];
@@ -1066,7 +1074,9 @@ __global__ void __launch_bounds__(128) attention_tiles_f16_128(TILES_ARGS) { att
 // 16 bytes (8 dimensions) each, so a warp reads 32 / LANES positions a load and each lane has
 // ATTN_V2_LOADS loads in flight (attention_impl: 8 lanes a position, 8 bytes a load, one at a time).
 // Scores and the weighted values add up in float64 as there; only their order differs.
+#ifndef ATTN_V2_LOADS // a tunable: -Dflora.cuda.defines=ATTN_V2_LOADS=N (CudaBackend, KernelModule.TUNABLES)
 #define ATTN_V2_LOADS 4
+#endif
 
 extern "C++" {
 template <int TYPE> __device__ __forceinline__ void unpack8(uint4 w, float* f) {
@@ -1311,7 +1321,9 @@ __global__ void fill_random(void* out, int type, long long n, unsigned long long
 // Columns per block of flora_modulate / flora_demodulate (blockIdx.y): a decode step's few tokens
 // still make enough blocks to keep memory busy (CudaBackend.FLORA_COLUMNS).
 #define FLORA_COLUMNS 1024
+#ifndef FLORA_BATCH // a tunable: -Dflora.cuda.defines=FLORA_BATCH=N (CudaBackend, KernelModule.TUNABLES)
 #define FLORA_BATCH 4
+#endif
 
 // fLoRA modulation, every group of the step at once: one block per adapted token m (group g,
 // index i of n_g): stacked[base_g + j n_g + i] = x[row_m] ∘ A_g[j] for j < r_g; into half (rounded

@@ -43,6 +43,19 @@ class CudaAbsenceTest {
     }
 
     @Test
+    void kernelTunablesAreDefinesOrRefusedByName() {
+        assertThat(KernelModule.defines(null)).isEmpty();
+        assertThat(KernelModule.defines("GEMV_UNROLL=4, ATTN_V2_LOADS=8")).containsExactly("-DGEMV_UNROLL=4", "-DATTN_V2_LOADS=8");
+        for (String bad : new String[] {"GEMV_ROWS=8", "GEMV_UNROLL=0", "GEMV_UNROLL", "GEMV_UNROLL=4=5", "ROTATE_BATCH=x"}) {
+            assertThatThrownBy(() -> KernelModule.defines(bad)).isInstanceOf(FloraException.class).hasMessageContaining("not '" + bad + "'");
+        }
+        String source = KernelModule.source();
+        for (String name : KernelModule.TUNABLES) {
+            assertThat(source).as(name).contains("#ifndef " + name + " ").contains("#define " + name + " ");
+        }
+    }
+
+    @Test
     void theKernelSourceShipsInTheJar() {
         assertThat(KernelModule.source()).contains("extern \"C\"").contains("__global__ void attention");
     }
