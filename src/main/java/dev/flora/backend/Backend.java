@@ -235,6 +235,18 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {@link #normLinears} of q, k and v (weights and biases in that order), then {@link #rotaryAttention}:
+     * one call where the backend rotates q and k and writes k and v to the cache as the products end
+     * (a GPU decoding one token). The default runs the two.
+     */
+    default void normProjectRotaryAttention(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor q, Tensor k,
+                                            Tensor v, int headDim, Tensor invFreq, KvCache cache, int layer, AttentionShape shape,
+                                            StepData step, Tensor out) {
+        normLinears(x, norm, normed, weights, biases, new Tensor[] {q, k, v});
+        rotaryAttention(q, k, v, headDim, invFreq, cache, layer, shape, step, out);
+    }
+
+    /**
      * A hint that the next product reads {@code weight}: a backend whose attention waits on memory
      * latency rather than bandwidth (a GPU decoding a few tokens) may bring the weight closer
      * meanwhile. Changes no result; the default ignores it.

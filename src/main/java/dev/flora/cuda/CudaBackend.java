@@ -70,6 +70,11 @@ public final class CudaBackend implements Backend {
      */
     private boolean prefetch = Boolean.getBoolean("flora.cuda.prefetch");
     private CudaTensor nextWeight; // prefetchWeight's, for the next attend
+    /**
+     * -Dflora.cuda.fuseRotation=true: a one-token decode step's q/k/v GEMV also rotates q and k and
+     * writes the cache (gemv_qkv_rope_norm1), in place of rotary_write_kv; an experiment until measured.
+     */
+    private boolean fuseRotation = Boolean.getBoolean("flora.cuda.fuseRotation");
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "v2"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
@@ -1368,6 +1373,52 @@ public final class CudaBackend implements Backend {
         attend(q, c, layer, shape, s, out);
     }
 
+    /**
+     * With -Dflora.cuda.fuseRotation=true and one token of 16-bit weights: the norm, q/k/v, RoPE and the
+     * cache write in one GEMV launch (gemv_qkv_rope_norm1), then the attention; otherwise normLinears
+     * and rotaryAttention.
+     */
+    @Override
+    public void normProjectRotaryAttention(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor q, Tensor k,
+                                           Tensor v, int headDim, Tensor invFreq, KvCache cache, int layer, AttentionShape shape,
+                                           StepData step, Tensor out) {
+        bind();
+        CudaTensor in = CudaTensor.of(x);
+        CudaTensor h = CudaTensor.of(normed);
+        Tensor[] outs = {q, k, v};
+        boolean fused = fuseRotation && weights.length == 3 && oneHalfType(x, weights, outs, "normProjectRotaryAttention") && x.rows() == 1
+                && gemv(in, CudaTensor.of(weights[0])) && gemv(h, CudaTensor.of(weights[0])) && headDim % 4 == 0
+                && headDim == shape.headDim() && q.cols() == shape.queryWidth() && k.cols() == shape.kvWidth() && v.cols() == k.cols()
+                && invFreq.cols() == headDim / 2;
+        if (!fused) {
+            Backend.super.normProjectRotaryAttention(x, norm, normed, weights, biases, q, k, v, headDim, invFreq, cache, layer, shape, step,
+                    out);
+            return;
+        }
+        CudaKvCache c = (CudaKvCache) cache;
+        CudaStep s = (CudaStep) step;
+        if (!attends(s, shape)) {
+            return;
+        }
+        java.util.List<Object> args = new java.util.ArrayList<>();
+        args.add(in.pointer);
+        addNorm(args, norm, h);
+        args.add(in.cols());
+        args.add(weights[0].dtype() == DType.BF16 ? 1 : 0);
+        for (int i = 0; i < 3; i++) {
+            CudaTensor b = orNull(biases[i]);
+            args.addAll(java.util.Arrays.asList(CudaTensor.of(weights[i]).pointer, ptr(b), type(b), CudaTensor.of(outs[i]).pointer));
+            if (i != 1) {
+                args.add(outs[i].cols()); // q's width after q, the caches' after v
+            }
+        }
+        args.addAll(java.util.Arrays.asList(headDim, CudaTensor.of(invFreq).pointer, s.positions(), s.cacheSlots(), c.keys()[layer],
+                c.values()[layer], c.typeCode()));
+        int blocks = q.cols() / GEMV_ROWS + k.cols() / GEMV_ROWS + gemvBlocks(v.cols());
+        launchOverlapped("gemv_qkv_rope_norm1", blocks, GEMV_THREADS, args.toArray());
+        attend(q, c, layer, shape, s, out);
+    }
+
     /** RoPE of q and k and the cache write in one kernel (rotary_write_kv), then attention. */
     @Override
     public void rotaryAttention(Tensor q, Tensor k, Tensor v, int headDim, Tensor invFreq, KvCache cache, int layer, AttentionShape shape,
@@ -1406,6 +1457,11 @@ public final class CudaBackend implements Backend {
     public void prefetchWeight(Tensor weight) {
         CudaTensor w = CudaTensor.of(weight);
         nextWeight = prefetch && (w.pointer & 15) == 0 ? w : null;
+    }
+
+    /** Turns the fused rotation on or off, as -Dflora.cuda.fuseRotation does (tests run both). */
+    void useFusedRotation(boolean on) {
+        fuseRotation = on;
     }
 
     /** Turns prefetchWeight on or off, as -Dflora.cuda.prefetch does (tests run both). */

@@ -459,18 +459,30 @@ __global__ void layer_norm(const float* x, const void* weight, int wType, const 
     }
 }
 
+// One rotate-half RoPE pair (a, b) at a cosine c and sine s, rounded after every operation as
+// transformers' float32 q·cos + rotate_half(q)·sin is (no fused multiply-add): every kernel that
+// rotates calls these, so that they agree to the bit.
+__device__ __forceinline__ void rope_angle(float position, float invFreq, float* c, float* s) {
+    float angle = __fmul_rn(position, invFreq);
+    *c = cosf(angle);
+    *s = sinf(angle);
+}
+
+__device__ __forceinline__ void rope_pair(float a, float b, float c, float s, float* ra, float* rb) {
+    *ra = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    *rb = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+}
+
 // Rotate-half RoPE in place; the angle in float32 as transformers computes it.
 __global__ void rotary(float* x, int width, int headDim, const float* invFreq, const int* positions) {
     int t = blockIdx.x, half = headDim / 2;
     float pos = (float) positions[t];
     for (int i = threadIdx.x; i < width / 2; i += blockDim.x) {
         int h = i / half, j = i % half;
-        float angle = pos * invFreq[j];
-        float c = cosf(angle), s = sinf(angle);
+        float c, s;
+        rope_angle(pos, invFreq[j], &c, &s);
         float* base = x + (long long) t * width + h * headDim;
-        float a = base[j], b = base[j + half];
-        base[j] = a * c - b * s;
-        base[j + half] = b * c + a * s;
+        rope_pair(base[j], base[j + half], c, s, &base[j], &base[j + half]);
     }
 }
 
@@ -496,11 +508,7 @@ __device__ __forceinline__ void rotate_qk(float* q, int qWidth, float* k, int kW
     __shared__ float cosOf[ROTARY_MAX_HALF], sinOf[ROTARY_MAX_HALF];
     int t = blockIdx.x, half = headDim / 2;
     float pos = (float) position;
-    for (int j = threadIdx.x; j < half; j += blockDim.x) {
-        float angle = pos * invFreq[j];
-        cosOf[j] = cosf(angle);
-        sinOf[j] = sinf(angle);
-    }
+    for (int j = threadIdx.x; j < half; j += blockDim.x) rope_angle(pos, invFreq[j], &cosOf[j], &sinOf[j]);
     __syncthreads();
     // ROTATE_BATCH pairs a thread loaded before any is stored: the stores could alias the loads, so
     // otherwise every pair would wait a memory round trip of its own.
@@ -523,8 +531,8 @@ __device__ __forceinline__ void rotate_qk(float* q, int qWidth, float* k, int kW
             int i = i0 + u * blockDim.x, h, j;
             if (i < pairs) {
                 float* base = rotary_pair(q, qWidth, k, kWidth, headDim, t, i, &h, &j);
-                float c = cosOf[j], s = sinOf[j];
-                float ra = a[u] * c - b[u] * s, rb = b[u] * c + a[u] * s;
+                float ra, rb;
+                rope_pair(a[u], b[u], cosOf[j], sinOf[j], &ra, &rb);
                 base[j] = ra;
                 base[j + half] = rb;
                 if (i >= qPairs && cacheK && slot >= 0) {
@@ -1014,7 +1022,91 @@ __device__ void attention_tiles_impl(const float* q, const u16* cacheK, const u1
     }
 }
 
+// gemv_multi_norm of q, k and v and rotary_write_kv in one launch (CudaBackend's
+// -Dflora.cuda.fuseRotation=true; a decode step of one token, 16-bit weights): a q or k block takes
+// rows j, j + 1, j + half, j + half + 1 of one head, so that its thread 0 holds both halves of two
+// rotation pairs; it rotates them (rope_pair), stores them and writes k's to the cache. v's blocks
+// take four consecutive rows and write them to the cache too. Each row's sum is gemv_multi's (a row's
+// sum does not depend on the rows beside it) and each rotation rotate_qk's, so the bits are those of
+// the two kernels. qWidth and kvWidth are whole heads; headDim % 4 == 0.
+template <int TOKENS>
+__device__ void gemv_qkv_rope(const GemvInput& input, int in, int bf16, const u16* wq, const void* bq, int btq, float* q, int qWidth,
+                              const u16* wk, const void* bk, int btk, float* k, const u16* wv, const void* bv, int btv, float* v,
+                              int kvWidth, int headDim, const float* invFreq, const int* positions, const int* slots, void* cacheK,
+                              void* cacheV, int type) {
+    int quarter = headDim / 4, half = headDim / 2;
+    int qBlocks = qWidth / 4, kBlocks = kvWidth / 4;
+    int block = blockIdx.x;
+    if (block < qBlocks + kBlocks) {
+        bool isQ = block < qBlocks;
+        int b = isQ ? block : block - qBlocks;
+        const u16* w = isQ ? wq : wk;
+        const void* bias = isQ ? bq : bk;
+        int biasType = isQ ? btq : btk, width = isQ ? qWidth : kvWidth;
+        float* out = isQ ? q : k;
+        int base = (b / quarter) * headDim, j = (b % quarter) * 2;
+        int row[GEMV_ROWS] = {base + j, base + j + 1, base + j + half, base + j + half + 1};
+        const u16* rows[GEMV_ROWS];
+        #pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) rows[r] = w + (long long) row[r] * in;
+        float acc[GEMV_ROWS][TOKENS];
+        gemv_rows<TOKENS, true>(input, rows, in, bf16, acc);
+        if (threadIdx.x != 0) return;
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            float val[GEMV_ROWS];
+            #pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++) val[r] = bias ? acc[r][t] + ld(bias, row[r], biasType) : acc[r][t];
+            float position = (float) positions[t];
+            long long slot = slots[t];
+            #pragma unroll
+            for (int e = 0; e < 2; e++) {
+                float c, sn, ra, rb;
+                rope_angle(position, invFreq[j + e], &c, &sn);
+                rope_pair(val[e], val[2 + e], c, sn, &ra, &rb);
+                float* o = out + (long long) t * width;
+                o[row[e]] = ra;
+                o[row[2 + e]] = rb;
+                if (!isQ && slot >= 0) {
+                    kv_st(cacheK, slot * kvWidth + row[e], ra, type);
+                    kv_st(cacheK, slot * kvWidth + row[2 + e], rb, type);
+                }
+            }
+        }
+        return;
+    }
+    int row0 = (block - qBlocks - kBlocks) * GEMV_ROWS;
+    const u16* rows[GEMV_ROWS];
+    #pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) rows[r] = wv + (long long) min(row0 + r, kvWidth - 1) * in;
+    float acc[GEMV_ROWS][TOKENS];
+    gemv_rows<TOKENS, true>(input, rows, in, bf16, acc);
+    if (threadIdx.x != 0) return;
+    #pragma unroll
+    for (int t = 0; t < TOKENS; t++) {
+        long long slot = slots[t];
+        #pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) {
+            int row = row0 + r;
+            if (row >= kvWidth) continue;
+            float value = bv ? acc[r][t] + ld(bv, row, btv) : acc[r][t];
+            v[(long long) t * kvWidth + row] = value;
+            if (slot >= 0) kv_st(cacheV, slot * kvWidth + row, value, type);
+        }
+    }
+}
+
+#define GEMV_QKV_ROPE_KERNEL(T) \
+__global__ void __launch_bounds__(GEMV_THREADS, 6) gemv_qkv_rope_norm##T(const float* x, GEMV_NORM_ARGS, int in, int bf16, const u16* wq, \
+        const void* bq, int btq, float* q, int qWidth, const u16* wk, const void* bk, int btk, float* k, const u16* wv, const void* bv, \
+        int btv, float* v, int kvWidth, int headDim, const float* invFreq, const int* positions, const int* slots, void* cacheK, \
+        void* cacheV, int type) { \
+    gemv_qkv_rope<T>(GemvInput{x, norm, nt, eps, h}, in, bf16, wq, bq, btq, q, qWidth, wk, bk, btk, k, wv, bv, btv, v, kvWidth, headDim, \
+                     invFreq, positions, slots, cacheK, cacheV, type); }
+
 extern "C" {
+
+GEMV_QKV_ROPE_KERNEL(1) // one token: with more, 80 registers (6 blocks an SM, as gemv_multi_norm) would spill
 
 __global__ void write_kv(const float* k, const float* v, void* cacheK, void* cacheV, const int* slots, int kvWidth, int type) {
     if (type == 0) write_kv_impl<0>(k, v, cacheK, cacheV, slots, kvWidth);

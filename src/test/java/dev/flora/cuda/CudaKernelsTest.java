@@ -543,6 +543,70 @@ class CudaKernelsTest {
     }
 
     /**
+     * The norm, q/k/v, RoPE and the cache write in one launch (gemv_qkv_rope_norm1, one token) against
+     * normLinears then rotaryAttention: the same normed rows, q, k, v and attention output, bit for bit,
+     * over a cache with a context written before (grouped heads; with biases, both 16-bit types).
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 128, false, 5", "F16, 64, true, 0", "BF16, 64, true, 37"})
+    void fusedRotationEqualsTheOperationsItFuses(DType type, int headDim, boolean withBias, int context) {
+        int heads = 4, kvHeads = 2, d = 264, blockSize = 4;
+        AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0);
+        int qw = shape.queryWidth(), kw = shape.kvWidth();
+        int[] widths = {qw, kw, kw};
+        Tensor[] w = new Tensor[3];
+        Tensor[] b = new Tensor[3];
+        for (int i = 0; i < 3; i++) {
+            w[i] = weightOf(type, randoms(widths[i] * d), widths[i], d);
+            b[i] = withBias ? gpu.weight(randoms(widths[i]), 1, widths[i]) : null;
+        }
+        RmsNorm norm = new RmsNorm(weightOf(type, randoms(d), 1, d), 1e-5f);
+        float[] inv = new float[headDim / 2];
+        for (int j = 0; j < inv.length; j++) {
+            inv[j] = (float) Math.pow(10000, -2.0 * j / headDim);
+        }
+        Tensor invFreq = gpu.fromHost(inv, 1, inv.length);
+        int[] lengths = {context};
+        int[][] tables = {new int[context / blockSize + 1]};
+        for (int j = 0; j < tables[0].length; j++) {
+            tables[0][j] = tables[0].length - 1 - j; // blocks out of order
+        }
+        float[] promptQ = randoms(context * qw);
+        float[] promptK = randoms(context * kw);
+        float[] promptV = randoms(context * kw);
+        float[] x = randoms(d);
+        float[][][] got = new float[2][][];
+        try {
+            for (int run = 0; run < 2; run++) {
+                KvCache cache = gpu.allocateKvCache(1, tables[0].length, blockSize, kw, type);
+                if (context > 0) {
+                    TokenBatch prompt = promptsThenDecode(lengths, tables, blockSize, 0);
+                    gpu.attention(gpu.fromHost(promptQ, context, qw), gpu.fromHost(promptK, context, kw), gpu.fromHost(promptV, context, kw),
+                            cache, 0, shape, gpu.prepare(prompt), poisoned(context, qw));
+                }
+                Backend.StepData data = gpu.prepare(promptsThenDecode(lengths, tables, blockSize, 1));
+                Tensor h = poisoned(1, d);
+                Tensor q = poisoned(1, qw);
+                Tensor k = poisoned(1, kw);
+                Tensor v = poisoned(1, kw);
+                Tensor out = poisoned(1, qw);
+                gpu.useFusedRotation(run == 1);
+                gpu.normProjectRotaryAttention(gpu.fromHost(x, 1, d), norm, h, w, b, q, k, v, headDim, invFreq, cache, 0, shape, data, out);
+                got[run] = new float[][] {gpu.toHost(h), gpu.toHost(q), gpu.toHost(k), gpu.toHost(v), gpu.toHost(out)};
+            }
+        } finally {
+            gpu.useFusedRotation(false);
+        }
+        String[] names = {"normed rows", "rotated q", "rotated k", "v", "attention output"};
+        for (int i = 0; i < names.length; i++) {
+            assertThat(got[1][i]).as("fused: " + names[i]).containsExactly(got[0][i]);
+        }
+        for (float value : got[0][4]) {
+            assertThat(Float.isFinite(value)).as("a finite output").isTrue();
+        }
+    }
+
+    /**
      * A decode step of few tokens asking L2 for the next product's weight (prefetchWeight, in both
      * attention forms, a weight whose bytes are not a multiple of 16) gives the bits it gives without.
      */

@@ -29,6 +29,14 @@ public final class LlamaModel extends DecoderModel {
         Linear[] qkv() {
             return new Linear[] {q, k, v};
         }
+
+        Tensor[] qkvWeights() {
+            return new Tensor[] {q.weight(), k.weight(), v.weight()};
+        }
+
+        Tensor[] qkvBiases() {
+            return new Tensor[] {q.bias(), k.bias(), v.bias()};
+        }
     }
 
     private final LlamaConfig config;
@@ -90,9 +98,14 @@ public final class LlamaModel extends DecoderModel {
         backend.embed(embedding, step, x);
         for (int i = 0; i < layers.length; i++) {
             Layer layer = layers[i];
-            adapted.normProjectAll(x, layer.inputNorm, h, layer.qkv(), qkv);
             backend.prefetchWeight(layer.o.weight()); // read by the product after the attention
-            backend.rotaryAttention(q, k, v, config.headDim(), invFreq, cache, i, layer.attention, step, attn);
+            if (adapted.adapts(layer.q) || adapted.adapts(layer.k) || adapted.adapts(layer.v)) {
+                adapted.normProjectAll(x, layer.inputNorm, h, layer.qkv(), qkv);
+                backend.rotaryAttention(q, k, v, config.headDim(), invFreq, cache, i, layer.attention, step, attn);
+            } else {
+                backend.normProjectRotaryAttention(x, layer.inputNorm, h, layer.qkvWeights(), layer.qkvBiases(), q, k, v, config.headDim(),
+                        invFreq, cache, i, layer.attention, step, attn);
+            }
             adapted.projectAdd(layer.o, attn, proj, x);
             adapted.normProjectGated(x, layer.postNorm, h, layer.gate, layer.up, config.activation(), gate, up);
             adapted.projectAdd(layer.down, gate, proj, x);
