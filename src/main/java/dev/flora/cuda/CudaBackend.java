@@ -62,11 +62,6 @@ public final class CudaBackend implements Backend {
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
     private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
     /**
-     * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
-     * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
-     * for every other cache and head size, and everywhere with -Dflora.cuda.attention=v1.
-     */
-    /**
      * -Dflora.cuda.prefetch=true: a decode attention of at most GEMV_MAX_ROWS tokens asks L2 for the
      * weight of the product after it (prefetchWeight), an experiment until measured.
      */
@@ -83,6 +78,11 @@ public final class CudaBackend implements Backend {
      * block. An experiment for prompts, until measured.
      */
     private int loraTile = loraTileFlag(System.getProperty("flora.cuda.loraTile"));
+    /**
+     * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
+     * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
+     * for every other cache and head size, and everywhere with -Dflora.cuda.attention=v1.
+     */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "v2"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
