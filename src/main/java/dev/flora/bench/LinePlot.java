@@ -53,12 +53,7 @@ public final class LinePlot {
         g.setColor(Color.WHITE);
         g.fillRect(0, 0, width, height);
         g.setColor(Color.BLACK);
-        // A long title (a model named by its results file) shrinks to fit the width rather than being cut.
-        int size = 16;
-        g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, size));
-        while (size > 9 && g.getFontMetrics().stringWidth(title) > width - 30) {
-            g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, --size));
-        }
+        fitFont(g, Font.BOLD, 16, title, width - 30); // a model named by its results file makes a long title
         g.drawString(title, 20, 24);
         int p = 0;
         for (var panel : panels.entrySet()) {
@@ -67,6 +62,14 @@ public final class LinePlot {
         }
         g.dispose();
         ImageIO.write(image, "png", file.toFile());
+    }
+
+    /** Sets a sans-serif font of this style at {@code size} points, or smaller (down to 8) where the text would pass {@code width}. */
+    private static void fitFont(Graphics2D g, int style, int size, String text, int width) {
+        g.setFont(new Font(Font.SANS_SERIF, style, size));
+        while (size > 8 && g.getFontMetrics().stringWidth(text) > width) {
+            g.setFont(new Font(Font.SANS_SERIF, style, --size));
+        }
     }
 
     private static void drawPanel(Graphics2D g, int x0, int y0, int w, int h, String title, String xLabel, String yLabel,
@@ -96,8 +99,9 @@ public final class LinePlot {
             maxY = minY + 1;
         }
         g.setColor(Color.BLACK);
-        g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
+        fitFont(g, Font.PLAIN, 12, title, x0 + w - 10 - left);
         g.drawString(title, left, y0 + 18);
+        g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
         g.drawRect(left, top, right - left, bottom - top);
         for (double lx = Math.ceil(minX); lx <= maxX; lx++) {
             int px = (int) (left + (lx - minX) / (maxX - minX) * (right - left));
