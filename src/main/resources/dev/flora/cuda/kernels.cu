@@ -655,7 +655,6 @@ __device__ void combine_splits(const float* partOut, const float* partMax, const
     __syncthreads();
     float top = __int_as_float(0xff800000);
     for (int s = 0; s < used; s++) top = fmaxf(top, maxOf[s]);
-    __syncthreads();
     for (int s = threadIdx.x; s < used; s += blockDim.x) weight[s] *= exp((double) maxOf[s] - top);
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -1026,7 +1025,7 @@ __device__ void attention_tiles_impl(const float* q, const u16* cacheK, const u1
 // -Dflora.cuda.fuseRotation=true; a decode step of one token, 16-bit weights): a q or k block takes
 // rows j, j + 1, j + half, j + half + 1 of one head, so that its thread 0 holds both halves of two
 // rotation pairs; it rotates them (rope_pair), stores them and writes k's to the cache. v's blocks
-// take four consecutive rows and write them to the cache too. Each row's sum is gemv_multi's (a row's
+// are gemv_block's, their rows written to the cache too. Each row's sum is gemv_multi's (a row's
 // sum does not depend on the rows beside it) and each rotation rotate_qk's, so the bits are those of
 // the two kernels. qWidth and kvWidth are whole heads; headDim % 4 == 0.
 template <int TOKENS>
@@ -1075,24 +1074,17 @@ __device__ void gemv_qkv_rope(const GemvInput& input, int in, int bf16, const u1
         }
         return;
     }
+    // v: gemv_block's rows and stores, then thread 0 copies its own stores to the cache.
     int row0 = (block - qBlocks - kBlocks) * GEMV_ROWS;
-    const u16* rows[GEMV_ROWS];
-    #pragma unroll
-    for (int r = 0; r < GEMV_ROWS; r++) rows[r] = wv + (long long) min(row0 + r, kvWidth - 1) * in;
-    float acc[GEMV_ROWS][TOKENS];
-    gemv_rows<TOKENS, true>(input, rows, in, bf16, acc);
+    gemv_block<TOKENS, true>(input, wv, bv, btv, v, in, kvWidth, bf16, row0, 0);
     if (threadIdx.x != 0) return;
     #pragma unroll
     for (int t = 0; t < TOKENS; t++) {
         long long slot = slots[t];
+        if (slot < 0) continue;
         #pragma unroll
-        for (int r = 0; r < GEMV_ROWS; r++) {
-            int row = row0 + r;
-            if (row >= kvWidth) continue;
-            float value = bv ? acc[r][t] + ld(bv, row, btv) : acc[r][t];
-            v[(long long) t * kvWidth + row] = value;
-            if (slot >= 0) kv_st(cacheV, slot * kvWidth + row, value, type);
-        }
+        for (int r = 0; r < GEMV_ROWS; r++)
+            if (row0 + r < kvWidth) kv_st(cacheV, slot * kvWidth + row0 + r, v[(long long) t * kvWidth + row0 + r], type);
     }
 }
 
