@@ -38,8 +38,6 @@ public final class CudaBackend implements Backend {
     private static final int LORA_EXPAND_COLUMNS = 1024;
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
-    /** Most tokens a block of lora_shrink_tiled / lora_expand_tiled (LORA_TILE in kernels.cu). */
-    static final int LORA_TILE = 8;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
     private static final int FLORA_COLUMNS = 1024;
     /** kernels.cu's ROTARY_MAX_HALF: the largest half head size of the rotary kernels. */
@@ -72,12 +70,6 @@ public final class CudaBackend implements Backend {
      * writes the cache (gemv_qkv_rope_norm1), in place of rotary_write_kv; an experiment until measured.
      */
     private boolean fuseRotation = Boolean.getBoolean("flora.cuda.fuseRotation");
-    /**
-     * -Dflora.cuda.loraTile=N (2 to LORA_TILE): gathered LoRA's shrink and expand take up to N tokens of
-     * one adapter a block (lora_shrink_tiled), reading A and B once for them; 1 (the default): a token a
-     * block. An experiment for prompts, until measured.
-     */
-    private int loraTile = loraTileFlag(System.getProperty("flora.cuda.loraTile"));
     /**
      * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
@@ -1125,16 +1117,6 @@ public final class CudaBackend implements Backend {
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
         long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, outs[0]);
         long[] p = packed(outs[0], rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols);
-        int[][] tiles = loraTile > 1 ? loraTiles(rows, loraTile) : null;
-        if (tiles != null && tiles[0].length < total) {
-            long[] t = packed(outs[0], tiles[0], tiles[1]);
-            launch("lora_shrink_tiled", tiles[0].length, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4],
-                    p[2], partial, maxRank, in, LORA_SHRINK_SPAN, t[0], t[1]);
-            launch("lora_expand_tiled", tiles[0].length, (maxOuts + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
-                    LORA_TILE * maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank, spans,
-                    LORA_EXPAND_COLUMNS, t[0], t[1]);
-            return;
-        }
         launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
                 maxRank, in, LORA_SHRINK_SPAN);
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
@@ -1144,23 +1126,6 @@ public final class CudaBackend implements Backend {
         launch("lora_expand", total, (maxOuts + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
                 stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
                 spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
-    }
-
-    /**
-     * The tiles of lora_shrink_tiled: runs of at most {@code tile} consecutive tokens of one group (the
-     * tokens numbered group by group, as loraShrinkExpand numbers them); [0] each tile's first token,
-     * [1] its count.
-     */
-    static int[][] loraTiles(int[][] rows, int tile) {
-        java.util.List<int[]> tiles = new java.util.ArrayList<>();
-        int k = 0;
-        for (int[] group : rows) {
-            for (int i = 0; i < group.length; i += tile) {
-                tiles.add(new int[] {k + i, Math.min(tile, group.length - i)});
-            }
-            k += group.length;
-        }
-        return new int[][] {tiles.stream().mapToInt(t -> t[0]).toArray(), tiles.stream().mapToInt(t -> t[1]).toArray()};
     }
 
     /**
@@ -1492,19 +1457,6 @@ public final class CudaBackend implements Backend {
     public void prefetchWeight(Tensor weight) {
         CudaTensor w = CudaTensor.of(weight);
         nextWeight = prefetch && (w.pointer & 15) == 0 ? w : null;
-    }
-
-    static int loraTileFlag(String value) {
-        int tile = positiveFlag("flora.cuda.loraTile", value, 1);
-        if (tile > LORA_TILE) {
-            throw new FloraException("-Dflora.cuda.loraTile takes 1 to " + LORA_TILE + " tokens a block, not " + tile);
-        }
-        return tile;
-    }
-
-    /** Sets gathered LoRA's tokens a block, as -Dflora.cuda.loraTile does (tests run both). */
-    void useLoraTile(int tile) {
-        loraTile = loraTileFlag(Integer.toString(tile));
     }
 
     /** Turns the fused rotation on or off, as -Dflora.cuda.fuseRotation does (tests run both). */

@@ -1507,124 +1507,14 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
                 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     u16 bits = (u16) (e & 1 ? h[e >> 1] >> 16 : h[e >> 1] & 0xffffu);
-                    sum = __fma_rn((double) (type == 1 ? bf16_to_f32(bits) : f16_to_f32(bits)), (double) xs[e], sum);
+                    sum += (double) (type == 1 ? bf16_to_f32(bits) : f16_to_f32(bits)) * xs[e];
                 }
             }
         } else {
-            for (int c = from + lane; c < to; c += 32) sum = __fma_rn((double) ld(a, (long long) j * in + c, type), (double) row[c], sum);
+            for (int c = from + lane; c < to; c += 32) sum += (double) ld(a, (long long) j * in + c, type) * row[c];
         }
         for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         if (lane == 0) partial[((long long) k * gridDim.y + s) * maxRank + j] = sum;
-    }
-}
-
-// lora_shrink over tiles (CudaBackend's -Dflora.cuda.loraTile=N, for steps of many tokens an
-// adapter): block (i, s) takes tile i, tokens tileFirst[i] .. + tileCount[i] (at most LORA_TILE, all
-// of one group), so that A's span is read once for all of them, not once a token. Each token's sum
-// runs in lora_shrink's order: the same partials to the bit.
-#define LORA_TILE 8
-__global__ void lora_shrink_tiled(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
-                                  const int* rank, double* partial, int maxRank, int in, int span, const int* tileFirst,
-                                  const int* tileCount) {
-    int k0 = tileFirst[blockIdx.x], n = tileCount[blockIdx.x], s = blockIdx.y;
-    int g = groupOf[k0], r = rank[g], type = aType[g];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-    const void* a = (const void*) aPtr[g];
-    const float* rows[LORA_TILE];
-    #pragma unroll
-    for (int u = 0; u < LORA_TILE; u++) rows[u] = x + (long long) rowOf[k0 + min(u, n - 1)] * in;
-    int from = s * span, to = min(in, from + span);
-    bool vec = (in & 7) == 0 && type != 0;
-    for (int j = warp; j < r; j += warps) {
-        double sum[LORA_TILE];
-        #pragma unroll
-        for (int u = 0; u < LORA_TILE; u++) sum[u] = 0.0;
-        const u16* aj = (const u16*) a + (long long) j * in;
-        if (vec) {
-            for (int c = from + 8 * lane; c < to; c += 256) {
-                uint4 w = *(const uint4*) (aj + c);
-                unsigned int hw[4] = {w.x, w.y, w.z, w.w};
-                float af[8];
-                #pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    u16 bits = (u16) (e & 1 ? hw[e >> 1] >> 16 : hw[e >> 1] & 0xffffu);
-                    af[e] = type == 1 ? bf16_to_f32(bits) : f16_to_f32(bits);
-                }
-                #pragma unroll
-                for (int u = 0; u < LORA_TILE; u++) {
-                    if (u >= n) break;
-                    float4 x0 = *(const float4*) (rows[u] + c), x1 = *(const float4*) (rows[u] + c + 4);
-                    float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-                    #pragma unroll
-                    for (int e = 0; e < 8; e++) sum[u] = __fma_rn((double) af[e], (double) xs[e], sum[u]);
-                }
-            }
-        } else {
-            for (int c = from + lane; c < to; c += 32) {
-                float av = ld(a, (long long) j * in + c, type);
-                #pragma unroll
-                for (int u = 0; u < LORA_TILE; u++) {
-                    if (u >= n) break;
-                    sum[u] = __fma_rn((double) av, (double) rows[u][c], sum[u]);
-                }
-            }
-        }
-        #pragma unroll
-        for (int u = 0; u < LORA_TILE; u++) {
-            if (u >= n) break;
-            double total = sum[u];
-            for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
-            if (lane == 0) partial[((long long) (k0 + u) * gridDim.y + s) * maxRank + j] = total;
-        }
-    }
-}
-
-// lora_expand over lora_shrink_tiled's tiles: block (i, y) takes tile i's tokens and columns
-// [y·columns, (y+1)·columns), each B row read once for all of them. Each token's v and each output
-// in lora_expand's order: the same outputs to the bit. Dynamic shared memory: LORA_TILE · maxRank doubles.
-__global__ void lora_expand_tiled(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
-                                  const long long* biasPtr, const int* biasType, const int* rank, const float* scale,
-                                  const long long* outPtr, const int* outCols, int maxRank, int spans, int columns, const int* tileFirst,
-                                  const int* tileCount) {
-    extern __shared__ double v[];
-    int k0 = tileFirst[blockIdx.x], n = tileCount[blockIdx.x];
-    int g = groupOf[k0], r = rank[g], type = bType[g], outs = outCols[g];
-    if (blockIdx.y * columns >= outs) return;
-    for (int idx = threadIdx.x; idx < n * r; idx += blockDim.x) {
-        int u = idx / r, j = idx % r;
-        double s = 0.0;
-        for (int p = 0; p < spans; p++) s += partial[((long long) (k0 + u) * spans + p) * maxRank + j];
-        v[u * maxRank + j] = s;
-    }
-    __syncthreads();
-    const void* b = (const void*) bPtr[g];
-    const void* bias = (const void*) biasPtr[g];
-    float* out = (float*) outPtr[g];
-    float* o[LORA_TILE];
-    #pragma unroll
-    for (int u = 0; u < LORA_TILE; u++) o[u] = out + (long long) rowOf[k0 + min(u, n - 1)] * outs;
-    float sc = scale[g];
-    int end = min(outs, (blockIdx.y + 1) * columns), bType2 = bias ? biasType[g] : 0;
-    for (int c = blockIdx.y * columns + threadIdx.x; c < end; c += blockDim.x) {
-        double d[LORA_TILE];
-        #pragma unroll
-        for (int u = 0; u < LORA_TILE; u++) d[u] = 0.0;
-        #pragma unroll 8
-        for (int j = 0; j < r; j++) {
-            double bj = (double) ld(b, (long long) c * r + j, type);
-            #pragma unroll
-            for (int u = 0; u < LORA_TILE; u++) d[u] = __fma_rn(bj, v[min(u, n - 1) * maxRank + j], d[u]);
-        }
-        float old[LORA_TILE];
-        #pragma unroll
-        for (int u = 0; u < LORA_TILE; u++)
-            if (u < n) old[u] = o[u][c];
-        #pragma unroll
-        for (int u = 0; u < LORA_TILE; u++) {
-            if (u >= n) break;
-            double total = bias ? d[u] + ld(bias, c, bType2) : d[u];
-            o[u][c] = __fadd_rn(old[u], __fmul_rn(sc, (float) total));
-        }
     }
 }
 
@@ -1673,15 +1563,15 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
             if (c >= end) continue;
             double d = 0.0;
             #pragma unroll 8
-            for (int j = 0; j < r; j++) d = __fma_rn((double) ld(b, (long long) c * r + j, type), v[j], d);
+            for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
             if (bias) d += ld(bias, c, bType2);
-            add[u] = __fmul_rn(sc, (float) d); // explicit roundings: lora_expand_tiled gives the same bits
+            add[u] = sc * (float) d;
             old[u] = o[c];
         }
         #pragma unroll
         for (int u = 0; u < FLORA_BATCH; u++) {
             int c = c0 + u * blockDim.x;
-            if (c < end) o[c] = __fadd_rn(old[u], add[u]);
+            if (c < end) o[c] = old[u] + add[u];
         }
     }
 }

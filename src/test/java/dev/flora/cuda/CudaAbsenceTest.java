@@ -36,10 +36,6 @@ class CudaAbsenceTest {
                 .hasMessage("-Dflora.cuda.attention takes v1 or v2 (the decode attention kernel), not 'v9'");
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", null, 32)).isEqualTo(32);
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", " 16 ", 32)).isEqualTo(16);
-        assertThat(CudaBackend.loraTileFlag(null)).isEqualTo(1);
-        assertThat(CudaBackend.loraTileFlag("8")).isEqualTo(8);
-        assertThatThrownBy(() -> CudaBackend.loraTileFlag("9")).isInstanceOf(FloraException.class)
-                .hasMessage("-Dflora.cuda.loraTile takes 1 to 8 tokens a block, not 9");
         for (String bad : new String[] {"0", "-3", "abc", ""}) {
             assertThatThrownBy(() -> CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", bad, 32)).isInstanceOf(FloraException.class)
                     .hasMessage("-Dflora.cuda.attentionMinSplit takes a positive whole number, not '" + bad + "'");
@@ -57,13 +53,6 @@ class CudaAbsenceTest {
         for (String name : KernelModule.TUNABLES) {
             assertThat(source).as(name).contains("#ifndef " + name + " ").contains("#define " + name + " ");
         }
-    }
-
-    @Test
-    void loraTilesAreRunsOfOneGroup() {
-        int[][] tiles = CudaBackend.loraTiles(new int[][] {{5, 3, 1}, {2}, {}, {7, 8, 9, 10, 11}}, 2);
-        assertThat(tiles[0]).containsExactly(0, 2, 3, 4, 6, 8);
-        assertThat(tiles[1]).containsExactly(2, 1, 1, 2, 2, 1);
     }
 
     @Test

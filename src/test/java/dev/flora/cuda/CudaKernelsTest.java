@@ -543,51 +543,6 @@ class CudaKernelsTest {
     }
 
     /**
-     * Gathered LoRA with several tokens of an adapter a block (lora_shrink_tiled / lora_expand_tiled,
-     * -Dflora.cuda.loraTile) gives the bits of a token a block: groups of 20, 1 and 9 tokens in
-     * scattered rows, mixed ranks, a bias, 32-bit and 16-bit adapters, a short last tile.
-     */
-    @ParameterizedTest
-    @CsvSource({"97, F32, 8", "776, BF16, 8", "4104, F16, 3"})
-    void tiledLoraGivesTheBitsOfATokenABlock(int in, DType type, int tile) {
-        int t = 31, out = 1030;
-        int[][] rows = new int[3][];
-        java.util.List<Integer> order = new java.util.ArrayList<>();
-        for (int i = 0; i < t; i++) {
-            order.add(i);
-        }
-        java.util.Collections.shuffle(order, new java.util.Random(3));
-        rows[0] = order.subList(0, 20).stream().mapToInt(Integer::intValue).toArray();
-        rows[1] = new int[] {order.get(20)};
-        rows[2] = order.subList(21, 30).stream().mapToInt(Integer::intValue).toArray();
-        int[] ranks = {1, 8, 11};
-        float[] scale = {0.5f, 2f, 1.25f};
-        Tensor[] a = new Tensor[3];
-        Tensor[] b = new Tensor[3];
-        Tensor[] bias = new Tensor[3];
-        for (int g = 0; g < 3; g++) {
-            a[g] = weightOf(type, randoms(ranks[g] * in), ranks[g], in);
-            b[g] = weightOf(type, randoms(out * ranks[g]), out, ranks[g]);
-            bias[g] = g == 2 ? gpu.weight(randoms(out), 1, out) : null;
-        }
-        Tensor x = gpu.fromHost(randoms(t * in), t, in);
-        float[] base = randoms(t * out);
-        float[][] got = new float[2][];
-        try {
-            for (int run = 0; run < 2; run++) {
-                gpu.useLoraTile(run == 0 ? 1 : tile);
-                Tensor o = gpu.fromHost(base, t, out);
-                gpu.loraShrinkExpand(x, rows, a, b, bias, scale, new Tensor[] {o, o, o});
-                got[run] = gpu.toHost(o);
-            }
-        } finally {
-            gpu.useLoraTile(1);
-        }
-        assertThat(got[1]).as("tiles of " + tile).containsExactly(got[0]);
-        assertThat(got[0]).as("the adapters changed the rows they adapt").isNotEqualTo(base);
-    }
-
-    /**
      * The norm, q/k/v, RoPE and the cache write in one launch (gemv_qkv_rope_norm1, one token) against
      * normLinears then rotaryAttention: the same normed rows, q, k, v and attention output, bit for bit,
      * over a cache with a context written before (grouped heads; with biases, both 16-bit types).
