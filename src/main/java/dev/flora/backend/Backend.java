@@ -246,14 +246,6 @@ public interface Backend extends AutoCloseable {
         rotaryAttention(q, k, v, headDim, invFreq, cache, layer, shape, step, out);
     }
 
-    /**
-     * A hint that the next product reads {@code weight}: a backend whose attention waits on memory
-     * latency rather than bandwidth (a GPU decoding a few tokens) may bring the weight closer
-     * meanwhile. Changes no result; the default ignores it.
-     */
-    default void prefetchWeight(Tensor weight) {
-    }
-
     /** out = act(gate) * up. */
     void gatedActivation(Activation act, Tensor gate, Tensor up, Tensor out);
 

@@ -60,16 +60,11 @@ public final class CudaBackend implements Backend {
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
     private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
     /**
-     * -Dflora.cuda.prefetch=true: a decode attention of at most GEMV_MAX_ROWS tokens asks L2 for the
-     * weight of the product after it (prefetchWeight), an experiment until measured.
+     * A one-token decode step's q/k/v GEMV also rotates q and k and writes the cache
+     * (gemv_qkv_rope_norm1), in place of rotary_write_kv's launch: +3% batch-1 decode on the H200
+     * (NOTES.md, session 8). -Dflora.cuda.fuseRotation=false: the separate kernels.
      */
-    private boolean prefetch = Boolean.getBoolean("flora.cuda.prefetch");
-    private CudaTensor nextWeight; // prefetchWeight's, for the next attend
-    /**
-     * -Dflora.cuda.fuseRotation=true: a one-token decode step's q/k/v GEMV also rotates q and k and
-     * writes the cache (gemv_qkv_rope_norm1), in place of rotary_write_kv; an experiment until measured.
-     */
-    private boolean fuseRotation = Boolean.getBoolean("flora.cuda.fuseRotation");
+    private boolean fuseRotation = !"false".equals(System.getProperty("flora.cuda.fuseRotation"));
     /**
      * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
@@ -1374,7 +1369,7 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * With -Dflora.cuda.fuseRotation=true and one token of 16-bit weights: the norm, q/k/v, RoPE and the
+     * With one token of 16-bit weights (unless -Dflora.cuda.fuseRotation=false): the norm, q/k/v, RoPE and the
      * cache write in one GEMV launch (gemv_qkv_rope_norm1), then the attention; otherwise normLinears
      * and rotaryAttention.
      */
@@ -1452,21 +1447,9 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** With -Dflora.cuda.prefetch=true, the next decode attention asks L2 for this weight (a no-op before Hopper). */
-    @Override
-    public void prefetchWeight(Tensor weight) {
-        CudaTensor w = CudaTensor.of(weight);
-        nextWeight = prefetch && (w.pointer & 15) == 0 ? w : null;
-    }
-
     /** Turns the fused rotation on or off, as -Dflora.cuda.fuseRotation does (tests run both). */
     void useFusedRotation(boolean on) {
         fuseRotation = on;
-    }
-
-    /** Turns prefetchWeight on or off, as -Dflora.cuda.prefetch does (tests run both). */
-    void usePrefetch(boolean on) {
-        prefetch = on;
     }
 
     /** Whether the step has tokens to attend; refuses head sizes the kernels do not take. */
@@ -1479,8 +1462,6 @@ public final class CudaBackend implements Backend {
 
     /** Attention of the step's queries over the cache, which already holds this step's keys and values. */
     private void attend(Tensor q, CudaKvCache c, int layer, AttentionShape shape, CudaStep s, Tensor out) {
-        CudaTensor ahead = nextWeight;
-        nextWeight = null;
         TokenBatch batch = s.batch();
         int n = batch.numTokens();
         CudaTensor o = CudaTensor.of(out);
@@ -1527,11 +1508,10 @@ public final class CudaBackend implements Backend {
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of
         // more pairs than it holds joins them in attention_combine.
         boolean joinedHere = listedPairs <= ATTENTION_COUNTERS;
-        boolean prefetch = ahead != null && n <= GEMV_MAX_ROWS;
         launchAttention(kernel, listed * shape.heads(), splits, 128, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), attentionMinSplit, splits, tokenList,
-                joinedHere ? attentionCounters : null, prefetch ? ahead.pointer : 0L, prefetch ? ahead.bytes() : 0L);
+                joinedHere ? attentionCounters : null);
         if (splits > 1 && !joinedHere) {
             launch("attention_combine", listed * shape.heads(), 1, 128, 0, partOut, partMax, partSum, o.pointer, s.positions(), shape.heads(),
                     shape.headDim(), shape.slidingWindow(), attentionMinSplit, splits, tokenList);

@@ -84,14 +84,16 @@ __device__ float block_max(float v, float* scratch) {
 // bandwidth is all that matters. One block of GEMV_WARPS warps per GEMV_ROWS weight rows; the warps
 // split each row's length (warp w, lane l take the 16-byte pieces (w·32 + l) + k·GEMV_WARPS·32),
 // stream them past L1 (no_allocate keeps L1 for x), GEMV_UNROLL pieces per row issued before any is
-// used, so that enough bytes are in flight to cover the memory latency. x is rounded to the weight's
+// used. One piece per row (a thread's GEMV_ROWS loads in flight) is the fastest on the H200: the
+// fewer registers let more blocks share an SM, which puts more bytes in flight than unrolling does
+// (batch-1 decode +8%, 4 tokens +24% against 2 pieces; NOTES.md, session 8). x is rounded to the weight's
 // type first, as the cuBLAS path does; products are summed in float32 in a fixed order (lanes, then
 // warps in order), the same for any TOKENS: batch-invariant among these kernels. in % 8 == 0.
 #define GEMV_ROWS 4
 #define GEMV_WARPS 4
 #define GEMV_THREADS (GEMV_WARPS * 32)
 #ifndef GEMV_UNROLL // a tunable: -Dflora.cuda.defines=GEMV_UNROLL=N (CudaBackend, KernelModule.TUNABLES)
-#define GEMV_UNROLL 2
+#define GEMV_UNROLL 1
 #endif
 #define GEMV_STEP (GEMV_WARPS * 256)
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
@@ -610,27 +612,6 @@ template <int TYPE> __device__ void write_kv_impl(const float* k, const float* v
 
 __device__ __forceinline__ int attention_first(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
 
-// This block's share of [ahead, ahead + bytes) asked into L2 (CudaBackend.prefetchWeight): the next
-// product's weight, fetched while a latency-bound decode attention leaves memory idle. A hint only:
-// it reads nothing and changes no result. Weights do not change within a step, so it needs no
-// grid_wait(). Bulk prefetches of at most PREFETCH_PIECE bytes, issued by one thread.
-#ifndef PREFETCH_PIECE // a tunable: -Dflora.cuda.defines=PREFETCH_PIECE=N (CudaBackend, KernelModule.TUNABLES)
-#define PREFETCH_PIECE 65536
-#endif
-__device__ __forceinline__ void prefetch_share(const char* ahead, long long bytes) {
-#if __CUDA_ARCH__ >= 900
-    if (!ahead || threadIdx.x != 0) return;
-    long long granules = bytes / 16, blocks = (long long) gridDim.x * gridDim.y;
-    long long block = (long long) blockIdx.y * gridDim.x + blockIdx.x;
-    long long per = (granules + blocks - 1) / blocks;
-    long long from = min(granules, block * per) * 16, to = min(granules, (block + 1) * per) * 16;
-    for (long long at = from; at < to; at += PREFETCH_PIECE) {
-        unsigned size = (unsigned) min((long long) PREFETCH_PIECE, to - at);
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(ahead + at), "r"(size) : "memory");
-    }
-#endif
-}
-
 // The split length of a context of len positions: the same here and in attention_combine.
 __device__ __forceinline__ int attention_split(int len, int minSplit, int splits) { return max(minSplit, (len + splits - 1) / splits); }
 
@@ -756,7 +737,7 @@ template <int TYPE>
 __device__ void attention_impl(const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax,
                                float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks,
                                int blockSize, int heads, int kvHeads, int headDim, float scale, int window, int minSplit, int splits,
-                               const int* tokenList, int* counters, const char* ahead, long long aheadBytes) {
+                               const int* tokenList, int* counters) {
     __shared__ __align__(16) float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float sc[ATTN_CHUNK];
     __shared__ int slotOf[ATTN_CHUNK];
@@ -764,7 +745,6 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
     __shared__ double sumScratch[32];
     __shared__ double partial[ATTN_WARPS][ATTN_MAX_HEAD_DIM];
     let_next_start();
-    prefetch_share(ahead, aheadBytes);
     AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
     if (span.split >= span.used) return;
     int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;
@@ -1137,10 +1117,9 @@ __global__ void rotary_write_kv(float* q, int qWidth, float* k, const float* v, 
 
 #define ATTENTION_ARGS const float* q, const void* cacheK, const void* cacheV, float* out, float* partOut, float* partMax, \
     float* partSum, const int* positions, const int* seqOfToken, const int* blockTables, int maxBlocks, int blockSize, int heads, \
-    int kvHeads, int headDim, float scale, int window, int minSplit, int splits, const int* tokenList, int* counters, const char* ahead, \
-    long long aheadBytes
+    int kvHeads, int headDim, float scale, int window, int minSplit, int splits, const int* tokenList, int* counters
 #define ATTENTION_PASS q, cacheK, cacheV, out, partOut, partMax, partSum, positions, seqOfToken, blockTables, maxBlocks, blockSize, \
-    heads, kvHeads, headDim, scale, window, minSplit, splits, tokenList, counters, ahead, aheadBytes
+    heads, kvHeads, headDim, scale, window, minSplit, splits, tokenList, counters
 __global__ void __launch_bounds__(ATTN_THREADS) attention(ATTENTION_ARGS) { attention_impl<0>(ATTENTION_PASS); }
 __global__ void __launch_bounds__(ATTN_THREADS) attention_bf16(ATTENTION_ARGS) { attention_impl<1>(ATTENTION_PASS); }
 __global__ void __launch_bounds__(ATTN_THREADS) attention_f16(ATTENTION_ARGS) { attention_impl<2>(ATTENTION_PASS); }
@@ -1195,7 +1174,6 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
     let_next_start();
-    prefetch_share(ahead, aheadBytes);
     AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
     if (span.split >= span.used) return;
     int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;

@@ -85,12 +85,15 @@ class CudaFixturesTest {
             }
             System.out.printf("%s %s: max |cuda - transformers| %.2e (%s), max |cuda - cpu| %.2e, max |cpu - transformers| %.2e%n",
                     name, strategy, vsReference, worst, vsCpu, cpuVsReference);
-            if (vsReference > 1e-4 || vsCpu > 1e-4) {
+            // float32 paths that sum in different orders drift apart by about what the CPU's own distance
+            // from transformers shows; 1e-4, or twice that distance where a fixture's log-probs are larger.
+            double tolerance = Math.max(1e-4, 2 * cpuVsReference);
+            if (vsReference > tolerance || vsCpu > tolerance) {
                 failures.add(String.format("%s %s: max |cuda - transformers| %.2e at %s, max |cuda - cpu| %.2e", name, strategy,
                         vsReference, worst, vsCpu));
             }
         }
-        assertThat(failures).as("float32 tolerance 1e-4").isEmpty();
+        assertThat(failures).as("float32 tolerance max(1e-4, 2 × |cpu - transformers|)").isEmpty();
     }
 
     /** Decode steps replayed from CUDA graphs give the tokens and log-probabilities of steps run one kernel at a time. */

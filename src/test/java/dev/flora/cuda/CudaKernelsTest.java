@@ -606,59 +606,6 @@ class CudaKernelsTest {
         }
     }
 
-    /**
-     * A decode step of few tokens asking L2 for the next product's weight (prefetchWeight, in both
-     * attention forms, a weight whose bytes are not a multiple of 16) gives the bits it gives without.
-     */
-    @ParameterizedTest
-    @CsvSource({"v1, 700 1 300", "v2, 700 1 300", "v2, 5 3"})
-    void prefetchingTheNextWeightChangesNoBits(String form, String lengthList) {
-        int heads = 6, kvHeads = 2, headDim = 128, blockSize = 4;
-        AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0);
-        int[] lengths = Arrays.stream(lengthList.split(" ")).mapToInt(Integer::parseInt).toArray();
-        int[][] tables = new int[lengths.length][];
-        int numBlocks = 0;
-        for (int s = 0; s < lengths.length; s++) {
-            tables[s] = new int[lengths[s] / blockSize + 1];
-            for (int j = 0; j < tables[s].length; j++) {
-                tables[s][j] = numBlocks++;
-            }
-        }
-        KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, shape.kvWidth(), DType.BF16);
-        Tensor weight = weightOf(DType.BF16, randoms(1001 * 37), 1001, 37); // 74,074 bytes
-        String before = gpu.decodeAttention();
-        gpu.useDecodeAttention(form);
-        try {
-            float[][] outputs = new float[2][];
-            for (int step = 0; step < 2; step++) {
-                TokenBatch batch = promptsThenDecode(lengths, tables, blockSize, step);
-                int n = batch.numTokens();
-                Tensor q = gpu.fromHost(randoms(n * shape.queryWidth()), n, shape.queryWidth());
-                Tensor k = gpu.fromHost(randoms(n * shape.kvWidth()), n, shape.kvWidth());
-                Tensor v = gpu.fromHost(randoms(n * shape.kvWidth()), n, shape.kvWidth());
-                Backend.StepData data = gpu.prepare(batch);
-                if (step == 0) {
-                    gpu.attention(q, k, v, cache, 0, shape, data, poisoned(n, shape.queryWidth()));
-                    continue;
-                }
-                for (int run = 0; run < 2; run++) {
-                    gpu.usePrefetch(run == 1);
-                    gpu.prefetchWeight(weight);
-                    Tensor out = poisoned(n, shape.queryWidth());
-                    gpu.attention(q, k, v, cache, 0, shape, data, out);
-                    outputs[run] = gpu.toHost(out);
-                }
-            }
-            assertThat(outputs[1]).as("with the prefetch").isEqualTo(outputs[0]);
-            for (float value : outputs[0]) {
-                assertThat(Float.isFinite(value)).as("a finite output").isTrue();
-            }
-        } finally {
-            gpu.usePrefetch(false);
-            gpu.useDecodeAttention(before);
-        }
-    }
-
     private void pagedAttentionByForm(String form, int window, int headDim, String lengthList, DType cacheType) {
         String before = gpu.decodeAttention();
         gpu.useDecodeAttention(form);

@@ -86,7 +86,6 @@ public final class GptBigCodeModel extends DecoderModel {
             backend.layerNorm(x, layer.ln1Weight, layer.ln1Bias, config.layerNormEps(), h);
             adapted.project(layer.qkv, h, fused);
             backend.splitQkv(fused, config.headDim(), !config.multiQuery(), q, k, v);
-            backend.prefetchWeight(layer.out.weight()); // read by the product after the attention
             backend.attention(q, k, v, cache, i, attention, step, attn);
             adapted.projectAdd(layer.out, attn, proj, x);
             backend.layerNorm(x, layer.ln2Weight, layer.ln2Bias, config.layerNormEps(), h);

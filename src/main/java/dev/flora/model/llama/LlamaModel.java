@@ -98,7 +98,6 @@ public final class LlamaModel extends DecoderModel {
         backend.embed(embedding, step, x);
         for (int i = 0; i < layers.length; i++) {
             Layer layer = layers[i];
-            backend.prefetchWeight(layer.o.weight()); // read by the product after the attention
             if (adapted.adapts(layer.q) || adapted.adapts(layer.k) || adapted.adapts(layer.v)) {
                 adapted.normProjectAll(x, layer.inputNorm, h, layer.qkv(), qkv);
                 backend.rotaryAttention(q, k, v, config.headDim(), invFreq, cache, i, layer.attention, step, attn);
