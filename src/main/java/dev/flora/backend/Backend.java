@@ -75,7 +75,11 @@ public interface Backend extends AutoCloseable {
         floraDemodulate(products, rows, bt, bias, out);
     }
 
-    /** A zero-filled float32 tensor. */
+    /**
+     * A zero-filled float32 tensor. Once a step is open ({@link #prepare}) a backend may give step
+     * memory, valid until the next prepare() (the CUDA backend does); a tensor that must outlive the
+     * step comes from {@link #fromHost}.
+     */
     Tensor allocate(int rows, int cols);
 
     /** A float32 tensor holding these values. */

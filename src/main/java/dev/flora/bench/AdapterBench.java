@@ -98,7 +98,9 @@ public final class AdapterBench {
                 input[i] = (float) random.nextDouble(-1, 1);
             }
             Tensor x = backend.fromHost(input, tokens, in);
-            Tensor out = backend.allocate(tokens, outs);
+            // Long-lived, as x: allocate() after a prepare() is step memory on the GPU, reused by the next
+            // timing's prepare() for its layouts (the demodulation then wrote over its own adapter pointers).
+            Tensor out = backend.fromHost(new float[tokens * outs], tokens, outs);
             int[] slots = new int[tokens];
             int[] seqs = new int[tokens];
             for (int t = 0; t < tokens; t++) {

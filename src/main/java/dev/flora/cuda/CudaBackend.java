@@ -123,7 +123,7 @@ public final class CudaBackend implements Backend {
         this.smCount = driver.attribute(device, Driver.ATTR_SM_COUNT);
         this.stream = driver.createStream();
         this.weightStream = driver.createStream();
-        this.memory = new DeviceMemory(driver, context);
+        this.memory = new DeviceMemory(driver, context, this::waitForStreams);
         int major = driver.attribute(device, Driver.ATTR_COMPUTE_MAJOR);
         this.kernels = KernelModule.load(driver, major, driver.attribute(device, Driver.ATTR_COMPUTE_MINOR));
         this.overlap = OVERLAP && major >= 9;
@@ -524,7 +524,7 @@ public final class CudaBackend implements Backend {
         if (fixedStep != null && issuingHere()) {
             return fixedStep;
         }
-        memory.beginStep(stream);
+        memory.beginStep();
         profileTokens = batch.numTokens();
         int maxBlocks = 1;
         for (int[] table : batch.blockTables()) {
@@ -1667,6 +1667,16 @@ public final class CudaBackend implements Backend {
         driver.synchronize(stream);
     }
 
+    /** Waits for the step stream and the weight stream, and says so; false while a capture is under way (no wait is possible). */
+    private boolean waitForStreams() {
+        if (driver.capturing(stream) || driver.capturing(weightStream)) {
+            return false;
+        }
+        driver.synchronize(stream);
+        driver.synchronize(weightStream);
+        return true;
+    }
+
     @Override
     public void close() {
         bind();
@@ -1676,7 +1686,7 @@ public final class CudaBackend implements Backend {
             profile.forEach((name, t) -> System.err.printf("  %-38s %8.1f ms %8d calls %8.1f us each%n", name, t[0] / 1e6, t[1],
                     t[0] / 1e3 / t[1]));
         }
-        driver.synchronize(stream);
+        waitForStreams();
         if (staging != null) {
             driver.freeHost(staging);
             staging = null;

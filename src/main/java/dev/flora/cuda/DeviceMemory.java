@@ -10,6 +10,11 @@ import java.util.List;
  * step) are freed when their tensors are collected. Within a step (from one
  * {@code Backend.prepare} to the next) activations come from a bump arena that is reset at the next
  * step: a step's tensors are valid until then.
+ *
+ * <p>A collected owner's buffer is not freed at once: work queued on the streams may still use it
+ * (the owner can become unreachable while its kernel waits in the stream, or even before the launch
+ * that uses its pointer). It is retired, and freed only after the backend has waited for its
+ * streams ({@link #freeRetired}), or when an allocation finds the device full.
  */
 final class DeviceMemory {
     private static final Cleaner CLEANER = Cleaner.create();
@@ -32,24 +37,37 @@ final class DeviceMemory {
     private long pinnedUsed;
     private static final long PINNED_CHUNK = 8L << 20;
 
-    DeviceMemory(Driver driver, MemorySegment context) {
+    // Buffers of collected owners, {pointer, bytes}: added by the cleaner's thread, freed by the backend's.
+    private final java.util.Queue<long[]> retired = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    // The backend's: waits until every stream that may use this memory has finished; false when it cannot (a capture).
+    private final java.util.function.BooleanSupplier waitForStreams;
+
+    DeviceMemory(Driver driver, MemorySegment context, java.util.function.BooleanSupplier waitForStreams) {
         this.driver = driver;
         this.context = context;
+        this.waitForStreams = waitForStreams;
     }
 
-    /** A buffer freed once {@code owner} is unreachable. */
+    /** A buffer retired once {@code owner} is unreachable, and freed at the next {@link #freeRetired}. */
     long permanent(long bytes, Object owner) {
         long allocated = allocCollecting(bytes);
-        Driver d = driver;
-        MemorySegment ctx = context;
-        java.util.concurrent.atomic.AtomicLong counter = held;
-        counter.addAndGet(bytes);
-        CLEANER.register(owner, () -> {
-            d.setCurrent(ctx);
-            d.free(allocated);
-            counter.addAndGet(-bytes);
-        });
+        held.addAndGet(bytes);
+        java.util.Queue<long[]> queue = retired;
+        CLEANER.register(owner, () -> queue.add(new long[] {allocated, bytes}));
         return allocated;
+    }
+
+    /** Frees the retired buffers. The caller's thread has the context, and the streams have finished their work. */
+    synchronized void freeRetired() {
+        for (long[] r = retired.poll(); r != null; r = retired.poll()) {
+            driver.free(r[0]);
+            held.addAndGet(-r[1]);
+        }
+    }
+
+    /** Buffers retired and not yet freed (tests). */
+    int retiredCount() {
+        return retired.size();
     }
 
     /** Step memory when a step is open (or a recording's memory while one is made), else a buffer owned by {@code owner}. */
@@ -86,6 +104,11 @@ final class DeviceMemory {
      * tensors (a dropped engine's KV cache, say) is freed only when their cleaners run.
      */
     private long allocCollecting(long bytes) {
+        if (!inStep && recording == null && !retired.isEmpty() && waitForStreams.getAsBoolean()) {
+            // Outside steps (loading, calibration, tests) nothing else frees them; inside, beginStep does,
+            // without a wait in the middle of the step.
+            freeRetired();
+        }
         long pointer = driver.tryAlloc(bytes);
         for (int attempt = 0; pointer == 0 && attempt < 3; attempt++) {
             System.gc();
@@ -94,6 +117,9 @@ final class DeviceMemory {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 break;
+            }
+            if (waitForStreams.getAsBoolean()) {
+                freeRetired();
             }
             pointer = driver.tryAlloc(bytes);
         }
@@ -115,8 +141,11 @@ final class DeviceMemory {
     }
 
     /** Opens a new step: the previous step's memory is reused (the stream has finished with it). */
-    synchronized void beginStep(MemorySegment stream) {
-        driver.synchronize(stream);
+    synchronized void beginStep() {
+        if (!waitForStreams.getAsBoolean()) {
+            throw new IllegalStateException("a step begun while a capture is under way");
+        }
+        freeRetired();
         if (chunks.size() > 1) {
             long total = 0;
             for (long[] c : chunks) {
@@ -231,6 +260,7 @@ final class DeviceMemory {
     }
 
     synchronized void close() {
+        freeRetired();
         for (long[] c : chunks) {
             driver.free(c[0]);
         }

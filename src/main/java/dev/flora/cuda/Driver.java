@@ -302,13 +302,23 @@ public final class Driver {
         }
     }
 
+    // Streams being captured: they cannot be waited for until the capture ends.
+    private final java.util.Set<Long> capturing = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
     /** Starts recording the stream's work into a graph instead of running it (thread-local capture mode). */
     void beginCapture(MemorySegment stream) {
         check("cuStreamBeginCapture", Native.call(cuStreamBeginCapture, stream, 1)); // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+        capturing.add(stream.address());
+    }
+
+    /** Whether a capture of this stream is under way. */
+    boolean capturing(MemorySegment stream) {
+        return capturing.contains(stream.address());
     }
 
     /** Ends the recording and instantiates it; the graph itself is released, the executable kept. */
     MemorySegment endCapture(MemorySegment stream) {
+        capturing.remove(stream.address());
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment graph = arena.allocate(PTR);
             check("cuStreamEndCapture", Native.call(cuStreamEndCapture, stream, graph));

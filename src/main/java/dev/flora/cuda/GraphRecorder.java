@@ -82,7 +82,7 @@ final class GraphRecorder implements StepRecorder {
         return replayed -> {
             backend.bindContext();
             forgetLast(); // its work overwrites the arena
-            backend.memory().beginStep(backend.stream()); // what the caller allocates after the replay (a logit summary) is step memory
+            backend.memory().beginStep(); // what the caller allocates after the replay (a logit summary) is step memory
             data.upload(replayed);
             backend.driver().launchGraph(graph.exec, backend.stream());
             return output;
@@ -94,7 +94,7 @@ final class GraphRecorder implements StepRecorder {
         backend.bindContext();
         if (adapters != null && adapters.equals(lastAdapters) && lastGraph != null && lastShape.equals(shapeOf(batch, maxBlocks))) {
             // The adapter work of the last replay: its uploads are still in place (nothing else has used the arena since).
-            backend.memory().beginStep(backend.stream());
+            backend.memory().beginStep();
             StepData data = stepData(batch, maxBlocks);
             data.upload(batch);
             backend.driver().launchGraph(lastGraph.graph().exec, backend.stream());
@@ -110,7 +110,7 @@ final class GraphRecorder implements StepRecorder {
             }
             return null;
         }
-        backend.memory().beginStep(backend.stream()); // waits for the last step: its data and staging are free
+        backend.memory().beginStep(); // waits for the last step: its data and staging are free
         StepData data = stepData(batch, maxBlocks);
         List<Object> log = new ArrayList<>();
         try {

@@ -1136,9 +1136,11 @@ __global__ void __launch_bounds__(128) attention_tiles_f16_128(TILES_ARGS) { att
 // -Dflora.cuda.attention=v1 takes attention_impl instead): as attention_impl, but a position's key or value row is read by LANES = D / 8 lanes,
 // 16 bytes (8 dimensions) each, so a warp reads 32 / LANES positions a load and each lane has
 // ATTN_V2_LOADS loads in flight (attention_impl: 8 lanes a position, 8 bytes a load, one at a time).
+// Two loads beat four on the H200 (+3-4% decode at 64 sequences, NOTES.md session 8): a round covers
+// fewer positions, so a split's last round wastes less, and fewer registers fit more blocks.
 // Scores and the weighted values add up in float64 as there; only their order differs.
 #ifndef ATTN_V2_LOADS // a tunable: -Dflora.cuda.defines=ATTN_V2_LOADS=N (CudaBackend, KernelModule.TUNABLES)
-#define ATTN_V2_LOADS 4
+#define ATTN_V2_LOADS 2
 #endif
 
 extern "C++" {
@@ -1149,6 +1151,14 @@ template <int TYPE> __device__ __forceinline__ void unpack8(uint4 w, float* f) {
         u16 lo = (u16) (u[k] & 0xffffu), hi = (u16) (u[k] >> 16);
         f[2 * k] = TYPE == 1 ? bf16_to_f32(lo) : f16_to_f32(lo);
         f[2 * k + 1] = TYPE == 1 ? bf16_to_f32(hi) : f16_to_f32(hi);
+    }
+}
+
+// The cache slots of positions [c0, c0 + n) of a sequence whose block table is table, into slotOf.
+__device__ __forceinline__ void attention_slots(const int* table, int blockSize, int c0, int n, int* slotOf) {
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        int p = c0 + j;
+        slotOf[j] = table[p / blockSize] * blockSize + p % blockSize;
     }
 }
 
@@ -1181,6 +1191,8 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     int kvh = h / (heads / kvHeads);
     int kvWidth = kvHeads * D;
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
+    // The first chunk's slots come from the step's uploads, so they are read before grid_wait().
+    attention_slots(table, blockSize, begin, min(ATTN_CHUNK, end - begin), slotOf);
     grid_wait(); // as attention_impl
     float qv[8];
     const float* qrow = q + (long long) t * heads * D + h * D + sub * 8;
@@ -1195,13 +1207,14 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     for (int e = 0; e < 8; e++) acc[e] = 0.0;
     for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
         int n = min(ATTN_CHUNK, end - c0);
-        for (int j = threadIdx.x; j < n; j += blockDim.x) {
-            int p = c0 + j;
-            slotOf[j] = table[p / blockSize] * blockSize + p % blockSize;
-        }
+        if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
         __syncthreads();
         // Scores: position j = row + u * STEP of each round; the LANES lanes of a position sum their parts.
-        for (int r0 = 0; r0 < ATTN_CHUNK; r0 += ROUND) {
+        // Only the rounds that hold positions run (a short split has one or two); the rest of the
+        // chunk's scores are -inf for the softmax.
+        int rounds = (n + ROUND - 1) / ROUND * ROUND;
+        for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) sc[j] = __int_as_float(0xff800000);
+        for (int r0 = 0; r0 < rounds; r0 += ROUND) {
             uint4 k[ATTN_V2_LOADS];
             attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
             #pragma unroll

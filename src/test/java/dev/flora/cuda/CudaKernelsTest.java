@@ -606,6 +606,46 @@ class CudaKernelsTest {
         }
     }
 
+    /**
+     * A buffer whose tensor is collected is retired, not freed: its kernels may still wait in the
+     * stream (a calibration read another buffer's random values as adapter pointers when the cleaner
+     * freed at once). Outside steps the next allocation frees the retired ones, after waiting.
+     */
+    @Test
+    void collectedBuffersAreFreedOnlyAfterTheStreamsFinish() throws InterruptedException {
+        CudaBackend fresh = CudaBackend.open(0); // never stepped: allocations outside a step
+        try {
+            DeviceMemory memory = fresh.memory();
+            for (int attempt = 0; attempt < 100 && memory.retiredCount() == 0; attempt++) {
+                fresh.fromHost(randoms(64 * 64), 64, 64); // dropped at once
+                System.gc();
+                Thread.sleep(10);
+            }
+            assertThat(memory.retiredCount()).as("collected buffers wait to be freed").isPositive();
+            Tensor kept = fresh.fromHost(randoms(16), 4, 4);
+            assertThat(memory.retiredCount()).as("freed by the next allocation outside a step").isZero();
+            assertThat(fresh.toHost(kept)).hasSize(16);
+        } finally {
+            fresh.close();
+        }
+    }
+
+    /**
+     * The adapter timings of a calibration at a second token count, after steps have been opened:
+     * its output tensor was step memory, which the next timing's layouts reused (the 6144-wide
+     * calibration then read adapter pointers the demodulation had written over, and failed).
+     */
+    @Test
+    void adapterTimingsRunAtSeveralTokenCounts() {
+        var setup = new dev.flora.bench.AdapterBench.Setup(1024, 1024, 16, new int[] {64, 512}, new int[] {1, 2, 4, 8}, 1, false, null,
+                java.util.Set.of("flora", "gathered", "bmm"));
+        var points = dev.flora.bench.AdapterBench.run(gpu, setup, done -> { });
+        assertThat(points).isNotEmpty();
+        for (var p : points) {
+            assertThat(p.micros()).as("%s at %d tokens, rank %d", p.strategy(), p.tokens(), p.rank()).isFinite().isPositive();
+        }
+    }
+
     private void pagedAttentionByForm(String form, int window, int headDim, String lengthList, DType cacheType) {
         String before = gpu.decodeAttention();
         gpu.useDecodeAttention(form);
