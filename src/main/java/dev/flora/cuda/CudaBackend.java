@@ -48,23 +48,23 @@ public final class CudaBackend implements Backend {
      * -Dflora.cuda.overlap=false launches the GEMVs without programmatic dependent launch (they then
      * start only when the kernel before them has ended): to measure what the overlap buys.
      */
-    private static final boolean OVERLAP = !"false".equals(System.getProperty("flora.cuda.overlap"));
+    private final boolean overlapFlag = booleanFlag("flora.cuda.overlap", true);
     /** Decode attention: blocks per SM aimed at, the most splits of one context, the fewest positions a split takes. */
     private static final int ATTENTION_BLOCKS_PER_SM = 32;
     private static final int ATTENTION_MAX_SPLITS = 64;
     // Positions a decode attention block takes at least (-Dflora.cuda.attentionMinSplit): fewer make more
     // blocks for short contexts, more make fewer splits to join.
     private final int attentionMinSplit = positiveFlag("flora.cuda.attentionMinSplit", System.getProperty("flora.cuda.attentionMinSplit"), 32);
-    private static final boolean OVERLAP_ATTENTION = !"false".equals(System.getProperty("flora.cuda.overlapAttention"));
+    private final boolean overlapAttention = booleanFlag("flora.cuda.overlapAttention", true);
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
-    private static final boolean PROFILE = Boolean.getBoolean("flora.cuda.profile");
+    private final boolean profiling = booleanFlag("flora.cuda.profile", false);
     /**
      * A one-token decode step's q/k/v GEMV also rotates q and k and writes the cache
      * (gemv_qkv_rope_norm1), in place of rotary_write_kv's launch: +3% batch-1 decode on the H200
      * (NOTES.md, session 8). -Dflora.cuda.fuseRotation=false: the separate kernels.
      */
-    private boolean fuseRotation = !"false".equals(System.getProperty("flora.cuda.fuseRotation"));
+    private boolean fuseRotation = booleanFlag("flora.cuda.fuseRotation", true);
     /**
      * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
@@ -126,7 +126,7 @@ public final class CudaBackend implements Backend {
         this.memory = new DeviceMemory(driver, context, this::waitForStreams);
         int major = driver.attribute(device, Driver.ATTR_COMPUTE_MAJOR);
         this.kernels = KernelModule.load(driver, major, driver.attribute(device, Driver.ATTR_COMPUTE_MINOR));
-        this.overlap = OVERLAP && major >= 9;
+        this.overlap = overlapFlag && major >= 9;
         this.attentionCounters = memory.permanent(4L * ATTENTION_COUNTERS, this);
         driver.fill32(attentionCounters, 0, ATTENTION_COUNTERS, stream);
     }
@@ -185,6 +185,22 @@ public final class CudaBackend implements Backend {
             // refused below
         }
         throw new FloraException("-D" + name + " takes a positive whole number, not '" + value + "'");
+    }
+
+    /** A JVM flag's true or false (fallback where unset), or a refusal a user can act on. */
+    static boolean booleanFlag(String name, boolean fallback) {
+        return booleanFlag(name, System.getProperty(name), fallback);
+    }
+
+    static boolean booleanFlag(String name, String value, boolean fallback) {
+        if (value == null) {
+            return fallback;
+        }
+        return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new FloraException("-D" + name + " takes true or false, not '" + value + "'");
+        };
     }
 
     static String attentionForm(String form) {
@@ -398,11 +414,11 @@ public final class CudaBackend implements Backend {
     @Override
     public float[] toHost(Tensor t) {
         bind();
-        long started = PROFILE ? begin() : 0;
+        long started = profiling ? begin() : 0;
         try {
             return copyToHost(t);
         } finally {
-            if (PROFILE) {
+            if (profiling) {
                 end("toHost", started);
             }
         }
@@ -466,7 +482,7 @@ public final class CudaBackend implements Backend {
         if (rows == 0) {
             return new LogitSummary(new int[0], new float[0], new double[0]);
         }
-        long started = PROFILE ? begin() : 0;
+        long started = profiling ? begin() : 0;
         long bytes = rows * 16L;
         long summary = memory.allocate(bytes, logits);
         launch("logit_summary", rows, 1, 1024, 0, c.pointer, c.cols(), summary, summary + rows * 8L, summary + rows * 12L);
@@ -479,7 +495,7 @@ public final class CudaBackend implements Backend {
         MemorySegment.copy(host, ValueLayout.JAVA_DOUBLE, 0, lse, 0, rows);
         MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, rows * 8L, max, 0, rows);
         MemorySegment.copy(host, ValueLayout.JAVA_INT, rows * 12L, argmax, 0, rows);
-        if (PROFILE) {
+        if (profiling) {
             end("summarizeLogits", started);
         }
         return new LogitSummary(argmax, max, lse);
@@ -555,9 +571,9 @@ public final class CudaBackend implements Backend {
         if (logged(kernel, gridX, gridY, block, shared, args)) {
             return;
         }
-        long start = PROFILE ? begin() : 0;
+        long start = profiling ? begin() : 0;
         kernels.launch(kernel, gridX, gridY, block, shared, stream, args);
-        if (PROFILE) {
+        if (profiling) {
             end(kernel, start);
         }
     }
@@ -576,9 +592,9 @@ public final class CudaBackend implements Backend {
         if (logged("overlapped " + kernel, gridX, gridY, block, 0, args)) {
             return;
         }
-        long start = PROFILE ? begin() : 0;
+        long start = profiling ? begin() : 0;
         kernels.launchOverlapped(kernel, gridX, gridY, block, 0, stream, args);
-        if (PROFILE) {
+        if (profiling) {
             end(kernel, start);
         }
     }
@@ -809,7 +825,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("an accumulating product takes no bias"); // (x W + b) + r would round otherwise
         }
         Cublas cublas = cublas();
-        long start = PROFILE ? begin() : 0;
+        long start = profiling ? begin() : 0;
         int type = switch (w.dtype()) {
             case F32 -> Cublas.R_32F;
             case BF16 -> Cublas.R_16BF;
@@ -820,7 +836,7 @@ public final class CudaBackend implements Backend {
                 o.pointer)) {
             cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type, accumulate);
         }
-        if (PROFILE) {
+        if (profiling) {
             end("cublas " + w.dtype() + (in.rows() == 1 ? " 1 row" : " rows"), start);
         }
         if (b != null) {
@@ -920,11 +936,11 @@ public final class CudaBackend implements Backend {
             case F16 -> Cublas.R_16F;
             default -> throw new IllegalStateException("batchedLinear with " + type + " weights");
         };
-        long start = PROFILE ? begin() : 0;
+        long start = profiling ? begin() : 0;
         if (!logged("cublas batched", g, rows, x.cols(), out.cols(), cublasType, p[0], p[1], p[2])) {
             cublas().batchedLinear(p[0], p[1], p[2], g, rows, x.cols(), out.cols(), cublasType);
         }
-        if (PROFILE) {
+        if (profiling) {
             end("cublas batched", start);
         }
     }
@@ -1440,7 +1456,7 @@ public final class CudaBackend implements Backend {
      * grid_wait(), so they may overlap the kernel before them (-Dflora.cuda.overlapAttention=false: they wait for it).
      */
     private void launchAttention(String kernel, int gridX, int gridY, int block, Object... args) {
-        if (OVERLAP_ATTENTION) {
+        if (overlapAttention) {
             launchOverlapped(kernel, gridX, gridY, block, args);
         } else {
             launch(kernel, gridX, gridY, block, 0, args);
@@ -1559,7 +1575,7 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public StepRecorder stepRecorder() {
-        return PROFILE ? null : new GraphRecorder(this);
+        return profiling ? null : new GraphRecorder(this);
     }
 
     /**
@@ -1680,7 +1696,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void close() {
         bind();
-        if (PROFILE) {
+        if (profiling) {
             long total = profile.values().stream().mapToLong(t -> t[0]).sum();
             System.err.printf("flora.cuda.profile: %.1f ms in GPU operations (each waited for)%n", total / 1e6);
             profile.forEach((name, t) -> System.err.printf("  %-38s %8.1f ms %8d calls %8.1f us each%n", name, t[0] / 1e6, t[1],

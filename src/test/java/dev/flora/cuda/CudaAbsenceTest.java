@@ -40,6 +40,13 @@ class CudaAbsenceTest {
             assertThatThrownBy(() -> CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", bad, 32)).isInstanceOf(FloraException.class)
                     .hasMessage("-Dflora.cuda.attentionMinSplit takes a positive whole number, not '" + bad + "'");
         }
+        assertThat(CudaBackend.booleanFlag("flora.cuda.fuseRotation", null, true)).isTrue();
+        assertThat(CudaBackend.booleanFlag("flora.cuda.fuseRotation", " False ", true)).isFalse();
+        assertThat(CudaBackend.booleanFlag("flora.cuda.profile", "true", false)).isTrue();
+        for (String bad : new String[] {"maybe", "0", "", "no"}) {
+            assertThatThrownBy(() -> CudaBackend.booleanFlag("flora.cuda.fuseRotation", bad, true)).isInstanceOf(FloraException.class)
+                    .hasMessage("-Dflora.cuda.fuseRotation takes true or false, not '" + bad + "'");
+        }
     }
 
     @Test
