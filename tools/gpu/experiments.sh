@@ -10,3 +10,6 @@ mkdir -p "$out"
 timeout 300 bash "$here/test.sh" 2>&1 | grep -E "✘|tests (successful|failed)|expected|Exception" | head -40
 RUNS="${RUNS:-2}" bash "$here/variants.sh" "$out" llama2-7b 1 16 64 "" "-Dflora.cuda.fuseRotation=false" \
   "-Dflora.cuda.defines=GEMV_UNROLL=2" 2>&1 | grep -v WARNING
+# fLoRA r1 on q,k at batch 1: the one-launch GEMV (off by default until measured) against the three kernels.
+EXTRA="--adapter-kind flora --rank 1 --targets q_proj,k_proj" RUNS="${RUNS:-2}" bash "$here/variants.sh" "$out/flora" llama2-7b 1 16 64 \
+  "" "-Dflora.cuda.fuseFlora=true" 2>&1 | grep -v WARNING

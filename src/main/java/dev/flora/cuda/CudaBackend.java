@@ -38,6 +38,8 @@ public final class CudaBackend implements Backend {
     private static final int LORA_EXPAND_COLUMNS = 1024;
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
+    /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
+    private static final int FLORA_META = 5;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
     private static final int FLORA_COLUMNS = 1024;
     /** kernels.cu's ROTARY_MAX_HALF: the largest half head size of the rotary kernels. */
@@ -65,6 +67,12 @@ public final class CudaBackend implements Backend {
      * (NOTES.md, session 8). -Dflora.cuda.fuseRotation=false: the separate kernels.
      */
     private boolean fuseRotation = booleanFlag("flora.cuda.fuseRotation", true);
+    /**
+     * -Dflora.cuda.fuseFlora=true: an fLoRA layer of at most GEMV_MAX_ROWS stacked rows (16-bit weight)
+     * modulates, multiplies and demodulates in one GEMV launch (flora_gemv*) instead of three; the
+     * same bits. An experiment until measured on the GPU.
+     */
+    private boolean fuseFlora = booleanFlag("flora.cuda.fuseFlora", false);
     /**
      * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
@@ -1181,10 +1189,7 @@ public final class CudaBackend implements Backend {
             CudaTensor fb = bt == null ? null : CudaTensor.of(bt[g]);
             int r = fa != null ? fa.rows() : fb.rows();
             int outs = outsOf[g];
-            if (fa != null && fa.cols() != in || fb != null && fb.cols() != outs || fa != null && fb != null && fb.rows() != r) {
-                throw new IllegalArgumentException(what + ": factors " + (fa == null ? "" : "A [" + fa.rows() + ", " + fa.cols() + "] ")
-                        + (fb == null ? "" : "Bᵀ [" + fb.rows() + ", " + fb.cols() + "] ") + "for rows of " + in + " -> " + outs);
-            }
+            checkFactors(what, fa, fb, in, outs);
             aPtr[g] = fa == null ? 0 : fa.pointer;
             btPtr[g] = fb == null ? 0 : fb.pointer;
             aType[g] = fa == null ? 0 : fa.typeCode();
@@ -1201,6 +1206,15 @@ public final class CudaBackend implements Backend {
         }
         long[] p = packed(owner, aPtr, btPtr, aType, btType, base, count, rank, rowOf, groupOf, indexOf);
         return new FloraLayout(tokens, stacked, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
+    }
+
+    /** A group's A [r, in] and Bᵀ [r, outs] (either may be absent) fit rows of in -> outs. */
+    private static void checkFactors(String what, CudaTensor fa, CudaTensor fb, int in, int outs) {
+        int r = fa != null ? fa.rows() : fb.rows();
+        if (fa != null && fa.cols() != in || fb != null && fb.cols() != outs || fa != null && fb != null && fb.rows() != r) {
+            throw new IllegalArgumentException(what + ": factors " + (fa == null ? "" : "A [" + fa.rows() + ", " + fa.cols() + "] ")
+                    + (fb == null ? "" : "Bᵀ [" + fb.rows() + ", " + fb.cols() + "] ") + "for rows of " + in + " -> " + outs);
+        }
     }
 
     @Override
@@ -1326,6 +1340,9 @@ public final class CudaBackend implements Backend {
                             Tensor out) {
         bind();
         CudaTensor w = CudaTensor.of(weight);
+        if (fuseFlora && floraGemv(CudaTensor.of(x), rows, a, bt, w, orNull(bias), CudaTensor.of(out))) {
+            return;
+        }
         FloraLayout l = floraLayout(rows, a, x.cols(), bt, out.cols(), out, "floraLinear");
         checkStacked("floraLinear", stacked, l, x.cols());
         checkStacked("floraLinear", products, l, out.cols());
@@ -1339,6 +1356,48 @@ public final class CudaBackend implements Backend {
             product(half, w, null, CudaTensor.of(products));
         }
         demodulate(CudaTensor.of(products), l, orNull(bias), CudaTensor.of(out));
+    }
+
+    /**
+     * floraLinear in one flora_gemv launch where its stacked rows are few (GEMV_MAX_ROWS) and the weight
+     * 16-bit; false (nothing done) otherwise. Stacked row s: a token's row of x and one of its adapter's
+     * A and Bᵀ rows, a token's r rows together, the first holding r (FLORA_META ints a row).
+     */
+    private boolean floraGemv(CudaTensor x, int[][] rows, Tensor[] a, Tensor[] bt, CudaTensor w, CudaTensor bias, CudaTensor out) {
+        int stacked = 0;
+        for (int g = 0; g < rows.length; g++) {
+            stacked += rows[g].length * a[g].rows();
+        }
+        if (w.dtype() == DType.F32 || stacked < 1 || stacked > GEMV_MAX_ROWS || x.cols() % 8 != 0 || (x.pointer & 15) != 0
+                || w.cols() != x.cols() || w.rows() != out.cols()) {
+            return false;
+        }
+        long[] aRow = new long[stacked];
+        long[] btRow = new long[stacked];
+        int[] meta = new int[stacked * FLORA_META];
+        int s = 0;
+        for (int g = 0; g < rows.length; g++) {
+            CudaTensor fa = CudaTensor.of(a[g]);
+            CudaTensor fb = CudaTensor.of(bt[g]);
+            checkFactors("floraLinear", fa, fb, x.cols(), out.cols());
+            for (int row : rows[g]) {
+                for (int j = 0; j < fa.rows(); j++, s++) {
+                    aRow[s] = fa.pointer + (long) j * fa.cols() * fa.dtype().bytes();
+                    btRow[s] = fb.pointer + (long) j * fb.cols() * fb.dtype().bytes();
+                    int[] m = {row, row, fa.typeCode(), fb.typeCode(), j == 0 ? fa.rows() : 0};
+                    System.arraycopy(m, 0, meta, s * FLORA_META, FLORA_META);
+                }
+            }
+        }
+        long[] p = packed(out, aRow, btRow, meta);
+        launchOverlapped("flora_gemv" + stacked, gemvBlocks(out.cols()), GEMV_THREADS, x.pointer, p[0], p[1], p[2], w.pointer, ptr(bias),
+                type(bias), out.pointer, x.cols(), out.cols(), w.dtype() == DType.BF16 ? 1 : 0);
+        return true;
+    }
+
+    /** Turns the one-launch fLoRA GEMV on or off, as -Dflora.cuda.fuseFlora does (tests run both). */
+    void useFusedFlora(boolean on) {
+        fuseFlora = on;
     }
 
     @Override

@@ -125,6 +125,9 @@ struct GemvInput {
     int normType;
     float eps;
     float* h;
+    // MOD (flora_gemv): input row t is x[meta[t].xRow] ∘ A row aRow[t] (FLORA_META ints a row in meta).
+    const long long* aRow;
+    const int* meta;
 };
 
 // 1 / sqrt(mean(row²) + eps) in float64, summed by a block of RMS_THREADS in a fixed order: rms_norm
@@ -156,9 +159,9 @@ __device__ __forceinline__ float inverse_rms(const float* row, int cols, float e
 }
 
 // acc[r][t] += x[t, i..i+8) · w[row r, i..i+8), in k order (x normed first when NORM).
-template <int TOKENS, bool NORM>
+template <int TOKENS, bool NORM, bool MOD>
 __device__ __forceinline__ void gemv_piece(const GemvInput& input, const float* inv, int in, int i, const uint4* raw, int bf16,
-                                           float (*acc)[TOKENS]) {
+                                           float (*acc)[TOKENS], const float* const* xRows, const void* const* aRows, const int* aTypes) {
     float nw[8];
     if (NORM) {
         #pragma unroll
@@ -166,9 +169,14 @@ __device__ __forceinline__ void gemv_piece(const GemvInput& input, const float* 
     }
     #pragma unroll
     for (int t = 0; t < TOKENS; t++) {
-        float4 a = *(const float4*) (input.x + (long long) t * in + i);
-        float4 b = *(const float4*) (input.x + (long long) t * in + i + 4);
+        const float* xRow = MOD ? xRows[t] : input.x + (long long) t * in;
+        float4 a = *(const float4*) (xRow + i);
+        float4 b = *(const float4*) (xRow + i + 4);
         float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        if (MOD) { // flora_modulate's product, before the rounding every GEMV input gets
+            #pragma unroll
+            for (int k = 0; k < 8; k++) v[k] = __fmul_rn(v[k], ld(aRows[t], i + k, aTypes[t]));
+        }
         if (NORM) {
             #pragma unroll
             for (int k = 0; k < 8; k++) v[k] = v[k] * inv[t] * nw[k];
@@ -210,7 +218,8 @@ __device__ __forceinline__ void gemv_load(uint4 (*raw)[GEMV_ROWS], const u16* co
 
 // The sums x[t] · rows[r] for four weight rows, valid in thread 0 of the block. The first pieces
 // of the weight are loaded before grid_wait(): they stream while the kernel before this one ends.
-template <int TOKENS, bool NORM>
+#define FLORA_META 5 // flora_gemv's ints per stacked row: x row, out row, A's type, Bᵀ's type, rank (at a token's first row, else 0)
+template <int TOKENS, bool NORM, bool MOD = false>
 __device__ __forceinline__ void gemv_rows(const GemvInput& input, const u16* const* rows, int in, int bf16, float (*acc)[TOKENS]) {
     __shared__ float partial[GEMV_WARPS][GEMV_ROWS][TOKENS];
     __shared__ double scratch[32];
@@ -229,10 +238,22 @@ __device__ __forceinline__ void gemv_rows(const GemvInput& input, const u16* con
         #pragma unroll
         for (int t = 0; t < TOKENS; t++) inv[t] = inverse_rms(input.x + (long long) t * in, in, input.eps, scratch);
     }
+    const float* xRows[TOKENS];
+    const void* aRows[TOKENS];
+    int aTypes[TOKENS];
+    if (MOD) {
+        #pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            xRows[t] = input.x + (long long) input.meta[t * FLORA_META] * in;
+            aRows[t] = (const void*) input.aRow[t];
+            aTypes[t] = input.meta[t * FLORA_META + 2];
+        }
+    }
     for (; i < in; i += GEMV_UNROLL * GEMV_STEP) {
         #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++)
-            if (i + u * GEMV_STEP < in) gemv_piece<TOKENS, NORM>(input, inv, in, i + u * GEMV_STEP, raw[u], bf16, acc);
+            if (i + u * GEMV_STEP < in)
+                gemv_piece<TOKENS, NORM, MOD>(input, inv, in, i + u * GEMV_STEP, raw[u], bf16, acc, xRows, aRows, aTypes);
         gemv_load(raw, rows, i + GEMV_UNROLL * GEMV_STEP, in);
     }
     #pragma unroll
@@ -337,11 +358,56 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_gated_norm##T(const float* 
         const void* bg, int btg, const u16* wu, const void* bu, int btu, float* out, int outs, int act) { \
     gemv_gated<T, true>(GemvInput{x, norm, nt, eps, h}, in, bf16, wg, bg, btg, wu, bu, btu, out, outs, act); }
 
+// fLoRA's whole layer for a few stacked rows (CudaBackend.floraLinear, -Dflora.cuda.fuseFlora=true):
+// flora_modulate's products on the way into the GEMV and flora_demodulate's sums on the way out, in
+// one launch. Stacked row t is x[xRow] ∘ A_g[j]; a token's r rows are consecutive, the first holding
+// r. Every value is rounded as in the three kernels (the modulation before the input's rounding, the
+// demodulation's products and sums in j order), so the bits are theirs.
+template <int S>
+__device__ void flora_gemv_block(const GemvInput& input, const long long* btRow, const u16* w, const void* bias, int biasType,
+                                 float* out, int in, int outs, int bf16, int row0) {
+    const u16* rows[GEMV_ROWS];
+    #pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) rows[r] = w + (long long) min(row0 + r, outs - 1) * in;
+    float acc[GEMV_ROWS][S];
+    gemv_rows<S, false, true>(input, rows, in, bf16, acc);
+    if (threadIdx.x != 0) return;
+    #pragma unroll
+    for (int s = 0; s < S; s++) {
+        int rank = input.meta[s * FLORA_META + 4];
+        if (rank == 0) continue; // not a token's first row
+        float scale = 1.f / rank;
+        float* o = out + (long long) input.meta[s * FLORA_META + 1] * outs;
+        #pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) {
+            int row = row0 + r;
+            if (row >= outs) continue;
+            float sum = 0.f;
+            #pragma unroll
+            for (int j = 0; s + j < S; j++)
+                if (j < rank) sum = __fadd_rn(sum, __fmul_rn(acc[r][s + j], ld((const void*) btRow[s + j], row, input.meta[(s + j) * FLORA_META + 3])));
+            float v = __fmul_rn(scale, sum);
+            if (bias) v = __fadd_rn(v, ld(bias, row, biasType));
+            o[row] = v;
+        }
+    }
+}
+
 extern "C" {
 GEMV_KERNELS(1)
 GEMV_KERNELS(2)
 GEMV_KERNELS(3)
 GEMV_KERNELS(4)
+
+#define FLORA_GEMV_KERNEL(S) \
+__global__ void __launch_bounds__(GEMV_THREADS) flora_gemv##S(const float* x, const long long* aRow, const long long* btRow, \
+        const int* meta, const u16* w, const void* bias, int biasType, float* out, int in, int outs, int bf16) { \
+    flora_gemv_block<S>(GemvInput{x, nullptr, 0, 0.f, nullptr, aRow, meta}, btRow, w, bias, biasType, out, in, outs, bf16, \
+                        blockIdx.x * GEMV_ROWS); }
+FLORA_GEMV_KERNEL(1)
+FLORA_GEMV_KERNEL(2)
+FLORA_GEMV_KERNEL(3)
+FLORA_GEMV_KERNEL(4)
 }
 
 extern "C" {

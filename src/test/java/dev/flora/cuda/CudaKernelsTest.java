@@ -948,6 +948,66 @@ class CudaKernelsTest {
     }
 
     /**
+     * The one-launch fLoRA GEMV (-Dflora.cuda.fuseFlora=true) gives floraLinear's three-kernel bits for
+     * 1 to 4 stacked rows: mixed ranks, factors in float32 or bf16, with a bias or without; the rows it
+     * does not adapt keep their values.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 1, F32", "BF16, 2, BF16", "F16, 3, F32", "BF16, 4, BF16", "F16, 4, F32"})
+    void fusedFloraGemvGivesTheBitsOfItsThreeKernels(DType type, int stackedRows, DType factorType) {
+        int t = 6, in = 264, out = 203;
+        int[][] rows = switch (stackedRows) {
+            case 1 -> new int[][] {{4}};
+            case 2 -> new int[][] {{1}, {5}};
+            case 3 -> new int[][] {{0}, {3}};
+            default -> new int[][] {{2, 5}, {0}};
+        };
+        int[] ranks = switch (stackedRows) {
+            case 1 -> new int[] {1};
+            case 2 -> new int[] {1, 1};
+            case 3 -> new int[] {2, 1};
+            default -> new int[] {1, 2};
+        };
+        Tensor[] a = new Tensor[rows.length];
+        Tensor[] bt = new Tensor[rows.length];
+        for (int g = 0; g < rows.length; g++) {
+            a[g] = weightOf(factorType, randoms(ranks[g] * in), ranks[g], in);
+            bt[g] = weightOf(factorType, randoms(ranks[g] * out), ranks[g], out);
+        }
+        Tensor w = weightOf(type, randoms(out * in), out, in);
+        Tensor bias = stackedRows % 2 == 0 ? weightOf(DType.BF16, randoms(out), 1, out) : null;
+        float[] base = randoms(t * out);
+        Tensor xs = gpu.fromHost(randoms(t * in), t, in);
+        float[][] results = new float[2][];
+        try {
+            for (int fused = 0; fused < 2; fused++) {
+                gpu.useFusedFlora(fused == 1);
+                Tensor o = gpu.fromHost(base, t, out);
+                gpu.floraLinear(xs, rows, a, bt, w, bias, poisoned(stackedRows, in), poisoned(stackedRows, out), o);
+                results[fused] = gpu.toHost(o);
+            }
+        } finally {
+            gpu.useFusedFlora(false);
+        }
+        assertThat(results[1]).as("one launch").containsExactly(results[0]);
+        java.util.Set<Integer> adapted = new java.util.HashSet<>();
+        for (int[] group : rows) {
+            for (int row : group) {
+                adapted.add(row);
+            }
+        }
+        for (int row = 0; row < t; row++) {
+            float[] got = Arrays.copyOfRange(results[1], row * out, (row + 1) * out);
+            float[] before = Arrays.copyOfRange(base, row * out, (row + 1) * out);
+            if (adapted.contains(row)) {
+                assertThat(got).as("adapted row %d written", row).isNotEqualTo(before);
+            } else {
+                assertThat(got).as("row %d untouched", row).containsExactly(before);
+            }
+        }
+    }
+
+    /**
      * floraLinear (one layout upload; the modulation writes cuBLAS's rounded input) gives bit for bit
      * what modulate, product and demodulate give one by one, through cuBLAS (16-bit weights, many
      * stacked rows) and the GEMV (few rows).
