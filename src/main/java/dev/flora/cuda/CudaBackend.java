@@ -38,6 +38,8 @@ public final class CudaBackend implements Backend {
     private static final int LORA_EXPAND_COLUMNS = 1024;
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
+    /** Tokens of a gathered LoRA call from which -Dflora.cuda.loraWide=true takes the wide kernels. */
+    private static final int LORA_WIDE_TOKENS = 256;
     /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
     private static final int FLORA_META = 5;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
@@ -73,6 +75,12 @@ public final class CudaBackend implements Backend {
      * same bits. An experiment until measured on the GPU.
      */
     private boolean fuseFlora = booleanFlag("flora.cuda.fuseFlora", false);
+    /**
+     * -Dflora.cuda.loraWide=true: gathered LoRA over at least LORA_WIDE_TOKENS tokens (a prompt step)
+     * shrinks with lora_shrink_wide (a warp a token and span, several ranks' loads in flight) and
+     * expands a token a block; the same bits. An experiment until measured on the GPU.
+     */
+    private boolean loraWide = booleanFlag("flora.cuda.loraWide", false);
     /**
      * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
@@ -1136,15 +1144,23 @@ public final class CudaBackend implements Backend {
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
         long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, outs[0]);
         long[] p = packed(outs[0], rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols);
-        launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
-                maxRank, in, LORA_SHRINK_SPAN);
-        // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
-        // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
+        boolean wide = loraWide && total >= LORA_WIDE_TOKENS;
+        if (wide) {
+            int units = total * spans; // a warp each
+            launch("lora_shrink_wide", (units + THREADS / 32 - 1) / (THREADS / 32), 1, THREADS, 0, CudaTensor.of(x).pointer, p[0], p[1], p[3],
+                    p[4], p[2], partial, maxRank, in, LORA_SHRINK_SPAN, spans, units);
+        } else {
+            launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
+                    maxRank, in, LORA_SHRINK_SPAN);
+        }
+        // Blocks split the output columns too: a few tokens still make enough blocks to stream B (many
+        // tokens, wide: a block a token, its partials loaded once). The partials go through shared
+        // memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;
         boolean stage = staged <= 48 * 1024;
-        launch("lora_expand", total, (maxOuts + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
-                stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
-                spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
+        int columns = wide ? maxOuts : LORA_EXPAND_COLUMNS;
+        launch("lora_expand", total, (maxOuts + columns - 1) / columns, THREADS, stage ? (int) staged : maxRank * Double.BYTES, partial, p[0],
+                p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank, spans, columns, stage ? 1 : 0);
     }
 
     /**
@@ -1393,6 +1409,11 @@ public final class CudaBackend implements Backend {
         launchOverlapped("flora_gemv" + stacked, gemvBlocks(out.cols()), GEMV_THREADS, x.pointer, p[0], p[1], p[2], w.pointer, ptr(bias),
                 type(bias), out.pointer, x.cols(), out.cols(), w.dtype() == DType.BF16 ? 1 : 0);
         return true;
+    }
+
+    /** Turns the wide LoRA kernels on or off, as -Dflora.cuda.loraWide does (tests run both). */
+    void useWideLora(boolean on) {
+        loraWide = on;
     }
 
     /** Turns the one-launch fLoRA GEMV on or off, as -Dflora.cuda.fuseFlora does (tests run both). */

@@ -1575,6 +1575,65 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
     }
 }
 
+// lora_shrink for steps of many tokens (CudaBackend, -Dflora.cuda.loraWide=true): the same partials
+// to the bit, but a warp takes one (token k, span s) and LORA_WIDE_RANKS ranks at a time, issuing the
+// x piece and those ranks' A pieces before it uses any (lora_shrink's warp has 3 loads in flight, and a prompt step
+// makes hundreds of thousands of its small blocks, each waiting out a memory round trip). Each
+// (k, s, j) sums the same products in the same order as lora_shrink (double products of floats are
+// exact), and the partials keep its layout [k, s, j] over spans.
+#ifndef LORA_WIDE_RANKS // a tunable: -Dflora.cuda.defines=LORA_WIDE_RANKS=N (CudaBackend, KernelModule.TUNABLES)
+#define LORA_WIDE_RANKS 4
+#endif
+__global__ void lora_shrink_wide(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
+                                 const int* rank, double* partial, int maxRank, int in, int span, int spans, int units) {
+    int warps = blockDim.x >> 5, unit = blockIdx.x * warps + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (unit >= units) return;
+    int k = unit / spans, s = unit % spans, g = groupOf[k], r = rank[g], type = aType[g];
+    const void* a = (const void*) aPtr[g];
+    const float* row = x + (long long) rowOf[k] * in;
+    int from = s * span, to = min(in, from + span);
+    bool vec = (in & 7) == 0 && type != 0;
+    double* out = partial + ((long long) k * spans + s) * maxRank;
+    for (int j0 = 0; j0 < r; j0 += LORA_WIDE_RANKS) {
+        double sum[LORA_WIDE_RANKS];
+        #pragma unroll
+        for (int jj = 0; jj < LORA_WIDE_RANKS; jj++) sum[jj] = 0.0;
+        if (vec) {
+            for (int c = from + 8 * lane; c < to; c += 256) {
+                uint4 w[LORA_WIDE_RANKS];
+                #pragma unroll
+                for (int jj = 0; jj < LORA_WIDE_RANKS; jj++)
+                    if (j0 + jj < r) w[jj] = *(const uint4*) ((const u16*) a + (long long) (j0 + jj) * in + c);
+                float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
+                float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                #pragma unroll
+                for (int jj = 0; jj < LORA_WIDE_RANKS; jj++) {
+                    if (j0 + jj >= r) continue;
+                    unsigned int h[4] = {w[jj].x, w[jj].y, w[jj].z, w[jj].w};
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) {
+                        u16 bits = (u16) (e & 1 ? h[e >> 1] >> 16 : h[e >> 1] & 0xffffu);
+                        sum[jj] += (double) (type == 1 ? bf16_to_f32(bits) : f16_to_f32(bits)) * xs[e];
+                    }
+                }
+            }
+        } else {
+            for (int c = from + lane; c < to; c += 32) {
+                float xc = row[c];
+                #pragma unroll
+                for (int jj = 0; jj < LORA_WIDE_RANKS; jj++)
+                    if (j0 + jj < r) sum[jj] += (double) ld(a, (long long) (j0 + jj) * in + c, type) * xc;
+            }
+        }
+        #pragma unroll
+        for (int jj = 0; jj < LORA_WIDE_RANKS; jj++) {
+            double total = sum[jj];
+            for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+            if (lane == 0 && j0 + jj < r) out[j0 + jj] = total;
+        }
+    }
+}
+
 // LoRA expand: out_g[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]), v[k, j] = Σ_s
 // partial[k, s, j] (the shrink's spans, summed in order); block (k, y) takes columns
 // [y·columns, (y+1)·columns) of its group's output (outPtr_g, outCols_g columns). Dynamic shared

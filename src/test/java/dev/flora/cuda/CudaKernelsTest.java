@@ -436,6 +436,47 @@ class CudaKernelsTest {
     }
 
     /**
+     * The wide LoRA kernels (-Dflora.cuda.loraWide=true, a prompt step's many tokens) give the narrow
+     * ones' bits: per-element and 8-column shrinks, ranks that are not a multiple of the ranks a warp
+     * takes at once, biases, and each token's output block.
+     */
+    @ParameterizedTest
+    @CsvSource({"97, F32", "776, BF16", "4096, F16"})
+    void wideLoraGivesTheBitsOfTheNarrowKernels(int in, DType type) {
+        int t = 300, out = 53;
+        int[][] rows = new int[3][];
+        for (int g = 0; g < 3; g++) {
+            int group = g;
+            rows[g] = java.util.stream.IntStream.range(0, t).filter(i -> i % 3 == group).toArray();
+        }
+        int[] ranks = {1, 8, 11};
+        float[] scale = {0.5f, 2f, 1.25f};
+        Tensor[] a = new Tensor[3];
+        Tensor[] b = new Tensor[3];
+        Tensor[] bias = new Tensor[3];
+        for (int g = 0; g < 3; g++) {
+            a[g] = weightOf(type, randoms(ranks[g] * in), ranks[g], in);
+            b[g] = weightOf(type, randoms(out * ranks[g]), out, ranks[g]);
+            bias[g] = g == 1 ? gpu.weight(randoms(out), 1, out) : null;
+        }
+        Tensor x = gpu.fromHost(randoms(t * in), t, in);
+        float[] base = randoms(t * out);
+        float[][] results = new float[2][];
+        try {
+            for (int wide = 0; wide < 2; wide++) {
+                gpu.useWideLora(wide == 1);
+                Tensor o = gpu.fromHost(base, t, out);
+                gpu.loraShrinkExpand(x, rows, a, b, bias, scale, new Tensor[] {o, o, o});
+                results[wide] = gpu.toHost(o);
+            }
+        } finally {
+            gpu.useWideLora(false);
+        }
+        assertThat(results[1]).as("wide kernels").containsExactly(results[0]);
+        assertThat(results[1]).as("every row changed").isNotEqualTo(base);
+    }
+
+    /**
      * Mixed ranks, types and biases in one call. 97 inputs take the per-element shrink; 776 (8-aligned,
      * three full spans of 256 and a short one) the 8-column loads for 16-bit A, and rank 11 more
      * ranks than a block has warps; 150,000 (586 spans) more partial sums than the expand stages in
