@@ -58,7 +58,7 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_MAX_SPLITS = 64;
     // Positions a decode attention block takes at least (-Dflora.cuda.attentionMinSplit): fewer make more
     // blocks for short contexts, more make fewer splits to join.
-    private final int attentionMinSplit = positiveFlag("flora.cuda.attentionMinSplit", System.getProperty("flora.cuda.attentionMinSplit"), 32);
+    private final int attentionMinSplit = positiveFlag("flora.cuda.attentionMinSplit", 32);
     private final boolean overlapAttention = booleanFlag("flora.cuda.overlapAttention", true);
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
@@ -139,7 +139,7 @@ public final class CudaBackend implements Backend {
         this.smCount = driver.attribute(device, Driver.ATTR_SM_COUNT);
         this.stream = driver.createStream();
         this.weightStream = driver.createStream();
-        this.memory = new DeviceMemory(driver, context, this::waitForStreams);
+        this.memory = new DeviceMemory(driver, this::waitForStreams);
         int major = driver.attribute(device, Driver.ATTR_COMPUTE_MAJOR);
         this.kernels = KernelModule.load(driver, major, driver.attribute(device, Driver.ATTR_COMPUTE_MINOR));
         this.overlap = overlapFlag && major >= 9;
@@ -188,6 +188,10 @@ public final class CudaBackend implements Backend {
     }
 
     /** A JVM flag's positive integer value (fallback where unset), or a refusal a user can act on. */
+    static int positiveFlag(String name, int fallback) {
+        return positiveFlag(name, System.getProperty(name), fallback);
+    }
+
     static int positiveFlag(String name, String value, int fallback) {
         if (value == null) {
             return fallback;
@@ -1400,8 +1404,12 @@ public final class CudaBackend implements Backend {
                 for (int j = 0; j < fa.rows(); j++, s++) {
                     aRow[s] = fa.pointer + (long) j * fa.cols() * fa.dtype().bytes();
                     btRow[s] = fb.pointer + (long) j * fb.cols() * fb.dtype().bytes();
-                    int[] m = {row, row, fa.typeCode(), fb.typeCode(), j == 0 ? fa.rows() : 0};
-                    System.arraycopy(m, 0, meta, s * FLORA_META, FLORA_META);
+                    int at = s * FLORA_META;
+                    meta[at] = row; // x's row
+                    meta[at + 1] = row; // out's row
+                    meta[at + 2] = fa.typeCode();
+                    meta[at + 3] = fb.typeCode();
+                    meta[at + 4] = j == 0 ? fa.rows() : 0;
                 }
             }
         }

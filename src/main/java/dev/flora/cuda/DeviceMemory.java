@@ -23,7 +23,6 @@ final class DeviceMemory {
     static final long UPLOAD_SLOT = 16L << 10;
 
     private final Driver driver;
-    private final MemorySegment context;
     private final List<long[]> chunks = new ArrayList<>(); // {pointer, size}
     private long used;
     private int current;
@@ -42,9 +41,8 @@ final class DeviceMemory {
     // The backend's: waits until every stream that may use this memory has finished; false when it cannot (a capture).
     private final java.util.function.BooleanSupplier waitForStreams;
 
-    DeviceMemory(Driver driver, MemorySegment context, java.util.function.BooleanSupplier waitForStreams) {
+    DeviceMemory(Driver driver, java.util.function.BooleanSupplier waitForStreams) {
         this.driver = driver;
-        this.context = context;
         this.waitForStreams = waitForStreams;
     }
 

@@ -660,7 +660,7 @@ class CudaKernelsTest {
             for (int attempt = 0; attempt < 100 && memory.retiredCount() == 0; attempt++) {
                 fresh.fromHost(randoms(64 * 64), 64, 64); // dropped at once
                 System.gc();
-                Thread.sleep(10);
+                Thread.sleep(10); // the cleaner runs on its own thread: give it a moment before looking
             }
             assertThat(memory.retiredCount()).as("collected buffers wait to be freed").isPositive();
             Tensor kept = fresh.fromHost(randoms(16), 4, 4);
