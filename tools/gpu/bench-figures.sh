@@ -18,7 +18,7 @@ figures=("${@:-throughput}")
 mkdir -p "$out"
 model="$(shape_model "$shape")"
 if [ -n "${CALIBRATE:-}" ]; then
-  flora calibrate --device cuda --dim "$CALIBRATE" --tokens 64,512,2048,8192 --ranks 1,2,4,8,16,32,64 --rounds 1 \
+  flora calibrate --device cuda --dim "$CALIBRATE" --tokens 16,64,512,2048,8192 --ranks 1,2,4,8,16,32,64 --rounds 1 \
     --strategies flora,gathered,bmm | tee "$out/calibration.txt"
 fi
 common=(--model "$model" --random-weights --device cuda --series "${SERIES:-none,flora,lora-bmm,lora-gathered,lora-auto}"

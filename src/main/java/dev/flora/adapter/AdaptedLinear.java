@@ -320,7 +320,28 @@ public final class AdaptedLinear {
         if (tokens == 0 || costs == null) {
             return CostModel.defaultFor(kind);
         }
-        return costs.choose(kind, linear.inFeatures(), linear.outFeatures(), tokens, rank);
+        if (kind != AdapterKind.LORA) {
+            return costs.choose(kind, linear.inFeatures(), linear.outFeatures(), tokens, rank);
+        }
+        int[] padded = paddedShape(modules);
+        return costs.choose(kind, linear.inFeatures(), linear.outFeatures(), tokens, padded[0], padded[1], rank);
+    }
+
+    /** LoRA-bmm's shape for this layer's LoRA tokens: {their sequences, the longest one's rows}. */
+    private int[] paddedShape(AdapterModule[] modules) {
+        int[] rowsOfSequence = new int[java.util.Arrays.stream(seqOfToken).max().orElse(-1) + 1];
+        int sequences = 0;
+        int longest = 0;
+        for (int k = 0; k < modules.length; k++) {
+            if (modules[k] instanceof AdapterModule.Lora) {
+                for (int r : rowsBySlot[activeSlots[k]]) {
+                    int n = ++rowsOfSequence[seqOfToken[r]];
+                    sequences += n == 1 ? 1 : 0;
+                    longest = Math.max(longest, n);
+                }
+            }
+        }
+        return new int[] {sequences, longest};
     }
 
     /** Whether this strategy replaces a module's output rows outright (so their base product would be wasted). */

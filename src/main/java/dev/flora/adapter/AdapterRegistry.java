@@ -332,6 +332,18 @@ public final class AdapterRegistry implements AdapterSlots {
     }
 
     /** Measured costs the AUTO strategy chooses by (null: its defaults). */
+    /**
+     * LoRA-bmm's padded copies of every registered LoRA adapter kept in memory, at its own rank, made
+     * now rather than inside the first step that uses each (PaddedLora): set-up, as loading is.
+     */
+    public synchronized void padForBmm(dev.flora.model.CausalLM model) {
+        for (AdapterVersion v : adapters()) {
+            if (v.kept() != null && v.kept().kind() == AdapterKind.LORA) {
+                PaddedLora.prepare(model.backend(), v.kept(), model.linears());
+            }
+        }
+    }
+
     public void useCosts(CostModel model) {
         this.costModel = model;
     }

@@ -101,6 +101,26 @@ final class PaddedLora {
     }
 
     /**
+     * Makes an adapter's padded copies at its own rank ahead of its first step, as a bmm server stacks
+     * an adapter's weights when it loads it: otherwise the first step to use it reads A and B back
+     * from the device for every layer, which stalls the stream in the middle of a timed run.
+     */
+    static void prepare(Backend backend, Adapter adapter, Map<String, Linear> linears) {
+        for (var e : adapter.modules().entrySet()) {
+            Linear linear = linears.get(e.getKey());
+            if (e.getValue() instanceof AdapterModule.Lora lora && linear != null) {
+                padded(backend, lora, lora.rank(), linear.inFeatures(), linear.outFeatures(), linear.weight().dtype());
+            }
+        }
+    }
+
+    /** Whether this module's padded copies at this rank and type are made (tests). */
+    static boolean isPadded(AdapterModule.Lora lora, int rank, DType type) {
+        Map<PadKey, Tensor[]> pads = PADDED.get(lora);
+        return pads != null && pads.containsKey(new PadKey(rank, type == DType.BF16 || type == DType.F16 ? type : DType.F32));
+    }
+
+    /**
      * {A padded to [rank, in], B padded to [out, rank], the bias times the scale (or null)}, made once
      * per module, rank and type: in the base layer's type where that is 16-bit (torch.bmm runs in the
      * model's type), else float32.

@@ -139,7 +139,8 @@ public final class ThroughputBench {
 
     /**
      * A registry holding one random adapter per request (of the series' kind and this rank on the
-     * workload's targets), the series' strategy pinned; none for the base model.
+     * workload's targets), the series' strategy pinned, LoRA-bmm's padded copies made where the
+     * strategy may take it; none for the base model.
      */
     static AdapterRegistry registry(CausalLM model, Series series, int rank, Workload w) {
         AdapterRegistry registry = new AdapterRegistry(Math.max(1, series.adapted() ? w.requests() : 1));
@@ -147,6 +148,9 @@ public final class ThroughputBench {
         if (series.adapted()) {
             RandomAdapters.create(model, series.kind(), rank, w.targets(), w.requests(), w.seed() + rank).forEach(registry::register);
             registry.pin(series.strategy());
+            if (series.kind() == AdapterKind.LORA && (series.strategy() == AdapterStrategy.BMM || series.strategy() == AdapterStrategy.AUTO)) {
+                registry.padForBmm(model); // set-up, as loading the adapters is: not inside the measured run's first steps
+            }
         }
         return registry;
     }

@@ -38,8 +38,18 @@ public final class CudaBackend implements Backend {
     private static final int LORA_EXPAND_COLUMNS = 1024;
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
-    /** Tokens of a gathered LoRA call from which -Dflora.cuda.loraWide=true takes the wide kernels. */
-    private static final int LORA_WIDE_TOKENS = 256;
+    /** kernels.cu's LT_TOKENS, LT_RANKS and LT_SPAN: the tiled LoRA kernels' tokens a tile (and columns a round), largest rank, input columns a block. */
+    private static final int LORA_TILE_TOKENS = 32;
+    private static final int LORA_TILE_RANKS = 64;
+    private static final int LORA_TILE_SPAN = 1024;
+    /**
+     * The fewest tokens, tokens per adapter on average, and largest rank of a gathered LoRA call that
+     * takes the tiled kernels. On the H200 at d = 6144 they beat the per-token kernels from rank 16
+     * (512 to 8192 tokens: 1.1-6.5x the layer's speed) and lost below rank 8 (NOTES.md).
+     */
+    private static final int LORA_TILED_MIN_TOKENS = 128;
+    private static final int LORA_TILED_MIN_PER_GROUP = 8;
+    private static final int LORA_TILED_MIN_RANK = 16;
     /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
     private static final int FLORA_META = 5;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
@@ -70,17 +80,16 @@ public final class CudaBackend implements Backend {
      */
     private boolean fuseRotation = booleanFlag("flora.cuda.fuseRotation", true);
     /**
-     * -Dflora.cuda.fuseFlora=true: an fLoRA layer of at most GEMV_MAX_ROWS stacked rows (16-bit weight)
-     * modulates, multiplies and demodulates in one GEMV launch (flora_gemv*) instead of three; the
-     * same bits. An experiment until measured on the GPU.
+     * An fLoRA layer of at most GEMV_MAX_ROWS stacked rows (16-bit weight) modulates, multiplies and
+     * demodulates in one GEMV launch (flora_gemv*) instead of three, with the same bits: +7.5% decode
+     * at batch 1 with fLoRA r1 on q,k on the H200 (NOTES.md). -Dflora.cuda.fuseFlora=false: three.
      */
-    private boolean fuseFlora = booleanFlag("flora.cuda.fuseFlora", false);
+    private boolean fuseFlora = booleanFlag("flora.cuda.fuseFlora", true);
     /**
-     * -Dflora.cuda.loraWide=true: gathered LoRA over at least LORA_WIDE_TOKENS tokens (a prompt step)
-     * shrinks with lora_shrink_wide (a warp a token and span, several ranks' loads in flight) and
-     * expands a token a block; the same bits. An experiment until measured on the GPU.
+     * Gathered LoRA in prompt steps by tiles of one adapter's tokens (lora_shrink_tiled,
+     * lora_expand_tiled; tiledLora()). -Dflora.cuda.tiledLora=false: the per-token kernels always.
      */
-    private boolean loraWide = booleanFlag("flora.cuda.loraWide", false);
+    private boolean tiledLora = booleanFlag("flora.cuda.tiledLora", true);
     /**
      * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
@@ -1145,26 +1154,68 @@ public final class CudaBackend implements Backend {
             }
         }
         int in = x.cols();
+        if (tiledLora(total, groups, maxRank)) {
+            loraTiled(x, rows, total, maxRank, maxOuts, outs[0], rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr,
+                    outCols);
+            return;
+        }
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
         long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, outs[0]);
         long[] p = packed(outs[0], rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols);
-        boolean wide = loraWide && total >= LORA_WIDE_TOKENS;
-        if (wide) {
-            int units = total * spans; // a warp each
-            launch("lora_shrink_wide", (units + THREADS / 32 - 1) / (THREADS / 32), 1, THREADS, 0, CudaTensor.of(x).pointer, p[0], p[1], p[3],
-                    p[4], p[2], partial, maxRank, in, LORA_SHRINK_SPAN, spans, units);
-        } else {
-            launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
-                    maxRank, in, LORA_SHRINK_SPAN);
-        }
-        // Blocks split the output columns too: a few tokens still make enough blocks to stream B (many
-        // tokens, wide: a block a token, its partials loaded once). The partials go through shared
-        // memory where they fit the default 48 KB (rank 64 up to 23k inputs).
+        launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
+                maxRank, in, LORA_SHRINK_SPAN);
+        // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
+        // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;
         boolean stage = staged <= 48 * 1024;
-        int columns = wide ? maxOuts : LORA_EXPAND_COLUMNS;
-        launch("lora_expand", total, (maxOuts + columns - 1) / columns, THREADS, stage ? (int) staged : maxRank * Double.BYTES, partial, p[0],
-                p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank, spans, columns, stage ? 1 : 0);
+        launch("lora_expand", total, (maxOuts + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
+                stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
+                spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
+    }
+
+    /**
+     * Whether a gathered LoRA call takes the tiled kernels (lora_shrink_tiled, lora_expand_tiled): a
+     * prompt step's, where adapters hold several tokens each, so that a tile's A and B are read once
+     * for its tokens. Never while a graph is recorded or replayed: their grids follow the groups'
+     * sizes, which a recorded decode step's replays do not share.
+     */
+    boolean tiledLora(int total, int groups, int maxRank) {
+        return tiledLora && issue == Issue.RUN && maxRank >= LORA_TILED_MIN_RANK && maxRank <= LORA_TILE_RANKS && total >= LORA_TILED_MIN_TOKENS
+                && total >= LORA_TILED_MIN_PER_GROUP * groups;
+    }
+
+    /** Gathered LoRA by tiles of LORA_TILE_TOKENS consecutive tokens of one group (tokens laid out group by group). */
+    private void loraTiled(Tensor x, int[][] rows, int total, int maxRank, int maxOuts, Tensor owner, int[] rowOf, int[] groupOf, int[] rank,
+                           long[] aPtr, int[] aType, long[] bPtr, int[] bType, long[] biasPtr, int[] biasType, float[] scale, long[] outPtr,
+                           int[] outCols) {
+        int tiles = 0;
+        for (int[] r : rows) {
+            tiles += (r.length + LORA_TILE_TOKENS - 1) / LORA_TILE_TOKENS;
+        }
+        int[] tileFirst = new int[tiles];
+        int[] tileCount = new int[tiles];
+        for (int g = 0, k = 0, first = 0; g < rows.length; first += rows[g].length, g++) {
+            for (int i = 0; i < rows[g].length; i += LORA_TILE_TOKENS) {
+                tileFirst[k] = first + i;
+                tileCount[k++] = Math.min(LORA_TILE_TOKENS, rows[g].length - i);
+            }
+        }
+        int in = x.cols();
+        int spans = (in + LORA_TILE_SPAN - 1) / LORA_TILE_SPAN;
+        long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, owner);
+        long[] p = packed(owner, rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols, tileFirst, tileCount);
+        launch("lora_shrink_tiled", tiles, spans, THREADS, 0, CudaTensor.of(x).pointer, p[0], p[1], p[12], p[13], p[3], p[4], p[2], partial,
+                maxRank, in);
+        // Each block stages its tile's ranks once and walks every few column tiles: enough blocks to fill the GPU.
+        int columnTiles = (maxOuts + LORA_TILE_TOKENS - 1) / LORA_TILE_TOKENS;
+        int columnBlocks = Math.min(columnTiles, Math.max(8, (4 * smCount + tiles - 1) / tiles));
+        launch("lora_expand_tiled", tiles, columnBlocks, THREADS, 0, partial, p[0], p[1], p[12], p[13], p[5], p[6], p[7], p[8], p[2], p[9],
+                p[10], p[11], maxRank, spans);
+    }
+
+    /** Turns the tiled LoRA kernels on or off, as -Dflora.cuda.tiledLora does (tests run both). */
+    void useTiledLora(boolean on) {
+        tiledLora = on;
     }
 
     /**
@@ -1417,11 +1468,6 @@ public final class CudaBackend implements Backend {
         launchOverlapped("flora_gemv" + stacked, gemvBlocks(out.cols()), GEMV_THREADS, x.pointer, p[0], p[1], p[2], w.pointer, ptr(bias),
                 type(bias), out.pointer, x.cols(), out.cols(), w.dtype() == DType.BF16 ? 1 : 0);
         return true;
-    }
-
-    /** Turns the wide LoRA kernels on or off, as -Dflora.cuda.loraWide does (tests run both). */
-    void useWideLora(boolean on) {
-        loraWide = on;
     }
 
     /** Turns the one-launch fLoRA GEMV on or off, as -Dflora.cuda.fuseFlora does (tests run both). */

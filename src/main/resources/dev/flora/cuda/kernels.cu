@@ -358,7 +358,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_gated_norm##T(const float* 
         const void* bg, int btg, const u16* wu, const void* bu, int btu, float* out, int outs, int act) { \
     gemv_gated<T, true>(GemvInput{x, norm, nt, eps, h}, in, bf16, wg, bg, btg, wu, bu, btu, out, outs, act); }
 
-// fLoRA's whole layer for a few stacked rows (CudaBackend.floraLinear, -Dflora.cuda.fuseFlora=true):
+// fLoRA's whole layer for a few stacked rows (CudaBackend.floraLinear; -Dflora.cuda.fuseFlora=false: three kernels):
 // flora_modulate's products on the way into the GEMV and flora_demodulate's sums on the way out, in
 // one launch. Stacked row t is x[xRow] ∘ A_g[j]; a token's r rows are consecutive, the first holding
 // r. Every value is rounded as in the three kernels (the modulation before the input's rounding, the
@@ -1575,61 +1575,104 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
     }
 }
 
-// lora_shrink for steps of many tokens (CudaBackend, -Dflora.cuda.loraWide=true): the same partials
-// to the bit, but a warp takes one (token k, span s) and LORA_WIDE_RANKS ranks at a time, issuing the
-// x piece and those ranks' A pieces before it uses any (lora_shrink's warp has 3 loads in flight, and a prompt step
-// makes hundreds of thousands of its small blocks, each waiting out a memory round trip). Each
-// (k, s, j) sums the same products in the same order as lora_shrink (double products of floats are
-// exact), and the partials keep its layout [k, s, j] over spans.
-#ifndef LORA_WIDE_RANKS // a tunable: -Dflora.cuda.defines=LORA_WIDE_RANKS=N (CudaBackend, KernelModule.TUNABLES)
-#define LORA_WIDE_RANKS 4
-#endif
-__global__ void lora_shrink_wide(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
-                                 const int* rank, double* partial, int maxRank, int in, int span, int spans, int units) {
-    int warps = blockDim.x >> 5, unit = blockIdx.x * warps + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (unit >= units) return;
-    int k = unit / spans, s = unit % spans, g = groupOf[k], r = rank[g], type = aType[g];
+// LoRA for steps whose adapters each hold many tokens (prompts), SGMV-like: a tile is up to LT_TOKENS
+// consecutive packed tokens of one group (CudaBackend lays a group's tokens out together), so A and B
+// are read once per tile rather than once per token, as the narrow kernels above must. Float64 sums as
+// there (their order differs, so the bits may too); the partials keep the narrow layout, spans of
+// LT_SPAN input columns, so either expand reads either shrink's.
+#define LT_TOKENS 32  // tokens per tile
+#define LT_RANKS 64   // the largest rank the tiled kernels take
+#define LT_COLS 32    // input columns (shrink) or output columns (expand) staged per round
+#define LT_SPAN 1024  // input columns per shrink block: partial's spans
+// Shrink, block (b, s): tile b's tokens over input span s, all their ranks: partial[k, s, j] =
+// Σ over the span of A_g[j, c] x[row_k, c]. Thread: token tid % 32, ranks tid / 32 + 8i.
+__global__ void __launch_bounds__(256) lora_shrink_tiled(const float* x, const int* rowOf, const int* groupOf, const int* tileFirst,
+                                                         const int* tileCount, const long long* aPtr, const int* aType, const int* rank,
+                                                         double* partial, int maxRank, int in) {
+    __shared__ double xs[LT_TOKENS][LT_COLS + 1];
+    __shared__ double as[LT_RANKS][LT_COLS + 1];
+    int first = tileFirst[blockIdx.x], count = tileCount[blockIdx.x], g = groupOf[first], r = rank[g], type = aType[g];
     const void* a = (const void*) aPtr[g];
-    const float* row = x + (long long) rowOf[k] * in;
-    int from = s * span, to = min(in, from + span);
-    bool vec = (in & 7) == 0 && type != 0;
-    double* out = partial + ((long long) k * spans + s) * maxRank;
-    for (int j0 = 0; j0 < r; j0 += LORA_WIDE_RANKS) {
-        double sum[LORA_WIDE_RANKS];
+    int t = threadIdx.x & 31, jb = threadIdx.x >> 5;
+    int from = blockIdx.y * LT_SPAN, to = min(in, from + LT_SPAN);
+    double acc[LT_RANKS / 8];
+    #pragma unroll
+    for (int i = 0; i < LT_RANKS / 8; i++) acc[i] = 0.0;
+    for (int c0 = from; c0 < to; c0 += LT_COLS) {
+        int c = c0 + t;
+        for (int k = jb; k < LT_TOKENS; k += 8)
+            xs[k][t] = k < count && c < to ? (double) x[(long long) rowOf[first + k] * in + c] : 0.0;
+        for (int j = jb; j < r; j += 8) as[j][t] = c < to ? (double) ld(a, (long long) j * in + c, type) : 0.0;
+        __syncthreads();
+        #pragma unroll 4
+        for (int cc = 0; cc < LT_COLS; cc++) {
+            double xv = xs[t][cc];
+            #pragma unroll
+            for (int i = 0; i < LT_RANKS / 8; i++)
+                if (jb + 8 * i < r) acc[i] += as[jb + 8 * i][cc] * xv;
+        }
+        __syncthreads();
+    }
+    if (t < count) {
+        double* p = partial + ((long long) (first + t) * gridDim.y + blockIdx.y) * maxRank;
         #pragma unroll
-        for (int jj = 0; jj < LORA_WIDE_RANKS; jj++) sum[jj] = 0.0;
-        if (vec) {
-            for (int c = from + 8 * lane; c < to; c += 256) {
-                uint4 w[LORA_WIDE_RANKS];
-                #pragma unroll
-                for (int jj = 0; jj < LORA_WIDE_RANKS; jj++)
-                    if (j0 + jj < r) w[jj] = *(const uint4*) ((const u16*) a + (long long) (j0 + jj) * in + c);
-                float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
-                float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-                #pragma unroll
-                for (int jj = 0; jj < LORA_WIDE_RANKS; jj++) {
-                    if (j0 + jj >= r) continue;
-                    unsigned int h[4] = {w[jj].x, w[jj].y, w[jj].z, w[jj].w};
-                    #pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        u16 bits = (u16) (e & 1 ? h[e >> 1] >> 16 : h[e >> 1] & 0xffffu);
-                        sum[jj] += (double) (type == 1 ? bf16_to_f32(bits) : f16_to_f32(bits)) * xs[e];
-                    }
+        for (int i = 0; i < LT_RANKS / 8; i++)
+            if (jb + 8 * i < r) p[jb + 8 * i] = acc[i];
+    }
+}
+
+// Expand, block (b, y): tile b's tokens, output columns [y·LT_COLS, ...) and every gridDim.y-th
+// column tile after: out_g[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]) with v[k, j]
+// the partials summed in span order, staged once for all the block's columns. Thread: column
+// tid % 32, tokens tid / 32 + 8i.
+__global__ void __launch_bounds__(256) lora_expand_tiled(const double* partial, const int* rowOf, const int* groupOf, const int* tileFirst,
+                                                         const int* tileCount, const long long* bPtr, const int* bType, const long long* biasPtr,
+                                                         const int* biasType, const int* rank, const float* scale, const long long* outPtr,
+                                                         const int* outCols, int maxRank, int spans) {
+    __shared__ double vs[LT_TOKENS][LT_RANKS + 1];
+    __shared__ double bs[LT_COLS][LT_RANKS + 1];
+    int first = tileFirst[blockIdx.x], count = tileCount[blockIdx.x], g = groupOf[first], r = rank[g], type = bType[g];
+    int outs = outCols[g];
+    const void* b = (const void*) bPtr[g];
+    const void* bias = (const void*) biasPtr[g];
+    int biasKind = bias ? biasType[g] : 0;
+    float sc = scale[g];
+    float* out = (float*) outPtr[g];
+    int c = threadIdx.x & 31, kb = threadIdx.x >> 5;
+    for (int idx = threadIdx.x; idx < LT_TOKENS * r; idx += blockDim.x) {
+        int k = idx / r, j = idx % r;
+        double s = 0.0;
+        if (k < count)
+            for (int p = 0; p < spans; p++) s += partial[((long long) (first + k) * spans + p) * maxRank + j];
+        vs[k][j] = s;
+    }
+    for (int c0 = blockIdx.y * LT_COLS; c0 < outs; c0 += gridDim.y * LT_COLS) {
+        __syncthreads(); // vs written (first round), bs free (later ones)
+        for (int idx = threadIdx.x; idx < LT_COLS * r; idx += blockDim.x) {
+            int cc = idx / r, j = idx % r;
+            bs[cc][j] = c0 + cc < outs ? (double) ld(b, (long long) (c0 + cc) * r + j, type) : 0.0;
+        }
+        __syncthreads();
+        double d[LT_TOKENS / 8];
+        #pragma unroll
+        for (int i = 0; i < LT_TOKENS / 8; i++) d[i] = 0.0;
+        for (int j = 0; j < r; j++) {
+            double bv = bs[c][j];
+            #pragma unroll
+            for (int i = 0; i < LT_TOKENS / 8; i++) d[i] += bv * vs[kb + 8 * i][j];
+        }
+        int col = c0 + c;
+        if (col < outs) {
+            float bc = bias ? ld(bias, col, biasKind) : 0.f;
+            #pragma unroll
+            for (int i = 0; i < LT_TOKENS / 8; i++) {
+                int k = kb + 8 * i;
+                if (k < count) {
+                    float* o = out + (long long) rowOf[first + k] * outs + col;
+                    double e = bias ? d[i] + bc : d[i];
+                    *o = *o + sc * (float) e;
                 }
             }
-        } else {
-            for (int c = from + lane; c < to; c += 32) {
-                float xc = row[c];
-                #pragma unroll
-                for (int jj = 0; jj < LORA_WIDE_RANKS; jj++)
-                    if (j0 + jj < r) sum[jj] += (double) ld(a, (long long) (j0 + jj) * in + c, type) * xc;
-            }
-        }
-        #pragma unroll
-        for (int jj = 0; jj < LORA_WIDE_RANKS; jj++) {
-            double total = sum[jj];
-            for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
-            if (lane == 0 && j0 + jj < r) out[j0 + jj] = total;
         }
     }
 }

@@ -51,8 +51,41 @@ class CostModelTest {
         assertThat(m.choose(AdapterKind.IA3, 64, 64, 16, 1)).isEqualTo(AdapterStrategy.EXACT);
     }
 
+    /**
+     * LoRA-bmm pays per sequence, each padded to the longest. The calibration measured 16 equal
+     * sequences (16 tokens: one each): 16 sequences whose longest has 10 rows cost it ten times that
+     * (a long prompt among decoding sequences), and 160 sequences of one token ten times too, so
+     * gathered wins where bmm won on equal sequences.
+     */
     @Test
-    void interpolatesLogTimeOverLogTokensAndLogRankAndClampsAtTheEdges() {
+    void loraBmmIsChargedPerSequenceForItsPaddedRows() {
+        CostModel m = model();
+        assertThat(m.choose(AdapterKind.LORA, 64, 64, 16, 16, 1, 1)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(m.estimateBmm(64, 64, 16, 1, 1)).isCloseTo(25, within(1e-9));
+        assertThat(m.estimateBmm(64, 64, 16, 10, 1)).isCloseTo(250, within(1e-9));
+        assertThat(m.choose(AdapterKind.LORA, 64, 64, 16, 16, 10, 1)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(m.estimateBmm(64, 64, 160, 1, 1)).isCloseTo(250, within(1e-9));
+        assertThat(m.choose(AdapterKind.LORA, 64, 64, 16, 160, 1, 1)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(m.choose(AdapterKind.LORA, 64, 64, 16, 1)).as("the memo keeps them apart").isEqualTo(AdapterStrategy.BMM);
+        assertThat(m.choose(AdapterKind.FLORA, 64, 64, 16, 160, 1, 1)).as("the shape is bmm's alone").isEqualTo(AdapterStrategy.FLORA);
+    }
+
+    /** Fewer sequences than the calibration's, a token each: the calibration's own step of that many tokens (one a sequence). */
+    @Test
+    void fewDecodingSequencesAreReadOffTheGrid() {
+        List<Calibration.Measurement> ms = new ArrayList<>();
+        for (int t : new int[] {4, 16, 64}) {
+            ms.add(m("bmm", t, 8, t == 4 ? 10 : t == 16 ? 20 : 40));
+        }
+        CostModel c = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, ms));
+        assertThat(c.estimateBmm(64, 64, 4, 1, 8)).isCloseTo(10, within(1e-9));
+        assertThat(c.estimateBmm(64, 64, 16, 1, 8)).isCloseTo(20, within(1e-9));
+        assertThat(c.estimateBmm(64, 64, 32, 1, 8)).as("32 sequences: twice 16").isCloseTo(40, within(1e-9));
+        assertThat(c.estimateBmm(64, 64, 4, 4, 8)).as("4 of 4 tokens: a quarter of 16 of 4 (64 tokens)").isCloseTo(10, within(1e-9));
+    }
+
+    @Test
+    void interpolatesLogTimeOverLogTokensAndLogRankClampsAtTheEdgesAndGrowsWithTokensPastTheLast() {
         List<Calibration.Measurement> ms = new ArrayList<>();
         for (int t : new int[] {4, 16}) {
             for (int r : new int[] {1, 4}) {
@@ -63,7 +96,8 @@ class CostModelTest {
         CostModel c = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, ms));
         assertThat(c.estimate("flora", 64, 64, 8, 2)).isCloseTo(16, within(1e-9));
         assertThat(c.estimate("flora", 64, 64, 1, 1)).isCloseTo(4, within(1e-9));     // clamped to 4 tokens
-        assertThat(c.estimate("flora", 64, 64, 64, 64)).isCloseTo(64, within(1e-9));  // clamped to 16 tokens, rank 4
+        assertThat(c.estimate("flora", 64, 64, 16, 64)).isCloseTo(64, within(1e-9));  // clamped to rank 4
+        assertThat(c.estimate("flora", 64, 64, 64, 64)).isCloseTo(256, within(1e-9)); // past 16 tokens: ∝ tokens
         assertThat(c.estimate("gathered", 64, 64, 8, 2)).isNaN();
         // flora t·r against exact 3t: flora below rank 3, exact above
         assertThat(c.choose(AdapterKind.FLORA, 64, 64, 8, 2)).isEqualTo(AdapterStrategy.FLORA);

@@ -73,6 +73,31 @@ class StrategiesTest {
         }
     }
 
+    /** padForBmm makes every LoRA module's padded copies at its own rank ahead of the first step, and only LoRA's. */
+    @org.junit.jupiter.api.Test
+    void padForBmmPadsEveryLoraModuleAhead() {
+        AdapterRegistry registry = AdaptersTest.registry(model, dirs, dirs.size());
+        int loras = 0;
+        for (AdapterVersion v : registry.adapters()) {
+            for (var e : v.kept().modules().entrySet()) {
+                if (e.getValue() instanceof AdapterModule.Lora lora) {
+                    assertThat(PaddedLora.isPadded(lora, lora.rank(), model.model().linears().get(e.getKey()).weight().dtype())).isFalse();
+                }
+            }
+        }
+        registry.padForBmm(model.model());
+        for (AdapterVersion v : registry.adapters()) {
+            for (var e : v.kept().modules().entrySet()) {
+                if (e.getValue() instanceof AdapterModule.Lora lora) {
+                    assertThat(PaddedLora.isPadded(lora, lora.rank(), model.model().linears().get(e.getKey()).weight().dtype()))
+                            .as("%s %s", v.name(), e.getKey()).isTrue();
+                    loras++;
+                }
+            }
+        }
+        assertThat(loras).as("the fixtures hold LoRA adapters").isPositive();
+    }
+
     @ParameterizedTest
     @EnumSource(AdapterStrategy.class)
     void fixturesPassUnderEveryStrategy(AdapterStrategy strategy) {

@@ -436,47 +436,6 @@ class CudaKernelsTest {
     }
 
     /**
-     * The wide LoRA kernels (-Dflora.cuda.loraWide=true, a prompt step's many tokens) give the narrow
-     * ones' bits: per-element and 8-column shrinks, ranks that are not a multiple of the ranks a warp
-     * takes at once, biases, and each token's output block.
-     */
-    @ParameterizedTest
-    @CsvSource({"97, F32", "776, BF16", "4096, F16"})
-    void wideLoraGivesTheBitsOfTheNarrowKernels(int in, DType type) {
-        int t = 300, out = 53;
-        int[][] rows = new int[3][];
-        for (int g = 0; g < 3; g++) {
-            int group = g;
-            rows[g] = java.util.stream.IntStream.range(0, t).filter(i -> i % 3 == group).toArray();
-        }
-        int[] ranks = {1, 8, 11};
-        float[] scale = {0.5f, 2f, 1.25f};
-        Tensor[] a = new Tensor[3];
-        Tensor[] b = new Tensor[3];
-        Tensor[] bias = new Tensor[3];
-        for (int g = 0; g < 3; g++) {
-            a[g] = weightOf(type, randoms(ranks[g] * in), ranks[g], in);
-            b[g] = weightOf(type, randoms(out * ranks[g]), out, ranks[g]);
-            bias[g] = g == 1 ? gpu.weight(randoms(out), 1, out) : null;
-        }
-        Tensor x = gpu.fromHost(randoms(t * in), t, in);
-        float[] base = randoms(t * out);
-        float[][] results = new float[2][];
-        try {
-            for (int wide = 0; wide < 2; wide++) {
-                gpu.useWideLora(wide == 1);
-                Tensor o = gpu.fromHost(base, t, out);
-                gpu.loraShrinkExpand(x, rows, a, b, bias, scale, new Tensor[] {o, o, o});
-                results[wide] = gpu.toHost(o);
-            }
-        } finally {
-            gpu.useWideLora(false);
-        }
-        assertThat(results[1]).as("wide kernels").containsExactly(results[0]);
-        assertThat(results[1]).as("every row changed").isNotEqualTo(base);
-    }
-
-    /**
      * Mixed ranks, types and biases in one call. 97 inputs take the per-element shrink; 776 (8-aligned,
      * three full spans of 256 and a short one) the 8-column loads for 16-bit A, and rank 11 more
      * ranks than a block has warps; 150,000 (586 spans) more partial sums than the expand stages in
@@ -509,35 +468,8 @@ class CudaKernelsTest {
         }
         Tensor o = gpu.fromHost(base, t, out);
         gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, new Tensor[] {o, o, o});
-        double[] want = new double[t * out];
-        double[] mag = new double[t * out];
-        for (int i = 0; i < want.length; i++) {
-            want[i] = base[i];
-            mag[i] = Math.abs(base[i]);
-        }
-        for (int g = 0; g < 3; g++) {
-            for (int r : rows[g]) {
-                double[] v = new double[ranks[g]];
-                double[] vm = new double[ranks[g]];
-                for (int j = 0; j < ranks[g]; j++) {
-                    for (int i = 0; i < in; i++) {
-                        v[j] += (double) av[g][j * in + i] * x[r * in + i];
-                        vm[j] += Math.abs((double) av[g][j * in + i] * x[r * in + i]);
-                    }
-                }
-                for (int c = 0; c < out; c++) {
-                    double d = biasv[g] == null ? 0 : biasv[g][c];
-                    double m = Math.abs(d);
-                    for (int j = 0; j < ranks[g]; j++) {
-                        d += bv[g][c * ranks[g] + j] * v[j];
-                        m += Math.abs(bv[g][c * ranks[g] + j]) * vm[j];
-                    }
-                    want[r * out + c] += scale[g] * d;
-                    mag[r * out + c] += Math.abs(scale[g]) * m;
-                }
-            }
-        }
-        near(gpu.toHost(o), want, mag, 2e-6, "loraShrinkExpand");
+        double[][] want = loraReference(x, base, in, out, rows, av, bv, biasv, scale);
+        near(gpu.toHost(o), want[0], want[1], 2e-6, "loraShrinkExpand");
         // Groups into different outputs (a wider and a narrower one), in one call: a call per output's bits.
         int wide = 1100;
         Tensor[] wb = {weightOf(second, randoms(wide * ranks[0]), wide, ranks[0]), b[1], b[2]};
@@ -557,6 +489,106 @@ class CudaKernelsTest {
                         java.util.Arrays.copyOfRange(all, r * out, (r + 1) * out));
             }
         }
+    }
+
+    /**
+     * base + Σ_g scale_g (B_g (A_g x) + bias_g) over each group's rows in float64, and the same sums of
+     * magnitudes (the tolerance's scale): {want, magnitude}. A_g [r, in], B_g [out, r], one output.
+     */
+    private static double[][] loraReference(float[] x, float[] base, int in, int out, int[][] rows, float[][] av, float[][] bv, float[][] biasv,
+                                            float[] scale) {
+        double[] want = new double[base.length];
+        double[] mag = new double[base.length];
+        for (int i = 0; i < want.length; i++) {
+            want[i] = base[i];
+            mag[i] = Math.abs(base[i]);
+        }
+        for (int g = 0; g < rows.length; g++) {
+            int rank = av[g].length / in;
+            for (int r : rows[g]) {
+                double[] v = new double[rank];
+                double[] vm = new double[rank];
+                for (int j = 0; j < rank; j++) {
+                    for (int i = 0; i < in; i++) {
+                        v[j] += (double) av[g][j * in + i] * x[r * in + i];
+                        vm[j] += Math.abs((double) av[g][j * in + i] * x[r * in + i]);
+                    }
+                }
+                for (int c = 0; c < out; c++) {
+                    double d = biasv[g] == null ? 0 : biasv[g][c];
+                    double m = Math.abs(d);
+                    for (int j = 0; j < rank; j++) {
+                        d += bv[g][c * rank + j] * v[j];
+                        m += Math.abs(bv[g][c * rank + j]) * vm[j];
+                    }
+                    want[r * out + c] += scale[g] * d;
+                    mag[r * out + c] += Math.abs(scale[g]) * m;
+                }
+            }
+        }
+        return new double[][] {want, mag};
+    }
+
+    /**
+     * A prompt step's gathered LoRA (many tokens an adapter) by the tiled kernels, against float64 and
+     * against the per-token kernels (not their bits: the sums' order differs): groups of interleaved
+     * rows with full tiles and a short one (5 tokens), ranks 1 to 64 mixed with biases and all three
+     * factor types, inputs of one span and of several with a short last one (the partials summed
+     * over spans), and two outputs of different widths, neither a whole number of column tiles.
+     */
+    @ParameterizedTest
+    @CsvSource({"97, 53, 70", "776, 64, 33", "2500, 200, 1"})
+    void tiledLoraMatchesFloat64AndThePerTokenKernels(int in, int out, int otherOut) {
+        int t = 300;
+        int[] ranks = {1, 8, 64, 13};
+        DType[] types = {DType.F32, DType.BF16, DType.F16, DType.BF16};
+        int[][] rows = new int[4][];
+        for (int g = 0; g < 3; g++) {
+            int group = g;
+            rows[g] = java.util.stream.IntStream.range(0, t - 5).filter(i -> i % 3 == group).toArray();
+        }
+        rows[3] = java.util.stream.IntStream.range(t - 5, t).toArray();
+        float[] scale = {0.5f, 2f, 1.25f, -0.75f};
+        Tensor[] a = new Tensor[4];
+        Tensor[] b = new Tensor[4];
+        Tensor[] bias = new Tensor[4];
+        float[][] av = new float[4][];
+        float[][] bv = new float[4][];
+        float[][] biasv = new float[4][];
+        for (int g = 0; g < 4; g++) {
+            int width = g == 3 ? otherOut : out;
+            av[g] = randoms(ranks[g] * in);
+            bv[g] = randoms(width * ranks[g]);
+            a[g] = weightOf(types[g], av[g], ranks[g], in);
+            b[g] = weightOf(types[(g + 1) % 4], bv[g], width, ranks[g]);
+            if (g % 2 == 1) {
+                biasv[g] = randoms(width);
+                bias[g] = gpu.weight(biasv[g], 1, width);
+            }
+        }
+        float[] x = randoms(t * in);
+        float[] base = randoms(t * out);
+        float[] otherBase = randoms(t * otherOut);
+        double[][] want = loraReference(x, base, in, out, java.util.Arrays.copyOf(rows, 3), av, bv, biasv, scale);
+        double[][] otherWant = loraReference(x, otherBase, in, otherOut, new int[][] {rows[3]}, new float[][] {av[3]}, new float[][] {bv[3]},
+                new float[][] {biasv[3]}, new float[] {scale[3]});
+        try {
+            for (int tiled = 0; tiled < 2; tiled++) {
+                gpu.useTiledLora(tiled == 1);
+                Tensor o = gpu.fromHost(base, t, out);
+                Tensor other = gpu.fromHost(otherBase, t, otherOut);
+                gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, new Tensor[] {o, o, o, other});
+                String what = tiled == 1 ? "tiled" : "per token";
+                near(gpu.toHost(o), want[0], want[1], 2e-6, what);
+                near(gpu.toHost(other), otherWant[0], otherWant[1], 2e-6, what + ", the other output");
+            }
+        } finally {
+            gpu.useTiledLora(true);
+        }
+        assertThat(gpu.tiledLora(t, 4, 64)).as("this call takes the tiled kernels").isTrue();
+        assertThat(gpu.tiledLora(t, 4, 65)).as("rank 65 does not").isFalse();
+        assertThat(gpu.tiledLora(64, 64, 16)).as("a decode step's token an adapter does not").isFalse();
+        assertThat(gpu.tiledLora(t, 4, 8)).as("nor rank 8, where the per-token kernels are faster").isFalse();
     }
 
     /**
