@@ -1,6 +1,7 @@
 package dev.flora.bench;
 
 import dev.flora.FloraException;
+import dev.flora.adapter.Adapter;
 import dev.flora.adapter.AdapterKind;
 import dev.flora.adapter.AdapterRegistry;
 import dev.flora.adapter.AdapterStrategy;
@@ -146,13 +147,41 @@ public final class ThroughputBench {
         AdapterRegistry registry = new AdapterRegistry(Math.max(1, series.adapted() ? w.requests() : 1));
         registry.useCosts(CostModel.loadIfPresent(CostModel.defaultFile(model.backend())));
         if (series.adapted()) {
-            RandomAdapters.create(model, series.kind(), rank, w.targets(), w.requests(), w.seed() + rank).forEach(registry::register);
+            adapters(model, series.kind(), rank, w).forEach(registry::register);
             registry.pin(series.strategy());
             if (series.kind() == AdapterKind.LORA && (series.strategy() == AdapterStrategy.BMM || series.strategy() == AdapterStrategy.AUTO)) {
                 registry.padForBmm(model); // set-up, as loading the adapters is: not inside the measured run's first steps
             }
         }
         return registry;
+    }
+
+    /** The last series' random adapters, which the next series of the same kind and rank reuses (same seed, same values). */
+    private record Generated(CausalLM model, AdapterKind kind, int rank, Set<String> targets, int count, long seed, List<Adapter> adapters) {
+    }
+
+    private static Generated generated;
+
+    /**
+     * One random adapter per request of this kind and rank on the workload's targets: the LoRA
+     * series of a point (bmm, gathered, auto) share one draw instead of drawing it three times.
+     */
+    private static synchronized List<Adapter> adapters(CausalLM model, AdapterKind kind, int rank, Workload w) {
+        long seed = w.seed() + rank;
+        Set<String> targets = Set.copyOf(w.targets());
+        Generated g = generated;
+        if (g == null || g.model() != model || g.kind() != kind || g.rank() != rank || !g.targets().equals(targets) || g.count() != w.requests()
+                || g.seed() != seed) {
+            generated = null; // the last draw's memory goes before the next is made
+            g = new Generated(model, kind, rank, targets, w.requests(), seed, RandomAdapters.create(model, kind, rank, targets, w.requests(), seed));
+            generated = g;
+        }
+        return g.adapters();
+    }
+
+    /** Drops the kept draw (its device memory is freed as the adapters are collected). */
+    public static synchronized void forgetAdapters() {
+        generated = null;
     }
 
     /** The workload's requests (greedy, EOS ignored), request i naming adapter i of the registry when the series has adapters. */

@@ -164,6 +164,7 @@ final class BenchLoadCommands {
                     }
                 }
             } finally {
+                ThroughputBench.forgetAdapters(); // before the backend that holds them closes
                 backend.close();
             }
             if (!json) {
