@@ -218,9 +218,52 @@ final class BenchLoadCommands {
                 o.printf(Locale.ROOT, "medians of up to %d runs a point; the widest spread, (max - min) / median: %.1f%% (%s)%n", most,
                         100 * spread, widest);
             }
+            o.print(autoAgainstBest(points));
             o.flush();
             draw(name, points, used, most);
         }
+
+        /** Each automatic series and the pinned ones it chooses among. */
+        private static final Map<String, List<String>> AUTO_CHOICES = Map.of(
+                "lora-auto", List.of("lora-bmm", "lora-gathered"), "flora-auto", List.of("flora"));
+
+        /**
+         * One line per automatic series measured beside a pinned one of its kind: at each rank, its
+         * figure as a fraction of the best pinned series' (speed: 1 is as fast, above 1 faster), and
+         * the least over the ranks (issue 13's goal: 0.97 at every point, medians of 3).
+         */
+        String autoAgainstBest(List<P> points) {
+            StringBuilder b = new StringBuilder();
+            for (var e : new java.util.TreeMap<>(AUTO_CHOICES).entrySet()) {
+                StringBuilder row = new StringBuilder();
+                double least = Double.MAX_VALUE;
+                for (P auto : points.stream().filter(p -> p.series().equals(e.getKey())).sorted(java.util.Comparator.comparingInt(P::rank)).toList()) {
+                    P best = null;
+                    for (P p : points) {
+                        if (p.rank() == auto.rank() && e.getValue().contains(p.series()) && (best == null || faster(p, best))) {
+                            best = p;
+                        }
+                    }
+                    if (best != null) {
+                        double fraction = higherIsBetter() ? plotted(auto) / plotted(best) : plotted(best) / plotted(auto);
+                        least = Math.min(least, fraction);
+                        row.append(String.format(Locale.ROOT, "  r%d %.3f (%s)", auto.rank(), fraction, best.series()));
+                    }
+                }
+                if (!row.isEmpty()) {
+                    b.append(String.format(Locale.ROOT, "%s against the best pinned series at its rank (speed, 1 = as fast):%s; least %.3f%n",
+                            e.getKey(), row, least));
+                }
+            }
+            return b.toString();
+        }
+
+        private boolean faster(P a, P b) {
+            return higherIsBetter() ? plotted(a) > plotted(b) : plotted(a) < plotted(b);
+        }
+
+        /** Whether a larger plotted figure is the better one (tokens/s), or a smaller (seconds per token). */
+        abstract boolean higherIsBetter();
 
         /** The adapters' target modules, as the points name them ("-" for the base model alone). */
         private String targetsOf(List<P> points) {
@@ -370,6 +413,11 @@ final class BenchLoadCommands {
         }
 
         @Override
+        boolean higherIsBetter() {
+            return true;
+        }
+
+        @Override
         String yLabel() {
             return "tok/s";
         }
@@ -453,6 +501,11 @@ final class BenchLoadCommands {
         @Override
         double plotted(LatencyBench.Point p) {
             return p.report().latencyPerOutputToken();
+        }
+
+        @Override
+        boolean higherIsBetter() {
+            return false;
         }
 
         @Override

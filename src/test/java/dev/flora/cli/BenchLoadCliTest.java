@@ -113,6 +113,28 @@ class BenchLoadCliTest {
         assertThat(none.err()).contains("--runs").doesNotContain("Exception");
     }
 
+    /** The automatic choice against the best pinned series of its kind, rank by rank, and the least of those fractions. */
+    @Test
+    void theTableSaysHowCloseTheAutomaticChoiceCameToTheBest() throws IOException {
+        StringBuilder lines = new StringBuilder();
+        double[][] perRank = {{1, 100, 120, 118}, {64, 60, 90, 81}}; // rank, lora-bmm, lora-gathered, lora-auto tokens/s
+        String[] series = {"lora-bmm", "lora-gathered", "lora-auto"};
+        for (double[] r : perRank) {
+            for (int i = 0; i < 3; i++) {
+                lines.append(String.format(java.util.Locale.ROOT, "{\"series\":\"%s\",\"kind\":\"lora\",\"strategy\":\"%s\",\"rank\":%d,"
+                        + "\"targets\":\"c_attn\",\"requests\":200,\"promptTokens\":1000,\"outputTokens\":100,\"seconds\":1.0,"
+                        + "\"tokensPerSecond\":%s,\"outputTokensPerSecond\":10.0,\"steps\":5}%n", series[i], series[i].substring(5), (int) r[0],
+                        r[i + 1]));
+            }
+        }
+        Path file = tmp.resolve("auto.jsonl");
+        Files.writeString(file, lines);
+        CliTest.Run run = flora("bench", "throughput", "--from", file.toString(), "--plot", tmp.resolve("auto.png").toString());
+        assertThat(run.code()).as(run.err()).isZero();
+        assertThat(run.out()).contains("lora-auto against the best pinned series at its rank (speed, 1 = as fast):  r1 0.983 (lora-gathered)"
+                + "  r64 0.900 (lora-gathered); least 0.900");
+    }
+
     @Test
     void tableHasARowPerRankAndAColumnPerSeries() {
         CliTest.Run run = flora(args("--series", "none,flora", "--ranks", "1,3", "--targets", "q_proj"));
