@@ -5,7 +5,8 @@
 # Environment: SERIES (default none,flora,lora-bmm,lora-gathered,lora-auto), RANKS, REQUESTS (200), RUNS (1; 3 for medians),
 # KV (KV-cache bytes, default 12 GB: each point's engine makes its own; StarCoder-15B's 200 requests need under 9 GB), RATE (latency, default 8),
 # TARGETS (default: c_attn / q,k,v,o), CALIBRATE=D (first measure the GPU's adapter costs on a D x D
-# layer for the auto series: flora calibrate --device cuda without the exact strategies, a few minutes).
+# layer for the auto series: flora calibrate --device cuda without the exact strategies, about 90 s; its
+# calibration-cuda.json is copied to OUT), CALIBRATION_FILE=F (install an earlier call's calibration-cuda.json instead).
 # GPUS=N (default: every GPU nvidia-smi lists) runs the ranks spread over N GPUs at once, one process a
 # GPU (CUDA_VISIBLE_DEVICES), each comparing every series at its ranks on its own GPU, each appending to
 # OUT/FIGURE-SHAPE.gpuI.jsonl, joined into OUT/FIGURE-SHAPE.jsonl at the end.
@@ -17,9 +18,14 @@ out="$1"; shape="${2:-starcoder-15b}"; shift 2 || shift $#
 figures=("${@:-throughput}")
 mkdir -p "$out"
 model="$(shape_model "$shape")"
+cache="${FLORA_CACHE:-$HOME/.cache/flora}"
+if [ -n "${CALIBRATION_FILE:-}" ]; then # an earlier call's calibration-cuda.json: no need to measure it again
+  mkdir -p "$cache" && cp "$CALIBRATION_FILE" "$cache/calibration-cuda.json"
+fi
 if [ -n "${CALIBRATE:-}" ]; then
   flora calibrate --device cuda --dim "$CALIBRATE" --tokens 16,64,512,2048,8192 --ranks 1,2,4,8,16,32,64 --rounds 1 \
     --strategies flora,gathered,bmm | tee "$out/calibration.txt"
+  cp "$cache/calibration-cuda.json" "$out/" # for CALIBRATION_FILE in the next call
 fi
 common=(--model "$model" --random-weights --device cuda --series "${SERIES:-none,flora,lora-bmm,lora-gathered,lora-auto}"
         --requests "${REQUESTS:-200}" --kv-cache-memory "${KV:-12000000000}" --runs "${RUNS:-1}" --json)
