@@ -78,8 +78,8 @@ public final class CostModel {
 
     /** The cheapest strategy for adapters of this kind on a layer W [out, in] with these tokens (the calibration's equal sequences) and largest rank. */
     public AdapterStrategy choose(AdapterKind kind, int in, int out, int tokens, int rank) {
-        int s = Math.max(1, calibration.sequences());
-        return choose(kind, in, out, tokens, s, Math.max(1, tokens / s), rank);
+        int s = Math.max(1, Math.min(calibration.sequences(), tokens)); // the calibration: at most a sequence a token
+        return choose(kind, in, out, tokens, s, (tokens + s - 1) / s, rank);
     }
 
     /**

@@ -82,6 +82,13 @@ class CostModelTest {
         assertThat(c.estimateBmm(64, 64, 16, 1, 8)).isCloseTo(20, within(1e-9));
         assertThat(c.estimateBmm(64, 64, 32, 1, 8)).as("32 sequences: twice 16").isCloseTo(40, within(1e-9));
         assertThat(c.estimateBmm(64, 64, 4, 4, 8)).as("4 of 4 tokens: a quarter of 16 of 4 (64 tokens)").isCloseTo(10, within(1e-9));
+        ms.add(m("gathered", 4, 8, 15));
+        ms.add(m("gathered", 16, 8, 15));
+        ms.add(m("gathered", 64, 8, 15));
+        c = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, ms));
+        // the calibration's own points: 4 tokens were 4 sequences (bmm 10 < 15), 64 were 16 of 4 (bmm 40 > 15)
+        assertThat(c.choose(AdapterKind.LORA, 64, 64, 4, 8)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(c.choose(AdapterKind.LORA, 64, 64, 64, 8)).isEqualTo(AdapterStrategy.GATHERED);
     }
 
     @Test
