@@ -43,12 +43,13 @@ public final class CudaBackend implements Backend {
     private static final int LORA_TILE_RANKS = 64;
     private static final int LORA_TILE_SPAN = 1024;
     /**
-     * The fewest tokens, tokens per adapter on average, and largest rank of a gathered LoRA call that
-     * takes the tiled kernels. On the H200 at d = 6144 they beat the per-token kernels from rank 16
-     * (512 to 8192 tokens: 1.1-6.5x the layer's speed) and lost below rank 8 (NOTES.md).
+     * The tiled kernels take the groups of at least LORA_TILED_MIN_GROUP tokens and rank
+     * LORA_TILED_MIN_RANK or more, when those hold LORA_TILED_MIN_TOKENS tokens in all. On the H200
+     * at d = 6144 they beat the per-token kernels from rank 16 (512 to 8192 tokens: 1.1-6.5x the
+     * layer's speed) and lost below rank 8 (NOTES.md).
      */
     private static final int LORA_TILED_MIN_TOKENS = 128;
-    private static final int LORA_TILED_MIN_PER_GROUP = 8;
+    private static final int LORA_TILED_MIN_GROUP = 8;
     private static final int LORA_TILED_MIN_RANK = 16;
     /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
     private static final int FLORA_META = 5;
@@ -1105,18 +1106,80 @@ public final class CudaBackend implements Backend {
         gemvInto(in, CudaTensor.of(weight), orNull(bias), CudaTensor.of(residual), true);
     }
 
+    /**
+     * Gathered LoRA: the groups of many tokens (a prompt's) by tiles of one adapter's tokens, the rest
+     * (decoding sequences') a token at a time, each set in one shrink and one expand launch.
+     */
     @Override
     public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         bind();
+        boolean[] tiled = tiledGroups(rows, a);
+        if (tiled == null) {
+            loraByToken(x, loraLayout(rows, a, b, bias, scale, outs));
+            return;
+        }
+        int[] byTile = java.util.stream.IntStream.range(0, rows.length).filter(g -> tiled[g]).toArray();
+        int[] byToken = java.util.stream.IntStream.range(0, rows.length).filter(g -> !tiled[g]).toArray();
+        loraByTile(x, loraLayout(pick(rows, byTile), pick(a, byTile), pick(b, byTile), pick(bias, byTile), pick(scale, byTile), pick(outs, byTile)));
+        if (byToken.length > 0) {
+            loraByToken(x, loraLayout(pick(rows, byToken), pick(a, byToken), pick(b, byToken), pick(bias, byToken), pick(scale, byToken),
+                    pick(outs, byToken)));
+        }
+    }
+
+    /**
+     * Which groups of a gathered LoRA call take the tiled kernels (lora_shrink_tiled, lora_expand_tiled),
+     * or null for none: those of LORA_TILED_MIN_GROUP tokens or more (a prompt's, where a tile's A and B
+     * are read once for its tokens rather than once per token) with a rank from LORA_TILED_MIN_RANK to
+     * LORA_TILE_RANKS, when they hold LORA_TILED_MIN_TOKENS tokens in all. Never while a graph is
+     * recorded or replayed: their grids follow the groups' sizes, which a recorded decode step's
+     * replays do not share.
+     */
+    boolean[] tiledGroups(int[][] rows, Tensor[] a) {
+        if (!tiledLora || issue != Issue.RUN) {
+            return null;
+        }
+        boolean[] tiled = new boolean[rows.length];
+        int tokens = 0;
+        for (int g = 0; g < rows.length; g++) {
+            int rank = a[g].rows();
+            tiled[g] = rows[g].length >= LORA_TILED_MIN_GROUP && rank >= LORA_TILED_MIN_RANK && rank <= LORA_TILE_RANKS;
+            tokens += tiled[g] ? rows[g].length : 0;
+        }
+        return tokens >= LORA_TILED_MIN_TOKENS ? tiled : null;
+    }
+
+    private static <T> T[] pick(T[] all, int[] which) {
+        T[] out = java.util.Arrays.copyOf(all, which.length);
+        for (int i = 0; i < which.length; i++) {
+            out[i] = all[which[i]];
+        }
+        return out;
+    }
+
+    private static float[] pick(float[] all, int[] which) {
+        float[] out = new float[which.length];
+        for (int i = 0; i < which.length; i++) {
+            out[i] = all[which[i]];
+        }
+        return out;
+    }
+
+    /**
+     * A gathered LoRA call's groups as the kernels read them: per token (group by group) its row and
+     * group; per group its rank, A, B and bias pointers and types, scale and output. The arrays in
+     * the kernels' order, for packed().
+     */
+    private record LoraLayout(int total, int maxRank, int maxOuts, Tensor owner, Object[] arrays) {
+    }
+
+    private static LoraLayout loraLayout(int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         int groups = rows.length;
         int total = 0;
         int maxRank = 1;
         for (int g = 0; g < groups; g++) {
             total += rows[g].length;
             maxRank = Math.max(maxRank, a[g].rows());
-        }
-        if (total == 0) {
-            return;
         }
         int[] rowOf = new int[total];
         int[] groupOf = new int[total];
@@ -1153,61 +1216,67 @@ public final class CudaBackend implements Backend {
                 biasType[g] = c.typeCode();
             }
         }
-        int in = x.cols();
-        if (tiledLora(total, groups, maxRank)) {
-            loraTiled(x, rows, total, maxRank, maxOuts, outs[0], rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr,
-                    outCols);
+        return new LoraLayout(total, maxRank, maxOuts, groups == 0 ? null : outs[0],
+                new Object[] {rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols});
+    }
+
+    /**
+     * Gathered LoRA a token at a time: lora_shrink's block per (token, 256-column span), lora_expand's
+     * per (token, 1024 output columns).
+     */
+    private void loraByToken(Tensor x, LoraLayout layout) {
+        int total = layout.total();
+        int maxRank = layout.maxRank();
+        if (total == 0) {
             return;
         }
+        int in = x.cols();
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
-        long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, outs[0]);
-        long[] p = packed(outs[0], rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols);
+        long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, layout.owner());
+        long[] p = packed(layout.owner(), layout.arrays());
         launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
                 maxRank, in, LORA_SHRINK_SPAN);
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
         // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;
         boolean stage = staged <= 48 * 1024;
-        launch("lora_expand", total, (maxOuts + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
+        launch("lora_expand", total, (layout.maxOuts() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
                 stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
                 spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
     }
 
-    /**
-     * Whether a gathered LoRA call takes the tiled kernels (lora_shrink_tiled, lora_expand_tiled): a
-     * prompt step's, where adapters hold several tokens each, so that a tile's A and B are read once
-     * for its tokens. Never while a graph is recorded or replayed: their grids follow the groups'
-     * sizes, which a recorded decode step's replays do not share.
-     */
-    boolean tiledLora(int total, int groups, int maxRank) {
-        return tiledLora && issue == Issue.RUN && maxRank >= LORA_TILED_MIN_RANK && maxRank <= LORA_TILE_RANKS && total >= LORA_TILED_MIN_TOKENS
-                && total >= LORA_TILED_MIN_PER_GROUP * groups;
-    }
-
-    /** Gathered LoRA by tiles of LORA_TILE_TOKENS consecutive tokens of one group (tokens laid out group by group). */
-    private void loraTiled(Tensor x, int[][] rows, int total, int maxRank, int maxOuts, Tensor owner, int[] rowOf, int[] groupOf, int[] rank,
-                           long[] aPtr, int[] aType, long[] bPtr, int[] bType, long[] biasPtr, int[] biasType, float[] scale, long[] outPtr,
-                           int[] outCols) {
+    /** Gathered LoRA by tiles of LORA_TILE_TOKENS consecutive tokens of one group (the layout is group by group). */
+    private void loraByTile(Tensor x, LoraLayout layout) {
+        int[] groupOf = (int[]) layout.arrays()[1];
+        int groups = ((int[]) layout.arrays()[2]).length;
+        int[] count = new int[groups];
+        for (int g : groupOf) {
+            count[g]++;
+        }
         int tiles = 0;
-        for (int[] r : rows) {
-            tiles += (r.length + LORA_TILE_TOKENS - 1) / LORA_TILE_TOKENS;
+        for (int n : count) {
+            tiles += (n + LORA_TILE_TOKENS - 1) / LORA_TILE_TOKENS;
         }
         int[] tileFirst = new int[tiles];
         int[] tileCount = new int[tiles];
-        for (int g = 0, k = 0, first = 0; g < rows.length; first += rows[g].length, g++) {
-            for (int i = 0; i < rows[g].length; i += LORA_TILE_TOKENS) {
+        for (int g = 0, k = 0, first = 0; g < groups; first += count[g], g++) {
+            for (int i = 0; i < count[g]; i += LORA_TILE_TOKENS) {
                 tileFirst[k] = first + i;
-                tileCount[k++] = Math.min(LORA_TILE_TOKENS, rows[g].length - i);
+                tileCount[k++] = Math.min(LORA_TILE_TOKENS, count[g] - i);
             }
         }
         int in = x.cols();
+        int maxRank = layout.maxRank();
         int spans = (in + LORA_TILE_SPAN - 1) / LORA_TILE_SPAN;
-        long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, owner);
-        long[] p = packed(owner, rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols, tileFirst, tileCount);
+        long partial = memory.allocate((long) layout.total() * spans * maxRank * Double.BYTES, layout.owner());
+        Object[] arrays = java.util.Arrays.copyOf(layout.arrays(), layout.arrays().length + 2);
+        arrays[arrays.length - 2] = tileFirst;
+        arrays[arrays.length - 1] = tileCount;
+        long[] p = packed(layout.owner(), arrays);
         launch("lora_shrink_tiled", tiles, spans, THREADS, 0, CudaTensor.of(x).pointer, p[0], p[1], p[12], p[13], p[3], p[4], p[2], partial,
                 maxRank, in);
         // Each block stages its tile's ranks once and walks every few column tiles: enough blocks to fill the GPU.
-        int columnTiles = (maxOuts + LORA_TILE_TOKENS - 1) / LORA_TILE_TOKENS;
+        int columnTiles = (layout.maxOuts() + LORA_TILE_TOKENS - 1) / LORA_TILE_TOKENS;
         int columnBlocks = Math.min(columnTiles, Math.max(8, (4 * smCount + tiles - 1) / tiles));
         launch("lora_expand_tiled", tiles, columnBlocks, THREADS, 0, partial, p[0], p[1], p[12], p[13], p[5], p[6], p[7], p[8], p[2], p[9],
                 p[10], p[11], maxRank, spans);

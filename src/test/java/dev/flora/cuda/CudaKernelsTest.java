@@ -531,16 +531,17 @@ class CudaKernelsTest {
 
     /**
      * A prompt step's gathered LoRA (many tokens an adapter) by the tiled kernels, against float64 and
-     * against the per-token kernels (not their bits: the sums' order differs): groups of interleaved
-     * rows with full tiles and a short one (5 tokens), ranks 1 to 64 mixed with biases and all three
-     * factor types, inputs of one span and of several with a short last one (the partials summed
-     * over spans), and two outputs of different widths, neither a whole number of column tiles.
+     * against the per-token kernels (not their bits: the sums' order differs): three groups of
+     * interleaved rows with full tiles and a short one by tiles, beside a group of 5 tokens a token at
+     * a time in the same call; ranks 13 to 64 with biases and all three factor types, inputs of one
+     * span and of several with a short last one (the partials summed over spans), and two outputs of
+     * different widths, neither a whole number of column tiles.
      */
     @ParameterizedTest
     @CsvSource({"97, 53, 70", "776, 64, 33", "2500, 200, 1"})
     void tiledLoraMatchesFloat64AndThePerTokenKernels(int in, int out, int otherOut) {
         int t = 300;
-        int[] ranks = {1, 8, 64, 13};
+        int[] ranks = {16, 64, 23, 13};
         DType[] types = {DType.F32, DType.BF16, DType.F16, DType.BF16};
         int[][] rows = new int[4][];
         for (int g = 0; g < 3; g++) {
@@ -572,6 +573,7 @@ class CudaKernelsTest {
         double[][] want = loraReference(x, base, in, out, java.util.Arrays.copyOf(rows, 3), av, bv, biasv, scale);
         double[][] otherWant = loraReference(x, otherBase, in, otherOut, new int[][] {rows[3]}, new float[][] {av[3]}, new float[][] {bv[3]},
                 new float[][] {biasv[3]}, new float[] {scale[3]});
+        float[][] otherGot = new float[2][];
         try {
             for (int tiled = 0; tiled < 2; tiled++) {
                 gpu.useTiledLora(tiled == 1);
@@ -580,15 +582,26 @@ class CudaKernelsTest {
                 gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, new Tensor[] {o, o, o, other});
                 String what = tiled == 1 ? "tiled" : "per token";
                 near(gpu.toHost(o), want[0], want[1], 2e-6, what);
-                near(gpu.toHost(other), otherWant[0], otherWant[1], 2e-6, what + ", the other output");
+                otherGot[tiled] = gpu.toHost(other);
+                near(otherGot[tiled], otherWant[0], otherWant[1], 2e-6, what + ", the other output");
             }
         } finally {
             gpu.useTiledLora(true);
         }
-        assertThat(gpu.tiledLora(t, 4, 64)).as("this call takes the tiled kernels").isTrue();
-        assertThat(gpu.tiledLora(t, 4, 65)).as("rank 65 does not").isFalse();
-        assertThat(gpu.tiledLora(64, 64, 16)).as("a decode step's token an adapter does not").isFalse();
-        assertThat(gpu.tiledLora(t, 4, 8)).as("nor rank 8, where the per-token kernels are faster").isFalse();
+        assertThat(otherGot[1]).as("the 5-token group goes a token at a time either way: the same bits").containsExactly(otherGot[0]);
+        assertThat(gpu.tiledGroups(rows, a)).as("the three large groups by tiles, the 5-token one a token at a time")
+                .containsExactly(true, true, true, false);
+        Tensor[] a65 = {weightOf(DType.BF16, randoms(65 * in), 65, in), a[1], a[2], a[3]};
+        assertThat(gpu.tiledGroups(rows, a65)).as("rank 65 is not tiled").containsExactly(false, true, true, false);
+        Tensor[] a8 = {weightOf(DType.BF16, randoms(8 * in), 8, in), a[1], weightOf(DType.BF16, randoms(8 * in), 8, in), a[3]};
+        assertThat(gpu.tiledGroups(rows, a8)).as("nor rank 8 (the per-token kernels are faster), leaving too few tokens").isNull();
+        int[][] decode = new int[64][];
+        Tensor[] decodeA = new Tensor[64];
+        for (int g = 0; g < 64; g++) {
+            decode[g] = new int[] {g};
+            decodeA[g] = a[1];
+        }
+        assertThat(gpu.tiledGroups(decode, decodeA)).as("a decode step's token an adapter").isNull();
     }
 
     /**
