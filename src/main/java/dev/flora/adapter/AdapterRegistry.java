@@ -337,11 +337,13 @@ public final class AdapterRegistry implements AdapterSlots {
      * now rather than inside the first step that uses each (PaddedLora): set-up, as loading is.
      */
     public synchronized void padForBmm(dev.flora.model.CausalLM model) {
+        List<Adapter> loras = new java.util.ArrayList<>();
         for (AdapterVersion v : adapters()) {
             if (v.kept() != null && v.kept().kind() == AdapterKind.LORA) {
-                PaddedLora.prepare(model.backend(), v.kept(), model.linears());
+                loras.add(v.kept());
             }
         }
+        PaddedLora.prepare(model.backend(), loras, model.linears());
     }
 
     public void useCosts(CostModel model) {

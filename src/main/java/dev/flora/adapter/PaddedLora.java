@@ -101,15 +101,39 @@ final class PaddedLora {
     }
 
     /**
-     * Makes an adapter's padded copies at its own rank ahead of its first step, as a bmm server stacks
-     * an adapter's weights when it loads it: otherwise the first step to use it reads A and B back
-     * from the device for every layer, which stalls the stream in the middle of a timed run.
+     * Makes the adapters' padded copies at each module's own rank ahead of their first step, as a bmm
+     * server stacks an adapter's weights when it loads it: otherwise the first step to use one reads
+     * its A and B back from the device for every layer, stalling the stream inside a timed run. The
+     * read-backs and uploads stay on this thread; the padding and rounding between them run on every
+     * core, a window of modules at a time.
      */
-    static void prepare(Backend backend, Adapter adapter, Map<String, Linear> linears) {
-        for (var e : adapter.modules().entrySet()) {
-            Linear linear = linears.get(e.getKey());
-            if (e.getValue() instanceof AdapterModule.Lora lora && linear != null) {
-                padded(backend, lora, lora.rank(), linear.inFeatures(), linear.outFeatures(), linear.weight().dtype());
+    static void prepare(Backend backend, List<Adapter> adapters, Map<String, Linear> linears) {
+        record Work(AdapterModule.Lora lora, int in, int outs, DType type) {
+        }
+        List<Work> work = new java.util.ArrayList<>();
+        for (Adapter adapter : adapters) {
+            for (var e : adapter.modules().entrySet()) {
+                Linear linear = linears.get(e.getKey());
+                if (e.getValue() instanceof AdapterModule.Lora lora && linear != null && !isPadded(lora, lora.rank(), linear.weight().dtype())) {
+                    work.add(new Work(lora, linear.inFeatures(), linear.outFeatures(), padType(linear.weight().dtype())));
+                }
+            }
+        }
+        int window = 4 * Math.max(1, Runtime.getRuntime().availableProcessors());
+        for (int from = 0; from < work.size(); from += window) {
+            List<Work> part = work.subList(from, Math.min(work.size(), from + window));
+            List<float[][]> host = new java.util.ArrayList<>();
+            for (Work w : part) {
+                host.add(new float[][] {backend.toHost(w.lora().a()), backend.toHost(w.lora().b()),
+                        w.lora().bias() == null ? null : backend.toHost(w.lora().bias())});
+            }
+            List<HostPads> pads = java.util.stream.IntStream.range(0, part.size()).parallel().mapToObj(i -> {
+                Work w = part.get(i);
+                return hostPads(w.lora(), host.get(i), w.lora().rank(), w.in(), w.outs(), w.type());
+            }).toList();
+            for (int i = 0; i < part.size(); i++) {
+                HostPads h = pads.get(i);
+                PADDED.computeIfAbsent(part.get(i).lora(), l -> new ConcurrentHashMap<>()).putIfAbsent(new PadKey(h.rank(), h.type()), upload(backend, h));
             }
         }
     }
@@ -126,38 +150,61 @@ final class PaddedLora {
      * model's type), else float32.
      */
     private static Tensor[] padded(Backend backend, AdapterModule.Lora lora, int rank, int in, int outs, DType type) {
-        DType padType = type == DType.BF16 || type == DType.F16 ? type : DType.F32;
+        DType padType = padType(type);
         return PADDED.computeIfAbsent(lora, l -> new ConcurrentHashMap<>()).computeIfAbsent(new PadKey(rank, padType), key -> {
-            float[] a = backend.toHost(lora.a());
-            float[] b = backend.toHost(lora.b());
-            int own = lora.rank();
-            float[] pb = new float[outs * rank];
-            for (int o = 0; o < outs; o++) {
-                System.arraycopy(b, o * own, pb, o * rank, own);
-            }
-            Tensor scaledBias = null;
-            if (lora.bias() != null) {
-                float[] bias = backend.toHost(lora.bias());
-                for (int o = 0; o < bias.length; o++) {
-                    bias[o] *= lora.scale();
-                }
-                scaledBias = backend.weight(bias, 1, bias.length);
-            }
-            return new Tensor[] {weight(backend, Arrays.copyOf(a, rank * in), rank, in, padType), weight(backend, pb, outs, rank, padType),
-                    scaledBias};
+            float[][] host = {backend.toHost(lora.a()), backend.toHost(lora.b()), lora.bias() == null ? null : backend.toHost(lora.bias())};
+            return upload(backend, hostPads(lora, host, rank, in, outs, padType));
         });
     }
 
-    /** A weight of these values in float32, or rounded to bf16 / f16. */
-    private static Tensor weight(Backend backend, float[] values, int rows, int cols, DType type) {
+    private static DType padType(DType type) {
+        return type == DType.BF16 || type == DType.F16 ? type : DType.F32;
+    }
+
+    /** A module's padded copies on the host: A [rank, in] and B [out, rank] as floats or 16-bit data, the bias times the scale. */
+    private record HostPads(int rank, int in, int outs, DType type, Object a, Object b, float[] scaledBias) {
+    }
+
+    /** The padding and rounding, from the module's {A, B, bias} read back: no device work. */
+    private static HostPads hostPads(AdapterModule.Lora lora, float[][] host, int rank, int in, int outs, DType type) {
+        int own = lora.rank();
+        float[] pb = new float[outs * rank];
+        for (int o = 0; o < outs; o++) {
+            System.arraycopy(host[1], o * own, pb, o * rank, own);
+        }
+        float[] scaledBias = null;
+        if (host[2] != null) {
+            scaledBias = host[2].clone();
+            for (int o = 0; o < scaledBias.length; o++) {
+                scaledBias[o] *= lora.scale();
+            }
+        }
+        return new HostPads(rank, in, outs, type, rounded(Arrays.copyOf(host[0], rank * in), type), rounded(pb, type), scaledBias);
+    }
+
+    private static Tensor[] upload(Backend backend, HostPads h) {
+        return new Tensor[] {weight(backend, h.a(), h.rank(), h.in(), h.type()), weight(backend, h.b(), h.outs(), h.rank(), h.type()),
+                h.scaledBias() == null ? null : backend.weight(h.scaledBias(), 1, h.scaledBias().length)};
+    }
+
+    /** The values as they are for float32, or rounded to bf16 / f16 data. */
+    private static Object rounded(float[] values, DType type) {
         if (type == DType.F32) {
-            return backend.weight(values, rows, cols);
+            return values;
         }
         MemorySegment data = Arena.ofAuto().allocate(values.length * 2L, 2);
         for (int i = 0; i < values.length; i++) {
             short h = type == DType.BF16 ? SafetensorsWriter.toBf16(values[i]) : Float.floatToFloat16(values[i]);
             data.setAtIndex(ValueLayout.JAVA_SHORT, i, h);
         }
-        return backend.weight(new TensorView("padded lora", type, new long[] {rows, cols}, data, null), rows, cols);
+        return data;
+    }
+
+    /** A weight of float32 values or of 16-bit data (rounded()). */
+    private static Tensor weight(Backend backend, Object values, int rows, int cols, DType type) {
+        if (values instanceof float[] f) {
+            return backend.weight(f, rows, cols);
+        }
+        return backend.weight(new TensorView("padded lora", type, new long[] {rows, cols}, (MemorySegment) values, null), rows, cols);
     }
 }

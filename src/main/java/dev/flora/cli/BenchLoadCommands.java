@@ -394,7 +394,8 @@ final class BenchLoadCommands {
         String cell(ThroughputBench.Point p, List<ThroughputBench.Point> all) {
             double base = all.stream().filter(x -> x.rank() == 0).mapToDouble(ThroughputBench.Point::tokensPerSecond).findFirst()
                     .orElse(Double.NaN);
-            return String.format(Locale.ROOT, "%.1f (%.1f) %.3fx", p.tokensPerSecond(), p.outputTokensPerSecond(), p.tokensPerSecond() / base);
+            String ratio = Double.isNaN(base) ? "" : String.format(Locale.ROOT, " %.3fx", p.tokensPerSecond() / base); // none not measured: no ratio
+            return String.format(Locale.ROOT, "%.1f (%.1f)%s", p.tokensPerSecond(), p.outputTokensPerSecond(), ratio);
         }
 
         @Override

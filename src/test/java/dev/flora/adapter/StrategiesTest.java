@@ -96,6 +96,17 @@ class StrategiesTest {
             }
         }
         assertThat(loras).as("the fixtures hold LoRA adapters").isPositive();
+        // the copies made ahead are the ones a step would have made: bmm's results bit for bit
+        registry.pin(AdapterStrategy.BMM);
+        List<Result> ahead = new Engine(model.model(), EngineConfig.DEFAULT.withMaxBatchedTokens(40), model.eosTokenIds(), registry)
+                .run(random, new Engine.Listener() { });
+        List<Result> inStep = run(AdapterStrategy.BMM, random, 40);
+        for (int i = 0; i < random.size(); i++) {
+            assertThat(ahead.get(i).generatedLogprobs()).containsExactly(inStep.get(i).generatedLogprobs());
+            if (inStep.get(i).promptLogprobs() != null) {
+                assertThat(ahead.get(i).promptLogprobs()).containsExactly(inStep.get(i).promptLogprobs());
+            }
+        }
     }
 
     @ParameterizedTest

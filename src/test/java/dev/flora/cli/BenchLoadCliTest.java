@@ -133,6 +133,7 @@ class BenchLoadCliTest {
         assertThat(run.code()).as(run.err()).isZero();
         assertThat(run.out()).contains("lora-auto against the best pinned series at its rank (speed, 1 = as fast):  r1 0.983 (lora-gathered)"
                 + "  r64 0.900 (lora-gathered); least 0.900");
+        assertThat(run.out()).as("no base model measured: no ratio to it").contains("120.0 (10.0)").doesNotContain("NaN");
     }
 
     @Test
