@@ -1664,15 +1664,17 @@ __global__ void __launch_bounds__(256) lora_expand_tiled(const double* partial, 
         int col = c0 + c;
         if (col < outs) {
             float bc = bias ? ld(bias, col, biasKind) : 0.f;
+            float* o[LT_TOKENS / 8];
+            float old[LT_TOKENS / 8];
             #pragma unroll
-            for (int i = 0; i < LT_TOKENS / 8; i++) {
+            for (int i = 0; i < LT_TOKENS / 8; i++) { // every load before the stores, as lora_expand
                 int k = kb + 8 * i;
-                if (k < count) {
-                    float* o = out + (long long) rowOf[first + k] * outs + col;
-                    double e = bias ? d[i] + bc : d[i];
-                    *o = *o + sc * (float) e;
-                }
+                o[i] = k < count ? out + (long long) rowOf[first + k] * outs + col : nullptr;
+                old[i] = o[i] ? *o[i] : 0.f;
             }
+            #pragma unroll
+            for (int i = 0; i < LT_TOKENS / 8; i++)
+                if (o[i]) *o[i] = old[i] + sc * (float) (bias ? d[i] + bc : d[i]);
         }
     }
 }
