@@ -25,6 +25,8 @@ public final class AdaptedLinear {
     private final int[] activeSlots;
     private final int[][] rowsBySlot;
     private final int[] seqOfToken;
+    /** One more than the largest sequence index of the step's tokens. */
+    private final int sequences;
     private final StepBuffers buffers;
     /** Stacked fLoRA elements (rows × the wider of input and output) one backend call may hold. */
     private final long stackedElements;
@@ -39,6 +41,7 @@ public final class AdaptedLinear {
         this.activeSlots = activeSlots;
         this.rowsBySlot = rowsBySlot;
         this.seqOfToken = seqOfToken;
+        this.sequences = java.util.Arrays.stream(seqOfToken).max().orElse(-1) + 1;
         this.buffers = new StepBuffers(backend);
     }
 
@@ -329,7 +332,7 @@ public final class AdaptedLinear {
 
     /** LoRA-bmm's shape for this layer's LoRA tokens: {their sequences, the longest one's rows}. */
     private int[] paddedShape(AdapterModule[] modules) {
-        int[] rowsOfSequence = new int[java.util.Arrays.stream(seqOfToken).max().orElse(-1) + 1];
+        int[] rowsOfSequence = new int[sequences];
         int sequences = 0;
         int longest = 0;
         for (int k = 0; k < modules.length; k++) {

@@ -331,7 +331,6 @@ public final class AdapterRegistry implements AdapterSlots {
         this.strategy = strategy;
     }
 
-    /** Measured costs the AUTO strategy chooses by (null: its defaults). */
     /**
      * LoRA-bmm's padded copies of every registered LoRA adapter kept in memory, at its own rank, made
      * now rather than inside the first step that uses each (PaddedLora): set-up, as loading is.
@@ -346,6 +345,7 @@ public final class AdapterRegistry implements AdapterSlots {
         PaddedLora.prepare(model.backend(), loras, model.linears());
     }
 
+    /** Measured costs the AUTO strategy chooses by (null: its defaults). */
     public void useCosts(CostModel model) {
         this.costModel = model;
     }

@@ -141,7 +141,7 @@ final class PaddedLora {
     /** Whether this module's padded copies at this rank and type are made (tests). */
     static boolean isPadded(AdapterModule.Lora lora, int rank, DType type) {
         Map<PadKey, Tensor[]> pads = PADDED.get(lora);
-        return pads != null && pads.containsKey(new PadKey(rank, type == DType.BF16 || type == DType.F16 ? type : DType.F32));
+        return pads != null && pads.containsKey(new PadKey(rank, padType(type)));
     }
 
     /**

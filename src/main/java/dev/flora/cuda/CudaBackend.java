@@ -1168,16 +1168,18 @@ public final class CudaBackend implements Backend {
     /**
      * A gathered LoRA call's groups as the kernels read them: per token (group by group) its row and
      * group; per group its rank, A, B and bias pointers and types, scale and output. The arrays in
-     * the kernels' order, for packed().
+     * the kernels' order, for packed(); the groups' token counts beside them.
      */
-    private record LoraLayout(int total, int maxRank, int maxOuts, Tensor owner, Object[] arrays) {
+    private record LoraLayout(int total, int maxRank, int maxOuts, int[] groupSizes, Tensor owner, Object[] arrays) {
     }
 
     private static LoraLayout loraLayout(int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         int groups = rows.length;
         int total = 0;
         int maxRank = 1;
+        int[] groupSizes = new int[groups];
         for (int g = 0; g < groups; g++) {
+            groupSizes[g] = rows[g].length;
             total += rows[g].length;
             maxRank = Math.max(maxRank, a[g].rows());
         }
@@ -1216,7 +1218,7 @@ public final class CudaBackend implements Backend {
                 biasType[g] = c.typeCode();
             }
         }
-        return new LoraLayout(total, maxRank, maxOuts, groups == 0 ? null : outs[0],
+        return new LoraLayout(total, maxRank, maxOuts, groupSizes, groups == 0 ? null : outs[0],
                 new Object[] {rowOf, groupOf, rank, aPtr, aType, bPtr, bType, biasPtr, biasType, scale, outPtr, outCols});
     }
 
@@ -1247,12 +1249,8 @@ public final class CudaBackend implements Backend {
 
     /** Gathered LoRA by tiles of LORA_TILE_TOKENS consecutive tokens of one group (the layout is group by group). */
     private void loraByTile(Tensor x, LoraLayout layout) {
-        int[] groupOf = (int[]) layout.arrays()[1];
-        int groups = ((int[]) layout.arrays()[2]).length;
-        int[] count = new int[groups];
-        for (int g : groupOf) {
-            count[g]++;
-        }
+        int[] count = layout.groupSizes();
+        int groups = count.length;
         int tiles = 0;
         for (int n : count) {
             tiles += (n + LORA_TILE_TOKENS - 1) / LORA_TILE_TOKENS;
