@@ -22,9 +22,6 @@ public final class LinePlot {
     }
 
     /**
-     * @param panels panel title → series name → points (x, y), drawn on log2 x and log10 y axes
-     */
-    /**
      * {@link #write}, or one line on {@code err} saying why the plot is not drawn where the Java
      * runtime has no fonts (a GPU machine's bare runtime): the table or JSON lines a command printed
      * stand, and the plot can be drawn elsewhere from them. Whether it was drawn.
@@ -41,6 +38,7 @@ public final class LinePlot {
         return true;
     }
 
+    /** @param panels panel title → series name → points (x, y), drawn on log2 x and log10 y axes */
     public static void write(Path file, String title, String xLabel, String yLabel, Map<String, Map<String, List<double[]>>> panels) throws IOException {
         System.setProperty("java.awt.headless", "true");
         int panelW = 520;
@@ -90,13 +88,11 @@ public final class LinePlot {
                 maxY = Math.max(maxY, Math.log10(pt[1]));
             }
         }
-        minY = Math.floor(minY);
-        maxY = Math.ceil(maxY);
+        double[] yTicks = logTicks(Math.pow(10, minY), Math.pow(10, maxY));
+        minY = Math.log10(yTicks[0]);
+        maxY = Math.log10(yTicks[yTicks.length - 1]);
         if (maxX == minX) {
             maxX = minX + 1;
-        }
-        if (maxY == minY) {
-            maxY = minY + 1;
         }
         g.setColor(Color.BLACK);
         fitFont(g, Font.PLAIN, 12, title, x0 + w - 10 - left);
@@ -108,20 +104,20 @@ public final class LinePlot {
             g.drawLine(px, bottom, px, bottom + 4);
             g.drawString(String.format(Locale.ROOT, "%.0f", Math.pow(2, lx)), px - 6, bottom + 16);
         }
-        for (double ly = minY; ly <= maxY; ly++) {
-            int py = (int) (bottom - (ly - minY) / (maxY - minY) * (bottom - top));
+        for (double tick : yTicks) {
+            int py = (int) (bottom - (Math.log10(tick) - minY) / (maxY - minY) * (bottom - top));
             g.setColor(new Color(0xdddddd));
             g.drawLine(left, py, right, py);
             g.setColor(Color.BLACK);
-            g.drawString(String.format(Locale.ROOT, "1e%.0f", ly), x0 + 30, py + 4);
+            String label = tickLabel(tick);
+            g.drawString(label, left - 4 - g.getFontMetrics().stringWidth(label), py + 4);
         }
         g.drawString(xLabel, (left + right) / 2 - 20, bottom + 34);
         g.drawString(yLabel, x0 + 4, top - 8);
+        List<int[]> drawn = new java.util.ArrayList<>();
         int c = 0;
-        int legendY = top + 14;
         for (var s : series.entrySet()) {
-            Color color = COLORS[c++ % COLORS.length];
-            g.setColor(color);
+            g.setColor(COLORS[c++ % COLORS.length]);
             g.setStroke(new BasicStroke(2f));
             int[] xs = new int[s.getValue().size()];
             int[] ys = new int[xs.length];
@@ -130,11 +126,78 @@ public final class LinePlot {
                 xs[i] = (int) (left + (log2(pt[0]) - minX) / (maxX - minX) * (right - left));
                 ys[i] = (int) (bottom - (Math.log10(pt[1]) - minY) / (maxY - minY) * (bottom - top));
                 g.fillOval(xs[i] - 3, ys[i] - 3, 6, 6);
+                drawn.add(new int[] {xs[i], ys[i]});
             }
             g.drawPolyline(xs, ys, xs.length);
-            g.drawString(s.getKey(), left + 8, legendY);
-            legendY += 14;
         }
+        drawLegend(g, series.keySet().stream().toList(), drawn, left, top, right, bottom);
+    }
+
+    /**
+     * The legend on a white box, drawn after the lines so no line crosses its names, in the corner of
+     * the plot that covers the fewest points.
+     */
+    private static void drawLegend(Graphics2D g, List<String> names, List<int[]> points, int left, int top, int right, int bottom) {
+        int boxW = 16;
+        for (String name : names) {
+            boxW = Math.max(boxW, g.getFontMetrics().stringWidth(name) + 16);
+        }
+        int boxH = 14 * names.size() + 6;
+        int[] corner = legendCorner(points, boxW, boxH, left, top, right, bottom);
+        g.setColor(Color.WHITE);
+        g.fillRect(corner[0], corner[1], boxW, boxH);
+        g.setColor(Color.GRAY);
+        g.setStroke(new BasicStroke(1f));
+        g.drawRect(corner[0], corner[1], boxW, boxH);
+        for (int i = 0; i < names.size(); i++) {
+            g.setColor(COLORS[i % COLORS.length]);
+            g.drawString(names.get(i), corner[0] + 8, corner[1] + 15 + 14 * i);
+        }
+    }
+
+    /** The top-left pixel of a w × h box in the corner of the plot area holding the fewest of {@code points}: top left, top right, bottom left, bottom right, the first of a tie. */
+    static int[] legendCorner(List<int[]> points, int w, int h, int left, int top, int right, int bottom) {
+        int[][] corners = {{left + 6, top + 6}, {right - 6 - w, top + 6}, {left + 6, bottom - 6 - h}, {right - 6 - w, bottom - 6 - h}};
+        int[] best = corners[0];
+        int fewest = Integer.MAX_VALUE;
+        for (int[] corner : corners) {
+            int inside = 0;
+            for (int[] p : points) {
+                if (p[0] >= corner[0] - 4 && p[0] <= corner[0] + w + 4 && p[1] >= corner[1] - 4 && p[1] <= corner[1] + h + 4) {
+                    inside++;
+                }
+            }
+            if (inside < fewest) {
+                fewest = inside;
+                best = corner;
+            }
+        }
+        return best;
+    }
+
+    /**
+     * Log-axis ticks at 1, 2 and 5 times the powers of ten, from the largest at or below {@code min}
+     * to the smallest at or above {@code max}, so a range inside one decade still spans the plot.
+     */
+    static double[] logTicks(double min, double max) {
+        List<Double> ticks = new java.util.ArrayList<>();
+        double[] steps = {1, 2, 5};
+        for (int e = (int) Math.floor(Math.log10(min)); ; e++) {
+            for (double step : steps) {
+                double v = step * Math.pow(10, e);
+                if (v > max * (1 + 1e-12) && !ticks.isEmpty() && ticks.get(ticks.size() - 1) >= max * (1 - 1e-12)) {
+                    return ticks.stream().mapToDouble(Double::doubleValue).toArray();
+                }
+                if (v <= min * (1 + 1e-12)) {
+                    ticks.clear();
+                }
+                ticks.add(v);
+            }
+        }
+    }
+
+    private static String tickLabel(double v) {
+        return v >= 1 ? String.format(Locale.ROOT, "%.0f", v) : String.format(Locale.ROOT, "%.3g", v);
     }
 
     private static double log2(double v) {
