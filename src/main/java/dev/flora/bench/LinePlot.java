@@ -9,6 +9,7 @@ import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -114,7 +115,7 @@ public final class LinePlot {
         }
         g.drawString(xLabel, (left + right) / 2 - 20, bottom + 34);
         g.drawString(yLabel, x0 + 4, top - 8);
-        List<int[]> drawn = new java.util.ArrayList<>();
+        List<int[]> drawn = new ArrayList<>();
         int c = 0;
         for (var s : series.entrySet()) {
             g.setColor(COLORS[c++ % COLORS.length]);
@@ -175,25 +176,23 @@ public final class LinePlot {
         return best;
     }
 
+    private static final double[] ONE_TWO_FIVE = {1, 2, 5};
+
     /**
      * Log-axis ticks at 1, 2 and 5 times the powers of ten, from the largest at or below {@code min}
-     * to the smallest at or above {@code max}, so a range inside one decade still spans the plot.
+     * to the smallest at or above {@code max}, at least two, so a range inside one decade (or a single
+     * value) still spans the plot.
      */
     static double[] logTicks(double min, double max) {
-        List<Double> ticks = new java.util.ArrayList<>();
-        double[] steps = {1, 2, 5};
-        for (int e = (int) Math.floor(Math.log10(min)); ; e++) {
-            for (double step : steps) {
-                double v = step * Math.pow(10, e);
-                if (v > max * (1 + 1e-12) && !ticks.isEmpty() && ticks.get(ticks.size() - 1) >= max * (1 - 1e-12)) {
-                    return ticks.stream().mapToDouble(Double::doubleValue).toArray();
-                }
-                if (v <= min * (1 + 1e-12)) {
-                    ticks.clear();
-                }
-                ticks.add(v);
+        List<Double> ticks = new ArrayList<>();
+        for (int k = 3 * (int) Math.floor(Math.log10(min)); ticks.size() < 2 || ticks.getLast() < max * (1 - 1e-12); k++) {
+            double v = ONE_TWO_FIVE[Math.floorMod(k, 3)] * Math.pow(10, Math.floorDiv(k, 3));
+            if (v <= min * (1 + 1e-12)) {
+                ticks.clear(); // a tick at or below the least value starts the axis afresh
             }
+            ticks.add(v);
         }
+        return ticks.stream().mapToDouble(Double::doubleValue).toArray();
     }
 
     private static String tickLabel(double v) {

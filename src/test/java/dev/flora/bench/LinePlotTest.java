@@ -16,6 +16,7 @@ class LinePlotTest {
         assertThat(LinePlot.logTicks(2369, 8910)).containsExactly(2000, 5000, 10000);
         assertThat(LinePlot.logTicks(1000, 5000)).containsExactly(1000, 2000, 5000);
         assertThat(LinePlot.logTicks(3000, 3000)).containsExactly(2000, 5000);
+        assertThat(LinePlot.logTicks(1000, 1000)).containsExactly(1000, 2000); // one value on a tick: still an axis of some height
         assertThat(LinePlot.logTicks(0.03, 40)).containsExactly(0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50);
     }
 
