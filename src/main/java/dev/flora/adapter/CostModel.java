@@ -23,10 +23,20 @@ import java.util.concurrent.ConcurrentHashMap;
  * 200 decoding sequences are 200 small products however few their tokens: on the H200, LoRA-bmm at
  * rank 64 took 2.6 ms a layer in decode steps of ~200 sequences against the 113 µs it measured for
  * 16 sequences of 4 tokens, while a count of real tokens would have called it the cheaper one.
+ *
+ * <p>Decode steps (every sequence one token) are read off the calibration's decode grid where it has
+ * one ({@code flora calibrate --decode-sequences}: S sequences of a token each, each its own adapter,
+ * measured as {@code bmm-decode} and {@code gathered-decode} over S and rank), not scaled from 16
+ * sequences: on the H200 bmm's 16 one-token sequences took 87 µs at rank 1 and 111 at rank 64 on a
+ * 6144² layer (the base product 26 of them), so whether that grows with the sequences is measured, not
+ * assumed. Without a decode grid the rules above apply.
  */
 public final class CostModel {
     private static final List<String> FLORA_STRATEGIES = List.of("flora", "exact-flora");
     private static final List<String> LORA_STRATEGIES = List.of("gathered", "bmm", "exact-lora");
+    /** The name of a strategy's decode-grid measurements (S sequences of one token each, tokens = S). */
+    public static final String DECODE_SUFFIX = "-decode";
+    private static final List<String> DECODE_STRATEGIES = List.of("gathered" + DECODE_SUFFIX, "bmm" + DECODE_SUFFIX);
     /** Distinct queries remembered; a serving step repeats the same few in every layer. */
     private static final int MEMO_LIMIT = 4096;
 
@@ -37,7 +47,10 @@ public final class CostModel {
     private record Query(AdapterKind kind, int in, int out, int tokens, int sequences, int longest, int rank) {
     }
 
-    /** One layer shape's measurements: log time per strategy on a tokens × ranks grid (NaN where not measured). */
+    /**
+     * One layer shape's measurements: log time per strategy on a tokens × ranks grid (NaN where not
+     * measured). The decode grid of a shape is a grid of its own (its tokens are its sequences).
+     */
     private record Grid(int in, int out, double[] logTokens, double[] logRanks, Map<String, double[][]> logMicros) {
         double distance(int in, int out) {
             return Math.abs(Math.log((double) this.in / in)) + Math.abs(Math.log((double) this.out / out));
@@ -105,14 +118,21 @@ public final class CostModel {
         List<String> candidates = kind == AdapterKind.FLORA ? FLORA_STRATEGIES : kind == AdapterKind.LORA ? LORA_STRATEGIES : List.of();
         String best = null;
         double bestMicros = Double.MAX_VALUE;
+        boolean decode = longest == 1 && tokens == sequences;
         for (String s : candidates) {
-            double micros = s.equals("bmm") ? estimateBmm(in, out, sequences, longest, rank) : estimate(s, in, out, tokens, rank);
+            double micros = decode && hasGrid(s + DECODE_SUFFIX) ? estimate(s + DECODE_SUFFIX, in, out, sequences, rank)
+                    : s.equals("bmm") ? estimateBmm(in, out, sequences, longest, rank) : estimate(s, in, out, tokens, rank);
             if (micros < bestMicros) {
                 bestMicros = micros;
                 best = s;
             }
         }
         return best == null ? defaultFor(kind) : strategyOf(best);
+    }
+
+    /** Whether some measured shape has a full grid of this strategy (a name of the decode grid included). */
+    public boolean hasGrid(String strategy) {
+        return grids.stream().anyMatch(g -> g.logMicros.containsKey(strategy));
     }
 
     /** Interpolated microseconds of one strategy on the nearest measured shape, NaN where it was not measured. */
@@ -180,12 +200,16 @@ public final class CostModel {
         };
     }
 
-    /** Grids per measured shape; a strategy missing at some grid point is left out for that shape. */
+    /**
+     * Grids per measured shape, the decode grid apart; a strategy missing at some grid point is left out
+     * for that shape.
+     */
     private static List<Grid> grids(Calibration c) {
         Map<List<Integer>, List<Calibration.Measurement>> byShape = new HashMap<>();
         for (Calibration.Measurement m : c.measurements()) {
             if (m.micros() > 0 && m.tokens() > 0 && m.rank() > 0) {
-                byShape.computeIfAbsent(List.of(m.in(), m.out()), k -> new ArrayList<>()).add(m);
+                int decode = DECODE_STRATEGIES.contains(m.strategy()) ? 1 : 0;
+                byShape.computeIfAbsent(List.of(m.in(), m.out(), decode), k -> new ArrayList<>()).add(m);
             }
         }
         List<Grid> out = new ArrayList<>();
@@ -200,7 +224,7 @@ public final class CostModel {
             List<Integer> rl = new ArrayList<>(ranks);
             Map<String, double[][]> times = new HashMap<>();
             for (Calibration.Measurement m : e.getValue()) {
-                if (FLORA_STRATEGIES.contains(m.strategy()) || LORA_STRATEGIES.contains(m.strategy())) {
+                if (FLORA_STRATEGIES.contains(m.strategy()) || LORA_STRATEGIES.contains(m.strategy()) || DECODE_STRATEGIES.contains(m.strategy())) {
                     double[][] t = times.computeIfAbsent(m.strategy(), s -> nanGrid(tl.size(), rl.size()));
                     t[tl.indexOf(m.tokens())][rl.indexOf(m.rank())] = Math.log(m.micros());
                 }

@@ -53,6 +53,11 @@ final class CalibrateCommand implements Callable<Integer> {
     @Option(names = "--tokens", defaultValue = "1,4,16,64,256", split = ",", paramLabel = "T", description = "Token counts (default: ${DEFAULT-VALUE}).")
     int[] tokens;
 
+    @Option(names = "--decode-sequences", defaultValue = "16,64,256", split = ",", paramLabel = "S",
+            description = "Decode steps to time LoRA-gathered and LoRA-bmm at: S sequences of one token each, each its own adapter "
+                    + "(default: ${DEFAULT-VALUE}; 0 for none). The automatic choice reads decode steps off these.")
+    int[] decodeSequences;
+
     @Option(names = "--ranks", defaultValue = "1,2,4,8,16,32,64", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
     int[] ranks;
 
@@ -76,6 +81,7 @@ final class CalibrateCommand implements Callable<Integer> {
         if (sequences < 1 || rounds < 1 || java.util.Arrays.stream(tokens).anyMatch(t -> t < 1) || java.util.Arrays.stream(ranks).anyMatch(r -> r < 1)) {
             throw new FloraException("--sequences, --rounds, --tokens and --ranks must be at least 1");
         }
+        int[] decode = decodeSteps(decodeSequences);
         for (String s : strategies) {
             if (!AdapterBench.ALL_PINNED.contains(s)) {
                 throw new FloraException("--strategies: '" + s + "' is not a strategy to time (supported: " + String.join(", ", AdapterBench.ALL_PINNED) + ")");
@@ -95,10 +101,21 @@ final class CalibrateCommand implements Callable<Integer> {
             shapes.add(List.of(dim, dim));
         }
         List<AdapterBench.Point> points = new ArrayList<>();
-        try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", (long) shapes.size() * tokens.length * ranks.length)) {
+        List<AdapterBench.Point> decodePoints = new ArrayList<>();
+        Set<String> decodeStrategies = new java.util.TreeSet<>(strategies);
+        decodeStrategies.retainAll(Set.of("gathered", "bmm"));
+        boolean decoding = decode.length > 0 && !decodeStrategies.isEmpty();
+        long work = (long) shapes.size() * (tokens.length + (decoding ? decode.length : 0)) * ranks.length;
+        try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", work)) {
             for (List<Integer> shape : shapes) {
                 var setup = new AdapterBench.Setup(shape.get(0), shape.get(1), sequences, tokens, ranks, rounds, false, null, Set.copyOf(strategies));
                 points.addAll(AdapterBench.run(backend, setup, progress));
+                if (decoding) {
+                    // As many sequences as tokens: one token each, each its own adapter.
+                    var steps = new AdapterBench.Setup(shape.get(0), shape.get(1), decode[decode.length - 1], decode, ranks, rounds, false, null,
+                            decodeStrategies);
+                    decodePoints.addAll(AdapterBench.run(backend, steps, progress));
+                }
             }
         }
         int fitIn = shapes.contains(List.of(d, d)) ? d : shapes.iterator().next().get(0);
@@ -108,6 +125,11 @@ final class CalibrateCommand implements Callable<Integer> {
         List<Calibration.Measurement> measured = new ArrayList<>();
         for (AdapterBench.Point p : points) {
             measured.add(new Calibration.Measurement(p.strategy(), p.in(), p.out(), p.tokens(), p.rank(), p.micros()));
+        }
+        for (AdapterBench.Point p : decodePoints) {
+            if (decodeStrategies.contains(p.strategy())) {
+                measured.add(new Calibration.Measurement(p.strategy() + CostModel.DECODE_SUFFIX, p.in(), p.out(), p.tokens(), p.rank(), p.micros()));
+            }
         }
         Path file = out != null ? out : CostModel.defaultFile(backend);
         boolean cpu = backend.device().equals("cpu");
@@ -134,8 +156,37 @@ final class CalibrateCommand implements Callable<Integer> {
                 }
             }
         }
+        if (decoding) {
+            for (List<Integer> shape : shapes) {
+                int in = shape.get(0);
+                int o = shape.get(1);
+                w.printf(Locale.ROOT, "layer [%d, %d], decode steps: S sequences of one token, each its own adapter (us per call)%n", o, in);
+                w.printf(Locale.ROOT, "%7s %5s %10s %10s %10s   %s%n", "S", "rank", "base", "gathered", "bmm", "picks (LoRA)");
+                for (int sq : decode) {
+                    for (int r : ranks) {
+                        w.printf(Locale.ROOT, "%7d %5d", sq, r);
+                        for (String st : List.of("base", "gathered", "bmm")) {
+                            w.printf(Locale.ROOT, " %10.1f", micros(decodePoints, st, in, o, sq, r));
+                        }
+                        w.printf(Locale.ROOT, "   %s%n", costs.choose(AdapterKind.LORA, in, o, sq, sq, 1, r).cliName());
+                    }
+                }
+            }
+        }
         w.println("stored: " + file.toAbsolutePath());
         return 0;
+    }
+
+    /** The decode steps' sequence counts, ascending and distinct; none for a lone 0. */
+    static int[] decodeSteps(int[] given) {
+        if (given.length == 1 && given[0] == 0) {
+            return new int[0];
+        }
+        if (java.util.Arrays.stream(given).anyMatch(x -> x < 1)) {
+            throw new FloraException("--decode-sequences: counts of sequences must be at least 1 (or a lone 0 for no decode steps), got "
+                    + java.util.Arrays.toString(given));
+        }
+        return java.util.Arrays.stream(given).distinct().sorted().toArray();
     }
 
     /** eq. 7's c2: the base product's microseconds per token·d², averaged over the points. */

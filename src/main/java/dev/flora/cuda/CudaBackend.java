@@ -92,6 +92,14 @@ public final class CudaBackend implements Backend {
      */
     private boolean tiledLora = booleanFlag("flora.cuda.tiledLora", true);
     /**
+     * The per-token LoRA kernels with their loads batched (lora_shrink_ranks: eight ranks' A loads
+     * in flight a warp; lora_expand_rows: B's rows 16 bytes a load), the same bits as lora_shrink and
+     * lora_expand. On the H200 those took 586 µs on a 6144² layer at 256 one-token sequences of rank
+     * 64, where bmm took 237 (calibration of session 11). Off until measured:
+     * -Dflora.cuda.loraBatchedLoads=true.
+     */
+    private boolean loraBatchedLoads = booleanFlag("flora.cuda.loraBatchedLoads", false);
+    /**
      * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
      * for every other cache and head size, and everywhere with -Dflora.cuda.attention=v1.
@@ -1236,13 +1244,13 @@ public final class CudaBackend implements Backend {
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
         long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, layout.owner());
         long[] p = packed(layout.owner(), layout.arrays());
-        launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
+        launch(loraBatchedLoads ? "lora_shrink_ranks" : "lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
                 maxRank, in, LORA_SHRINK_SPAN);
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
         // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;
         boolean stage = staged <= 48 * 1024;
-        launch("lora_expand", total, (layout.maxOuts() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
+        launch(loraBatchedLoads ? "lora_expand_rows" : "lora_expand", total, (layout.maxOuts() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
                 stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
                 spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
     }
@@ -1278,6 +1286,11 @@ public final class CudaBackend implements Backend {
         int columnBlocks = Math.min(columnTiles, Math.max(8, (4 * smCount + tiles - 1) / tiles));
         launch("lora_expand_tiled", tiles, columnBlocks, THREADS, 0, partial, p[0], p[1], p[12], p[13], p[5], p[6], p[7], p[8], p[2], p[9],
                 p[10], p[11], maxRank, spans);
+    }
+
+    /** The per-token LoRA kernels with batched loads or without, as -Dflora.cuda.loraBatchedLoads (tests run both). */
+    void useBatchedLoraLoads(boolean on) {
+        loraBatchedLoads = on;
     }
 
     /** Turns the tiled LoRA kernels on or off, as -Dflora.cuda.tiledLora does (tests run both). */

@@ -1543,8 +1543,14 @@ __global__ void flora_demodulate(const float* products, const int* rowOf, const 
 // float64 products. A decode step's few tokens still make thousands of warps, each with one or two
 // loads in flight per lane, so the shrink is as short as memory's latency (one block per token and
 // rank, each walking the whole row, was latency-bound). Pointers and types per group.
-__global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
-                            const int* rank, double* partial, int maxRank, int in, int span) {
+// RANKS ranks of a warp at once (lora_shrink_ranks: 8) issue all their A loads before any is used, so
+// at rank 64 a warp has eight loads in flight, not one; a rank's products and their order are the
+// same whatever RANKS, so are the bits.
+#define LORA_SHRINK_RANKS 8
+extern "C++" {
+template <int RANKS>
+__device__ void lora_shrink_impl(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
+                                 const int* rank, double* partial, int maxRank, int in, int span) {
     int k = blockIdx.x, s = blockIdx.y, g = groupOf[k], r = rank[g], type = aType[g];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     const void* a = (const void*) aPtr[g];
@@ -1552,28 +1558,50 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
     int from = s * span, to = min(in, from + span);
     // 8 columns per load where rows are 8-aligned (16-bit A: one 16-byte load; x: two).
     bool vec = (in & 7) == 0 && type != 0;
-    for (int j = warp; j < r; j += warps) {
-        double sum = 0.0;
-        const u16* aj = (const u16*) a + (long long) j * in;
+    for (int j0 = warp; j0 < r; j0 += warps * RANKS) {
+        double sum[RANKS];
+        #pragma unroll
+        for (int i = 0; i < RANKS; i++) sum[i] = 0.0;
         if (vec) {
             for (int c = from + 8 * lane; c < to; c += 256) {
-                uint4 w = *(const uint4*) (aj + c);
+                uint4 w[RANKS];
+                #pragma unroll
+                for (int i = 0; i < RANKS; i++)
+                    if (j0 + i * warps < r) w[i] = *(const uint4*) ((const u16*) a + (long long) (j0 + i * warps) * in + c);
                 float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
-                unsigned int h[4] = {w.x, w.y, w.z, w.w};
                 float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
                 #pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    u16 bits = (u16) (e & 1 ? h[e >> 1] >> 16 : h[e >> 1] & 0xffffu);
-                    sum += (double) (type == 1 ? bf16_to_f32(bits) : f16_to_f32(bits)) * xs[e];
+                for (int i = 0; i < RANKS; i++) {
+                    if (j0 + i * warps >= r) continue;
+                    float as[8];
+                    unpack8(w[i], type == 1, as);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) sum[i] += (double) as[e] * xs[e];
                 }
             }
         } else {
-            for (int c = from + lane; c < to; c += 32) sum += (double) ld(a, (long long) j * in + c, type) * row[c];
+            #pragma unroll
+            for (int i = 0; i < RANKS; i++)
+                if (j0 + i * warps < r)
+                    for (int c = from + lane; c < to; c += 32) sum[i] += (double) ld(a, (long long) (j0 + i * warps) * in + c, type) * row[c];
         }
-        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        if (lane == 0) partial[((long long) k * gridDim.y + s) * maxRank + j] = sum;
+        #pragma unroll
+        for (int i = 0; i < RANKS; i++) {
+            int j = j0 + i * warps;
+            if (j >= r) continue; // the same for the whole warp
+            double v = sum[i];
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (lane == 0) partial[((long long) k * gridDim.y + s) * maxRank + j] = v;
+        }
     }
 }
+}  // extern "C++"
+
+#define LORA_SHRINK_ARGS const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType, \
+    const int* rank, double* partial, int maxRank, int in, int span
+#define LORA_SHRINK_PASS x, rowOf, groupOf, aPtr, aType, rank, partial, maxRank, in, span
+__global__ void lora_shrink(LORA_SHRINK_ARGS) { lora_shrink_impl<1>(LORA_SHRINK_PASS); }
+__global__ void lora_shrink_ranks(LORA_SHRINK_ARGS) { lora_shrink_impl<LORA_SHRINK_RANKS>(LORA_SHRINK_PASS); }
 
 // LoRA for steps whose adapters each hold many tokens (prompts), SGMV-like: a tile is up to LT_TOKENS
 // consecutive packed tokens of one group (CudaBackend lays a group's tokens out together), so A and B
@@ -1684,9 +1712,14 @@ __global__ void __launch_bounds__(256) lora_expand_tiled(const double* partial, 
 // [y·columns, (y+1)·columns) of its group's output (outPtr_g, outCols_g columns). Dynamic shared
 // memory: maxRank doubles, and with staged maxRank · spans more: every partial is loaded at once
 // (one memory round trip, not one per span), then each rank's added in span order as without.
-__global__ void lora_expand(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
-                            const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr,
-                            const int* outCols, int maxRank, int spans, int columns, int staged) {
+// ROWS (lora_expand_rows): a thread reads its column's row of B (r contiguous 16-bit values) 8 at a
+// time, one 16-byte load, where r is a multiple of 8 and B 16-byte aligned: at rank 64 eight loads a
+// column, not 64 two-byte ones (each a warp's 32 rows 128 bytes apart). The sum's order is the same.
+extern "C++" {
+template <bool ROWS>
+__device__ void lora_expand_impl(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
+                                 const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr,
+                                 const int* outCols, int maxRank, int spans, int columns, int staged) {
     extern __shared__ double v[];
     int k = blockIdx.x, g = groupOf[k], r = rank[g], type = bType[g], outs = outCols[g];
     if (blockIdx.y * columns >= outs) return;
@@ -1716,6 +1749,7 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
     float* o = out + (long long) rowOf[k] * outs;
     float sc = scale[g];
     int end = min(outs, (blockIdx.y + 1) * columns), bType2 = bias ? biasType[g] : 0;
+    bool rows = ROWS && type != 0 && (r & 7) == 0 && ((unsigned long long) b & 15) == 0;
     for (int c0 = blockIdx.y * columns + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
         float old[FLORA_BATCH], add[FLORA_BATCH]; // every load before the stores, as flora_modulate
         #pragma unroll
@@ -1723,8 +1757,19 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
             int c = c0 + u * blockDim.x;
             if (c >= end) continue;
             double d = 0.0;
-            #pragma unroll 8
-            for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
+            if (rows) {
+                const uint4* row = (const uint4*) ((const u16*) b + (long long) c * r);
+                #pragma unroll 2
+                for (int j8 = 0; j8 < r; j8 += 8) {
+                    float bs[8];
+                    unpack8(row[j8 >> 3], type == 1, bs);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) d += (double) bs[e] * v[j8 + e];
+                }
+            } else {
+                #pragma unroll 8
+                for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
+            }
             if (bias) d += ld(bias, c, bType2);
             add[u] = sc * (float) d;
             old[u] = o[c];
@@ -1736,5 +1781,13 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
         }
     }
 }
+}  // extern "C++"
+
+#define LORA_EXPAND_ARGS const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType, \
+    const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr, const int* outCols, \
+    int maxRank, int spans, int columns, int staged
+#define LORA_EXPAND_PASS partial, rowOf, groupOf, bPtr, bType, biasPtr, biasType, rank, scale, outPtr, outCols, maxRank, spans, columns, staged
+__global__ void lora_expand(LORA_EXPAND_ARGS) { lora_expand_impl<false>(LORA_EXPAND_PASS); }
+__global__ void lora_expand_rows(LORA_EXPAND_ARGS) { lora_expand_impl<true>(LORA_EXPAND_PASS); }
 
 }

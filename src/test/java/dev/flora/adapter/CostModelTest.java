@@ -70,6 +70,41 @@ class CostModelTest {
         assertThat(m.choose(AdapterKind.FLORA, 64, 64, 16, 160, 1, 1)).as("the shape is bmm's alone").isEqualTo(AdapterStrategy.FLORA);
     }
 
+    /**
+     * With a decode grid (S sequences of a token each), a decode step's LoRA costs are read off it, not
+     * scaled per sequence from 16; prompt steps keep the main grid and the per-sequence rule. The
+     * decode grid's token axis (16, 64, 256) does not leave gaps in the main grid's (16, 512).
+     */
+    @Test
+    void decodeStepsAreReadOffTheDecodeGrid() {
+        List<Calibration.Measurement> ms = new ArrayList<>();
+        for (int t : new int[] {16, 512}) {
+            ms.add(m("gathered", t, 8, t == 16 ? 30 : 300));
+            ms.add(m("bmm", t, 8, t == 16 ? 25 : 400));
+        }
+        for (int s : new int[] {16, 64, 256}) {
+            ms.add(m("gathered-decode", s, 8, s == 16 ? 30 : s == 64 ? 80 : 300));
+            ms.add(m("bmm-decode", s, 8, s == 16 ? 25 : s == 64 ? 40 : 60));
+        }
+        CostModel c = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, ms));
+        assertThat(c.hasGrid("bmm-decode")).isTrue();
+        assertThat(c.hasGrid("gathered")).as("the main grid keeps its strategies").isTrue();
+        // 256 decoding sequences: bmm 60 against gathered 300 on the decode grid; the per-sequence rule
+        // would have charged bmm 16 × 25 = 400.
+        assertThat(c.estimateBmm(64, 64, 256, 1, 8)).isCloseTo(400, within(1e-9));
+        assertThat(c.choose(AdapterKind.LORA, 64, 64, 256, 256, 1, 8)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(c.estimate("bmm-decode", 64, 64, 128, 8)).isCloseTo(Math.sqrt(40 * 60), within(1e-9));
+        // Past the grid's largest S a time grows with the sequences.
+        assertThat(c.estimate("gathered-decode", 64, 64, 512, 8)).isCloseTo(600, within(1e-9));
+        // A prompt step of 256 tokens over 16 sequences of 16: the main grid, bmm charged for its padded rows.
+        assertThat(c.choose(AdapterKind.LORA, 64, 64, 256, 16, 16, 8)).isEqualTo(AdapterStrategy.GATHERED);
+        // Without a decode grid, the same decode step goes by the per-sequence rule.
+        CostModel without = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0,
+                ms.stream().filter(x -> !x.strategy().endsWith("-decode")).toList()));
+        assertThat(without.hasGrid("bmm-decode")).isFalse();
+        assertThat(without.choose(AdapterKind.LORA, 64, 64, 256, 256, 1, 8)).isEqualTo(AdapterStrategy.GATHERED);
+    }
+
     /** Fewer sequences than the calibration's, a token each: the calibration's own step of that many tokens (one a sequence). */
     @Test
     void fewDecodingSequencesAreReadOffTheGrid() {

@@ -35,13 +35,25 @@ class BenchCliTest {
     @Test
     void calibrateThenBenchAdaptersPutsTheAutomaticChoiceBesideThePinnedStrategies() throws IOException {
         Path file = tmp.resolve("calibration.json");
-        CliTest.Run cal = flora("calibrate", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1", "--out", file.toString());
+        CliTest.Run cal = flora("calibrate", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1",
+                "--decode-sequences", "3,2,3", "--out", file.toString());
         assertThat(cal.code()).as(cal.err()).isZero();
-        assertThat(cal.out()).contains("eq. 7 fit", "picks (fLoRA / LoRA)", "stored: ");
+        assertThat(cal.out()).contains("eq. 7 fit", "picks (fLoRA / LoRA)", "decode steps: S sequences of one token", "stored: ");
         Calibration c = Calibration.loadIfPresent(file);
-        // Every strategy at every (tokens, rank) of the one 32 x 32 shape.
-        assertThat(c.measurements()).hasSize(2 * 2 * 6).allMatch(m -> m.in() == 32 && m.out() == 32 && m.micros() > 0);
+        // Every strategy at every (tokens, rank) of the one 32 x 32 shape, and the two LoRA strategies at
+        // every (sequences, rank) of the decode steps (2 and 3: sorted, once each).
+        assertThat(c.measurements()).hasSize(2 * 2 * 6 + 2 * 2 * 2).allMatch(m -> m.in() == 32 && m.out() == 32 && m.micros() > 0);
+        assertThat(c.measurements().stream().filter(m -> m.strategy().endsWith("-decode")))
+                .extracting(m -> m.strategy() + "@" + m.tokens() + "r" + m.rank())
+                .containsExactlyInAnyOrder("gathered-decode@2r1", "gathered-decode@2r2", "gathered-decode@3r1", "gathered-decode@3r2",
+                        "bmm-decode@2r1", "bmm-decode@2r2", "bmm-decode@3r1", "bmm-decode@3r2");
         assertThat(c.sequences()).isEqualTo(2);
+        assertThat(new dev.flora.adapter.CostModel(c).hasGrid("bmm-decode")).isTrue();
+        assertThat(cal.out().lines().filter(l -> l.matches("\\s+[23]\\s+[12]\\s+[0-9.]+\\s+[0-9.]+\\s+[0-9.]+\\s+(gathered|bmm)"))).hasSize(4);
+
+        CliTest.Run badDecode = flora("calibrate", "--dim", "32", "--decode-sequences", "16,-1", "--out", file.toString());
+        assertThat(badDecode.code()).isNotZero();
+        assertThat(badDecode.err()).contains("--decode-sequences", "at least 1").doesNotContain("Exception");
 
         Path plot = tmp.resolve("plot.png");
         CliTest.Run bench = flora("bench", "adapters", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1",
@@ -81,7 +93,7 @@ class BenchCliTest {
     void calibrateTimesOnlyTheStrategiesAskedFor() {
         Path file = tmp.resolve("some.json");
         CliTest.Run cal = flora("calibrate", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1",
-                "--strategies", "flora,gathered", "--out", file.toString());
+                "--strategies", "flora,gathered", "--decode-sequences", "0", "--out", file.toString());
         assertThat(cal.code()).as(cal.err()).isZero();
         Calibration c = Calibration.loadIfPresent(file);
         assertThat(c.measurements()).hasSize(2 * 2 * 3);
@@ -102,7 +114,7 @@ class BenchCliTest {
         Files.copy(Fixtures.llamaTinyModel().resolve("config.json"), dir.resolve("config.json"));
         Path file = tmp.resolve("shapes.json");
         CliTest.Run cal = flora("calibrate", "--model", dir.toString(), "--random-weights", "--sequences", "1", "--tokens", "2", "--ranks", "1",
-                "--rounds", "1", "--out", file.toString());
+                "--rounds", "1", "--decode-sequences", "0", "--out", file.toString());
         assertThat(cal.code()).as(cal.err()).isZero();
         Set<List<Integer>> shapes = Calibration.loadIfPresent(file).measurements().stream().map(m -> List.of(m.in(), m.out()))
                 .collect(Collectors.toSet());

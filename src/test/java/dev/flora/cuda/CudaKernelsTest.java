@@ -605,6 +605,74 @@ class CudaKernelsTest {
     }
 
     /**
+     * The per-token LoRA kernels with batched loads (lora_shrink_ranks, lora_expand_rows) give the
+     * bits of lora_shrink and lora_expand: a decode step of one token an adapter at ranks 64, 16, 8 and
+     * 13 (not a multiple of 8: B's rows a value at a time), three factor types (float32 A or B: the
+     * plain loads), biases, a prompt group too small for tiles, inputs of one span, of several with a
+     * short last one, and not a multiple of 8 (A a value at a time); and both match float64.
+     */
+    @ParameterizedTest
+    @CsvSource({"256, 96, 72", "1000, 24, 24", "97, 40, 17"})
+    void batchedLoraLoadsGiveTheBitsOfThePlainKernels(int in, int out, int otherOut) {
+        int groups = 24;
+        int[] rankOf = {64, 16, 8, 13};
+        DType[] types = {DType.BF16, DType.F16, DType.F32, DType.BF16};
+        int[][] rows = new int[groups][];
+        Tensor[] a = new Tensor[groups];
+        Tensor[] b = new Tensor[groups];
+        Tensor[] bias = new Tensor[groups];
+        float[][] av = new float[groups][];
+        float[][] bv = new float[groups][];
+        float[][] biasv = new float[groups][];
+        float[] scale = new float[groups];
+        int t = groups - 1 + 5; // a token each, the last group five
+        for (int g = 0; g < groups; g++) {
+            rows[g] = g < groups - 1 ? new int[] {g} : java.util.stream.IntStream.range(groups - 1, t).toArray();
+            int r = rankOf[g % 4];
+            int width = g == groups - 1 ? otherOut : out;
+            av[g] = randoms(r * in);
+            bv[g] = randoms(width * r);
+            a[g] = weightOf(types[g % 4], av[g], r, in);
+            b[g] = weightOf(types[(g + 1) % 4], bv[g], width, r);
+            if (g % 3 == 1) {
+                biasv[g] = randoms(width);
+                bias[g] = gpu.weight(biasv[g], 1, width);
+            }
+            scale[g] = 0.25f * (g % 5 + 1);
+        }
+        float[] x = randoms(t * in);
+        float[] base = randoms(t * out);
+        float[] otherBase = randoms(t * otherOut);
+        double[][] want = loraReference(x, base, in, out, java.util.Arrays.copyOf(rows, groups - 1), java.util.Arrays.copyOf(av, groups - 1),
+                java.util.Arrays.copyOf(bv, groups - 1), java.util.Arrays.copyOf(biasv, groups - 1), java.util.Arrays.copyOf(scale, groups - 1));
+        double[][] otherWant = loraReference(x, otherBase, in, otherOut, new int[][] {rows[groups - 1]}, new float[][] {av[groups - 1]},
+                new float[][] {bv[groups - 1]}, new float[][] {biasv[groups - 1]}, new float[] {scale[groups - 1]});
+        Tensor[] outs = new Tensor[groups];
+        float[][] got = new float[2][];
+        float[][] otherGot = new float[2][];
+        try {
+            for (int batched = 0; batched < 2; batched++) {
+                gpu.useBatchedLoraLoads(batched == 1);
+                Tensor o = gpu.fromHost(base, t, out);
+                Tensor other = gpu.fromHost(otherBase, t, otherOut);
+                java.util.Arrays.fill(outs, o);
+                outs[groups - 1] = other;
+                gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, outs);
+                String what = batched == 1 ? "batched loads" : "plain loads";
+                got[batched] = gpu.toHost(o);
+                otherGot[batched] = gpu.toHost(other);
+                near(got[batched], want[0], want[1], 2e-6, what);
+                near(otherGot[batched], otherWant[0], otherWant[1], 2e-6, what + ", the other output");
+            }
+        } finally {
+            gpu.useBatchedLoraLoads(false);
+        }
+        assertThat(gpu.tiledGroups(rows, a)).as("every group a token at a time").isNull();
+        assertThat(got[1]).as("batched loads: the plain kernels' bits").containsExactly(got[0]);
+        assertThat(otherGot[1]).as("batched loads, the other output: the plain kernels' bits").containsExactly(otherGot[0]);
+    }
+
+    /**
      * Short contexts fit one chunk; long ones take several chunks and, with few tokens, several
      * splits. 16-bit caches: prompt runs of 16 or more tokens go to the tensor-core tile kernel (head
      * sizes 64 and 128; 15 tokens do not, 65 take two tiles), the rest to the per-token kernel; the
