@@ -35,6 +35,15 @@ final class BenchLoadCommands {
     private BenchLoadCommands() {
     }
 
+    /**
+     * What a plot's panel says of the runs, from the fewest and most runs of any point: nothing for one
+     * run a point, "medians of N runs" where every point ran N times, "medians of up to N runs" where
+     * some ran fewer (a --from file joining runs of several calls).
+     */
+    static String runsLabel(int fewest, int most) {
+        return most <= 1 ? "" : (fewest == most ? ", medians of " : ", medians of up to ") + most + " runs";
+    }
+
     /** What both measure on: the model, the series and ranks, the workload. */
     abstract static class Workload<P extends ThroughputBench.Labelled> implements Callable<Integer> {
         @Spec
@@ -172,7 +181,7 @@ final class BenchLoadCommands {
             } else {
                 Map<String, List<P>> byPoint = byPoint(points);
                 List<P> medians = medians(byPoint);
-                draw(dir.getFileName().toString(), medians, targetsOf(medians), runsOf(byPoint));
+                draw(dir.getFileName().toString(), medians, targetsOf(medians), runsLabel(byPoint));
             }
             return 0;
         }
@@ -220,7 +229,7 @@ final class BenchLoadCommands {
             }
             o.print(autoAgainstBest(points));
             o.flush();
-            draw(name, points, used, most);
+            draw(name, points, used, runsLabel(byPoint));
         }
 
         /** Each automatic series and the pinned ones it chooses among. */
@@ -275,6 +284,11 @@ final class BenchLoadCommands {
             return byPoint.values().stream().mapToInt(List::size).max().orElse(1);
         }
 
+        /** What the plot's panel says of these points' runs. */
+        String runsLabel(Map<String, List<P>> byPoint) {
+            return BenchLoadCommands.runsLabel(byPoint.values().stream().mapToInt(List::size).min().orElse(1), runsOf(byPoint));
+        }
+
         /** The measured points by series and rank, in the order first measured. */
         private Map<String, List<P>> byPoint(List<P> measured) {
             Map<String, List<P>> byPoint = new LinkedHashMap<>();
@@ -297,7 +311,7 @@ final class BenchLoadCommands {
          * model's one value is drawn flat across the ranks. The panel names the adapters' target modules and,
          * past one run a point, that the points are medians.
          */
-        void draw(String model, List<P> points, String targets, int runs) throws java.io.IOException {
+        void draw(String model, List<P> points, String targets, String runs) throws java.io.IOException {
             Map<String, List<double[]>> lines = new LinkedHashMap<>();
             int[] ranks = from != null ? points.stream().mapToInt(P::rank).filter(r -> r > 0).distinct().sorted().toArray() : ranks();
             for (P p : points) {
@@ -309,7 +323,7 @@ final class BenchLoadCommands {
             }
             // by rank: a --from file may join several runs' lines
             lines.replaceAll((series, xy) -> xy.stream().sorted(java.util.Comparator.comparingDouble(p -> p[0])).toList());
-            String panel = panel() + ", adapters on " + targets + (runs > 1 ? ", medians of " + runs + " runs" : "");
+            String panel = panel() + ", adapters on " + targets + runs;
             LinePlot.writeOrSay(plot(), model + ": " + spec.name() + " against rank", "rank", yLabel(), Map.of(panel, lines),
                     spec.commandLine().getErr());
         }

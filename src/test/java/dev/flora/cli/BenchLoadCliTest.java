@@ -113,6 +113,14 @@ class BenchLoadCliTest {
         assertThat(none.err()).contains("--runs").doesNotContain("Exception");
     }
 
+    /** The plot's panel says "medians" only past one run a point, and "up to" where points ran different numbers of times. */
+    @Test
+    void thePanelSaysHowManyRunsThePointsAreMediansOf() {
+        assertThat(BenchLoadCommands.runsLabel(1, 1)).isEmpty();
+        assertThat(BenchLoadCommands.runsLabel(3, 3)).isEqualTo(", medians of 3 runs");
+        assertThat(BenchLoadCommands.runsLabel(1, 3)).isEqualTo(", medians of up to 3 runs");
+    }
+
     /** The automatic choice against the best pinned series of its kind, rank by rank, and the least of those fractions. */
     @Test
     void theTableSaysHowCloseTheAutomaticChoiceCameToTheBest() throws IOException {
