@@ -411,7 +411,16 @@ class CliTest {
         Run run = flora("demo", "--cache", cache.toString(), "--requests", "12", "--rate", "50");
         assertThat(run.code()).as(run.err()).isZero();
         assertThat(run.out()).contains("32 adapters").contains("Load 1").contains("Load 2").contains("(0 failed)")
-                .contains("output tokens/s is");
+                .contains("output tokens/s is").contains("(round 2 of 2)");
+        // Adapters, base, base, adapters: four tables, and each round's ratio beside the whole one.
+        assertThat(run.out().lines().filter(l -> l.startsWith("requests "))).hasSize(4);
+        assertThat(run.out().lines().filter(l -> l.startsWith("Load ")).map(l -> l.substring(0, 6)).toList())
+                .containsExactly("Load 1", "Load 2", "Load 2", "Load 1");
+        assertThat(run.out()).containsPattern("is [0-9.]+x the base model's under the same load \\(rounds: [0-9.]+x, [0-9.]+x\\)\\.");
+
+        Run bad = flora("demo", "--cache", cache.toString(), "--rounds", "0");
+        assertThat(bad.code()).isNotZero();
+        assertThat(bad.err()).contains("--rounds").doesNotContain("Exception");
     }
 
     private static String stripTimes(String s) {
