@@ -38,6 +38,8 @@ public final class CudaBackend implements Backend {
     private static final int LORA_EXPAND_COLUMNS = 1024;
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
+    /** kernels.cu's LORA_SHRINK_RANKS: the ranks a warp of lora_shrink_ranks loads at once. */
+    private static final int LORA_SHRINK_RANKS = 8;
     /** kernels.cu's LT_TOKENS, LT_RANKS and LT_SPAN: the tiled LoRA kernels' tokens a tile (and columns a round), largest rank, input columns a block. */
     private static final int LORA_TILE_TOKENS = 32;
     private static final int LORA_TILE_RANKS = 64;
@@ -93,8 +95,8 @@ public final class CudaBackend implements Backend {
     private boolean tiledLora = booleanFlag("flora.cuda.tiledLora", true);
     /**
      * The per-token LoRA kernels with their loads batched (lora_shrink_ranks: eight ranks' A loads
-     * in flight a warp; lora_expand_rows: B's rows 16 bytes a load), the same bits as lora_shrink and
-     * lora_expand. On the H200 those took 586 µs on a 6144² layer at 256 one-token sequences of rank
+     * in flight a warp, and below rank 9 a warp for all of a (token, span)'s ranks, reading x once;
+     * lora_expand_rows: B's rows 16 bytes a load), the same bits as lora_shrink and lora_expand. On the H200 those took 586 µs on a 6144² layer at 256 one-token sequences of rank
      * 64, where bmm took 237 (calibration of session 11). Off until measured:
      * -Dflora.cuda.loraBatchedLoads=true.
      */
@@ -1244,8 +1246,16 @@ public final class CudaBackend implements Backend {
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
         long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, layout.owner());
         long[] p = packed(layout.owner(), layout.arrays());
-        launch(loraBatchedLoads ? "lora_shrink_ranks" : "lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
-                maxRank, in, LORA_SHRINK_SPAN);
+        if (loraBatchedLoads) {
+            // A (token, span) pair takes a warp per LORA_SHRINK_RANKS ranks of the largest, at most 8; 8 warps a block.
+            int perPair = Math.min(8, (maxRank + LORA_SHRINK_RANKS - 1) / LORA_SHRINK_RANKS);
+            long pairs = (long) total * spans;
+            launch("lora_shrink_ranks", (int) ((pairs * perPair + 7) / 8), 1, 256, 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2],
+                    partial, maxRank, in, LORA_SHRINK_SPAN, spans, (int) pairs, perPair);
+        } else {
+            launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
+                    maxRank, in, LORA_SHRINK_SPAN);
+        }
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
         // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;

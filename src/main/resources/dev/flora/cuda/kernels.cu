@@ -1543,65 +1543,80 @@ __global__ void flora_demodulate(const float* products, const int* rowOf, const 
 // float64 products. A decode step's few tokens still make thousands of warps, each with one or two
 // loads in flight per lane, so the shrink is as short as memory's latency (one block per token and
 // rank, each walking the whole row, was latency-bound). Pointers and types per group.
-// RANKS ranks of a warp at once (lora_shrink_ranks: 8) issue all their A loads before any is used, so
-// at rank 64 a warp has eight loads in flight, not one; a rank's products and their order are the
-// same whatever RANKS, so are the bits.
+//
+// lora_shrink_ranks: the same sums, the loads batched. A (token, span) pair takes P = perPair warps
+// (CudaBackend: the largest rank / LORA_SHRINK_RANKS, at most 8), warp w of them the ranks j ≡ w
+// (mod P), LORA_SHRINK_RANKS at a time with all their A loads issued before any is used (at rank 64:
+// eight in flight a warp, not one); a block of 256 threads holds 8 / P pairs, so at rank 8 a warp
+// does every rank of its pair and reads x once, not once a rank. Each rank's sum takes the same
+// products in the same order as lora_shrink's, so the bits are the same.
 #define LORA_SHRINK_RANKS 8
 extern "C++" {
+// The ranks j0, j0 + stride, ... (RANKS of them, those below r) of token k's span [from, to).
 template <int RANKS>
-__device__ void lora_shrink_impl(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
-                                 const int* rank, double* partial, int maxRank, int in, int span) {
-    int k = blockIdx.x, s = blockIdx.y, g = groupOf[k], r = rank[g], type = aType[g];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-    const void* a = (const void*) aPtr[g];
-    const float* row = x + (long long) rowOf[k] * in;
-    int from = s * span, to = min(in, from + span);
-    // 8 columns per load where rows are 8-aligned (16-bit A: one 16-byte load; x: two).
-    bool vec = (in & 7) == 0 && type != 0;
-    for (int j0 = warp; j0 < r; j0 += warps * RANKS) {
-        double sum[RANKS];
-        #pragma unroll
-        for (int i = 0; i < RANKS; i++) sum[i] = 0.0;
-        if (vec) {
-            for (int c = from + 8 * lane; c < to; c += 256) {
-                uint4 w[RANKS];
-                #pragma unroll
-                for (int i = 0; i < RANKS; i++)
-                    if (j0 + i * warps < r) w[i] = *(const uint4*) ((const u16*) a + (long long) (j0 + i * warps) * in + c);
-                float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
-                float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-                #pragma unroll
-                for (int i = 0; i < RANKS; i++) {
-                    if (j0 + i * warps >= r) continue;
-                    float as[8];
-                    unpack8(w[i], type == 1, as);
-                    #pragma unroll
-                    for (int e = 0; e < 8; e++) sum[i] += (double) as[e] * xs[e];
-                }
-            }
-        } else {
+__device__ __forceinline__ void lora_shrink_ranks_of(const float* row, const void* a, int type, int r, int in, int from, int to,
+                                                     int j0, int stride, int lane, double* partialRow) {
+    bool vec = (in & 7) == 0 && type != 0; // 8 columns per load where rows are 8-aligned (16-bit A: one 16-byte load; x: two)
+    double sum[RANKS];
+    #pragma unroll
+    for (int i = 0; i < RANKS; i++) sum[i] = 0.0;
+    if (vec) {
+        for (int c = from + 8 * lane; c < to; c += 256) {
+            uint4 w[RANKS];
             #pragma unroll
             for (int i = 0; i < RANKS; i++)
-                if (j0 + i * warps < r)
-                    for (int c = from + lane; c < to; c += 32) sum[i] += (double) ld(a, (long long) (j0 + i * warps) * in + c, type) * row[c];
+                if (j0 + i * stride < r) w[i] = *(const uint4*) ((const u16*) a + (long long) (j0 + i * stride) * in + c);
+            float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
+            float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+            #pragma unroll
+            for (int i = 0; i < RANKS; i++) {
+                if (j0 + i * stride >= r) continue;
+                float as[8];
+                unpack8(w[i], type == 1, as);
+                #pragma unroll
+                for (int e = 0; e < 8; e++) sum[i] += (double) as[e] * xs[e];
+            }
         }
+    } else {
         #pragma unroll
-        for (int i = 0; i < RANKS; i++) {
-            int j = j0 + i * warps;
-            if (j >= r) continue; // the same for the whole warp
-            double v = sum[i];
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            if (lane == 0) partial[((long long) k * gridDim.y + s) * maxRank + j] = v;
-        }
+        for (int i = 0; i < RANKS; i++)
+            if (j0 + i * stride < r)
+                for (int c = from + lane; c < to; c += 32) sum[i] += (double) ld(a, (long long) (j0 + i * stride) * in + c, type) * row[c];
+    }
+    #pragma unroll
+    for (int i = 0; i < RANKS; i++) {
+        int j = j0 + i * stride;
+        if (j >= r) continue; // the same for the whole warp
+        double v = sum[i];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) partialRow[j] = v;
     }
 }
 }  // extern "C++"
 
-#define LORA_SHRINK_ARGS const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType, \
-    const int* rank, double* partial, int maxRank, int in, int span
-#define LORA_SHRINK_PASS x, rowOf, groupOf, aPtr, aType, rank, partial, maxRank, in, span
-__global__ void lora_shrink(LORA_SHRINK_ARGS) { lora_shrink_impl<1>(LORA_SHRINK_PASS); }
-__global__ void lora_shrink_ranks(LORA_SHRINK_ARGS) { lora_shrink_impl<LORA_SHRINK_RANKS>(LORA_SHRINK_PASS); }
+__global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
+                            const int* rank, double* partial, int maxRank, int in, int span) {
+    int k = blockIdx.x, s = blockIdx.y, g = groupOf[k], r = rank[g];
+    int warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    double* partialRow = partial + ((long long) k * gridDim.y + s) * maxRank;
+    for (int j = warp; j < r; j += warps)
+        lora_shrink_ranks_of<1>(x + (long long) rowOf[k] * in, (const void*) aPtr[g], aType[g], r, in, s * span, min(in, s * span + span),
+                                j, warps, threadIdx.x & 31, partialRow);
+}
+
+// pairs: tokens × spans; perPair warps a pair (a power of two dividing the block's warps).
+__global__ void __launch_bounds__(256) lora_shrink_ranks(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr,
+                                                         const int* aType, const int* rank, double* partial, int maxRank, int in,
+                                                         int span, int spans, int pairs, int perPair) {
+    int gw = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); // the warp's number in the grid
+    int pair = gw / perPair, w = gw % perPair;
+    if (pair >= pairs) return;
+    int k = pair / spans, s = pair % spans, g = groupOf[k], r = rank[g];
+    double* partialRow = partial + ((long long) k * spans + s) * maxRank;
+    for (int j0 = w; j0 < r; j0 += perPair * LORA_SHRINK_RANKS)
+        lora_shrink_ranks_of<LORA_SHRINK_RANKS>(x + (long long) rowOf[k] * in, (const void*) aPtr[g], aType[g], r, in, s * span,
+                                                min(in, s * span + span), j0, perPair, threadIdx.x & 31, partialRow);
+}
 
 // LoRA for steps whose adapters each hold many tokens (prompts), SGMV-like: a tile is up to LT_TOKENS
 // consecutive packed tokens of one group (CudaBackend lays a group's tokens out together), so A and B

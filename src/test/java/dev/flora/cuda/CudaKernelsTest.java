@@ -606,16 +606,18 @@ class CudaKernelsTest {
 
     /**
      * The per-token LoRA kernels with batched loads (lora_shrink_ranks, lora_expand_rows) give the
-     * bits of lora_shrink and lora_expand: a decode step of one token an adapter at ranks 64, 16, 8 and
-     * 13 (not a multiple of 8: B's rows a value at a time), three factor types (float32 A or B: the
+     * bits of lora_shrink and lora_expand: a decode step of one token an adapter at ranks up to 64
+     * (eight warps a token and span), up to 8 (one warp for all ranks) and up to 24 (three), ranks not a
+     * multiple of 8 (B's rows a value at a time), three factor types (float32 A or B: the
      * plain loads), biases, a prompt group too small for tiles, inputs of one span, of several with a
      * short last one, and not a multiple of 8 (A a value at a time); and both match float64.
      */
     @ParameterizedTest
-    @CsvSource({"256, 96, 72", "1000, 24, 24", "97, 40, 17"})
-    void batchedLoraLoadsGiveTheBitsOfThePlainKernels(int in, int out, int otherOut) {
+    @CsvSource({"256, 96, 72, 64 16 8 13", "1000, 24, 24, 64 16 8 13", "97, 40, 17, 64 16 8 13", "256, 96, 72, 8 3 5 1",
+            "1000, 40, 17, 24 16 9 2"})
+    void batchedLoraLoadsGiveTheBitsOfThePlainKernels(int in, int out, int otherOut, String ranks) {
         int groups = 24;
-        int[] rankOf = {64, 16, 8, 13};
+        int[] rankOf = java.util.Arrays.stream(ranks.split(" ")).mapToInt(Integer::parseInt).toArray();
         DType[] types = {DType.BF16, DType.F16, DType.F32, DType.BF16};
         int[][] rows = new int[groups][];
         Tensor[] a = new Tensor[groups];
