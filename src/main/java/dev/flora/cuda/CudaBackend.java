@@ -107,6 +107,13 @@ public final class CudaBackend implements Backend {
      * for every other cache and head size, and everywhere with -Dflora.cuda.attention=v1.
      */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "v2"));
+    /**
+     * Query heads of one key/value head a block of the second decode attention form takes (1, 2 or
+     * 4; where they do not divide the heads a key/value head serves, 1): each key and value row a
+     * block loads then serves them all, the same bits. StarCoder's 48 query heads share one key/value
+     * head, so with 1 a step reads its cache 48 times. Not yet measured: -Dflora.cuda.attentionHeads=N.
+     */
+    private int attentionHeads = attentionHeadsFlag(System.getProperty("flora.cuda.attentionHeads"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
 
@@ -252,6 +259,24 @@ public final class CudaBackend implements Backend {
 
     String decodeAttention() {
         return decodeAttentionForm;
+    }
+
+    static int attentionHeadsFlag(String value) {
+        int heads = positiveFlag("flora.cuda.attentionHeads", value, 1);
+        if (heads != 1 && heads != 2 && heads != 4) {
+            throw new FloraException("-Dflora.cuda.attentionHeads takes 1, 2 or 4 (query heads a decode attention block takes), not '" + value + "'");
+        }
+        return heads;
+    }
+
+    /** Query heads a decode attention block takes, as -Dflora.cuda.attentionHeads (tests run each). */
+    void useAttentionHeads(int heads) {
+        attentionHeads = attentionHeadsFlag(Integer.toString(heads));
+    }
+
+    /** The query heads a block of the second form takes for this shape: the flag's where it divides the heads of a key/value head, else 1. */
+    int attentionHeadsFor(AttentionShape shape) {
+        return (shape.heads() / shape.kvHeads()) % attentionHeads == 0 ? attentionHeads : 1;
     }
 
     // For the graph recorder (GraphRecorder).
@@ -1742,13 +1767,16 @@ public final class CudaBackend implements Backend {
             case F16 -> "attention_f16";
             default -> "attention";
         };
+        int perBlock = 1; // query heads a block
         if (decodeAttentionForm.equals("v2") && c.dtype() != DType.F32 && (shape.headDim() == 64 || shape.headDim() == 128)) {
             kernel = "attention_v2_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
+            perBlock = attentionHeadsFor(shape);
+            kernel += perBlock > 1 ? "_g" + perBlock : "";
         }
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of
         // more pairs than it holds joins them in attention_combine.
         boolean joinedHere = listedPairs <= ATTENTION_COUNTERS;
-        launchAttention(kernel, listed * shape.heads(), splits, 128, qp, c.keys()[layer], c.values()[layer], o.pointer,
+        launchAttention(kernel, listed * shape.heads() / perBlock, splits, 128, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), attentionMinSplit, splits, tokenList,
                 joinedHere ? attentionCounters : null);

@@ -731,11 +731,12 @@ struct AttentionSpan {
     int t, h, split, used, begin, end;
 };
 
-__device__ __forceinline__ AttentionSpan attention_span(const int* positions, const int* tokenList, int heads, int window, int minSplit,
-                                                        int splits) {
+// The span of listed token listed (its index in tokenList, or the token itself), head h, split blockIdx.y.
+__device__ __forceinline__ AttentionSpan attention_span_of(int listed, int h, const int* positions, const int* tokenList, int window,
+                                                           int minSplit, int splits) {
     AttentionSpan a;
-    a.t = blockIdx.x / heads;
-    a.h = blockIdx.x % heads;
+    a.t = listed;
+    a.h = h;
     a.split = blockIdx.y;
     if (tokenList) a.t = tokenList[a.t];
     int pos = positions[a.t];
@@ -746,6 +747,12 @@ __device__ __forceinline__ AttentionSpan attention_span(const int* positions, co
     a.begin = first + a.split * splitLen;
     a.end = min(pos + 1, a.begin + splitLen);
     return a;
+}
+
+// Block x serves listed token x / heads, head x % heads.
+__device__ __forceinline__ AttentionSpan attention_span(const int* positions, const int* tokenList, int heads, int window, int minSplit,
+                                                        int splits) {
+    return attention_span_of(blockIdx.x / heads, blockIdx.x % heads, positions, tokenList, window, minSplit, splits);
 }
 
 // The online softmax over one chunk's scores sc (ATTN_CHUNK of them, -inf past the chunk's end):
@@ -770,9 +777,11 @@ __device__ __forceinline__ float attention_chunk_softmax(float* sc, float* maxSc
 // else the split's part, and the last split of (t, h) to finish joins them (counters[pair] counts the
 // finished splits and is left at 0 for the next launch: no attention_combine launch; without
 // counters attention_combine joins them).
+// pair: the listed (token, head) pair's number, listed token · heads + h (a block's x where it serves one head).
 __device__ void attention_finish(const double* partial, int rows, int stride, float m, double l, int t, int h, int heads, int headDim,
-                                 int splits, int split, int used, float* out, float* partOut, float* partMax, float* partSum, int* counters) {
-    long long part = (long long) blockIdx.x * splits + split; // parts by listed pair, not by token: few tokens listed, few parts
+                                 int splits, int split, int used, float* out, float* partOut, float* partMax, float* partSum, int* counters,
+                                 int pair) {
+    long long part = (long long) pair * splits + split; // parts by listed pair, not by token: few tokens listed, few parts
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
         double total = 0.0;
         for (int w = 0; w < rows; w++) total += partial[w * stride + d];
@@ -789,14 +798,14 @@ __device__ void attention_finish(const double* partial, int rows, int stride, fl
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
-        int* counter = counters + blockIdx.x;
+        int* counter = counters + pair;
         last = atomicAdd(counter, 1) == used - 1;
         if (last) *counter = 0;
     }
     __syncthreads();
     if (!last) return;
     __threadfence();
-    combine_splits(partOut, partMax, partSum, out, blockIdx.x, t, h, heads, headDim, splits, used);
+    combine_splits(partOut, partMax, partSum, out, pair, t, h, heads, headDim, splits, used);
 }
 
 template <int TYPE>
@@ -904,7 +913,7 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
     }
     __syncthreads();
     attention_finish(&partial[0][0], ATTN_WARPS, ATTN_MAX_HEAD_DIM, m, l, t, h, heads, headDim, splits, split, used, out, partOut, partMax,
-                     partSum, counters);
+                     partSum, counters, blockIdx.x);
 }
 
 // ---- prefill attention on the tensor cores (16-bit caches): flash-attention over tiles of up to
@@ -1237,40 +1246,55 @@ __device__ __forceinline__ void attention_v2_round(const u16* cache, const int* 
     }
 }
 
-template <int TYPE, int D>
+// G query heads of one key/value head a block (attention_v2_*_gG; CudaBackend's -Dflora.cuda.attentionHeads):
+// every key and value row the block loads serves its G heads, where G = 1 reads it again for each
+// (StarCoder's 48 query heads share one key/value head). Each head keeps its own scores, running
+// maximum and sum and output, and takes the same sums in the same order as with G = 1 (the same
+// chunks, splits, softmax reductions and finish), so the bits are the same. The block's x is listed
+// token · heads / G + head group; the splits are those of the one-head launch (CudaBackend.attend).
+template <int TYPE, int D, int G>
 __device__ void attention_v2_impl(ATTENTION_ARGS) {
     constexpr int LANES = D / 8;                  // lanes reading one position's row
     constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
     constexpr int STEP = PER_WARP * ATTN_WARPS;   // positions the block reads a load
     constexpr int ROUND = STEP * ATTN_V2_LOADS;   // positions a round of loads covers
     static_assert(ATTN_CHUNK % ROUND == 0, "a chunk is whole rounds");
-    __shared__ float sc[ATTN_CHUNK];
+    __shared__ float sc[G][ATTN_CHUNK];
     __shared__ int slotOf[ATTN_CHUNK];
     __shared__ float maxScratch[32];
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
     let_next_start();
-    AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
+    int listed = blockIdx.x / (heads / G), h0 = blockIdx.x % (heads / G) * G;
+    AttentionSpan span = attention_span_of(listed, h0, positions, tokenList, window, minSplit, splits);
     if (span.split >= span.used) return;
-    int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;
+    int t = span.t, split = span.split, used = span.used, begin = span.begin, end = span.end;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane % LANES, row = warp * PER_WARP + lane / LANES;
-    int kvh = h / (heads / kvHeads);
+    int kvh = h0 / (heads / kvHeads);
     int kvWidth = kvHeads * D;
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
     // The first chunk's slots come from the step's uploads, so they are read before grid_wait().
     attention_slots(table, blockSize, begin, min(ATTN_CHUNK, end - begin), slotOf);
     grid_wait(); // as attention_impl
-    float qv[8];
-    const float* qrow = q + (long long) t * heads * D + h * D + sub * 8;
+    float qv[G][8];
     #pragma unroll
-    for (int e = 0; e < 8; e++) qv[e] = qrow[e];
+    for (int g = 0; g < G; g++) {
+        const float* qrow = q + (long long) t * heads * D + (h0 + g) * D + sub * 8;
+        #pragma unroll
+        for (int e = 0; e < 8; e++) qv[g][e] = qrow[e];
+    }
     const u16* keys = (const u16*) cacheK + kvh * D + sub * 8;
     const u16* values = (const u16*) cacheV + kvh * D + sub * 8;
-    float m = __int_as_float(0xff800000);
-    double l = 0.0;
-    double acc[8];
+    float m[G];
+    double l[G];
+    double acc[G][8];
     #pragma unroll
-    for (int e = 0; e < 8; e++) acc[e] = 0.0;
+    for (int g = 0; g < G; g++) {
+        m[g] = __int_as_float(0xff800000);
+        l[g] = 0.0;
+        #pragma unroll
+        for (int e = 0; e < 8; e++) acc[g][e] = 0.0;
+    }
     for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
         int n = min(ATTN_CHUNK, end - c0);
         if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
@@ -1279,29 +1303,38 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
         // Only the rounds that hold positions run (a short split has one or two); the rest of the
         // chunk's scores are -inf for the softmax.
         int rounds = (n + ROUND - 1) / ROUND * ROUND;
-        for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) sc[j] = __int_as_float(0xff800000);
+        for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) {
+            #pragma unroll
+            for (int g = 0; g < G; g++) sc[g][j] = __int_as_float(0xff800000);
+        }
         for (int r0 = 0; r0 < rounds; r0 += ROUND) {
             uint4 k[ATTN_V2_LOADS];
             attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
                 int j = r0 + row + u * STEP;
-                double s = 0.0;
-                if (j < n) {
-                    float kf[8];
-                    unpack8<TYPE>(k[u], kf);
-                    #pragma unroll
-                    for (int e = 0; e < 8; e++) s += (double) qv[e] * kf[e];
-                }
+                float kf[8];
+                if (j < n) unpack8<TYPE>(k[u], kf);
                 #pragma unroll
-                for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-                if (sub == 0) sc[j] = j < n ? (float) s * scale : __int_as_float(0xff800000);
+                for (int g = 0; g < G; g++) {
+                    double s = 0.0;
+                    if (j < n) {
+                        #pragma unroll
+                        for (int e = 0; e < 8; e++) s += (double) qv[g][e] * kf[e];
+                    }
+                    #pragma unroll
+                    for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+                    if (sub == 0) sc[g][j] = j < n ? (float) s * scale : __int_as_float(0xff800000);
+                }
             }
         }
         __syncthreads();
-        float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
         #pragma unroll
-        for (int d = 0; d < 8; d++) acc[d] *= factor;
+        for (int g = 0; g < G; g++) {
+            float factor = attention_chunk_softmax(sc[g], maxScratch, sumScratch, m[g], l[g]);
+            #pragma unroll
+            for (int d = 0; d < 8; d++) acc[g][d] *= factor;
+        }
         // Values: the same positions per lane as the scores; each lane its 8 dimensions.
         for (int r0 = 0; r0 < n; r0 += ROUND) {
             uint4 v[ATTN_V2_LOADS];
@@ -1312,26 +1345,41 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
                 if (j < n) {
                     float vf[8];
                     unpack8<TYPE>(v[u], vf);
-                    double w = sc[j];
                     #pragma unroll
-                    for (int d = 0; d < 8; d++) acc[d] += w * vf[d];
+                    for (int g = 0; g < G; g++) {
+                        double w = sc[g][j];
+                        #pragma unroll
+                        for (int d = 0; d < 8; d++) acc[g][d] += w * vf[d];
+                    }
                 }
             }
         }
         __syncthreads();
     }
     #pragma unroll
-    for (int d = 0; d < 8; d++) partial[row][sub * 8 + d] = acc[d];
-    __syncthreads();
-    attention_finish(&partial[0][0], STEP, D, m, l, t, h, heads, D, splits, split, used, out, partOut, partMax, partSum, counters);
+    for (int g = 0; g < G; g++) {
+        if (g > 0) __syncthreads(); // the last head's finish has read partial
+        #pragma unroll
+        for (int d = 0; d < 8; d++) partial[row][sub * 8 + d] = acc[g][d];
+        __syncthreads();
+        attention_finish(&partial[0][0], STEP, D, m[g], l[g], t, h0 + g, heads, D, splits, split, used, out, partOut, partMax, partSum,
+                         counters, listed * heads + h0 + g);
+    }
 }
 
 }  // extern "C++"
 
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 1>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 1>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 1>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 1>(ATTENTION_PASS); }
+#define ATTENTION_V2_GROUPED(G) \
+    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64_g##G(ATTENTION_ARGS) { attention_v2_impl<1, 64, G>(ATTENTION_PASS); } \
+    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128_g##G(ATTENTION_ARGS) { attention_v2_impl<1, 128, G>(ATTENTION_PASS); } \
+    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64_g##G(ATTENTION_ARGS) { attention_v2_impl<2, 64, G>(ATTENTION_PASS); } \
+    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128_g##G(ATTENTION_ARGS) { attention_v2_impl<2, 128, G>(ATTENTION_PASS); }
+ATTENTION_V2_GROUPED(2)
+ATTENTION_V2_GROUPED(4)
 
 // Joins the splits of tokens whose context needed more than one (when attention had no counters).
 __global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,

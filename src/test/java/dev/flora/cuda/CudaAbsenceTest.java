@@ -40,6 +40,12 @@ class CudaAbsenceTest {
             assertThatThrownBy(() -> CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", bad, 32)).isInstanceOf(FloraException.class)
                     .hasMessage("-Dflora.cuda.attentionMinSplit takes a positive whole number, not '" + bad + "'");
         }
+        assertThat(CudaBackend.attentionHeadsFlag(null)).isEqualTo(1);
+        assertThat(CudaBackend.attentionHeadsFlag("4")).isEqualTo(4);
+        assertThatThrownBy(() -> CudaBackend.attentionHeadsFlag("3")).isInstanceOf(FloraException.class)
+                .hasMessage("-Dflora.cuda.attentionHeads takes 1, 2 or 4 (query heads a decode attention block takes), not '3'");
+        assertThatThrownBy(() -> CudaBackend.attentionHeadsFlag("x")).isInstanceOf(FloraException.class)
+                .hasMessage("-Dflora.cuda.attentionHeads takes a positive whole number, not 'x'");
         assertThat(CudaBackend.booleanFlag("flora.cuda.fuseRotation", null, true)).isTrue();
         assertThat(CudaBackend.booleanFlag("flora.cuda.fuseRotation", " False ", true)).isFalse();
         assertThat(CudaBackend.booleanFlag("flora.cuda.profile", "true", false)).isTrue();

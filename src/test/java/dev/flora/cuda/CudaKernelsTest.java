@@ -813,7 +813,43 @@ class CudaKernelsTest {
     }
 
     private void pagedAttention(int window, int headDim, String lengthList, DType cacheType, String form) {
-        int heads = 6, kvHeads = 2, blockSize = 4;
+        pagedAttention(6, 2, window, headDim, lengthList, cacheType, form, new int[] {1});
+    }
+
+    /**
+     * The second decode attention form with 2 and 4 query heads a block (attention_v2_*_g2, _g4) gives
+     * the bits of one head a block, and matches float64: StarCoder's multi-query shape (8 query heads,
+     * one key/value head) and a grouped one (8 heads, 2 key/value heads), contexts of one chunk and of
+     * several with several splits (and the split join), both 16-bit caches and head sizes; a group
+     * that 4 does not divide (6 heads over 2: 3 a group) falls back to one head a block.
+     */
+    @ParameterizedTest
+    @CsvSource({"8, 1, 0, 128, 700 1 300 45, BF16", "8, 2, 0, 64, 17 1100 5, F16", "8, 1, 40, 128, 90x30 3, BF16", "8, 2, 0, 128, 100x20 300, F16",
+            "6, 2, 0, 64, 130 7, BF16"})
+    void groupedDecodeAttentionGivesTheBitsOfOneHeadABlock(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
+        String before = gpu.decodeAttention();
+        gpu.useDecodeAttention("v2");
+        try {
+            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v2", new int[] {1, 2, 4});
+        } finally {
+            gpu.useDecodeAttention(before);
+            gpu.useAttentionHeads(1);
+        }
+        assertThat(gpu.attentionHeadsFor(new AttentionShape(48, 1, 128, 1f, 0))).isEqualTo(1);
+        gpu.useAttentionHeads(4);
+        try {
+            assertThat(gpu.attentionHeadsFor(new AttentionShape(48, 1, 128, 1f, 0))).isEqualTo(4);
+            assertThat(gpu.attentionHeadsFor(new AttentionShape(6, 2, 128, 1f, 0))).as("3 heads a key/value head").isEqualTo(1);
+            assertThat(gpu.attentionHeadsFor(new AttentionShape(32, 32, 128, 1f, 0))).as("one head a key/value head").isEqualTo(1);
+        } finally {
+            gpu.useAttentionHeads(1);
+        }
+    }
+
+    /** Step 0 the prompts, step 1 a decode token each, once for each query-heads-a-block setting (their outputs' bits equal). */
+    private void pagedAttention(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType, String form,
+                                int[] headsPerBlock) {
+        int blockSize = 4;
         AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
         // "NxL": N sequences of L tokens (enough decode tokens for the tile kernel's decode path)
         int[] lengths = java.util.Arrays.stream(lengthList.split(" "))
@@ -874,8 +910,17 @@ class CudaKernelsTest {
             }
             Backend.StepData data = gpu.prepare(batch);
             float[] q = randoms(n * qw);
-            Tensor out = poisoned(n, qw);
-            gpu.attention(gpu.fromHost(q, n, qw), gpu.fromHost(k, n, kw), gpu.fromHost(v, n, kw), cache, 0, shape, data, out);
+            float[][] got = new float[headsPerBlock.length][];
+            for (int i = 0; i < (step == 1 ? headsPerBlock.length : 1); i++) {
+                gpu.useAttentionHeads(headsPerBlock[i]);
+                Tensor out = poisoned(n, qw);
+                gpu.attention(gpu.fromHost(q, n, qw), gpu.fromHost(k, n, kw), gpu.fromHost(v, n, kw), cache, 0, shape, data, out);
+                got[i] = gpu.toHost(out);
+            }
+            gpu.useAttentionHeads(1);
+            for (int i = 1; i < headsPerBlock.length && step == 1; i++) {
+                assertThat(got[i]).as("%d query heads a block: the bits of %d", headsPerBlock[i], headsPerBlock[0]).containsExactly(got[0]);
+            }
             double[] want = new double[n * qw];
             for (int i = 0; i < n; i++) {
                 int s = seqOf[i];
@@ -907,14 +952,14 @@ class CudaKernelsTest {
                     }
                 }
             }
-            String what = "attention step " + step + " window " + window + " " + cacheType + " " + form;
+            String what = "attention step " + step + " window " + window + " " + cacheType + " " + form + " heads " + heads + "/" + kvHeads;
             if (cacheType == DType.F32 || step == 1) {
                 // decode tokens: float64 sums over the stored keys and values, as the reference
-                near(gpu.toHost(out), want, null, 1e-5, what);
+                near(got[0], want, null, 1e-5, what);
             } else {
                 double[] ones = new double[want.length];
                 java.util.Arrays.fill(ones, 1);
-                near(gpu.toHost(out), want, ones, 2e-2, what);
+                near(got[0], want, ones, 2e-2, what);
             }
         }
     }
