@@ -105,6 +105,8 @@ public final class CudaBackend implements Backend {
      * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
      * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
      * for every other cache and head size, and everywhere with -Dflora.cuda.attention=v1.
+     * -Dflora.cuda.attention=v3 (not yet measured): the second form with each chunk's keys and values
+     * staged in shared memory by cp.async, the same bits.
      */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "v2"));
     /**
@@ -209,7 +211,7 @@ public final class CudaBackend implements Backend {
         return issuingThread == Thread.currentThread();
     }
 
-    /** Chooses the decode attention kernel (tests run both forms) as -Dflora.cuda.attention does: v1 or v2. */
+    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: v1, v2 or v3. */
     void useDecodeAttention(String form) {
         decodeAttentionForm = attentionForm(form);
     }
@@ -251,8 +253,8 @@ public final class CudaBackend implements Backend {
     }
 
     static String attentionForm(String form) {
-        if (!form.equals("v1") && !form.equals("v2")) {
-            throw new FloraException("-Dflora.cuda.attention takes v1 or v2 (the decode attention kernel), not '" + form + "'");
+        if (!form.equals("v1") && !form.equals("v2") && !form.equals("v3")) {
+            throw new FloraException("-Dflora.cuda.attention takes v1, v2 or v3 (the decode attention kernel), not '" + form + "'");
         }
         return form;
     }
@@ -1768,9 +1770,9 @@ public final class CudaBackend implements Backend {
             default -> "attention";
         };
         int perBlock = 1; // query heads a block
-        if (decodeAttentionForm.equals("v2") && c.dtype() != DType.F32 && (shape.headDim() == 64 || shape.headDim() == 128)) {
-            kernel = "attention_v2_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
-            perBlock = attentionHeadsFor(shape);
+        if (!decodeAttentionForm.equals("v1") && c.dtype() != DType.F32 && (shape.headDim() == 64 || shape.headDim() == 128)) {
+            kernel = "attention_" + decodeAttentionForm + "_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
+            perBlock = decodeAttentionForm.equals("v2") ? attentionHeadsFor(shape) : 1;
             kernel += perBlock > 1 ? "_g" + perBlock : "";
         }
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of

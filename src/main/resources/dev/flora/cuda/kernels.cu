@@ -1252,7 +1252,37 @@ __device__ __forceinline__ void attention_v2_round(const u16* cache, const int* 
 // maximum and sum and output, and takes the same sums in the same order as with G = 1 (the same
 // chunks, splits, softmax reductions and finish), so the bits are the same. The block's x is listed
 // token · heads / G + head group; the splits are those of the one-head launch (CudaBackend.attend).
-template <int TYPE, int D, int G>
+// cp.async: a 16-byte copy from global to shared memory that does not pass through registers; the
+// copies issued since the last wait are waited for together.
+__device__ __forceinline__ void copy_async16(void* shared, const void* global) {
+    unsigned int to = (unsigned int) __cvta_generic_to_shared(shared);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(to), "l"(global) : "memory");
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+
+// The rows of positions [0, n) of a chunk (slots slotOf) of one key/value head (cache already at its
+// column) into stage[j][0..D), 16 bytes a copy, every thread of the block a share: all in flight at once.
+template <int D>
+__device__ __forceinline__ void attention_stage_rows(const u16* cache, const int* slotOf, int kvWidth, int n, u16* stage) {
+    constexpr int PIECES = D / 8;
+    for (int p = threadIdx.x; p < n * PIECES; p += blockDim.x) {
+        int j = p / PIECES, part = p % PIECES;
+        copy_async16(stage + j * D + part * 8, cache + (long long) slotOf[j] * kvWidth + part * 8);
+    }
+    copy_async_commit();
+}
+
+// As attention_v2_round, from a staged chunk: rows j, j + STEP, ... (those below n), at the lane's column.
+template <int STEP, int D>
+__device__ __forceinline__ void attention_v2_round_staged(const u16* stage, int column, int j, int n, uint4* into) {
+    #pragma unroll
+    for (int u = 0; u < ATTN_V2_LOADS; u++) {
+        if (j + u * STEP < n) into[u] = *(const uint4*) (stage + (j + u * STEP) * D + column);
+    }
+}
+
+template <int TYPE, int D, int G, bool STAGE = false>
 __device__ void attention_v2_impl(ATTENTION_ARGS) {
     constexpr int LANES = D / 8;                  // lanes reading one position's row
     constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
@@ -1264,6 +1294,10 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     __shared__ float maxScratch[32];
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
+    // STAGE (attention_v3_*): a chunk's key rows, then its value rows, copied into shared memory all at
+    // once (cp.async) before they are used, the values' copies in flight during the softmax: a chunk
+    // waits two memory round trips, not one per round of loads. The sums are the same, so are the bits.
+    __shared__ __align__(16) u16 stage[STAGE ? ATTN_CHUNK * D : 8];
     let_next_start();
     int listed = blockIdx.x / (heads / G), h0 = blockIdx.x % (heads / G) * G;
     AttentionSpan span = attention_span_of(listed, h0, positions, tokenList, window, minSplit, splits);
@@ -1285,6 +1319,8 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     }
     const u16* keys = (const u16*) cacheK + kvh * D + sub * 8;
     const u16* values = (const u16*) cacheV + kvh * D + sub * 8;
+    const u16* keyHead = (const u16*) cacheK + kvh * D;
+    const u16* valueHead = (const u16*) cacheV + kvh * D;
     float m[G];
     double l[G];
     double acc[G][8];
@@ -1307,9 +1343,15 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
             #pragma unroll
             for (int g = 0; g < G; g++) sc[g][j] = __int_as_float(0xff800000);
         }
+        if (STAGE) {
+            attention_stage_rows<D>(keyHead, slotOf, kvWidth, n, stage);
+            copy_async_wait();
+            __syncthreads();
+        }
         for (int r0 = 0; r0 < rounds; r0 += ROUND) {
             uint4 k[ATTN_V2_LOADS];
-            attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
+            if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, k);
+            else attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
                 int j = r0 + row + u * STEP;
@@ -1329,16 +1371,22 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
             }
         }
         __syncthreads();
+        if (STAGE) attention_stage_rows<D>(valueHead, slotOf, kvWidth, n, stage); // the keys are read: in flight during the softmax
         #pragma unroll
         for (int g = 0; g < G; g++) {
             float factor = attention_chunk_softmax(sc[g], maxScratch, sumScratch, m[g], l[g]);
             #pragma unroll
             for (int d = 0; d < 8; d++) acc[g][d] *= factor;
         }
+        if (STAGE) {
+            copy_async_wait();
+            __syncthreads();
+        }
         // Values: the same positions per lane as the scores; each lane its 8 dimensions.
         for (int r0 = 0; r0 < n; r0 += ROUND) {
             uint4 v[ATTN_V2_LOADS];
-            attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
+            if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, v);
+            else attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
                 int j = r0 + row + u * STEP;
@@ -1380,6 +1428,11 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_A
     __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128_g##G(ATTENTION_ARGS) { attention_v2_impl<2, 128, G>(ATTENTION_PASS); }
 ATTENTION_V2_GROUPED(2)
 ATTENTION_V2_GROUPED(4)
+// The third form: the second with each chunk's keys and values staged in shared memory (STAGE above).
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 1, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 1, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 1, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 1, true>(ATTENTION_PASS); }
 
 // Joins the splits of tokens whose context needed more than one (when attention had no counters).
 __global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,

@@ -32,8 +32,9 @@ class CudaAbsenceTest {
     void badKernelFlagsAreRefusedByName() {
         assertThat(CudaBackend.attentionForm("v1")).isEqualTo("v1");
         assertThat(CudaBackend.attentionForm("v2")).isEqualTo("v2");
+        assertThat(CudaBackend.attentionForm("v3")).isEqualTo("v3");
         assertThatThrownBy(() -> CudaBackend.attentionForm("v9")).isInstanceOf(FloraException.class)
-                .hasMessage("-Dflora.cuda.attention takes v1 or v2 (the decode attention kernel), not 'v9'");
+                .hasMessage("-Dflora.cuda.attention takes v1, v2 or v3 (the decode attention kernel), not 'v9'");
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", null, 32)).isEqualTo(32);
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", " 16 ", 32)).isEqualTo(16);
         for (String bad : new String[] {"0", "-3", "abc", ""}) {

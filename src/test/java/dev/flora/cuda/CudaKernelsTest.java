@@ -813,7 +813,7 @@ class CudaKernelsTest {
     }
 
     private void pagedAttention(int window, int headDim, String lengthList, DType cacheType, String form) {
-        pagedAttention(6, 2, window, headDim, lengthList, cacheType, form, new int[] {1});
+        pagedAttention(6, 2, window, headDim, lengthList, cacheType, form, new String[] {form + "/1"});
     }
 
     /**
@@ -830,7 +830,7 @@ class CudaKernelsTest {
         String before = gpu.decodeAttention();
         gpu.useDecodeAttention("v2");
         try {
-            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v2", new int[] {1, 2, 4});
+            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v2", new String[] {"v2/1", "v2/2", "v2/4"});
         } finally {
             gpu.useDecodeAttention(before);
             gpu.useAttentionHeads(1);
@@ -846,9 +846,29 @@ class CudaKernelsTest {
         }
     }
 
-    /** Step 0 the prompts, step 1 a decode token each, once for each query-heads-a-block setting (their outputs' bits equal). */
+    /**
+     * The third decode attention form (attention_v3_*: the second with each chunk's keys and values
+     * staged in shared memory) gives the bits of the second, and matches float64: one chunk and
+     * several, split contexts, a window, both 16-bit caches and head sizes, grouped heads.
+     */
+    @ParameterizedTest
+    @CsvSource({"6, 2, 0, 128, 700 1 300, BF16", "6, 2, 300, 128, 700 1 300, BF16", "6, 2, 40, 64, 17 1100 5, F16", "8, 1, 0, 128, 100x20 300, BF16",
+            "6, 2, 7, 64, 90x30, F16", "6, 2, 0, 64, 1 2 3 200 129 128 127, BF16"})
+    void stagedDecodeAttentionGivesTheBitsOfTheSecondForm(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
+        String before = gpu.decodeAttention();
+        try {
+            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2/1", "v3/1"});
+        } finally {
+            gpu.useDecodeAttention(before);
+        }
+    }
+
+    /**
+     * Step 0 the prompts, step 1 a decode token each, the decode step once for each configuration
+     * ("form/query heads a block": their outputs' bits equal, the first checked against float64).
+     */
     private void pagedAttention(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType, String form,
-                                int[] headsPerBlock) {
+                                String[] configs) {
         int blockSize = 4;
         AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
         // "NxL": N sequences of L tokens (enough decode tokens for the tile kernel's decode path)
@@ -910,16 +930,19 @@ class CudaKernelsTest {
             }
             Backend.StepData data = gpu.prepare(batch);
             float[] q = randoms(n * qw);
-            float[][] got = new float[headsPerBlock.length][];
-            for (int i = 0; i < (step == 1 ? headsPerBlock.length : 1); i++) {
-                gpu.useAttentionHeads(headsPerBlock[i]);
+            float[][] got = new float[configs.length][];
+            String formBefore = gpu.decodeAttention();
+            for (int i = 0; i < (step == 1 ? configs.length : 1); i++) {
+                gpu.useDecodeAttention(step == 1 ? configs[i].split("/")[0] : form);
+                gpu.useAttentionHeads(step == 1 ? Integer.parseInt(configs[i].split("/")[1]) : 1);
                 Tensor out = poisoned(n, qw);
                 gpu.attention(gpu.fromHost(q, n, qw), gpu.fromHost(k, n, kw), gpu.fromHost(v, n, kw), cache, 0, shape, data, out);
                 got[i] = gpu.toHost(out);
             }
             gpu.useAttentionHeads(1);
-            for (int i = 1; i < headsPerBlock.length && step == 1; i++) {
-                assertThat(got[i]).as("%d query heads a block: the bits of %d", headsPerBlock[i], headsPerBlock[0]).containsExactly(got[0]);
+            gpu.useDecodeAttention(formBefore);
+            for (int i = 1; i < configs.length && step == 1; i++) {
+                assertThat(got[i]).as("%s: the bits of %s", configs[i], configs[0]).containsExactly(got[0]);
             }
             double[] want = new double[n * qw];
             for (int i = 0; i < n; i++) {
