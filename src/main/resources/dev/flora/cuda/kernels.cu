@@ -1255,7 +1255,8 @@ __device__ __forceinline__ void attention_v2_round(const u16* cache, const int* 
 // cp.async: a 16-byte copy from global to shared memory that does not pass through registers; the
 // copies issued since the last wait are waited for together.
 __device__ __forceinline__ void copy_async16(void* shared, const void* global) {
-    unsigned int to = (unsigned int) __cvta_generic_to_shared(shared);
+    unsigned int to;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(to) : "l"(shared));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(to), "l"(global) : "memory");
 }
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
