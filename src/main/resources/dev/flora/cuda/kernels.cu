@@ -1706,7 +1706,8 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
                                 j, warps, threadIdx.x & 31, partialRow);
 }
 
-// pairs: tokens × spans; perPair warps a pair (a power of two dividing the block's warps).
+// pairs: tokens × spans; perPair (1 to 8) warps a pair, numbered across the grid (a pair's warps may
+// straddle two blocks: they share nothing but the pair).
 __global__ void __launch_bounds__(256) lora_shrink_ranks(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr,
                                                          const int* aType, const int* rank, double* partial, int maxRank, int in,
                                                          int span, int spans, int pairs, int perPair) {
