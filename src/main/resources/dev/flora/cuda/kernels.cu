@@ -1246,12 +1246,14 @@ __device__ __forceinline__ void attention_v2_round(const u16* cache, const int* 
     }
 }
 
-// G query heads of one key/value head a block (attention_v2_*_gG; CudaBackend's -Dflora.cuda.attentionHeads):
-// every key and value row the block loads serves its G heads, where G = 1 reads it again for each
-// (StarCoder's 48 query heads share one key/value head). Each head keeps its own scores, running
-// maximum and sum and output, and takes the same sums in the same order as with G = 1 (the same
-// chunks, splits, softmax reductions and finish), so the bits are the same. The block's x is listed
-// token · heads / G + head group; the splits are those of the one-head launch (CudaBackend.attend).
+// The second form grouped and staged, beside it until measured on the GPU (then the second form can be
+// this template's G = 1, unstaged instance). G query heads of one key/value head a block
+// (attention_v2_*_gG; CudaBackend's -Dflora.cuda.attentionHeads): every key and value row the block
+// loads serves its G heads, where attention_v2_impl reads it again for each (StarCoder's 48 query heads
+// share one key/value head). Each head keeps its own scores, running maximum and sum and output, and
+// takes the same sums in the same order as attention_v2_impl (the same chunks, splits, softmax
+// reductions and finish), so the bits are the same. The block's x is listed token · heads / G + head
+// group; the splits are those of the one-head launch (CudaBackend.attend).
 // cp.async: a 16-byte copy from global to shared memory that does not pass through registers; the
 // copies issued since the last wait are waited for together.
 __device__ __forceinline__ void copy_async16(void* shared, const void* global) {
@@ -1283,8 +1285,97 @@ __device__ __forceinline__ void attention_v2_round_staged(const u16* stage, int 
     }
 }
 
-template <int TYPE, int D, int G, bool STAGE = false>
+template <int TYPE, int D>
 __device__ void attention_v2_impl(ATTENTION_ARGS) {
+    constexpr int LANES = D / 8;                  // lanes reading one position's row
+    constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
+    constexpr int STEP = PER_WARP * ATTN_WARPS;   // positions the block reads a load
+    constexpr int ROUND = STEP * ATTN_V2_LOADS;   // positions a round of loads covers
+    static_assert(ATTN_CHUNK % ROUND == 0, "a chunk is whole rounds");
+    __shared__ float sc[ATTN_CHUNK];
+    __shared__ int slotOf[ATTN_CHUNK];
+    __shared__ float maxScratch[32];
+    __shared__ double sumScratch[32];
+    __shared__ double partial[STEP][D];
+    let_next_start();
+    AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
+    if (span.split >= span.used) return;
+    int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane % LANES, row = warp * PER_WARP + lane / LANES;
+    int kvh = h / (heads / kvHeads);
+    int kvWidth = kvHeads * D;
+    const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
+    // The first chunk's slots come from the step's uploads, so they are read before grid_wait().
+    attention_slots(table, blockSize, begin, min(ATTN_CHUNK, end - begin), slotOf);
+    grid_wait(); // as attention_impl
+    float qv[8];
+    const float* qrow = q + (long long) t * heads * D + h * D + sub * 8;
+    #pragma unroll
+    for (int e = 0; e < 8; e++) qv[e] = qrow[e];
+    const u16* keys = (const u16*) cacheK + kvh * D + sub * 8;
+    const u16* values = (const u16*) cacheV + kvh * D + sub * 8;
+    float m = __int_as_float(0xff800000);
+    double l = 0.0;
+    double acc[8];
+    #pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] = 0.0;
+    for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
+        int n = min(ATTN_CHUNK, end - c0);
+        if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
+        __syncthreads();
+        // Scores: position j = row + u * STEP of each round; the LANES lanes of a position sum their parts.
+        // Only the rounds that hold positions run (a short split has one or two); the rest of the
+        // chunk's scores are -inf for the softmax.
+        int rounds = (n + ROUND - 1) / ROUND * ROUND;
+        for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) sc[j] = __int_as_float(0xff800000);
+        for (int r0 = 0; r0 < rounds; r0 += ROUND) {
+            uint4 k[ATTN_V2_LOADS];
+            attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
+            #pragma unroll
+            for (int u = 0; u < ATTN_V2_LOADS; u++) {
+                int j = r0 + row + u * STEP;
+                double s = 0.0;
+                if (j < n) {
+                    float kf[8];
+                    unpack8<TYPE>(k[u], kf);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) s += (double) qv[e] * kf[e];
+                }
+                #pragma unroll
+                for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+                if (sub == 0) sc[j] = j < n ? (float) s * scale : __int_as_float(0xff800000);
+            }
+        }
+        __syncthreads();
+        float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
+        #pragma unroll
+        for (int d = 0; d < 8; d++) acc[d] *= factor;
+        // Values: the same positions per lane as the scores; each lane its 8 dimensions.
+        for (int r0 = 0; r0 < n; r0 += ROUND) {
+            uint4 v[ATTN_V2_LOADS];
+            attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
+            #pragma unroll
+            for (int u = 0; u < ATTN_V2_LOADS; u++) {
+                int j = r0 + row + u * STEP;
+                if (j < n) {
+                    float vf[8];
+                    unpack8<TYPE>(v[u], vf);
+                    double w = sc[j];
+                    #pragma unroll
+                    for (int d = 0; d < 8; d++) acc[d] += w * vf[d];
+                }
+            }
+        }
+        __syncthreads();
+    }
+    #pragma unroll
+    for (int d = 0; d < 8; d++) partial[row][sub * 8 + d] = acc[d];
+    __syncthreads();
+    attention_finish(&partial[0][0], STEP, D, m, l, t, h, heads, D, splits, split, used, out, partOut, partMax, partSum, counters, blockIdx.x);
+}
+
+template <int TYPE, int D, int G, bool STAGE>
+__device__ void attention_v2_grouped_impl(ATTENTION_ARGS) {
     constexpr int LANES = D / 8;                  // lanes reading one position's row
     constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
     constexpr int STEP = PER_WARP * ATTN_WARPS;   // positions the block reads a load
@@ -1418,22 +1509,22 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
 
 }  // extern "C++"
 
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 1>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 1>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 1>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 1>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128>(ATTENTION_PASS); }
 #define ATTENTION_V2_GROUPED(G) \
-    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64_g##G(ATTENTION_ARGS) { attention_v2_impl<1, 64, G>(ATTENTION_PASS); } \
-    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128_g##G(ATTENTION_ARGS) { attention_v2_impl<1, 128, G>(ATTENTION_PASS); } \
-    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64_g##G(ATTENTION_ARGS) { attention_v2_impl<2, 64, G>(ATTENTION_PASS); } \
-    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128_g##G(ATTENTION_ARGS) { attention_v2_impl<2, 128, G>(ATTENTION_PASS); }
+    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64_g##G(ATTENTION_ARGS) { attention_v2_grouped_impl<1, 64, G, false>(ATTENTION_PASS); } \
+    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128_g##G(ATTENTION_ARGS) { attention_v2_grouped_impl<1, 128, G, false>(ATTENTION_PASS); } \
+    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64_g##G(ATTENTION_ARGS) { attention_v2_grouped_impl<2, 64, G, false>(ATTENTION_PASS); } \
+    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128_g##G(ATTENTION_ARGS) { attention_v2_grouped_impl<2, 128, G, false>(ATTENTION_PASS); }
 ATTENTION_V2_GROUPED(2)
 ATTENTION_V2_GROUPED(4)
 // The third form: the second with each chunk's keys and values staged in shared memory (STAGE above).
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 1, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 1, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 1, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 1, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_grouped_impl<1, 64, 1, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_grouped_impl<1, 128, 1, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_grouped_impl<2, 64, 1, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_grouped_impl<2, 128, 1, true>(ATTENTION_PASS); }
 
 // Joins the splits of tokens whose context needed more than one (when attention had no counters).
 __global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,
@@ -1651,7 +1742,8 @@ __global__ void flora_demodulate(const float* products, const int* rowOf, const 
 // (mod P), LORA_SHRINK_RANKS at a time with all their A loads issued before any is used (at rank 64:
 // eight in flight a warp, not one); a block of 256 threads holds 8 / P pairs, so at rank 8 a warp
 // does every rank of its pair and reads x once, not once a rank. Each rank's sum takes the same
-// products in the same order as lora_shrink's, so the bits are the same.
+// products in the same order as lora_shrink's, so the bits are the same. Beside lora_shrink until
+// measured on the GPU (then lora_shrink can be lora_shrink_ranks_of<1>).
 #define LORA_SHRINK_RANKS 8
 extern "C++" {
 // The ranks j0, j0 + stride, ... (RANKS of them, those below r) of token k's span [from, to).
@@ -1698,12 +1790,34 @@ __device__ __forceinline__ void lora_shrink_ranks_of(const float* row, const voi
 
 __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
                             const int* rank, double* partial, int maxRank, int in, int span) {
-    int k = blockIdx.x, s = blockIdx.y, g = groupOf[k], r = rank[g];
-    int warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    double* partialRow = partial + ((long long) k * gridDim.y + s) * maxRank;
-    for (int j = warp; j < r; j += warps)
-        lora_shrink_ranks_of<1>(x + (long long) rowOf[k] * in, (const void*) aPtr[g], aType[g], r, in, s * span, min(in, s * span + span),
-                                j, warps, threadIdx.x & 31, partialRow);
+    int k = blockIdx.x, s = blockIdx.y, g = groupOf[k], r = rank[g], type = aType[g];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    const void* a = (const void*) aPtr[g];
+    const float* row = x + (long long) rowOf[k] * in;
+    int from = s * span, to = min(in, from + span);
+    // 8 columns per load where rows are 8-aligned (16-bit A: one 16-byte load; x: two).
+    bool vec = (in & 7) == 0 && type != 0;
+    for (int j = warp; j < r; j += warps) {
+        double sum = 0.0;
+        const u16* aj = (const u16*) a + (long long) j * in;
+        if (vec) {
+            for (int c = from + 8 * lane; c < to; c += 256) {
+                uint4 w = *(const uint4*) (aj + c);
+                float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
+                unsigned int h[4] = {w.x, w.y, w.z, w.w};
+                float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                #pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    u16 bits = (u16) (e & 1 ? h[e >> 1] >> 16 : h[e >> 1] & 0xffffu);
+                    sum += (double) (type == 1 ? bf16_to_f32(bits) : f16_to_f32(bits)) * xs[e];
+                }
+            }
+        } else {
+            for (int c = from + lane; c < to; c += 32) sum += (double) ld(a, (long long) j * in + c, type) * row[c];
+        }
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (lane == 0) partial[((long long) k * gridDim.y + s) * maxRank + j] = sum;
+    }
 }
 
 // pairs: tokens × spans; perPair (1 to 8) warps a pair, numbered across the grid (a pair's warps may
