@@ -96,9 +96,9 @@ public final class CudaBackend implements Backend {
     /**
      * The per-token LoRA kernels with their loads batched (lora_shrink_ranks: eight ranks' A loads
      * in flight a warp, and below rank 9 a warp for all of a (token, span)'s ranks, reading x once;
-     * lora_expand_rows: B's rows 16 bytes a load), the same bits as lora_shrink and lora_expand. On the H200 those took 586 µs on a 6144² layer at 256 one-token sequences of rank
-     * 64, where bmm took 237 (calibration of session 11). Off until measured:
-     * -Dflora.cuda.loraBatchedLoads=true.
+     * lora_expand_rows: B's rows 16 bytes a load), the same bits as lora_shrink and lora_expand. On
+     * the H200 those took 586 µs on a 6144² layer at 256 one-token sequences of rank 64, where bmm took
+     * 237 (calibration of session 11). Off until measured: -Dflora.cuda.loraBatchedLoads=true.
      */
     private boolean loraBatchedLoads = booleanFlag("flora.cuda.loraBatchedLoads", false);
     /**
