@@ -38,8 +38,6 @@ public final class CudaBackend implements Backend {
     private static final int LORA_EXPAND_COLUMNS = 1024;
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
-    /** kernels.cu's LORA_SHRINK_RANKS: the ranks a warp of lora_shrink_ranks loads at once. */
-    private static final int LORA_SHRINK_RANKS = 8;
     /** kernels.cu's LT_TOKENS, LT_RANKS and LT_SPAN: the tiled LoRA kernels' tokens a tile (and columns a round), largest rank, input columns a block. */
     private static final int LORA_TILE_TOKENS = 32;
     private static final int LORA_TILE_RANKS = 64;
@@ -94,28 +92,15 @@ public final class CudaBackend implements Backend {
      */
     private boolean tiledLora = booleanFlag("flora.cuda.tiledLora", true);
     /**
-     * The per-token LoRA kernels with their loads batched (lora_shrink_ranks: eight ranks' A loads
-     * in flight a warp, and below rank 9 a warp for all of a (token, span)'s ranks, reading x once;
-     * lora_expand_rows: B's rows 16 bytes a load), the same bits as lora_shrink and lora_expand. On
-     * the H200 those took 586 µs on a 6144² layer at 256 one-token sequences of rank 64, where bmm took
-     * 237 (calibration of session 11). Off until measured: -Dflora.cuda.loraBatchedLoads=true.
+     * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
+     * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
+     * waits for them, else the second (attention_v2_*: 16-byte loads, several in flight a lane); both
+     * for 16-bit caches and head sizes 64 and 128, the same bits. On the H200 the third gave +3.5%
+     * decode at 64 sequences of 256 + 64 (llama2-7b shape) and -10% at one sequence (NOTES.md, session
+     * 12). attention_* (v1) for every other cache and head size. -Dflora.cuda.attention=v1|v2|v3 takes
+     * one form everywhere it applies.
      */
-    private boolean loraBatchedLoads = booleanFlag("flora.cuda.loraBatchedLoads", false);
-    /**
-     * The decode attention kernel: attention_v2_* (16-byte loads, several in flight a lane; 16-bit caches,
-     * head sizes 64 and 128) by default, 6% faster decode at 64 sequences on the H200; attention_* (v1)
-     * for every other cache and head size, and everywhere with -Dflora.cuda.attention=v1.
-     * -Dflora.cuda.attention=v3 (not yet measured): the second form with each chunk's keys and values
-     * staged in shared memory by cp.async, the same bits.
-     */
-    private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "v2"));
-    /**
-     * Query heads of one key/value head a block of the second decode attention form takes (1, 2 or
-     * 4; where they do not divide the heads a key/value head serves, 1): each key and value row a
-     * block loads then serves them all, the same bits. StarCoder's 48 query heads share one key/value
-     * head, so with 1 a step reads its cache 48 times. Not yet measured: -Dflora.cuda.attentionHeads=N.
-     */
-    private int attentionHeads = attentionHeadsFlag(System.getProperty("flora.cuda.attentionHeads"));
+    private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "auto"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
 
@@ -211,7 +196,7 @@ public final class CudaBackend implements Backend {
         return issuingThread == Thread.currentThread();
     }
 
-    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: v1, v2 or v3. */
+    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: auto, v1, v2 or v3. */
     void useDecodeAttention(String form) {
         decodeAttentionForm = attentionForm(form);
     }
@@ -253,33 +238,26 @@ public final class CudaBackend implements Backend {
     }
 
     static String attentionForm(String form) {
-        if (!form.equals("v1") && !form.equals("v2") && !form.equals("v3")) {
-            throw new FloraException("-Dflora.cuda.attention takes v1, v2 or v3 (the decode attention kernel), not '" + form + "'");
+        if (!java.util.List.of("auto", "v1", "v2", "v3").contains(form)) {
+            throw new FloraException("-Dflora.cuda.attention takes auto, v1, v2 or v3 (the decode attention kernel), not '" + form + "'");
         }
         return form;
+    }
+
+    /**
+     * The form auto takes for a launch of this many blocks: the third where there are at least
+     * ATTENTION_BLOCKS_PER_SM a multiprocessor (other blocks' loads then cover a block's wait for its
+     * staged chunk), else the second. At one sequence of 256 + 64 (320 blocks on the H200's 132
+     * multiprocessors) the third was 10% slower; at 64 sequences (6,144 blocks) 3.5% faster.
+     */
+    static String autoAttentionForm(long blocks, int smCount) {
+        return blocks >= (long) ATTENTION_BLOCKS_PER_SM * smCount ? "v3" : "v2";
     }
 
     String decodeAttention() {
         return decodeAttentionForm;
     }
 
-    static int attentionHeadsFlag(String value) {
-        int heads = positiveFlag("flora.cuda.attentionHeads", value, 1);
-        if (heads != 1 && heads != 2 && heads != 4) {
-            throw new FloraException("-Dflora.cuda.attentionHeads takes 1, 2 or 4 (query heads a decode attention block takes), not '" + value + "'");
-        }
-        return heads;
-    }
-
-    /** Query heads a decode attention block takes, as -Dflora.cuda.attentionHeads (tests run each). */
-    void useAttentionHeads(int heads) {
-        attentionHeads = attentionHeadsFlag(Integer.toString(heads));
-    }
-
-    /** The query heads a block of the second form takes for this shape: the flag's where it divides the heads of a key/value head, else 1. */
-    int attentionHeadsFor(AttentionShape shape) {
-        return (shape.heads() / shape.kvHeads()) % attentionHeads == 0 ? attentionHeads : 1;
-    }
 
     // For the graph recorder (GraphRecorder).
     void bindContext() {
@@ -1273,21 +1251,13 @@ public final class CudaBackend implements Backend {
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
         long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, layout.owner());
         long[] p = packed(layout.owner(), layout.arrays());
-        if (loraBatchedLoads) {
-            // A (token, span) pair takes a warp per LORA_SHRINK_RANKS ranks of the largest, at most 8; 8 warps a block.
-            int perPair = Math.min(8, (maxRank + LORA_SHRINK_RANKS - 1) / LORA_SHRINK_RANKS);
-            long pairs = (long) total * spans;
-            launch("lora_shrink_ranks", (int) ((pairs * perPair + 7) / 8), 1, 256, 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2],
-                    partial, maxRank, in, LORA_SHRINK_SPAN, spans, (int) pairs, perPair);
-        } else {
-            launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
-                    maxRank, in, LORA_SHRINK_SPAN);
-        }
+        launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
+                maxRank, in, LORA_SHRINK_SPAN);
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
         // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;
         boolean stage = staged <= 48 * 1024;
-        launch(loraBatchedLoads ? "lora_expand_rows" : "lora_expand", total, (layout.maxOuts() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
+        launch("lora_expand", total, (layout.maxOuts() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
                 stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
                 spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
     }
@@ -1323,11 +1293,6 @@ public final class CudaBackend implements Backend {
         int columnBlocks = Math.min(columnTiles, Math.max(8, (4 * smCount + tiles - 1) / tiles));
         launch("lora_expand_tiled", tiles, columnBlocks, THREADS, 0, partial, p[0], p[1], p[12], p[13], p[5], p[6], p[7], p[8], p[2], p[9],
                 p[10], p[11], maxRank, spans);
-    }
-
-    /** The per-token LoRA kernels with batched loads or without, as -Dflora.cuda.loraBatchedLoads (tests run both). */
-    void useBatchedLoraLoads(boolean on) {
-        loraBatchedLoads = on;
     }
 
     /** Turns the tiled LoRA kernels on or off, as -Dflora.cuda.tiledLora does (tests run both). */
@@ -1769,16 +1734,14 @@ public final class CudaBackend implements Backend {
             case F16 -> "attention_f16";
             default -> "attention";
         };
-        int perBlock = 1; // query heads a block
         if (!decodeAttentionForm.equals("v1") && c.dtype() != DType.F32 && (shape.headDim() == 64 || shape.headDim() == 128)) {
-            kernel = "attention_" + decodeAttentionForm + "_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
-            perBlock = decodeAttentionForm.equals("v2") ? attentionHeadsFor(shape) : 1;
-            kernel += perBlock > 1 ? "_g" + perBlock : "";
+            String form = decodeAttentionForm.equals("auto") ? autoAttentionForm(pairs, smCount) : decodeAttentionForm;
+            kernel = "attention_" + form + "_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
         }
         // The last split of each (token, head) joins them, counting on attentionCounters; a step of
         // more pairs than it holds joins them in attention_combine.
         boolean joinedHere = listedPairs <= ATTENTION_COUNTERS;
-        launchAttention(kernel, listed * shape.heads() / perBlock, splits, 128, qp, c.keys()[layer], c.values()[layer], o.pointer,
+        launchAttention(kernel, listed * shape.heads(), splits, 128, qp, c.keys()[layer], c.values()[layer], o.pointer,
                 partOut, partMax, partSum, s.positions(), s.seqOfToken(), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.scale(), shape.slidingWindow(), attentionMinSplit, splits, tokenList,
                 joinedHere ? attentionCounters : null);

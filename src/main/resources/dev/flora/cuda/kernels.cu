@@ -1246,14 +1246,6 @@ __device__ __forceinline__ void attention_v2_round(const u16* cache, const int* 
     }
 }
 
-// The second form grouped and staged, beside it until measured on the GPU (then the second form can be
-// this template's G = 1, unstaged instance). G query heads of one key/value head a block
-// (attention_v2_*_gG; CudaBackend's -Dflora.cuda.attentionHeads): every key and value row the block
-// loads serves its G heads, where attention_v2_impl reads it again for each (StarCoder's 48 query heads
-// share one key/value head). Each head keeps its own scores, running maximum and sum and output, and
-// takes the same sums in the same order as attention_v2_impl (the same chunks, splits, softmax
-// reductions and finish), so the bits are the same. The block's x is listed token · heads / G + head
-// group; the splits are those of the one-head launch (CudaBackend.attend).
 // cp.async: a 16-byte copy from global to shared memory that does not pass through registers; the
 // copies issued since the last wait are waited for together.
 __device__ __forceinline__ void copy_async16(void* shared, const void* global) {
@@ -1285,7 +1277,11 @@ __device__ __forceinline__ void attention_v2_round_staged(const u16* stage, int 
     }
 }
 
-template <int TYPE, int D>
+// The second form; STAGE (the third, attention_v3_*): a chunk's key rows, then its value rows, copied
+// into shared memory all at once (cp.async) before they are used, the values' copies in flight during
+// the softmax, so a chunk waits two memory round trips, not one per round of loads. The sums are the
+// same, so are the bits. CudaBackend takes the third where a step has blocks enough to hide its waits.
+template <int TYPE, int D, bool STAGE>
 __device__ void attention_v2_impl(ATTENTION_ARGS) {
     constexpr int LANES = D / 8;                  // lanes reading one position's row
     constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
@@ -1297,6 +1293,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     __shared__ float maxScratch[32];
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
+    __shared__ __align__(16) u16 stage[STAGE ? ATTN_CHUNK * D : 8];
     let_next_start();
     AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
     if (span.split >= span.used) return;
@@ -1314,6 +1311,8 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     for (int e = 0; e < 8; e++) qv[e] = qrow[e];
     const u16* keys = (const u16*) cacheK + kvh * D + sub * 8;
     const u16* values = (const u16*) cacheV + kvh * D + sub * 8;
+    const u16* keyHead = (const u16*) cacheK + kvh * D;
+    const u16* valueHead = (const u16*) cacheV + kvh * D;
     float m = __int_as_float(0xff800000);
     double l = 0.0;
     double acc[8];
@@ -1328,9 +1327,15 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
         // chunk's scores are -inf for the softmax.
         int rounds = (n + ROUND - 1) / ROUND * ROUND;
         for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) sc[j] = __int_as_float(0xff800000);
+        if (STAGE) {
+            attention_stage_rows<D>(keyHead, slotOf, kvWidth, n, stage);
+            copy_async_wait();
+            __syncthreads();
+        }
         for (int r0 = 0; r0 < rounds; r0 += ROUND) {
             uint4 k[ATTN_V2_LOADS];
-            attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
+            if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, k);
+            else attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
                 int j = r0 + row + u * STEP;
@@ -1347,13 +1352,19 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
             }
         }
         __syncthreads();
+        if (STAGE) attention_stage_rows<D>(valueHead, slotOf, kvWidth, n, stage); // the keys are read: in flight during the softmax
         float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
         #pragma unroll
         for (int d = 0; d < 8; d++) acc[d] *= factor;
+        if (STAGE) {
+            copy_async_wait();
+            __syncthreads();
+        }
         // Values: the same positions per lane as the scores; each lane its 8 dimensions.
         for (int r0 = 0; r0 < n; r0 += ROUND) {
             uint4 v[ATTN_V2_LOADS];
-            attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
+            if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, v);
+            else attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
                 int j = r0 + row + u * STEP;
@@ -1374,157 +1385,16 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     attention_finish(&partial[0][0], STEP, D, m, l, t, h, heads, D, splits, split, used, out, partOut, partMax, partSum, counters, blockIdx.x);
 }
 
-template <int TYPE, int D, int G, bool STAGE>
-__device__ void attention_v2_grouped_impl(ATTENTION_ARGS) {
-    constexpr int LANES = D / 8;                  // lanes reading one position's row
-    constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
-    constexpr int STEP = PER_WARP * ATTN_WARPS;   // positions the block reads a load
-    constexpr int ROUND = STEP * ATTN_V2_LOADS;   // positions a round of loads covers
-    static_assert(ATTN_CHUNK % ROUND == 0, "a chunk is whole rounds");
-    __shared__ float sc[G][ATTN_CHUNK];
-    __shared__ int slotOf[ATTN_CHUNK];
-    __shared__ float maxScratch[32];
-    __shared__ double sumScratch[32];
-    __shared__ double partial[STEP][D];
-    // STAGE (attention_v3_*): a chunk's key rows, then its value rows, copied into shared memory all at
-    // once (cp.async) before they are used, the values' copies in flight during the softmax: a chunk
-    // waits two memory round trips, not one per round of loads. The sums are the same, so are the bits.
-    __shared__ __align__(16) u16 stage[STAGE ? ATTN_CHUNK * D : 8];
-    let_next_start();
-    int listed = blockIdx.x / (heads / G), h0 = blockIdx.x % (heads / G) * G;
-    AttentionSpan span = attention_span_of(listed, h0, positions, tokenList, window, minSplit, splits);
-    if (span.split >= span.used) return;
-    int t = span.t, split = span.split, used = span.used, begin = span.begin, end = span.end;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane % LANES, row = warp * PER_WARP + lane / LANES;
-    int kvh = h0 / (heads / kvHeads);
-    int kvWidth = kvHeads * D;
-    const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
-    // The first chunk's slots come from the step's uploads, so they are read before grid_wait().
-    attention_slots(table, blockSize, begin, min(ATTN_CHUNK, end - begin), slotOf);
-    grid_wait(); // as attention_impl
-    float qv[G][8];
-    #pragma unroll
-    for (int g = 0; g < G; g++) {
-        const float* qrow = q + (long long) t * heads * D + (h0 + g) * D + sub * 8;
-        #pragma unroll
-        for (int e = 0; e < 8; e++) qv[g][e] = qrow[e];
-    }
-    const u16* keys = (const u16*) cacheK + kvh * D + sub * 8;
-    const u16* values = (const u16*) cacheV + kvh * D + sub * 8;
-    const u16* keyHead = (const u16*) cacheK + kvh * D;
-    const u16* valueHead = (const u16*) cacheV + kvh * D;
-    float m[G];
-    double l[G];
-    double acc[G][8];
-    #pragma unroll
-    for (int g = 0; g < G; g++) {
-        m[g] = __int_as_float(0xff800000);
-        l[g] = 0.0;
-        #pragma unroll
-        for (int e = 0; e < 8; e++) acc[g][e] = 0.0;
-    }
-    for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
-        int n = min(ATTN_CHUNK, end - c0);
-        if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
-        __syncthreads();
-        // Scores: position j = row + u * STEP of each round; the LANES lanes of a position sum their parts.
-        // Only the rounds that hold positions run (a short split has one or two); the rest of the
-        // chunk's scores are -inf for the softmax.
-        int rounds = (n + ROUND - 1) / ROUND * ROUND;
-        for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) {
-            #pragma unroll
-            for (int g = 0; g < G; g++) sc[g][j] = __int_as_float(0xff800000);
-        }
-        if (STAGE) {
-            attention_stage_rows<D>(keyHead, slotOf, kvWidth, n, stage);
-            copy_async_wait();
-            __syncthreads();
-        }
-        for (int r0 = 0; r0 < rounds; r0 += ROUND) {
-            uint4 k[ATTN_V2_LOADS];
-            if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, k);
-            else attention_v2_round<STEP>(keys, slotOf, kvWidth, r0 + row, n, k);
-            #pragma unroll
-            for (int u = 0; u < ATTN_V2_LOADS; u++) {
-                int j = r0 + row + u * STEP;
-                float kf[8];
-                if (j < n) unpack8<TYPE>(k[u], kf);
-                #pragma unroll
-                for (int g = 0; g < G; g++) {
-                    double s = 0.0;
-                    if (j < n) {
-                        #pragma unroll
-                        for (int e = 0; e < 8; e++) s += (double) qv[g][e] * kf[e];
-                    }
-                    #pragma unroll
-                    for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-                    if (sub == 0) sc[g][j] = j < n ? (float) s * scale : __int_as_float(0xff800000);
-                }
-            }
-        }
-        __syncthreads();
-        if (STAGE) attention_stage_rows<D>(valueHead, slotOf, kvWidth, n, stage); // the keys are read: in flight during the softmax
-        #pragma unroll
-        for (int g = 0; g < G; g++) {
-            float factor = attention_chunk_softmax(sc[g], maxScratch, sumScratch, m[g], l[g]);
-            #pragma unroll
-            for (int d = 0; d < 8; d++) acc[g][d] *= factor;
-        }
-        if (STAGE) {
-            copy_async_wait();
-            __syncthreads();
-        }
-        // Values: the same positions per lane as the scores; each lane its 8 dimensions.
-        for (int r0 = 0; r0 < n; r0 += ROUND) {
-            uint4 v[ATTN_V2_LOADS];
-            if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, v);
-            else attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
-            #pragma unroll
-            for (int u = 0; u < ATTN_V2_LOADS; u++) {
-                int j = r0 + row + u * STEP;
-                if (j < n) {
-                    float vf[8];
-                    unpack8<TYPE>(v[u], vf);
-                    #pragma unroll
-                    for (int g = 0; g < G; g++) {
-                        double w = sc[g][j];
-                        #pragma unroll
-                        for (int d = 0; d < 8; d++) acc[g][d] += w * vf[d];
-                    }
-                }
-            }
-        }
-        __syncthreads();
-    }
-    #pragma unroll
-    for (int g = 0; g < G; g++) {
-        if (g > 0) __syncthreads(); // the last head's finish has read partial
-        #pragma unroll
-        for (int d = 0; d < 8; d++) partial[row][sub * 8 + d] = acc[g][d];
-        __syncthreads();
-        attention_finish(&partial[0][0], STEP, D, m[g], l[g], t, h0 + g, heads, D, splits, split, used, out, partOut, partMax, partSum,
-                         counters, listed * heads + h0 + g);
-    }
-}
-
 }  // extern "C++"
 
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128>(ATTENTION_PASS); }
-#define ATTENTION_V2_GROUPED(G) \
-    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64_g##G(ATTENTION_ARGS) { attention_v2_grouped_impl<1, 64, G, false>(ATTENTION_PASS); } \
-    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128_g##G(ATTENTION_ARGS) { attention_v2_grouped_impl<1, 128, G, false>(ATTENTION_PASS); } \
-    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64_g##G(ATTENTION_ARGS) { attention_v2_grouped_impl<2, 64, G, false>(ATTENTION_PASS); } \
-    __global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128_g##G(ATTENTION_ARGS) { attention_v2_grouped_impl<2, 128, G, false>(ATTENTION_PASS); }
-ATTENTION_V2_GROUPED(2)
-ATTENTION_V2_GROUPED(4)
-// The third form: the second with each chunk's keys and values staged in shared memory (STAGE above).
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_grouped_impl<1, 64, 1, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_grouped_impl<1, 128, 1, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_grouped_impl<2, 64, 1, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_grouped_impl<2, 128, 1, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, false>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, false>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, false>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, false>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, true>(ATTENTION_PASS); }
 
 // Joins the splits of tokens whose context needed more than one (when attention had no counters).
 __global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,
@@ -1736,58 +1606,6 @@ __global__ void flora_demodulate(const float* products, const int* rowOf, const 
 // float64 products. A decode step's few tokens still make thousands of warps, each with one or two
 // loads in flight per lane, so the shrink is as short as memory's latency (one block per token and
 // rank, each walking the whole row, was latency-bound). Pointers and types per group.
-//
-// lora_shrink_ranks: the same sums, the loads batched. A (token, span) pair takes P = perPair warps
-// (CudaBackend: the largest rank / LORA_SHRINK_RANKS, at most 8), warp w of them the ranks j ≡ w
-// (mod P), LORA_SHRINK_RANKS at a time with all their A loads issued before any is used (at rank 64:
-// eight in flight a warp, not one); a block of 256 threads holds 8 / P pairs, so at rank 8 a warp
-// does every rank of its pair and reads x once, not once a rank. Each rank's sum takes the same
-// products in the same order as lora_shrink's, so the bits are the same. Beside lora_shrink until
-// measured on the GPU (then lora_shrink can be lora_shrink_ranks_of<1>).
-#define LORA_SHRINK_RANKS 8
-extern "C++" {
-// The ranks j0, j0 + stride, ... (RANKS of them, those below r) of token k's span [from, to).
-template <int RANKS>
-__device__ __forceinline__ void lora_shrink_ranks_of(const float* row, const void* a, int type, int r, int in, int from, int to,
-                                                     int j0, int stride, int lane, double* partialRow) {
-    bool vec = (in & 7) == 0 && type != 0; // 8 columns per load where rows are 8-aligned (16-bit A: one 16-byte load; x: two)
-    double sum[RANKS];
-    #pragma unroll
-    for (int i = 0; i < RANKS; i++) sum[i] = 0.0;
-    if (vec) {
-        for (int c = from + 8 * lane; c < to; c += 256) {
-            uint4 w[RANKS];
-            #pragma unroll
-            for (int i = 0; i < RANKS; i++)
-                if (j0 + i * stride < r) w[i] = *(const uint4*) ((const u16*) a + (long long) (j0 + i * stride) * in + c);
-            float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
-            float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-            #pragma unroll
-            for (int i = 0; i < RANKS; i++) {
-                if (j0 + i * stride >= r) continue;
-                float as[8];
-                unpack8(w[i], type == 1, as);
-                #pragma unroll
-                for (int e = 0; e < 8; e++) sum[i] += (double) as[e] * xs[e];
-            }
-        }
-    } else {
-        #pragma unroll
-        for (int i = 0; i < RANKS; i++)
-            if (j0 + i * stride < r)
-                for (int c = from + lane; c < to; c += 32) sum[i] += (double) ld(a, (long long) (j0 + i * stride) * in + c, type) * row[c];
-    }
-    #pragma unroll
-    for (int i = 0; i < RANKS; i++) {
-        int j = j0 + i * stride;
-        if (j >= r) continue; // the same for the whole warp
-        double v = sum[i];
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) partialRow[j] = v;
-    }
-}
-}  // extern "C++"
-
 __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
                             const int* rank, double* partial, int maxRank, int in, int span) {
     int k = blockIdx.x, s = blockIdx.y, g = groupOf[k], r = rank[g], type = aType[g];
@@ -1818,21 +1636,6 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
         for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         if (lane == 0) partial[((long long) k * gridDim.y + s) * maxRank + j] = sum;
     }
-}
-
-// pairs: tokens × spans; perPair (1 to 8) warps a pair, numbered across the grid (a pair's warps may
-// straddle two blocks: they share nothing but the pair).
-__global__ void __launch_bounds__(256) lora_shrink_ranks(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr,
-                                                         const int* aType, const int* rank, double* partial, int maxRank, int in,
-                                                         int span, int spans, int pairs, int perPair) {
-    int gw = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); // the warp's number in the grid
-    int pair = gw / perPair, w = gw % perPair;
-    if (pair >= pairs) return;
-    int k = pair / spans, s = pair % spans, g = groupOf[k], r = rank[g];
-    double* partialRow = partial + ((long long) k * spans + s) * maxRank;
-    for (int j0 = w; j0 < r; j0 += perPair * LORA_SHRINK_RANKS)
-        lora_shrink_ranks_of<LORA_SHRINK_RANKS>(x + (long long) rowOf[k] * in, (const void*) aPtr[g], aType[g], r, in, s * span,
-                                                min(in, s * span + span), j0, perPair, threadIdx.x & 31, partialRow);
 }
 
 // LoRA for steps whose adapters each hold many tokens (prompts), SGMV-like: a tile is up to LT_TOKENS
@@ -1944,14 +1747,9 @@ __global__ void __launch_bounds__(256) lora_expand_tiled(const double* partial, 
 // [y·columns, (y+1)·columns) of its group's output (outPtr_g, outCols_g columns). Dynamic shared
 // memory: maxRank doubles, and with staged maxRank · spans more: every partial is loaded at once
 // (one memory round trip, not one per span), then each rank's added in span order as without.
-// ROWS (lora_expand_rows): a thread reads its column's row of B (r contiguous 16-bit values) 8 at a
-// time, one 16-byte load, where r is a multiple of 8 and B 16-byte aligned: at rank 64 eight loads a
-// column, not 64 two-byte ones (each a warp's 32 rows 128 bytes apart). The sum's order is the same.
-extern "C++" {
-template <bool ROWS>
-__device__ void lora_expand_impl(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
-                                 const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr,
-                                 const int* outCols, int maxRank, int spans, int columns, int staged) {
+__global__ void lora_expand(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
+                            const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr,
+                            const int* outCols, int maxRank, int spans, int columns, int staged) {
     extern __shared__ double v[];
     int k = blockIdx.x, g = groupOf[k], r = rank[g], type = bType[g], outs = outCols[g];
     if (blockIdx.y * columns >= outs) return;
@@ -1981,7 +1779,6 @@ __device__ void lora_expand_impl(const double* partial, const int* rowOf, const 
     float* o = out + (long long) rowOf[k] * outs;
     float sc = scale[g];
     int end = min(outs, (blockIdx.y + 1) * columns), bType2 = bias ? biasType[g] : 0;
-    bool rows = ROWS && type != 0 && (r & 7) == 0 && ((unsigned long long) b & 15) == 0;
     for (int c0 = blockIdx.y * columns + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
         float old[FLORA_BATCH], add[FLORA_BATCH]; // every load before the stores, as flora_modulate
         #pragma unroll
@@ -1989,19 +1786,8 @@ __device__ void lora_expand_impl(const double* partial, const int* rowOf, const 
             int c = c0 + u * blockDim.x;
             if (c >= end) continue;
             double d = 0.0;
-            if (rows) {
-                const uint4* row = (const uint4*) ((const u16*) b + (long long) c * r);
-                #pragma unroll 2
-                for (int j8 = 0; j8 < r; j8 += 8) {
-                    float bs[8];
-                    unpack8(row[j8 >> 3], type == 1, bs);
-                    #pragma unroll
-                    for (int e = 0; e < 8; e++) d += (double) bs[e] * v[j8 + e];
-                }
-            } else {
-                #pragma unroll 8
-                for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
-            }
+            #pragma unroll 8
+            for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
             if (bias) d += ld(bias, c, bType2);
             add[u] = sc * (float) d;
             old[u] = o[c];
@@ -2013,13 +1799,5 @@ __device__ void lora_expand_impl(const double* partial, const int* rowOf, const 
         }
     }
 }
-}  // extern "C++"
-
-#define LORA_EXPAND_ARGS const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType, \
-    const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr, const int* outCols, \
-    int maxRank, int spans, int columns, int staged
-#define LORA_EXPAND_PASS partial, rowOf, groupOf, bPtr, bType, biasPtr, biasType, rank, scale, outPtr, outCols, maxRank, spans, columns, staged
-__global__ void lora_expand(LORA_EXPAND_ARGS) { lora_expand_impl<false>(LORA_EXPAND_PASS); }
-__global__ void lora_expand_rows(LORA_EXPAND_ARGS) { lora_expand_impl<true>(LORA_EXPAND_PASS); }
 
 }

@@ -28,25 +28,34 @@ class CudaAbsenceTest {
         }
     }
 
+    /**
+     * Auto's decode attention form: the staged third where a launch has 32 blocks a multiprocessor
+     * (64 sequences of 32 heads in three splits on the H200's 132), the second below (one sequence's
+     * 32 heads in ten splits), as measured in session 12.
+     */
+    @Test
+    void autoTakesTheStagedAttentionWhereBlocksAreMany() {
+        assertThat(CudaBackend.autoAttentionForm(64 * 32 * 3, 132)).isEqualTo("v3");
+        assertThat(CudaBackend.autoAttentionForm(32 * 10, 132)).isEqualTo("v2");
+        assertThat(CudaBackend.autoAttentionForm(32 * 132, 132)).isEqualTo("v3");
+        assertThat(CudaBackend.autoAttentionForm(32 * 132 - 1, 132)).isEqualTo("v2");
+        assertThat(CudaBackend.autoAttentionForm(32L * 132 * 1_000_000, 132)).as("no overflow").isEqualTo("v3");
+    }
+
     @Test
     void badKernelFlagsAreRefusedByName() {
         assertThat(CudaBackend.attentionForm("v1")).isEqualTo("v1");
         assertThat(CudaBackend.attentionForm("v2")).isEqualTo("v2");
         assertThat(CudaBackend.attentionForm("v3")).isEqualTo("v3");
+        assertThat(CudaBackend.attentionForm("auto")).isEqualTo("auto");
         assertThatThrownBy(() -> CudaBackend.attentionForm("v9")).isInstanceOf(FloraException.class)
-                .hasMessage("-Dflora.cuda.attention takes v1, v2 or v3 (the decode attention kernel), not 'v9'");
+                .hasMessage("-Dflora.cuda.attention takes auto, v1, v2 or v3 (the decode attention kernel), not 'v9'");
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", null, 32)).isEqualTo(32);
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", " 16 ", 32)).isEqualTo(16);
         for (String bad : new String[] {"0", "-3", "abc", ""}) {
             assertThatThrownBy(() -> CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", bad, 32)).isInstanceOf(FloraException.class)
                     .hasMessage("-Dflora.cuda.attentionMinSplit takes a positive whole number, not '" + bad + "'");
         }
-        assertThat(CudaBackend.attentionHeadsFlag(null)).isEqualTo(1);
-        assertThat(CudaBackend.attentionHeadsFlag("4")).isEqualTo(4);
-        assertThatThrownBy(() -> CudaBackend.attentionHeadsFlag("3")).isInstanceOf(FloraException.class)
-                .hasMessage("-Dflora.cuda.attentionHeads takes 1, 2 or 4 (query heads a decode attention block takes), not '3'");
-        assertThatThrownBy(() -> CudaBackend.attentionHeadsFlag("x")).isInstanceOf(FloraException.class)
-                .hasMessage("-Dflora.cuda.attentionHeads takes a positive whole number, not 'x'");
         assertThat(CudaBackend.booleanFlag("flora.cuda.fuseRotation", null, true)).isTrue();
         assertThat(CudaBackend.booleanFlag("flora.cuda.fuseRotation", " False ", true)).isFalse();
         assertThat(CudaBackend.booleanFlag("flora.cuda.profile", "true", false)).isTrue();

@@ -605,76 +605,6 @@ class CudaKernelsTest {
     }
 
     /**
-     * The per-token LoRA kernels with batched loads (lora_shrink_ranks, lora_expand_rows) give the
-     * bits of lora_shrink and lora_expand: a decode step of one token an adapter at ranks up to 64
-     * (eight warps a token and span), up to 8 (one warp for all ranks) and up to 24 (three), ranks not a
-     * multiple of 8 (B's rows a value at a time), three factor types (float32 A or B: the
-     * plain loads), biases, a prompt group too small for tiles, inputs of one span, of several with a
-     * short last one, and not a multiple of 8 (A a value at a time); and both match float64.
-     */
-    @ParameterizedTest
-    @CsvSource({"256, 96, 72, 64 16 8 13", "1000, 24, 24, 64 16 8 13", "97, 40, 17, 64 16 8 13", "256, 96, 72, 8 3 5 1",
-            "1000, 40, 17, 24 16 9 2"})
-    void batchedLoraLoadsGiveTheBitsOfThePlainKernels(int in, int out, int otherOut, String ranks) {
-        int groups = 24;
-        int[] rankOf = java.util.Arrays.stream(ranks.split(" ")).mapToInt(Integer::parseInt).toArray();
-        DType[] types = {DType.BF16, DType.F16, DType.F32, DType.BF16};
-        int[][] rows = new int[groups][];
-        Tensor[] a = new Tensor[groups];
-        Tensor[] b = new Tensor[groups];
-        Tensor[] bias = new Tensor[groups];
-        float[][] av = new float[groups][];
-        float[][] bv = new float[groups][];
-        float[][] biasv = new float[groups][];
-        float[] scale = new float[groups];
-        int t = groups - 1 + 5; // a token each, the last group five
-        for (int g = 0; g < groups; g++) {
-            rows[g] = g < groups - 1 ? new int[] {g} : java.util.stream.IntStream.range(groups - 1, t).toArray();
-            int r = rankOf[g % 4];
-            int width = g == groups - 1 ? otherOut : out;
-            av[g] = randoms(r * in);
-            bv[g] = randoms(width * r);
-            a[g] = weightOf(types[g % 4], av[g], r, in);
-            b[g] = weightOf(types[(g + 1) % 4], bv[g], width, r);
-            if (g % 3 == 1) {
-                biasv[g] = randoms(width);
-                bias[g] = gpu.weight(biasv[g], 1, width);
-            }
-            scale[g] = 0.25f * (g % 5 + 1);
-        }
-        float[] x = randoms(t * in);
-        float[] base = randoms(t * out);
-        float[] otherBase = randoms(t * otherOut);
-        double[][] want = loraReference(x, base, in, out, java.util.Arrays.copyOf(rows, groups - 1), java.util.Arrays.copyOf(av, groups - 1),
-                java.util.Arrays.copyOf(bv, groups - 1), java.util.Arrays.copyOf(biasv, groups - 1), java.util.Arrays.copyOf(scale, groups - 1));
-        double[][] otherWant = loraReference(x, otherBase, in, otherOut, new int[][] {rows[groups - 1]}, new float[][] {av[groups - 1]},
-                new float[][] {bv[groups - 1]}, new float[][] {biasv[groups - 1]}, new float[] {scale[groups - 1]});
-        Tensor[] outs = new Tensor[groups];
-        float[][] got = new float[2][];
-        float[][] otherGot = new float[2][];
-        try {
-            for (int batched = 0; batched < 2; batched++) {
-                gpu.useBatchedLoraLoads(batched == 1);
-                Tensor o = gpu.fromHost(base, t, out);
-                Tensor other = gpu.fromHost(otherBase, t, otherOut);
-                java.util.Arrays.fill(outs, o);
-                outs[groups - 1] = other;
-                gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, outs);
-                String what = batched == 1 ? "batched loads" : "plain loads";
-                got[batched] = gpu.toHost(o);
-                otherGot[batched] = gpu.toHost(other);
-                near(got[batched], want[0], want[1], 2e-6, what);
-                near(otherGot[batched], otherWant[0], otherWant[1], 2e-6, what + ", the other output");
-            }
-        } finally {
-            gpu.useBatchedLoraLoads(false);
-        }
-        assertThat(gpu.tiledGroups(rows, a)).as("every group a token at a time").isNull();
-        assertThat(got[1]).as("batched loads: the plain kernels' bits").containsExactly(got[0]);
-        assertThat(otherGot[1]).as("batched loads, the other output: the plain kernels' bits").containsExactly(otherGot[0]);
-    }
-
-    /**
      * Short contexts fit one chunk; long ones take several chunks and, with few tokens, several
      * splits. 16-bit caches: prompt runs of 16 or more tokens go to the tensor-core tile kernel (head
      * sizes 64 and 128; 15 tokens do not, 65 take two tiles), the rest to the per-token kernel; the
@@ -813,43 +743,14 @@ class CudaKernelsTest {
     }
 
     private void pagedAttention(int window, int headDim, String lengthList, DType cacheType, String form) {
-        pagedAttention(6, 2, window, headDim, lengthList, cacheType, form, new String[] {form + "/1"});
-    }
-
-    /**
-     * The second decode attention form with 2 and 4 query heads a block (attention_v2_*_g2, _g4) gives
-     * the bits of one head a block, and matches float64: StarCoder's multi-query shape (8 query heads,
-     * one key/value head) and a grouped one (8 heads, 2 key/value heads), contexts of one chunk and of
-     * several with several splits (and the split join), both 16-bit caches and head sizes; a group
-     * that 4 does not divide (6 heads over 2: 3 a group) falls back to one head a block.
-     */
-    @ParameterizedTest
-    @CsvSource({"8, 1, 0, 128, 700 1 300 45, BF16", "8, 2, 0, 64, 17 1100 5, F16", "8, 1, 40, 128, 90x30 3, BF16", "8, 2, 0, 128, 100x20 300, F16",
-            "6, 2, 0, 64, 130 7, BF16"})
-    void groupedDecodeAttentionGivesTheBitsOfOneHeadABlock(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
-        String before = gpu.decodeAttention();
-        gpu.useDecodeAttention("v2");
-        try {
-            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v2", new String[] {"v2/1", "v2/2", "v2/4"});
-        } finally {
-            gpu.useDecodeAttention(before);
-            gpu.useAttentionHeads(1);
-        }
-        assertThat(gpu.attentionHeadsFor(new AttentionShape(48, 1, 128, 1f, 0))).isEqualTo(1);
-        gpu.useAttentionHeads(4);
-        try {
-            assertThat(gpu.attentionHeadsFor(new AttentionShape(48, 1, 128, 1f, 0))).isEqualTo(4);
-            assertThat(gpu.attentionHeadsFor(new AttentionShape(6, 2, 128, 1f, 0))).as("3 heads a key/value head").isEqualTo(1);
-            assertThat(gpu.attentionHeadsFor(new AttentionShape(32, 32, 128, 1f, 0))).as("one head a key/value head").isEqualTo(1);
-        } finally {
-            gpu.useAttentionHeads(1);
-        }
+        pagedAttention(6, 2, window, headDim, lengthList, cacheType, form, new String[] {form});
     }
 
     /**
      * The third decode attention form (attention_v3_*: the second with each chunk's keys and values
-     * staged in shared memory) gives the bits of the second, and matches float64: one chunk and
-     * several, split contexts, a window, both 16-bit caches and head sizes, grouped heads.
+     * staged in shared memory) and auto's choice give the bits of the second, and match float64: one
+     * chunk and several, split contexts, a window, both 16-bit caches and head sizes, grouped heads
+     * and StarCoder's multi-query shape.
      */
     @ParameterizedTest
     @CsvSource({"6, 2, 0, 128, 700 1 300, BF16", "6, 2, 300, 128, 700 1 300, BF16", "6, 2, 40, 64, 17 1100 5, F16", "8, 1, 0, 128, 100x20 300, BF16",
@@ -857,7 +758,7 @@ class CudaKernelsTest {
     void stagedDecodeAttentionGivesTheBitsOfTheSecondForm(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
         String before = gpu.decodeAttention();
         try {
-            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2/1", "v3/1"});
+            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2", "v3", "auto"});
         } finally {
             gpu.useDecodeAttention(before);
         }
@@ -865,7 +766,7 @@ class CudaKernelsTest {
 
     /**
      * Step 0 the prompts, step 1 a decode token each, the decode step once for each configuration
-     * ("form/query heads a block": their outputs' bits equal, the first checked against float64).
+     * (decode attention forms: their outputs' bits equal, the first checked against float64).
      */
     private void pagedAttention(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType, String form,
                                 String[] configs) {
@@ -933,13 +834,11 @@ class CudaKernelsTest {
             float[][] got = new float[configs.length][];
             String formBefore = gpu.decodeAttention();
             for (int i = 0; i < (step == 1 ? configs.length : 1); i++) {
-                gpu.useDecodeAttention(step == 1 ? configs[i].split("/")[0] : form);
-                gpu.useAttentionHeads(step == 1 ? Integer.parseInt(configs[i].split("/")[1]) : 1);
+                gpu.useDecodeAttention(step == 1 ? configs[i] : form);
                 Tensor out = poisoned(n, qw);
                 gpu.attention(gpu.fromHost(q, n, qw), gpu.fromHost(k, n, kw), gpu.fromHost(v, n, kw), cache, 0, shape, data, out);
                 got[i] = gpu.toHost(out);
             }
-            gpu.useAttentionHeads(1);
             gpu.useDecodeAttention(formBefore);
             for (int i = 1; i < configs.length && step == 1; i++) {
                 assertThat(got[i]).as("%s: the bits of %s", configs[i], configs[0]).containsExactly(got[0]);
