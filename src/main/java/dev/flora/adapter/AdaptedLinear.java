@@ -25,8 +25,8 @@ public final class AdaptedLinear {
     private final int[] activeSlots;
     private final int[][] rowsBySlot;
     private final int[] seqOfToken;
-    /** One more than the largest sequence index of the step's tokens. */
-    private final int sequences;
+    /** The step's tokens of each sequence: a sequence of one is decoding (or a one-token prompt chunk). */
+    private final int[] tokensOfSequence;
     private final StepBuffers buffers;
     /** Stacked fLoRA elements (rows × the wider of input and output) one backend call may hold. */
     private final long stackedElements;
@@ -41,7 +41,10 @@ public final class AdaptedLinear {
         this.activeSlots = activeSlots;
         this.rowsBySlot = rowsBySlot;
         this.seqOfToken = seqOfToken;
-        this.sequences = java.util.Arrays.stream(seqOfToken).max().orElse(-1) + 1;
+        this.tokensOfSequence = new int[java.util.Arrays.stream(seqOfToken).max().orElse(-1) + 1];
+        for (int seq : seqOfToken) {
+            tokensOfSequence[seq]++;
+        }
         this.buffers = new StepBuffers(backend);
     }
 
@@ -262,8 +265,8 @@ public final class AdaptedLinear {
                              List<FloraLayer> floras) {
         AdapterStrategy strategy = slots.strategy();
         boolean auto = strategy == AdapterStrategy.AUTO;
-        AdapterStrategy floraWay = auto ? chooseFor(AdapterKind.FLORA, linear, modules) : strategy;
-        AdapterStrategy loraWay = auto ? chooseFor(AdapterKind.LORA, linear, modules) : strategy;
+        AdapterStrategy floraWay = auto ? chooseFlora(linear, modules) : strategy;
+        CostModel.LoraWays loraWays = auto ? chooseLora(linear, modules) : new CostModel.LoraWays(strategy, strategy);
         List<Group> fused = new ArrayList<>();
         List<Group> padded = new ArrayList<>();
         List<Group> scaledOutputs = new ArrayList<>();
@@ -280,8 +283,7 @@ public final class AdaptedLinear {
                 continue;
             }
             switch (module) {
-                case AdapterModule.Lora lora when loraWay == AdapterStrategy.GATHERED -> gathered.add(new Group(rows, lora, out));
-                case AdapterModule.Lora lora when loraWay == AdapterStrategy.BMM -> bySequence(rows, lora, out, padded);
+                case AdapterModule.Lora lora -> addLora(lora, rows, loraWays, linear, x, out, gathered, padded);
                 case AdapterModule.Flora flora when floraWay == AdapterStrategy.FLORA -> fused.add(new Group(rows, flora, out));
                 case AdapterModule.Ia3 ia3 when ia3.inputSide() -> scaledInputs.add(new Group(rows, ia3, out));
                 case AdapterModule.Ia3 ia3 -> scaledOutputs.add(new Group(rows, ia3, out));
@@ -298,53 +300,120 @@ public final class AdaptedLinear {
             ia3Inputs(scaledInputs, linear, x, out);
         }
         if (!padded.isEmpty()) {
-            PaddedLora.project(backend, buffers, padded.stream().map(Group::rows).toList(),
-                    padded.stream().map(g -> (AdapterModule.Lora) g.module).toList(), linear, x, out);
+            loraPadded(padded, linear, x, out);
         }
     }
 
     /**
-     * AUTO: the measured-cheapest strategy for the adapters of one kind in this layer and step (by
-     * the layer's shape, their token count and largest rank), or the defaults without a calibration.
+     * One LoRA module's rows by the step's ways: prompt rows (of sequences with several tokens in the
+     * step) one way and decode rows (of one-token sequences) the other, where the two differ.
      */
-    private AdapterStrategy chooseFor(AdapterKind kind, Linear linear, AdapterModule[] modules) {
+    private void addLora(AdapterModule.Lora lora, int[] rows, CostModel.LoraWays ways, Linear linear, Tensor x, Tensor out,
+                         List<Group> gathered, List<Group> padded) {
+        if (ways.prompts() == ways.decodes()) {
+            addLora(lora, rows, ways.prompts(), linear, x, out, gathered, padded);
+            return;
+        }
+        int decodes = 0;
+        for (int r : rows) {
+            decodes += tokensOfSequence[seqOfToken[r]] == 1 ? 1 : 0;
+        }
+        int[] promptRows = new int[rows.length - decodes];
+        int[] decodeRows = new int[decodes];
+        int p = 0;
+        int d = 0;
+        for (int r : rows) {
+            if (tokensOfSequence[seqOfToken[r]] == 1) {
+                decodeRows[d++] = r;
+            } else {
+                promptRows[p++] = r;
+            }
+        }
+        if (promptRows.length > 0) {
+            addLora(lora, promptRows, ways.prompts(), linear, x, out, gathered, padded);
+        }
+        if (decodeRows.length > 0) {
+            addLora(lora, decodeRows, ways.decodes(), linear, x, out, gathered, padded);
+        }
+    }
+
+    private void addLora(AdapterModule.Lora lora, int[] rows, AdapterStrategy way, Linear linear, Tensor x, Tensor out,
+                         List<Group> gathered, List<Group> padded) {
+        switch (way) {
+            case GATHERED -> gathered.add(new Group(rows, lora, out));
+            case BMM -> bySequence(rows, lora, out, padded);
+            default -> apply(lora, linear, x, out, rows);
+        }
+    }
+
+    /**
+     * LoRA-bmm over one layer's sequences: those of one token in one call and the longer ones in
+     * another, so that a prompt chunk does not pad every decoding sequence of the step to its length.
+     */
+    private void loraPadded(List<Group> padded, Linear linear, Tensor x, Tensor out) {
+        List<Group> single = padded.stream().filter(g -> g.rows.length == 1).toList();
+        List<Group> longer = padded.stream().filter(g -> g.rows.length > 1).toList();
+        for (List<Group> part : List.of(longer, single)) {
+            if (!part.isEmpty()) {
+                PaddedLora.project(backend, buffers, part.stream().map(Group::rows).toList(),
+                        part.stream().map(g -> (AdapterModule.Lora) g.module).toList(), linear, x, out);
+            }
+        }
+    }
+
+    /**
+     * AUTO for fLoRA: the measured-cheapest strategy for this layer's fLoRA tokens (by the layer's
+     * shape, their count and largest rank), or the default without a calibration.
+     */
+    private AdapterStrategy chooseFlora(Linear linear, AdapterModule[] modules) {
         int tokens = 0;
         int rank = 0;
         for (int k = 0; k < modules.length; k++) {
-            if (modules[k] instanceof AdapterModule.Flora f && kind == AdapterKind.FLORA) {
+            if (modules[k] instanceof AdapterModule.Flora f) {
                 tokens += rowsBySlot[activeSlots[k]].length;
                 rank = Math.max(rank, f.rank());
-            } else if (modules[k] instanceof AdapterModule.Lora l && kind == AdapterKind.LORA) {
-                tokens += rowsBySlot[activeSlots[k]].length;
-                rank = Math.max(rank, l.rank());
             }
         }
         CostModel costs = slots.costModel();
         if (tokens == 0 || costs == null) {
-            return CostModel.defaultFor(kind);
+            return CostModel.defaultFor(AdapterKind.FLORA);
         }
-        if (kind != AdapterKind.LORA) {
-            return costs.choose(kind, linear.inFeatures(), linear.outFeatures(), tokens, rank);
-        }
-        int[] padded = paddedShape(modules);
-        return costs.choose(kind, linear.inFeatures(), linear.outFeatures(), tokens, padded[0], padded[1], rank);
+        return costs.choose(AdapterKind.FLORA, linear.inFeatures(), linear.outFeatures(), tokens, rank);
     }
 
-    /** LoRA-bmm's shape for this layer's LoRA tokens: {their sequences, the longest one's rows}. */
-    private int[] paddedShape(AdapterModule[] modules) {
-        int[] rowsOfSequence = new int[sequences];
-        int sequences = 0;
-        int longest = 0;
+    /**
+     * AUTO's ways for this layer's LoRA tokens, from the shape of the step's LoRA work: its prompt
+     * tokens (their sequences and the longest, LoRA-bmm's padded shape) and its one-token sequences.
+     */
+    private CostModel.LoraWays chooseLora(Linear linear, AdapterModule[] modules) {
+        int[] rowsOfSequence = new int[tokensOfSequence.length];
+        int promptTokens = 0;
+        int promptSequences = 0;
+        int promptLongest = 0;
+        int decodes = 0;
+        int rank = 0;
         for (int k = 0; k < modules.length; k++) {
-            if (modules[k] instanceof AdapterModule.Lora) {
+            if (modules[k] instanceof AdapterModule.Lora l) {
+                rank = Math.max(rank, l.rank());
                 for (int r : rowsBySlot[activeSlots[k]]) {
-                    int n = ++rowsOfSequence[seqOfToken[r]];
-                    sequences += n == 1 ? 1 : 0;
-                    longest = Math.max(longest, n);
+                    int seq = seqOfToken[r];
+                    if (tokensOfSequence[seq] == 1) {
+                        decodes++;
+                        continue;
+                    }
+                    promptTokens++;
+                    int n = ++rowsOfSequence[seq];
+                    promptSequences += n == 1 ? 1 : 0;
+                    promptLongest = Math.max(promptLongest, n);
                 }
             }
         }
-        return new int[] {sequences, longest};
+        CostModel costs = slots.costModel();
+        if (promptTokens + decodes == 0 || costs == null) {
+            AdapterStrategy way = CostModel.defaultFor(AdapterKind.LORA);
+            return new CostModel.LoraWays(way, way);
+        }
+        return costs.chooseLora(linear.inFeatures(), linear.outFeatures(), promptTokens, promptSequences, promptLongest, decodes, rank);
     }
 
     /** Whether this strategy replaces a module's output rows outright (so their base product would be wasted). */

@@ -30,6 +30,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * sequences: on the H200 bmm's 16 one-token sequences took 87 µs at rank 1 and 111 at rank 64 on a
  * 6144² layer (the base product 26 of them), so whether that grows with the sequences is measured, not
  * assumed. Without a decode grid the rules above apply.
+ *
+ * <p>A step of prompts and decoding sequences (a prompt chunk beside a batch of decodes, the usual
+ * step of a busy server) gets two LoRA ways, one for its prompt tokens and one for its decode tokens
+ * ({@link #chooseLora}): with one way for all, bmm would pad every decoding sequence to the prompt's
+ * length, and gathered would take the prompt's tokens too where bmm's padded products are the
+ * cheaper for them (rank 16 and up in prompt steps of 512 tokens and more on the H200).
  */
 public final class CostModel {
     private static final List<String> FLORA_STRATEGIES = List.of("flora", "exact-flora");
@@ -46,6 +52,18 @@ public final class CostModel {
 
     private record Query(AdapterKind kind, int in, int out, int tokens, int sequences, int longest, int rank) {
     }
+
+    /**
+     * AUTO's ways for the LoRA tokens of one layer in a step: one for its prompt tokens (of sequences
+     * with several tokens in the step), one for its decode tokens (of one-token sequences).
+     */
+    public record LoraWays(AdapterStrategy prompts, AdapterStrategy decodes) {
+    }
+
+    private record LoraQuery(int in, int out, int promptTokens, int promptSequences, int promptLongest, int decodes, int rank) {
+    }
+
+    private final Map<LoraQuery, LoraWays> loraMemo = new ConcurrentHashMap<>();
 
     /**
      * One layer shape's measurements: log time per strategy on a tokens × ranks grid (NaN where not
@@ -114,14 +132,65 @@ public final class CostModel {
         return chosen;
     }
 
+    /**
+     * LoRA's ways for a step's layer of {@code promptTokens} tokens in {@code promptSequences}
+     * sequences (the longest {@code promptLongest} of them) and {@code decodes} one-token sequences,
+     * largest rank {@code rank}: each part's cheapest alone, as the layer runs them apart (gathered
+     * and bmm calls of their own; bmm never pads a one-token sequence to a prompt's length), unless
+     * gathered for all in one call costs less than the two parts together. A step of one part is
+     * {@link #choose}'s.
+     */
+    public LoraWays chooseLora(int in, int out, int promptTokens, int promptSequences, int promptLongest, int decodes, int rank) {
+        if (decodes == 0 || promptTokens == 0) {
+            AdapterStrategy way = decodes == 0 ? choose(AdapterKind.LORA, in, out, promptTokens, promptSequences, promptLongest, rank)
+                    : choose(AdapterKind.LORA, in, out, decodes, decodes, 1, rank);
+            return new LoraWays(way, way);
+        }
+        LoraQuery q = new LoraQuery(in, out, promptTokens, promptSequences, promptLongest, decodes, rank);
+        LoraWays known = loraMemo.get(q);
+        if (known != null) {
+            return known;
+        }
+        AdapterStrategy prompts = choose(AdapterKind.LORA, in, out, promptTokens, promptSequences, promptLongest, rank);
+        AdapterStrategy decoding = choose(AdapterKind.LORA, in, out, decodes, decodes, 1, rank);
+        LoraWays ways = new LoraWays(prompts, decoding);
+        if (prompts != decoding || prompts == AdapterStrategy.BMM) {
+            double apart = micros(nameOf(prompts), in, out, promptTokens, promptSequences, promptLongest, rank)
+                    + micros(nameOf(decoding), in, out, decodes, decodes, 1, rank);
+            double together = micros("gathered", in, out, promptTokens + decodes, promptSequences + decodes, promptLongest, rank);
+            if (together < apart) {
+                ways = new LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED);
+            }
+        }
+        if (loraMemo.size() >= MEMO_LIMIT) {
+            loraMemo.clear();
+        }
+        loraMemo.put(q, ways);
+        return ways;
+    }
+
+    /** A LoRA strategy's name in the calibration. */
+    private static String nameOf(AdapterStrategy strategy) {
+        return switch (strategy) {
+            case GATHERED -> "gathered";
+            case BMM -> "bmm";
+            default -> "exact-lora";
+        };
+    }
+
+    /** A measured strategy's estimated microseconds for this step's layer (NaN where not measured). */
+    private double micros(String strategy, int in, int out, int tokens, int sequences, int longest, int rank) {
+        boolean decode = longest == 1 && tokens == sequences;
+        return decode && hasGrid(strategy + DECODE_SUFFIX) ? estimate(strategy + DECODE_SUFFIX, in, out, sequences, rank)
+                : strategy.equals("bmm") ? estimateBmm(in, out, sequences, longest, rank) : estimate(strategy, in, out, tokens, rank);
+    }
+
     private AdapterStrategy compute(AdapterKind kind, int in, int out, int tokens, int sequences, int longest, int rank) {
         List<String> candidates = kind == AdapterKind.FLORA ? FLORA_STRATEGIES : kind == AdapterKind.LORA ? LORA_STRATEGIES : List.of();
         String best = null;
         double bestMicros = Double.MAX_VALUE;
-        boolean decode = longest == 1 && tokens == sequences;
         for (String s : candidates) {
-            double micros = decode && hasGrid(s + DECODE_SUFFIX) ? estimate(s + DECODE_SUFFIX, in, out, sequences, rank)
-                    : s.equals("bmm") ? estimateBmm(in, out, sequences, longest, rank) : estimate(s, in, out, tokens, rank);
+            double micros = micros(s, in, out, tokens, sequences, longest, rank);
             if (micros < bestMicros) {
                 bestMicros = micros;
                 best = s;

@@ -140,6 +140,80 @@ class AdaptedLinearTest {
         }
     }
 
+    /**
+     * AUTO on a step of prompts and decoding sequences (one token each), with calibrations that send
+     * the two parts different ways (bmm and gathered, either way round): the exact strategy's values,
+     * and both kinds of call made.
+     */
+    @Test
+    void autoWithPromptsAndDecodesApartEqualsTheExactStrategy() {
+        for (boolean bmmPrompts : new boolean[] {true, false}) {
+            for (long seed = 1; seed <= 3; seed++) {
+                Case c = randomCase(seed);
+                int[] seqs = c.seqs.clone();
+                for (int t = 0; t < TOKENS; t++) {
+                    seqs[t] = t < 20 ? t % 3 : 3 + t; // three prompts of about 7 tokens, then 25 one-token sequences
+                }
+                c.slots.strategy = AdapterStrategy.EXACT;
+                float[] exact = project(c.slots, c.layer, c.x, c.tokenSlots, seqs);
+                c.slots.strategy = AdapterStrategy.AUTO;
+                c.slots.costs = splitModel(bmmPrompts);
+                List<String> calls = new ArrayList<>();
+                Tensor out = backend.fromHost(values(new SplittableRandom(1), TOKENS * OUT, 0, 1e3), TOKENS, OUT);
+                AdaptedLinear.forStep(recording(calls), c.slots, batch(c.tokenSlots, seqs)).project(c.layer, c.x, out);
+                assertWithin(backend.toHost(out), exact, "auto, bmm for " + (bmmPrompts ? "prompts" : "decodes") + ", seed " + seed);
+                assertThat(calls).as("seed %d", seed).contains("loraShrinkExpand", "batchedLinear");
+            }
+        }
+        // LoRA-bmm, pinned, on the same step: the one-token sequences in a call of their own (two
+        // batched products a call), not padded to the prompts' length.
+        Case c = randomCase(1);
+        int[] seqs = new int[TOKENS];
+        for (int t = 0; t < TOKENS; t++) {
+            seqs[t] = t < 20 ? t % 3 : 3 + t;
+            c.tokenSlots[t] = 0; // LoRA rank 1 for every token
+        }
+        c.slots.strategy = AdapterStrategy.EXACT;
+        float[] exact = project(c.slots, c.layer, c.x, c.tokenSlots, seqs);
+        c.slots.strategy = AdapterStrategy.BMM;
+        List<String> calls = new ArrayList<>();
+        Tensor out = backend.fromHost(values(new SplittableRandom(1), TOKENS * OUT, 0, 1e3), TOKENS, OUT);
+        AdaptedLinear.forStep(recording(calls), c.slots, batch(c.tokenSlots, seqs)).project(c.layer, c.x, out);
+        assertWithin(backend.toHost(out), exact, "bmm");
+        assertThat(calls.stream().filter("batchedLinear"::equals).count()).as("two calls of two products").isEqualTo(4);
+    }
+
+    /**
+     * A calibration on which LoRA-bmm is the cheap one for prompts and gathered for decodes, or the
+     * other way (then gathered's time grows steeply with its tokens, so that one call for all costs
+     * more than the two parts apart).
+     */
+    private static CostModel splitModel(boolean bmmPrompts) {
+        List<Calibration.Measurement> ms = new ArrayList<>();
+        for (int t : new int[] {1, 16, 512}) {
+            for (int rank : new int[] {1, 8}) {
+                ms.add(new Calibration.Measurement("gathered", IN, OUT, t, rank, bmmPrompts ? 1000 : Math.pow(t, 2.5)));
+                ms.add(new Calibration.Measurement("bmm", IN, OUT, t, rank, bmmPrompts ? 1 : 1e9));
+                ms.add(new Calibration.Measurement("gathered-decode", IN, OUT, t, rank, bmmPrompts ? 1 : 1000));
+                ms.add(new Calibration.Measurement("bmm-decode", IN, OUT, t, rank, bmmPrompts ? 1000 : 1));
+            }
+        }
+        return new CostModel(new Calibration("test", "scalar", IN, 16, 0, 0, ms));
+    }
+
+    /** The CPU backend, recording the names of the methods called. */
+    private Backend recording(List<String> calls) {
+        return (Backend) java.lang.reflect.Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
+                (proxy, method, args) -> {
+                    calls.add(method.getName());
+                    try {
+                        return method.invoke(backend, args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+    }
+
     @ParameterizedTest
     @EnumSource(value = AdapterStrategy.class, names = "AUTO", mode = EnumSource.Mode.EXCLUDE)
     void pinnedEachTokenAloneGivesTheBitsItGetsInTheBatch(AdapterStrategy strategy) {

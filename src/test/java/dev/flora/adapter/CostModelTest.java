@@ -105,6 +105,43 @@ class CostModelTest {
         assertThat(without.choose(AdapterKind.LORA, 64, 64, 256, 256, 1, 8)).isEqualTo(AdapterStrategy.GATHERED);
     }
 
+    /**
+     * A step of prompts and decoding sequences: each part takes its own way where that is cheaper than
+     * gathered for all in one call. bmm on two prompts of 256 costs 2/16 of its 16 × 256 tokens (800)
+     * = 100 against gathered's 300, and gathered on 64 decoding sequences 40 against bmm's 90: 140
+     * apart against 337.5 together, where the one-way rule (bmm padding all 66 sequences to 256) took
+     * gathered for all.
+     */
+    @Test
+    void promptsAndDecodesOfOneStepTakeTheirOwnWays() {
+        List<Calibration.Measurement> ms = new ArrayList<>();
+        for (int t : new int[] {16, 512}) {
+            ms.add(m("gathered", t, 8, t == 16 ? 30 : 300));
+            ms.add(m("bmm", t, 8, t == 16 ? 25 : 100));
+        }
+        for (int s : new int[] {16, 64, 256}) {
+            ms.add(m("gathered-decode", s, 8, s == 16 ? 20 : s == 64 ? 40 : 80));
+            ms.add(m("bmm-decode", s, 8, s == 16 ? 60 : s == 64 ? 90 : 200));
+        }
+        CostModel c = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, ms));
+        assertThat(c.chooseLora(64, 64, 512, 2, 256, 64, 8)).isEqualTo(new CostModel.LoraWays(AdapterStrategy.BMM, AdapterStrategy.GATHERED));
+        assertThat(c.choose(AdapterKind.LORA, 64, 64, 576, 66, 256, 8)).as("one way for all").isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(c.chooseLora(64, 64, 512, 2, 256, 64, 8)).as("remembered").isEqualTo(new CostModel.LoraWays(AdapterStrategy.BMM,
+                AdapterStrategy.GATHERED));
+        // One part only: choose's way for both.
+        assertThat(c.chooseLora(64, 64, 512, 2, 256, 0, 8)).isEqualTo(new CostModel.LoraWays(AdapterStrategy.BMM, AdapterStrategy.BMM));
+        assertThat(c.chooseLora(64, 64, 0, 0, 0, 64, 8))
+                .isEqualTo(new CostModel.LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED));
+        // Cheap gathered prompts of 16 tokens (5 µs): bmm's 4.7 for a prompt of 16 and gathered's 20 for 16
+        // decodes make 24.7 apart, gathered for all 32 tokens in one call 11.3: gathered for both.
+        List<Calibration.Measurement> cheap = new ArrayList<>(ms.stream().filter(x -> !(x.strategy().equals("gathered") && x.tokens() == 16)).toList());
+        cheap.add(m("gathered", 16, 8, 5));
+        CostModel d = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, cheap));
+        assertThat(d.choose(AdapterKind.LORA, 64, 64, 16, 1, 16, 8)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(d.choose(AdapterKind.LORA, 64, 64, 16, 16, 1, 8)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(d.chooseLora(64, 64, 16, 1, 16, 16, 8)).isEqualTo(new CostModel.LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED));
+    }
+
     /** Fewer sequences than the calibration's, a token each: the calibration's own step of that many tokens (one a sequence). */
     @Test
     void fewDecodingSequencesAreReadOffTheGrid() {
