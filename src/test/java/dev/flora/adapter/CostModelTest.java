@@ -142,6 +142,22 @@ class CostModelTest {
         assertThat(d.chooseLora(64, 64, 16, 1, 16, 16, 8)).isEqualTo(new CostModel.LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED));
     }
 
+    /**
+     * The H200's calibration on StarCoder-3B's width (session 12, committed with the figures), c_attn
+     * (2816 → 3072): a mixed step of 5 prompts (8,000 tokens, the longest 2,000) and 100 decodes takes
+     * bmm for both parts at rank 64, where one way for all took gathered (bmm padding the decodes to
+     * 2,000 rows); at rank 8 gathered for all.
+     */
+    @Test
+    void anH200CalibrationSendsRank64MixedStepsToBmmApart() {
+        CostModel c = CostModel.loadIfPresent(Path.of("bench/results/cuda/calibration-cuda-h200-d2816-session12.json"));
+        assertThat(c).isNotNull();
+        assertThat(c.chooseLora(2816, 3072, 8000, 5, 2000, 100, 64)).isEqualTo(new CostModel.LoraWays(AdapterStrategy.BMM, AdapterStrategy.BMM));
+        assertThat(c.choose(AdapterKind.LORA, 2816, 3072, 8100, 105, 2000, 64)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(c.chooseLora(2816, 3072, 8000, 5, 2000, 100, 8))
+                .isEqualTo(new CostModel.LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED));
+    }
+
     /** Fewer sequences than the calibration's, a token each: the calibration's own step of that many tokens (one a sequence). */
     @Test
     void fewDecodingSequencesAreReadOffTheGrid() {
