@@ -157,7 +157,7 @@ class AdaptedLinearTest {
                 c.slots.strategy = AdapterStrategy.EXACT;
                 float[] exact = project(c.slots, c.layer, c.x, c.tokenSlots, seqs);
                 c.slots.strategy = AdapterStrategy.AUTO;
-                c.slots.costs = splitModel(bmmPrompts);
+                c.slots.costs = SplitCalibration.model(IN, OUT, bmmPrompts);
                 List<String> calls = new ArrayList<>();
                 Tensor out = backend.fromHost(values(new SplittableRandom(1), TOKENS * OUT, 0, 1e3), TOKENS, OUT);
                 AdaptedLinear.forStep(recording(calls), c.slots, batch(c.tokenSlots, seqs)).project(c.layer, c.x, out);
@@ -181,24 +181,6 @@ class AdaptedLinearTest {
         AdaptedLinear.forStep(recording(calls), c.slots, batch(c.tokenSlots, seqs)).project(c.layer, c.x, out);
         assertWithin(backend.toHost(out), exact, "bmm");
         assertThat(calls.stream().filter("batchedLinear"::equals).count()).as("two calls of two products").isEqualTo(4);
-    }
-
-    /**
-     * A calibration on which LoRA-bmm is the cheap one for prompts and gathered for decodes, or the
-     * other way (then gathered's time grows steeply with its tokens, so that one call for all costs
-     * more than the two parts apart).
-     */
-    private static CostModel splitModel(boolean bmmPrompts) {
-        List<Calibration.Measurement> ms = new ArrayList<>();
-        for (int t : new int[] {1, 16, 512}) {
-            for (int rank : new int[] {1, 8}) {
-                ms.add(new Calibration.Measurement("gathered", IN, OUT, t, rank, bmmPrompts ? 1000 : Math.pow(t, 2.5)));
-                ms.add(new Calibration.Measurement("bmm", IN, OUT, t, rank, bmmPrompts ? 1 : 1e9));
-                ms.add(new Calibration.Measurement("gathered-decode", IN, OUT, t, rank, bmmPrompts ? 1 : 1000));
-                ms.add(new Calibration.Measurement("bmm-decode", IN, OUT, t, rank, bmmPrompts ? 1000 : 1));
-            }
-        }
-        return new CostModel(new Calibration("test", "scalar", IN, 16, 0, 0, ms));
     }
 
     /** The CPU backend, recording the names of the methods called. */

@@ -4,7 +4,7 @@ import dev.flora.adapter.AdaptedLinear;
 import dev.flora.adapter.AdapterModule;
 import dev.flora.adapter.AdapterSlots;
 import dev.flora.adapter.AdapterStrategy;
-import dev.flora.adapter.Calibration;
+import dev.flora.adapter.SplitCalibration;
 import dev.flora.adapter.CostModel;
 import dev.flora.backend.Backend;
 import dev.flora.backend.Tensor;
@@ -79,7 +79,7 @@ class CudaAdaptedLinearTest {
         Backend cpu = new CpuBackend();
         float[] exact = project(cpu, new Slots(modules(cpu, a, b, bias), AdapterStrategy.EXACT, null), w, wBias, x, slots, seqs);
         Slots onGpu = mode.equals("bmm-pinned") ? new Slots(modules(cuda, a, b, bias), AdapterStrategy.BMM, null)
-                : new Slots(modules(cuda, a, b, bias), AdapterStrategy.AUTO, splitModel(mode.equals("bmm-prompts")));
+                : new Slots(modules(cuda, a, b, bias), AdapterStrategy.AUTO, SplitCalibration.model(IN, OUT, mode.equals("bmm-prompts")));
         float[] got = project(cuda, onGpu, w, wBias, x, slots, seqs);
         for (int i = 0; i < exact.length; i++) {
             if (!(Math.abs(got[i] - exact[i]) <= 1e-4 * (1 + Math.abs(exact[i])))) {
@@ -104,20 +104,6 @@ class CudaAdaptedLinearTest {
         TokenBatch batch = new TokenBatch(new int[n], new int[n], seqs, tokenSlots, new int[n], new int[0][], new int[0], 16, new int[0]);
         AdaptedLinear.forStep(backend, slots, batch).project(layer, backend.fromHost(x, n, IN), out);
         return backend.toHost(out);
-    }
-
-    /** A calibration on which LoRA-bmm is the cheap one for prompts and gathered for decodes, or the other way. */
-    private static CostModel splitModel(boolean bmmPrompts) {
-        List<Calibration.Measurement> ms = new ArrayList<>();
-        for (int t : new int[] {1, 16, 512}) {
-            for (int rank : new int[] {1, 8}) {
-                ms.add(new Calibration.Measurement("gathered", IN, OUT, t, rank, bmmPrompts ? 1000 : Math.pow(t, 2.5)));
-                ms.add(new Calibration.Measurement("bmm", IN, OUT, t, rank, bmmPrompts ? 1 : 1e9));
-                ms.add(new Calibration.Measurement("gathered-decode", IN, OUT, t, rank, bmmPrompts ? 1 : 1000));
-                ms.add(new Calibration.Measurement("bmm-decode", IN, OUT, t, rank, bmmPrompts ? 1000 : 1));
-            }
-        }
-        return new CostModel(new Calibration("test", "cuda", IN, 16, 0, 0, ms));
     }
 
     private static float[] values(SplittableRandom r, int n, double spread) {
