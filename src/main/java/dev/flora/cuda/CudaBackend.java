@@ -258,7 +258,6 @@ public final class CudaBackend implements Backend {
         return decodeAttentionForm;
     }
 
-
     // For the graph recorder (GraphRecorder).
     void bindContext() {
         bind();

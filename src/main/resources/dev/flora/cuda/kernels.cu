@@ -731,12 +731,11 @@ struct AttentionSpan {
     int t, h, split, used, begin, end;
 };
 
-// The span of listed token listed (its index in tokenList, or the token itself), head h, split blockIdx.y.
-__device__ __forceinline__ AttentionSpan attention_span_of(int listed, int h, const int* positions, const int* tokenList, int window,
-                                                           int minSplit, int splits) {
+__device__ __forceinline__ AttentionSpan attention_span(const int* positions, const int* tokenList, int heads, int window, int minSplit,
+                                                        int splits) {
     AttentionSpan a;
-    a.t = listed;
-    a.h = h;
+    a.t = blockIdx.x / heads;
+    a.h = blockIdx.x % heads;
     a.split = blockIdx.y;
     if (tokenList) a.t = tokenList[a.t];
     int pos = positions[a.t];
@@ -747,12 +746,6 @@ __device__ __forceinline__ AttentionSpan attention_span_of(int listed, int h, co
     a.begin = first + a.split * splitLen;
     a.end = min(pos + 1, a.begin + splitLen);
     return a;
-}
-
-// Block x serves listed token x / heads, head x % heads.
-__device__ __forceinline__ AttentionSpan attention_span(const int* positions, const int* tokenList, int heads, int window, int minSplit,
-                                                        int splits) {
-    return attention_span_of(blockIdx.x / heads, blockIdx.x % heads, positions, tokenList, window, minSplit, splits);
 }
 
 // The online softmax over one chunk's scores sc (ATTN_CHUNK of them, -inf past the chunk's end):
@@ -777,10 +770,9 @@ __device__ __forceinline__ float attention_chunk_softmax(float* sc, float* maxSc
 // else the split's part, and the last split of (t, h) to finish joins them (counters[pair] counts the
 // finished splits and is left at 0 for the next launch: no attention_combine launch; without
 // counters attention_combine joins them).
-// pair: the listed (token, head) pair's number, listed token · heads + h (a block's x where it serves one head).
 __device__ void attention_finish(const double* partial, int rows, int stride, float m, double l, int t, int h, int heads, int headDim,
-                                 int splits, int split, int used, float* out, float* partOut, float* partMax, float* partSum, int* counters,
-                                 int pair) {
+                                 int splits, int split, int used, float* out, float* partOut, float* partMax, float* partSum, int* counters) {
+    int pair = blockIdx.x; // the listed (token, head) pair: listed token · heads + h
     long long part = (long long) pair * splits + split; // parts by listed pair, not by token: few tokens listed, few parts
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
         double total = 0.0;
@@ -913,7 +905,7 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
     }
     __syncthreads();
     attention_finish(&partial[0][0], ATTN_WARPS, ATTN_MAX_HEAD_DIM, m, l, t, h, heads, headDim, splits, split, used, out, partOut, partMax,
-                     partSum, counters, blockIdx.x);
+                     partSum, counters);
 }
 
 // ---- prefill attention on the tensor cores (16-bit caches): flash-attention over tiles of up to
@@ -1309,10 +1301,10 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     const float* qrow = q + (long long) t * heads * D + h * D + sub * 8;
     #pragma unroll
     for (int e = 0; e < 8; e++) qv[e] = qrow[e];
-    const u16* keys = (const u16*) cacheK + kvh * D + sub * 8;
-    const u16* values = (const u16*) cacheV + kvh * D + sub * 8;
-    const u16* keyHead = (const u16*) cacheK + kvh * D;
+    const u16* keyHead = (const u16*) cacheK + kvh * D;   // the head's columns (staged whole)
     const u16* valueHead = (const u16*) cacheV + kvh * D;
+    const u16* keys = keyHead + sub * 8;                  // the lane's 8 of them
+    const u16* values = valueHead + sub * 8;
     float m = __int_as_float(0xff800000);
     double l = 0.0;
     double acc[8];
@@ -1382,7 +1374,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     #pragma unroll
     for (int d = 0; d < 8; d++) partial[row][sub * 8 + d] = acc[d];
     __syncthreads();
-    attention_finish(&partial[0][0], STEP, D, m, l, t, h, heads, D, splits, split, used, out, partOut, partMax, partSum, counters, blockIdx.x);
+    attention_finish(&partial[0][0], STEP, D, m, l, t, h, heads, D, splits, split, used, out, partOut, partMax, partSum, counters);
 }
 
 }  // extern "C++"
