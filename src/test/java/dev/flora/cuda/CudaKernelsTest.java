@@ -733,16 +733,6 @@ class CudaKernelsTest {
     }
 
     private void pagedAttentionByForm(String form, int window, int headDim, String lengthList, DType cacheType) {
-        String before = gpu.decodeAttention();
-        gpu.useDecodeAttention(form);
-        try {
-            pagedAttention(window, headDim, lengthList, cacheType, form);
-        } finally {
-            gpu.useDecodeAttention(before);
-        }
-    }
-
-    private void pagedAttention(int window, int headDim, String lengthList, DType cacheType, String form) {
         pagedAttention(6, 2, window, headDim, lengthList, cacheType, form, new String[] {form});
     }
 
@@ -756,20 +746,16 @@ class CudaKernelsTest {
     @CsvSource({"6, 2, 0, 128, 700 1 300, BF16", "6, 2, 300, 128, 700 1 300, BF16", "6, 2, 40, 64, 17 1100 5, F16", "8, 1, 0, 128, 100x20 300, BF16",
             "6, 2, 7, 64, 90x30, F16", "6, 2, 0, 64, 1 2 3 200 129 128 127, BF16"})
     void stagedDecodeAttentionGivesTheBitsOfTheSecondForm(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
-        String before = gpu.decodeAttention();
-        try {
-            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2", "v3", "auto"});
-        } finally {
-            gpu.useDecodeAttention(before);
-        }
+        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2", "v3", "auto"});
     }
 
     /**
-     * Step 0 the prompts, step 1 a decode token each, the decode step once for each configuration
-     * (decode attention forms: their outputs' bits equal, the first checked against float64).
+     * Step 0 the prompts (decode attention form {@code form}), step 1 a decode token each, run once
+     * for each of {@code forms}: their outputs' bits equal, the first's checked against float64. The
+     * backend's form is restored after each step.
      */
     private void pagedAttention(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType, String form,
-                                String[] configs) {
+                                String[] forms) {
         int blockSize = 4;
         AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
         // "NxL": N sequences of L tokens (enough decode tokens for the tile kernel's decode path)
@@ -831,17 +817,20 @@ class CudaKernelsTest {
             }
             Backend.StepData data = gpu.prepare(batch);
             float[] q = randoms(n * qw);
-            float[][] got = new float[configs.length][];
+            float[][] got = new float[forms.length][];
             String formBefore = gpu.decodeAttention();
-            for (int i = 0; i < (step == 1 ? configs.length : 1); i++) {
-                gpu.useDecodeAttention(step == 1 ? configs[i] : form);
-                Tensor out = poisoned(n, qw);
-                gpu.attention(gpu.fromHost(q, n, qw), gpu.fromHost(k, n, kw), gpu.fromHost(v, n, kw), cache, 0, shape, data, out);
-                got[i] = gpu.toHost(out);
+            try {
+                for (int i = 0; i < (step == 1 ? forms.length : 1); i++) {
+                    gpu.useDecodeAttention(step == 1 ? forms[i] : form);
+                    Tensor out = poisoned(n, qw);
+                    gpu.attention(gpu.fromHost(q, n, qw), gpu.fromHost(k, n, kw), gpu.fromHost(v, n, kw), cache, 0, shape, data, out);
+                    got[i] = gpu.toHost(out);
+                }
+            } finally {
+                gpu.useDecodeAttention(formBefore);
             }
-            gpu.useDecodeAttention(formBefore);
-            for (int i = 1; i < configs.length && step == 1; i++) {
-                assertThat(got[i]).as("%s: the bits of %s", configs[i], configs[0]).containsExactly(got[0]);
+            for (int i = 1; i < forms.length && step == 1; i++) {
+                assertThat(got[i]).as("%s: the bits of %s", forms[i], forms[0]).containsExactly(got[0]);
             }
             double[] want = new double[n * qw];
             for (int i = 0; i < n; i++) {
