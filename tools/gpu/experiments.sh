@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# On the GPU machine, in one call (about 500 s):
-# 1. the GPU tests (OUT/tests.txt; among them the third decode attention form's bits and auto's);
-# 2. the decode attention forms A/B with bench decode (runtime/variants.sh, two rounds interleaved;
-#    FLAGS<TAB>JSON lines in OUT/variants-SHAPE-BATCH.jsonl): auto (the default) against the second and
-#    third forms everywhere, on the llama2-7b shape at 64 x (256 + 64) and at one sequence, where session 12
-#    saw the third form +3.5% and -10%. Auto should be the better of the two at both;
-# 3. figure 2's lora-auto at ranks 16, 32, 64 on the StarCoder-3B shape, medians of 3, with session 12's
-#    calibration (OUT/auto-split/throughput-starcoder-3b.jsonl): mixed steps now take two LoRA ways;
-#    compare with figure2-starcoder-3b-h200-session12.jsonl (bmm 18,737 and auto 18,082 at rank 64).
-#   runtime/experiments.sh OUT        (run from the repository root: the calibration is a committed file)
+# On the GPU machine, in one call (about 550 s), session 13's cuBLAS LoRA runs (-Dflora.cuda.loraRuns,
+# off by default until this measures them):
+# 1. the GPU tests (OUT/tests.txt; CudaKernelsTest.loraRunsMatchFloat64 is new);
+# 2. the layer A/B: flora calibrate on a 4096 x 4096 layer, gathered and bmm at 1024, 2048 and 8192
+#    tokens (16 sequences: runs of 64, 128, 512 rows) and ranks 1, 8, 64, runs off then on (OUT/calibrate-runs-{false,true}.txt): the 5120^2
+#    calibration charged gathered 895 us at 8192 tokens rank 1 and 1,917 at rank 64 against the base
+#    product's 606; runs should bring both near base + 100 us;
+# 3. the PEFT workload (llama2-7b, 64 x (256 + 64), LoRA r8 on q,k,v,o, gathered), runs off and on,
+#    two rounds interleaved (OUT/variants-llama2-7b-64.jsonl): session 12's prefill 0.553 s, e2e 3,306;
+# 4. figure 2's lora-gathered on Llama-2-7B at ranks 1, 8, 64, runs off and on (OUT/figure-runs-{false,true}/):
+#    session 13's 11,713, 10,282 and 7,307 tokens/s, no adapter 13,518.
+#   runtime/experiments.sh OUT        (run from the repository root)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/runtime.sh"
 out="$1"
 mkdir -p "$out"
 timeout 300 bash "$here/test.sh" > "$out/tests.txt" 2>&1
 grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
-for batch in 64 1; do
-  RUNS=2 bash "$here/variants.sh" "$out" llama2-7b "$batch" 256 64 '' '-Dflora.cuda.attention=v2' '-Dflora.cuda.attention=v3'
+for on in false true; do
+  JAVA_OPTS="-Dflora.cuda.loraRuns=$on" timeout 100 flora calibrate --device cuda --dim 4096 --tokens 1024,2048,8192 --ranks 1,8,64 \
+    --rounds 3 --strategies gathered,bmm --decode-sequences 16 --out "$out/calibration-runs-$on.json" > "$out/calibrate-runs-$on.txt" 2>&1
+  grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-runs-$on.txt" | head -12 | sed "s/^/runs=$on /"
 done
-CALIBRATION_FILE=bench/results/cuda/calibration-cuda-h200-d2816-session12.json SERIES=lora-auto RANKS=16,32,64 RUNS=3 \
-  bash "$here/bench-figures.sh" "$out/auto-split" starcoder-3b throughput 2>&1 | grep -E '^\{' | cut -c1-220
+RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
+  timeout 150 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 '-Dflora.cuda.loraRuns=false' '-Dflora.cuda.loraRuns=true'
+for on in false true; do
+  JAVA_OPTS="-Dflora.cuda.loraRuns=$on" SERIES=lora-gathered RANKS=1,8,64 timeout 150 \
+    bash "$here/bench-figures.sh" "$out/figure-runs-$on" llama2-7b throughput 2>&1 | grep -E '^\{' | cut -c1-200
+done

@@ -9,7 +9,8 @@ import static dev.flora.cuda.Native.PTR;
 
 /**
  * cuBLAS through FFM: one handle on the backend's stream and GemmEx, the only product Flora needs.
- * Float32 products use the pedantic float32 compute type, so TF32 never enters.
+ * Float32 products use the pedantic float32 compute type, so TF32 never enters, except where a caller
+ * asks for it ({@link #linearF32}: LoRA on 16-bit adapters, whose factors TF32 holds exactly).
  */
 final class Cublas {
     static final int R_32F = 0;
@@ -17,6 +18,7 @@ final class Cublas {
     static final int R_16BF = 14;
     static final int COMPUTE_32F = 68;
     static final int COMPUTE_32F_PEDANTIC = 69;
+    static final int COMPUTE_32F_FAST_TF32 = 77;
     static final int OP_N = 0;
     static final int OP_T = 1;
 
@@ -71,6 +73,21 @@ final class Cublas {
         int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
         check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, one, MemorySegment.ofAddress(w), inputType, in,
                 MemorySegment.ofAddress(x), inputType, in, accumulate ? one : zero, MemorySegment.ofAddress(out), R_32F, outs, compute, -1));
+    }
+
+    /**
+     * Row-major out[T, O] (+)= alpha · x[T, I] · W[O, I]^T, all float32, x and out with row strides of
+     * their own ({@code ldx}, {@code ldo}: a run of rows inside larger matrices), W contiguous. With
+     * {@code tf32} on TF32 tensor cores (float32 sums of products of 10-bit-mantissa inputs), else in
+     * pedantic float32.
+     */
+    void linearF32(long x, int ldx, long w, long out, int ldo, int tokens, int in, int outs, float alpha, boolean accumulate, boolean tf32) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment a = arena.allocateFrom(Native.FLOAT, alpha);
+            check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, a, MemorySegment.ofAddress(w), R_32F, in,
+                    MemorySegment.ofAddress(x), R_32F, ldx, accumulate ? one : zero, MemorySegment.ofAddress(out), R_32F, ldo,
+                    tf32 ? COMPUTE_32F_FAST_TF32 : COMPUTE_32F_PEDANTIC, -1));
+        }
     }
 
     /**

@@ -51,6 +51,11 @@ public final class CudaBackend implements Backend {
     private static final int LORA_TILED_MIN_TOKENS = 128;
     private static final int LORA_TILED_MIN_GROUP = 8;
     private static final int LORA_TILED_MIN_RANK = 16;
+    /**
+     * The fewest consecutive rows of one adapter that go to cuBLAS (loraByRun): a run's two products
+     * cost a few µs however small, about what the kernels take for 64 tokens at rank 8 on the H200.
+     */
+    static final int LORA_RUN_MIN = 64;
     /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
     private static final int FLORA_META = 5;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
@@ -91,6 +96,12 @@ public final class CudaBackend implements Backend {
      * lora_expand_tiled; tiledLora()). -Dflora.cuda.tiledLora=false: the per-token kernels always.
      */
     private boolean tiledLora = booleanFlag("flora.cuda.tiledLora", true);
+    /**
+     * Gathered LoRA's prompt runs (LORA_RUN_MIN or more consecutive rows of one adapter) through two
+     * cuBLAS products each, TF32 on 16-bit factors (loraByRun). Off by default until measured on the GPU:
+     * -Dflora.cuda.loraRuns=true turns it on.
+     */
+    private boolean loraRuns = booleanFlag("flora.cuda.loraRuns", false);
     /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
@@ -1127,6 +1138,11 @@ public final class CudaBackend implements Backend {
     @Override
     public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         bind();
+        LoraRuns runs = loraRuns(rows, bias);
+        if (runs != null && runs.count() > 0) {
+            loraByRun(CudaTensor.of(x), runs, a, b, scale, outs);
+            rows = runs.rest();
+        }
         boolean[] tiled = tiledGroups(rows, a);
         if (tiled == null) {
             loraByToken(x, loraLayout(rows, a, b, bias, scale, outs));
@@ -1139,6 +1155,82 @@ public final class CudaBackend implements Backend {
             loraByToken(x, loraLayout(pick(rows, byToken), pick(a, byToken), pick(b, byToken), pick(bias, byToken), pick(scale, byToken),
                     pick(outs, byToken)));
         }
+    }
+
+    /**
+     * The runs of a gathered LoRA call that go to cuBLAS (those of the groups without a bias: the
+     * products add none), or null where runs are off or a graph is recorded or replayed (a recorded
+     * step's replays need not share its runs).
+     */
+    LoraRuns loraRuns(int[][] rows, Tensor[] bias) {
+        if (!loraRuns || issue != Issue.RUN) {
+            return null;
+        }
+        boolean[] eligible = new boolean[rows.length];
+        for (int g = 0; g < rows.length; g++) {
+            eligible[g] = bias[g] == null;
+        }
+        return LoraRuns.of(rows, eligible, LORA_RUN_MIN);
+    }
+
+    /**
+     * Gathered LoRA's runs through cuBLAS: per run v = x[run] A_g^T, then out_g[run] += scale_g · v B_g^T
+     * (cuBLAS's beta = 1), reading x and writing out in place, with no gather, padding or scatter. On
+     * TF32 tensor cores where both factors are 16-bit (converted to float32 once a call, exactly), in
+     * pedantic float32 where either is float32, so float32 adapters keep float32 products.
+     */
+    private void loraByRun(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
+        int in = x.cols();
+        Object owner = outs[0];
+        long[] aFloat = new long[a.length];
+        long[] bFloat = new long[a.length];
+        boolean[] tf32 = new boolean[a.length];
+        int maxRank = 1;
+        for (int i = 0; i < runs.count(); i++) {
+            int g = runs.group()[i];
+            maxRank = Math.max(maxRank, a[g].rows());
+            if (aFloat[g] == 0) {
+                CudaTensor ag = CudaTensor.of(a[g]);
+                CudaTensor bg = CudaTensor.of(b[g]);
+                tf32[g] = ag.dtype() != DType.F32 && bg.dtype() != DType.F32;
+                aFloat[g] = asFloat(ag, owner);
+                bFloat[g] = asFloat(bg, owner);
+            }
+        }
+        long v = memory.allocate((long) runs.tokens() * maxRank * Float.BYTES, owner);
+        Cublas cublas = cublas();
+        long start = profiling ? begin() : 0;
+        long offset = 0;
+        for (int i = 0; i < runs.count(); i++) {
+            int g = runs.group()[i];
+            int first = runs.first()[i];
+            int n = runs.length()[i];
+            int rank = a[g].rows();
+            CudaTensor o = CudaTensor.of(outs[g]);
+            long vi = v + offset * Float.BYTES;
+            cublas.linearF32(x.pointer + (long) first * in * Float.BYTES, in, aFloat[g], vi, rank, n, in, rank, 1f, false, tf32[g]);
+            cublas.linearF32(vi, rank, bFloat[g], o.pointer + (long) first * o.cols() * Float.BYTES, o.cols(), n, rank, o.cols(), scale[g],
+                    true, tf32[g]);
+            offset += (long) n * rank;
+        }
+        if (profiling) {
+            end("cublas lora runs", start);
+        }
+    }
+
+    /** A factor as float32 on the device: itself where it is, else a copy made now (exact: every 16-bit value is a float32). */
+    private long asFloat(CudaTensor t, Object owner) {
+        if (t.dtype() == DType.F32) {
+            return t.pointer;
+        }
+        long copy = memory.allocate(t.numel() * Float.BYTES, owner);
+        launchElements("to_float", t.numel(), t.pointer, t.typeCode(), copy, t.numel());
+        return copy;
+    }
+
+    /** Turns the cuBLAS LoRA runs on or off, as -Dflora.cuda.loraRuns does (tests run both). */
+    void useLoraRuns(boolean on) {
+        loraRuns = on;
     }
 
     /**

@@ -492,6 +492,89 @@ class CudaKernelsTest {
     }
 
     /**
+     * Gathered LoRA with prompt runs through cuBLAS (-Dflora.cuda.loraRuns=true) against float64: runs
+     * of 16-bit factors in TF32 (inputs to 10 mantissa bits, x and the shrunk v each rounded once: within 4e-3 of the sums of magnitudes),
+     * a run of float32 factors and every row left to the kernels (a stretch one row short of a run, a
+     * group with a bias, a group into another output) within the kernels' 2e-6, all in one call.
+     */
+    @ParameterizedTest
+    @CsvSource({"776, 200, 70", "97, 53, 1", "2500, 64, 33"})
+    void loraRunsMatchFloat64(int in, int out, int otherOut) {
+        int t = 520;
+        int[][] rows = {
+                java.util.stream.IntStream.range(0, 150).toArray(),                                         // a run
+                java.util.stream.IntStream.concat(java.util.stream.IntStream.range(150, 213),             // one row short
+                        java.util.stream.IntStream.range(220, 320)).toArray(),                              // and a run
+                java.util.stream.IntStream.range(320, 420).toArray(),                                       // a run with a bias
+                java.util.stream.IntStream.range(213, 220).toArray(),                                       // into the other output
+                java.util.stream.IntStream.range(420, 520).toArray()};                                      // a run of float32 factors
+        int[] ranks = {16, 64, 8, 3, 5};
+        DType[] aTypes = {DType.BF16, DType.F16, DType.BF16, DType.F16, DType.F32};
+        DType[] bTypes = {DType.BF16, DType.F16, DType.F16, DType.BF16, DType.F32};
+        float[] scale = {0.5f, 2f, 1.25f, -0.75f, 3f};
+        int groups = rows.length;
+        Tensor[] a = new Tensor[groups];
+        Tensor[] b = new Tensor[groups];
+        Tensor[] bias = new Tensor[groups];
+        float[][] av = new float[groups][];
+        float[][] bv = new float[groups][];
+        float[][] biasv = new float[groups][];
+        for (int g = 0; g < groups; g++) {
+            int width = g == 3 ? otherOut : out;
+            av[g] = randoms(ranks[g] * in);
+            bv[g] = randoms(width * ranks[g]);
+            a[g] = weightOf(aTypes[g], av[g], ranks[g], in);
+            b[g] = weightOf(bTypes[g], bv[g], width, ranks[g]);
+        }
+        biasv[2] = randoms(out);
+        bias[2] = gpu.weight(biasv[2], 1, out);
+        float[] x = randoms(t * in);
+        float[] base = randoms(t * out);
+        float[] otherBase = randoms(t * otherOut);
+        int[][] mine = {rows[0], rows[1], rows[2], rows[4]};
+        double[][] want = loraReference(x, base, in, out, mine, new float[][] {av[0], av[1], av[2], av[4]},
+                new float[][] {bv[0], bv[1], bv[2], bv[4]}, new float[][] {null, null, biasv[2], null}, new float[] {scale[0], scale[1], scale[2], scale[4]});
+        double[][] otherWant = loraReference(x, otherBase, in, otherOut, new int[][] {rows[3]}, new float[][] {av[3]}, new float[][] {bv[3]},
+                new float[][] {null}, new float[] {scale[3]});
+        try {
+            gpu.useLoraRuns(true);
+            LoraRuns runs = gpu.loraRuns(rows, bias);
+            assertThat(runs.group()).containsExactly(0, 1, 4);
+            assertThat(runs.length()).containsExactly(150, 100, 100);
+            Tensor o = gpu.fromHost(base, t, out);
+            Tensor other = gpu.fromHost(otherBase, t, otherOut);
+            gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, new Tensor[] {o, o, o, other, o});
+            float[] got = gpu.toHost(o);
+            int[] tf32Rows = java.util.stream.IntStream.concat(java.util.Arrays.stream(rows[0]), java.util.stream.IntStream.range(220, 320)).toArray();
+            int[] exactRows = java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(java.util.stream.IntStream.range(150, 213),
+                    java.util.Arrays.stream(rows[2])), java.util.Arrays.stream(rows[4])).toArray();
+            near(rowsOf(got, tf32Rows, out), rowsOf(want[0], tf32Rows, out), rowsOf(want[1], tf32Rows, out), 4e-3, "TF32 runs");
+            near(rowsOf(got, exactRows, out), rowsOf(want[0], exactRows, out), rowsOf(want[1], exactRows, out), 2e-6,
+                    "the kernels' rows and the float32 run");
+            near(gpu.toHost(other), otherWant[0], otherWant[1], 2e-6, "the other output");
+        } finally {
+            gpu.useLoraRuns(false);
+        }
+        assertThat(gpu.loraRuns(rows, bias)).as("off: no runs").isNull();
+    }
+
+    private static float[] rowsOf(float[] all, int[] rows, int cols) {
+        float[] out = new float[rows.length * cols];
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(all, rows[i] * cols, out, i * cols, cols);
+        }
+        return out;
+    }
+
+    private static double[] rowsOf(double[] all, int[] rows, int cols) {
+        double[] out = new double[rows.length * cols];
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(all, rows[i] * cols, out, i * cols, cols);
+        }
+        return out;
+    }
+
+    /**
      * base + Σ_g scale_g (B_g (A_g x) + bias_g) over each group's rows in float64, and the same sums of
      * magnitudes (the tolerance's scale): {want, magnitude}. A_g [r, in], B_g [out, r], one output.
      */

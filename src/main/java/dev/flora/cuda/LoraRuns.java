@@ -1,0 +1,75 @@
+package dev.flora.cuda;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * How a gathered LoRA call's tokens split between cuBLAS and the gathered kernels: runs of at least
+ * {@code minRun} consecutive rows of one group (a prompt chunk, whose rows the step packs together)
+ * go to two products of their own, x[run] A^T and then scale · (that) B^T added to out[run]; every
+ * other row stays with its group for the kernels. A prompt's LoRA is then two small GEMMs at cuBLAS's
+ * speed, with no gather, padding or scatter pass over the rows.
+ *
+ * @param group  each run's group
+ * @param first  each run's first row (of x and of its group's output)
+ * @param length each run's rows
+ * @param rest   per group, its rows in no run, in their order
+ */
+record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
+    int count() {
+        return group.length;
+    }
+
+    /** Rows in runs, all together. */
+    int tokens() {
+        int n = 0;
+        for (int l : length) {
+            n += l;
+        }
+        return n;
+    }
+
+    /**
+     * The runs of each eligible group's rows (maximal stretches of consecutive rows, r, r + 1, ..., as
+     * the group lists them) of at least {@code minRun} rows; the groups not eligible keep all their rows.
+     */
+    static LoraRuns of(int[][] rows, boolean[] eligible, int minRun) {
+        if (minRun < 1) {
+            throw new IllegalArgumentException("a run needs a row at least, not " + minRun);
+        }
+        List<int[]> runs = new ArrayList<>();
+        int[][] rest = new int[rows.length][];
+        for (int g = 0; g < rows.length; g++) {
+            int[] r = rows[g];
+            if (!eligible[g]) {
+                rest[g] = r;
+                continue;
+            }
+            int[] left = new int[r.length];
+            int kept = 0;
+            for (int i = 0; i < r.length; ) {
+                int j = i + 1;
+                while (j < r.length && r[j] == r[j - 1] + 1) {
+                    j++;
+                }
+                if (j - i >= minRun) {
+                    runs.add(new int[] {g, r[i], j - i});
+                } else {
+                    System.arraycopy(r, i, left, kept, j - i);
+                    kept += j - i;
+                }
+                i = j;
+            }
+            rest[g] = kept == r.length ? r : java.util.Arrays.copyOf(left, kept);
+        }
+        int[] group = new int[runs.size()];
+        int[] first = new int[runs.size()];
+        int[] length = new int[runs.size()];
+        for (int i = 0; i < runs.size(); i++) {
+            group[i] = runs.get(i)[0];
+            first[i] = runs.get(i)[1];
+            length[i] = runs.get(i)[2];
+        }
+        return new LoraRuns(group, first, length, rest);
+    }
+}

@@ -1,0 +1,87 @@
+package dev.flora.cuda;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.stream.IntStream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** The split of a gathered LoRA call between cuBLAS runs and the kernels (no GPU needed). */
+class LoraRunsTest {
+    private static int[] range(int from, int to) {
+        return IntStream.range(from, to).toArray();
+    }
+
+    private static int[] concat(int[]... parts) {
+        return java.util.Arrays.stream(parts).flatMapToInt(java.util.Arrays::stream).toArray();
+    }
+
+    @Test
+    void runsOfConsecutiveRowsGoToCublasAndTheRestStays() {
+        int[][] rows = {
+                concat(range(0, 64), range(70, 75), range(100, 300)), // two runs around a short stretch
+                range(300, 363),                                      // one row short of a run
+                new int[] {400, 402, 404},                            // decode-like: scattered rows
+                range(500, 700),                                      // a run, but its group has a bias
+                concat(range(800, 900), new int[] {5000})};           // a run and a lone row after it
+        LoraRuns runs = LoraRuns.of(rows, new boolean[] {true, true, true, false, true}, 64);
+        assertThat(runs.group()).containsExactly(0, 0, 4);
+        assertThat(runs.first()).containsExactly(0, 100, 800);
+        assertThat(runs.length()).containsExactly(64, 200, 100);
+        assertThat(runs.tokens()).isEqualTo(364);
+        assertThat(runs.rest()[0]).containsExactly(range(70, 75));
+        assertThat(runs.rest()[1]).containsExactly(rows[1]);
+        assertThat(runs.rest()[2]).containsExactly(400, 402, 404);
+        assertThat(runs.rest()[3]).as("not eligible: every row stays").containsExactly(rows[3]);
+        assertThat(runs.rest()[4]).containsExactly(5000);
+    }
+
+    @Test
+    void everyRowEndsInExactlyOnePlace() {
+        java.util.Random random = new java.util.Random(13);
+        for (int trial = 0; trial < 200; trial++) {
+            int groups = 1 + random.nextInt(5);
+            int[][] rows = new int[groups][];
+            boolean[] eligible = new boolean[groups];
+            int next = 0;
+            for (int g = 0; g < groups; g++) {
+                java.util.List<Integer> mine = new java.util.ArrayList<>();
+                for (int stretch = random.nextInt(4); stretch >= 0; stretch--) {
+                    int len = 1 + random.nextInt(100);
+                    for (int i = 0; i < len; i++) {
+                        mine.add(next + i);
+                    }
+                    next += len + 1 + random.nextInt(3); // a gap: stretches never join
+                }
+                rows[g] = mine.stream().mapToInt(Integer::intValue).toArray();
+                eligible[g] = random.nextBoolean();
+            }
+            int minRun = 1 + random.nextInt(80);
+            LoraRuns runs = LoraRuns.of(rows, eligible, minRun);
+            for (int g = 0; g < groups; g++) {
+                java.util.List<Integer> covered = new java.util.ArrayList<>();
+                for (int i = 0; i < runs.count(); i++) {
+                    if (runs.group()[i] == g) {
+                        assertThat(runs.length()[i]).isGreaterThanOrEqualTo(minRun);
+                        assertThat(eligible[g]).isTrue();
+                        for (int k = 0; k < runs.length()[i]; k++) {
+                            covered.add(runs.first()[i] + k);
+                        }
+                    }
+                }
+                for (int r : runs.rest()[g]) {
+                    covered.add(r);
+                }
+                java.util.Collections.sort(covered);
+                assertThat(covered).as("group %d's rows, each once", g).containsExactlyElementsOf(
+                        java.util.Arrays.stream(rows[g]).boxed().toList());
+            }
+        }
+    }
+
+    @Test
+    void aRunNeedsARow() {
+        assertThatThrownBy(() -> LoraRuns.of(new int[][] {{1}}, new boolean[] {true}, 0)).isInstanceOf(IllegalArgumentException.class);
+    }
+}
