@@ -9,8 +9,7 @@ import static dev.flora.cuda.Native.PTR;
 
 /**
  * cuBLAS through FFM: one handle on the backend's stream and GemmEx, the only product Flora needs.
- * Float32 products use the pedantic float32 compute type, so TF32 never enters, except where a caller
- * asks for it ({@link #linearF32}: LoRA on 16-bit adapters, whose factors TF32 holds exactly).
+ * Float32 products use the pedantic float32 compute type, so TF32 never enters.
  */
 final class Cublas {
     static final int R_32F = 0;
@@ -18,7 +17,6 @@ final class Cublas {
     static final int R_16BF = 14;
     static final int COMPUTE_32F = 68;
     static final int COMPUTE_32F_PEDANTIC = 69;
-    static final int COMPUTE_32F_FAST_TF32 = 77;
     static final int OP_N = 0;
     static final int OP_T = 1;
 
@@ -76,17 +74,16 @@ final class Cublas {
     }
 
     /**
-     * Row-major out[T, O] (+)= alpha · x[T, I] · W[O, I]^T, all float32, x and out with row strides of
-     * their own ({@code ldx}, {@code ldo}: a run of rows inside larger matrices), W contiguous. With
-     * {@code tf32} on TF32 tensor cores (float32 sums of products of 10-bit-mantissa inputs), else in
-     * pedantic float32.
+     * Row-major out[T, O] (+)= alpha · x[T, I] · W[O, I]^T with x and W of {@code inputType} and out
+     * float32, x and out with row strides of their own ({@code ldx}, {@code ldo}: a run of rows inside
+     * larger matrices), W contiguous; compute as {@link #linear}'s.
      */
-    void linearF32(long x, int ldx, long w, long out, int ldo, int tokens, int in, int outs, float alpha, boolean accumulate, boolean tf32) {
+    void linearStrided(long x, int ldx, long w, long out, int ldo, int tokens, int in, int outs, int inputType, float alpha, boolean accumulate) {
+        int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment a = arena.allocateFrom(Native.FLOAT, alpha);
-            check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, a, MemorySegment.ofAddress(w), R_32F, in,
-                    MemorySegment.ofAddress(x), R_32F, ldx, accumulate ? one : zero, MemorySegment.ofAddress(out), R_32F, ldo,
-                    tf32 ? COMPUTE_32F_FAST_TF32 : COMPUTE_32F_PEDANTIC, -1));
+            check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, a, MemorySegment.ofAddress(w), inputType, in,
+                    MemorySegment.ofAddress(x), inputType, ldx, accumulate ? one : zero, MemorySegment.ofAddress(out), R_32F, ldo, compute, -1));
         }
     }
 

@@ -98,7 +98,7 @@ public final class CudaBackend implements Backend {
     private boolean tiledLora = booleanFlag("flora.cuda.tiledLora", true);
     /**
      * Gathered LoRA's prompt runs (LORA_RUN_MIN or more consecutive rows of one adapter) through two
-     * cuBLAS products each, TF32 on 16-bit factors (loraByRun). Off by default until measured on the GPU:
+     * cuBLAS products each (loraByRun). Off by default until measured on the GPU:
      * -Dflora.cuda.loraRuns=true turns it on.
      */
     private boolean loraRuns = booleanFlag("flora.cuda.loraRuns", false);
@@ -881,12 +881,7 @@ public final class CudaBackend implements Backend {
         }
         Cublas cublas = cublas();
         long start = profiling ? begin() : 0;
-        int type = switch (w.dtype()) {
-            case F32 -> Cublas.R_32F;
-            case BF16 -> Cublas.R_16BF;
-            case F16 -> Cublas.R_16F;
-            default -> throw new IllegalStateException("linear with " + w.dtype() + " weights");
-        };
+        int type = cublasType(w.dtype());
         if (!logged(accumulate ? "cublas linear add" : "cublas linear", in.rows(), in.cols(), w.rows(), type, in.pointer, w.pointer,
                 o.pointer)) {
             cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type, accumulate);
@@ -985,12 +980,7 @@ public final class CudaBackend implements Backend {
             os[i] = o.pointer + (long) i * rows * out.cols() * 4L;
         }
         long[] p = packed(out, xs, ws, os);
-        int cublasType = switch (type) {
-            case F32 -> Cublas.R_32F;
-            case BF16 -> Cublas.R_16BF;
-            case F16 -> Cublas.R_16F;
-            default -> throw new IllegalStateException("batchedLinear with " + type + " weights");
-        };
+        int cublasType = cublasType(type);
         long start = profiling ? begin() : 0;
         if (!logged("cublas batched", g, rows, x.cols(), out.cols(), cublasType, p[0], p[1], p[2])) {
             cublas().batchedLinear(p[0], p[1], p[2], g, rows, x.cols(), out.cols(), cublasType);
@@ -1175,57 +1165,76 @@ public final class CudaBackend implements Backend {
 
     /**
      * Gathered LoRA's runs through cuBLAS: per run v = x[run] A_g^T, then out_g[run] += scale_g · v B_g^T
-     * (cuBLAS's beta = 1), reading x and writing out in place, with no gather, padding or scatter. On
-     * TF32 tensor cores where both factors are 16-bit (converted to float32 once a call, exactly), in
-     * pedantic float32 where either is float32, so float32 adapters keep float32 products.
+     * (cuBLAS's beta = 1), reading x and writing out in place, with no gather, padding or scatter. With
+     * 16-bit factors x and v are rounded to the factor's type first, as the base product rounds x and as
+     * PEFT's LoRA runs in a 16-bit model; float32 factors take float32 x and v in pedantic float32. x goes
+     * through the shared rounding buffer, a type at a time (the stream runs each rounding after the
+     * shrinks before it).
      */
     private void loraByRun(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
         int in = x.cols();
-        Object owner = outs[0];
-        long[] aFloat = new long[a.length];
-        long[] bFloat = new long[a.length];
-        boolean[] tf32 = new boolean[a.length];
         int maxRank = 1;
-        for (int i = 0; i < runs.count(); i++) {
-            int g = runs.group()[i];
+        for (int g : runs.group()) {
             maxRank = Math.max(maxRank, a[g].rows());
-            if (aFloat[g] == 0) {
+        }
+        int elements = runs.tokens() * maxRank; // v of every run, each [its rows, its rank] from its offset
+        CudaTensor v = allocateTyped(DType.F32, 1, elements);
+        long[] offset = new long[runs.count()];
+        for (int i = 1; i < runs.count(); i++) {
+            offset[i] = offset[i - 1] + (long) runs.length()[i - 1] * a[runs.group()[i - 1]].rows();
+        }
+        Cublas cublas = cublas();
+        for (DType type : DType.values()) { // the shrinks, by A's type
+            CudaTensor input = null;
+            for (int i = 0; i < runs.count(); i++) {
+                int g = runs.group()[i];
                 CudaTensor ag = CudaTensor.of(a[g]);
-                CudaTensor bg = CudaTensor.of(b[g]);
-                tf32[g] = ag.dtype() != DType.F32 && bg.dtype() != DType.F32;
-                aFloat[g] = asFloat(ag, owner);
-                bFloat[g] = asFloat(bg, owner);
+                if (ag.dtype() != type) {
+                    continue;
+                }
+                if (input == null) {
+                    input = inputFor(x, ag);
+                }
+                int rank = ag.rows();
+                long start = profiling ? begin() : 0;
+                cublas.linearStrided(input.pointer + (long) runs.first()[i] * in * type.bytes(), in, ag.pointer,
+                        v.pointer + offset[i] * Float.BYTES, rank, runs.length()[i], in, rank, cublasType(type), 1f, false);
+                if (profiling) {
+                    end("cublas lora run shrink", start);
+                }
             }
         }
-        long v = memory.allocate((long) runs.tokens() * maxRank * Float.BYTES, owner);
-        Cublas cublas = cublas();
-        long start = profiling ? begin() : 0;
-        long offset = 0;
-        for (int i = 0; i < runs.count(); i++) {
+        java.util.Map<DType, CudaTensor> vFor = new java.util.EnumMap<>(DType.class);
+        for (int i = 0; i < runs.count(); i++) { // the expands, v rounded to B's type once for all runs
             int g = runs.group()[i];
-            int first = runs.first()[i];
-            int n = runs.length()[i];
+            CudaTensor bg = CudaTensor.of(b[g]);
+            CudaTensor vb = vFor.computeIfAbsent(bg.dtype(), t -> t == DType.F32 ? v : roundedCopy(v, t));
             int rank = a[g].rows();
             CudaTensor o = CudaTensor.of(outs[g]);
-            long vi = v + offset * Float.BYTES;
-            cublas.linearF32(x.pointer + (long) first * in * Float.BYTES, in, aFloat[g], vi, rank, n, in, rank, 1f, false, tf32[g]);
-            cublas.linearF32(vi, rank, bFloat[g], o.pointer + (long) first * o.cols() * Float.BYTES, o.cols(), n, rank, o.cols(), scale[g],
-                    true, tf32[g]);
-            offset += (long) n * rank;
-        }
-        if (profiling) {
-            end("cublas lora runs", start);
+            long start = profiling ? begin() : 0;
+            cublas.linearStrided(vb.pointer + offset[i] * bg.dtype().bytes(), rank, bg.pointer, o.pointer + (long) runs.first()[i] * o.cols() * Float.BYTES,
+                    o.cols(), runs.length()[i], rank, o.cols(), cublasType(bg.dtype()), scale[g], true);
+            if (profiling) {
+                end("cublas lora run expand", start);
+            }
         }
     }
 
-    /** A factor as float32 on the device: itself where it is, else a copy made now (exact: every 16-bit value is a float32). */
-    private long asFloat(CudaTensor t, Object owner) {
-        if (t.dtype() == DType.F32) {
-            return t.pointer;
-        }
-        long copy = memory.allocate(t.numel() * Float.BYTES, owner);
-        launchElements("to_float", t.numel(), t.pointer, t.typeCode(), copy, t.numel());
-        return copy;
+    /** in rounded to a 16-bit type into memory of its own (not the shared rounding buffer). */
+    private CudaTensor roundedCopy(CudaTensor in, DType type) {
+        CudaTensor out = allocateTyped(type, in.rows(), in.cols());
+        boolean vec = aligned(in.pointer, out.pointer);
+        launchVector("to_half", in.numel(), 8, vec, in.pointer, out.pointer, in.numel(), vec ? 1 : 0, type == DType.BF16 ? 1 : 0);
+        return out;
+    }
+
+    private static int cublasType(DType type) {
+        return switch (type) {
+            case F32 -> Cublas.R_32F;
+            case BF16 -> Cublas.R_16BF;
+            case F16 -> Cublas.R_16F;
+            default -> throw new IllegalStateException("a product with " + type + " weights");
+        };
     }
 
     /** Turns the cuBLAS LoRA runs on or off, as -Dflora.cuda.loraRuns does (tests run both). */

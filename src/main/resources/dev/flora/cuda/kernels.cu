@@ -1498,11 +1498,6 @@ __global__ void to_half(const float* x, u16* out, long long n, int vec, int bf16
     GRID_STRIDE(i, n8 * 8, n) out[i] = bf16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
 }
 
-// 16-bit data to float32, exactly: the LoRA factors the TF32 products of prompt runs read (CudaBackend.loraByRun).
-__global__ void to_float(const void* x, int type, float* out, long long n) {
-    GRID_STRIDE(i, 0, n) out[i] = ld(x, i, type);
-}
-
 // Seeded pseudo-random weights (TensorView.randomValue: the same splitmix64 hash, bit for bit).
 __global__ void fill_random(void* out, int type, long long n, unsigned long long seed, int vector) {
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
