@@ -54,6 +54,13 @@ public final class Main implements Runnable {
             c.getErr().println("Try '" + c.getCommandSpec().qualifiedName() + " --help' for more information.");
             return 2;
         });
+        try {
+            dev.flora.Flags.checkKnown(System.getProperties());
+        } catch (FloraException e) {
+            err.println("error: " + e.getMessage());
+            err.flush();
+            return 2;
+        }
         int code = cli.execute(args);
         out.flush();
         err.flush();
