@@ -76,9 +76,15 @@ public final class ThroughputBench {
         String targets();
     }
 
-    /** One measured point. */
+    /**
+     * One measured point. {@code forwardShare}: the share of the run's time the host spent in the
+     * steps' forward passes (Engine.forwardNanos). On a GPU, where a forward pass only queues work,
+     * near 1 means the host set the pace (launches, uploads) and the GPU waited; well below 1, the host
+     * waited for the GPU. 0 in files written before session 13.
+     */
     public record Point(String series, String kind, String strategy, int rank, String targets, int requests, long promptTokens,
-                        long outputTokens, double seconds, double tokensPerSecond, double outputTokensPerSecond, long steps)
+                        long outputTokens, double seconds, double tokensPerSecond, double outputTokensPerSecond, long steps,
+                        double forwardShare)
             implements Labelled {
     }
 
@@ -124,9 +130,11 @@ public final class ThroughputBench {
                 progress.accept(1);
             }
         };
+        long forwardBefore = engine.forwardNanos();
         long start = System.nanoTime();
         List<Result> results = engine.run(requests, counting);
         double seconds = (System.nanoTime() - start) / 1e9;
+        double forwardShare = (engine.forwardNanos() - forwardBefore) / 1e9 / seconds;
         long prompt = 0;
         long output = 0;
         for (Result r : results) {
@@ -135,7 +143,7 @@ public final class ThroughputBench {
         }
         return new Point(series.name(), series.adapted() ? series.kind().name().toLowerCase(Locale.ROOT) : "none", series.strategy().cliName(),
                 series.adapted() ? rank : 0, series.adapted() ? String.join(",", new TreeSet<>(w.targets())) : "", w.requests(), prompt, output,
-                seconds, (prompt + output) / seconds, output / seconds, engine.steps() - stepsBefore);
+                seconds, (prompt + output) / seconds, output / seconds, engine.steps() - stepsBefore, forwardShare);
     }
 
     /**

@@ -228,8 +228,14 @@ final class BenchLoadCommands {
                         100 * spread, widest);
             }
             o.print(autoAgainstBest(points));
+            o.print(notes(points));
             o.flush();
             draw(name, points, used, runsLabel(byPoint));
+        }
+
+        /** Lines under the table particular to a figure ("" for none). */
+        String notes(List<P> points) {
+            return "";
         }
 
         /** Each automatic series and the pinned ones it chooses among. */
@@ -415,6 +421,24 @@ final class BenchLoadCommands {
         @Override
         Class<ThroughputBench.Point> pointType() {
             return ThroughputBench.Point.class;
+        }
+
+        /** Per series, the least and most of its points' forwardShare (none in files older than the field). */
+        @Override
+        String notes(List<ThroughputBench.Point> points) {
+            if (points.stream().allMatch(p -> p.forwardShare() == 0)) {
+                return "";
+            }
+            Map<String, double[]> range = new java.util.LinkedHashMap<>();
+            for (ThroughputBench.Point p : points) {
+                double[] r = range.computeIfAbsent(p.series(), k -> new double[] {Double.MAX_VALUE, 0});
+                r[0] = Math.min(r[0], p.forwardShare());
+                r[1] = Math.max(r[1], p.forwardShare());
+            }
+            StringBuilder b = new StringBuilder("forward passes' share of the run time (near 1 on a GPU: the host set the pace):");
+            range.forEach((series, r) -> b.append(r[0] == r[1] ? String.format(Locale.ROOT, "  %s %.2f", series, r[0])
+                    : String.format(Locale.ROOT, "  %s %.2f-%.2f", series, r[0], r[1])));
+            return b.append(System.lineSeparator()).toString();
         }
 
         @Override

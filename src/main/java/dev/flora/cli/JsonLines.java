@@ -64,6 +64,12 @@ final class JsonLines {
     }
 
     /**
+     * Fields added to a command's points after files of them were kept (bench throughput's
+     * forwardShare, session 13): 0 where an older line lacks them, which every other missing field refuses.
+     */
+    private static final java.util.Set<String> ADDED_LATER = java.util.Set.of("forwardShare");
+
+    /**
      * A file of lines a command printed with --json, back as its records (fields a line has beside
      * them ignored); a line that is not one names the file, the line and what is wrong.
      */
@@ -74,7 +80,15 @@ final class JsonLines {
         List<T> values = new ArrayList<>();
         for (Line line : read(file)) {
             try {
-                values.add(reader.readValue(line.value()));
+                JsonNode node = line.value().deepCopy();
+                if (node instanceof com.fasterxml.jackson.databind.node.ObjectNode object) {
+                    ADDED_LATER.forEach(field -> {
+                        if (!object.has(field)) {
+                            object.put(field, 0);
+                        }
+                    });
+                }
+                values.add(reader.readValue(node));
             } catch (IOException e) {
                 String why = e instanceof JsonProcessingException j ? j.getOriginalMessage() : e.getMessage();
                 throw new FloraException(file + " line " + line.number() + ": not a line of " + what + " --json (" + why + ")");

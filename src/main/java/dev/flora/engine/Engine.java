@@ -54,6 +54,7 @@ public final class Engine {
     private final KvCache cache;
     private final DecodeGraphs graphs; // null: every step runs as it comes
     private final int maxSequences;
+    private long forwardNanos; // forwardNanos()
     private final Map<String, Sequence> active = new HashMap<>();
     private long steps;
     private long replayedSteps;
@@ -96,6 +97,15 @@ public final class Engine {
 
     public int totalBlocks() {
         return blocks.numBlocks();
+    }
+
+    /**
+     * Host time spent in steps' forward passes so far, in ns. On a GPU that is the time to queue them
+     * (the wait for their results comes after, when the logits are read): near a run's whole time, the
+     * host and not the GPU set its pace. On the CPU it is the computation itself.
+     */
+    public long forwardNanos() {
+        return forwardNanos;
     }
 
     public long steps() {
@@ -275,8 +285,10 @@ public final class Engine {
         steps++;
         TokenBatch batch = buildBatch(chunks);
         lastStepTokens = batch.numTokens();
+        long issuing = System.nanoTime();
         Tensor replayed = graphs == null ? null : graphs.logits(batch);
         Tensor hidden = replayed == null ? model.forward(batch, cache, adapters) : null;
+        forwardNanos += System.nanoTime() - issuing;
         replayedSteps += replayed == null ? 0 : 1;
         consumeLogits(chunks, batch, hidden, replayed, listener);
         List<Result> finished = new ArrayList<>();

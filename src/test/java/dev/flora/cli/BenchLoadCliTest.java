@@ -57,6 +57,8 @@ class BenchLoadCliTest {
             assertThat(p.get("requests").asInt()).isEqualTo(5);
             assertThat(p.get("tokensPerSecond").asDouble()).isPositive();
             assertThat(p.get("tokensPerSecond").asDouble()).isGreaterThan(p.get("outputTokensPerSecond").asDouble());
+            // on the CPU a forward pass is the computation itself: most of the run, and never more than all of it
+            assertThat(p.get("forwardShare").asDouble()).isBetween(0.2, 1.0);
             if (!p.get("series").asText().equals("none")) {
                 assertThat(p.get("targets").asText()).isEqualTo("k_proj,o_proj,q_proj,v_proj");
                 assertThat(p.get("rank").asInt()).isIn(1, 2);
@@ -67,6 +69,11 @@ class BenchLoadCliTest {
         assertThat(points).filteredOn(p -> p.get("series").asText().equals("flora"))
                 .allMatch(p -> p.get("strategy").asText().equals("flora") && p.get("kind").asText().equals("flora"));
         assertThat(Files.size(tmp.resolve("tp.png"))).isPositive();
+        Path lines = tmp.resolve("shares.jsonl");
+        Files.writeString(lines, run.out());
+        CliTest.Run table = flora("bench", "throughput", "--from", lines.toString(), "--plot", tmp.resolve("shares.png").toString());
+        assertThat(table.code()).as(table.err()).isZero();
+        assertThat(table.out()).containsPattern("forward passes' share of the run time .*:  none 0\\.\\d\\d  flora 0\\.\\d\\d(-[01]\\.\\d\\d)?  lora-bmm");
     }
 
     /** --from: the table and plot again from the JSON lines, nothing measured; a file of other lines is refused by line. */
