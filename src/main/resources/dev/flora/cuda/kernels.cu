@@ -1520,6 +1520,22 @@ __global__ void fill_random(void* out, int type, long long n, unsigned long long
 #ifndef FLORA_BATCH // a tunable: -Dflora.cuda.defines=FLORA_BATCH=N (CudaBackend, KernelModule.TUNABLES)
 #define FLORA_BATCH 4
 #endif
+#ifndef FLORA_SCALAR // -Dflora.cuda.defines=FLORA_SCALAR=1: the element-at-a-time loops below even where rows allow vectors
+#define FLORA_SCALAR 0
+#endif
+
+__device__ __forceinline__ bool aligned_to(const void* p, unsigned int bytes) { return ((unsigned long long) p & (bytes - 1)) == 0; }
+
+// Four values of a float32 (0), bf16 (1) or f16 (2) buffer from element i: one 16- or 8-byte load.
+__device__ __forceinline__ float4 ld4(const void* p, long long i, int type) {
+    return type == 0 ? kv_ld4<0>(p, i) : type == 1 ? kv_ld4<1>(p, i) : kv_ld4<2>(p, i);
+}
+
+// Whether four elements from any multiple of 4 can be one access: the row width a multiple of 4 and
+// the buffer 16-byte (float32) or 8-byte (16-bit) aligned.
+__device__ __forceinline__ bool rows_of_vectors(const void* p, int type, int width) {
+    return (width & 3) == 0 && aligned_to(p, type == 0 ? 16 : 8);
+}
 
 // fLoRA modulation, every group of the step at once: one block per adapted token m (group g,
 // index i of n_g): stacked[base_g + j n_g + i] = x[row_m] ∘ A_g[j] for j < r_g; into half (rounded
@@ -1531,6 +1547,25 @@ __global__ void flora_modulate(const float* x, const int* rowOf, const int* grou
     const float* row = x + (long long) rowOf[m] * in;
     const void* a = (const void*) aPtr[g];
     int end = min(in, (blockIdx.y + 1) * FLORA_COLUMNS);
+    if (!FLORA_SCALAR && rows_of_vectors(x, 0, in) && rows_of_vectors(a, type, in) && (half ? rows_of_vectors(half, 1, in) : rows_of_vectors(stacked, 0, in))) {
+        // Four columns a thread, each load and store one access; the arithmetic below element for element.
+        for (int c = blockIdx.y * FLORA_COLUMNS + 4 * threadIdx.x; c < end; c += 4 * blockDim.x) {
+            float4 xv = *(const float4*) (row + c);
+            for (int j = 0; j < r; j++) {
+                float4 av = ld4(a, (long long) j * in + c, type);
+                float4 v = make_float4(__fmul_rn(xv.x, av.x), __fmul_rn(xv.y, av.y), __fmul_rn(xv.z, av.z), __fmul_rn(xv.w, av.w));
+                long long at = (long long) (first + j * n + i) * in + c;
+                if (half) {
+                    unsigned int h0 = bf16 ? f32_to_bf16(v.x) : f32_to_f16(v.x), h1 = bf16 ? f32_to_bf16(v.y) : f32_to_f16(v.y);
+                    unsigned int h2 = bf16 ? f32_to_bf16(v.z) : f32_to_f16(v.z), h3 = bf16 ? f32_to_bf16(v.w) : f32_to_f16(v.w);
+                    *(uint2*) (half + at) = make_uint2(h0 | (h1 << 16), h2 | (h3 << 16));
+                } else {
+                    *(float4*) (stacked + at) = v;
+                }
+            }
+        }
+        return;
+    }
     // FLORA_BATCH columns a thread: their loads before any store (a store could alias them, and each
     // column would wait a memory round trip of its own).
     for (int c0 = blockIdx.y * FLORA_COLUMNS + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
@@ -1569,6 +1604,26 @@ __global__ void flora_demodulate(const float* products, const int* rowOf, const 
     float scale = 1.f / r;
     float* o = out + (long long) rowOf[m] * outs;
     int end = min(outs, (blockIdx.y + 1) * FLORA_COLUMNS);
+    if (!FLORA_SCALAR && rows_of_vectors(products, 0, outs) && rows_of_vectors(out, 0, outs) && rows_of_vectors(bt, type, outs)
+        && (!bias || aligned_to(bias, biasType == 0 ? 16 : 8))) {
+        // Four columns a thread, each load and store one access; the arithmetic below element for element.
+        for (int c = blockIdx.y * FLORA_COLUMNS + 4 * threadIdx.x; c < end; c += 4 * blockDim.x) {
+            float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int j = 0; j < r; j++) {
+                float4 p = *(const float4*) (products + (long long) (first + j * n + i) * outs + c);
+                float4 b = ld4(bt, (long long) j * outs + c, type);
+                s = make_float4(__fadd_rn(s.x, __fmul_rn(p.x, b.x)), __fadd_rn(s.y, __fmul_rn(p.y, b.y)), __fadd_rn(s.z, __fmul_rn(p.z, b.z)),
+                                __fadd_rn(s.w, __fmul_rn(p.w, b.w)));
+            }
+            float4 v = make_float4(__fmul_rn(scale, s.x), __fmul_rn(scale, s.y), __fmul_rn(scale, s.z), __fmul_rn(scale, s.w));
+            if (bias) {
+                float4 bb = ld4(bias, c, biasType);
+                v = make_float4(__fadd_rn(v.x, bb.x), __fadd_rn(v.y, bb.y), __fadd_rn(v.z, bb.z), __fadd_rn(v.w, bb.w));
+            }
+            *(float4*) (o + c) = v;
+        }
+        return;
+    }
     for (int c0 = blockIdx.y * FLORA_COLUMNS + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
         float v[FLORA_BATCH]; // as flora_modulate: every load before the stores
         #pragma unroll

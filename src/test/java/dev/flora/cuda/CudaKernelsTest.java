@@ -1107,10 +1107,17 @@ class CudaKernelsTest {
         }
     }
 
-    @Test
-    void floraModulateAndDemodulateAreTheCpusBitForBit() {
+    /**
+     * flora_modulate and flora_demodulate against the CPU's bits: rows of 70 inputs and 45 outputs take
+     * their element-at-a-time loops, rows whose widths are multiples of 4 their four-column vectors
+     * (the float32, bf16 or f16 factors loaded four at a time, over several column blocks of 1024 at
+     * 2056 and 1028), each with the same per-element arithmetic.
+     */
+    @ParameterizedTest
+    @CsvSource({"70, 45, F32", "72, 44, F32", "2056, 1028, BF16", "2056, 1028, F16"})
+    void floraModulateAndDemodulateAreTheCpusBitForBit(int in, int out, DType factors) {
         var cpu = dev.flora.cpu.CpuBackend.withKernels("scalar");
-        int t = 9, in = 70, out = 45;
+        int t = 9;
         int[][] rows = {{1, 4}, {0}, {3, 5, 8}};
         int[] ranks = {1, 3, 2};
         float[] x = randoms(t * in);
@@ -1124,9 +1131,9 @@ class CudaKernelsTest {
         for (int g = 0; g < 3; g++) {
             float[] a = randoms(ranks[g] * in);
             float[] b = randoms(ranks[g] * out);
-            aGpu[g] = gpu.weight(a, ranks[g], in);
+            aGpu[g] = weightOf(factors, a, ranks[g], in); // 16-bit: a and b now hold the rounded values the CPU takes as float32
             aCpu[g] = cpu.weight(a, ranks[g], in);
-            bGpu[g] = gpu.weight(b, ranks[g], out);
+            bGpu[g] = weightOf(factors, b, ranks[g], out);
             bCpu[g] = cpu.weight(b, ranks[g], out);
             stacked += ranks[g] * rows[g].length;
         }
@@ -1138,7 +1145,8 @@ class CudaKernelsTest {
         float[] products = randoms(stacked * out);
         Tensor og = gpu.fromHost(base, t, out);
         Tensor oc = cpu.fromHost(base, t, out);
-        gpu.floraDemodulate(gpu.fromHost(products, stacked, out), rows, bGpu, gpu.weight(bias, 1, out), og);
+        Tensor biasGpu = weightOf(factors, bias, 1, out); // the bias in the factors' type too (a 16-bit model's own)
+        gpu.floraDemodulate(gpu.fromHost(products, stacked, out), rows, bGpu, biasGpu, og);
         cpu.floraDemodulate(cpu.fromHost(products, stacked, out), rows, bCpu, cpu.weight(bias, 1, out), oc);
         assertThat(gpu.toHost(og)).as("demodulated (other rows untouched)").containsExactly(cpu.toHost(oc));
     }
