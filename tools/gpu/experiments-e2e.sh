@@ -12,8 +12,8 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$1"
 mkdir -p "$out"
-old='-Dflora.cuda.loraRuns=false -Dflora.cuda.defines=FLORA_SCALAR=1'
-new='-Dflora.cuda.loraRuns=true'
+old='-Dflora.cuda.loraRuns=false -Dflora.cuda.floraVectors=false'
+new='-Dflora.cuda.loraRuns=true -Dflora.cuda.floraVectors=true'
 RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
   timeout 150 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "$old" "$new"
 for which in old new; do

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine, in one call (about 350 s): session 13's two unmeasured changes at the layer,
 # old against new:
-#   old: -Dflora.cuda.loraRuns=false -Dflora.cuda.defines=FLORA_SCALAR=1 (the kernels measured in session 13)
-#   new: -Dflora.cuda.loraRuns=true   (gathered LoRA's prompt runs as two cuBLAS products each) and the
-#        four-column flora_modulate / flora_demodulate (the default).
+#   old: -Dflora.cuda.loraRuns=false -Dflora.cuda.floraVectors=false (the defaults: session 13's measured paths)
+#   new: -Dflora.cuda.loraRuns=true (gathered LoRA's prompt runs as two cuBLAS products each)
+#        -Dflora.cuda.floraVectors=true (flora_modulate / flora_demodulate four columns a thread).
 # 1. the GPU tests (OUT/tests.txt; new: CudaKernelsTest.loraRunsMatchFloat64 and the vector cases of
 #    floraModulateAndDemodulateAreTheCpusBitForBit);
 # 2. flora calibrate on a 4096 x 4096 layer, fLoRA, gathered and bmm at 1024, 2048 and 8192 tokens (16
@@ -19,8 +19,8 @@ out="$1"
 mkdir -p "$out"
 timeout 300 bash "$here/test.sh" > "$out/tests.txt" 2>&1
 grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
-old='-Dflora.cuda.loraRuns=false -Dflora.cuda.defines=FLORA_SCALAR=1'
-new='-Dflora.cuda.loraRuns=true'
+old='-Dflora.cuda.loraRuns=false -Dflora.cuda.floraVectors=false'
+new='-Dflora.cuda.loraRuns=true -Dflora.cuda.floraVectors=true'
 for which in old new; do
   flags="$old"; [ "$which" = new ] && flags="$new"
   JAVA_OPTS="$flags" timeout 120 flora calibrate --device cuda --dim 4096 --tokens 1024,2048,8192 --ranks 1,8,64 --rounds 3 \

@@ -17,6 +17,7 @@ public final class Flags {
             "flora.cuda.attention",
             "flora.cuda.attentionMinSplit",
             "flora.cuda.defines",
+            "flora.cuda.floraVectors",
             "flora.cuda.fuseFlora",
             "flora.cuda.fuseRotation",
             "flora.cuda.loraRuns",

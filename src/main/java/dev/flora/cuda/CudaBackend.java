@@ -92,6 +92,11 @@ public final class CudaBackend implements Backend {
      */
     private boolean fuseFlora = booleanFlag("flora.cuda.fuseFlora", true);
     /**
+     * flora_modulate and flora_demodulate four columns a thread, one access per operand, where rows
+     * allow (the same bits). Off by default until measured on the GPU: -Dflora.cuda.floraVectors=true.
+     */
+    private boolean floraVectors = booleanFlag("flora.cuda.floraVectors", false);
+    /**
      * Gathered LoRA in prompt steps by tiles of one adapter's tokens (lora_shrink_tiled,
      * lora_expand_tiled; tiledLora()). -Dflora.cuda.tiledLora=false: the per-token kernels always.
      */
@@ -1237,6 +1242,11 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /** Turns the four-column fLoRA modulation and demodulation on or off, as -Dflora.cuda.floraVectors does (tests run both). */
+    void useFloraVectors(boolean on) {
+        floraVectors = on;
+    }
+
     /** Turns the cuBLAS LoRA runs on or off, as -Dflora.cuda.loraRuns does (tests run both). */
     void useLoraRuns(boolean on) {
         loraRuns = on;
@@ -1491,7 +1501,7 @@ public final class CudaBackend implements Backend {
         java.util.List<Object> args = new java.util.ArrayList<>(java.util.List.of(x.pointer));
         args.addAll(java.util.Arrays.asList(l.args(true)));
         args.addAll(java.util.Arrays.asList(half ? null : stacked.pointer, half ? stacked.pointer : null, stacked.dtype() == DType.BF16 ? 1 : 0,
-                x.cols()));
+                x.cols(), floraVectors ? 1 : 0));
         if (l.tokens() > 0) {
             launch("flora_modulate", l.tokens(), columnBlocks(x.cols()), THREADS, 0, args.toArray());
         }
@@ -1512,7 +1522,7 @@ public final class CudaBackend implements Backend {
     private void demodulate(CudaTensor products, FloraLayout l, CudaTensor bias, CudaTensor out) {
         java.util.List<Object> args = new java.util.ArrayList<>(java.util.List.of(products.pointer));
         args.addAll(java.util.Arrays.asList(l.args(false)));
-        args.addAll(java.util.Arrays.asList(ptr(bias), type(bias), out.pointer, out.cols()));
+        args.addAll(java.util.Arrays.asList(ptr(bias), type(bias), out.pointer, out.cols(), floraVectors ? 1 : 0));
         if (l.tokens() > 0) {
             launch("flora_demodulate", l.tokens(), columnBlocks(out.cols()), THREADS, 0, args.toArray());
         }
@@ -1577,7 +1587,7 @@ public final class CudaBackend implements Backend {
             CudaTensor bias = orNull(p.bias());
             launch("flora_demodulate", tokens, columnBlocks(out.cols()), THREADS, 0, productsBase, l.rowOf() + tokenShift,
                     l.groupOf() + tokenShift, l.indexOf() + tokenShift, l.base(), l.count(), l.btPtr(), l.btType(), l.rank(), ptr(bias), type(bias),
-                    out.pointer, out.cols());
+                    out.pointer, out.cols(), floraVectors ? 1 : 0);
             firstRow += stacked;
             firstToken += tokens;
         }

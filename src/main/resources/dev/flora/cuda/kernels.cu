@@ -1520,9 +1520,6 @@ __global__ void fill_random(void* out, int type, long long n, unsigned long long
 #ifndef FLORA_BATCH // a tunable: -Dflora.cuda.defines=FLORA_BATCH=N (CudaBackend, KernelModule.TUNABLES)
 #define FLORA_BATCH 4
 #endif
-#ifndef FLORA_SCALAR // -Dflora.cuda.defines=FLORA_SCALAR=1: the element-at-a-time loops below even where rows allow vectors
-#define FLORA_SCALAR 0
-#endif
 
 __device__ __forceinline__ bool aligned_to(const void* p, unsigned int bytes) { return ((unsigned long long) p & (bytes - 1)) == 0; }
 
@@ -1537,17 +1534,19 @@ __device__ __forceinline__ bool rows_of_vectors(const void* p, int type, int wid
     return (width & 3) == 0 && aligned_to(p, type == 0 ? 16 : 8);
 }
 
+// With vectors (CudaBackend's -Dflora.cuda.floraVectors) the two kernels below take four columns a
+// thread where the rows allow one access per operand, with the per-element arithmetic of their loops.
 // fLoRA modulation, every group of the step at once: one block per adapted token m (group g,
 // index i of n_g): stacked[base_g + j n_g + i] = x[row_m] ∘ A_g[j] for j < r_g; into half (rounded
 // to bf16 or f16, what cuBLAS reads) instead when it is not null.
 __global__ void flora_modulate(const float* x, const int* rowOf, const int* groupOf, const int* indexOf, const int* base,
                                const int* count, const long long* aPtr, const int* aType, const int* rank, float* stacked, u16* half,
-                               int bf16, int in) {
+                               int bf16, int in, int vectors) {
     int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g], r = rank[g], type = aType[g], first = base[g];
     const float* row = x + (long long) rowOf[m] * in;
     const void* a = (const void*) aPtr[g];
     int end = min(in, (blockIdx.y + 1) * FLORA_COLUMNS);
-    if (!FLORA_SCALAR && rows_of_vectors(x, 0, in) && rows_of_vectors(a, type, in) && (half ? rows_of_vectors(half, 1, in) : rows_of_vectors(stacked, 0, in))) {
+    if (vectors && rows_of_vectors(x, 0, in) && rows_of_vectors(a, type, in) && (half ? rows_of_vectors(half, 1, in) : rows_of_vectors(stacked, 0, in))) {
         // Four columns a thread, each load and store one access; the arithmetic below element for element.
         for (int c = blockIdx.y * FLORA_COLUMNS + 4 * threadIdx.x; c < end; c += 4 * blockDim.x) {
             float4 xv = *(const float4*) (row + c);
@@ -1598,13 +1597,13 @@ __global__ void flora_modulate(const float* x, const int* rowOf, const int* grou
 // (+ bias), each product rounded before it is added, in j order: the CPU's arithmetic bit for bit.
 __global__ void flora_demodulate(const float* products, const int* rowOf, const int* groupOf, const int* indexOf, const int* base,
                                  const int* count, const long long* btPtr, const int* btType, const int* rank, const void* bias,
-                                 int biasType, float* out, int outs) {
+                                 int biasType, float* out, int outs, int vectors) {
     int m = blockIdx.x, g = groupOf[m], i = indexOf[m], n = count[g], r = rank[g], type = btType[g], first = base[g];
     const void* bt = (const void*) btPtr[g];
     float scale = 1.f / r;
     float* o = out + (long long) rowOf[m] * outs;
     int end = min(outs, (blockIdx.y + 1) * FLORA_COLUMNS);
-    if (!FLORA_SCALAR && rows_of_vectors(products, 0, outs) && rows_of_vectors(out, 0, outs) && rows_of_vectors(bt, type, outs)
+    if (vectors && rows_of_vectors(products, 0, outs) && rows_of_vectors(out, 0, outs) && rows_of_vectors(bt, type, outs)
         && (!bias || aligned_to(bias, biasType == 0 ? 16 : 8))) {
         // Four columns a thread, each load and store one access; the arithmetic below element for element.
         for (int c = blockIdx.y * FLORA_COLUMNS + 4 * threadIdx.x; c < end; c += 4 * blockDim.x) {

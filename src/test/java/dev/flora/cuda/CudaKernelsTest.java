@@ -1108,10 +1108,10 @@ class CudaKernelsTest {
     }
 
     /**
-     * flora_modulate and flora_demodulate against the CPU's bits: rows of 70 inputs and 45 outputs take
-     * their element-at-a-time loops, rows whose widths are multiples of 4 their four-column vectors
-     * (the float32, bf16 or f16 factors loaded four at a time, over several column blocks of 1024 at
-     * 2056 and 1028), each with the same per-element arithmetic.
+     * flora_modulate and flora_demodulate against the CPU's bits, element at a time and (where the
+     * widths are multiples of 4, -Dflora.cuda.floraVectors) four columns a thread: float32, bf16 or f16
+     * factors and bias, over several column blocks of 1024 at 2056 and 1028; rows of 70 and 45 stay
+     * element at a time either way.
      */
     @ParameterizedTest
     @CsvSource({"70, 45, F32", "72, 44, F32", "2056, 1028, BF16", "2056, 1028, F16"})
@@ -1137,18 +1137,25 @@ class CudaKernelsTest {
             bCpu[g] = cpu.weight(b, ranks[g], out);
             stacked += ranks[g] * rows[g].length;
         }
-        Tensor sg = poisoned(stacked, in);
         Tensor sc = cpu.allocate(stacked, in);
-        gpu.floraModulate(gpu.fromHost(x, t, in), rows, aGpu, sg);
         cpu.floraModulate(cpu.fromHost(x, t, in), rows, aCpu, sc);
-        assertThat(gpu.toHost(sg)).as("modulated").containsExactly(cpu.toHost(sc));
         float[] products = randoms(stacked * out);
-        Tensor og = gpu.fromHost(base, t, out);
         Tensor oc = cpu.fromHost(base, t, out);
         Tensor biasGpu = weightOf(factors, bias, 1, out); // the bias in the factors' type too (a 16-bit model's own)
-        gpu.floraDemodulate(gpu.fromHost(products, stacked, out), rows, bGpu, biasGpu, og);
         cpu.floraDemodulate(cpu.fromHost(products, stacked, out), rows, bCpu, cpu.weight(bias, 1, out), oc);
-        assertThat(gpu.toHost(og)).as("demodulated (other rows untouched)").containsExactly(cpu.toHost(oc));
+        try {
+            for (boolean vectors : new boolean[] {false, true}) {
+                gpu.useFloraVectors(vectors);
+                Tensor sg = poisoned(stacked, in);
+                gpu.floraModulate(gpu.fromHost(x, t, in), rows, aGpu, sg);
+                assertThat(gpu.toHost(sg)).as("modulated, vectors %s", vectors).containsExactly(cpu.toHost(sc));
+                Tensor og = gpu.fromHost(base, t, out);
+                gpu.floraDemodulate(gpu.fromHost(products, stacked, out), rows, bGpu, biasGpu, og);
+                assertThat(gpu.toHost(og)).as("demodulated (other rows untouched), vectors %s", vectors).containsExactly(cpu.toHost(oc));
+            }
+        } finally {
+            gpu.useFloraVectors(false);
+        }
     }
 
     /**
@@ -1214,7 +1221,8 @@ class CudaKernelsTest {
     /**
      * floraLinear (one layout upload; the modulation writes cuBLAS's rounded input) gives bit for bit
      * what modulate, product and demodulate give one by one, through cuBLAS (16-bit weights, many
-     * stacked rows) and the GEMV (few rows).
+     * stacked rows) and the GEMV (few rows); floraLinear's with the four-column kernels
+     * (-Dflora.cuda.floraVectors; the rounded input written four values at a time), the steps' without.
      */
     @ParameterizedTest
     @CsvSource({"BF16, 9", "F16, 9", "BF16, 2", "F32, 9"})
@@ -1237,7 +1245,12 @@ class CudaKernelsTest {
         float[] base = randoms(t * out);
         Tensor xs = gpu.fromHost(x, t, in);
         Tensor fused = gpu.fromHost(base, t, out);
-        gpu.floraLinear(xs, rows, a, bt, w, bias, poisoned(stacked, in), poisoned(stacked, out), fused);
+        try {
+            gpu.useFloraVectors(true);
+            gpu.floraLinear(xs, rows, a, bt, w, bias, poisoned(stacked, in), poisoned(stacked, out), fused);
+        } finally {
+            gpu.useFloraVectors(false);
+        }
         Tensor separate = gpu.fromHost(base, t, out);
         Tensor s = poisoned(stacked, in);
         Tensor p = poisoned(stacked, out);
