@@ -49,7 +49,8 @@ class BenchCliTest {
                         "bmm-decode@2r1", "bmm-decode@2r2", "bmm-decode@3r1", "bmm-decode@3r2");
         assertThat(c.sequences()).isEqualTo(2);
         assertThat(new dev.flora.adapter.CostModel(c).hasGrid("bmm-decode")).isTrue();
-        assertThat(cal.out().lines().filter(l -> l.matches("\\s+[23]\\s+[12]\\s+[0-9.]+\\s+[0-9.]+\\s+[0-9.]+\\s+(gathered|bmm)"))).hasSize(4);
+        // (the pick is the cheapest measured way: exact too, from the token grid, where timings on a busy machine make it so)
+        assertThat(cal.out().lines().filter(l -> l.matches("\\s+[23]\\s+[12]\\s+[0-9.]+\\s+[0-9.]+\\s+[0-9.]+\\s+(gathered|bmm|exact)"))).hasSize(4);
 
         CliTest.Run badDecode = flora("calibrate", "--dim", "32", "--decode-sequences", "16,-1", "--out", file.toString());
         assertThat(badDecode.code()).isNotZero();
