@@ -57,8 +57,8 @@ class BenchLoadCliTest {
             assertThat(p.get("requests").asInt()).isEqualTo(5);
             assertThat(p.get("tokensPerSecond").asDouble()).isPositive();
             assertThat(p.get("tokensPerSecond").asDouble()).isGreaterThan(p.get("outputTokensPerSecond").asDouble());
-            // on the CPU a forward pass is the computation itself: most of the run, and never more than all of it
-            assertThat(p.get("forwardShare").asDouble()).isBetween(0.2, 1.0);
+            // a share of the run: some of it (on the CPU the computation itself), never more than all of it
+            assertThat(p.get("forwardShare").asDouble()).isGreaterThan(0.0).isLessThanOrEqualTo(1.0);
             if (!p.get("series").asText().equals("none")) {
                 assertThat(p.get("targets").asText()).isEqualTo("k_proj,o_proj,q_proj,v_proj");
                 assertThat(p.get("rank").asInt()).isIn(1, 2);
