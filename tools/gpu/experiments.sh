@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine, in one call (about 350 s): session 13's two unmeasured changes at the layer,
+# On the GPU machine, in one call (about 420 s): session 13's two unmeasured changes at the layer,
 # old against new:
 #   old: -Dflora.cuda.loraRuns=false -Dflora.cuda.floraVectors=false (the defaults: session 13's measured paths)
 #   new: -Dflora.cuda.loraRuns=true (gathered LoRA's prompt runs as two cuBLAS products each)
@@ -26,4 +26,12 @@ for which in old new; do
   JAVA_OPTS="$flags" timeout 120 flora calibrate --device cuda --dim 4096 --tokens 1024,2048,8192 --ranks 1,8,64 --rounds 3 \
     --strategies flora,gathered,bmm --decode-sequences 16 --out "$out/calibration-$which.json" > "$out/calibrate-$which.txt" 2>&1
   grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-$which.txt" | head -9 | sed "s/^/$which /"
+done
+# 3. short runs: prompt steps of 256 and 512 tokens over 16 sequences (runs of 16 and 32 rows), the
+#    kernels (old) against runs from 16 rows (-Dflora.cuda.loraRunMin=16): where LORA_RUN_MIN (64) should sit.
+for which in old short; do
+  flags="$old"; [ "$which" = short ] && flags="$new -Dflora.cuda.loraRunMin=16"
+  JAVA_OPTS="$flags" timeout 60 flora calibrate --device cuda --dim 4096 --tokens 256,512 --ranks 1,8,64 --rounds 3 \
+    --strategies gathered --decode-sequences 16 --out "$out/calibration-$which-256.json" > "$out/calibrate-$which-256.txt" 2>&1
+  grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-$which-256.txt" | head -6 | sed "s/^/$which /"
 done

@@ -52,8 +52,9 @@ public final class CudaBackend implements Backend {
     private static final int LORA_TILED_MIN_GROUP = 8;
     private static final int LORA_TILED_MIN_RANK = 16;
     /**
-     * The fewest consecutive rows of one adapter that go to cuBLAS (loraByRun): a run's two products
-     * cost a few µs however small, about what the kernels take for 64 tokens at rank 8 on the H200.
+     * The fewest consecutive rows of one adapter that go to cuBLAS (loraByRun) by default: a run's two
+     * products cost a few µs however small, about what the kernels take for 64 tokens at rank 8 on the
+     * H200 (unmeasured as a threshold: -Dflora.cuda.loraRunMin=N sets it).
      */
     static final int LORA_RUN_MIN = 64;
     /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
@@ -107,6 +108,7 @@ public final class CudaBackend implements Backend {
      * -Dflora.cuda.loraRuns=true turns it on.
      */
     private boolean loraRuns = booleanFlag("flora.cuda.loraRuns", false);
+    private final int loraRunMin = positiveFlag("flora.cuda.loraRunMin", LORA_RUN_MIN);
     /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
@@ -1165,7 +1167,7 @@ public final class CudaBackend implements Backend {
         for (int g = 0; g < rows.length; g++) {
             eligible[g] = bias[g] == null;
         }
-        return LoraRuns.of(rows, eligible, LORA_RUN_MIN);
+        return LoraRuns.of(rows, eligible, loraRunMin);
     }
 
     /**
