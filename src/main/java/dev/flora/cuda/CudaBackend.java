@@ -108,7 +108,7 @@ public final class CudaBackend implements Backend {
      * -Dflora.cuda.loraRuns=true turns it on.
      */
     private boolean loraRuns = booleanFlag("flora.cuda.loraRuns", false);
-    private final int loraRunMin = positiveFlag("flora.cuda.loraRunMin", LORA_RUN_MIN);
+    private int loraRunMin = positiveFlag("flora.cuda.loraRunMin", LORA_RUN_MIN);
     /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
@@ -1252,6 +1252,12 @@ public final class CudaBackend implements Backend {
     /** Turns the cuBLAS LoRA runs on or off, as -Dflora.cuda.loraRuns does (tests run both). */
     void useLoraRuns(boolean on) {
         loraRuns = on;
+    }
+
+    /** useLoraRuns with runs from {@code minRun} rows, as -Dflora.cuda.loraRunMin sets (tests: runs in short fixture prompts). */
+    void useLoraRuns(boolean on, int minRun) {
+        loraRuns = on;
+        loraRunMin = minRun;
     }
 
     /**

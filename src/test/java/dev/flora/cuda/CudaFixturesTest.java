@@ -32,7 +32,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * On the GPU: every float32 fixture, adapters included, on the CUDA backend equals the CPU
  * backend within 1e-4 logprob and transformers' own outputs within 1e-4, under every adapter
- * strategy; greedy tokens match up to the first near-tie.
+ * strategy (and gathered LoRA with its prompt runs through cuBLAS); greedy tokens match up to the first
+ * near-tie.
  */
 @Tag("gpu")
 class CudaFixturesTest {
@@ -56,9 +57,22 @@ class CudaFixturesTest {
         Path dir = Fixtures.llamaTiny().resolveSibling(name);
         List<Fixtures.Expected> expected = Fixtures.expected(dir);
         List<String> failures = new ArrayList<>();
-        for (AdapterStrategy strategy : List.of(AdapterStrategy.EXACT, AdapterStrategy.AUTO, AdapterStrategy.MERGED)) {
+        // GATHERED with cuBLAS runs from one row (-Dflora.cuda.loraRuns): every stretch of a prompt, and
+        // each decoding token outside the graphs, through loraByRun in the engine's real steps.
+        record Case(String label, AdapterStrategy strategy, boolean runs) {
+        }
+        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, false), new Case("AUTO", AdapterStrategy.AUTO, false),
+                new Case("MERGED", AdapterStrategy.MERGED, false), new Case("GATHERED with cuBLAS runs", AdapterStrategy.GATHERED, true))) {
+            AdapterStrategy strategy = variant.strategy();
+            String label = variant.label();
             List<Result> onCpu = run(dir, expected, new CpuBackend(), strategy);
-            List<Result> onGpu = run(dir, expected, cuda, strategy);
+            List<Result> onGpu;
+            try {
+                cuda.useLoraRuns(variant.runs(), 1);
+                onGpu = run(dir, expected, cuda, strategy);
+            } finally {
+                cuda.useLoraRuns(false, CudaBackend.LORA_RUN_MIN);
+            }
             double vsReference = 0;
             double vsCpu = 0;
             double cpuVsReference = 0;
@@ -77,19 +91,19 @@ class CudaFixturesTest {
                     cpuVsReference = Math.max(cpuVsReference, Math.abs(c.promptLogprobs()[t] - e.logprobs()[t]));
                 }
                 for (int s = 0; s < e.greedy().length && s < g.generated().length; s++) {
-                    assertThat(g.generated()[s]).as("%s %s %s greedy step %d", name, strategy, e.id(), s).isEqualTo(e.greedy()[s]);
+                    assertThat(g.generated()[s]).as("%s %s %s greedy step %d", name, label, e.id(), s).isEqualTo(e.greedy()[s]);
                     if (e.greedyMargins()[s] < NEAR_TIE) {
                         break;
                     }
                 }
             }
             System.out.printf("%s %s: max |cuda - transformers| %.2e (%s), max |cuda - cpu| %.2e, max |cpu - transformers| %.2e%n",
-                    name, strategy, vsReference, worst, vsCpu, cpuVsReference);
+                    name, label, vsReference, worst, vsCpu, cpuVsReference);
             // float32 paths that sum in different orders drift apart by about what the CPU's own distance
             // from transformers shows; 1e-4, or twice that distance where a fixture's log-probs are larger.
             double tolerance = Math.max(1e-4, 2 * cpuVsReference);
             if (vsReference > tolerance || vsCpu > tolerance) {
-                failures.add(String.format("%s %s: max |cuda - transformers| %.2e at %s, max |cuda - cpu| %.2e", name, strategy,
+                failures.add(String.format("%s %s: max |cuda - transformers| %.2e at %s, max |cuda - cpu| %.2e", name, label,
                         vsReference, worst, vsCpu));
             }
         }
