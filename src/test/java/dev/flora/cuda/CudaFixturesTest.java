@@ -32,7 +32,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * On the GPU: every float32 fixture, adapters included, on the CUDA backend equals the CPU
  * backend within 1e-4 logprob and transformers' own outputs within 1e-4, under every adapter
- * strategy (and gathered LoRA with its prompt runs through cuBLAS); greedy tokens match up to the first
+ * strategy (and with the flagged LoRA runs and fLoRA vectors); greedy tokens match up to the first
  * near-tie.
  */
 @Tag("gpu")
@@ -57,21 +57,26 @@ class CudaFixturesTest {
         Path dir = Fixtures.llamaTiny().resolveSibling(name);
         List<Fixtures.Expected> expected = Fixtures.expected(dir);
         List<String> failures = new ArrayList<>();
-        // GATHERED with cuBLAS runs from one row (-Dflora.cuda.loraRuns): every stretch of a prompt, and
-        // each decoding token outside the graphs, through loraByRun in the engine's real steps.
-        record Case(String label, AdapterStrategy strategy, boolean runs) {
+        // AUTO (fLoRA fused, LoRA gathered: no calibration here) with session 13's flagged paths on: LoRA's
+        // cuBLAS runs from one row (-Dflora.cuda.loraRuns: every stretch of a prompt, and each decoding
+        // token outside the graphs, through loraByRun) and the four-column fLoRA kernels
+        // (-Dflora.cuda.floraVectors), in the engine's real steps.
+        record Case(String label, AdapterStrategy strategy, boolean flagged) {
         }
         for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, false), new Case("AUTO", AdapterStrategy.AUTO, false),
-                new Case("MERGED", AdapterStrategy.MERGED, false), new Case("GATHERED with cuBLAS runs", AdapterStrategy.GATHERED, true))) {
+                new Case("MERGED", AdapterStrategy.MERGED, false),
+                new Case("AUTO with LoRA runs and fLoRA vectors", AdapterStrategy.AUTO, true))) {
             AdapterStrategy strategy = variant.strategy();
             String label = variant.label();
             List<Result> onCpu = run(dir, expected, new CpuBackend(), strategy);
             List<Result> onGpu;
             try {
-                cuda.useLoraRuns(variant.runs(), 1);
+                cuda.useLoraRuns(variant.flagged(), 1);
+                cuda.useFloraVectors(variant.flagged());
                 onGpu = run(dir, expected, cuda, strategy);
             } finally {
                 cuda.useLoraRuns(false, CudaBackend.LORA_RUN_MIN);
+                cuda.useFloraVectors(false);
             }
             double vsReference = 0;
             double vsCpu = 0;
