@@ -80,7 +80,7 @@ final class JsonLines {
         List<T> values = new ArrayList<>();
         for (Line line : read(file)) {
             try {
-                JsonNode node = line.value().deepCopy();
+                JsonNode node = line.value(); // read() parsed it for this call alone: filling it in place is safe
                 if (node instanceof com.fasterxml.jackson.databind.node.ObjectNode object) {
                     ADDED_LATER.forEach(field -> {
                         if (!object.has(field)) {

@@ -68,9 +68,7 @@ final class Cublas {
 
     /** {@link #linear}, or with {@code accumulate} out += x · W^T (cuBLAS's beta = 1: the sum is the epilogue's, no pass of its own). */
     void linear(long x, long w, long out, int tokens, int in, int outs, int inputType, boolean accumulate) {
-        int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
-        check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, one, MemorySegment.ofAddress(w), inputType, in,
-                MemorySegment.ofAddress(x), inputType, in, accumulate ? one : zero, MemorySegment.ofAddress(out), R_32F, outs, compute, -1));
+        linearStrided(x, in, w, out, outs, tokens, in, outs, inputType, 1f, accumulate);
     }
 
     /**
@@ -80,8 +78,8 @@ final class Cublas {
      */
     void linearStrided(long x, int ldx, long w, long out, int ldo, int tokens, int in, int outs, int inputType, float alpha, boolean accumulate) {
         int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment a = arena.allocateFrom(Native.FLOAT, alpha);
+        try (Arena arena = alpha == 1f ? null : Arena.ofConfined()) { // the common alpha of 1 needs no scalar of its own
+            MemorySegment a = arena == null ? one : arena.allocateFrom(Native.FLOAT, alpha);
             check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, a, MemorySegment.ofAddress(w), inputType, in,
                     MemorySegment.ofAddress(x), inputType, ldx, accumulate ? one : zero, MemorySegment.ofAddress(out), R_32F, ldo, compute, -1));
         }

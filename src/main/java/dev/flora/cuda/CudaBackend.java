@@ -870,10 +870,14 @@ public final class CudaBackend implements Backend {
 
     /** x rounded to a 16-bit weight's type, as transformers feeds a bf16 product: the input cuBLAS reads. */
     private CudaTensor rounded(CudaTensor in, DType type) {
-        CudaTensor rounded = roundingBuffer(type, in.rows(), in.cols());
-        boolean vec = aligned(in.pointer, rounded.pointer);
-        launchVector("to_half", in.numel(), 8, vec, in.pointer, rounded.pointer, in.numel(), vec ? 1 : 0, type == DType.BF16 ? 1 : 0);
-        return rounded;
+        return roundInto(in, roundingBuffer(type, in.rows(), in.cols()));
+    }
+
+    /** out (a 16-bit tensor of in's size) = in rounded to out's type; out. */
+    private CudaTensor roundInto(CudaTensor in, CudaTensor out) {
+        boolean vec = aligned(in.pointer, out.pointer);
+        launchVector("to_half", in.numel(), 8, vec, in.pointer, out.pointer, in.numel(), vec ? 1 : 0, out.dtype() == DType.BF16 ? 1 : 0);
+        return out;
     }
 
     /** o = in W^T (+ b) through cuBLAS, in already in the weight's type, accumulated in float32. */
@@ -1181,8 +1185,10 @@ public final class CudaBackend implements Backend {
     private void loraByRun(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
         int in = x.cols();
         int maxRank = 1;
+        java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
         for (int g : runs.group()) {
             maxRank = Math.max(maxRank, a[g].rows());
+            aTypes.add(a[g].dtype());
         }
         int elements = runs.tokens() * maxRank; // v of every run, each [its rows, its rank] from its offset
         CudaTensor v = allocateTyped(DType.F32, 1, elements);
@@ -1191,7 +1197,7 @@ public final class CudaBackend implements Backend {
             offset[i] = offset[i - 1] + (long) runs.length()[i - 1] * a[runs.group()[i - 1]].rows();
         }
         Cublas cublas = cublas();
-        for (DType type : DType.values()) { // the shrinks, by A's type
+        for (DType type : aTypes) { // the shrinks, a type of A at a time (each rounding of x overwrites the last)
             CudaTensor input = null;
             for (int i = 0; i < runs.count(); i++) {
                 int g = runs.group()[i];
@@ -1215,7 +1221,7 @@ public final class CudaBackend implements Backend {
         for (int i = 0; i < runs.count(); i++) { // the expands, v rounded to B's type once for all runs
             int g = runs.group()[i];
             CudaTensor bg = CudaTensor.of(b[g]);
-            CudaTensor vb = vFor.computeIfAbsent(bg.dtype(), t -> t == DType.F32 ? v : roundedCopy(v, t));
+            CudaTensor vb = vFor.computeIfAbsent(bg.dtype(), t -> t == DType.F32 ? v : roundInto(v, allocateTyped(t, v.rows(), v.cols())));
             int rank = a[g].rows();
             CudaTensor o = CudaTensor.of(outs[g]);
             long start = profiling ? begin() : 0;
@@ -1225,14 +1231,6 @@ public final class CudaBackend implements Backend {
                 end("cublas lora run expand", start);
             }
         }
-    }
-
-    /** in rounded to a 16-bit type into memory of its own (not the shared rounding buffer). */
-    private CudaTensor roundedCopy(CudaTensor in, DType type) {
-        CudaTensor out = allocateTyped(type, in.rows(), in.cols());
-        boolean vec = aligned(in.pointer, out.pointer);
-        launchVector("to_half", in.numel(), 8, vec, in.pointer, out.pointer, in.numel(), vec ? 1 : 0, type == DType.BF16 ? 1 : 0);
-        return out;
     }
 
     private static int cublasType(DType type) {
