@@ -23,7 +23,7 @@ old='-Dflora.cuda.loraRuns=false -Dflora.cuda.floraVectors=false'
 new='-Dflora.cuda.loraRuns=true -Dflora.cuda.floraVectors=true'
 for which in old new; do
   flags="$old"; [ "$which" = new ] && flags="$new"
-  JAVA_OPTS="$flags" timeout 120 flora calibrate --device cuda --dim 4096 --tokens 1024,2048,8192 --ranks 1,8,64 --rounds 3 \
+  JAVA_OPTS="$flags" flora calibrate --device cuda --dim 4096 --tokens 1024,2048,8192 --ranks 1,8,64 --rounds 3 \
     --strategies flora,gathered,bmm --decode-sequences 16 --out "$out/calibration-$which.json" > "$out/calibrate-$which.txt" 2>&1
   grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-$which.txt" | head -9 | sed "s/^/$which /"
 done
@@ -31,7 +31,7 @@ done
 #    kernels (old) against runs from 16 rows (-Dflora.cuda.loraRunMin=16): where LORA_RUN_MIN (64) should sit.
 for which in old short; do
   flags="$old"; [ "$which" = short ] && flags="$new -Dflora.cuda.loraRunMin=16"
-  JAVA_OPTS="$flags" timeout 60 flora calibrate --device cuda --dim 4096 --tokens 256,512 --ranks 1,8,64 --rounds 3 \
+  JAVA_OPTS="$flags" flora calibrate --device cuda --dim 4096 --tokens 256,512 --ranks 1,8,64 --rounds 3 \
     --strategies gathered --decode-sequences 16 --out "$out/calibration-$which-256.json" > "$out/calibrate-$which-256.txt" 2>&1
   grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-$which-256.txt" | head -6 | sed "s/^/$which /"
 done

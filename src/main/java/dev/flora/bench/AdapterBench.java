@@ -54,10 +54,10 @@ public final class AdapterBench {
      *                   layer is always timed
      */
     public record Setup(int in, int out, int sequences, int[] tokens, int[] ranks, int rounds, boolean auto, CostModel costs,
-                        java.util.Set<String> strategies) {
-        /** Every pinned strategy. */
+                        java.util.Set<String> strategies, boolean issueBound) {
+        /** Every pinned strategy, timed on the GPU alone. */
         public Setup(int in, int out, int sequences, int[] tokens, int[] ranks, int rounds, boolean auto, CostModel costs) {
-            this(in, out, sequences, tokens, ranks, rounds, auto, costs, java.util.Set.copyOf(ALL_PINNED));
+            this(in, out, sequences, tokens, ranks, rounds, auto, costs, java.util.Set.copyOf(ALL_PINNED), false);
         }
     }
 
@@ -139,23 +139,23 @@ public final class AdapterBench {
     private static Map<String, Double> measure(Backend backend, Setup setup, Slots lora, Slots flora, TokenBatch batch, Linear layer,
                                                Tensor x, Tensor out, boolean first) {
         Map<String, Interleaved.Case> loraCases = new LinkedHashMap<>();
-        loraCases.put("base", timed(backend, batch, () -> backend.linear(x, layer.weight(), null, out)));
+        loraCases.put("base", timed(backend, setup.issueBound(), batch, () -> backend.linear(x, layer.weight(), null, out)));
         for (String s : LORA) {
             if (setup.strategies().contains(s)) {
-                loraCases.put(s, timed(backend, batch, project(backend, lora, pinned(s), batch, layer, x, out)));
+                loraCases.put(s, timed(backend, setup.issueBound(), batch, project(backend, lora, pinned(s), batch, layer, x, out)));
             }
         }
         if (setup.auto()) {
-            loraCases.put(AUTO_LORA, timed(backend, batch, project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out)));
+            loraCases.put(AUTO_LORA, timed(backend, setup.issueBound(), batch, project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out)));
         }
         Map<String, Interleaved.Case> floraCases = new LinkedHashMap<>();
         for (String s : FLORA) {
             if (setup.strategies().contains(s)) {
-                floraCases.put(s, timed(backend, batch, project(backend, flora, pinned(s), batch, layer, x, out)));
+                floraCases.put(s, timed(backend, setup.issueBound(), batch, project(backend, flora, pinned(s), batch, layer, x, out)));
             }
         }
         if (setup.auto()) {
-            floraCases.put(AUTO_FLORA, timed(backend, batch, project(backend, flora, AdapterStrategy.AUTO, batch, layer, x, out)));
+            floraCases.put(AUTO_FLORA, timed(backend, setup.issueBound(), batch, project(backend, flora, AdapterStrategy.AUTO, batch, layer, x, out)));
         }
         System.gc(); // this point's adapters out of the young generation before timing (its collections would copy them)
         if (first) {
@@ -179,20 +179,28 @@ public final class AdapterBench {
 
     /**
      * What one timing runs: on the CPU the call itself; on a GPU, GPU_CALLS calls in a step of their
-     * own, timed on the GPU ({@link Backend#deviceMicros}), as torch's per-layer timings are.
+     * own, timed on the GPU ({@link Backend#deviceMicros}), as torch's per-layer timings are. Issue-bound
+     * (calibration): the GPU's time or the host's time to issue the calls, whichever is longer. A
+     * strategy of many small operations can keep the GPU waiting for the host in a real step (LoRA-bmm's
+     * dozen a layer: on the H200, Llama-2-7B at rank 64 lost 4% end to end to gathered with bmm's
+     * decode steps, which the GPU alone timed 15% cheaper; NOTES.md, session 14).
      */
-    private static Interleaved.Case timed(Backend backend, TokenBatch batch, Runnable call) {
+    private static Interleaved.Case timed(Backend backend, boolean issueBound, TokenBatch batch, Runnable call) {
         int calls = callsPerTiming(backend);
         if (calls == 1) {
             return Interleaved.wall(call);
         }
         return () -> {
             backend.prepare(batch); // step memory for the calls' temporaries, reused by the next timing
-            return backend.deviceMicros(() -> {
+            long[] issuing = new long[1];
+            double gpu = backend.deviceMicros(() -> {
+                long start = System.nanoTime();
                 for (int i = 0; i < calls; i++) {
                     call.run();
                 }
+                issuing[0] = System.nanoTime() - start;
             });
+            return issueBound ? Math.max(gpu, issuing[0] / 1e3) : gpu;
         };
     }
 

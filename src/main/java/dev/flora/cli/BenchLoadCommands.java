@@ -423,14 +423,18 @@ final class BenchLoadCommands {
             return ThroughputBench.Point.class;
         }
 
-        /** Per series, the least and most of its points' forwardShare (none in files older than the field). */
+        /**
+         * Per series, the least and most of its points' forwardShare, over the points that have one (a
+         * line older than the field reads 0: a file joining old and new runs leaves those out).
+         */
         @Override
         String notes(List<ThroughputBench.Point> points) {
-            if (points.stream().allMatch(p -> p.forwardShare() == 0)) {
+            List<ThroughputBench.Point> measured = points.stream().filter(p -> p.forwardShare() > 0).toList();
+            if (measured.isEmpty()) {
                 return "";
             }
             Map<String, double[]> range = new java.util.LinkedHashMap<>();
-            for (ThroughputBench.Point p : points) {
+            for (ThroughputBench.Point p : measured) {
                 double[] r = range.computeIfAbsent(p.series(), k -> new double[] {Double.MAX_VALUE, 0});
                 r[0] = Math.min(r[0], p.forwardShare());
                 r[1] = Math.max(r[1], p.forwardShare());

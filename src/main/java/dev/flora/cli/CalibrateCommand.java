@@ -108,12 +108,12 @@ final class CalibrateCommand implements Callable<Integer> {
         long work = (long) shapes.size() * (tokens.length + (decoding ? decode.length : 0)) * ranks.length;
         try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", work)) {
             for (List<Integer> shape : shapes) {
-                var setup = new AdapterBench.Setup(shape.get(0), shape.get(1), sequences, tokens, ranks, rounds, false, null, Set.copyOf(strategies));
+                var setup = new AdapterBench.Setup(shape.get(0), shape.get(1), sequences, tokens, ranks, rounds, false, null, Set.copyOf(strategies), true);
                 points.addAll(AdapterBench.run(backend, setup, progress));
                 if (decoding) {
                     // As many sequences as tokens: one token each, each its own adapter.
                     var steps = new AdapterBench.Setup(shape.get(0), shape.get(1), decode[decode.length - 1], decode, ranks, rounds, false, null,
-                            decodeStrategies);
+                            decodeStrategies, true);
                     decodePoints.addAll(AdapterBench.run(backend, steps, progress));
                 }
             }
@@ -142,7 +142,7 @@ final class CalibrateCommand implements Callable<Integer> {
         for (List<Integer> shape : shapes) {
             int in = shape.get(0);
             int o = shape.get(1);
-            w.printf(Locale.ROOT, "layer [%d, %d], up to %d adapters per step, median of %d interleaved rounds (us per call)%n", o, in, sequences, rounds);
+            w.printf(Locale.ROOT, "layer [%d, %d], up to %d adapters per step, median of %d interleaved rounds (us per call: the GPU's, or the host's to issue it where longer)%n", o, in, sequences, rounds);
             w.printf(Locale.ROOT, "%7s %5s %10s %10s %10s %10s %10s %10s %10s   %s%n", "tokens", "rank", "base", "flora", "exact-flora",
                     "gathered", "bmm", "exact-lora", (in == fitIn && o == fitOut) ? "eq7 fLoRA" : "", "picks (fLoRA / LoRA)");
             for (int t : tokens) {
@@ -160,7 +160,7 @@ final class CalibrateCommand implements Callable<Integer> {
             for (List<Integer> shape : shapes) {
                 int in = shape.get(0);
                 int o = shape.get(1);
-                w.printf(Locale.ROOT, "layer [%d, %d], decode steps: S sequences of one token, each its own adapter (us per call)%n", o, in);
+                w.printf(Locale.ROOT, "layer [%d, %d], decode steps: S sequences of one token, each its own adapter (us per call, as above)%n", o, in);
                 w.printf(Locale.ROOT, "%7s %5s %10s %10s %10s   %s%n", "S", "rank", "base", "gathered", "bmm", "picks (LoRA)");
                 for (int sq : decode) {
                     for (int r : ranks) {

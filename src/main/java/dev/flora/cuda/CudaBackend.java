@@ -52,11 +52,21 @@ public final class CudaBackend implements Backend {
     private static final int LORA_TILED_MIN_GROUP = 8;
     private static final int LORA_TILED_MIN_RANK = 16;
     /**
-     * The fewest consecutive rows of one adapter that go to cuBLAS (loraByRun) by default: a run's two
-     * products cost a few µs however small, about what the kernels take for 64 tokens at rank 8 on the
-     * H200 (unmeasured as a threshold: -Dflora.cuda.loraRunMin=N sets it).
+     * The fewest consecutive rows of one adapter that go to cuBLAS (loraByRun), by rank. A run's two
+     * products cost about 11 µs however small (the shrink's output, rows × rank, fills few of the SMs),
+     * against the kernels' cost that grows with rows × rank. On the H200 at 4096² (NOTES.md, session 14;
+     * 16 runs a step): runs won at rank 64 from 128 rows (429 against 505 µs) and at rank 8 from 512
+     * rows (892 against 1,046), lost at rank 8 at 128 rows (371 against 287) and at rank 1 at every
+     * length measured (694 against 633 at 512 rows). -Dflora.cuda.loraRunMin=N sets one minimum for
+     * every rank.
      */
-    static final int LORA_RUN_MIN = 64;
+    static int loraRunMin(int rank) {
+        if (rank >= 32) {
+            return 128;
+        }
+        return rank >= 8 ? 256 : Integer.MAX_VALUE;
+    }
+
     /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
     private static final int FLORA_META = 5;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
@@ -94,21 +104,22 @@ public final class CudaBackend implements Backend {
     private boolean fuseFlora = booleanFlag("flora.cuda.fuseFlora", true);
     /**
      * flora_modulate and flora_demodulate four columns a thread, one access per operand, where rows
-     * allow (the same bits). Off by default until measured on the GPU: -Dflora.cuda.floraVectors=true.
+     * allow (the same bits): fLoRA r1 at 4096², 8,192 tokens, 640 against 727 µs on the H200 (NOTES.md,
+     * session 14). -Dflora.cuda.floraVectors=false: a column a thread.
      */
-    private boolean floraVectors = booleanFlag("flora.cuda.floraVectors", false);
+    private boolean floraVectors = booleanFlag("flora.cuda.floraVectors", true);
     /**
      * Gathered LoRA in prompt steps by tiles of one adapter's tokens (lora_shrink_tiled,
      * lora_expand_tiled; tiledLora()). -Dflora.cuda.tiledLora=false: the per-token kernels always.
      */
     private boolean tiledLora = booleanFlag("flora.cuda.tiledLora", true);
     /**
-     * Gathered LoRA's prompt runs (LORA_RUN_MIN or more consecutive rows of one adapter) through two
-     * cuBLAS products each (loraByRun). Off by default until measured on the GPU:
-     * -Dflora.cuda.loraRuns=true turns it on.
+     * Gathered LoRA's prompt runs (loraRunMin(rank) or more consecutive rows of one adapter) through two
+     * cuBLAS products each (loraByRun). -Dflora.cuda.loraRuns=false: the kernels for every row.
      */
-    private boolean loraRuns = booleanFlag("flora.cuda.loraRuns", false);
-    private int loraRunMin = positiveFlag("flora.cuda.loraRunMin", LORA_RUN_MIN);
+    private boolean loraRuns = booleanFlag("flora.cuda.loraRuns", true);
+    /** -Dflora.cuda.loraRunMin=N (positive): runs from N rows at every rank; unset (0): loraRunMin(rank). */
+    private int loraRunMinFlag = positiveFlag("flora.cuda.loraRunMin", 0);
     /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
@@ -1139,7 +1150,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         bind();
-        LoraRuns runs = loraRuns(rows, bias);
+        LoraRuns runs = loraRuns(rows, a, bias);
         if (runs != null && runs.count() > 0) {
             loraByRun(CudaTensor.of(x), runs, a, b, scale, outs);
             rows = runs.rest();
@@ -1163,15 +1174,15 @@ public final class CudaBackend implements Backend {
      * products add none), or null where runs are off or a graph is recorded or replayed (a recorded
      * step's replays need not share its runs).
      */
-    LoraRuns loraRuns(int[][] rows, Tensor[] bias) {
+    LoraRuns loraRuns(int[][] rows, Tensor[] a, Tensor[] bias) {
         if (!loraRuns || issue != Issue.RUN) {
             return null;
         }
-        boolean[] eligible = new boolean[rows.length];
+        int[] minRun = new int[rows.length];
         for (int g = 0; g < rows.length; g++) {
-            eligible[g] = bias[g] == null;
+            minRun[g] = bias[g] != null ? Integer.MAX_VALUE : loraRunMinFlag > 0 ? loraRunMinFlag : loraRunMin(a[g].rows());
         }
-        return LoraRuns.of(rows, eligible, loraRunMin);
+        return LoraRuns.of(rows, minRun);
     }
 
     /**
@@ -1247,15 +1258,13 @@ public final class CudaBackend implements Backend {
         floraVectors = on;
     }
 
-    /** Turns the cuBLAS LoRA runs on or off, as -Dflora.cuda.loraRuns does (tests run both). */
-    void useLoraRuns(boolean on) {
-        loraRuns = on;
-    }
-
-    /** useLoraRuns with runs from {@code minRun} rows, as -Dflora.cuda.loraRunMin sets (tests: runs in short fixture prompts). */
+    /**
+     * useLoraRuns with runs from {@code minRun} rows at every rank, as -Dflora.cuda.loraRunMin sets (0:
+     * loraRunMin(rank); tests: runs in short fixture prompts).
+     */
     void useLoraRuns(boolean on, int minRun) {
         loraRuns = on;
-        loraRunMin = minRun;
+        loraRunMinFlag = minRun;
     }
 
     /**

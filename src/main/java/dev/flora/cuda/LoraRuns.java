@@ -5,7 +5,7 @@ import java.util.List;
 
 /**
  * How a gathered LoRA call's tokens split between cuBLAS and the gathered kernels: runs of at least
- * {@code minRun} consecutive rows of one group (a prompt chunk, whose rows the step packs together)
+ * its group's {@code minRun} consecutive rows of one group (a prompt chunk, whose rows the step packs together)
  * go to two products of their own, x[run] A^T and then scale · (that) B^T added to out[run]; every
  * other row stays with its group for the kernels. A prompt's LoRA is then two small GEMMs at cuBLAS's
  * speed, with no gather, padding or scatter pass over the rows.
@@ -30,18 +30,19 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
     }
 
     /**
-     * The runs of each eligible group's rows (maximal stretches of consecutive rows, r, r + 1, ..., as
-     * the group lists them) of at least {@code minRun} rows; the groups not eligible keep all their rows.
+     * The runs of each group's rows (maximal stretches of consecutive rows, r, r + 1, ..., as the group
+     * lists them) of at least {@code minRun[g]} rows; a group whose minimum is Integer.MAX_VALUE keeps
+     * all its rows.
      */
-    static LoraRuns of(int[][] rows, boolean[] eligible, int minRun) {
-        if (minRun < 1) {
-            throw new IllegalArgumentException("a run needs a row at least, not " + minRun);
-        }
+    static LoraRuns of(int[][] rows, int[] minRun) {
         List<int[]> runs = new ArrayList<>();
         int[][] rest = new int[rows.length][];
         for (int g = 0; g < rows.length; g++) {
             int[] r = rows[g];
-            if (!eligible[g]) {
+            if (minRun[g] < 1) {
+                throw new IllegalArgumentException("a run needs a row at least, not " + minRun[g]);
+            }
+            if (minRun[g] == Integer.MAX_VALUE) {
                 rest[g] = r;
                 continue;
             }
@@ -52,7 +53,7 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
                 while (j < r.length && r[j] == r[j - 1] + 1) {
                     j++;
                 }
-                if (j - i >= minRun) {
+                if (j - i >= minRun[g]) {
                     runs.add(new int[] {g, r[i], j - i});
                 } else {
                     System.arraycopy(r, i, left, kept, j - i);

@@ -138,8 +138,9 @@ class BenchLoadCliTest {
             for (int i = 0; i < 3; i++) {
                 lines.append(String.format(java.util.Locale.ROOT, "{\"series\":\"%s\",\"kind\":\"lora\",\"strategy\":\"%s\",\"rank\":%d,"
                         + "\"targets\":\"c_attn\",\"requests\":200,\"promptTokens\":1000,\"outputTokens\":100,\"seconds\":1.0,"
-                        + "\"tokensPerSecond\":%s,\"outputTokensPerSecond\":10.0,\"steps\":5}%n", series[i], series[i].substring(5), (int) r[0],
-                        r[i + 1]));
+                        + "\"tokensPerSecond\":%s,\"outputTokensPerSecond\":10.0,\"steps\":5%s}%n", series[i], series[i].substring(5), (int) r[0],
+                        r[i + 1], r[0] == 64 ? ",\"forwardShare\":0." + (3 + i) : "")); // rank 1's lines as before the field
+
             }
         }
         Path file = tmp.resolve("auto.jsonl");
@@ -149,6 +150,8 @@ class BenchLoadCliTest {
         assertThat(run.out()).contains("lora-auto against the best pinned series at its rank (speed, 1 = as fast):  r1 0.983 (lora-gathered)"
                 + "  r64 0.900 (lora-gathered); least 0.900");
         assertThat(run.out()).as("no base model measured: no ratio to it").contains("120.0 (10.0)").doesNotContain("NaN");
+        assertThat(run.out()).as("shares of the lines that have one").contains(
+                "forward passes' share of the run time (near 1 on a GPU: the host set the pace):  lora-bmm 0.30  lora-gathered 0.40  lora-auto 0.50");
     }
 
     @Test

@@ -57,26 +57,28 @@ class CudaFixturesTest {
         Path dir = Fixtures.llamaTiny().resolveSibling(name);
         List<Fixtures.Expected> expected = Fixtures.expected(dir);
         List<String> failures = new ArrayList<>();
-        // AUTO (fLoRA fused, LoRA gathered: no calibration here) with session 13's flagged paths on: LoRA's
-        // cuBLAS runs from one row (-Dflora.cuda.loraRuns: every stretch of a prompt, and each decoding
-        // token outside the graphs, through loraByRun) and the four-column fLoRA kernels
-        // (-Dflora.cuda.floraVectors), in the engine's real steps.
-        record Case(String label, AdapterStrategy strategy, boolean flagged) {
+        // The default paths (LoRA's cuBLAS runs by rank: none in these short prompts; the four-column fLoRA
+        // kernels), then AUTO (fLoRA fused, LoRA gathered: no calibration here) twice more in the engine's
+        // real steps: with cuBLAS runs from one row (every stretch of a prompt, and each decoding token
+        // outside the graphs, through loraByRun), and with neither (-Dflora.cuda.loraRuns=false
+        // -Dflora.cuda.floraVectors=false: the kernels a column a thread).
+        record Case(String label, AdapterStrategy strategy, int loraRunMin, boolean floraVectors) {
         }
-        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, false), new Case("AUTO", AdapterStrategy.AUTO, false),
-                new Case("MERGED", AdapterStrategy.MERGED, false),
-                new Case("AUTO with LoRA runs and fLoRA vectors", AdapterStrategy.AUTO, true))) {
+        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, 0, true), new Case("AUTO", AdapterStrategy.AUTO, 0, true),
+                new Case("MERGED", AdapterStrategy.MERGED, 0, true),
+                new Case("AUTO with LoRA runs from one row", AdapterStrategy.AUTO, 1, true),
+                new Case("AUTO without LoRA runs or fLoRA vectors", AdapterStrategy.AUTO, -1, false))) {
             AdapterStrategy strategy = variant.strategy();
             String label = variant.label();
             List<Result> onCpu = run(dir, expected, new CpuBackend(), strategy);
             List<Result> onGpu;
             try {
-                cuda.useLoraRuns(variant.flagged(), 1);
-                cuda.useFloraVectors(variant.flagged());
+                cuda.useLoraRuns(variant.loraRunMin() >= 0, Math.max(0, variant.loraRunMin()));
+                cuda.useFloraVectors(variant.floraVectors());
                 onGpu = run(dir, expected, cuda, strategy);
             } finally {
-                cuda.useLoraRuns(false, CudaBackend.LORA_RUN_MIN);
-                cuda.useFloraVectors(false);
+                cuda.useLoraRuns(true, 0);
+                cuda.useFloraVectors(true);
             }
             double vsReference = 0;
             double vsCpu = 0;

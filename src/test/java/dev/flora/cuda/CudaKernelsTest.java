@@ -492,7 +492,7 @@ class CudaKernelsTest {
     }
 
     /**
-     * Gathered LoRA with prompt runs through cuBLAS (-Dflora.cuda.loraRuns=true) against float64: runs
+     * Gathered LoRA with prompt runs through cuBLAS (-Dflora.cuda.loraRuns, runs from 64 rows here) against float64: runs
      * of 16-bit factors (x and the shrunk v each rounded once to the factor's type, 2^-9 at most for
      * bf16: within 2^-8 of the sums of magnitudes, 6e-3 allowed), a run of float32 factors and every row
      * left to the kernels (a stretch one row short of a run, a group with a bias, a group into another
@@ -538,8 +538,8 @@ class CudaKernelsTest {
         double[][] otherWant = loraReference(x, otherBase, in, otherOut, new int[][] {rows[3]}, new float[][] {av[3]}, new float[][] {bv[3]},
                 new float[][] {null}, new float[] {scale[3]});
         try {
-            gpu.useLoraRuns(true);
-            LoraRuns runs = gpu.loraRuns(rows, bias);
+            gpu.useLoraRuns(true, 64);
+            LoraRuns runs = gpu.loraRuns(rows, a, bias);
             assertThat(runs.group()).containsExactly(0, 1, 4);
             assertThat(runs.length()).containsExactly(150, 100, 100);
             Tensor o = gpu.fromHost(base, t, out);
@@ -553,10 +553,13 @@ class CudaKernelsTest {
             near(rowsOf(got, exactRows, out), rowsOf(want[0], exactRows, out), rowsOf(want[1], exactRows, out), 2e-6,
                     "the kernels' rows and the float32 run");
             near(gpu.toHost(other), otherWant[0], otherWant[1], 2e-6, "the other output");
+            gpu.useLoraRuns(true, 0);
+            assertThat(gpu.loraRuns(rows, a, bias).count()).as("by rank (128 rows at rank 64, 256 at 8 to 31): no run long enough").isZero();
+            gpu.useLoraRuns(false, 0);
+            assertThat(gpu.loraRuns(rows, a, bias)).as("off: no runs").isNull();
         } finally {
-            gpu.useLoraRuns(false);
+            gpu.useLoraRuns(true, 0);
         }
-        assertThat(gpu.loraRuns(rows, bias)).as("off: no runs").isNull();
     }
 
     private static float[] rowsOf(float[] all, int[] rows, int cols) {
@@ -808,7 +811,7 @@ class CudaKernelsTest {
     @Test
     void adapterTimingsRunAtSeveralTokenCounts() {
         var setup = new dev.flora.bench.AdapterBench.Setup(1024, 1024, 16, new int[] {64, 512}, new int[] {1, 2, 4, 8}, 1, false, null,
-                java.util.Set.of("flora", "gathered", "bmm"));
+                java.util.Set.of("flora", "gathered", "bmm"), true);
         var points = dev.flora.bench.AdapterBench.run(gpu, setup, done -> { });
         assertThat(points).isNotEmpty();
         for (var p : points) {
@@ -1154,7 +1157,7 @@ class CudaKernelsTest {
                 assertThat(gpu.toHost(og)).as("demodulated (other rows untouched), vectors %s", vectors).containsExactly(cpu.toHost(oc));
             }
         } finally {
-            gpu.useFloraVectors(false);
+            gpu.useFloraVectors(true);
         }
     }
 
@@ -1249,7 +1252,7 @@ class CudaKernelsTest {
             gpu.useFloraVectors(true);
             gpu.floraLinear(xs, rows, a, bt, w, bias, poisoned(stacked, in), poisoned(stacked, out), fused);
         } finally {
-            gpu.useFloraVectors(false);
+            gpu.useFloraVectors(true);
         }
         Tensor separate = gpu.fromHost(base, t, out);
         Tensor s = poisoned(stacked, in);

@@ -25,7 +25,7 @@ class LoraRunsTest {
                 new int[] {400, 402, 404},                            // decode-like: scattered rows
                 range(500, 700),                                      // a run, but its group has a bias
                 concat(range(800, 900), new int[] {5000})};           // a run and a lone row after it
-        LoraRuns runs = LoraRuns.of(rows, new boolean[] {true, true, true, false, true}, 64);
+        LoraRuns runs = LoraRuns.of(rows, new int[] {64, 64, 64, Integer.MAX_VALUE, 64});
         assertThat(runs.group()).containsExactly(0, 0, 4);
         assertThat(runs.first()).containsExactly(0, 100, 800);
         assertThat(runs.length()).containsExactly(64, 200, 100);
@@ -43,7 +43,7 @@ class LoraRunsTest {
         for (int trial = 0; trial < 200; trial++) {
             int groups = 1 + random.nextInt(5);
             int[][] rows = new int[groups][];
-            boolean[] eligible = new boolean[groups];
+            int[] minRun = new int[groups];
             int next = 0;
             for (int g = 0; g < groups; g++) {
                 java.util.List<Integer> mine = new java.util.ArrayList<>();
@@ -55,16 +55,14 @@ class LoraRunsTest {
                     next += len + 1 + random.nextInt(3); // a gap: stretches never join
                 }
                 rows[g] = mine.stream().mapToInt(Integer::intValue).toArray();
-                eligible[g] = random.nextBoolean();
+                minRun[g] = random.nextBoolean() ? 1 + random.nextInt(80) : Integer.MAX_VALUE; // eligible, or never
             }
-            int minRun = 1 + random.nextInt(80);
-            LoraRuns runs = LoraRuns.of(rows, eligible, minRun);
+            LoraRuns runs = LoraRuns.of(rows, minRun);
             for (int g = 0; g < groups; g++) {
                 java.util.List<Integer> covered = new java.util.ArrayList<>();
                 for (int i = 0; i < runs.count(); i++) {
                     if (runs.group()[i] == g) {
-                        assertThat(runs.length()[i]).isGreaterThanOrEqualTo(minRun);
-                        assertThat(eligible[g]).isTrue();
+                        assertThat(runs.length()[i]).isGreaterThanOrEqualTo(minRun[g]);
                         for (int k = 0; k < runs.length()[i]; k++) {
                             covered.add(runs.first()[i] + k);
                         }
@@ -82,6 +80,6 @@ class LoraRunsTest {
 
     @Test
     void aRunNeedsARow() {
-        assertThatThrownBy(() -> LoraRuns.of(new int[][] {{1}}, new boolean[] {true}, 0)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> LoraRuns.of(new int[][] {{1}}, new int[] {0})).isInstanceOf(IllegalArgumentException.class);
     }
 }
