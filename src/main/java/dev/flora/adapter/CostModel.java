@@ -31,6 +31,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * 6144² layer (the base product 26 of them), so whether that grows with the sequences is measured, not
  * assumed. Without a decode grid the rules above apply.
  *
+ * <p>Steps of fewer prompts than the calibration's sequences (a prompt or two beside decodes: on Llama-2-7B's
+ * figure-2 workload most of its prompt steps) are read between the calibration's one-prompt grid ({@code flora
+ * calibrate --single-prompts}: one prompt of T tokens, one adapter, as {@code gathered-single} and
+ * {@code bmm-single}) and its steps of as many prompts as sequences, in log sequences ({@link #micros}).
+ *
  * <p>A step of prompts and decoding sequences (a prompt chunk beside a batch of decodes, the usual
  * step of a busy server) gets two LoRA ways, one for its prompt tokens and one for its decode tokens
  * ({@link #chooseLora}): with one way for all, bmm would pad every decoding sequence to the prompt's
@@ -43,6 +48,9 @@ public final class CostModel {
     /** The name of a strategy's decode-grid measurements (S sequences of one token each, tokens = S). */
     public static final String DECODE_SUFFIX = "-decode";
     private static final List<String> DECODE_STRATEGIES = List.of("gathered" + DECODE_SUFFIX, "bmm" + DECODE_SUFFIX);
+    /** The name of a strategy's one-prompt measurements (a step of one prompt of T tokens, one adapter). */
+    public static final String SINGLE_SUFFIX = "-single";
+    private static final List<String> SINGLE_STRATEGIES = List.of("gathered" + SINGLE_SUFFIX, "bmm" + SINGLE_SUFFIX);
     /** Distinct queries remembered; a serving step repeats the same few in every layer. */
     private static final int MEMO_LIMIT = 4096;
 
@@ -64,6 +72,35 @@ public final class CostModel {
     }
 
     private final Map<LoraQuery, LoraWays> loraMemo = new ConcurrentHashMap<>();
+
+    /**
+     * LoRA tokens chooseLora gave each way, layer by layer, since this model was made: prompt tokens
+     * (of sequences with several in the step) and decode tokens, by strategy (gathered, bmm, exact).
+     */
+    public record LoraTally(long gatheredPrompts, long bmmPrompts, long exactPrompts, long gatheredDecodes, long bmmDecodes, long exactDecodes) {
+        /** This tally less an earlier one of the same model: what was chosen in between. */
+        public LoraTally minus(LoraTally before) {
+            return new LoraTally(gatheredPrompts - before.gatheredPrompts, bmmPrompts - before.bmmPrompts, exactPrompts - before.exactPrompts,
+                    gatheredDecodes - before.gatheredDecodes, bmmDecodes - before.bmmDecodes, exactDecodes - before.exactDecodes);
+        }
+
+        /** The share of prompt tokens given to bmm (0 without prompt tokens). */
+        public double bmmPromptShare() {
+            long all = gatheredPrompts + bmmPrompts + exactPrompts;
+            return all == 0 ? 0 : (double) bmmPrompts / all;
+        }
+
+        /** The share of decode tokens given to bmm (0 without decode tokens). */
+        public double bmmDecodeShare() {
+            long all = gatheredDecodes + bmmDecodes + exactDecodes;
+            return all == 0 ? 0 : (double) bmmDecodes / all;
+        }
+    }
+
+    // chooseLora's tally: [prompts, decodes] × [gathered, bmm, exact]
+    private final java.util.concurrent.atomic.LongAdder[][] tally = {
+            {new java.util.concurrent.atomic.LongAdder(), new java.util.concurrent.atomic.LongAdder(), new java.util.concurrent.atomic.LongAdder()},
+            {new java.util.concurrent.atomic.LongAdder(), new java.util.concurrent.atomic.LongAdder(), new java.util.concurrent.atomic.LongAdder()}};
 
     /**
      * One layer shape's measurements: log time per strategy on a tokens × ranks grid (NaN where not
@@ -141,6 +178,26 @@ public final class CostModel {
      * {@link #choose}'s.
      */
     public LoraWays chooseLora(int in, int out, int promptTokens, int promptSequences, int promptLongest, int decodes, int rank) {
+        LoraWays ways = waysFor(in, out, promptTokens, promptSequences, promptLongest, decodes, rank);
+        tally[0][wayIndex(ways.prompts())].add(promptTokens);
+        tally[1][wayIndex(ways.decodes())].add(decodes);
+        return ways;
+    }
+
+    /** What chooseLora has chosen so far, in tokens (layer by layer). */
+    public LoraTally loraTally() {
+        return new LoraTally(tally[0][0].sum(), tally[0][1].sum(), tally[0][2].sum(), tally[1][0].sum(), tally[1][1].sum(), tally[1][2].sum());
+    }
+
+    private static int wayIndex(AdapterStrategy way) {
+        return switch (way) {
+            case GATHERED -> 0;
+            case BMM -> 1;
+            default -> 2;
+        };
+    }
+
+    private LoraWays waysFor(int in, int out, int promptTokens, int promptSequences, int promptLongest, int decodes, int rank) {
         if (decodes == 0 || promptTokens == 0) {
             AdapterStrategy way = decodes == 0 ? choose(AdapterKind.LORA, in, out, promptTokens, promptSequences, promptLongest, rank)
                     : choose(AdapterKind.LORA, in, out, decodes, decodes, 1, rank);
@@ -178,11 +235,29 @@ public final class CostModel {
         };
     }
 
-    /** A measured strategy's estimated microseconds for this step's layer (NaN where not measured). */
+    /**
+     * A measured strategy's estimated microseconds for this step's layer (NaN where not measured). Fewer
+     * prompts than the calibration's sequences, where it has a one-prompt grid ({@code flora calibrate
+     * --single-prompts}): between that grid's time for one prompt of these tokens (bmm: of the padded
+     * tokens) and the time for the calibration's sequences, in log sequences. Scaled from 16 prompts
+     * alone, one prompt of 204 tokens at rank 64 cost bmm 1/16 of 16 prompts of 204 (28 µs at 4096² on
+     * the H200, the launches and uploads of a step shared 16 ways) and gathered its time for 204 tokens
+     * as 16 adapters' runs of 13 rows (193 µs), where the step ran one adapter's 204 rows (NOTES.md,
+     * session 14).
+     */
     private double micros(String strategy, int in, int out, int tokens, int sequences, int longest, int rank) {
         boolean decode = longest == 1 && tokens == sequences;
-        return decode && hasGrid(strategy + DECODE_SUFFIX) ? estimate(strategy + DECODE_SUFFIX, in, out, sequences, rank)
-                : strategy.equals("bmm") ? estimateBmm(in, out, sequences, longest, rank) : estimate(strategy, in, out, tokens, rank);
+        if (decode && hasGrid(strategy + DECODE_SUFFIX)) {
+            return estimate(strategy + DECODE_SUFFIX, in, out, sequences, rank);
+        }
+        double many = strategy.equals("bmm") ? estimateBmm(in, out, sequences, longest, rank) : estimate(strategy, in, out, tokens, rank);
+        int s = calibration.sequences();
+        if (decode || sequences >= s || !hasGrid(strategy + SINGLE_SUFFIX)) {
+            return many;
+        }
+        double one = estimate(strategy + SINGLE_SUFFIX, in, out, strategy.equals("bmm") ? sequences * longest : tokens, rank);
+        double f = Math.log(sequences) / Math.log(s);
+        return Math.exp((1 - f) * Math.log(one) + f * Math.log(many));
     }
 
     private AdapterStrategy compute(AdapterKind kind, int in, int out, int tokens, int sequences, int longest, int rank) {
@@ -270,14 +345,14 @@ public final class CostModel {
     }
 
     /**
-     * Grids per measured shape, the decode grid apart; a strategy missing at some grid point is left out
+     * Grids per measured shape, the decode and one-prompt grids apart; a strategy missing at some grid point is left out
      * for that shape.
      */
     private static List<Grid> grids(Calibration c) {
         Map<List<Integer>, List<Calibration.Measurement>> byShape = new HashMap<>();
         for (Calibration.Measurement m : c.measurements()) {
             if (m.micros() > 0 && m.tokens() > 0 && m.rank() > 0) {
-                int decode = DECODE_STRATEGIES.contains(m.strategy()) ? 1 : 0;
+                int decode = DECODE_STRATEGIES.contains(m.strategy()) ? 1 : SINGLE_STRATEGIES.contains(m.strategy()) ? 2 : 0;
                 byShape.computeIfAbsent(List.of(m.in(), m.out(), decode), k -> new ArrayList<>()).add(m);
             }
         }
@@ -293,7 +368,8 @@ public final class CostModel {
             List<Integer> rl = new ArrayList<>(ranks);
             Map<String, double[][]> times = new HashMap<>();
             for (Calibration.Measurement m : e.getValue()) {
-                if (FLORA_STRATEGIES.contains(m.strategy()) || LORA_STRATEGIES.contains(m.strategy()) || DECODE_STRATEGIES.contains(m.strategy())) {
+                if (FLORA_STRATEGIES.contains(m.strategy()) || LORA_STRATEGIES.contains(m.strategy()) || DECODE_STRATEGIES.contains(m.strategy())
+                        || SINGLE_STRATEGIES.contains(m.strategy())) {
                     double[][] t = times.computeIfAbsent(m.strategy(), s -> nanGrid(tl.size(), rl.size()));
                     t[tl.indexOf(m.tokens())][rl.indexOf(m.rank())] = Math.log(m.micros());
                 }

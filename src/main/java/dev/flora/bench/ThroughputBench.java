@@ -80,11 +80,14 @@ public final class ThroughputBench {
      * One measured point. {@code forwardShare}: the share of the run's time the host spent in the
      * steps' forward passes (Engine.forwardNanos). On a GPU, where a forward pass only queues work,
      * near 1 means the host set the pace (launches, uploads) and the GPU waited; well below 1, the host
-     * waited for the GPU. 0 in files written before session 13.
+     * waited for the GPU. 0 in files written before session 13. {@code bmmPromptShare} and
+     * {@code bmmDecodeShare}: of an automatic LoRA series, the shares of its prompt and decode tokens
+     * (layer by layer) the cost model gave LoRA-bmm, the rest gathered (CostModel.LoraTally); 0 for the
+     * other series and in files written before session 14.
      */
     public record Point(String series, String kind, String strategy, int rank, String targets, int requests, long promptTokens,
                         long outputTokens, double seconds, double tokensPerSecond, double outputTokensPerSecond, long steps,
-                        double forwardShare)
+                        double forwardShare, double bmmPromptShare, double bmmDecodeShare)
             implements Labelled {
     }
 
@@ -130,11 +133,15 @@ public final class ThroughputBench {
                 progress.accept(1);
             }
         };
+        CostModel costs = registry.costModel();
+        CostModel.LoraTally tallyBefore = costs == null ? null : costs.loraTally();
         long forwardBefore = engine.forwardNanos();
         long start = System.nanoTime();
         List<Result> results = engine.run(requests, counting);
         double seconds = (System.nanoTime() - start) / 1e9;
         double forwardShare = (engine.forwardNanos() - forwardBefore) / 1e9 / seconds;
+        boolean autoLora = series.adapted() && series.kind() == AdapterKind.LORA && series.strategy() == AdapterStrategy.AUTO && costs != null;
+        CostModel.LoraTally chosen = autoLora ? costs.loraTally().minus(tallyBefore) : null;
         long prompt = 0;
         long output = 0;
         for (Result r : results) {
@@ -143,7 +150,8 @@ public final class ThroughputBench {
         }
         return new Point(series.name(), series.adapted() ? series.kind().name().toLowerCase(Locale.ROOT) : "none", series.strategy().cliName(),
                 series.adapted() ? rank : 0, series.adapted() ? String.join(",", new TreeSet<>(w.targets())) : "", w.requests(), prompt, output,
-                seconds, (prompt + output) / seconds, output / seconds, engine.steps() - stepsBefore, forwardShare);
+                seconds, (prompt + output) / seconds, output / seconds, engine.steps() - stepsBefore, forwardShare,
+                chosen == null ? 0 : chosen.bmmPromptShare(), chosen == null ? 0 : chosen.bmmDecodeShare());
     }
 
     /**

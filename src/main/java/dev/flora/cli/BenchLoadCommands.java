@@ -442,6 +442,29 @@ final class BenchLoadCommands {
             StringBuilder b = new StringBuilder("forward passes' share of the run time (near 1 on a GPU: the host set the pace):");
             range.forEach((series, r) -> b.append(r[0] == r[1] ? String.format(Locale.ROOT, "  %s %.2f", series, r[0])
                     : String.format(Locale.ROOT, "  %s %.2f-%.2f", series, r[0], r[1])));
+            b.append(System.lineSeparator());
+            return b.append(autoWays(measured)).toString();
+        }
+
+        /**
+         * Per rank, the shares of lora-auto's prompt and decode tokens its cost model gave LoRA-bmm (the
+         * rest gathered), the mean over the point's runs; empty where no line has them (before session 14).
+         */
+        static String autoWays(List<ThroughputBench.Point> points) {
+            Map<Integer, double[]> byRank = new java.util.TreeMap<>(); // rank -> {prompt sum, decode sum, runs}
+            for (ThroughputBench.Point p : points) {
+                if (p.series().equals("lora-auto") && p.forwardShare() > 0) {
+                    double[] s = byRank.computeIfAbsent(p.rank(), k -> new double[3]);
+                    s[0] += p.bmmPromptShare();
+                    s[1] += p.bmmDecodeShare();
+                    s[2]++;
+                }
+            }
+            if (byRank.isEmpty()) {
+                return "";
+            }
+            StringBuilder b = new StringBuilder("lora-auto's tokens given to LoRA-bmm (prompt / decode, the rest gathered):");
+            byRank.forEach((rank, s) -> b.append(String.format(Locale.ROOT, "  r%d %.0f%% / %.0f%%", rank, 100 * s[0] / s[2], 100 * s[1] / s[2])));
             return b.append(System.lineSeparator()).toString();
         }
 

@@ -58,6 +58,12 @@ final class CalibrateCommand implements Callable<Integer> {
                     + "(default: ${DEFAULT-VALUE}; 0 for none). The automatic choice reads decode steps off these.")
     int[] decodeSequences;
 
+    @Option(names = "--single-prompts", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Also time LoRA-gathered and LoRA-bmm on steps of one prompt (each token count, one adapter; default: on, "
+                    + "--no-single-prompts for none). The automatic choice reads steps of fewer prompts than --sequences between these "
+                    + "and the steps of --sequences prompts.")
+    boolean singlePrompts;
+
     @Option(names = "--ranks", defaultValue = "1,2,4,8,16,32,64", split = ",", paramLabel = "R", description = "Ranks (default: ${DEFAULT-VALUE}).")
     int[] ranks;
 
@@ -102,10 +108,12 @@ final class CalibrateCommand implements Callable<Integer> {
         }
         List<AdapterBench.Point> points = new ArrayList<>();
         List<AdapterBench.Point> decodePoints = new ArrayList<>();
+        List<AdapterBench.Point> singlePoints = new ArrayList<>();
         Set<String> decodeStrategies = new java.util.TreeSet<>(strategies);
         decodeStrategies.retainAll(Set.of("gathered", "bmm"));
         boolean decoding = decode.length > 0 && !decodeStrategies.isEmpty();
-        long work = (long) shapes.size() * (tokens.length + (decoding ? decode.length : 0)) * ranks.length;
+        boolean single = singlePrompts && !decodeStrategies.isEmpty() && sequences > 1;
+        long work = (long) shapes.size() * (tokens.length * (single ? 2 : 1) + (decoding ? decode.length : 0)) * ranks.length;
         try (Progress progress = new Progress(spec.commandLine().getErr(), "calibrating", work)) {
             for (List<Integer> shape : shapes) {
                 var setup = new AdapterBench.Setup(shape.get(0), shape.get(1), sequences, tokens, ranks, rounds, false, null, Set.copyOf(strategies), true);
@@ -115,6 +123,11 @@ final class CalibrateCommand implements Callable<Integer> {
                     var steps = new AdapterBench.Setup(shape.get(0), shape.get(1), decode[decode.length - 1], decode, ranks, rounds, false, null,
                             decodeStrategies, true);
                     decodePoints.addAll(AdapterBench.run(backend, steps, progress));
+                }
+                if (single) {
+                    // One prompt of each token count, one adapter: a step's LoRA work with few prompts.
+                    var one = new AdapterBench.Setup(shape.get(0), shape.get(1), 1, tokens, ranks, rounds, false, null, decodeStrategies, true);
+                    singlePoints.addAll(AdapterBench.run(backend, one, progress));
                 }
             }
         }
@@ -129,6 +142,11 @@ final class CalibrateCommand implements Callable<Integer> {
         for (AdapterBench.Point p : decodePoints) {
             if (decodeStrategies.contains(p.strategy())) {
                 measured.add(new Calibration.Measurement(p.strategy() + CostModel.DECODE_SUFFIX, p.in(), p.out(), p.tokens(), p.rank(), p.micros()));
+            }
+        }
+        for (AdapterBench.Point p : singlePoints) {
+            if (decodeStrategies.contains(p.strategy())) {
+                measured.add(new Calibration.Measurement(p.strategy() + CostModel.SINGLE_SUFFIX, p.in(), p.out(), p.tokens(), p.rank(), p.micros()));
             }
         }
         Path file = out != null ? out : CostModel.defaultFile(backend);
@@ -169,6 +187,23 @@ final class CalibrateCommand implements Callable<Integer> {
                             w.printf(Locale.ROOT, " %10.1f", micros(decodePoints, st, in, o, sq, r));
                         }
                         w.printf(Locale.ROOT, "   %s%n", costs.choose(AdapterKind.LORA, in, o, sq, sq, 1, r).cliName());
+                    }
+                }
+            }
+        }
+        if (single) {
+            for (List<Integer> shape : shapes) {
+                int in = shape.get(0);
+                int o = shape.get(1);
+                w.printf(Locale.ROOT, "layer [%d, %d], steps of one prompt: T tokens, one adapter (us per call, as above)%n", o, in);
+                w.printf(Locale.ROOT, "%7s %5s %10s %10s %10s   %s%n", "tokens", "rank", "base", "gathered", "bmm", "picks (LoRA)");
+                for (int t : tokens) {
+                    for (int r : ranks) {
+                        w.printf(Locale.ROOT, "%7d %5d", t, r);
+                        for (String st : List.of("base", "gathered", "bmm")) {
+                            w.printf(Locale.ROOT, " %10.1f", micros(singlePoints, st, in, o, t, r));
+                        }
+                        w.printf(Locale.ROOT, "   %s%n", costs.choose(AdapterKind.LORA, in, o, t, 1, t, r).cliName());
                     }
                 }
             }

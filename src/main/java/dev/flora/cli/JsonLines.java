@@ -65,9 +65,10 @@ final class JsonLines {
 
     /**
      * Fields added to a command's points after files of them were kept (bench throughput's
-     * forwardShare, session 13): 0 where an older line lacks them, which every other missing field refuses.
+     * forwardShare, session 13; bmmPromptShare and bmmDecodeShare, session 14): 0 where an older line
+     * lacks them, which every other missing field refuses.
      */
-    private static final java.util.Set<String> ADDED_LATER = java.util.Set.of("forwardShare");
+    private static final java.util.Set<String> ADDED_LATER = java.util.Set.of("forwardShare", "bmmPromptShare", "bmmDecodeShare");
 
     /**
      * A file of lines a command printed with --json, back as its records (fields a line has beside

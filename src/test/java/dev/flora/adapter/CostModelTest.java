@@ -130,8 +130,16 @@ class CostModelTest {
                 AdapterStrategy.GATHERED));
         // One part only: choose's way for both.
         assertThat(c.chooseLora(64, 64, 512, 2, 256, 0, 8)).isEqualTo(new CostModel.LoraWays(AdapterStrategy.BMM, AdapterStrategy.BMM));
+        CostModel.LoraTally before = c.loraTally();
         assertThat(c.chooseLora(64, 64, 0, 0, 0, 64, 8))
                 .isEqualTo(new CostModel.LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED));
+        // The tally counts every chooseLora's tokens by the way chosen (remembered answers too; choose's none).
+        assertThat(c.loraTally()).isEqualTo(new CostModel.LoraTally(0, 3 * 512, 0, 3 * 64, 0, 0));
+        assertThat(c.loraTally().minus(before)).isEqualTo(new CostModel.LoraTally(0, 0, 0, 64, 0, 0));
+        assertThat(c.loraTally().bmmPromptShare()).isEqualTo(1.0);
+        assertThat(c.loraTally().bmmDecodeShare()).isZero();
+        assertThat(new CostModel.LoraTally(30, 10, 0, 0, 0, 0).bmmPromptShare()).isEqualTo(0.25);
+        assertThat(new CostModel.LoraTally(0, 0, 0, 0, 0, 0).bmmDecodeShare()).as("no tokens: none to bmm").isZero();
         // Cheap gathered prompts of 16 tokens (5 µs): bmm's 4.7 for a prompt of 16 and gathered's 20 for 16
         // decodes make 24.7 apart, gathered for all 32 tokens in one call 11.3: gathered for both.
         List<Calibration.Measurement> cheap = new ArrayList<>(ms.stream().filter(x -> !(x.strategy().equals("gathered") && x.tokens() == 16)).toList());
@@ -140,6 +148,37 @@ class CostModelTest {
         assertThat(d.choose(AdapterKind.LORA, 64, 64, 16, 1, 16, 8)).isEqualTo(AdapterStrategy.BMM);
         assertThat(d.choose(AdapterKind.LORA, 64, 64, 16, 16, 1, 8)).isEqualTo(AdapterStrategy.GATHERED);
         assertThat(d.chooseLora(64, 64, 16, 1, 16, 16, 8)).isEqualTo(new CostModel.LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED));
+    }
+
+    /**
+     * Fewer prompts than the calibration's 16, with a one-prompt grid: between one prompt's measured time
+     * and 16 prompts', in log sequences. One prompt of 512 tokens: gathered-single's 50 against
+     * bmm-single's 120 (gathered), where 16 prompts alone charged bmm 1/16 of 16 × 512 tokens (100)
+     * against gathered's 300 (bmm). Four prompts of 128 (f = 1/2): gathered √(50 · 300) = 122 against bmm
+     * √(120 · 100) = 110 (bmm). Without the grid, one prompt goes to bmm as before.
+     */
+    @Test
+    void fewPromptsAreReadBetweenTheOnePromptGridAndTheCalibrationsSequences() {
+        List<Calibration.Measurement> ms = new ArrayList<>();
+        for (int t : new int[] {16, 512}) {
+            ms.add(m("gathered", t, 8, t == 16 ? 30 : 300));
+            ms.add(m("bmm", t, 8, t == 16 ? 25 : 100));
+        }
+        CostModel without = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, List.copyOf(ms)));
+        for (int t : new int[] {16, 512}) {
+            ms.add(m("gathered" + CostModel.SINGLE_SUFFIX, t, 8, t == 16 ? 10 : 50));
+            ms.add(m("bmm" + CostModel.SINGLE_SUFFIX, t, 8, t == 16 ? 20 : 120));
+        }
+        CostModel with = new CostModel(new Calibration("test", "scalar", 64, 16, 0, 0, ms));
+        assertThat(with.hasGrid("bmm" + CostModel.SINGLE_SUFFIX)).isTrue();
+        assertThat(with.choose(AdapterKind.LORA, 64, 64, 512, 1, 512, 8)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(without.choose(AdapterKind.LORA, 64, 64, 512, 1, 512, 8)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(with.choose(AdapterKind.LORA, 64, 64, 512, 4, 128, 8)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(with.choose(AdapterKind.LORA, 64, 64, 512, 16, 32, 8)).as("the calibration's own sequences: its grid alone")
+                .isEqualTo(AdapterStrategy.BMM);
+        // Two prompts of 256 (f = 1/4): gathered 50^0.75 · 300^0.25 = 78 against bmm 120^0.75 · 100^0.25 (padded 512) = 115.
+        assertThat(with.choose(AdapterKind.LORA, 64, 64, 512, 2, 256, 8)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(with.chooseLora(64, 64, 512, 1, 512, 0, 8)).isEqualTo(new CostModel.LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED));
     }
 
     /**

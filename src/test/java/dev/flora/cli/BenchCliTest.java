@@ -38,11 +38,18 @@ class BenchCliTest {
         CliTest.Run cal = flora("calibrate", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1",
                 "--decode-sequences", "3,2,3", "--out", file.toString());
         assertThat(cal.code()).as(cal.err()).isZero();
-        assertThat(cal.out()).contains("eq. 7 fit", "picks (fLoRA / LoRA)", "decode steps: S sequences of one token", "stored: ");
+        assertThat(cal.out()).contains("eq. 7 fit", "picks (fLoRA / LoRA)", "decode steps: S sequences of one token",
+                "steps of one prompt: T tokens, one adapter", "stored: ");
         Calibration c = Calibration.loadIfPresent(file);
         // Every strategy at every (tokens, rank) of the one 32 x 32 shape, and the two LoRA strategies at
-        // every (sequences, rank) of the decode steps (2 and 3: sorted, once each).
-        assertThat(c.measurements()).hasSize(2 * 2 * 6 + 2 * 2 * 2).allMatch(m -> m.in() == 32 && m.out() == 32 && m.micros() > 0);
+        // every (sequences, rank) of the decode steps (2 and 3: sorted, once each) and at every (tokens,
+        // rank) of one prompt.
+        assertThat(c.measurements()).hasSize(2 * 2 * 6 + 2 * 2 * 2 + 2 * 2 * 2).allMatch(m -> m.in() == 32 && m.out() == 32 && m.micros() > 0);
+        assertThat(c.measurements().stream().filter(m -> m.strategy().endsWith("-single")))
+                .extracting(m -> m.strategy() + "@" + m.tokens() + "r" + m.rank())
+                .containsExactlyInAnyOrder("gathered-single@2r1", "gathered-single@2r2", "gathered-single@4r1", "gathered-single@4r2",
+                        "bmm-single@2r1", "bmm-single@2r2", "bmm-single@4r1", "bmm-single@4r2");
+        assertThat(new dev.flora.adapter.CostModel(c).hasGrid("gathered-single")).isTrue();
         assertThat(c.measurements().stream().filter(m -> m.strategy().endsWith("-decode")))
                 .extracting(m -> m.strategy() + "@" + m.tokens() + "r" + m.rank())
                 .containsExactlyInAnyOrder("gathered-decode@2r1", "gathered-decode@2r2", "gathered-decode@3r1", "gathered-decode@3r2",
@@ -50,7 +57,10 @@ class BenchCliTest {
         assertThat(c.sequences()).isEqualTo(2);
         assertThat(new dev.flora.adapter.CostModel(c).hasGrid("bmm-decode")).isTrue();
         // (the pick is the cheapest measured way: exact too, from the token grid, where timings on a busy machine make it so)
-        assertThat(cal.out().lines().filter(l -> l.matches("\\s+[23]\\s+[12]\\s+[0-9.]+\\s+[0-9.]+\\s+[0-9.]+\\s+(gathered|bmm|exact)"))).hasSize(4);
+        String decodeTable = cal.out().substring(cal.out().indexOf("decode steps:"), cal.out().indexOf("steps of one prompt"));
+        assertThat(decodeTable.lines().filter(l -> l.matches("\\s+[23]\\s+[12]\\s+[0-9.]+\\s+[0-9.]+\\s+[0-9.]+\\s+(gathered|bmm|exact)"))).hasSize(4);
+        String singleTable = cal.out().substring(cal.out().indexOf("steps of one prompt"));
+        assertThat(singleTable.lines().filter(l -> l.matches("\\s+[24]\\s+[12]\\s+[0-9.]+\\s+[0-9.]+\\s+[0-9.]+\\s+(gathered|bmm|exact)"))).hasSize(4);
 
         CliTest.Run badDecode = flora("calibrate", "--dim", "32", "--decode-sequences", "16,-1", "--out", file.toString());
         assertThat(badDecode.code()).isNotZero();
@@ -94,10 +104,10 @@ class BenchCliTest {
     void calibrateTimesOnlyTheStrategiesAskedFor() {
         Path file = tmp.resolve("some.json");
         CliTest.Run cal = flora("calibrate", "--dim", "32", "--sequences", "2", "--tokens", "2,4", "--ranks", "1,2", "--rounds", "1",
-                "--strategies", "flora,gathered", "--decode-sequences", "0", "--out", file.toString());
+                "--strategies", "flora,gathered", "--decode-sequences", "0", "--no-single-prompts", "--out", file.toString());
         assertThat(cal.code()).as(cal.err()).isZero();
         Calibration c = Calibration.loadIfPresent(file);
-        assertThat(c.measurements()).hasSize(2 * 2 * 3);
+        assertThat(c.measurements()).as("no decode steps, no single prompts").hasSize(2 * 2 * 3);
         assertThat(c.measurements().stream().map(Calibration.Measurement::strategy).collect(Collectors.toSet()))
                 .containsExactlyInAnyOrder("base", "flora", "gathered");
         assertThat(cal.out().lines().filter(l -> l.matches("\\s+[24]\\s+[12] .*"))).hasSize(4)

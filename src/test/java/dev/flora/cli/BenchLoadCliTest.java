@@ -59,6 +59,9 @@ class BenchLoadCliTest {
             assertThat(p.get("tokensPerSecond").asDouble()).isGreaterThan(p.get("outputTokensPerSecond").asDouble());
             // a share of the run: some of it (on the CPU the computation itself), never more than all of it
             assertThat(p.get("forwardShare").asDouble()).isGreaterThan(0.0).isLessThanOrEqualTo(1.0);
+            // no calibration here: auto takes gathered for every LoRA token, and the pinned series report none
+            assertThat(p.get("bmmPromptShare").asDouble()).isZero();
+            assertThat(p.get("bmmDecodeShare").asDouble()).isZero();
             if (!p.get("series").asText().equals("none")) {
                 assertThat(p.get("targets").asText()).isEqualTo("k_proj,o_proj,q_proj,v_proj");
                 assertThat(p.get("rank").asInt()).isIn(1, 2);
@@ -139,7 +142,8 @@ class BenchLoadCliTest {
                 lines.append(String.format(java.util.Locale.ROOT, "{\"series\":\"%s\",\"kind\":\"lora\",\"strategy\":\"%s\",\"rank\":%d,"
                         + "\"targets\":\"c_attn\",\"requests\":200,\"promptTokens\":1000,\"outputTokens\":100,\"seconds\":1.0,"
                         + "\"tokensPerSecond\":%s,\"outputTokensPerSecond\":10.0,\"steps\":5%s}%n", series[i], series[i].substring(5), (int) r[0],
-                        r[i + 1], r[0] == 64 ? ",\"forwardShare\":0." + (3 + i) : "")); // rank 1's lines as before the field
+                        r[i + 1], r[0] == 64 ? ",\"forwardShare\":0." + (3 + i) + (i == 2 ? ",\"bmmPromptShare\":0.25,\"bmmDecodeShare\":0.104" : "")
+                        : "")); // rank 1's lines as before the fields
 
             }
         }
@@ -152,6 +156,8 @@ class BenchLoadCliTest {
         assertThat(run.out()).as("no base model measured: no ratio to it").contains("120.0 (10.0)").doesNotContain("NaN");
         assertThat(run.out()).as("shares of the lines that have one").contains(
                 "forward passes' share of the run time (near 1 on a GPU: the host set the pace):  lora-bmm 0.30  lora-gathered 0.40  lora-auto 0.50");
+        assertThat(run.out()).as("auto's ways, of the lines that have them").contains(
+                "lora-auto's tokens given to LoRA-bmm (prompt / decode, the rest gathered):  r64 25% / 10%" + System.lineSeparator());
     }
 
     @Test
