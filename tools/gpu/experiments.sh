@@ -1,37 +1,41 @@
 #!/usr/bin/env bash
-# On the GPU machine, in one call (about 420 s): session 13's two unmeasured changes at the layer,
-# old against new:
-#   old: -Dflora.cuda.loraRuns=false -Dflora.cuda.floraVectors=false (the defaults: session 13's measured paths)
-#   new: -Dflora.cuda.loraRuns=true (gathered LoRA's prompt runs as two cuBLAS products each)
-#        -Dflora.cuda.floraVectors=true (flora_modulate / flora_demodulate four columns a thread).
-# 1. the GPU tests (OUT/tests.txt; new: CudaKernelsTest.loraRunsMatchFloat64 and the vector cases of
-#    floraModulateAndDemodulateAreTheCpusBitForBit);
-# 2. flora calibrate on a 4096 x 4096 layer, fLoRA, gathered and bmm at 1024, 2048 and 8192 tokens (16
-#    sequences: runs of 64, 128 and 512 rows) and ranks 1, 8, 64, old then new
-#    (OUT/calibrate-{old,new}.txt). Session 12's 4096^2 calibration at 8192 tokens: base 400 us,
-#    gathered 1,044 (r8) and 1,431 (r64), bmm 950, fLoRA r1 (5120^2: 961 against the base's 606).
-# Then runtime/experiments-e2e.sh OUT for the end-to-end figures.
+# On the GPU machine, in one call (about 450 s): session 14's calibration with its one-prompt grid,
+# measured end to end where auto fell short.
+# 1. the GPU tests (OUT/tests.txt);
+# 2. flora calibrate on Llama-2-7B's width (4096), with the one-prompt grid (gathered-single, bmm-single:
+#    new in session 14) and without it (the same file, those entries left out: the rule before), and
+#    figure 2 on Llama-2-7B at rank 64: lora-gathered and lora-auto with the grid, 3 runs each, interleaved,
+#    then lora-auto without it, 3 runs (OUT/figure-{single,without}/throughput-llama2-7b.jsonl). Session 14 without the grid: auto 7,789
+#    against gathered 8,049 (0.968, medians of 5), auto giving bmm 46% of its prompt tokens (the table's
+#    last line says the share now).
 #   runtime/experiments.sh OUT        (run from the repository root)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 out="$1"
 mkdir -p "$out"
-timeout 300 bash "$here/test.sh" > "$out/tests.txt" 2>&1
+timeout 200 bash "$here/test.sh" > "$out/tests.txt" 2>&1
 grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
-old='-Dflora.cuda.loraRuns=false -Dflora.cuda.floraVectors=false'
-new='-Dflora.cuda.loraRuns=true -Dflora.cuda.floraVectors=true'
-for which in old new; do
-  flags="$old"; [ "$which" = new ] && flags="$new"
-  JAVA_OPTS="$flags" flora calibrate --device cuda --dim 4096 --tokens 1024,2048,8192 --ranks 1,8,64 --rounds 3 \
-    --strategies flora,gathered,bmm --decode-sequences 16 --out "$out/calibration-$which.json" > "$out/calibrate-$which.txt" 2>&1
-  grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-$which.txt" | head -9 | sed "s/^/$which /"
-done
-# 3. short runs: prompt steps of 256 and 512 tokens over 16 sequences (runs of 16 and 32 rows), the
-#    kernels (old) against runs from 16 rows (-Dflora.cuda.loraRunMin=16): where LORA_RUN_MIN (64) should sit.
-for which in old short; do
-  flags="$old"; [ "$which" = short ] && flags="$new -Dflora.cuda.loraRunMin=16"
-  JAVA_OPTS="$flags" flora calibrate --device cuda --dim 4096 --tokens 256,512 --ranks 1,8,64 --rounds 3 \
-    --strategies gathered --decode-sequences 16 --out "$out/calibration-$which-256.json" > "$out/calibrate-$which-256.txt" 2>&1
-  grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-$which-256.txt" | head -6 | sed "s/^/$which /"
-done
+# the calibration (with the one-prompt grid), then gathered and auto by it, 3 runs each, interleaved
+CALIBRATE=4096 SERIES=lora-gathered,lora-auto RANKS=64 RUNS=3 bash "$here/bench-figures.sh" "$out/figure-single" llama2-7b > "$out/figure-single.txt" 2>&1
+grep -A40 "steps of one prompt" "$out/figure-single/calibration.txt" | grep -E "^ +[0-9]+ +(1|8|64) " | head -15
+python3 - "$out/figure-single/calibration-cuda.json" "$out/calibration-without-single.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["measurements"] = [m for m in c["measurements"] if not m["strategy"].endswith("-single")]
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+# auto by the same calibration without the one-prompt grid (the rule before), 3 runs
+CALIBRATION_FILE="$out/calibration-without-single.json" SERIES=lora-auto RANKS=64 RUNS=3 \
+  bash "$here/bench-figures.sh" "$out/figure-without" llama2-7b > "$out/figure-without.txt" 2>&1
+python3 - "$out" <<'PY'
+import json, sys, statistics
+for which in ("single", "without"):
+    by = {}
+    for line in open(f"{sys.argv[1]}/figure-{which}/throughput-llama2-7b.jsonl"):
+        j = json.loads(line)
+        by.setdefault(j["series"], []).append((j["tokensPerSecond"], j.get("bmmPromptShare", 0), j.get("bmmDecodeShare", 0)))
+    for s, v in by.items():
+        print(which, s, "median", round(statistics.median(x[0] for x in v)), "runs", [round(x[0]) for x in v],
+              "bmm share prompt/decode", [f"{x[1]:.2f}/{x[2]:.2f}" for x in v])
+PY
