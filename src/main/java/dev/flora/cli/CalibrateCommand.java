@@ -2,6 +2,7 @@ package dev.flora.cli;
 
 import dev.flora.FloraException;
 import dev.flora.adapter.AdapterKind;
+import dev.flora.adapter.AdapterStrategy;
 import dev.flora.adapter.Calibration;
 import dev.flora.adapter.CostModel;
 import dev.flora.bench.AdapterBench;
@@ -174,42 +175,41 @@ final class CalibrateCommand implements Callable<Integer> {
                 }
             }
         }
-        if (decoding) {
-            for (List<Integer> shape : shapes) {
-                int in = shape.get(0);
-                int o = shape.get(1);
-                w.printf(Locale.ROOT, "layer [%d, %d], decode steps: S sequences of one token, each its own adapter (us per call, as above)%n", o, in);
-                w.printf(Locale.ROOT, "%7s %5s %10s %10s %10s   %s%n", "S", "rank", "base", "gathered", "bmm", "picks (LoRA)");
-                for (int sq : decode) {
-                    for (int r : ranks) {
-                        w.printf(Locale.ROOT, "%7d %5d", sq, r);
-                        for (String st : List.of("base", "gathered", "bmm")) {
-                            w.printf(Locale.ROOT, " %10.1f", micros(decodePoints, st, in, o, sq, r));
-                        }
-                        w.printf(Locale.ROOT, "   %s%n", costs.choose(AdapterKind.LORA, in, o, sq, sq, 1, r).cliName());
-                    }
-                }
-            }
+        if (decoding) { // S sequences of a token each, each its own adapter
+            printLoraSteps(w, shapes, "decode steps: S sequences of one token, each its own adapter", "S", decode, decodePoints,
+                    (in, o, sq, r) -> costs.choose(AdapterKind.LORA, in, o, sq, sq, 1, r));
         }
-        if (single) {
-            for (List<Integer> shape : shapes) {
-                int in = shape.get(0);
-                int o = shape.get(1);
-                w.printf(Locale.ROOT, "layer [%d, %d], steps of one prompt: T tokens, one adapter (us per call, as above)%n", o, in);
-                w.printf(Locale.ROOT, "%7s %5s %10s %10s %10s   %s%n", "tokens", "rank", "base", "gathered", "bmm", "picks (LoRA)");
-                for (int t : tokens) {
-                    for (int r : ranks) {
-                        w.printf(Locale.ROOT, "%7d %5d", t, r);
-                        for (String st : List.of("base", "gathered", "bmm")) {
-                            w.printf(Locale.ROOT, " %10.1f", micros(singlePoints, st, in, o, t, r));
-                        }
-                        w.printf(Locale.ROOT, "   %s%n", costs.choose(AdapterKind.LORA, in, o, t, 1, t, r).cliName());
-                    }
-                }
-            }
+        if (single) { // one prompt of T tokens
+            printLoraSteps(w, shapes, "steps of one prompt: T tokens, one adapter", "tokens", tokens, singlePoints,
+                    (in, o, t, r) -> costs.choose(AdapterKind.LORA, in, o, t, 1, t, r));
         }
         w.println("stored: " + file.toAbsolutePath());
         return 0;
+    }
+
+    /** AUTO's LoRA pick for a layer [o, in] at a grid point (count: sequences or tokens) and rank. */
+    private interface LoraPick {
+        AdapterStrategy at(int in, int out, int count, int rank);
+    }
+
+    /** One table per shape of a LoRA grid of its own (decode steps, one prompt): base, gathered and bmm, and AUTO's pick. */
+    private void printLoraSteps(PrintWriter w, Set<List<Integer>> shapes, String what, String countName, int[] counts,
+                                List<AdapterBench.Point> points, LoraPick pick) {
+        for (List<Integer> shape : shapes) {
+            int in = shape.get(0);
+            int o = shape.get(1);
+            w.printf(Locale.ROOT, "layer [%d, %d], %s (us per call, as above)%n", o, in, what);
+            w.printf(Locale.ROOT, "%7s %5s %10s %10s %10s   %s%n", countName, "rank", "base", "gathered", "bmm", "picks (LoRA)");
+            for (int n : counts) {
+                for (int r : ranks) {
+                    w.printf(Locale.ROOT, "%7d %5d", n, r);
+                    for (String st : List.of("base", "gathered", "bmm")) {
+                        w.printf(Locale.ROOT, " %10.1f", micros(points, st, in, o, n, r));
+                    }
+                    w.printf(Locale.ROOT, "   %s%n", pick.at(in, o, n, r).cliName());
+                }
+            }
+        }
     }
 
     /** The decode steps' sequence counts, ascending and distinct; none for a lone 0. */
