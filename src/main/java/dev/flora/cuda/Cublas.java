@@ -90,10 +90,22 @@ final class Cublas {
      * its x rows and W; xs, ws and outs are device arrays of the groups' device pointers.
      */
     void batchedLinear(long xs, long ws, long outs, int count, int tokens, int in, int outFeatures, int inputType) {
+        batchedLinearStrided(xs, in, ws, outs, outFeatures, count, tokens, in, outFeatures, inputType, 1f, false);
+    }
+
+    /**
+     * {@link #batchedLinear} with x and out rows of strides of their own ({@code ldx}, {@code ldo}: runs of
+     * rows inside larger matrices), out (+)= alpha · x · W^T in each group.
+     */
+    void batchedLinearStrided(long xs, int ldx, long ws, long outs, int ldo, int count, int tokens, int in, int outFeatures, int inputType,
+                              float alpha, boolean accumulate) {
         int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
-        check("cublasGemmBatchedEx", Native.call(gemmBatchedEx, handle, OP_T, OP_N, outFeatures, tokens, in, one, MemorySegment.ofAddress(ws),
-                inputType, in, MemorySegment.ofAddress(xs), inputType, in, zero, MemorySegment.ofAddress(outs), R_32F, outFeatures, count,
-                compute, -1));
+        try (Arena arena = alpha == 1f ? null : Arena.ofConfined()) {
+            MemorySegment a = arena == null ? one : arena.allocateFrom(Native.FLOAT, alpha);
+            check("cublasGemmBatchedEx", Native.call(gemmBatchedEx, handle, OP_T, OP_N, outFeatures, tokens, in, a, MemorySegment.ofAddress(ws),
+                    inputType, in, MemorySegment.ofAddress(xs), inputType, ldx, accumulate ? one : zero, MemorySegment.ofAddress(outs), R_32F, ldo,
+                    count, compute, -1));
+        }
     }
 
     private void check(String what, Object status) {

@@ -121,6 +121,13 @@ public final class CudaBackend implements Backend {
     /** -Dflora.cuda.loraRunMin=N (positive): runs from N rows at every rank; unset (0): loraRunMin(rank). */
     private int loraRunMinFlag = positiveFlag("flora.cuda.loraRunMin", 0);
     /**
+     * -Dflora.cuda.loraRunChunk=C: runs cut into chunks of C rows (the rest of each run to the kernels),
+     * those of one rank, types, scale and output width in two batched products for all of them
+     * (loraByChunk), not two products a run, each with a fixed cost of its own (about 11 µs a run on the
+     * H200). Unset (0): whole runs. Not yet measured on the GPU.
+     */
+    private int loraRunChunk = positiveFlag("flora.cuda.loraRunChunk", 0);
+    /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
      * waits for them, else the second (attention_v2_*: 16-byte loads, several in flight a lane); both
@@ -1182,7 +1189,7 @@ public final class CudaBackend implements Backend {
         for (int g = 0; g < rows.length; g++) {
             minRun[g] = bias[g] != null ? Integer.MAX_VALUE : loraRunMinFlag > 0 ? loraRunMinFlag : loraRunMin(a[g].rows());
         }
-        return LoraRuns.of(rows, minRun);
+        return LoraRuns.of(rows, minRun, loraRunChunk);
     }
 
     /**
@@ -1194,6 +1201,10 @@ public final class CudaBackend implements Backend {
      * shrinks before it).
      */
     private void loraByRun(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
+        if (loraRunChunk > 0) {
+            loraByChunk(x, runs, a, b, scale, outs);
+            return;
+        }
         int in = x.cols();
         int maxRank = 1;
         java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
@@ -1244,6 +1255,82 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Runs of one batched pair of products: the same rows (a chunk), rank, factor types, scale and output width. */
+    private record ChunkClass(int rows, int rank, DType aType, DType bType, float scale, int outCols) {
+    }
+
+    /**
+     * loraByRun for runs of one length (chunks, -Dflora.cuda.loraRunChunk): the runs of each ChunkClass
+     * in one cublasGemmBatchedEx for their shrinks (v_i = x[run i] A_i^T) and one for their expands
+     * (out_i[run i] += scale · v_i B_i^T), pointer arrays uploaded as LoRA-bmm's are; x and v rounded as
+     * loraByRun rounds them, a type of A at a time through the shared buffer.
+     */
+    private void loraByChunk(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
+        int in = x.cols();
+        java.util.Map<ChunkClass, java.util.List<Integer>> classes = new java.util.LinkedHashMap<>();
+        long[] offset = new long[runs.count()]; // each run's v, [its rows, its rank] from here
+        long elements = 0;
+        for (int i = 0; i < runs.count(); i++) {
+            int g = runs.group()[i];
+            offset[i] = elements;
+            elements += (long) runs.length()[i] * a[g].rows();
+            classes.computeIfAbsent(new ChunkClass(runs.length()[i], a[g].rows(), a[g].dtype(), b[g].dtype(), scale[g], outs[g].cols()),
+                    k -> new java.util.ArrayList<>()).add(i);
+        }
+        CudaTensor v = allocateTyped(DType.F32, 1, Math.toIntExact(elements));
+        Cublas cublas = cublas();
+        java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
+        classes.keySet().forEach(c -> aTypes.add(c.aType()));
+        for (DType type : aTypes) { // the shrinks, a type of A at a time (each rounding of x overwrites the last)
+            CudaTensor input = type == DType.F32 ? x : rounded(x, type);
+            for (var e : classes.entrySet()) {
+                ChunkClass c = e.getKey();
+                if (c.aType() != type) {
+                    continue;
+                }
+                java.util.List<Integer> members = e.getValue();
+                long[] xs = new long[members.size()];
+                long[] ws = new long[members.size()];
+                long[] vs = new long[members.size()];
+                for (int m = 0; m < members.size(); m++) {
+                    int i = members.get(m);
+                    xs[m] = input.pointer + (long) runs.first()[i] * in * type.bytes();
+                    ws[m] = CudaTensor.of(a[runs.group()[i]]).pointer;
+                    vs[m] = v.pointer + offset[i] * Float.BYTES;
+                }
+                long[] p = packed(x, xs, ws, vs);
+                long start = profiling ? begin() : 0;
+                cublas.batchedLinearStrided(p[0], in, p[1], p[2], c.rank(), members.size(), c.rows(), in, c.rank(), cublasType(type), 1f, false);
+                if (profiling) {
+                    end("cublas lora chunks shrink", start);
+                }
+            }
+        }
+        java.util.Map<DType, CudaTensor> vFor = new java.util.EnumMap<>(DType.class);
+        for (var e : classes.entrySet()) { // the expands, v rounded to B's type once for all runs
+            ChunkClass c = e.getKey();
+            CudaTensor vb = vFor.computeIfAbsent(c.bType(), t -> t == DType.F32 ? v : roundInto(v, allocateTyped(t, v.rows(), v.cols())));
+            java.util.List<Integer> members = e.getValue();
+            long[] vs = new long[members.size()];
+            long[] ws = new long[members.size()];
+            long[] os = new long[members.size()];
+            for (int m = 0; m < members.size(); m++) {
+                int i = members.get(m);
+                int g = runs.group()[i];
+                vs[m] = vb.pointer + offset[i] * c.bType().bytes();
+                ws[m] = CudaTensor.of(b[g]).pointer;
+                os[m] = CudaTensor.of(outs[g]).pointer + (long) runs.first()[i] * c.outCols() * Float.BYTES;
+            }
+            long[] p = packed(x, vs, ws, os);
+            long start = profiling ? begin() : 0;
+            cublas.batchedLinearStrided(p[0], c.rank(), p[1], p[2], c.outCols(), members.size(), c.rows(), c.rank(), c.outCols(),
+                    cublasType(c.bType()), c.scale(), true);
+            if (profiling) {
+                end("cublas lora chunks expand", start);
+            }
+        }
+    }
+
     private static int cublasType(DType type) {
         return switch (type) {
             case F32 -> Cublas.R_32F;
@@ -1265,6 +1352,11 @@ public final class CudaBackend implements Backend {
     void useLoraRuns(boolean on, int minRun) {
         loraRuns = on;
         loraRunMinFlag = minRun;
+    }
+
+    /** Runs cut into chunks of {@code rows} rows and batched, as -Dflora.cuda.loraRunChunk does (0: whole runs; tests run both). */
+    void useLoraRunChunk(int rows) {
+        loraRunChunk = rows;
     }
 
     /**

@@ -35,6 +35,18 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
      * all its rows.
      */
     static LoraRuns of(int[][] rows, int[] minRun) {
+        return of(rows, minRun, 0);
+    }
+
+    /**
+     * {@link #of(int[][], int[])} with each run cut into runs of {@code chunk} rows (0: whole runs), its
+     * last rows short of a chunk left to the kernels: runs of one length, which batched products take
+     * together.
+     */
+    static LoraRuns of(int[][] rows, int[] minRun, int chunk) {
+        if (chunk < 0) {
+            throw new IllegalArgumentException("a chunk of " + chunk + " rows");
+        }
         List<int[]> runs = new ArrayList<>();
         int[][] rest = new int[rows.length][];
         for (int g = 0; g < rows.length; g++) {
@@ -53,8 +65,15 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
                 while (j < r.length && r[j] == r[j - 1] + 1) {
                     j++;
                 }
-                if (j - i >= minRun[g]) {
+                if (j - i >= minRun[g] && chunk == 0) {
                     runs.add(new int[] {g, r[i], j - i});
+                } else if (j - i >= minRun[g] && j - i >= chunk) {
+                    int whole = (j - i) / chunk * chunk;
+                    for (int c = 0; c < whole; c += chunk) {
+                        runs.add(new int[] {g, r[i + c], chunk});
+                    }
+                    System.arraycopy(r, i + whole, left, kept, j - i - whole);
+                    kept += j - i - whole;
                 } else {
                     System.arraycopy(r, i, left, kept, j - i);
                     kept += j - i;

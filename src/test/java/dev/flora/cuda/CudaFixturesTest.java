@@ -60,14 +60,16 @@ class CudaFixturesTest {
         // The default paths (LoRA's cuBLAS runs by rank: none in these short prompts; the four-column fLoRA
         // kernels), then AUTO (fLoRA fused, LoRA gathered: no calibration here) twice more in the engine's
         // real steps: with cuBLAS runs from one row (every stretch of a prompt, and each decoding token
-        // outside the graphs, through loraByRun), and with neither (-Dflora.cuda.loraRuns=false
+        // outside the graphs, through loraByRun), the same runs in batched chunks of two rows (a run's odd
+        // last row to the kernels, -Dflora.cuda.loraRunChunk), and with neither (-Dflora.cuda.loraRuns=false
         // -Dflora.cuda.floraVectors=false: the kernels a column a thread).
-        record Case(String label, AdapterStrategy strategy, int loraRunMin, boolean floraVectors) {
+        record Case(String label, AdapterStrategy strategy, int loraRunMin, int loraRunChunk, boolean floraVectors) {
         }
-        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, 0, true), new Case("AUTO", AdapterStrategy.AUTO, 0, true),
-                new Case("MERGED", AdapterStrategy.MERGED, 0, true),
-                new Case("AUTO with LoRA runs from one row", AdapterStrategy.AUTO, 1, true),
-                new Case("AUTO without LoRA runs or fLoRA vectors", AdapterStrategy.AUTO, -1, false))) {
+        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, 0, 0, true), new Case("AUTO", AdapterStrategy.AUTO, 0, 0, true),
+                new Case("MERGED", AdapterStrategy.MERGED, 0, 0, true),
+                new Case("AUTO with LoRA runs from one row", AdapterStrategy.AUTO, 1, 0, true),
+                new Case("AUTO with LoRA runs from one row in batched chunks of 2", AdapterStrategy.AUTO, 1, 2, true),
+                new Case("AUTO without LoRA runs or fLoRA vectors", AdapterStrategy.AUTO, -1, 0, false))) {
             AdapterStrategy strategy = variant.strategy();
             String label = variant.label();
             List<Result> onCpu = run(dir, expected, new CpuBackend(), strategy);
@@ -75,8 +77,10 @@ class CudaFixturesTest {
             try {
                 cuda.useLoraRuns(variant.loraRunMin() >= 0, Math.max(0, variant.loraRunMin()));
                 cuda.useFloraVectors(variant.floraVectors());
+                cuda.useLoraRunChunk(variant.loraRunChunk());
                 onGpu = run(dir, expected, cuda, strategy);
             } finally {
+                cuda.useLoraRunChunk(0);
                 cuda.useLoraRuns(true, 0);
                 cuda.useFloraVectors(true);
             }

@@ -496,11 +496,12 @@ class CudaKernelsTest {
      * of 16-bit factors (x and the shrunk v each rounded once to the factor's type, 2^-9 at most for
      * bf16: within 2^-8 of the sums of magnitudes, 6e-3 allowed), a run of float32 factors and every row
      * left to the kernels (a stretch one row short of a run, a group with a bias, a group into another
-     * output) within the kernels' 2e-6, all in one call, with bf16 and f16 factors mixed.
+     * output) within the kernels' 2e-6, all in one call, with bf16 and f16 factors mixed; whole runs, and
+     * runs in chunks of 50 rows batched by class (-Dflora.cuda.loraRunChunk).
      */
     @ParameterizedTest
-    @CsvSource({"776, 200, 70", "97, 53, 1", "2500, 64, 33"})
-    void loraRunsMatchFloat64(int in, int out, int otherOut) {
+    @CsvSource({"776, 200, 70, 0", "97, 53, 1, 0", "2500, 64, 33, 0", "776, 200, 70, 50", "97, 53, 1, 50", "2500, 64, 33, 50"})
+    void loraRunsMatchFloat64(int in, int out, int otherOut, int chunk) {
         int t = 520;
         int[][] rows = {
                 java.util.stream.IntStream.range(0, 150).toArray(),                                         // a run
@@ -539,9 +540,15 @@ class CudaKernelsTest {
                 new float[][] {null}, new float[] {scale[3]});
         try {
             gpu.useLoraRuns(true, 64);
+            gpu.useLoraRunChunk(chunk);
             LoraRuns runs = gpu.loraRuns(rows, a, bias);
-            assertThat(runs.group()).containsExactly(0, 1, 4);
-            assertThat(runs.length()).containsExactly(150, 100, 100);
+            if (chunk == 0) {
+                assertThat(runs.group()).containsExactly(0, 1, 4);
+                assertThat(runs.length()).containsExactly(150, 100, 100);
+            } else { // the same rows in chunks of 50, batched by class (rank 16 bf16, rank 64 f16, rank 5 float32)
+                assertThat(runs.group()).containsExactly(0, 0, 0, 1, 1, 4, 4);
+                assertThat(runs.length()).containsOnly(50);
+            }
             Tensor o = gpu.fromHost(base, t, out);
             Tensor other = gpu.fromHost(otherBase, t, otherOut);
             gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, new Tensor[] {o, o, o, other, o});
@@ -559,6 +566,7 @@ class CudaKernelsTest {
             assertThat(gpu.loraRuns(rows, a, bias)).as("off: no runs").isNull();
         } finally {
             gpu.useLoraRuns(true, 0);
+            gpu.useLoraRunChunk(0);
         }
     }
 

@@ -57,12 +57,16 @@ class LoraRunsTest {
                 rows[g] = mine.stream().mapToInt(Integer::intValue).toArray();
                 minRun[g] = random.nextBoolean() ? 1 + random.nextInt(80) : Integer.MAX_VALUE; // eligible, or never
             }
-            LoraRuns runs = LoraRuns.of(rows, minRun);
+            int chunk = random.nextBoolean() ? 0 : 1 + random.nextInt(40);
+            LoraRuns runs = LoraRuns.of(rows, minRun, chunk);
             for (int g = 0; g < groups; g++) {
                 java.util.List<Integer> covered = new java.util.ArrayList<>();
                 for (int i = 0; i < runs.count(); i++) {
                     if (runs.group()[i] == g) {
-                        assertThat(runs.length()[i]).isGreaterThanOrEqualTo(minRun[g]);
+                        assertThat(runs.length()[i]).isGreaterThanOrEqualTo(chunk > 0 ? chunk : minRun[g]);
+                        if (chunk > 0) {
+                            assertThat(runs.length()[i]).isEqualTo(chunk);
+                        }
                         for (int k = 0; k < runs.length()[i]; k++) {
                             covered.add(runs.first()[i] + k);
                         }
@@ -78,8 +82,22 @@ class LoraRunsTest {
         }
     }
 
+    /** Runs cut into chunks of one length; a run's last rows short of a chunk, and runs shorter than one, stay with the kernels. */
+    @Test
+    void runsCutIntoChunksLeaveTheirShortEndsToTheKernels() {
+        int[][] rows = {concat(range(0, 300), range(400, 450)), range(500, 640)};
+        LoraRuns runs = LoraRuns.of(rows, new int[] {128, 128}, 128);
+        assertThat(runs.group()).containsExactly(0, 0, 1);
+        assertThat(runs.first()).containsExactly(0, 128, 500);
+        assertThat(runs.length()).containsExactly(128, 128, 128);
+        assertThat(runs.rest()[0]).as("300's last 44 rows; 50 rows, short of the minimum").containsExactly(concat(range(256, 300), range(400, 450)));
+        assertThat(runs.rest()[1]).containsExactly(range(628, 640));
+        assertThat(LoraRuns.of(rows, new int[] {64, 64}, 256).group()).as("one chunk of 256 in 300 rows").containsExactly(0);
+    }
+
     @Test
     void aRunNeedsARow() {
         assertThatThrownBy(() -> LoraRuns.of(new int[][] {{1}}, new int[] {0})).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> LoraRuns.of(new int[][] {{1}}, new int[] {1}, -1)).isInstanceOf(IllegalArgumentException.class);
     }
 }

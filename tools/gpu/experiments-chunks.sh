@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# On the GPU machine, in one call (about 300 s), after runtime/experiments.sh (whose GPU tests include
+# the chunked runs: CudaKernelsTest.loraRunsMatchFloat64 with chunks of 50, CudaFixturesTest's chunks of 2):
+# LoRA's cuBLAS runs whole (a run's two products each, the default) against runs cut into chunks of 128
+# rows and batched (-Dflora.cuda.loraRunChunk=128: two cublasGemmBatchedEx for all the chunks of a class).
+# 1. the layer: flora calibrate at 4096, gathered only, 2,048 and 8,192 tokens over 16 adapters (runs of
+#    128 and 512 rows), ranks 8 and 64 (runs by rank: 256 rows at 8, 128 at 64), whole then chunked
+#    (OUT/calibrate-{whole,chunked}.txt). Session 14, whole: 371 / 892 µs at rank 8, 429 / 960 at 64;
+# 2. the PEFT workload (llama2-7b, 64 x (256 + 64), LoRA r8 on q,k,v,o, gathered: 32 runs of 256 rows a
+#    prefill step), whole and chunked, two rounds interleaved (OUT/variants-llama2-7b-64.jsonl). Session 14:
+#    prefill 0.560 s, 3,315 output tok/s.
+#   runtime/experiments-chunks.sh OUT        (run from the repository root)
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/runtime.sh"
+out="$1"
+mkdir -p "$out"
+for which in whole chunked; do
+  flags=""; [ "$which" = chunked ] && flags="-Dflora.cuda.loraRunChunk=128"
+  JAVA_OPTS="$flags" flora calibrate --device cuda --dim 4096 --tokens 2048,8192 --ranks 8,64 --rounds 3 --strategies gathered \
+    --decode-sequences 0 --no-single-prompts --out "$out/calibration-$which.json" > "$out/calibrate-$which.txt" 2>&1
+  grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-$which.txt" | head -4 | sed "s/^/$which /"
+done
+RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
+  timeout 200 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.loraRunChunk=128"
