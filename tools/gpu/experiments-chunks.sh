@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# On the GPU machine, in one call (about 300 s), after runtime/experiments.sh (whose GPU tests include
-# the chunked runs: CudaKernelsTest.loraRunsMatchFloat64 with chunks of 50, CudaFixturesTest's chunks of 2):
+# On the GPU machine, in one call (about 400 s), first of session 15's two scripts:
+# 0. the GPU tests (OUT/tests.txt; new: the chunked runs, CudaKernelsTest.loraRunsMatchFloat64 with
+#    chunks of 50 and CudaFixturesTest's chunks of 2);
 # LoRA's cuBLAS runs whole (a run's two products each, the default) against runs cut into chunks of 128
 # rows and batched (-Dflora.cuda.loraRunChunk=128: two cublasGemmBatchedEx for all the chunks of a class).
 # 1. the layer: flora calibrate at 4096, gathered only, 2,048 and 8,192 tokens over 16 adapters (runs of
@@ -15,6 +16,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 out="$1"
 mkdir -p "$out"
+timeout 200 bash "$here/test.sh" > "$out/tests.txt" 2>&1
+grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
 for which in whole chunked; do
   flags=""; [ "$which" = chunked ] && flags="-Dflora.cuda.loraRunChunk=128"
   JAVA_OPTS="$flags" flora calibrate --device cuda --dim 4096 --tokens 2048,8192 --ranks 8,64 --rounds 3 --strategies gathered \
