@@ -83,7 +83,7 @@ public final class ThroughputBench {
      * waited for the GPU. 0 in files written before session 13. {@code bmmPromptShare} and
      * {@code bmmDecodeShare}: of an automatic LoRA series, the shares of its prompt and decode tokens
      * (layer by layer) the cost model gave LoRA-bmm, the rest gathered (CostModel.LoraTally); 0 for the
-     * other series and in files written before session 14.
+     * other series; NaN (not measured) when read from a file written before session 14.
      */
     public record Point(String series, String kind, String strategy, int rank, String targets, int requests, long promptTokens,
                         long outputTokens, double seconds, double tokensPerSecond, double outputTokensPerSecond, long steps,

@@ -448,12 +448,13 @@ final class BenchLoadCommands {
 
         /**
          * Per rank, the shares of lora-auto's prompt and decode tokens its cost model gave LoRA-bmm (the
-         * rest gathered), the mean over the point's runs; empty where no line has them (before session 14).
+         * rest gathered), the mean over the point's runs that have them (NaN: lines from before session 14);
+         * empty where none has.
          */
         static String autoWays(List<ThroughputBench.Point> points) {
             Map<Integer, double[]> byRank = new java.util.TreeMap<>(); // rank -> {prompt sum, decode sum, runs}
             for (ThroughputBench.Point p : points) {
-                if (p.series().equals("lora-auto") && p.forwardShare() > 0) {
+                if (p.series().equals("lora-auto") && !Double.isNaN(p.bmmPromptShare()) && !Double.isNaN(p.bmmDecodeShare())) {
                     double[] s = byRank.computeIfAbsent(p.rank(), k -> new double[3]);
                     s[0] += p.bmmPromptShare();
                     s[1] += p.bmmDecodeShare();

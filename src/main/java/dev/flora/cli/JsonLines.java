@@ -64,11 +64,13 @@ final class JsonLines {
     }
 
     /**
-     * Fields added to a command's points after files of them were kept (bench throughput's
-     * forwardShare, session 13; bmmPromptShare and bmmDecodeShare, session 14): 0 where an older line
-     * lacks them, which every other missing field refuses.
+     * Fields added to a command's points after files of them were kept, and what an older line that lacks
+     * one reads as (every other missing field is refused): bench throughput's forwardShare (session 13)
+     * 0, and its bmmPromptShare and bmmDecodeShare (session 14) NaN, not measured, as a 0 would say auto
+     * gave bmm none.
      */
-    private static final java.util.Set<String> ADDED_LATER = java.util.Set.of("forwardShare", "bmmPromptShare", "bmmDecodeShare");
+    private static final java.util.Map<String, Double> ADDED_LATER = java.util.Map.of("forwardShare", 0.0, "bmmPromptShare", Double.NaN,
+            "bmmDecodeShare", Double.NaN);
 
     /**
      * A file of lines a command printed with --json, back as its records (fields a line has beside
@@ -83,9 +85,9 @@ final class JsonLines {
             try {
                 JsonNode node = line.value(); // read() parsed it for this call alone: filling it in place is safe
                 if (node instanceof com.fasterxml.jackson.databind.node.ObjectNode object) {
-                    ADDED_LATER.forEach(field -> {
+                    ADDED_LATER.forEach((field, missing) -> {
                         if (!object.has(field)) {
-                            object.put(field, 0);
+                            object.put(field, missing);
                         }
                     });
                 }
