@@ -197,6 +197,25 @@ class CostModelTest {
                 .isEqualTo(new CostModel.LoraWays(AdapterStrategy.GATHERED, AdapterStrategy.GATHERED));
     }
 
+    /**
+     * The H200's 4096² calibrations of session 14, the same layer timed two ways: on the GPU alone, bmm's
+     * decode step of 64 one-token sequences at rank 64 cost 107.5 µs against gathered's 126.1, so auto
+     * took bmm, and lost end to end to gathered (0.957), the host issuing bmm's dozen operations a layer;
+     * timed as the GPU's or the host's issuing, whichever is longer, bmm costs 133.5 against 123.9 and
+     * auto takes gathered (0.968). At 256 sequences bmm stays the cheaper either way.
+     */
+    @Test
+    void anIssueBoundCalibrationGivesGatheredTheDecodeStepsBmmIssuesSlowly() {
+        CostModel gpuOnly = CostModel.loadIfPresent(Path.of("bench/results/cuda/calibration-cuda-h200-d4096-gpu-only-session14.json"));
+        CostModel issueBound = CostModel.loadIfPresent(Path.of("bench/results/cuda/calibration-cuda-h200-d4096-session14.json"));
+        assertThat(gpuOnly).isNotNull();
+        assertThat(issueBound).isNotNull();
+        assertThat(gpuOnly.choose(AdapterKind.LORA, 4096, 4096, 64, 64, 1, 64)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(issueBound.choose(AdapterKind.LORA, 4096, 4096, 64, 64, 1, 64)).isEqualTo(AdapterStrategy.GATHERED);
+        assertThat(issueBound.choose(AdapterKind.LORA, 4096, 4096, 256, 256, 1, 64)).isEqualTo(AdapterStrategy.BMM);
+        assertThat(issueBound.choose(AdapterKind.LORA, 4096, 4096, 64, 64, 1, 8)).isEqualTo(AdapterStrategy.GATHERED);
+    }
+
     /** Fewer sequences than the calibration's, a token each: the calibration's own step of that many tokens (one a sequence). */
     @Test
     void fewDecodingSequencesAreReadOffTheGrid() {
