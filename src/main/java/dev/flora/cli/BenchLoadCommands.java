@@ -92,6 +92,11 @@ final class BenchLoadCommands {
         @Option(names = "--json", description = "Print one JSON line per point instead of the table.")
         boolean json;
 
+        @Option(names = "--calibration", paramLabel = "FILE", description = "Calibration for the automatic series (default: the "
+                + "device's stored one in $FLORA_CACHE; without one, AUTO's defaults). A GPU's calibration on --device cpu shows which "
+                + "ways auto would take on that GPU for this workload (lora-auto's bmm shares), at the nearest measured layer shape.")
+        Path calibration;
+
         @Option(names = "--from", paramLabel = "JSONL", description = "Measure nothing: table and plot from the JSON lines of an earlier "
                 + "--json run (made on a machine that cannot draw, say).")
         Path from;
@@ -138,6 +143,12 @@ final class BenchLoadCommands {
                 return 0;
             }
             check();
+            if (calibration != null && !java.nio.file.Files.isRegularFile(calibration)) {
+                throw new FloraException("--calibration " + calibration + ": no such file");
+            }
+            if (calibration != null) {
+                dev.flora.adapter.Calibration.loadIfPresent(calibration); // a file that is not one is refused before the model loads
+            }
             if (requests < 1 || maxBatchedTokens() < 1 || maxSequences < 1 || kvCacheBytes < 1 || runs < 1
                     || java.util.Arrays.stream(ranks()).anyMatch(r -> r < 1)) {
                 throw new FloraException("--requests, --max-batched-tokens, --max-num-seqs, --kv-cache-memory, --runs and --ranks must be at least 1");
@@ -157,7 +168,7 @@ final class BenchLoadCommands {
                 CausalLM lm = Models.load(directory, backend, randomWeights);
                 Set<String> modules = targets != null ? targets : defaultTargets(lm);
                 var workload = new ThroughputBench.Workload(requests, in[0], in[1], out[0], out[1], maxBatchedTokens(), maxSequences,
-                        kvCacheBytes, modules, seed);
+                        kvCacheBytes, modules, seed, calibration);
                 List<Run> order = new ArrayList<>();
                 for (int round = 0; round < runs; round++) {
                     order.addAll(order(chosen));

@@ -160,6 +160,38 @@ class BenchLoadCliTest {
                 "lora-auto's tokens given to LoRA-bmm (prompt / decode, the rest gathered):  r64 25% / 10%" + System.lineSeparator());
     }
 
+    /**
+     * --calibration: the automatic series chooses by the given file, not the stored one. In this one bmm
+     * costs 1 µs and gathered 1,000 at every point, so auto gives bmm every LoRA token, prompt and decode;
+     * a missing file and a file that is not a calibration are refused by name.
+     */
+    @Test
+    void theAutomaticSeriesChoosesByTheCalibrationGiven() throws IOException {
+        List<dev.flora.adapter.Calibration.Measurement> ms = new ArrayList<>();
+        for (int t : new int[] {1, 16, 512}) {
+            for (int r : new int[] {1, 64}) {
+                ms.add(new dev.flora.adapter.Calibration.Measurement("gathered", 64, 64, t, r, 1000));
+                ms.add(new dev.flora.adapter.Calibration.Measurement("bmm", 64, 64, t, r, 1));
+            }
+        }
+        Path file = tmp.resolve("bmm-cheap.json");
+        new dev.flora.adapter.Calibration("test", "test", 64, 16, 0, 0, ms).save(file);
+        CliTest.Run run = flora(args("--series", "lora-auto", "--ranks", "2", "--json", "--calibration", file.toString()));
+        assertThat(run.code()).as(run.err()).isZero();
+        JsonNode point = JSON.readTree(run.out().lines().toList().getLast());
+        assertThat(point.get("bmmPromptShare").asDouble()).isEqualTo(1.0);
+        assertThat(point.get("bmmDecodeShare").asDouble()).isEqualTo(1.0);
+
+        CliTest.Run missing = flora(args("--series", "lora-auto", "--ranks", "2", "--calibration", tmp.resolve("none.json").toString()));
+        assertThat(missing.code()).isNotZero();
+        assertThat(missing.err()).contains("--calibration", "none.json: no such file").doesNotContain("Exception");
+        Path notOne = tmp.resolve("not-one.json");
+        Files.writeString(notOne, "{\"hello\": 1}");
+        CliTest.Run wrong = flora(args("--series", "lora-auto", "--ranks", "2", "--calibration", notOne.toString()));
+        assertThat(wrong.code()).isNotZero();
+        assertThat(wrong.err()).contains("not-one.json: not a Flora calibration").doesNotContain("Exception");
+    }
+
     @Test
     void tableHasARowPerRankAndAColumnPerSeries() {
         CliTest.Run run = flora(args("--series", "none,flora", "--ranks", "1,3", "--targets", "q_proj"));
