@@ -97,10 +97,9 @@ public final class CostModel {
         }
     }
 
-    // chooseLora's tally: [prompts, decodes] × [gathered, bmm, exact]
-    private final java.util.concurrent.atomic.LongAdder[][] tally = {
-            {new java.util.concurrent.atomic.LongAdder(), new java.util.concurrent.atomic.LongAdder(), new java.util.concurrent.atomic.LongAdder()},
-            {new java.util.concurrent.atomic.LongAdder(), new java.util.concurrent.atomic.LongAdder(), new java.util.concurrent.atomic.LongAdder()}};
+    // chooseLora's tally, LoraTally's order: gathered, bmm, exact prompt tokens, then the same of decode tokens
+    private final java.util.concurrent.atomic.LongAdder[] tally = java.util.stream.Stream.generate(java.util.concurrent.atomic.LongAdder::new)
+            .limit(6).toArray(java.util.concurrent.atomic.LongAdder[]::new);
 
     /**
      * One layer shape's measurements: log time per strategy on a tokens × ranks grid (NaN where not
@@ -179,14 +178,15 @@ public final class CostModel {
      */
     public LoraWays chooseLora(int in, int out, int promptTokens, int promptSequences, int promptLongest, int decodes, int rank) {
         LoraWays ways = waysFor(in, out, promptTokens, promptSequences, promptLongest, decodes, rank);
-        tally[0][wayIndex(ways.prompts())].add(promptTokens);
-        tally[1][wayIndex(ways.decodes())].add(decodes);
+        tally[wayIndex(ways.prompts())].add(promptTokens);
+        tally[3 + wayIndex(ways.decodes())].add(decodes);
         return ways;
     }
 
     /** What chooseLora has chosen so far, in tokens (layer by layer). */
     public LoraTally loraTally() {
-        return new LoraTally(tally[0][0].sum(), tally[0][1].sum(), tally[0][2].sum(), tally[1][0].sum(), tally[1][1].sum(), tally[1][2].sum());
+        long[] n = java.util.Arrays.stream(tally).mapToLong(java.util.concurrent.atomic.LongAdder::sum).toArray();
+        return new LoraTally(n[0], n[1], n[2], n[3], n[4], n[5]);
     }
 
     private static int wayIndex(AdapterStrategy way) {

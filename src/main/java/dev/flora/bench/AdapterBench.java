@@ -138,24 +138,25 @@ public final class AdapterBench {
      */
     private static Map<String, Double> measure(Backend backend, Setup setup, Slots lora, Slots flora, TokenBatch batch, Linear layer,
                                                Tensor x, Tensor out, boolean first) {
+        java.util.function.Function<Runnable, Interleaved.Case> timed = call -> timed(backend, setup.issueBound(), batch, call);
         Map<String, Interleaved.Case> loraCases = new LinkedHashMap<>();
-        loraCases.put("base", timed(backend, setup.issueBound(), batch, () -> backend.linear(x, layer.weight(), null, out)));
+        loraCases.put("base", timed.apply(() -> backend.linear(x, layer.weight(), null, out)));
         for (String s : LORA) {
             if (setup.strategies().contains(s)) {
-                loraCases.put(s, timed(backend, setup.issueBound(), batch, project(backend, lora, pinned(s), batch, layer, x, out)));
+                loraCases.put(s, timed.apply(project(backend, lora, pinned(s), batch, layer, x, out)));
             }
         }
         if (setup.auto()) {
-            loraCases.put(AUTO_LORA, timed(backend, setup.issueBound(), batch, project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out)));
+            loraCases.put(AUTO_LORA, timed.apply(project(backend, lora, AdapterStrategy.AUTO, batch, layer, x, out)));
         }
         Map<String, Interleaved.Case> floraCases = new LinkedHashMap<>();
         for (String s : FLORA) {
             if (setup.strategies().contains(s)) {
-                floraCases.put(s, timed(backend, setup.issueBound(), batch, project(backend, flora, pinned(s), batch, layer, x, out)));
+                floraCases.put(s, timed.apply(project(backend, flora, pinned(s), batch, layer, x, out)));
             }
         }
         if (setup.auto()) {
-            floraCases.put(AUTO_FLORA, timed(backend, setup.issueBound(), batch, project(backend, flora, AdapterStrategy.AUTO, batch, layer, x, out)));
+            floraCases.put(AUTO_FLORA, timed.apply(project(backend, flora, AdapterStrategy.AUTO, batch, layer, x, out)));
         }
         System.gc(); // this point's adapters out of the young generation before timing (its collections would copy them)
         if (first) {

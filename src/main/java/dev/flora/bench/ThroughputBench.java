@@ -61,9 +61,9 @@ public final class ThroughputBench {
 
     /**
      * The workload: {@code requests} prompts of minInput..maxInput tokens generating minOutput..maxOutput
-     * tokens each (EOS ignored), at most {@code maxBatchedTokens} a step.
+     * tokens each (EOS ignored), at most {@code maxBatchedTokens} a step; {@code calibration} is the
+     * automatic choice's, or null for the device's stored one ($FLORA_CACHE).
      */
-    /** @param calibration the automatic choice's calibration, or null for the device's stored one ($FLORA_CACHE) */
     public record Workload(int requests, int minInput, int maxInput, int minOutput, int maxOutput, int maxBatchedTokens, int maxSequences,
                            long kvCacheBytes, Set<String> targets, long seed, java.nio.file.Path calibration) {
     }

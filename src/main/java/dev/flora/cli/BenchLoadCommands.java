@@ -143,11 +143,9 @@ final class BenchLoadCommands {
                 return 0;
             }
             check();
-            if (calibration != null && !java.nio.file.Files.isRegularFile(calibration)) {
+            // Read once here: a missing file, or one that is not a calibration, is refused before the model loads.
+            if (calibration != null && dev.flora.adapter.Calibration.loadIfPresent(calibration) == null) {
                 throw new FloraException("--calibration " + calibration + ": no such file");
-            }
-            if (calibration != null) {
-                dev.flora.adapter.Calibration.loadIfPresent(calibration); // a file that is not one is refused before the model loads
             }
             if (requests < 1 || maxBatchedTokens() < 1 || maxSequences < 1 || kvCacheBytes < 1 || runs < 1
                     || java.util.Arrays.stream(ranks()).anyMatch(r -> r < 1)) {

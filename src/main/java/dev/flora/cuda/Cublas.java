@@ -78,8 +78,8 @@ final class Cublas {
      */
     void linearStrided(long x, int ldx, long w, long out, int ldo, int tokens, int in, int outs, int inputType, float alpha, boolean accumulate) {
         int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
-        try (Arena arena = alpha == 1f ? null : Arena.ofConfined()) { // the common alpha of 1 needs no scalar of its own
-            MemorySegment a = arena == null ? one : arena.allocateFrom(Native.FLOAT, alpha);
+        try (Arena arena = alpha == 1f ? null : Arena.ofConfined()) {
+            MemorySegment a = scalar(alpha, arena);
             check("cublasGemmEx", Native.call(gemmEx, handle, OP_T, OP_N, outs, tokens, in, a, MemorySegment.ofAddress(w), inputType, in,
                     MemorySegment.ofAddress(x), inputType, ldx, accumulate ? one : zero, MemorySegment.ofAddress(out), R_32F, ldo, compute, -1));
         }
@@ -101,11 +101,16 @@ final class Cublas {
                               float alpha, boolean accumulate) {
         int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
         try (Arena arena = alpha == 1f ? null : Arena.ofConfined()) {
-            MemorySegment a = arena == null ? one : arena.allocateFrom(Native.FLOAT, alpha);
+            MemorySegment a = scalar(alpha, arena);
             check("cublasGemmBatchedEx", Native.call(gemmBatchedEx, handle, OP_T, OP_N, outFeatures, tokens, in, a, MemorySegment.ofAddress(ws),
                     inputType, in, MemorySegment.ofAddress(xs), inputType, ldx, accumulate ? one : zero, MemorySegment.ofAddress(outs), R_32F, ldo,
                     count, compute, -1));
         }
+    }
+
+    /** alpha as cuBLAS reads it: the shared 1, or a scalar in {@code arena} (null exactly when alpha is 1). */
+    private MemorySegment scalar(float alpha, Arena arena) {
+        return arena == null ? one : arena.allocateFrom(Native.FLOAT, alpha);
     }
 
     private void check(String what, Object status) {

@@ -1206,18 +1206,12 @@ public final class CudaBackend implements Backend {
             return;
         }
         int in = x.cols();
-        int maxRank = 1;
         java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
         for (int g : runs.group()) {
-            maxRank = Math.max(maxRank, a[g].rows());
             aTypes.add(a[g].dtype());
         }
-        int elements = runs.tokens() * maxRank; // v of every run, each [its rows, its rank] from its offset
-        CudaTensor v = allocateTyped(DType.F32, 1, elements);
-        long[] offset = new long[runs.count()];
-        for (int i = 1; i < runs.count(); i++) {
-            offset[i] = offset[i - 1] + (long) runs.length()[i - 1] * a[runs.group()[i - 1]].rows();
-        }
+        long[] offset = shrunkOffsets(runs, a);
+        CudaTensor v = allocateTyped(DType.F32, 1, Math.toIntExact(offset[runs.count()]));
         Cublas cublas = cublas();
         for (DType type : aTypes) { // the shrinks, a type of A at a time (each rounding of x overwrites the last)
             CudaTensor input = null;
@@ -1255,6 +1249,15 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Where each run's shrunk rows v [its rows, its rank] start in one buffer for all runs, and (last) its size, in elements. */
+    private static long[] shrunkOffsets(LoraRuns runs, Tensor[] a) {
+        long[] offset = new long[runs.count() + 1];
+        for (int i = 0; i < runs.count(); i++) {
+            offset[i + 1] = offset[i] + (long) runs.length()[i] * a[runs.group()[i]].rows();
+        }
+        return offset;
+    }
+
     /** Runs of one batched pair of products: the same rows (a chunk), rank, factor types, scale and output width. */
     private record ChunkClass(int rows, int rank, DType aType, DType bType, float scale, int outCols) {
     }
@@ -1268,16 +1271,13 @@ public final class CudaBackend implements Backend {
     private void loraByChunk(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
         int in = x.cols();
         java.util.Map<ChunkClass, java.util.List<Integer>> classes = new java.util.LinkedHashMap<>();
-        long[] offset = new long[runs.count()]; // each run's v, [its rows, its rank] from here
-        long elements = 0;
         for (int i = 0; i < runs.count(); i++) {
             int g = runs.group()[i];
-            offset[i] = elements;
-            elements += (long) runs.length()[i] * a[g].rows();
             classes.computeIfAbsent(new ChunkClass(runs.length()[i], a[g].rows(), a[g].dtype(), b[g].dtype(), scale[g], outs[g].cols()),
                     k -> new java.util.ArrayList<>()).add(i);
         }
-        CudaTensor v = allocateTyped(DType.F32, 1, Math.toIntExact(elements));
+        long[] offset = shrunkOffsets(runs, a);
+        CudaTensor v = allocateTyped(DType.F32, 1, Math.toIntExact(offset[runs.count()]));
         Cublas cublas = cublas();
         java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
         classes.keySet().forEach(c -> aTypes.add(c.aType()));

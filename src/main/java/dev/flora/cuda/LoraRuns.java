@@ -65,19 +65,13 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
                 while (j < r.length && r[j] == r[j - 1] + 1) {
                     j++;
                 }
-                if (j - i >= minRun[g] && chunk == 0) {
-                    runs.add(new int[] {g, r[i], j - i});
-                } else if (j - i >= minRun[g] && j - i >= chunk) {
-                    int whole = (j - i) / chunk * chunk;
-                    for (int c = 0; c < whole; c += chunk) {
-                        runs.add(new int[] {g, r[i + c], chunk});
-                    }
-                    System.arraycopy(r, i + whole, left, kept, j - i - whole);
-                    kept += j - i - whole;
-                } else {
-                    System.arraycopy(r, i, left, kept, j - i);
-                    kept += j - i;
+                int size = chunk == 0 ? j - i : chunk; // a whole run is one chunk of its own length
+                int whole = j - i >= minRun[g] ? (j - i) / size * size : 0;
+                for (int c = 0; c < whole; c += size) {
+                    runs.add(new int[] {g, r[i + c], size});
                 }
+                System.arraycopy(r, i + whole, left, kept, j - i - whole); // the rows short of a run or a chunk
+                kept += j - i - whole;
                 i = j;
             }
             rest[g] = kept == r.length ? r : java.util.Arrays.copyOf(left, kept);
