@@ -35,8 +35,8 @@ PY
 mkdir -p runtime/app/test-lib
 for j in junit-platform-console-standalone assertj-core byte-buddy opentest4j; do cp target/test-lib/$j-*.jar runtime/app/test-lib/; done
 (cd target && tar cf - test-classes) | (cd runtime/app && tar xf -)
-tar cf - -C target jre | xz -T0 -6 > runtime/jre.tar.xz
-tar cf - -C runtime app | xz -T0 -6 > runtime/app.tar.xz
+tar cf - -C target jre | xz -T0 -9e > runtime/jre.tar.xz
+tar cf - -C runtime app | xz -T0 -9e > runtime/app.tar.xz
 rm -rf runtime/app
 cp tools/gpu/*.sh tools/gpu/*.py runtime/
 du -sh runtime runtime/* >&2

@@ -21,6 +21,7 @@ public final class Flags {
             "flora.cuda.fuseFlora",
             "flora.cuda.fuseRotation",
             "flora.cuda.loraRuns",
+            "flora.cuda.loraChunkRuns",
             "flora.cuda.loraRunChunk",
             "flora.cuda.loraRunMin",
             "flora.cuda.overlap",

@@ -67,6 +67,11 @@ public final class CudaBackend implements Backend {
         return rank >= 8 ? 256 : Integer.MAX_VALUE;
     }
 
+    /** The default chunk of LoRA's cuBLAS runs (-Dflora.cuda.loraRunChunk). */
+    static final int LORA_RUN_CHUNK = 128;
+    /** The default fewest runs in a call for chunks (-Dflora.cuda.loraChunkRuns). */
+    static final int LORA_CHUNK_RUNS = 8;
+
     /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
     private static final int FLORA_META = 5;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
@@ -121,12 +126,21 @@ public final class CudaBackend implements Backend {
     /** -Dflora.cuda.loraRunMin=N (positive): runs from N rows at every rank; unset (0): loraRunMin(rank). */
     private int loraRunMinFlag = positiveFlag("flora.cuda.loraRunMin", 0);
     /**
-     * -Dflora.cuda.loraRunChunk=C: runs cut into chunks of C rows (the rest of each run to the kernels),
-     * those of one rank, types, scale and output width in two batched products for all of them
-     * (loraByChunk), not two products a run, each with a fixed cost of its own (about 11 µs a run on the
-     * H200). Unset (0): whole runs. Not yet measured on the GPU.
+     * -Dflora.cuda.loraRunChunk=C (default 128): runs cut into chunks of C rows (the rest of each run to
+     * the kernels), those of one rank, types, scale and output width in two batched products for all of
+     * them (loraByChunk), not two products a run, each with a fixed cost of its own (about 11 µs a run on
+     * the H200). 0: whole runs. On the H200 (NOTES.md, session 15) chunks of 128 took the layer at 4096²,
+     * 16 adapters' runs, from 963 to 810 µs at 8,192 tokens and rank 64, 891 to 658 at rank 8, 535 to
+     * 297 at 2,048 tokens and rank 64, and Llama-2-7B's PEFT-workload prefill from 0.555 to 0.446 s.
      */
-    private int loraRunChunk = positiveFlag("flora.cuda.loraRunChunk", 0);
+    private int loraRunChunk = wholeNumberFlag("flora.cuda.loraRunChunk", LORA_RUN_CHUNK);
+    /**
+     * -Dflora.cuda.loraChunkRuns=N (default 8): the fewest runs a call has for them to go in chunks; with
+     * fewer, whole runs. A batched pair of products for a few chunks costs about 145 µs on the H200 at
+     * 4096² (one prompt of 512 tokens, 4 chunks: 178 µs against the kernels' 66–263 at ranks 4–64),
+     * where whole runs cost 11–35 µs a run (NOTES.md, session 15).
+     */
+    private int loraChunkRuns = positiveFlag("flora.cuda.loraChunkRuns", LORA_CHUNK_RUNS);
     /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
@@ -258,6 +272,22 @@ public final class CudaBackend implements Backend {
     }
 
     /** A JVM flag's true or false (fallback where unset), or a refusal a user can act on. */
+    /** A flag of 0 or more (0: the feature off). */
+    static int wholeNumberFlag(String name, int fallback) {
+        return wholeNumberFlag(name, System.getProperty(name), fallback);
+    }
+
+    static int wholeNumberFlag(String name, String value, int fallback) {
+        if (value != null && value.trim().equals("0")) {
+            return 0;
+        }
+        try {
+            return positiveFlag(name, value, fallback);
+        } catch (FloraException e) {
+            throw new FloraException("-D" + name + " takes 0 or a positive whole number, not '" + value + "'");
+        }
+    }
+
     static boolean booleanFlag(String name, boolean fallback) {
         return booleanFlag(name, System.getProperty(name), fallback);
     }
@@ -1189,7 +1219,7 @@ public final class CudaBackend implements Backend {
         for (int g = 0; g < rows.length; g++) {
             minRun[g] = bias[g] != null ? Integer.MAX_VALUE : loraRunMinFlag > 0 ? loraRunMinFlag : loraRunMin(a[g].rows());
         }
-        return LoraRuns.of(rows, minRun, loraRunChunk);
+        return LoraRuns.of(rows, minRun, loraRunChunk, loraChunkRuns);
     }
 
     /**
@@ -1354,9 +1384,18 @@ public final class CudaBackend implements Backend {
         loraRunMinFlag = minRun;
     }
 
-    /** Runs cut into chunks of {@code rows} rows and batched, as -Dflora.cuda.loraRunChunk does (0: whole runs; tests run both). */
+    /** Runs cut into chunks of {@code rows} rows and batched, as -Dflora.cuda.loraRunChunk does (0: whole runs; tests run both), from one run a call. */
     void useLoraRunChunk(int rows) {
         loraRunChunk = rows;
+        loraChunkRuns = 1;
+    }
+
+    /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call (tests restore this). */
+    void useDefaultLoraRuns() {
+        loraRuns = true;
+        loraRunMinFlag = 0;
+        loraRunChunk = LORA_RUN_CHUNK;
+        loraChunkRuns = LORA_CHUNK_RUNS;
     }
 
     /**

@@ -44,6 +44,24 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
      * together.
      */
     static LoraRuns of(int[][] rows, int[] minRun, int chunk) {
+        return of(rows, minRun, chunk, 1);
+    }
+
+    /**
+     * Whole runs where a call has fewer than {@code chunkFrom} of them, else {@link #of(int[][], int[], int)}'s
+     * chunks: a whole run's two products cost about 11–35 µs each on the H200 however short, a batched
+     * pair for all chunks about 145 µs however few (a long reduction, x A^T with K the model's width,
+     * over few chunks keeps few SMs busy); so chunks pay from several runs, whole runs below.
+     */
+    static LoraRuns of(int[][] rows, int[] minRun, int chunk, int chunkFrom) {
+        if (chunkFrom < 1) {
+            throw new IllegalArgumentException("chunks from " + chunkFrom + " runs");
+        }
+        LoraRuns whole = split(rows, minRun, 0);
+        return chunk == 0 || whole.count() < chunkFrom ? whole : split(rows, minRun, chunk);
+    }
+
+    private static LoraRuns split(int[][] rows, int[] minRun, int chunk) {
         if (chunk < 0) {
             throw new IllegalArgumentException("a chunk of " + chunk + " rows");
         }

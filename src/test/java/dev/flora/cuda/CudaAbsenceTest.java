@@ -56,6 +56,13 @@ class CudaAbsenceTest {
             assertThatThrownBy(() -> CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", bad, 32)).isInstanceOf(FloraException.class)
                     .hasMessage("-Dflora.cuda.attentionMinSplit takes a positive whole number, not '" + bad + "'");
         }
+        assertThat(CudaBackend.wholeNumberFlag("flora.cuda.loraRunChunk", null, 128)).isEqualTo(128);
+        assertThat(CudaBackend.wholeNumberFlag("flora.cuda.loraRunChunk", " 0 ", 128)).as("0: off").isZero();
+        assertThat(CudaBackend.wholeNumberFlag("flora.cuda.loraRunChunk", "64", 128)).isEqualTo(64);
+        for (String bad : new String[] {"-1", "abc", ""}) {
+            assertThatThrownBy(() -> CudaBackend.wholeNumberFlag("flora.cuda.loraRunChunk", bad, 128)).isInstanceOf(FloraException.class)
+                    .hasMessage("-Dflora.cuda.loraRunChunk takes 0 or a positive whole number, not '" + bad + "'");
+        }
         assertThat(CudaBackend.booleanFlag("flora.cuda.fuseRotation", null, true)).isTrue();
         assertThat(CudaBackend.booleanFlag("flora.cuda.fuseRotation", " False ", true)).isFalse();
         assertThat(CudaBackend.booleanFlag("flora.cuda.profile", "true", false)).isTrue();

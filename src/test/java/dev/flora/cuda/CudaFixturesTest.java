@@ -80,8 +80,7 @@ class CudaFixturesTest {
                 cuda.useLoraRunChunk(variant.loraRunChunk());
                 onGpu = run(dir, expected, cuda, strategy);
             } finally {
-                cuda.useLoraRunChunk(0);
-                cuda.useLoraRuns(true, 0);
+                cuda.useDefaultLoraRuns();
                 cuda.useFloraVectors(true);
             }
             double vsReference = 0;

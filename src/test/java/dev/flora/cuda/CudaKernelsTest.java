@@ -565,8 +565,7 @@ class CudaKernelsTest {
             gpu.useLoraRuns(false, 0);
             assertThat(gpu.loraRuns(rows, a, bias)).as("off: no runs").isNull();
         } finally {
-            gpu.useLoraRuns(true, 0);
-            gpu.useLoraRunChunk(0);
+            gpu.useDefaultLoraRuns();
         }
     }
 

@@ -96,6 +96,19 @@ class LoraRunsTest {
     }
 
     @Test
+    void fewRunsStayWholeAndManyGoInChunks() {
+        int[][] rows = {concat(range(0, 300), range(400, 450)), range(500, 640)};
+        LoraRuns chunks = LoraRuns.of(rows, new int[] {128, 128}, 128, 2);
+        assertThat(chunks.length()).as("two runs, chunks from two").containsExactly(128, 128, 128);
+        LoraRuns whole = LoraRuns.of(rows, new int[] {128, 128}, 128, 3);
+        assertThat(whole.length()).as("two runs, chunks from three: whole").containsExactly(300, 140);
+        assertThat(whole.rest()[0]).containsExactly(range(400, 450));
+        assertThat(whole.rest()[1]).isEmpty();
+        assertThat(LoraRuns.of(rows, new int[] {128, 128}, 0, 1).length()).as("chunk 0: whole").containsExactly(300, 140);
+        assertThatThrownBy(() -> LoraRuns.of(rows, new int[] {128, 128}, 128, 0)).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    @Test
     void aRunNeedsARow() {
         assertThatThrownBy(() -> LoraRuns.of(new int[][] {{1}}, new int[] {0})).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> LoraRuns.of(new int[][] {{1}}, new int[] {1}, -1)).isInstanceOf(IllegalArgumentException.class);
