@@ -22,6 +22,7 @@ public final class Flags {
             "flora.cuda.fuseRotation",
             "flora.cuda.loraRuns",
             "flora.cuda.loraChunkRuns",
+            "flora.cuda.loraChunkSplit",
             "flora.cuda.loraRunChunk",
             "flora.cuda.loraRunMin",
             "flora.cuda.overlap",

@@ -99,13 +99,32 @@ final class Cublas {
      */
     void batchedLinearStrided(long xs, int ldx, long ws, long outs, int ldo, int count, int tokens, int in, int outFeatures, int inputType,
                               float alpha, boolean accumulate) {
+        batchedLinearStrided(xs, ldx, ws, in, outs, ldo, count, tokens, in, outFeatures, inputType, alpha, accumulate);
+    }
+
+    /**
+     * {@link #batchedLinearStrided(long, int, long, long, int, int, int, int, int, int, float, boolean)}
+     * with W's rows of stride {@code ldw} too: a slice of {@code in} columns of wider x and W (split-K).
+     */
+    void batchedLinearStrided(long xs, int ldx, long ws, int ldw, long outs, int ldo, int count, int tokens, int in, int outFeatures,
+                              int inputType, float alpha, boolean accumulate) {
         int compute = inputType == R_32F ? COMPUTE_32F_PEDANTIC : COMPUTE_32F;
         try (Arena arena = alpha == 1f ? null : Arena.ofConfined()) {
             MemorySegment a = scalar(alpha, arena);
             check("cublasGemmBatchedEx", Native.call(gemmBatchedEx, handle, OP_T, OP_N, outFeatures, tokens, in, a, MemorySegment.ofAddress(ws),
-                    inputType, in, MemorySegment.ofAddress(xs), inputType, ldx, accumulate ? one : zero, MemorySegment.ofAddress(outs), R_32F, ldo,
+                    inputType, ldw, MemorySegment.ofAddress(xs), inputType, ldx, accumulate ? one : zero, MemorySegment.ofAddress(outs), R_32F, ldo,
                     count, compute, -1));
         }
+    }
+
+    /**
+     * out[n] = sum over p of parts[p, n], all float32, in pedantic float32: {@code count} partial sums of
+     * {@code n} values each, contiguous, added as one product, parts (n × count, column-major) · ones
+     * ({@code ones}: count float32 1s on the device).
+     */
+    void sumParts(long parts, int count, int n, long ones, long out) {
+        check("cublasGemmEx", Native.call(gemmEx, handle, OP_N, OP_N, n, 1, count, one, MemorySegment.ofAddress(parts), R_32F, n,
+                MemorySegment.ofAddress(ones), R_32F, count, zero, MemorySegment.ofAddress(out), R_32F, n, COMPUTE_32F_PEDANTIC, -1));
     }
 
     /** alpha as cuBLAS reads it: the shared 1, or a scalar in {@code arena} (null exactly when alpha is 1). */

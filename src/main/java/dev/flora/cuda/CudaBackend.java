@@ -67,6 +67,20 @@ public final class CudaBackend implements Backend {
         return rank >= 8 ? 256 : Integer.MAX_VALUE;
     }
 
+    /**
+     * How many slices of x's columns the chunks' shrink takes (split-K: split × the products in one
+     * batched call, their partial sums added after by Cublas.sumParts): the largest number up to
+     * {@code wanted} whose slices are whole multiples of 8 columns (16-byte aligned rows), else 1.
+     */
+    static int chunkSplit(int wanted, int in) {
+        for (int s = wanted; s > 1; s--) {
+            if (in % (8 * s) == 0) {
+                return s;
+            }
+        }
+        return 1;
+    }
+
     /** The default chunk of LoRA's cuBLAS runs (-Dflora.cuda.loraRunChunk). */
     static final int LORA_RUN_CHUNK = 128;
     /** The default fewest runs in a call for chunks (-Dflora.cuda.loraChunkRuns). */
@@ -141,6 +155,12 @@ public final class CudaBackend implements Backend {
      * where whole runs cost 11–35 µs a run (NOTES.md, session 15).
      */
     private int loraChunkRuns = positiveFlag("flora.cuda.loraChunkRuns", LORA_CHUNK_RUNS);
+    /**
+     * -Dflora.cuda.loraChunkSplit=S (default 1: off): the chunks' shrink, x A^T, reduces over the model's
+     * width in S slices (chunkSplit), S times the products in its batched call, so that a few chunks
+     * keep more SMs busy (their ~145 µs on the H200, session 15). Not yet measured on the GPU.
+     */
+    private int loraChunkSplit = positiveFlag("flora.cuda.loraChunkSplit", 1);
     /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
@@ -1307,7 +1327,11 @@ public final class CudaBackend implements Backend {
                     k -> new java.util.ArrayList<>()).add(i);
         }
         long[] offset = shrunkOffsets(runs, a);
-        CudaTensor v = allocateTyped(DType.F32, 1, Math.toIntExact(offset[runs.count()]));
+        int total = Math.toIntExact(offset[runs.count()]);
+        CudaTensor v = allocateTyped(DType.F32, 1, total);
+        int split = chunkSplit(loraChunkSplit, in);
+        int slice = in / split;
+        CudaTensor parts = split == 1 ? v : allocateTyped(DType.F32, split, total); // slice s's partial v at row s
         Cublas cublas = cublas();
         java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
         classes.keySet().forEach(c -> aTypes.add(c.aType()));
@@ -1319,21 +1343,34 @@ public final class CudaBackend implements Backend {
                     continue;
                 }
                 java.util.List<Integer> members = e.getValue();
-                long[] xs = new long[members.size()];
-                long[] ws = new long[members.size()];
-                long[] vs = new long[members.size()];
+                int count = members.size() * split;
+                long[] xs = new long[count];
+                long[] ws = new long[count];
+                long[] vs = new long[count];
                 for (int m = 0; m < members.size(); m++) {
                     int i = members.get(m);
-                    xs[m] = input.pointer + (long) runs.first()[i] * in * type.bytes();
-                    ws[m] = CudaTensor.of(a[runs.group()[i]]).pointer;
-                    vs[m] = v.pointer + offset[i] * Float.BYTES;
+                    for (int sl = 0; sl < split; sl++) { // chunk m's product over columns [sl·slice, (sl + 1)·slice)
+                        int entry = m * split + sl;
+                        xs[entry] = input.pointer + ((long) runs.first()[i] * in + (long) sl * slice) * type.bytes();
+                        ws[entry] = CudaTensor.of(a[runs.group()[i]]).pointer + (long) sl * slice * type.bytes();
+                        vs[entry] = parts.pointer + ((long) sl * total + offset[i]) * Float.BYTES;
+                    }
                 }
                 long[] p = packed(x, xs, ws, vs);
                 long start = profiling ? begin() : 0;
-                cublas.batchedLinearStrided(p[0], in, p[1], p[2], c.rank(), members.size(), c.rows(), in, c.rank(), cublasType(type), 1f, false);
+                cublas.batchedLinearStrided(p[0], in, p[1], in, p[2], c.rank(), count, c.rows(), slice, c.rank(), cublasType(type), 1f, false);
                 if (profiling) {
                     end("cublas lora chunks shrink", start);
                 }
+            }
+        }
+        if (split > 1) { // v = the slices' partial sums added, in float32, before any rounding to B's type
+            float[] ones = new float[split];
+            java.util.Arrays.fill(ones, 1f);
+            long start = profiling ? begin() : 0;
+            cublas.sumParts(parts.pointer, split, total, packed(x, ones)[0], v.pointer);
+            if (profiling) {
+                end("cublas lora chunks split sum", start);
             }
         }
         java.util.Map<DType, CudaTensor> vFor = new java.util.EnumMap<>(DType.class);
@@ -1390,12 +1427,18 @@ public final class CudaBackend implements Backend {
         loraChunkRuns = 1;
     }
 
+    /** The chunks' shrink in up to {@code slices} slices of the width, as -Dflora.cuda.loraChunkSplit does (tests). */
+    void useLoraChunkSplit(int slices) {
+        loraChunkSplit = slices;
+    }
+
     /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call (tests restore this). */
     void useDefaultLoraRuns() {
         loraRuns = true;
         loraRunMinFlag = 0;
         loraRunChunk = LORA_RUN_CHUNK;
         loraChunkRuns = LORA_CHUNK_RUNS;
+        loraChunkSplit = 1;
     }
 
     /**

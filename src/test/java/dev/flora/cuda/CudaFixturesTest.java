@@ -61,15 +61,17 @@ class CudaFixturesTest {
         // kernels), then AUTO (fLoRA fused, LoRA gathered: no calibration here) twice more in the engine's
         // real steps: with cuBLAS runs from one row (every stretch of a prompt, and each decoding token
         // outside the graphs, through loraByRun), the same runs in batched chunks of two rows (a run's odd
-        // last row to the kernels, -Dflora.cuda.loraRunChunk), and with neither (-Dflora.cuda.loraRuns=false
+        // last row to the kernels, -Dflora.cuda.loraRunChunk), those with the shrink in 4 slices of the width
+        // (-Dflora.cuda.loraChunkSplit; a width not in slices of whole 8 columns stays whole), and with neither (-Dflora.cuda.loraRuns=false
         // -Dflora.cuda.floraVectors=false: the kernels a column a thread).
-        record Case(String label, AdapterStrategy strategy, int loraRunMin, int loraRunChunk, boolean floraVectors) {
+        record Case(String label, AdapterStrategy strategy, int loraRunMin, int loraRunChunk, int loraChunkSplit, boolean floraVectors) {
         }
-        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, 0, 0, true), new Case("AUTO", AdapterStrategy.AUTO, 0, 0, true),
-                new Case("MERGED", AdapterStrategy.MERGED, 0, 0, true),
-                new Case("AUTO with LoRA runs from one row", AdapterStrategy.AUTO, 1, 0, true),
-                new Case("AUTO with LoRA runs from one row in batched chunks of 2", AdapterStrategy.AUTO, 1, 2, true),
-                new Case("AUTO without LoRA runs or fLoRA vectors", AdapterStrategy.AUTO, -1, 0, false))) {
+        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, 0, 0, 1, true), new Case("AUTO", AdapterStrategy.AUTO, 0, 0, 1, true),
+                new Case("MERGED", AdapterStrategy.MERGED, 0, 0, 1, true),
+                new Case("AUTO with LoRA runs from one row", AdapterStrategy.AUTO, 1, 0, 1, true),
+                new Case("AUTO with LoRA runs from one row in batched chunks of 2", AdapterStrategy.AUTO, 1, 2, 1, true),
+                new Case("AUTO with LoRA runs from one row in batched chunks of 2, the shrink in 4 slices", AdapterStrategy.AUTO, 1, 2, 4, true),
+                new Case("AUTO without LoRA runs or fLoRA vectors", AdapterStrategy.AUTO, -1, 0, 1, false))) {
             AdapterStrategy strategy = variant.strategy();
             String label = variant.label();
             List<Result> onCpu = run(dir, expected, new CpuBackend(), strategy);
@@ -78,6 +80,7 @@ class CudaFixturesTest {
                 cuda.useLoraRuns(variant.loraRunMin() >= 0, Math.max(0, variant.loraRunMin()));
                 cuda.useFloraVectors(variant.floraVectors());
                 cuda.useLoraRunChunk(variant.loraRunChunk());
+                cuda.useLoraChunkSplit(variant.loraChunkSplit());
                 onGpu = run(dir, expected, cuda, strategy);
             } finally {
                 cuda.useDefaultLoraRuns();

@@ -497,11 +497,14 @@ class CudaKernelsTest {
      * bf16: within 2^-8 of the sums of magnitudes, 6e-3 allowed), a run of float32 factors and every row
      * left to the kernels (a stretch one row short of a run, a group with a bias, a group into another
      * output) within the kernels' 2e-6, all in one call, with bf16 and f16 factors mixed; whole runs, and
-     * runs in chunks of 50 rows batched by class (-Dflora.cuda.loraRunChunk).
+     * runs in chunks of 50 rows batched by class (-Dflora.cuda.loraRunChunk), their shrink over the
+     * width whole or in slices (-Dflora.cuda.loraChunkSplit: 4 of 1024 columns, 3 of 768; 776 has no
+     * slices of whole 8 columns, so it stays whole).
      */
     @ParameterizedTest
-    @CsvSource({"776, 200, 70, 0", "97, 53, 1, 0", "2500, 64, 33, 0", "776, 200, 70, 50", "97, 53, 1, 50", "2500, 64, 33, 50"})
-    void loraRunsMatchFloat64(int in, int out, int otherOut, int chunk) {
+    @CsvSource({"776, 200, 70, 0, 1", "97, 53, 1, 0, 1", "2500, 64, 33, 0, 1", "776, 200, 70, 50, 1", "97, 53, 1, 50, 1", "2500, 64, 33, 50, 1",
+            "1024, 200, 70, 50, 4", "768, 64, 33, 50, 3", "776, 200, 70, 50, 8"})
+    void loraRunsMatchFloat64(int in, int out, int otherOut, int chunk, int split) {
         int t = 520;
         int[][] rows = {
                 java.util.stream.IntStream.range(0, 150).toArray(),                                         // a run
@@ -541,6 +544,7 @@ class CudaKernelsTest {
         try {
             gpu.useLoraRuns(true, 64);
             gpu.useLoraRunChunk(chunk);
+            gpu.useLoraChunkSplit(split);
             LoraRuns runs = gpu.loraRuns(rows, a, bias);
             if (chunk == 0) {
                 assertThat(runs.group()).containsExactly(0, 1, 4);
