@@ -17,8 +17,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 out="$1"
 mkdir -p "$out"
-timeout 200 bash "$here/test.sh" > "$out/tests.txt" 2>&1
-grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
+gpu_tests "$out"
 for which in whole chunked; do
   flags="-Dflora.cuda.loraRunChunk=0 -Dflora.cuda.loraChunkRuns=1"; [ "$which" = chunked ] && flags="-Dflora.cuda.loraRunChunk=128 -Dflora.cuda.loraChunkRuns=1"
   JAVA_OPTS="$flags" flora calibrate --device cuda --dim 4096 --tokens 2048,8192 --ranks 8,64 --rounds 3 --strategies gathered \

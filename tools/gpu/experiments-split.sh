@@ -18,8 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 out="$1"
 mkdir -p "$out"
-timeout 200 bash "$here/test.sh" > "$out/tests.txt" 2>&1
-grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
+gpu_tests "$out"
 every="-Dflora.cuda.loraRunMin=128 -Dflora.cuda.loraChunkRuns=1"
 for which in kernels whole chunks split4 split8; do
   case "$which" in

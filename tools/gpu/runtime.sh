@@ -14,3 +14,8 @@ shape_model() {
   [ -d "$dir" ] || flora bench model --shape "$1" --config-only --out "$dir" >&2
   echo "$dir"
 }
+# The GPU tests into OUT/tests.txt (at most 200 s), their failures and totals printed: gpu_tests OUT
+gpu_tests() {
+  timeout 200 bash "$here/test.sh" > "$1/tests.txt" 2>&1
+  grep -E "✘|tests (successful|failed)" "$1/tests.txt" | head -40
+}
