@@ -291,8 +291,7 @@ public final class CudaBackend implements Backend {
         throw new FloraException("-D" + name + " takes a positive whole number, not '" + value + "'");
     }
 
-    /** A JVM flag's true or false (fallback where unset), or a refusal a user can act on. */
-    /** A flag of 0 or more (0: the feature off). */
+    /** A JVM flag of 0 or more (0: the feature off; fallback where unset), or a refusal a user can act on. */
     static int wholeNumberFlag(String name, int fallback) {
         return wholeNumberFlag(name, System.getProperty(name), fallback);
     }
@@ -308,6 +307,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** A JVM flag's true or false (fallback where unset), or a refusal a user can act on. */
     static boolean booleanFlag(String name, boolean fallback) {
         return booleanFlag(name, System.getProperty(name), fallback);
     }

@@ -49,7 +49,7 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
 
     /**
      * Whole runs where a call has fewer than {@code chunkFrom} of them, else {@link #of(int[][], int[], int)}'s
-     * chunks: a whole run's two products cost about 11–35 µs each on the H200 however short, a batched
+     * chunks: a whole run's two products cost about 11–35 µs on the H200 however short, a batched
      * pair for all chunks about 145 µs however few (a long reduction, x A^T with K the model's width,
      * over few chunks keeps few SMs busy); so chunks pay from several runs, whole runs below.
      */
