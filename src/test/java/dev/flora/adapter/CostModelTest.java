@@ -216,6 +216,39 @@ class CostModelTest {
         assertThat(issueBound.choose(AdapterKind.LORA, 4096, 4096, 64, 64, 1, 8)).isEqualTo(AdapterStrategy.GATHERED);
     }
 
+    /**
+     * Session 15's H200 calibration at 4096² with its one-prompt grid (committed with the figures): a
+     * step's lone prompt of 204 tokens (session 14's example, priced at 28 µs for bmm as 1/16 of 16
+     * prompts) goes to gathered at ranks 16 and 64 by the grid, and to bmm by the same file without it;
+     * with the grid Llama-2-7B's auto gave bmm 0% and 2% of its prompt tokens and reached 1.003 and 0.987
+     * of gathered, without it 35% and 28%, 0.914 and 0.960.
+     */
+    @Test
+    void theH200sOnePromptGridGivesALonePromptToGathered(@TempDir Path dir) throws IOException {
+        Path file = Path.of("bench/results/cuda/calibration-cuda-h200-d4096-session15.json");
+        CostModel with = CostModel.loadIfPresent(file);
+        assertThat(with).isNotNull();
+        assertThat(with.hasGrid("gathered" + CostModel.SINGLE_SUFFIX)).isTrue();
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode tree = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(file.toFile());
+        com.fasterxml.jackson.databind.node.ArrayNode kept = json.createArrayNode();
+        tree.withArray("measurements").forEach(m -> {
+            if (!m.get("strategy").asText().endsWith(CostModel.SINGLE_SUFFIX)) {
+                kept.add(m);
+            }
+        });
+        tree.set("measurements", kept);
+        Path stripped = dir.resolve("calibration-without-grid.json");
+        json.writeValue(stripped.toFile(), tree);
+        CostModel without = CostModel.loadIfPresent(stripped);
+        assertThat(without).isNotNull();
+        assertThat(without.hasGrid("gathered" + CostModel.SINGLE_SUFFIX)).isFalse();
+        for (int rank : new int[] {16, 64}) {
+            assertThat(with.choose(AdapterKind.LORA, 4096, 4096, 204, 1, 204, rank)).as("rank %d, the grid", rank).isEqualTo(AdapterStrategy.GATHERED);
+            assertThat(without.choose(AdapterKind.LORA, 4096, 4096, 204, 1, 204, rank)).as("rank %d, no grid", rank).isEqualTo(AdapterStrategy.BMM);
+        }
+    }
+
     /** Fewer sequences than the calibration's, a token each: the calibration's own step of that many tokens (one a sequence). */
     @Test
     void fewDecodingSequencesAreReadOffTheGrid() {
