@@ -1251,7 +1251,7 @@ public final class CudaBackend implements Backend {
      * shrinks before it).
      */
     private void loraByRun(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
-        if (loraRunChunk > 0) {
+        if (runs.chunked()) {
             loraByChunk(x, runs, a, b, scale, outs);
             return;
         }

@@ -10,12 +10,13 @@ import java.util.List;
  * other row stays with its group for the kernels. A prompt's LoRA is then two small GEMMs at cuBLAS's
  * speed, with no gather, padding or scatter pass over the rows.
  *
- * @param group  each run's group
- * @param first  each run's first row (of x and of its group's output)
- * @param length each run's rows
- * @param rest   per group, its rows in no run, in their order
+ * @param group   each run's group
+ * @param first   each run's first row (of x and of its group's output)
+ * @param length  each run's rows
+ * @param rest    per group, its rows in no run, in their order
+ * @param chunked whether the runs are chunks of one length (batched products), not whole runs (a run's own products)
  */
-record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
+record LoraRuns(int[] group, int[] first, int[] length, int[][] rest, boolean chunked) {
     int count() {
         return group.length;
     }
@@ -102,6 +103,6 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest) {
             first[i] = runs.get(i)[1];
             length[i] = runs.get(i)[2];
         }
-        return new LoraRuns(group, first, length, rest);
+        return new LoraRuns(group, first, length, rest, chunk > 0);
     }
 }

@@ -546,6 +546,7 @@ class CudaKernelsTest {
             gpu.useLoraRunChunk(chunk);
             gpu.useLoraChunkSplit(split);
             LoraRuns runs = gpu.loraRuns(rows, a, bias);
+            assertThat(runs.chunked()).isEqualTo(chunk > 0);
             if (chunk == 0) {
                 assertThat(runs.group()).containsExactly(0, 1, 4);
                 assertThat(runs.length()).containsExactly(150, 100, 100);

@@ -100,8 +100,10 @@ class LoraRunsTest {
         int[][] rows = {concat(range(0, 300), range(400, 450)), range(500, 640)};
         LoraRuns chunks = LoraRuns.of(rows, new int[] {128, 128}, 128, 2);
         assertThat(chunks.length()).as("two runs, chunks from two").containsExactly(128, 128, 128);
+        assertThat(chunks.chunked()).isTrue();
         LoraRuns whole = LoraRuns.of(rows, new int[] {128, 128}, 128, 3);
         assertThat(whole.length()).as("two runs, chunks from three: whole").containsExactly(300, 140);
+        assertThat(whole.chunked()).as("whole runs take a run's own products, not the batched ones").isFalse();
         assertThat(whole.rest()[0]).containsExactly(range(400, 450));
         assertThat(whole.rest()[1]).isEmpty();
         assertThat(LoraRuns.of(rows, new int[] {128, 128}, 0, 1).length()).as("chunk 0: whole").containsExactly(300, 140);
