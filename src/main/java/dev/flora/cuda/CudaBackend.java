@@ -51,41 +51,6 @@ public final class CudaBackend implements Backend {
     private static final int LORA_TILED_MIN_TOKENS = 128;
     private static final int LORA_TILED_MIN_GROUP = 8;
     private static final int LORA_TILED_MIN_RANK = 16;
-    /**
-     * The fewest consecutive rows of one adapter that go to cuBLAS (loraByRun), by rank. A run's two
-     * products cost about 11 µs however small (the shrink's output, rows × rank, fills few of the SMs),
-     * against the kernels' cost that grows with rows × rank. On the H200 at 4096² (NOTES.md, session 14;
-     * 16 runs a step): runs won at rank 64 from 128 rows (429 against 505 µs) and at rank 8 from 512
-     * rows (892 against 1,046), lost at rank 8 at 128 rows (371 against 287) and at rank 1 at every
-     * length measured (694 against 633 at 512 rows). -Dflora.cuda.loraRunMin=N sets one minimum for
-     * every rank.
-     */
-    static int loraRunMin(int rank) {
-        if (rank >= 32) {
-            return 128;
-        }
-        return rank >= 8 ? 256 : Integer.MAX_VALUE;
-    }
-
-    /**
-     * How many slices of x's columns the chunks' shrink takes (split-K: split × the products in one
-     * batched call, their partial sums added after by Cublas.sumParts): the largest number up to
-     * {@code wanted} whose slices are whole multiples of 8 columns (16-byte aligned rows), else 1.
-     */
-    static int chunkSplit(int wanted, int in) {
-        for (int s = wanted; s > 1; s--) {
-            if (in % (8 * s) == 0) {
-                return s;
-            }
-        }
-        return 1;
-    }
-
-    /** The default chunk of LoRA's cuBLAS runs (-Dflora.cuda.loraRunChunk). */
-    static final int LORA_RUN_CHUNK = 128;
-    /** The default fewest runs in a call for chunks (-Dflora.cuda.loraChunkRuns). */
-    static final int LORA_CHUNK_RUNS = 8;
-
     /** kernels.cu's FLORA_META: flora_gemv's ints per stacked row. */
     private static final int FLORA_META = 5;
     /** kernels.cu's FLORA_COLUMNS: columns per block of flora_modulate and flora_demodulate. */
@@ -108,7 +73,7 @@ public final class CudaBackend implements Backend {
     private final boolean overlapAttention = booleanFlag("flora.cuda.overlapAttention", true);
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
-    private final boolean profiling = booleanFlag("flora.cuda.profile", false);
+    final boolean profiling = booleanFlag("flora.cuda.profile", false);
     /**
      * A one-token decode step's q/k/v GEMV also rotates q and k and writes the cache
      * (gemv_qkv_rope_norm1), in place of rotary_write_kv's launch: +3% batch-1 decode on the H200
@@ -132,35 +97,8 @@ public final class CudaBackend implements Backend {
      * lora_expand_tiled; tiledLora()). -Dflora.cuda.tiledLora=false: the per-token kernels always.
      */
     private boolean tiledLora = booleanFlag("flora.cuda.tiledLora", true);
-    /**
-     * Gathered LoRA's prompt runs (loraRunMin(rank) or more consecutive rows of one adapter) through two
-     * cuBLAS products each (loraByRun). -Dflora.cuda.loraRuns=false: the kernels for every row.
-     */
-    private boolean loraRuns = booleanFlag("flora.cuda.loraRuns", true);
-    /** -Dflora.cuda.loraRunMin=N (positive): runs from N rows at every rank; unset (0): loraRunMin(rank). */
-    private int loraRunMinFlag = positiveFlag("flora.cuda.loraRunMin", 0);
-    /**
-     * -Dflora.cuda.loraRunChunk=C (default 128): runs cut into chunks of C rows (the rest of each run to
-     * the kernels), those of one rank, types, scale and output width in two batched products for all of
-     * them (loraByChunk), not two products a run, each with a fixed cost of its own (about 11 µs a run on
-     * the H200). 0: whole runs. On the H200 (NOTES.md, session 15) chunks of 128 took the layer at 4096²,
-     * 16 adapters' runs, from 963 to 810 µs at 8,192 tokens and rank 64, 891 to 658 at rank 8, 535 to
-     * 297 at 2,048 tokens and rank 64, and Llama-2-7B's PEFT-workload prefill from 0.555 to 0.446 s.
-     */
-    private int loraRunChunk = wholeNumberFlag("flora.cuda.loraRunChunk", LORA_RUN_CHUNK);
-    /**
-     * -Dflora.cuda.loraChunkRuns=N (default 8): the fewest runs a call has for them to go in chunks; with
-     * fewer, whole runs. A batched pair of products for a few chunks costs about 145 µs on the H200 at
-     * 4096² (one prompt of 512 tokens, 4 chunks: 178 µs against the kernels' 66–263 at ranks 4–64),
-     * where whole runs cost 11–35 µs a run (NOTES.md, session 15).
-     */
-    private int loraChunkRuns = positiveFlag("flora.cuda.loraChunkRuns", LORA_CHUNK_RUNS);
-    /**
-     * -Dflora.cuda.loraChunkSplit=S (default 1: off): the chunks' shrink, x A^T, reduces over the model's
-     * width in S slices (chunkSplit), S times the products in its batched call, so that a few chunks
-     * keep more SMs busy (their ~145 µs on the H200, session 15). Not yet measured on the GPU.
-     */
-    private int loraChunkSplit = positiveFlag("flora.cuda.loraChunkSplit", 1);
+    /** Gathered LoRA's prompt runs through cuBLAS, and their flags. */
+    private final CudaLoraRuns loraRuns = new CudaLoraRuns(this);
     /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
@@ -375,7 +313,7 @@ public final class CudaBackend implements Backend {
 
     // ---- memory ----
 
-    private CudaTensor allocateTyped(DType type, int rows, int cols) {
+    CudaTensor allocateTyped(DType type, int rows, int cols) {
         Object lifetime = new Object();
         long bytes = Math.max(1, (long) rows * cols * type.bytes());
         long pointer = memory.allocate(bytes, lifetime);
@@ -425,7 +363,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Small arrays (int[], long[], float[]) for one launch, uploaded in one copy: device pointers in the order given. */
-    private long[] packed(Object owner, Object... arrays) {
+    long[] packed(Object owner, Object... arrays) {
         long[] offsets = new long[arrays.length];
         long size = 0;
         for (int i = 0; i < arrays.length; i++) {
@@ -657,7 +595,7 @@ public final class CudaBackend implements Backend {
         return weights == DType.BF16 || weights == DType.F16 ? weights : DType.F32;
     }
 
-    private Cublas cublas() {
+    Cublas cublas() {
         if (cublas == null) {
             cublas = new Cublas(stream, memory.permanent(Cublas.WORKSPACE_BYTES, cublasWorkspace));
         }
@@ -746,7 +684,7 @@ public final class CudaBackend implements Backend {
         return issue == Issue.LOG;
     }
 
-    private long begin() {
+    long begin() {
         if (fixedStep != null) {
             return 0; // recording: nothing may wait
         }
@@ -754,7 +692,7 @@ public final class CudaBackend implements Backend {
         return System.nanoTime();
     }
 
-    private void end(String what, long start) {
+    void end(String what, long start) {
         if (fixedStep != null) {
             return;
         }
@@ -932,17 +870,17 @@ public final class CudaBackend implements Backend {
     }
 
     /** What cuBLAS reads for in · w^T: in itself for float32 weights, else in rounded to the weight's type. */
-    private CudaTensor inputFor(CudaTensor in, CudaTensor w) {
+    CudaTensor inputFor(CudaTensor in, CudaTensor w) {
         return w.dtype() == DType.F32 ? in : rounded(in, w.dtype());
     }
 
     /** x rounded to a 16-bit weight's type, as transformers feeds a bf16 product: the input cuBLAS reads. */
-    private CudaTensor rounded(CudaTensor in, DType type) {
+    CudaTensor rounded(CudaTensor in, DType type) {
         return roundInto(in, roundingBuffer(type, in.rows(), in.cols()));
     }
 
     /** out (a 16-bit tensor of in's size) = in rounded to out's type; out. */
-    private CudaTensor roundInto(CudaTensor in, CudaTensor out) {
+    CudaTensor roundInto(CudaTensor in, CudaTensor out) {
         boolean vec = aligned(in.pointer, out.pointer);
         launchVector("to_half", in.numel(), 8, vec, in.pointer, out.pointer, in.numel(), vec ? 1 : 0, out.dtype() == DType.BF16 ? 1 : 0);
         return out;
@@ -1207,9 +1145,9 @@ public final class CudaBackend implements Backend {
     @Override
     public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         bind();
-        LoraRuns runs = loraRuns(rows, a, bias);
+        LoraRuns runs = loraRuns.of(rows, a, bias);
         if (runs != null && runs.count() > 0) {
-            loraByRun(CudaTensor.of(x), runs, a, b, scale, outs);
+            loraRuns.apply(CudaTensor.of(x), runs, a, b, scale, outs);
             rows = runs.rest();
         }
         boolean[] tiled = tiledGroups(rows, a);
@@ -1226,179 +1164,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /**
-     * The runs of a gathered LoRA call that go to cuBLAS (those of the groups without a bias: the
-     * products add none), or null where runs are off or a graph is recorded or replayed (a recorded
-     * step's replays need not share its runs).
-     */
-    LoraRuns loraRuns(int[][] rows, Tensor[] a, Tensor[] bias) {
-        if (!loraRuns || issue != Issue.RUN) {
-            return null;
-        }
-        int[] minRun = new int[rows.length];
-        for (int g = 0; g < rows.length; g++) {
-            minRun[g] = bias[g] != null ? Integer.MAX_VALUE : loraRunMinFlag > 0 ? loraRunMinFlag : loraRunMin(a[g].rows());
-        }
-        return LoraRuns.of(rows, minRun, loraRunChunk, loraChunkRuns);
-    }
-
-    /**
-     * Gathered LoRA's runs through cuBLAS: per run v = x[run] A_g^T, then out_g[run] += scale_g · v B_g^T
-     * (cuBLAS's beta = 1), reading x and writing out in place, with no gather, padding or scatter. With
-     * 16-bit factors x and v are rounded to the factor's type first, as the base product rounds x and as
-     * PEFT's LoRA runs in a 16-bit model; float32 factors take float32 x and v in pedantic float32. x goes
-     * through the shared rounding buffer, a type at a time (the stream runs each rounding after the
-     * shrinks before it).
-     */
-    private void loraByRun(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
-        if (runs.chunked()) {
-            loraByChunk(x, runs, a, b, scale, outs);
-            return;
-        }
-        int in = x.cols();
-        java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
-        for (int g : runs.group()) {
-            aTypes.add(a[g].dtype());
-        }
-        long[] offset = shrunkOffsets(runs, a);
-        CudaTensor v = allocateTyped(DType.F32, 1, Math.toIntExact(offset[runs.count()]));
-        Cublas cublas = cublas();
-        for (DType type : aTypes) { // the shrinks, a type of A at a time (each rounding of x overwrites the last)
-            CudaTensor input = null;
-            for (int i = 0; i < runs.count(); i++) {
-                int g = runs.group()[i];
-                CudaTensor ag = CudaTensor.of(a[g]);
-                if (ag.dtype() != type) {
-                    continue;
-                }
-                if (input == null) {
-                    input = inputFor(x, ag);
-                }
-                int rank = ag.rows();
-                long start = profiling ? begin() : 0;
-                cublas.linearStrided(input.pointer + (long) runs.first()[i] * in * type.bytes(), in, ag.pointer,
-                        v.pointer + offset[i] * Float.BYTES, rank, runs.length()[i], in, rank, cublasType(type), 1f, false);
-                if (profiling) {
-                    end("cublas lora run shrink", start);
-                }
-            }
-        }
-        java.util.Map<DType, CudaTensor> vFor = new java.util.EnumMap<>(DType.class);
-        for (int i = 0; i < runs.count(); i++) { // the expands, v rounded to B's type once for all runs
-            int g = runs.group()[i];
-            CudaTensor bg = CudaTensor.of(b[g]);
-            CudaTensor vb = vFor.computeIfAbsent(bg.dtype(), t -> t == DType.F32 ? v : roundInto(v, allocateTyped(t, v.rows(), v.cols())));
-            int rank = a[g].rows();
-            CudaTensor o = CudaTensor.of(outs[g]);
-            long start = profiling ? begin() : 0;
-            cublas.linearStrided(vb.pointer + offset[i] * bg.dtype().bytes(), rank, bg.pointer, o.pointer + (long) runs.first()[i] * o.cols() * Float.BYTES,
-                    o.cols(), runs.length()[i], rank, o.cols(), cublasType(bg.dtype()), scale[g], true);
-            if (profiling) {
-                end("cublas lora run expand", start);
-            }
-        }
-    }
-
-    /** Where each run's shrunk rows v [its rows, its rank] start in one buffer for all runs, and (last) its size, in elements. */
-    private static long[] shrunkOffsets(LoraRuns runs, Tensor[] a) {
-        long[] offset = new long[runs.count() + 1];
-        for (int i = 0; i < runs.count(); i++) {
-            offset[i + 1] = offset[i] + (long) runs.length()[i] * a[runs.group()[i]].rows();
-        }
-        return offset;
-    }
-
-    /** Runs of one batched pair of products: the same rows (a chunk), rank, factor types, scale and output width. */
-    private record ChunkClass(int rows, int rank, DType aType, DType bType, float scale, int outCols) {
-    }
-
-    /**
-     * loraByRun for runs of one length (chunks, -Dflora.cuda.loraRunChunk): the runs of each ChunkClass
-     * in one cublasGemmBatchedEx for their shrinks (v_i = x[run i] A_i^T) and one for their expands
-     * (out_i[run i] += scale · v_i B_i^T), pointer arrays uploaded as LoRA-bmm's are; x and v rounded as
-     * loraByRun rounds them, a type of A at a time through the shared buffer.
-     */
-    private void loraByChunk(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
-        int in = x.cols();
-        java.util.Map<ChunkClass, java.util.List<Integer>> classes = new java.util.LinkedHashMap<>();
-        for (int i = 0; i < runs.count(); i++) {
-            int g = runs.group()[i];
-            classes.computeIfAbsent(new ChunkClass(runs.length()[i], a[g].rows(), a[g].dtype(), b[g].dtype(), scale[g], outs[g].cols()),
-                    k -> new java.util.ArrayList<>()).add(i);
-        }
-        long[] offset = shrunkOffsets(runs, a);
-        int total = Math.toIntExact(offset[runs.count()]);
-        CudaTensor v = allocateTyped(DType.F32, 1, total);
-        int split = chunkSplit(loraChunkSplit, in);
-        int slice = in / split;
-        CudaTensor parts = split == 1 ? v : allocateTyped(DType.F32, split, total); // slice s's partial v at row s
-        Cublas cublas = cublas();
-        java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
-        classes.keySet().forEach(c -> aTypes.add(c.aType()));
-        for (DType type : aTypes) { // the shrinks, a type of A at a time (each rounding of x overwrites the last)
-            CudaTensor input = type == DType.F32 ? x : rounded(x, type);
-            for (var e : classes.entrySet()) {
-                ChunkClass c = e.getKey();
-                if (c.aType() != type) {
-                    continue;
-                }
-                java.util.List<Integer> members = e.getValue();
-                int count = members.size() * split;
-                long[] xs = new long[count];
-                long[] ws = new long[count];
-                long[] vs = new long[count];
-                for (int m = 0; m < members.size(); m++) {
-                    int i = members.get(m);
-                    for (int sl = 0; sl < split; sl++) { // chunk m's product over columns [sl·slice, (sl + 1)·slice)
-                        int entry = m * split + sl;
-                        xs[entry] = input.pointer + ((long) runs.first()[i] * in + (long) sl * slice) * type.bytes();
-                        ws[entry] = CudaTensor.of(a[runs.group()[i]]).pointer + (long) sl * slice * type.bytes();
-                        vs[entry] = parts.pointer + ((long) sl * total + offset[i]) * Float.BYTES;
-                    }
-                }
-                long[] p = packed(x, xs, ws, vs);
-                long start = profiling ? begin() : 0;
-                cublas.batchedLinearStrided(p[0], in, p[1], in, p[2], c.rank(), count, c.rows(), slice, c.rank(), cublasType(type), 1f, false);
-                if (profiling) {
-                    end("cublas lora chunks shrink", start);
-                }
-            }
-        }
-        if (split > 1) { // v = the slices' partial sums added, in float32, before any rounding to B's type
-            float[] ones = new float[split];
-            java.util.Arrays.fill(ones, 1f);
-            long start = profiling ? begin() : 0;
-            cublas.sumParts(parts.pointer, split, total, packed(x, ones)[0], v.pointer);
-            if (profiling) {
-                end("cublas lora chunks split sum", start);
-            }
-        }
-        java.util.Map<DType, CudaTensor> vFor = new java.util.EnumMap<>(DType.class);
-        for (var e : classes.entrySet()) { // the expands, v rounded to B's type once for all runs
-            ChunkClass c = e.getKey();
-            CudaTensor vb = vFor.computeIfAbsent(c.bType(), t -> t == DType.F32 ? v : roundInto(v, allocateTyped(t, v.rows(), v.cols())));
-            java.util.List<Integer> members = e.getValue();
-            long[] vs = new long[members.size()];
-            long[] ws = new long[members.size()];
-            long[] os = new long[members.size()];
-            for (int m = 0; m < members.size(); m++) {
-                int i = members.get(m);
-                int g = runs.group()[i];
-                vs[m] = vb.pointer + offset[i] * c.bType().bytes();
-                ws[m] = CudaTensor.of(b[g]).pointer;
-                os[m] = CudaTensor.of(outs[g]).pointer + (long) runs.first()[i] * c.outCols() * Float.BYTES;
-            }
-            long[] p = packed(x, vs, ws, os);
-            long start = profiling ? begin() : 0;
-            cublas.batchedLinearStrided(p[0], c.rank(), p[1], p[2], c.outCols(), members.size(), c.rows(), c.rank(), c.outCols(),
-                    cublasType(c.bType()), c.scale(), true);
-            if (profiling) {
-                end("cublas lora chunks expand", start);
-            }
-        }
-    }
-
-    private static int cublasType(DType type) {
+    static int cublasType(DType type) {
         return switch (type) {
             case F32 -> Cublas.R_32F;
             case BF16 -> Cublas.R_16BF;
@@ -1407,38 +1173,19 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /** Gathered LoRA's cuBLAS runs (tests set their flags through it). */
+    CudaLoraRuns loraRuns() {
+        return loraRuns;
+    }
+
+    /** Whether calls run now (not logged for a dry run, recorded or replayed as a graph). */
+    boolean issuingDirectly() {
+        return issue == Issue.RUN;
+    }
+
     /** Turns the four-column fLoRA modulation and demodulation on or off, as -Dflora.cuda.floraVectors does (tests run both). */
     void useFloraVectors(boolean on) {
         floraVectors = on;
-    }
-
-    /**
-     * useLoraRuns with runs from {@code minRun} rows at every rank, as -Dflora.cuda.loraRunMin sets (0:
-     * loraRunMin(rank); tests: runs in short fixture prompts).
-     */
-    void useLoraRuns(boolean on, int minRun) {
-        loraRuns = on;
-        loraRunMinFlag = minRun;
-    }
-
-    /** Runs cut into chunks of {@code rows} rows and batched, as -Dflora.cuda.loraRunChunk does (0: whole runs; tests run both), from one run a call. */
-    void useLoraRunChunk(int rows) {
-        loraRunChunk = rows;
-        loraChunkRuns = 1;
-    }
-
-    /** The chunks' shrink in up to {@code slices} slices of the width, as -Dflora.cuda.loraChunkSplit does (tests). */
-    void useLoraChunkSplit(int slices) {
-        loraChunkSplit = slices;
-    }
-
-    /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call (tests restore this). */
-    void useDefaultLoraRuns() {
-        loraRuns = true;
-        loraRunMinFlag = 0;
-        loraRunChunk = LORA_RUN_CHUNK;
-        loraChunkRuns = LORA_CHUNK_RUNS;
-        loraChunkSplit = 1;
     }
 
     /**

@@ -60,7 +60,7 @@ class CudaFixturesTest {
         // The default paths (LoRA's cuBLAS runs by rank: none in these short prompts; the four-column fLoRA
         // kernels), then AUTO (fLoRA fused, LoRA gathered: no calibration here) twice more in the engine's
         // real steps: with cuBLAS runs from one row (every stretch of a prompt, and each decoding token
-        // outside the graphs, through loraByRun), the same runs in batched chunks of two rows (a run's odd
+        // outside the graphs, through CudaLoraRuns.apply), the same runs in batched chunks of two rows (a run's odd
         // last row to the kernels, -Dflora.cuda.loraRunChunk), those with the shrink in 4 slices of the width
         // (-Dflora.cuda.loraChunkSplit; a width not in slices of whole 8 columns stays whole), and with neither (-Dflora.cuda.loraRuns=false
         // -Dflora.cuda.floraVectors=false: the kernels a column a thread).
@@ -77,13 +77,13 @@ class CudaFixturesTest {
             List<Result> onCpu = run(dir, expected, new CpuBackend(), strategy);
             List<Result> onGpu;
             try {
-                cuda.useLoraRuns(variant.loraRunMin() >= 0, Math.max(0, variant.loraRunMin()));
+                cuda.loraRuns().use(variant.loraRunMin() >= 0, Math.max(0, variant.loraRunMin()));
                 cuda.useFloraVectors(variant.floraVectors());
-                cuda.useLoraRunChunk(variant.loraRunChunk());
-                cuda.useLoraChunkSplit(variant.loraChunkSplit());
+                cuda.loraRuns().useChunks(variant.loraRunChunk());
+                cuda.loraRuns().useSplit(variant.loraChunkSplit());
                 onGpu = run(dir, expected, cuda, strategy);
             } finally {
-                cuda.useDefaultLoraRuns();
+                cuda.loraRuns().useDefaults();
                 cuda.useFloraVectors(true);
             }
             double vsReference = 0;

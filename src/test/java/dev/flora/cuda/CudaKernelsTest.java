@@ -542,10 +542,10 @@ class CudaKernelsTest {
         double[][] otherWant = loraReference(x, otherBase, in, otherOut, new int[][] {rows[3]}, new float[][] {av[3]}, new float[][] {bv[3]},
                 new float[][] {null}, new float[] {scale[3]});
         try {
-            gpu.useLoraRuns(true, 64);
-            gpu.useLoraRunChunk(chunk);
-            gpu.useLoraChunkSplit(split);
-            LoraRuns runs = gpu.loraRuns(rows, a, bias);
+            gpu.loraRuns().use(true, 64);
+            gpu.loraRuns().useChunks(chunk);
+            gpu.loraRuns().useSplit(split);
+            LoraRuns runs = gpu.loraRuns().of(rows, a, bias);
             assertThat(runs.chunked()).isEqualTo(chunk > 0);
             if (chunk == 0) {
                 assertThat(runs.group()).containsExactly(0, 1, 4);
@@ -565,12 +565,12 @@ class CudaKernelsTest {
             near(rowsOf(got, exactRows, out), rowsOf(want[0], exactRows, out), rowsOf(want[1], exactRows, out), 2e-6,
                     "the kernels' rows and the float32 run");
             near(gpu.toHost(other), otherWant[0], otherWant[1], 2e-6, "the other output");
-            gpu.useLoraRuns(true, 0);
-            assertThat(gpu.loraRuns(rows, a, bias).count()).as("by rank (128 rows at rank 64, 256 at 8 to 31): no run long enough").isZero();
-            gpu.useLoraRuns(false, 0);
-            assertThat(gpu.loraRuns(rows, a, bias)).as("off: no runs").isNull();
+            gpu.loraRuns().use(true, 0);
+            assertThat(gpu.loraRuns().of(rows, a, bias).count()).as("by rank (128 rows at rank 64, 256 at 8 to 31): no run long enough").isZero();
+            gpu.loraRuns().use(false, 0);
+            assertThat(gpu.loraRuns().of(rows, a, bias)).as("off: no runs").isNull();
         } finally {
-            gpu.useDefaultLoraRuns();
+            gpu.loraRuns().useDefaults();
         }
     }
 

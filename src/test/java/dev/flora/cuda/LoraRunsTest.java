@@ -112,15 +112,15 @@ class LoraRunsTest {
 
     @Test
     void theChunksShrinkSplitsTheWidthInSlicesOfWholeEightColumns() {
-        assertThat(CudaBackend.chunkSplit(1, 4096)).isEqualTo(1);
-        assertThat(CudaBackend.chunkSplit(8, 4096)).isEqualTo(8);
-        assertThat(CudaBackend.chunkSplit(8, 1024)).isEqualTo(8);
-        assertThat(CudaBackend.chunkSplit(4, 1024)).isEqualTo(4);
-        assertThat(CudaBackend.chunkSplit(8, 768)).as("768 = 8 · 96: 8 slices of 96").isEqualTo(8);
-        assertThat(CudaBackend.chunkSplit(5, 768)).as("768 is no multiple of 40: 4 slices of 192").isEqualTo(4);
-        assertThat(CudaBackend.chunkSplit(8, 776)).as("776 = 8 · 97: no slices of whole 8 columns").isEqualTo(1);
-        assertThat(CudaBackend.chunkSplit(8, 2500)).isEqualTo(1);
-        assertThat(CudaBackend.chunkSplit(16, 6144)).isEqualTo(16);
+        assertThat(CudaLoraRuns.chunkSplit(1, 4096)).isEqualTo(1);
+        assertThat(CudaLoraRuns.chunkSplit(8, 4096)).isEqualTo(8);
+        assertThat(CudaLoraRuns.chunkSplit(8, 1024)).isEqualTo(8);
+        assertThat(CudaLoraRuns.chunkSplit(4, 1024)).isEqualTo(4);
+        assertThat(CudaLoraRuns.chunkSplit(8, 768)).as("768 = 8 · 96: 8 slices of 96").isEqualTo(8);
+        assertThat(CudaLoraRuns.chunkSplit(5, 768)).as("768 is no multiple of 40: 4 slices of 192").isEqualTo(4);
+        assertThat(CudaLoraRuns.chunkSplit(8, 776)).as("776 = 8 · 97: no slices of whole 8 columns").isEqualTo(1);
+        assertThat(CudaLoraRuns.chunkSplit(8, 2500)).isEqualTo(1);
+        assertThat(CudaLoraRuns.chunkSplit(16, 6144)).isEqualTo(16);
     }
 
     @Test
