@@ -65,7 +65,7 @@ public final class ThroughputBench {
      * automatic choice's, or null for the device's stored one ($FLORA_CACHE).
      */
     public record Workload(int requests, int minInput, int maxInput, int minOutput, int maxOutput, int maxBatchedTokens, int maxSequences,
-                           long kvCacheBytes, Set<String> targets, long seed, java.nio.file.Path calibration) {
+                           long kvCacheBytes, Set<String> targets, long seed, dev.flora.adapter.Calibration calibration) {
     }
 
     /** What every point of a series-against-rank figure says of itself (rank 0, no targets: the base model). */
@@ -162,7 +162,7 @@ public final class ThroughputBench {
      */
     static AdapterRegistry registry(CausalLM model, Series series, int rank, Workload w) {
         AdapterRegistry registry = new AdapterRegistry(Math.max(1, series.adapted() ? w.requests() : 1));
-        registry.useCosts(CostModel.loadIfPresent(w.calibration() != null ? w.calibration() : CostModel.defaultFile(model.backend())));
+        registry.useCosts(w.calibration() != null ? new CostModel(w.calibration()) : CostModel.loadIfPresent(CostModel.defaultFile(model.backend())));
         if (series.adapted()) {
             adapters(model, series.kind(), rank, w).forEach(registry::register);
             registry.pin(series.strategy());

@@ -143,8 +143,9 @@ final class BenchLoadCommands {
                 return 0;
             }
             check();
-            // Read once here: a missing file, or one that is not a calibration, is refused before the model loads.
-            if (calibration != null && dev.flora.adapter.Calibration.loadIfPresent(calibration) == null) {
+            // Read once, here: a missing file, or one that is not a calibration, is refused before the model loads.
+            dev.flora.adapter.Calibration costs = calibration == null ? null : dev.flora.adapter.Calibration.loadIfPresent(calibration);
+            if (calibration != null && costs == null) {
                 throw new FloraException("--calibration " + calibration + ": no such file");
             }
             if (requests < 1 || maxBatchedTokens() < 1 || maxSequences < 1 || kvCacheBytes < 1 || runs < 1
@@ -166,7 +167,7 @@ final class BenchLoadCommands {
                 CausalLM lm = Models.load(directory, backend, randomWeights);
                 Set<String> modules = targets != null ? targets : defaultTargets(lm);
                 var workload = new ThroughputBench.Workload(requests, in[0], in[1], out[0], out[1], maxBatchedTokens(), maxSequences,
-                        kvCacheBytes, modules, seed, calibration);
+                        kvCacheBytes, modules, seed, costs);
                 List<Run> order = new ArrayList<>();
                 for (int round = 0; round < runs; round++) {
                     order.addAll(order(chosen));

@@ -90,21 +90,13 @@ final class Cublas {
      * its x rows and W; xs, ws and outs are device arrays of the groups' device pointers.
      */
     void batchedLinear(long xs, long ws, long outs, int count, int tokens, int in, int outFeatures, int inputType) {
-        batchedLinearStrided(xs, in, ws, outs, outFeatures, count, tokens, in, outFeatures, inputType, 1f, false);
+        batchedLinearStrided(xs, in, ws, in, outs, outFeatures, count, tokens, in, outFeatures, inputType, 1f, false);
     }
 
     /**
-     * {@link #batchedLinear} with x and out rows of strides of their own ({@code ldx}, {@code ldo}: runs of
-     * rows inside larger matrices), out (+)= alpha · x · W^T in each group.
-     */
-    void batchedLinearStrided(long xs, int ldx, long ws, long outs, int ldo, int count, int tokens, int in, int outFeatures, int inputType,
-                              float alpha, boolean accumulate) {
-        batchedLinearStrided(xs, ldx, ws, in, outs, ldo, count, tokens, in, outFeatures, inputType, alpha, accumulate);
-    }
-
-    /**
-     * {@link #batchedLinearStrided(long, int, long, long, int, int, int, int, int, int, float, boolean)}
-     * with W's rows of stride {@code ldw} too: a slice of {@code in} columns of wider x and W (split-K).
+     * {@link #batchedLinear} with x, W and out rows of strides of their own ({@code ldx}, {@code ldw},
+     * {@code ldo}: runs of rows inside larger matrices, or a slice of {@code in} columns of wider x and W
+     * for split-K), out (+)= alpha · x · W^T in each group.
      */
     void batchedLinearStrided(long xs, int ldx, long ws, int ldw, long outs, int ldo, int count, int tokens, int in, int outFeatures,
                               int inputType, float alpha, boolean accumulate) {

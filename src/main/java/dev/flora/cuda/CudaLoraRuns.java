@@ -244,7 +244,7 @@ final class CudaLoraRuns {
             }
             long[] p = gpu.packed(x, vs, ws, os);
             long start = gpu.profiling ? gpu.begin() : 0;
-            cublas.batchedLinearStrided(p[0], c.rank(), p[1], p[2], c.outCols(), members.size(), c.rows(), c.rank(), c.outCols(),
+            cublas.batchedLinearStrided(p[0], c.rank(), p[1], c.rank(), p[2], c.outCols(), members.size(), c.rows(), c.rank(), c.outCols(),
                     CudaBackend.cublasType(c.bType()), c.scale(), true);
             if (gpu.profiling) {
                 gpu.end("cublas lora chunks expand", start);
