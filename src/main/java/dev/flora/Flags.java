@@ -23,6 +23,7 @@ public final class Flags {
             "flora.cuda.loraRuns",
             "flora.cuda.loraChunkRuns",
             "flora.cuda.loraChunkSplit",
+            "flora.cuda.loraStack",
             "flora.cuda.loraRunChunk",
             "flora.cuda.loraRunMin",
             "flora.cuda.overlap",

@@ -629,7 +629,8 @@ public final class CudaBackend implements Backend {
 
     // ---- operations ----
 
-    private void launchRows(String kernel, int rows, Object... args) {
+    /** rows blocks of THREADS threads (none for no rows). */
+    void launchRows(String kernel, int rows, Object... args) {
         if (rows > 0) {
             launch(kernel, rows, 1, THREADS, 0, args);
         }
@@ -1145,7 +1146,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         bind();
-        LoraRuns runs = loraRuns.of(rows, a, bias);
+        LoraRuns runs = loraRuns.of(rows, a, b, bias, scale, outs);
         if (runs != null && runs.count() > 0) {
             loraRuns.apply(CudaTensor.of(x), runs, a, b, scale, outs);
             rows = runs.rest();

@@ -75,6 +75,14 @@ final class CudaLoraRuns {
      * keep more SMs busy (their ~145 µs on the H200, session 15). Not yet measured on the GPU.
      */
     private int slices = CudaBackend.positiveFlag("flora.cuda.loraChunkSplit", 1);
+    /**
+     * -Dflora.cuda.loraStack=N (default 0: off): where a call has loraChunkRuns runs or more, its whole
+     * runs as two dense products over their adapters' stacked factors (LoraStack, CudaLoraStack) when
+     * those total at most N ranks a pass, in place of chunks. Built after session 15's GPU calls: the
+     * chunks' batched shrink fills few SMs (about 145 µs however few chunks), where the stacked shrink's
+     * output is rows × N wide. Not yet measured on the GPU.
+     */
+    private int stackColumns = CudaBackend.wholeNumberFlag("flora.cuda.loraStack", 0);
 
     CudaLoraRuns(CudaBackend gpu) {
         this.gpu = gpu;
@@ -85,13 +93,31 @@ final class CudaLoraRuns {
      * products add none), or null where runs are off or a graph is recorded or replayed (a recorded
      * step's replays need not share its runs).
      */
-    LoraRuns of(int[][] rows, Tensor[] a, Tensor[] bias) {
+    LoraRuns of(int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs) {
         if (!on || !gpu.issuingDirectly()) {
             return null;
         }
-        int[] minRun = new int[rows.length];
-        for (int g = 0; g < rows.length; g++) {
+        int groups = rows.length;
+        int[] minRun = new int[groups];
+        for (int g = 0; g < groups; g++) {
             minRun[g] = bias[g] != null ? Integer.MAX_VALUE : minFlag > 0 ? minFlag : loraRunMin(a[g].rows());
+        }
+        if (stackColumns > 0) {
+            LoraRuns whole = LoraRuns.of(rows, minRun, 0);
+            if (whole.count() >= chunkRuns) {
+                int[] rank = new int[groups];
+                DType[] aType = new DType[groups];
+                DType[] bType = new DType[groups];
+                for (int g = 0; g < groups; g++) {
+                    rank[g] = a[g].rows();
+                    aType[g] = a[g].dtype();
+                    bType[g] = b[g].dtype();
+                }
+                LoraStack plan = LoraStack.plan(whole, rank, aType, bType, scale, outs, stackColumns);
+                if (plan != null) {
+                    return whole.stacked(plan);
+                }
+            }
         }
         return LoraRuns.of(rows, minRun, chunk, chunkRuns);
     }
@@ -107,6 +133,13 @@ final class CudaLoraRuns {
     void apply(CudaTensor x, LoraRuns runs, Tensor[] a, Tensor[] b, float[] scale, Tensor[] outs) {
         if (runs.chunked()) {
             byChunk(x, runs, a, b, scale, outs);
+            return;
+        }
+        if (runs.stack() != null) {
+            CudaLoraStack.apply(gpu, x, runs.stack(), a, b, outs);
+            if (runs.stack().whole().length > 0) { // float32 factors: a run's own products
+                apply(x, runs.only(runs.stack().whole()), a, b, scale, outs);
+            }
             return;
         }
         int in = x.cols();
@@ -272,6 +305,12 @@ final class CudaLoraRuns {
         this.slices = slices;
     }
 
+    /** Whole runs stacked in passes of at most {@code columns} ranks, as -Dflora.cuda.loraStack does (0: off), from one run a call (tests). */
+    void useStack(int columns) {
+        stackColumns = columns;
+        chunkRuns = 1;
+    }
+
     /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call (tests restore this). */
     void useDefaults() {
         on = true;
@@ -279,5 +318,6 @@ final class CudaLoraRuns {
         chunk = LORA_RUN_CHUNK;
         chunkRuns = LORA_CHUNK_RUNS;
         slices = 1;
+        stackColumns = 0;
     }
 }

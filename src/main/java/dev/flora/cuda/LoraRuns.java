@@ -15,10 +15,32 @@ import java.util.List;
  * @param length  each run's rows
  * @param rest    per group, its rows in no run, in their order
  * @param chunked whether the runs are chunks of one length (batched products), not whole runs (a run's own products)
+ * @param stack   whole runs' plan as two dense products over their stacked factors (LoraStack), or null
  */
-record LoraRuns(int[] group, int[] first, int[] length, int[][] rest, boolean chunked) {
+record LoraRuns(int[] group, int[] first, int[] length, int[][] rest, boolean chunked, LoraStack stack) {
     int count() {
         return group.length;
+    }
+
+    /** These whole runs to go stacked, as {@code plan} says. */
+    LoraRuns stacked(LoraStack plan) {
+        if (chunked) {
+            throw new IllegalStateException("chunks are not stacked");
+        }
+        return new LoraRuns(group, first, length, rest, false, plan);
+    }
+
+    /** The runs {@code which} (indices) alone, whole, with no rest: those a stacked plan leaves to their own products. */
+    LoraRuns only(int[] which) {
+        int[] g = new int[which.length];
+        int[] f = new int[which.length];
+        int[] l = new int[which.length];
+        for (int k = 0; k < which.length; k++) {
+            g[k] = group[which[k]];
+            f[k] = first[which[k]];
+            l[k] = length[which[k]];
+        }
+        return new LoraRuns(g, f, l, new int[rest.length][0], false, null);
     }
 
     /** Rows in runs, all together. */
@@ -103,6 +125,6 @@ record LoraRuns(int[] group, int[] first, int[] length, int[][] rest, boolean ch
             first[i] = runs.get(i)[1];
             length[i] = runs.get(i)[2];
         }
-        return new LoraRuns(group, first, length, rest, chunk > 0);
+        return new LoraRuns(group, first, length, rest, chunk > 0, null);
     }
 }

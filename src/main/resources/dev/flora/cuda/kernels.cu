@@ -1846,4 +1846,55 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
     }
 }
 
+// LoRA's stacked runs (CudaLoraStack, LoraStack): every run row against every stacked adapter in one
+// dense product each way. These lay the factors side by side and keep each row's own columns.
+// Row k of the stacked A is the row src[k] points at (a row of its group's A): block k copies it.
+__global__ void lora_stack_rows(const long long* src, u16* dst, int cols) {
+    const u16* from = (const u16*) src[blockIdx.x];
+    u16* to = dst + (long long) blockIdx.x * cols;
+    if ((cols & 7) == 0 && (src[blockIdx.x] & 15) == 0 && (((unsigned long long) dst) & 15) == 0) {
+        for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) *(uint4*) (to + c) = *(const uint4*) (from + c);
+    } else {
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) to[c] = from[c];
+    }
+}
+
+// A class's stacked B (rows × columns): column k is the column src[k] starts, of a group's B whose
+// rows hold stride[k] values, so dst[j, k] = src[k][j · stride[k]]. Block j: row j.
+__global__ void lora_stack_columns(const long long* src, const int* stride, u16* dst, int rows, int columns) {
+    long long j = blockIdx.x;
+    for (int k = threadIdx.x; k < columns; k += blockDim.x) dst[j * columns + k] = ((const u16*) src[k])[j * stride[k]];
+}
+
+// v's row i (x's row rowOf[i]) over the stacked columns, into out in B's 16-bit type: kept (times the
+// column's scale, then rounded) where the column belongs to the row's own group in the column's class,
+// else 0, so the expand adds nothing from other adapters. A row's group in a class (an output): the
+// class's runs (classRuns[c] .. classRuns[c + 1] - 1, sorted by first row, disjoint) searched for the
+// one holding it (LoraStack.Pass.groupAt).
+#define LORA_STACK_CLASSES 16  // LoraStack.MAX_CLASSES
+__global__ void lora_stack_mask(const float* v, u16* out, int columns, const int* rowOf, const int* columnClass, const int* columnGroup,
+                                const float* columnScale, const int* classRuns, const int* runFirst, const int* runEnd, const int* runGroup, int classes, int bf16) {
+    __shared__ int mine[LORA_STACK_CLASSES];
+    long long i = blockIdx.x;
+    int row = rowOf[i];
+    for (int c = threadIdx.x; c < classes; c += blockDim.x) {
+        int lo = classRuns[c], hi = classRuns[c + 1] - 1, found = -1;
+        while (lo <= hi) { // the last run that starts at or before the row
+            int mid = (lo + hi) >> 1;
+            if (runFirst[mid] <= row) {
+                found = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        mine[c] = found >= 0 && row < runEnd[found] ? runGroup[found] : -1;
+    }
+    __syncthreads();
+    for (int k = threadIdx.x; k < columns; k += blockDim.x) {
+        float x = v[i * columns + k] * columnScale[k];
+        out[i * columns + k] = mine[columnClass[k]] == columnGroup[k] ? (bf16 ? f32_to_bf16(x) : f32_to_f16(x)) : (u16) 0;
+    }
+}
+
 }

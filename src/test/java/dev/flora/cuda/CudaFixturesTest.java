@@ -62,16 +62,18 @@ class CudaFixturesTest {
         // real steps: with cuBLAS runs from one row (every stretch of a prompt, and each decoding token
         // outside the graphs, through CudaLoraRuns.apply), the same runs in batched chunks of two rows (a run's odd
         // last row to the kernels, -Dflora.cuda.loraRunChunk), those with the shrink in 4 slices of the width
-        // (-Dflora.cuda.loraChunkSplit; a width not in slices of whole 8 columns stays whole), and with neither (-Dflora.cuda.loraRuns=false
+        // (-Dflora.cuda.loraChunkSplit; a width not in slices of whole 8 columns stays whole), the runs stacked (-Dflora.cuda.loraStack: here
+        // only its fallback, the fixtures' float32 factors on a run's own products; CudaKernelsTest stacks 16-bit ones), and with neither (-Dflora.cuda.loraRuns=false
         // -Dflora.cuda.floraVectors=false: the kernels a column a thread).
-        record Case(String label, AdapterStrategy strategy, int loraRunMin, int loraRunChunk, int loraChunkSplit, boolean floraVectors) {
+        record Case(String label, AdapterStrategy strategy, int loraRunMin, int loraRunChunk, int loraChunkSplit, int loraStack, boolean floraVectors) {
         }
-        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, 0, 0, 1, true), new Case("AUTO", AdapterStrategy.AUTO, 0, 0, 1, true),
-                new Case("MERGED", AdapterStrategy.MERGED, 0, 0, 1, true),
-                new Case("AUTO with LoRA runs from one row", AdapterStrategy.AUTO, 1, 0, 1, true),
-                new Case("AUTO with LoRA runs from one row in batched chunks of 2", AdapterStrategy.AUTO, 1, 2, 1, true),
-                new Case("AUTO with LoRA runs from one row in batched chunks of 2, the shrink in 4 slices", AdapterStrategy.AUTO, 1, 2, 4, true),
-                new Case("AUTO without LoRA runs or fLoRA vectors", AdapterStrategy.AUTO, -1, 0, 1, false))) {
+        for (Case variant : List.of(new Case("EXACT", AdapterStrategy.EXACT, 0, 0, 1, 0, true), new Case("AUTO", AdapterStrategy.AUTO, 0, 0, 1, 0, true),
+                new Case("MERGED", AdapterStrategy.MERGED, 0, 0, 1, 0, true),
+                new Case("AUTO with LoRA runs from one row", AdapterStrategy.AUTO, 1, 0, 1, 0, true),
+                new Case("AUTO with LoRA runs from one row in batched chunks of 2", AdapterStrategy.AUTO, 1, 2, 1, 0, true),
+                new Case("AUTO with LoRA runs from one row in batched chunks of 2, the shrink in 4 slices", AdapterStrategy.AUTO, 1, 2, 4, 0, true),
+                new Case("AUTO with LoRA runs from one row stacked", AdapterStrategy.AUTO, 1, 0, 1, 4096, true),
+                new Case("AUTO without LoRA runs or fLoRA vectors", AdapterStrategy.AUTO, -1, 0, 1, 0, false))) {
             AdapterStrategy strategy = variant.strategy();
             String label = variant.label();
             List<Result> onCpu = run(dir, expected, new CpuBackend(), strategy);
@@ -81,6 +83,9 @@ class CudaFixturesTest {
                 cuda.useFloraVectors(variant.floraVectors());
                 cuda.loraRuns().useChunks(variant.loraRunChunk());
                 cuda.loraRuns().useSplit(variant.loraChunkSplit());
+                if (variant.loraStack() > 0) {
+                    cuda.loraRuns().useStack(variant.loraStack());
+                }
                 onGpu = run(dir, expected, cuda, strategy);
             } finally {
                 cuda.loraRuns().useDefaults();

@@ -499,12 +499,15 @@ class CudaKernelsTest {
      * output) within the kernels' 2e-6, all in one call, with bf16 and f16 factors mixed; whole runs, and
      * runs in chunks of 50 rows batched by class (-Dflora.cuda.loraRunChunk), their shrink over the
      * width whole or in slices (-Dflora.cuda.loraChunkSplit: 4 of 1024 columns, 3 of 768; 776 has no
-     * slices of whole 8 columns, so it stays whole).
+     * slices of whole 8 columns, so it stays whole); and whole runs stacked (-Dflora.cuda.loraStack: a
+     * pass per 16-bit type pair, the float32 run on its own products; at 8 columns the rank-16 pass
+     * does not fit, so none is stacked).
      */
     @ParameterizedTest
-    @CsvSource({"776, 200, 70, 0, 1", "97, 53, 1, 0, 1", "2500, 64, 33, 0, 1", "776, 200, 70, 50, 1", "97, 53, 1, 50, 1", "2500, 64, 33, 50, 1",
-            "1024, 200, 70, 50, 4", "768, 64, 33, 50, 3", "776, 200, 70, 50, 8"})
-    void loraRunsMatchFloat64(int in, int out, int otherOut, int chunk, int split) {
+    @CsvSource({"776, 200, 70, 0, 1, 0", "97, 53, 1, 0, 1, 0", "2500, 64, 33, 0, 1, 0", "776, 200, 70, 50, 1, 0", "97, 53, 1, 50, 1, 0",
+            "2500, 64, 33, 50, 1, 0", "1024, 200, 70, 50, 4, 0", "768, 64, 33, 50, 3, 0", "776, 200, 70, 50, 8, 0", "776, 200, 70, 0, 1, 512",
+            "97, 53, 1, 0, 1, 64", "2500, 64, 33, 0, 1, 80", "776, 200, 70, 0, 1, 8"})
+    void loraRunsMatchFloat64(int in, int out, int otherOut, int chunk, int split, int stack) {
         int t = 520;
         int[][] rows = {
                 java.util.stream.IntStream.range(0, 150).toArray(),                                         // a run
@@ -545,8 +548,19 @@ class CudaKernelsTest {
             gpu.loraRuns().use(true, 64);
             gpu.loraRuns().useChunks(chunk);
             gpu.loraRuns().useSplit(split);
-            LoraRuns runs = gpu.loraRuns().of(rows, a, bias);
+            if (stack > 0) {
+                gpu.loraRuns().useStack(stack);
+            }
+            Tensor o = gpu.fromHost(base, t, out);
+            Tensor other = gpu.fromHost(otherBase, t, otherOut);
+            Tensor[] outs = {o, o, o, other, o};
+            LoraRuns runs = gpu.loraRuns().of(rows, a, b, bias, scale, outs);
             assertThat(runs.chunked()).isEqualTo(chunk > 0);
+            assertThat(runs.stack() != null).as("stacked").isEqualTo(stack >= 64);
+            if (runs.stack() != null) {
+                assertThat(runs.stack().passes()).as("bf16 and f16 factors: a pass each").hasSize(2);
+                assertThat(runs.stack().whole()).as("the float32 run alone").containsExactly(2);
+            }
             if (chunk == 0) {
                 assertThat(runs.group()).containsExactly(0, 1, 4);
                 assertThat(runs.length()).containsExactly(150, 100, 100);
@@ -554,9 +568,7 @@ class CudaKernelsTest {
                 assertThat(runs.group()).containsExactly(0, 0, 0, 1, 1, 4, 4);
                 assertThat(runs.length()).containsOnly(50);
             }
-            Tensor o = gpu.fromHost(base, t, out);
-            Tensor other = gpu.fromHost(otherBase, t, otherOut);
-            gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, new Tensor[] {o, o, o, other, o});
+            gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, outs);
             float[] got = gpu.toHost(o);
             int[] halfRows = java.util.stream.IntStream.concat(java.util.Arrays.stream(rows[0]), java.util.stream.IntStream.range(220, 320)).toArray();
             int[] exactRows = java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(java.util.stream.IntStream.range(150, 213),
@@ -566,9 +578,93 @@ class CudaKernelsTest {
                     "the kernels' rows and the float32 run");
             near(gpu.toHost(other), otherWant[0], otherWant[1], 2e-6, "the other output");
             gpu.loraRuns().use(true, 0);
-            assertThat(gpu.loraRuns().of(rows, a, bias).count()).as("by rank (128 rows at rank 64, 256 at 8 to 31): no run long enough").isZero();
+            assertThat(gpu.loraRuns().of(rows, a, b, bias, scale, outs).count()).as("by rank (128 rows at rank 64, 256 at 8 to 31): no run long enough").isZero();
             gpu.loraRuns().use(false, 0);
-            assertThat(gpu.loraRuns().of(rows, a, bias)).as("off: no runs").isNull();
+            assertThat(gpu.loraRuns().of(rows, a, b, bias, scale, outs)).as("off: no runs").isNull();
+        } finally {
+            gpu.loraRuns().useDefaults();
+        }
+    }
+
+    /**
+     * Stacked runs (-Dflora.cuda.loraStack) as a fused q/k/v call makes them: four adapters of ranks 8,
+     * 16, 4 and 64 on three outputs (200, 72 and 72 wide), every adapter's three groups on the same rows,
+     * so each row keeps one group's columns of every class and the mask zeroes the rest; two segments
+     * (rows 0–300 and 320–600) around decode-like rows that stay with the kernels; bf16 factors but one
+     * adapter in f16 (a second pass); scales that differ by adapter. Against float64 as
+     * loraRunsMatchFloat64's 16-bit runs (6e-3) and kernels' rows (2e-6).
+     */
+    @ParameterizedTest
+    @CsvSource({"776", "97", "1024"})
+    void stackedRunsOfManyAdaptersMatchFloat64(int in) {
+        int t = 600;
+        int[] outWidth = {200, 72, 72};
+        int[][] adapterRows = {
+                java.util.stream.IntStream.range(0, 150).toArray(),
+                java.util.stream.IntStream.range(150, 300).toArray(),
+                java.util.stream.IntStream.concat(java.util.stream.IntStream.range(320, 400), java.util.stream.IntStream.of(301, 305)).sorted().toArray(),
+                java.util.stream.IntStream.concat(java.util.stream.IntStream.range(400, 600), java.util.stream.IntStream.of(310, 315)).sorted().toArray()};
+        int[] ranks = {8, 16, 4, 64};
+        float[] adapterScale = {0.5f, 2f, 1.25f, -0.75f};
+        int groups = adapterRows.length * 3;
+        int[][] rows = new int[groups][];
+        Tensor[] a = new Tensor[groups];
+        Tensor[] b = new Tensor[groups];
+        Tensor[] bias = new Tensor[groups];
+        float[] scale = new float[groups];
+        float[][] av = new float[groups][];
+        float[][] bv = new float[groups][];
+        float[] x = randoms(t * in);
+        float[][] base = new float[3][];
+        Tensor[] outTensor = new Tensor[3];
+        for (int m = 0; m < 3; m++) {
+            base[m] = randoms(t * outWidth[m]);
+            outTensor[m] = gpu.fromHost(base[m], t, outWidth[m]);
+        }
+        Tensor[] outs = new Tensor[groups];
+        for (int u = 0; u < adapterRows.length; u++) {
+            DType type = u == 2 ? DType.F16 : DType.BF16;
+            for (int m = 0; m < 3; m++) {
+                int g = u * 3 + m;
+                rows[g] = adapterRows[u];
+                scale[g] = adapterScale[u];
+                av[g] = randoms(ranks[u] * in);
+                bv[g] = randoms(outWidth[m] * ranks[u]);
+                a[g] = weightOf(type, av[g], ranks[u], in);
+                b[g] = weightOf(type, bv[g], outWidth[m], ranks[u]);
+                outs[g] = outTensor[m];
+            }
+        }
+        try {
+            gpu.loraRuns().use(true, 64);
+            gpu.loraRuns().useStack(4096);
+            LoraRuns runs = gpu.loraRuns().of(rows, a, b, bias, scale, outs);
+            assertThat(runs.stack()).as("stacked").isNotNull();
+            assertThat(runs.stack().passes()).as("bf16 and f16: two passes").hasSize(2);
+            assertThat(runs.stack().passes().get(0).columns()).as("bf16: ranks 8, 16 and 64 on three outputs").isEqualTo(3 * (8 + 16 + 64));
+            assertThat(runs.stack().passes().get(0).segmentFrom()).containsExactly(0, 400);
+            gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, outs);
+            int[] decodeRows = {301, 305, 310, 315};
+            int[] runRows = java.util.stream.IntStream.range(0, t).filter(r -> r < 300 || r >= 320 && r < 600).toArray();
+            for (int m = 0; m < 3; m++) {
+                int[][] mine = new int[adapterRows.length][];
+                float[][] am = new float[adapterRows.length][];
+                float[][] bm = new float[adapterRows.length][];
+                float[] sm = new float[adapterRows.length];
+                for (int u = 0; u < adapterRows.length; u++) {
+                    mine[u] = adapterRows[u];
+                    am[u] = av[u * 3 + m];
+                    bm[u] = bv[u * 3 + m];
+                    sm[u] = adapterScale[u];
+                }
+                double[][] want = loraReference(x, base[m], in, outWidth[m], mine, am, bm, new float[adapterRows.length][], sm);
+                float[] got = gpu.toHost(outTensor[m]);
+                int w = outWidth[m];
+                near(rowsOf(got, runRows, w), rowsOf(want[0], runRows, w), rowsOf(want[1], runRows, w), 6e-3, "output " + m + ", stacked rows");
+                near(rowsOf(got, decodeRows, w), rowsOf(want[0], decodeRows, w), rowsOf(want[1], decodeRows, w), 2e-6, "output " + m + ", the kernels' rows");
+                int[] untouched = java.util.stream.IntStream.range(300, 320).filter(r -> java.util.Arrays.binarySearch(decodeRows, r) < 0).toArray();
+                near(rowsOf(got, untouched, w), rowsOf(want[0], untouched, w), null, 0, "output " + m + ", rows of no adapter: as they were");
+            }
         } finally {
             gpu.loraRuns().useDefaults();
         }
