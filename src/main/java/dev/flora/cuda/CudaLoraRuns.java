@@ -46,6 +46,7 @@ final class CudaLoraRuns {
     static final int LORA_CHUNK_RUNS = 8;
 
     private final CudaBackend gpu;
+    private final CudaLoraStack stacked;
     /**
      * Gathered LoRA's prompt runs (loraRunMin(rank) or more consecutive rows of one adapter) through two
      * cuBLAS products each (apply). -Dflora.cuda.loraRuns=false: the kernels for every row.
@@ -86,6 +87,7 @@ final class CudaLoraRuns {
 
     CudaLoraRuns(CudaBackend gpu) {
         this.gpu = gpu;
+        this.stacked = new CudaLoraStack(gpu);
     }
 
     /**
@@ -136,7 +138,7 @@ final class CudaLoraRuns {
             return;
         }
         if (runs.stack() != null) {
-            CudaLoraStack.apply(gpu, x, runs.stack(), a, b, outs);
+            stacked.apply(x, runs.stack(), a, b, outs);
             if (runs.stack().whole().length > 0) { // float32 factors: a run's own products
                 apply(x, runs.only(runs.stack().whole()), a, b, scale, outs);
             }
