@@ -37,3 +37,12 @@ for which in kernels whole chunks split4 stack; do
 done
 RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
   timeout 200 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.loraChunkSplit=4" "-Dflora.cuda.loraStack=4096"
+# 3. Where the PEFT workload's prefill goes (for 100x PEFT): every GPU operation waited for and its time
+#    added up by name (-Dflora.cuda.profile=true, printed at close), with LoRA r8 gathered and without.
+model="$(shape_model llama2-7b "$out")"
+for kind in lora none; do
+  extra=""; [ "$kind" = lora ] && extra="--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered"
+  JAVA_OPTS="-Dflora.cuda.profile=true" timeout 90 bash -c "source '$here/runtime.sh'; flora bench decode --model '$model' --random-weights \
+    --device cuda --batch 64 --prompt-tokens 256 --tokens 2 $extra" > "$out/profile-prefill-$kind.txt" 2>&1
+  grep -A40 "flora.cuda.profile" "$out/profile-prefill-$kind.txt" | head -45
+done
