@@ -24,6 +24,7 @@ public final class Flags {
             "flora.cuda.loraChunkRuns",
             "flora.cuda.loraChunkSplit",
             "flora.cuda.loraStack",
+            "flora.cuda.floraRuns",
             "flora.cuda.loraRunChunk",
             "flora.cuda.loraRunMin",
             "flora.cuda.overlap",

@@ -119,6 +119,9 @@ public final class CudaBackend implements Backend {
     private final KernelModule kernels;
     private Cublas cublas; // made at the first product: only libcuda is needed to start
     private final Object cublasWorkspace = new Object();
+    private long cublasWorkspacePointer;
+    private CublasLt cublasLt;
+    private final CudaFloraRuns floraRuns = new CudaFloraRuns(this);
     private MemorySegment staging; // page-locked host memory for copies back (staging())
     private CudaStep fixedStep; // while recorded work runs: the step data prepare() returns
     /** How stream work is issued now: run, captured into a graph, or only logged (a replay's dry run). */
@@ -326,7 +329,7 @@ public final class CudaBackend implements Backend {
      * order, and a prefill step of 40 layers would otherwise hold 40 × 4 copies (tens of GB at 8192
      * tokens).
      */
-    private CudaTensor roundingBuffer(DType type, int rows, int cols) {
+    CudaTensor roundingBuffer(DType type, int rows, int cols) {
         long bytes = (long) rows * cols * type.bytes();
         if (rounding == null || roundingGeneration != memory.generation() || rounding.bytes() < bytes) {
             Object lifetime = new Object();
@@ -597,9 +600,19 @@ public final class CudaBackend implements Backend {
 
     Cublas cublas() {
         if (cublas == null) {
-            cublas = new Cublas(stream, memory.permanent(Cublas.WORKSPACE_BYTES, cublasWorkspace));
+            cublasWorkspacePointer = memory.permanent(Cublas.WORKSPACE_BYTES, cublasWorkspace);
+            cublas = new Cublas(stream, cublasWorkspacePointer);
         }
         return cublas;
+    }
+
+    /** cuBLASLt on the same stream and workspace, made at its first use (fLoRA's scaled products, CudaFloraRuns). */
+    CublasLt cublasLt() {
+        if (cublasLt == null) {
+            cublas();
+            cublasLt = new CublasLt(stream, cublasWorkspacePointer);
+        }
+        return cublasLt;
     }
 
     @Override
@@ -888,7 +901,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** o = in W^T (+ b) through cuBLAS, in already in the weight's type, accumulated in float32. */
-    private void product(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o) {
+    void product(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o) {
         product(in, w, b, o, false);
     }
 
@@ -1174,6 +1187,11 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /** fLoRA's runs with the demodulation in cuBLASLt's epilogue (tests set their flag through it). */
+    CudaFloraRuns floraRuns() {
+        return floraRuns;
+    }
+
     /** Gathered LoRA's cuBLAS runs (tests set their flags through it). */
     CudaLoraRuns loraRuns() {
         return loraRuns;
@@ -1352,7 +1370,7 @@ public final class CudaBackend implements Backend {
      * one copy: per group its A and Bᵀ pointers (either may be absent) and types, its base row, token
      * count and rank; per token its row, group and index in the group.
      */
-    private record FloraLayout(int tokens, int stacked, long aPtr, long btPtr, long aType, long btType, long base, long count, long rank,
+    record FloraLayout(int tokens, int stacked, long aPtr, long btPtr, long aType, long btType, long base, long count, long rank,
                                long rowOf, long groupOf, long indexOf) {
         /** The kernels' arguments from rowOf to the factor's rank, for A (modulate) or Bᵀ (demodulate). */
         Object[] args(boolean a) {
@@ -1360,7 +1378,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private FloraLayout floraLayout(int[][] rows, Tensor[] a, int in, Tensor[] bt, int outs, Object owner, String what) {
+    FloraLayout floraLayout(int[][] rows, Tensor[] a, int in, Tensor[] bt, int outs, Object owner, String what) {
         int[] outsOf = new int[rows.length];
         java.util.Arrays.fill(outsOf, outs);
         return floraLayout(rows, a, in, bt, outsOf, owner, what);
@@ -1433,7 +1451,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** stacked = the modulated rows, in float32 or (a 16-bit tensor) already rounded for cuBLAS. */
-    private void modulate(CudaTensor x, FloraLayout l, CudaTensor stacked) {
+    void modulate(CudaTensor x, FloraLayout l, CudaTensor stacked) {
         boolean half = stacked.dtype() != DType.F32;
         java.util.List<Object> args = new java.util.ArrayList<>(java.util.List.of(x.pointer));
         args.addAll(java.util.Arrays.asList(l.args(true)));
@@ -1456,7 +1474,7 @@ public final class CudaBackend implements Backend {
         return (columns + FLORA_COLUMNS - 1) / FLORA_COLUMNS;
     }
 
-    private void demodulate(CudaTensor products, FloraLayout l, CudaTensor bias, CudaTensor out) {
+    void demodulate(CudaTensor products, FloraLayout l, CudaTensor bias, CudaTensor out) {
         java.util.List<Object> args = new java.util.ArrayList<>(java.util.List.of(products.pointer));
         args.addAll(java.util.Arrays.asList(l.args(false)));
         args.addAll(java.util.Arrays.asList(ptr(bias), type(bias), out.pointer, out.cols(), floraVectors ? 1 : 0));
@@ -1477,7 +1495,7 @@ public final class CudaBackend implements Backend {
         DType type = layers.getFirst().weight().dtype();
         boolean joint = layers.size() > 1 && type != DType.F32;
         for (FloraProjection p : layers) {
-            joint &= p.weight().dtype() == type && p.stackedRows() > GEMV_MAX_ROWS;
+            joint &= p.weight().dtype() == type && p.stackedRows() > GEMV_MAX_ROWS && (p.bias() != null || !floraRuns.wants(p.rows()));
         }
         if (!joint) {
             Backend.super.floraLinears(x, layers);
@@ -1547,6 +1565,9 @@ public final class CudaBackend implements Backend {
         checkStacked("floraLinear", stacked, l, x.cols());
         checkStacked("floraLinear", products, l, out.cols());
         checkLinear(stacked, weight, products, "floraLinear");
+        if (floraRuns.apply(CudaTensor.of(x), rows, a, bt, w, orNull(bias), CudaTensor.of(products), CudaTensor.of(out))) {
+            return;
+        }
         if (w.dtype() == DType.F32 || l.stacked() <= GEMV_MAX_ROWS) {
             modulate(CudaTensor.of(x), l, CudaTensor.of(stacked));
             linear(stacked, weight, null, products);

@@ -31,6 +31,10 @@ public final class CudaLibraries {
         return toolkit("cuBLAS", "libcublas.so");
     }
 
+    static SymbolLookup cublasLt() {
+        return toolkit("cuBLASLt", "libcublasLt.so");
+    }
+
     static SymbolLookup nvrtc() {
         return toolkit("NVRTC", "libnvrtc.so");
     }

@@ -1644,6 +1644,15 @@ __global__ void flora_demodulate(const float* products, const int* rowOf, const 
     }
 }
 
+// fLoRA's demodulation as cuBLASLt's per-output alpha (CudaFloraRuns): vector k = Bᵀ row btRow[k] (of
+// type btType[k]) times factor[k] (1 / r), in float32.
+__global__ void flora_scales(const long long* btRow, const int* btType, const float* factor, float* out, int outs) {
+    int k = blockIdx.x, type = btType[k];
+    const void* b = (const void*) btRow[k];
+    float f = factor[k];
+    for (int c = threadIdx.x; c < outs; c += blockDim.x) out[(long long) k * outs + c] = __fmul_rn(ld(b, c, type), f);
+}
+
 // LoRA shrink and expand sum in float64: the adapter's scale (rsLoRA's alpha / sqrt(r), say) can
 // magnify rounding.
 // LoRA shrink, every adapted token of every adapter at once, split over the input: block (k, s)

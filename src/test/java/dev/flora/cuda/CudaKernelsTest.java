@@ -1372,6 +1372,69 @@ class CudaKernelsTest {
     }
 
     /**
+     * fLoRA's runs with the demodulation in cuBLASLt's epilogue (-Dflora.cuda.floraRuns): runs of ranks
+     * 1, 3 and 4 (bf16 and float32 factors), a run's group with decode-like rows beside it and a group
+     * too short for a run (both by the three steps), against floraLinear's three steps: the same
+     * rounded inputs, so only the products' order of summation and the epilogue's b_j / r differ
+     * (within 1e-5 of the output's largest value). Where cuBLASLt has no per-output alpha for a shape
+     * the layer falls back to the three steps and says so; the results must match either way.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 256, 200", "F16, 264, 72", "BF16, 776, 45"})
+    void floraRunsInTheEpilogueMatchTheThreeSteps(DType type, int in, int out) {
+        int t = 520;
+        int[][] rows = {
+                java.util.stream.IntStream.range(0, 150).toArray(),
+                java.util.stream.IntStream.concat(java.util.stream.IntStream.range(150, 300), java.util.stream.IntStream.of(305, 310)).toArray(),
+                java.util.stream.IntStream.range(320, 330).toArray(),
+                java.util.stream.IntStream.range(400, 520).toArray()};
+        int[] ranks = {1, 3, 2, 4};
+        DType[] factorTypes = {DType.BF16, DType.F32, DType.BF16, type};
+        float[] x = randoms(t * in);
+        Tensor[] a = new Tensor[rows.length];
+        Tensor[] bt = new Tensor[rows.length];
+        int stacked = 0;
+        for (int g = 0; g < rows.length; g++) {
+            a[g] = weightOf(factorTypes[g], randoms(ranks[g] * in), ranks[g], in);
+            bt[g] = weightOf(factorTypes[g], randoms(ranks[g] * out), ranks[g], out);
+            stacked += ranks[g] * rows[g].length;
+        }
+        Tensor w = weightOf(type, randoms(out * in), out, in);
+        float[] base = randoms(t * out);
+        Tensor xs = gpu.fromHost(x, t, in);
+        Tensor threeSteps = gpu.fromHost(base, t, out);
+        gpu.floraLinear(xs, rows, a, bt, w, null, poisoned(stacked, in), poisoned(stacked, out), threeSteps);
+        Tensor inRuns = gpu.fromHost(base, t, out);
+        try {
+            gpu.floraRuns().use(64);
+            assertThat(gpu.floraRuns().wants(rows)).isTrue();
+            gpu.floraLinear(xs, rows, a, bt, w, null, poisoned(stacked, in), poisoned(stacked, out), inRuns);
+            System.out.printf("floraRuns %s %d -> %d: cuBLASLt's per-output alpha %s%n", type, in, out,
+                    gpu.floraRuns().fellBack() ? "UNSUPPORTED (the three steps ran)" : "ran");
+        } finally {
+            gpu.floraRuns().use(0);
+        }
+        float[] want = gpu.toHost(threeSteps);
+        float[] got = gpu.toHost(inRuns);
+        double largest = 0;
+        for (float v : want) {
+            largest = Math.max(largest, Math.abs(v));
+        }
+        for (int r = 0; r < t; r++) {
+            boolean written = r < 330 && (r < 300 || r == 305 || r == 310 || r >= 320) || r >= 400;
+            for (int c = 0; c < out; c++) {
+                int i = r * out + c;
+                if (written) {
+                    assertThat((double) Math.abs(got[i] - want[i])).as("row %d column %d: %s vs %s", r, c, got[i], want[i])
+                            .isLessThanOrEqualTo(1e-5 * largest);
+                } else {
+                    assertThat(got[i]).as("row %d of no adapter: as it was", r).isEqualTo(base[i]);
+                }
+            }
+        }
+    }
+
+    /**
      * fLoRA's q and k (layers of different widths sharing the input) in one floraLinears call, one
      * modulation for both where each layer takes cuBLAS (more stacked rows than the GEMV), else layer
      * by layer: bit for bit a floraLinear call per layer, with the layers' buffers shared as

@@ -1,0 +1,113 @@
+package dev.flora.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+import static dev.flora.cuda.Native.INT;
+import static dev.flora.cuda.Native.LONG;
+import static dev.flora.cuda.Native.PTR;
+import static dev.flora.cuda.Native.SIZE_T;
+
+/**
+ * cuBLASLt through FFM, for the one product cuBLAS's GemmEx cannot make: a per-output-feature alpha
+ * (pointer mode ALPHA_DEVICE_VECTOR_BETA_HOST), which folds fLoRA's demodulation, out ∘ B_j, into the
+ * product's epilogue (CudaFloraRuns). On the backend's stream, with cuBLAS's workspace (the two never
+ * run at once: one stream).
+ */
+final class CublasLt {
+    // cublasLt.h
+    private static final int DESC_POINTER_MODE = 2;
+    private static final int DESC_TRANSA = 3;
+    private static final int DESC_TRANSB = 4;
+    private static final int POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST = 4;
+    private static final int PREF_MAX_WORKSPACE_BYTES = 1;
+    /** sizeof(cublasLtMatmulHeuristicResult_t): the algorithm (64 bytes), workspace size, state, waves, 4 reserved ints. */
+    private static final long HEURISTIC_BYTES = 96;
+
+    private final MethodHandle descCreate, descSetAttribute, layoutCreate, layoutDestroy, heuristic, matmul;
+    private final MemorySegment handle;
+    private final MemorySegment stream;
+    private final long workspace;
+    private final Arena arena = Arena.ofAuto();
+    private final MemorySegment desc;
+    private final MemorySegment preference;
+    private final MemorySegment one;
+    private final MemorySegment zero;
+
+    CublasLt(MemorySegment stream, long workspace) {
+        Native n = new Native(CudaLibraries.cublasLt(), "libcublasLt");
+        MethodHandle create = n.status("cublasLtCreate", PTR);
+        descCreate = n.status("cublasLtMatmulDescCreate", PTR, INT, INT);
+        descSetAttribute = n.status("cublasLtMatmulDescSetAttribute", PTR, INT, PTR, SIZE_T);
+        layoutCreate = n.status("cublasLtMatrixLayoutCreate", PTR, INT, LONG, LONG, LONG);
+        layoutDestroy = n.status("cublasLtMatrixLayoutDestroy", PTR);
+        MethodHandle preferenceCreate = n.status("cublasLtMatmulPreferenceCreate", PTR);
+        MethodHandle preferenceSetAttribute = n.status("cublasLtMatmulPreferenceSetAttribute", PTR, INT, PTR, SIZE_T);
+        heuristic = n.status("cublasLtMatmulAlgoGetHeuristic", PTR, PTR, PTR, PTR, PTR, PTR, PTR, INT, PTR, PTR);
+        matmul = n.status("cublasLtMatmul", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, SIZE_T, PTR);
+        this.stream = stream;
+        this.workspace = workspace;
+        MemorySegment out = arena.allocate(PTR);
+        check("cublasLtCreate", Native.call(create, out));
+        handle = out.get(PTR, 0);
+        check("cublasLtMatmulDescCreate", Native.call(descCreate, out, Cublas.COMPUTE_32F, Cublas.R_32F));
+        desc = out.get(PTR, 0);
+        setInt(DESC_TRANSA, Cublas.OP_T);
+        setInt(DESC_TRANSB, Cublas.OP_N);
+        setInt(DESC_POINTER_MODE, POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST);
+        check("cublasLtMatmulPreferenceCreate", Native.call(preferenceCreate, out));
+        preference = out.get(PTR, 0);
+        MemorySegment bytes = arena.allocateFrom(LONG, Cublas.WORKSPACE_BYTES);
+        check("cublasLtMatmulPreferenceSetAttribute", Native.call(preferenceSetAttribute, preference, PREF_MAX_WORKSPACE_BYTES, bytes, 8L));
+        one = arena.allocateFrom(Native.FLOAT, 1f);
+        zero = arena.allocateFrom(Native.FLOAT, 0f);
+    }
+
+    private void setInt(int attribute, int value) {
+        check("cublasLtMatmulDescSetAttribute", Native.call(descSetAttribute, desc, attribute, arena.allocateFrom(INT, value), 4L));
+    }
+
+    /**
+     * Row-major out[T, O] = alpha[o] · (x[T, I] · W[O, I]^T)[t, o] (+ out with {@code accumulate}), x and
+     * W of {@code inputType}, out float32, alpha a device vector of O float32 values; x and out with row
+     * strides of their own, as {@link Cublas#linearStrided}. False, with nothing done, where cuBLASLt
+     * has no algorithm for it on this GPU.
+     */
+    boolean scaledLinear(long x, int ldx, long w, long out, int ldo, int tokens, int in, int outs, int inputType, long alpha, boolean accumulate) {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment a = layout(call, inputType, in, outs, in);      // W stored column-major as in × outs, used transposed
+            MemorySegment b = layout(call, inputType, in, tokens, ldx);   // x^T: in × tokens
+            MemorySegment d = layout(call, Cublas.R_32F, outs, tokens, ldo);
+            try {
+                MemorySegment result = call.allocate(HEURISTIC_BYTES, 8);
+                MemorySegment count = call.allocate(INT);
+                int status = (Integer) Native.call(heuristic, handle, desc, a, b, d, d, preference, 1, result, count);
+                if (status != 0 || count.get(INT, 0) < 1) {
+                    return false;
+                }
+                check("cublasLtMatmul", Native.call(matmul, handle, desc, MemorySegment.ofAddress(alpha), MemorySegment.ofAddress(w), a,
+                        MemorySegment.ofAddress(x), b, accumulate ? one : zero, MemorySegment.ofAddress(out), d, MemorySegment.ofAddress(out), d,
+                        result, MemorySegment.ofAddress(workspace), Cublas.WORKSPACE_BYTES, stream));
+                return true;
+            } finally {
+                Native.call(layoutDestroy, a);
+                Native.call(layoutDestroy, b);
+                Native.call(layoutDestroy, d);
+            }
+        }
+    }
+
+    private MemorySegment layout(Arena call, int type, long rows, long cols, long ld) {
+        MemorySegment out = call.allocate(PTR);
+        check("cublasLtMatrixLayoutCreate", Native.call(layoutCreate, out, type, rows, cols, ld));
+        return out.get(PTR, 0);
+    }
+
+    private static void check(String what, Object status) {
+        int code = (Integer) status;
+        if (code != 0) {
+            throw new CudaException(what + " failed: cuBLAS status " + code);
+        }
+    }
+}
