@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine, in one call (about 550 s; every part writes its files as it goes), first in the next GPU session: the chunks' shrink split
+# On the GPU machine, in one call (about 450 s; every part writes its files as it goes), first in the next GPU session: the chunks' shrink split
 # over the width (-Dflora.cuda.loraChunkSplit=S, built after session 15's GPU calls) and whole runs
 # stacked into two dense products (-Dflora.cuda.loraStack=N, built in session 16), both off by default,
 # against whole runs and the kernels, and whole runs below 8 runs a call (the default since session 15,
@@ -14,9 +14,8 @@
 #    at one prompt of 512 (rank 8; kernels 87), 16 adapters of 512 rows at rank 8 658 µs (kernels 1,054);
 # 2. the PEFT workload (llama2-7b, 64 x (256 + 64), LoRA r8 on q, k, v, o, gathered), the default against
 #    slices of 4 and stacked runs, two rounds interleaved (OUT/variants-llama2-7b-64.jsonl; session 15:
-#    3,633 and 3,659 output tok/s with chunks);
-# 3. fLoRA's runs in cuBLASLt's epilogue at the layer, and a profile of fLoRA's three steps;
-# 4. a profile of the PEFT prefill.
+#    3,633 and 3,659 output tok/s with chunks).
+# Then runtime/experiments-profile.sh: fLoRA's runs in cuBLASLt's epilogue and two profiles.
 #   runtime/experiments-split.sh OUT        (run from the repository root)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,25 +38,3 @@ for which in kernels whole chunks split4 stack; do
 done
 RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
   timeout 200 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.loraChunkSplit=4" "-Dflora.cuda.loraStack=4096"
-# 3. fLoRA's runs with the demodulation in cuBLASLt's epilogue (-Dflora.cuda.floraRuns=128, built in
-#    session 16, off by default) at the layer against the three steps, ranks 1, 2, 4 (session 14: 640 µs
-#    at 8,192 tokens and rank 1 against the base product's 400; the aim is within 5%), and where the
-#    three steps' time goes (-Dflora.cuda.profile=true, one round).
-for which in steps runs; do
-  flags=""; [ "$which" = runs ] && flags="-Dflora.cuda.floraRuns=128"
-  JAVA_OPTS="$flags" flora calibrate --device cuda --dim 4096 --tokens 2048,8192 --ranks 1,2,4 --rounds 3 \
-    --strategies flora --decode-sequences 0 --out "$out/layer-flora-$which.json" > "$out/layer-flora-$which.txt" 2>&1
-  grep -E "^ +[0-9]+ +[0-9]+ |UNSUPPORTED|note:" "$out/layer-flora-$which.txt" | sed "s/^/flora-$which /"
-done
-JAVA_OPTS="-Dflora.cuda.profile=true" flora calibrate --device cuda --dim 4096 --tokens 8192 --ranks 1 --rounds 1 --strategies flora \
-  --decode-sequences 0 --out "$out/layer-flora-profile.json" > "$out/layer-flora-profile.txt" 2>&1
-grep -A25 "flora.cuda.profile" "$out/layer-flora-profile.txt" | head -30
-# 4. Where the PEFT workload's prefill goes (for 100x PEFT): every GPU operation waited for and its time
-#    added up by name (-Dflora.cuda.profile=true, printed at close), with LoRA r8 gathered and without.
-model="$(shape_model llama2-7b "$out")"
-for kind in lora none; do
-  extra=""; [ "$kind" = lora ] && extra="--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered"
-  JAVA_OPTS="-Dflora.cuda.profile=true" timeout 90 bash -c "source '$here/runtime.sh'; flora bench decode --model '$model' --random-weights \
-    --device cuda --batch 64 --prompt-tokens 256 --tokens 2 $extra" > "$out/profile-prefill-$kind.txt" 2>&1
-  grep -A40 "flora.cuda.profile" "$out/profile-prefill-$kind.txt" | head -45
-done
