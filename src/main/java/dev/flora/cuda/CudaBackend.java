@@ -1371,7 +1371,7 @@ public final class CudaBackend implements Backend {
      * count and rank; per token its row, group and index in the group.
      */
     record FloraLayout(int tokens, int stacked, long aPtr, long btPtr, long aType, long btType, long base, long count, long rank,
-                               long rowOf, long groupOf, long indexOf) {
+                       long rowOf, long groupOf, long indexOf) {
         /** The kernels' arguments from rowOf to the factor's rank, for A (modulate) or Bᵀ (demodulate). */
         Object[] args(boolean a) {
             return new Object[] {rowOf, groupOf, indexOf, base, count, a ? aPtr : btPtr, a ? aType : btType, rank};
