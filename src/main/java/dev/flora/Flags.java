@@ -25,6 +25,7 @@ public final class Flags {
             "flora.cuda.loraChunkSplit",
             "flora.cuda.loraStack",
             "flora.cuda.floraRuns",
+            "flora.cuda.batchedProducts",
             "flora.cuda.loraRunChunk",
             "flora.cuda.loraRunMin",
             "flora.cuda.overlap",

@@ -93,6 +93,16 @@ public final class CudaBackend implements Backend {
      */
     private boolean floraVectors = booleanFlag("flora.cuda.floraVectors", true);
     /**
+     * -Dflora.cuda.batchedProducts=true: the products of one input with weights of one shape and no
+     * bias (q, k and v of a model without grouped KV heads; gate and up) in one cublasGemmBatchedEx where
+     * the input has at most BATCHED_PRODUCTS_MAX_ROWS rows (a decode step of more rows than the GEMV
+     * takes): one launch whose blocks cover them all, where each alone is short (a 4096² product of 64
+     * rows: 13.2 µs, 2.5 TB/s, on the H200 by NCU, session 6; gate and up 27.3 µs each, 3.3 TB/s). Built
+     * in session 16 without a GPU; off until measured.
+     */
+    private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", false);
+    static final int BATCHED_PRODUCTS_MAX_ROWS = 256;
+    /**
      * Gathered LoRA in prompt steps by tiles of one adapter's tokens (lora_shrink_tiled,
      * lora_expand_tiled; tiledLora()). -Dflora.cuda.tiledLora=false: the per-token kernels always.
      */
@@ -1033,9 +1043,44 @@ public final class CudaBackend implements Backend {
     }
 
     private void products(CudaTensor rounded, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        if (batchedProducts(rounded, weights, biases, outs)) {
+            return;
+        }
         for (int i = 0; i < weights.length; i++) {
             product(rounded, CudaTensor.of(weights[i]), orNull(biases[i]), CudaTensor.of(outs[i]));
         }
+    }
+
+    /** products() in one batched cuBLAS call where -Dflora.cuda.batchedProducts allows it (see there); false, with nothing done, otherwise. */
+    private boolean batchedProducts(CudaTensor rounded, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        if (!batchedProducts || weights.length < 2 || rounded.rows() > BATCHED_PRODUCTS_MAX_ROWS) {
+            return false;
+        }
+        for (int i = 0; i < weights.length; i++) {
+            if (biases[i] != null || weights[i].dtype() != weights[0].dtype() || weights[i].rows() != weights[0].rows()
+                    || weights[i].cols() != weights[0].cols()) {
+                return false;
+            }
+        }
+        int n = weights.length;
+        long[] xs = new long[n];
+        long[] ws = new long[n];
+        long[] os = new long[n];
+        for (int i = 0; i < n; i++) {
+            xs[i] = rounded.pointer;
+            ws[i] = CudaTensor.of(weights[i]).pointer;
+            os[i] = CudaTensor.of(outs[i]).pointer;
+        }
+        long[] p = packed(outs[0], xs, ws, os);
+        int type = cublasType(weights[0].dtype());
+        long start = profiling ? begin() : 0;
+        if (!logged("cublas batched", n, rounded.rows(), rounded.cols(), weights[0].rows(), type, p[0], p[1], p[2])) {
+            cublas().batchedLinear(p[0], p[1], p[2], n, rounded.rows(), rounded.cols(), weights[0].rows(), type);
+        }
+        if (profiling) {
+            end("cublas batched products", start);
+        }
+        return true;
     }
 
     /** Up to three weights in one gemv_multi launch; norm (with normed, its output) fused in front when not null. */
@@ -1104,8 +1149,10 @@ public final class CudaBackend implements Backend {
     /** The gated MLP through cuBLAS from the input already rounded to the weights' type. */
     private void gatedProducts(CudaTensor rounded, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias, Activation act,
                                Tensor gate, Tensor up) {
-        product(rounded, CudaTensor.of(gateWeight), orNull(gateBias), CudaTensor.of(gate));
-        product(rounded, CudaTensor.of(upWeight), orNull(upBias), CudaTensor.of(up));
+        if (!batchedProducts(rounded, new Tensor[] {gateWeight, upWeight}, new Tensor[] {gateBias, upBias}, new Tensor[] {gate, up})) {
+            product(rounded, CudaTensor.of(gateWeight), orNull(gateBias), CudaTensor.of(gate));
+            product(rounded, CudaTensor.of(upWeight), orNull(upBias), CudaTensor.of(up));
+        }
         gatedActivation(act, gate, up, gate);
     }
 
@@ -1200,6 +1247,11 @@ public final class CudaBackend implements Backend {
     /** Whether calls run now (not logged for a dry run, recorded or replayed as a graph). */
     boolean issuingDirectly() {
         return issue == Issue.RUN;
+    }
+
+    /** Batched products on or off, as -Dflora.cuda.batchedProducts does (tests run both). */
+    void useBatchedProducts(boolean on) {
+        batchedProducts = on;
     }
 
     /** Turns the four-column fLoRA modulation and demodulation on or off, as -Dflora.cuda.floraVectors does (tests run both). */

@@ -123,6 +123,65 @@ class CudaKernelsTest {
     }
 
     /**
+     * Batched products (-Dflora.cuda.batchedProducts): q, k and v of one shape, and gate and up, in one
+     * batched cuBLAS call at a decode step's rows, against a product each (within 1e-5 of the largest
+     * output: the batched kernel may sum in another order); with a bias, or beyond 256 rows, a product
+     * each as before (bit for bit).
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 64, false", "F16, 40, false", "BF16, 64, true", "BF16, 300, false"})
+    void batchedProductsMatchAProductEach(DType type, int t, boolean withBias) {
+        int in = 264;
+        int width = 72;
+        int hidden = 96;
+        Tensor x = gpu.fromHost(randoms(t * in), t, in);
+        Tensor[] w = new Tensor[3];
+        Tensor[] b = new Tensor[3];
+        Tensor[] batched = new Tensor[3];
+        for (int i = 0; i < 3; i++) {
+            w[i] = weightOf(type, randoms(width * in), width, in);
+            b[i] = withBias ? gpu.weight(randoms(width), 1, width) : null;
+            batched[i] = poisoned(t, width);
+        }
+        Tensor gw = weightOf(type, randoms(hidden * in), hidden, in);
+        Tensor uw = weightOf(type, randoms(hidden * in), hidden, in);
+        Tensor gate = poisoned(t, hidden);
+        try {
+            gpu.useBatchedProducts(true);
+            gpu.linears(x, w, b, batched);
+            gpu.gatedLinear(x, gw, null, uw, null, Activation.SILU, gate, poisoned(t, hidden));
+        } finally {
+            gpu.useBatchedProducts(false);
+        }
+        boolean exact = withBias || t > CudaBackend.BATCHED_PRODUCTS_MAX_ROWS;
+        for (int i = 0; i < 3; i++) {
+            Tensor one = poisoned(t, width);
+            gpu.linear(x, w[i], b[i], one);
+            closeOrExact(gpu.toHost(batched[i]), gpu.toHost(one), exact, "linears, weight " + i);
+        }
+        Tensor g = poisoned(t, hidden);
+        Tensor u = poisoned(t, hidden);
+        gpu.linear(x, gw, null, g);
+        gpu.linear(x, uw, null, u);
+        gpu.gatedActivation(Activation.SILU, g, u, g);
+        closeOrExact(gpu.toHost(gate), gpu.toHost(g), t > CudaBackend.BATCHED_PRODUCTS_MAX_ROWS, "gatedLinear");
+    }
+
+    private static void closeOrExact(float[] got, float[] want, boolean exact, String what) {
+        if (exact) {
+            assertThat(got).as(what).containsExactly(want);
+            return;
+        }
+        double largest = 0;
+        for (float v : want) {
+            largest = Math.max(largest, Math.abs(v));
+        }
+        for (int i = 0; i < want.length; i++) {
+            assertThat((double) Math.abs(got[i] - want[i])).as("%s element %d: %s vs %s", what, i, got[i], want[i]).isLessThanOrEqualTo(1e-5 * largest);
+        }
+    }
+
+    /**
      * The fused products (q, k, v in one launch; gate and up with the activation; a product added
      * to the residual) give bit for bit what the operations they fuse give, at the GEMV's row counts
      * and beyond them (cuBLAS; a product added in cuBLAS's epilogue within 1e-5), for both 16-bit types, with and
