@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# On the GPU machine, in one call (about 300 s), after runtime/experiments-split.sh (whose GPU tests
+# On the GPU machine, in one call (about 350 s), after runtime/experiments-split.sh (whose GPU tests
 # include fLoRA's runs: CudaKernelsTest.floraRunsInTheEpilogueMatchTheThreeSteps, which prints whether
 # cuBLASLt took a per-output alpha):
 # 1. fLoRA's runs with the demodulation in cuBLASLt's epilogue at the layer against the three steps;
 # 2. where fLoRA's three steps go at 8,192 tokens, rank 1 (-Dflora.cuda.profile=true: every GPU
 #    operation waited for, times added up by name);
 # 3. where the PEFT workload's prefill goes, with LoRA r8 gathered and without (for 100x PEFT);
-# 4. batched q/k/v and gate/up products at decode against a product each.
+# 4. batched and skinny products at decode against cuBLAS a product each.
 #   runtime/experiments-profile.sh OUT        (run from the repository root)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,7 +36,10 @@ for kind in lora none; do
     --device cuda --batch 64 --prompt-tokens 256 --tokens 2 $extra" > "$out/profile-prefill-$kind.txt" 2>&1
   grep -A40 "flora.cuda.profile" "$out/profile-prefill-$kind.txt" | head -45
 done
-# 4. Batched products at decode (-Dflora.cuda.batchedProducts=true: q, k, v in one batched cuBLAS call,
-#    gate and up in another, at up to 256 rows; built in session 16, off by default): 64 x (256 + 64), no
-#    adapters, two rounds interleaved (OUT/variants-llama2-7b-64.jsonl; session 7: decode 5,978-6,075).
-RUNS=2 timeout 200 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.batchedProducts=true"
+# 4. Decode products (built in session 16, off by default): batched (-Dflora.cuda.batchedProducts=true:
+#    q, k, v in one batched cuBLAS call, gate and up in another, at up to 256 rows) and Flora's skinny
+#    tensor-core kernel (-Dflora.cuda.skinnyProducts=true: every product of up to 64 rows), against
+#    cuBLAS a product each: 64 x (256 + 64), no adapters, two rounds interleaved
+#    (OUT/variants-llama2-7b-64.jsonl; session 7: decode 5,978-6,075 tok/s).
+RUNS=2 timeout 240 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.batchedProducts=true" \
+  "-Dflora.cuda.skinnyProducts=true"

@@ -26,6 +26,7 @@ public final class Flags {
             "flora.cuda.loraStack",
             "flora.cuda.floraRuns",
             "flora.cuda.batchedProducts",
+            "flora.cuda.skinnyProducts",
             "flora.cuda.loraRunChunk",
             "flora.cuda.loraRunMin",
             "flora.cuda.overlap",

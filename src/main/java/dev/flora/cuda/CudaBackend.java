@@ -101,6 +101,13 @@ public final class CudaBackend implements Backend {
      * in session 16 without a GPU; off until measured.
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", false);
+    /**
+     * -Dflora.cuda.skinnyProducts=true: products of up to 64 rows by a 16-bit weight through Flora's own
+     * tensor-core kernel rather than cuBLAS (CudaSkinnyProducts). Built in session 16 without a GPU;
+     * off until measured.
+     */
+    private boolean skinnyProducts = booleanFlag("flora.cuda.skinnyProducts", false);
+    private CudaSkinnyProducts skinny; // its buffers, made at the first product it takes outside a recording
     static final int BATCHED_PRODUCTS_MAX_ROWS = 256;
     /**
      * Gathered LoRA in prompt steps by tiles of one adapter's tokens (lora_shrink_tiled,
@@ -920,15 +927,20 @@ public final class CudaBackend implements Backend {
         if (accumulate && b != null) {
             throw new IllegalArgumentException("an accumulating product takes no bias"); // (x W + b) + r would round otherwise
         }
-        Cublas cublas = cublas();
-        long start = profiling ? begin() : 0;
-        int type = cublasType(w.dtype());
-        if (!logged(accumulate ? "cublas linear add" : "cublas linear", in.rows(), in.cols(), w.rows(), type, in.pointer, w.pointer,
-                o.pointer)) {
-            cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type, accumulate);
-        }
-        if (profiling) {
-            end("cublas " + w.dtype() + (in.rows() == 1 ? " 1 row" : " rows"), start);
+        if (skinnyProducts(in, w)) {
+            CudaSkinnyProducts.Launch l = skinny.launch(in, w, o, accumulate);
+            launch(l.kernel(), l.tiles(), l.splits(), 128, 0, l.args());
+        } else {
+            Cublas cublas = cublas();
+            long start = profiling ? begin() : 0;
+            int type = cublasType(w.dtype());
+            if (!logged(accumulate ? "cublas linear add" : "cublas linear", in.rows(), in.cols(), w.rows(), type, in.pointer, w.pointer,
+                    o.pointer)) {
+                cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type, accumulate);
+            }
+            if (profiling) {
+                end("cublas " + w.dtype() + (in.rows() == 1 ? " 1 row" : " rows"), start);
+            }
         }
         if (b != null) {
             launchRows("add_bias", o.rows(), o.pointer, b.pointer, b.typeCode(), o.cols());
@@ -1049,6 +1061,33 @@ public final class CudaBackend implements Backend {
         for (int i = 0; i < weights.length; i++) {
             product(rounded, CudaTensor.of(weights[i]), orNull(biases[i]), CudaTensor.of(outs[i]));
         }
+    }
+
+    /**
+     * Whether a product goes to the skinny kernels (-Dflora.cuda.skinnyProducts): rows, widths, type and
+     * 16-byte rows as they need; their buffers are made at the first such product issued directly (not
+     * in a recording, where an allocation may not happen).
+     */
+    private boolean skinnyProducts(CudaTensor in, CudaTensor w) {
+        if (!skinnyProducts || in.dtype() != w.dtype() || !CudaSkinnyProducts.fits(in.rows(), in.cols(), w.rows(), w.dtype())
+                || !aligned(in.pointer, w.pointer)) {
+            return false;
+        }
+        if (skinny == null) {
+            if (issue != Issue.RUN) {
+                return false;
+            }
+            long partials = memory.permanent(CudaSkinnyProducts.PARTIAL_BYTES, this);
+            long counters = memory.permanent(4L * CudaSkinnyProducts.MAX_TILES, this);
+            driver.fill32(counters, 0, CudaSkinnyProducts.MAX_TILES, stream);
+            skinny = new CudaSkinnyProducts(partials, counters, smCount);
+        }
+        return true;
+    }
+
+    /** Skinny products on or off, as -Dflora.cuda.skinnyProducts does (tests run both). */
+    void useSkinnyProducts(boolean on) {
+        skinnyProducts = on;
     }
 
     /** products() in one batched cuBLAS call where -Dflora.cuda.batchedProducts allows it (see there); false, with nothing done, otherwise. */

@@ -1906,4 +1906,127 @@ __global__ void lora_stack_mask(const float* v, u16* out, int columns, const int
     }
 }
 
+// Products of 1..64 rows by a 16-bit weight (CudaSkinnyProducts, -Dflora.cuda.skinnyProducts): out[t][o]
+// (+)= Σ_k x[t][k] W[o][k], x already rounded to the weight's type. cuBLAS streams the weight at 2.5-3.3
+// TB/s at 64 rows (session 6), where the bytes allow about 4.2. Block (f, s): output features
+// [64f, 64f + 64) (16 a warp: the tensor cores' M) for every row (8 a tile: N, MT tiles) over split s of
+// the input; W's and x's chunks of SK_KC columns copied into shared memory SK_STAGES - 1 chunks ahead
+// (cp.async). With one split the block writes out; with more, each writes its partial sums and the
+// last split of a feature tile to finish adds them in split order (deterministic), as attention_finish
+// joins its splits, leaving the tile's counter at 0.
+#define SK_KC 32
+#define SK_STAGES 4
+#define SK_FEATURES 64
+#define SK_ROW (SK_KC + 8) // padded: a warp's fragment loads fall in 32 different banks
+extern "C++" {
+template <int MT, bool BF16>
+__device__ void skinny_products_impl(const u16* x, const u16* w, float* out, float* part, int* counters, int rows, int in, int outs,
+                                     int splitLen, int accumulate) {
+    constexpr int TILE_ROWS = SK_FEATURES + 8 * MT;
+    __shared__ __align__(16) u16 sk[SK_STAGES][TILE_ROWS][SK_ROW];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+    const int f0 = blockIdx.x * SK_FEATURES;
+    const int split = blockIdx.y, splits = gridDim.y;
+    const int k0 = split * splitLen, k1 = min(in, k0 + splitLen);
+    const int chunks = (k1 - k0) / SK_KC;
+    float acc[MT][4];
+    #pragma unroll
+    for (int nt = 0; nt < MT; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+    // Stage a chunk: W's rows f0.. (past outs: the last row, never stored) and x's rows (past rows: the last, never stored).
+    for (int c = 0; c < SK_STAGES - 1; c++) {
+        if (c < chunks) {
+            for (int i = threadIdx.x; i < TILE_ROWS * (SK_KC / 8); i += blockDim.x) {
+                int r = i / (SK_KC / 8), col = (i % (SK_KC / 8)) * 8, kc = k0 + c * SK_KC + col;
+                const u16* src = r < SK_FEATURES ? w + (long long) min(f0 + r, outs - 1) * in + kc : x + (long long) min(r - SK_FEATURES, rows - 1) * in + kc;
+                copy_async16(&sk[c][r][col], src);
+            }
+        }
+        copy_async_commit();
+    }
+    for (int c = 0; c < chunks; c++) {
+        asm volatile("cp.async.wait_group %0;" ::"n"(SK_STAGES - 2) : "memory"); // chunk c's copies are done
+        __syncthreads(); // ... for every thread, and every warp is done with the stage refilled below
+        int next = c + SK_STAGES - 1;
+        if (next < chunks) {
+            int stage = next % SK_STAGES;
+            for (int i = threadIdx.x; i < TILE_ROWS * (SK_KC / 8); i += blockDim.x) {
+                int r = i / (SK_KC / 8), col = (i % (SK_KC / 8)) * 8, kc = k0 + next * SK_KC + col;
+                const u16* src = r < SK_FEATURES ? w + (long long) min(f0 + r, outs - 1) * in + kc : x + (long long) min(r - SK_FEATURES, rows - 1) * in + kc;
+                copy_async16(&sk[stage][r][col], src);
+            }
+        }
+        copy_async_commit();
+        const int stage = c % SK_STAGES;
+        #pragma unroll
+        for (int kk = 0; kk < SK_KC / 16; kk++) {
+            const u16* wr = &sk[stage][warp * 16 + g][kk * 16 + 2 * tq];
+            unsigned a[4];
+            a[0] = *(const unsigned*) wr;
+            a[1] = *(const unsigned*) (wr + 8 * SK_ROW);
+            a[2] = *(const unsigned*) (wr + 8);
+            a[3] = *(const unsigned*) (wr + 8 * SK_ROW + 8);
+            #pragma unroll
+            for (int nt = 0; nt < MT; nt++) {
+                const u16* xr = &sk[stage][SK_FEATURES + nt * 8 + g][kk * 16 + 2 * tq];
+                mma16816<BF16>(acc[nt], a, *(const unsigned*) xr, *(const unsigned*) (xr + 8));
+            }
+        }
+    }
+    copy_async_wait();
+    // acc[nt]: features f0 + 16·warp + g (0, 1) and + 8 (2, 3); rows 8·nt + 2·tq (0, 2) and + 1 (1, 3).
+    const int fa = f0 + warp * 16 + g, fb = fa + 8;
+    if (splits == 1) {
+        #pragma unroll
+        for (int nt = 0; nt < MT; nt++) {
+            int ta = nt * 8 + 2 * tq, tb = ta + 1;
+            float v[4] = {acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]};
+            int f[4] = {fa, fa, fb, fb}, t[4] = {ta, tb, ta, tb};
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                if (f[e] < outs && t[e] < rows) {
+                    float* o = out + (long long) t[e] * outs + f[e];
+                    *o = accumulate ? *o + v[e] : v[e];
+                }
+            }
+        }
+        return;
+    }
+    #pragma unroll
+    for (int nt = 0; nt < MT; nt++) {
+        int ta = nt * 8 + 2 * tq, tb = ta + 1;
+        int f[4] = {fa, fa, fb, fb}, t[4] = {ta, tb, ta, tb};
+        #pragma unroll
+        for (int e = 0; e < 4; e++) {
+            if (f[e] < outs && t[e] < rows) part[((long long) split * rows + t[e]) * outs + f[e]] = acc[nt][e];
+        }
+    }
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* counter = counters + blockIdx.x;
+        last = atomicAdd(counter, 1) == splits - 1;
+        if (last) *counter = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int e = threadIdx.x; e < SK_FEATURES * 8 * MT; e += blockDim.x) {
+        int f = f0 + e % SK_FEATURES, t = e / SK_FEATURES;
+        if (f >= outs || t >= rows) continue;
+        float sum = 0.f;
+        for (int s = 0; s < splits; s++) sum += __ldcg(part + ((long long) s * rows + t) * outs + f);
+        float* o = out + (long long) t * outs + f;
+        *o = accumulate ? *o + sum : sum;
+    }
+}
+}  // extern "C++"
+
+#define SKINNY_ARGS const u16* x, const u16* w, float* out, float* part, int* counters, int rows, int in, int outs, int splitLen, int accumulate
+#define SKINNY_PASS x, w, out, part, counters, rows, in, outs, splitLen, accumulate
+#define SKINNY(MT) \
+__global__ void __launch_bounds__(128) skinny_products_bf16_##MT(SKINNY_ARGS) { skinny_products_impl<MT, true>(SKINNY_PASS); } \
+__global__ void __launch_bounds__(128) skinny_products_f16_##MT(SKINNY_ARGS) { skinny_products_impl<MT, false>(SKINNY_PASS); }
+SKINNY(1) SKINNY(2) SKINNY(3) SKINNY(4) SKINNY(5) SKINNY(6) SKINNY(7) SKINNY(8)
+
 }

@@ -123,6 +123,62 @@ class CudaKernelsTest {
     }
 
     /**
+     * Flora's skinny tensor-core products (-Dflora.cuda.skinnyProducts) against float64, within the
+     * products' 1e-6 of the sums of magnitudes, as linearWithBias: rows 5 to 64 (one to eight tiles of 8,
+     * partial ones), widths that are and are not whole tiles of 64 features, one split and many (the
+     * splits' sums added by the last block), with a bias and added to a residual (linearAdd); twice, so
+     * that the counters left at 0 by the first call serve the second.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 5, 256, 200", "BF16, 8, 4096, 64", "F16, 13, 1024, 1000", "BF16, 64, 4096, 4096", "BF16, 40, 11008, 300",
+            "F16, 64, 96, 70"})
+    void skinnyProductsMatchFloat64(DType type, int t, int in, int out) {
+        float[] x = randoms(t * in);
+        float[] w = randoms(out * in);
+        float[] b = randoms(out);
+        float[] residual = randoms(t * out);
+        Tensor wt = weightOf(type, w, out, in);
+        Tensor bias = gpu.weight(b, 1, out);
+        Tensor xs = gpu.fromHost(x, t, in);
+        double[] want = new double[t * out];
+        double[] scale = new double[t * out];
+        for (int r = 0; r < t; r++) {
+            for (int o = 0; o < out; o++) {
+                double sum = 0;
+                double m = 0;
+                for (int i = 0; i < in; i++) {
+                    float xv = type == DType.BF16 ? bf16(x[r * in + i]) : f16(x[r * in + i]);
+                    sum += (double) xv * w[o * in + i];
+                    m += Math.abs((double) xv * w[o * in + i]);
+                }
+                want[r * out + o] = sum;
+                scale[r * out + o] = m;
+            }
+        }
+        double[] withBias = new double[t * out];
+        double[] added = new double[t * out];
+        double[] addedScale = new double[t * out];
+        for (int i = 0; i < t * out; i++) {
+            withBias[i] = want[i] + b[i % out];
+            added[i] = want[i] + residual[i];
+            addedScale[i] = scale[i] + Math.abs(residual[i]);
+        }
+        try {
+            gpu.useSkinnyProducts(true);
+            for (int round = 0; round < 2; round++) {
+                Tensor y = poisoned(t, out);
+                gpu.linear(xs, wt, bias, y);
+                near(gpu.toHost(y), withBias, scale, 1e-6, "skinny linear " + type + ", round " + round);
+                Tensor r = gpu.fromHost(residual, t, out);
+                gpu.linearAdd(xs, wt, null, poisoned(t, out), r);
+                near(gpu.toHost(r), added, addedScale, 1e-6, "skinny linearAdd " + type + ", round " + round);
+            }
+        } finally {
+            gpu.useSkinnyProducts(false);
+        }
+    }
+
+    /**
      * Batched products (-Dflora.cuda.batchedProducts): q, k and v of one shape, and gate and up, in one
      * batched cuBLAS call at a decode step's rows, against a product each (within 1e-5 of the largest
      * output: the batched kernel may sum in another order); with a bias, or beyond 256 rows, a product
