@@ -13,7 +13,7 @@ final class CudaSkinnyProducts {
     /** The most rows: 8 tiles of 8 (the kernels' N). */
     static final int MAX_ROWS = 64;
     /** Output features a block takes (skinny_products' SK_FEATURES). */
-    static final int FEATURES = 64;
+    static final int FEATURES = 128;
     /** Input columns a chunk (SK_KC): the input's width must be a multiple. */
     static final int CHUNK = 32;
     /** Room for the splits' partial sums: the splits are cut down to fit. */

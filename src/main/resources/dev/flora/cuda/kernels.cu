@@ -1909,14 +1909,15 @@ __global__ void lora_stack_mask(const float* v, u16* out, int columns, const int
 // Products of 1..64 rows by a 16-bit weight (CudaSkinnyProducts, -Dflora.cuda.skinnyProducts): out[t][o]
 // (+)= Σ_k x[t][k] W[o][k], x already rounded to the weight's type. cuBLAS streams the weight at 2.5-3.3
 // TB/s at 64 rows (session 6), where the bytes allow about 4.2. Block (f, s): output features
-// [64f, 64f + 64) (16 a warp: the tensor cores' M) for every row (8 a tile: N, MT tiles) over split s of
-// the input; W's and x's chunks of SK_KC columns copied into shared memory SK_STAGES - 1 chunks ahead
-// (cp.async). With one split the block writes out; with more, each writes its partial sums and the
+// [128f, 128f + 128) (32 a warp: two of the tensor cores' M tiles, so that each x fragment serves two
+// products and x's reads from L2 are half of W's bytes at 64 rows) for every row (8 a tile: N, MT tiles)
+// over split s of the input; W's and x's chunks of SK_KC columns copied into shared memory
+// SK_STAGES - 1 chunks ahead (cp.async). With one split the block writes out; with more, each writes its partial sums and the
 // last split of a feature tile to finish adds them in split order (deterministic), as attention_finish
 // joins its splits, leaving the tile's counter at 0.
 #define SK_KC 32
-#define SK_STAGES 4
-#define SK_FEATURES 64
+#define SK_STAGES 3
+#define SK_FEATURES 128 // CudaSkinnyProducts.FEATURES: 4 warps of 32
 #define SK_ROW (SK_KC + 8) // padded: a warp's fragment loads fall in 32 different banks
 extern "C++" {
 template <int MT, bool BF16>
@@ -1929,9 +1930,11 @@ __device__ void skinny_products_impl(const u16* x, const u16* w, float* out, flo
     const int split = blockIdx.y, splits = gridDim.y;
     const int k0 = split * splitLen, k1 = min(in, k0 + splitLen);
     const int chunks = (k1 - k0) / SK_KC;
-    float acc[MT][4];
+    float acc[2][MT][4];
     #pragma unroll
-    for (int nt = 0; nt < MT; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+    for (int mt = 0; mt < 2; mt++)
+        #pragma unroll
+        for (int nt = 0; nt < MT; nt++) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.f;
     // Stage a chunk: W's rows f0.. (past outs: the last row, never stored) and x's rows (past rows: the last, never stored).
     for (int c = 0; c < SK_STAGES - 1; c++) {
         if (c < chunks) {
@@ -1959,47 +1962,46 @@ __device__ void skinny_products_impl(const u16* x, const u16* w, float* out, flo
         const int stage = c % SK_STAGES;
         #pragma unroll
         for (int kk = 0; kk < SK_KC / 16; kk++) {
-            const u16* wr = &sk[stage][warp * 16 + g][kk * 16 + 2 * tq];
-            unsigned a[4];
-            a[0] = *(const unsigned*) wr;
-            a[1] = *(const unsigned*) (wr + 8 * SK_ROW);
-            a[2] = *(const unsigned*) (wr + 8);
-            a[3] = *(const unsigned*) (wr + 8 * SK_ROW + 8);
+            unsigned a[2][4];
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++) {
+                const u16* wr = &sk[stage][warp * 32 + mt * 16 + g][kk * 16 + 2 * tq];
+                a[mt][0] = *(const unsigned*) wr;
+                a[mt][1] = *(const unsigned*) (wr + 8 * SK_ROW);
+                a[mt][2] = *(const unsigned*) (wr + 8);
+                a[mt][3] = *(const unsigned*) (wr + 8 * SK_ROW + 8);
+            }
             #pragma unroll
             for (int nt = 0; nt < MT; nt++) {
                 const u16* xr = &sk[stage][SK_FEATURES + nt * 8 + g][kk * 16 + 2 * tq];
-                mma16816<BF16>(acc[nt], a, *(const unsigned*) xr, *(const unsigned*) (xr + 8));
+                unsigned b0 = *(const unsigned*) xr, b1 = *(const unsigned*) (xr + 8);
+                mma16816<BF16>(acc[0][nt], a[0], b0, b1);
+                mma16816<BF16>(acc[1][nt], a[1], b0, b1);
             }
         }
     }
     copy_async_wait();
-    // acc[nt]: features f0 + 16·warp + g (0, 1) and + 8 (2, 3); rows 8·nt + 2·tq (0, 2) and + 1 (1, 3).
-    const int fa = f0 + warp * 16 + g, fb = fa + 8;
-    if (splits == 1) {
+    // acc[mt][nt]: features f0 + 32·warp + 16·mt + g (0, 1) and + 8 (2, 3); rows 8·nt + 2·tq (0, 2) and + 1 (1, 3).
+    #pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+        const int fa = f0 + warp * 32 + mt * 16 + g, fb = fa + 8;
         #pragma unroll
         for (int nt = 0; nt < MT; nt++) {
             int ta = nt * 8 + 2 * tq, tb = ta + 1;
-            float v[4] = {acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]};
             int f[4] = {fa, fa, fb, fb}, t[4] = {ta, tb, ta, tb};
             #pragma unroll
             for (int e = 0; e < 4; e++) {
-                if (f[e] < outs && t[e] < rows) {
+                if (f[e] >= outs || t[e] >= rows) continue;
+                if (splits == 1) {
                     float* o = out + (long long) t[e] * outs + f[e];
-                    *o = accumulate ? *o + v[e] : v[e];
+                    *o = accumulate ? *o + acc[mt][nt][e] : acc[mt][nt][e];
+                } else {
+                    part[((long long) split * rows + t[e]) * outs + f[e]] = acc[mt][nt][e];
                 }
             }
         }
-        return;
     }
-    #pragma unroll
-    for (int nt = 0; nt < MT; nt++) {
-        int ta = nt * 8 + 2 * tq, tb = ta + 1;
-        int f[4] = {fa, fa, fb, fb}, t[4] = {ta, tb, ta, tb};
-        #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            if (f[e] < outs && t[e] < rows) part[((long long) split * rows + t[e]) * outs + f[e]] = acc[nt][e];
-        }
-    }
+    if (splits == 1) return;
     __shared__ int last;
     __threadfence();
     __syncthreads();

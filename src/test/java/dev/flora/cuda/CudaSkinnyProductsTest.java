@@ -37,6 +37,6 @@ class CudaSkinnyProductsTest {
             assertThat((long) tiles * splits).as("blocks %d x %d -> %d", rows, in, outs)
                     .isGreaterThanOrEqualTo(Math.min((long) CudaSkinnyProducts.BLOCKS_PER_SM * sms / 2, (long) tiles * (in / CudaSkinnyProducts.CHUNK)));
         }
-        assertThat(CudaSkinnyProducts.split(64, 4096, 4096, sms)[1]).as("64 feature tiles: 9 splits").isEqualTo(9);
+        assertThat(CudaSkinnyProducts.split(64, 4096, 4096, sms)).as("32 feature tiles of 128: 16 splits of 256").containsExactly(256, 16);
     }
 }
