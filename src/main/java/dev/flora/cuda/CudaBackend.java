@@ -1476,7 +1476,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** The layout of groups whose Bᵀ may have different widths (layers of several outputs, floraLinears). */
-    private FloraLayout floraLayout(int[][] rows, Tensor[] a, int in, Tensor[] bt, int[] outsOf, Object owner, String what) {
+    FloraLayout floraLayout(int[][] rows, Tensor[] a, int in, Tensor[] bt, int[] outsOf, Object owner, String what) {
         int groups = rows.length;
         int tokens = 0;
         for (int[] r : rows) {
@@ -1585,8 +1585,11 @@ public final class CudaBackend implements Backend {
         bind();
         DType type = layers.getFirst().weight().dtype();
         boolean joint = layers.size() > 1 && type != DType.F32;
+        if (floraRuns.apply(CudaTensor.of(x), layers)) {
+            return;
+        }
         for (FloraProjection p : layers) {
-            joint &= p.weight().dtype() == type && p.stackedRows() > GEMV_MAX_ROWS && (p.bias() != null || !floraRuns.wants(p.rows()));
+            joint &= p.weight().dtype() == type && p.stackedRows() > GEMV_MAX_ROWS;
         }
         if (!joint) {
             Backend.super.floraLinears(x, layers);
@@ -1656,7 +1659,7 @@ public final class CudaBackend implements Backend {
         checkStacked("floraLinear", stacked, l, x.cols());
         checkStacked("floraLinear", products, l, out.cols());
         checkLinear(stacked, weight, products, "floraLinear");
-        if (floraRuns.apply(CudaTensor.of(x), rows, a, bt, w, orNull(bias), CudaTensor.of(products), CudaTensor.of(out))) {
+        if (floraRuns.apply(CudaTensor.of(x), java.util.List.of(new FloraProjection(rows, a, bt, weight, bias, stacked, products, out)))) {
             return;
         }
         if (w.dtype() == DType.F32 || l.stacked() <= GEMV_MAX_ROWS) {

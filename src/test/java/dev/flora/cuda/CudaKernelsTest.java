@@ -1522,7 +1522,6 @@ class CudaKernelsTest {
         Tensor inRuns = gpu.fromHost(base, t, out);
         try {
             gpu.floraRuns().use(64);
-            assertThat(gpu.floraRuns().wants(rows)).isTrue();
             gpu.floraLinear(xs, rows, a, bt, w, null, poisoned(stacked, in), poisoned(stacked, out), inRuns);
             System.out.printf("floraRuns %s %d -> %d: cuBLASLt's per-output alpha %s%n", type, in, out,
                     gpu.floraRuns().fellBack() ? "UNSUPPORTED (the three steps ran)" : "ran");
@@ -1546,6 +1545,57 @@ class CudaKernelsTest {
                     assertThat(got[i]).as("row %d of no adapter: as it was", r).isEqualTo(base[i]);
                 }
             }
+        }
+    }
+
+    /**
+     * fLoRA's runs in the epilogue for two layers of one input (floraLinears: q and k of different
+     * widths, one modulation of their runs' rows, then each layer's products; decode-like rows by the
+     * three steps after), against floraLinear's three steps per layer, as floraRunsInTheEpilogueMatchTheThreeSteps.
+     */
+    @Test
+    void jointFloraRunsMatchTheThreeStepsPerLayer() {
+        int t = 400;
+        int in = 256;
+        int[] outs = {200, 72};
+        int[][][] rows = {
+                {java.util.stream.IntStream.range(0, 150).toArray(),
+                        java.util.stream.IntStream.concat(java.util.stream.IntStream.range(150, 300), java.util.stream.IntStream.of(310, 320)).toArray()},
+                {java.util.stream.IntStream.range(0, 150).toArray(),
+                        java.util.stream.IntStream.concat(java.util.stream.IntStream.range(150, 300), java.util.stream.IntStream.of(310, 320)).toArray()}};
+        int[][] ranks = {{1, 2}, {3, 1}};
+        float[] x = randoms(t * in);
+        Tensor xs = gpu.fromHost(x, t, in);
+        Tensor shared = poisoned(1200, in);
+        Tensor sharedProducts = poisoned(1200, 256);
+        java.util.List<dev.flora.backend.FloraProjection> layers = new java.util.ArrayList<>();
+        float[][] base = new float[2][];
+        Tensor[] want = new Tensor[2];
+        // layer 0 stacks 150 + 2 * 152 = 454 rows, layer 1 3 * 150 + 152 = 602: within the shared buffers
+        for (int l = 0; l < 2; l++) {
+            Tensor[] a = new Tensor[2];
+            Tensor[] bt = new Tensor[2];
+            int stacked = 0;
+            for (int g = 0; g < 2; g++) {
+                a[g] = weightOf(DType.BF16, randoms(ranks[l][g] * in), ranks[l][g], in);
+                bt[g] = weightOf(DType.BF16, randoms(ranks[l][g] * outs[l]), ranks[l][g], outs[l]);
+                stacked += ranks[l][g] * rows[l][g].length;
+            }
+            Tensor w = weightOf(DType.BF16, randoms(outs[l] * in), outs[l], in);
+            base[l] = randoms(t * outs[l]);
+            want[l] = gpu.fromHost(base[l], t, outs[l]);
+            gpu.floraLinear(xs, rows[l], a, bt, w, null, poisoned(stacked, in), poisoned(stacked, outs[l]), want[l]);
+            layers.add(new dev.flora.backend.FloraProjection(rows[l], a, bt, w, null, gpu.rows(shared, 0, stacked),
+                    viewOf(sharedProducts, stacked, outs[l]), gpu.fromHost(base[l], t, outs[l])));
+        }
+        try {
+            gpu.floraRuns().use(64);
+            gpu.floraLinears(xs, layers);
+        } finally {
+            gpu.floraRuns().use(0);
+        }
+        for (int l = 0; l < 2; l++) {
+            closeOrExact(gpu.toHost(layers.get(l).out()), gpu.toHost(want[l]), false, "layer " + l + " (fell back: " + gpu.floraRuns().fellBack() + ")");
         }
     }
 
