@@ -5,7 +5,7 @@
 # 1. fLoRA's runs with the demodulation in cuBLASLt's epilogue at the layer against the three steps;
 # 2. where fLoRA's three steps go at 8,192 tokens, rank 1 (-Dflora.cuda.profile=true: every GPU
 #    operation waited for, times added up by name);
-# 3. where the PEFT workload's prefill goes, with LoRA r8 gathered and without (for 100x PEFT);
+# 3. where the PEFT workload's prefill and 7 decode steps go, with LoRA r8 gathered and without (for 100x PEFT);
 # 4. batched and skinny products at decode against cuBLAS a product each.
 #   runtime/experiments-profile.sh OUT        (run from the repository root)
 set -uo pipefail
@@ -33,7 +33,7 @@ model="$(shape_model llama2-7b "$out")"
 for kind in lora none; do
   extra=""; [ "$kind" = lora ] && extra="--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered"
   JAVA_OPTS="-Dflora.cuda.profile=true" timeout 90 bash -c "source '$here/runtime.sh'; flora bench decode --model '$model' --random-weights \
-    --device cuda --batch 64 --prompt-tokens 256 --tokens 2 $extra" > "$out/profile-prefill-$kind.txt" 2>&1
+    --device cuda --batch 64 --prompt-tokens 256 --tokens 8 $extra" > "$out/profile-prefill-$kind.txt" 2>&1
   grep -A40 "flora.cuda.profile" "$out/profile-prefill-$kind.txt" | head -45
 done
 # 4. Decode products (built in session 16, off by default): batched (-Dflora.cuda.batchedProducts=true:
