@@ -25,7 +25,7 @@ final class CublasLt {
     /** sizeof(cublasLtMatmulHeuristicResult_t): the algorithm (64 bytes), workspace size, state, waves, 4 reserved ints. */
     private static final long HEURISTIC_BYTES = 96;
 
-    private final MethodHandle descCreate, descSetAttribute, layoutCreate, layoutDestroy, heuristic, matmul;
+    private final MethodHandle descCreate, descSetAttribute, layoutCreate, heuristic, matmul;
     private final MemorySegment handle;
     private final MemorySegment stream;
     private final long workspace;
@@ -41,7 +41,6 @@ final class CublasLt {
         descCreate = n.status("cublasLtMatmulDescCreate", PTR, INT, INT);
         descSetAttribute = n.status("cublasLtMatmulDescSetAttribute", PTR, INT, PTR, SIZE_T);
         layoutCreate = n.status("cublasLtMatrixLayoutCreate", PTR, INT, LONG, LONG, LONG);
-        layoutDestroy = n.status("cublasLtMatrixLayoutDestroy", PTR);
         MethodHandle preferenceCreate = n.status("cublasLtMatmulPreferenceCreate", PTR);
         MethodHandle preferenceSetAttribute = n.status("cublasLtMatmulPreferenceSetAttribute", PTR, INT, PTR, SIZE_T);
         heuristic = n.status("cublasLtMatmulAlgoGetHeuristic", PTR, PTR, PTR, PTR, PTR, PTR, PTR, INT, PTR, PTR);
@@ -75,31 +74,34 @@ final class CublasLt {
      * has no algorithm for it on this GPU.
      */
     boolean scaledLinear(long x, int ldx, long w, long out, int ldo, int tokens, int in, int outs, int inputType, long alpha, boolean accumulate) {
-        try (Arena call = Arena.ofConfined()) {
-            MemorySegment a = layout(call, inputType, in, outs, in);      // W stored column-major as in × outs, used transposed
-            MemorySegment b = layout(call, inputType, in, tokens, ldx);   // x^T: in × tokens
-            MemorySegment d = layout(call, Cublas.R_32F, outs, tokens, ldo);
-            try {
-                MemorySegment result = call.allocate(HEURISTIC_BYTES, 8);
-                MemorySegment count = call.allocate(INT);
-                int status = (Integer) Native.call(heuristic, handle, desc, a, b, d, d, preference, 1, result, count);
-                if (status != 0 || count.get(INT, 0) < 1) {
-                    return false;
-                }
-                check("cublasLtMatmul", Native.call(matmul, handle, desc, MemorySegment.ofAddress(alpha), MemorySegment.ofAddress(w), a,
-                        MemorySegment.ofAddress(x), b, accumulate ? one : zero, MemorySegment.ofAddress(out), d, MemorySegment.ofAddress(out), d,
-                        result, MemorySegment.ofAddress(workspace), Cublas.WORKSPACE_BYTES, stream));
-                return true;
-            } finally {
-                Native.call(layoutDestroy, a);
-                Native.call(layoutDestroy, b);
-                Native.call(layoutDestroy, d);
-            }
+        Plan plan = plans.computeIfAbsent(java.util.List.of(tokens, in, outs, ldx, ldo, inputType), k -> plan(tokens, in, outs, ldx, ldo, inputType));
+        if (plan.algorithm() == null) {
+            return false;
         }
+        check("cublasLtMatmul", Native.call(matmul, handle, desc, MemorySegment.ofAddress(alpha), MemorySegment.ofAddress(w), plan.w(),
+                MemorySegment.ofAddress(x), plan.x(), accumulate ? one : zero, MemorySegment.ofAddress(out), plan.out(), MemorySegment.ofAddress(out),
+                plan.out(), plan.algorithm(), MemorySegment.ofAddress(workspace), Cublas.WORKSPACE_BYTES, stream));
+        return true;
     }
 
-    private MemorySegment layout(Arena call, int type, long rows, long cols, long ld) {
-        MemorySegment out = call.allocate(PTR);
+    /** A shape's layouts and the heuristic's algorithm (null: none), made once and kept: a prompt step asks for the same shapes layer after layer. */
+    private record Plan(MemorySegment w, MemorySegment x, MemorySegment out, MemorySegment algorithm) {
+    }
+
+    private final java.util.Map<java.util.List<Integer>, Plan> plans = new java.util.HashMap<>();
+
+    private Plan plan(int tokens, int in, int outs, int ldx, int ldo, int inputType) {
+        MemorySegment a = layout(inputType, in, outs, in);      // W stored column-major as in × outs, used transposed
+        MemorySegment b = layout(inputType, in, tokens, ldx);   // x^T: in × tokens
+        MemorySegment d = layout(Cublas.R_32F, outs, tokens, ldo);
+        MemorySegment result = arena.allocate(HEURISTIC_BYTES, 8);
+        MemorySegment count = arena.allocate(INT);
+        int status = (Integer) Native.call(heuristic, handle, desc, a, b, d, d, preference, 1, result, count);
+        return new Plan(a, b, d, status == 0 && count.get(INT, 0) >= 1 ? result : null);
+    }
+
+    private MemorySegment layout(int type, long rows, long cols, long ld) {
+        MemorySegment out = arena.allocate(PTR);
         check("cublasLtMatrixLayoutCreate", Native.call(layoutCreate, out, type, rows, cols, ld));
         return out.get(PTR, 0);
     }

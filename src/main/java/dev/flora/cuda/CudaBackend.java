@@ -918,7 +918,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** o = in W^T (+ b) through cuBLAS, in already in the weight's type, accumulated in float32. */
-    void product(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o) {
+    private void product(CudaTensor in, CudaTensor w, CudaTensor b, CudaTensor o) {
         product(in, w, b, o, false);
     }
 
@@ -1565,7 +1565,7 @@ public final class CudaBackend implements Backend {
         return (columns + FLORA_COLUMNS - 1) / FLORA_COLUMNS;
     }
 
-    void demodulate(CudaTensor products, FloraLayout l, CudaTensor bias, CudaTensor out) {
+    private void demodulate(CudaTensor products, FloraLayout l, CudaTensor bias, CudaTensor out) {
         java.util.List<Object> args = new java.util.ArrayList<>(java.util.List.of(products.pointer));
         args.addAll(java.util.Arrays.asList(l.args(false)));
         args.addAll(java.util.Arrays.asList(ptr(bias), type(bias), out.pointer, out.cols(), floraVectors ? 1 : 0));
@@ -1665,12 +1665,23 @@ public final class CudaBackend implements Backend {
         if (w.dtype() == DType.F32 || l.stacked() <= GEMV_MAX_ROWS) {
             modulate(CudaTensor.of(x), l, CudaTensor.of(stacked));
             linear(stacked, weight, null, products);
+            demodulate(CudaTensor.of(products), l, orNull(bias), CudaTensor.of(out));
         } else {
-            CudaTensor half = roundingBuffer(w.dtype(), l.stacked(), x.cols());
-            modulate(CudaTensor.of(x), l, half);
-            product(half, w, null, CudaTensor.of(products));
+            floraThroughCublas(CudaTensor.of(x), l, w, orNull(bias), CudaTensor.of(products), CudaTensor.of(out));
         }
-        demodulate(CudaTensor.of(products), l, orNull(bias), CudaTensor.of(out));
+    }
+
+    /**
+     * fLoRA's three steps where cuBLAS takes the product (a 16-bit weight): the modulation writes the
+     * rounded input cuBLAS reads, the product goes to products' first l.stacked() rows, the
+     * demodulation (with bias) to out.
+     */
+    void floraThroughCublas(CudaTensor x, FloraLayout l, CudaTensor w, CudaTensor bias, CudaTensor products, CudaTensor out) {
+        CudaTensor half = roundingBuffer(w.dtype(), l.stacked(), x.cols());
+        modulate(x, l, half);
+        CudaTensor part = new CudaTensor(products.pointer, DType.F32, l.stacked(), out.cols(), products);
+        product(half, w, null, part);
+        demodulate(part, l, bias, out);
     }
 
     /**

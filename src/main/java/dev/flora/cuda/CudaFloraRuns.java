@@ -85,38 +85,38 @@ final class CudaFloraRuns {
             jointBt[k] = l.bt()[plan.jointGroup()[k]];
             jointOuts[k] = outs[plan.jointLayer()[k]];
         }
-        // alpha vector (k, j) = Bᵀ_k[j] / r_k in float32: a launch a layer, its groups' vectors one after another.
         CudaTensor alpha = gpu.allocateTyped(DType.F32, 1, Math.toIntExact(Math.max(1, plan.alphaFloats())));
+        // The layout first: it checks every group's A and Bᵀ against each other and the widths.
+        CudaBackend.FloraLayout l = gpu.floraLayout(plan.jointRows().toArray(int[][]::new), jointA, in, jointBt, jointOuts, alpha, "floraLinears");
+        // alpha vector (k, j) = Bᵀ_k[j] / r_k in float32: a launch a layer, its groups' vectors one after another.
         for (int p = 0; p < n; p++) {
-            List<Long> btRow = new java.util.ArrayList<>();
-            List<Integer> btType = new java.util.ArrayList<>();
-            List<Float> factor = new java.util.ArrayList<>();
-            int firstPair = -1;
+            int pairs = 0;
             for (int g = 0; g < rows[p].length; g++) {
+                pairs += plan.jointRows().get(plan.firstGroup()[p][g]).length > 0 ? rank[p][g] : 0;
+            }
+            if (pairs == 0) {
+                continue;
+            }
+            long[] btRow = new long[pairs];
+            int[] btType = new int[pairs];
+            float[] factor = new float[pairs];
+            int firstPair = -1;
+            for (int g = 0, m = 0; g < rows[p].length; g++) {
                 int k = plan.firstGroup()[p][g];
                 if (plan.jointRows().get(k).length == 0) {
                     continue;
                 }
                 firstPair = firstPair < 0 ? plan.pairOf()[k] : firstPair;
                 CudaTensor b = CudaTensor.of(jointBt[k]);
-                for (int j = 0; j < b.rows(); j++) {
-                    btRow.add(b.pointer + (long) j * b.cols() * b.dtype().bytes());
-                    btType.add(b.typeCode());
-                    factor.add(1f / b.rows());
+                for (int j = 0; j < b.rows(); j++, m++) {
+                    btRow[m] = b.pointer + (long) j * b.cols() * b.dtype().bytes();
+                    btType[m] = b.typeCode();
+                    factor[m] = 1f / b.rows();
                 }
             }
-            if (btRow.isEmpty()) {
-                continue;
-            }
-            float[] factors = new float[factor.size()];
-            for (int i = 0; i < factors.length; i++) {
-                factors[i] = factor.get(i);
-            }
-            long[] d = gpu.packed(alpha, btRow.stream().mapToLong(Long::longValue).toArray(), btType.stream().mapToInt(Integer::intValue).toArray(),
-                    factors);
-            gpu.launchRows("flora_scales", btRow.size(), d[0], d[1], d[2], alpha.pointer + (long) firstPair * Float.BYTES, outs[p]);
+            long[] d = gpu.packed(alpha, btRow, btType, factor);
+            gpu.launchRows("flora_scales", pairs, d[0], d[1], d[2], alpha.pointer + (long) firstPair * Float.BYTES, outs[p]);
         }
-        CudaBackend.FloraLayout l = gpu.floraLayout(plan.jointRows().toArray(int[][]::new), jointA, in, jointBt, jointOuts, alpha, "floraLinears");
         CudaTensor half = gpu.roundingBuffer(type, l.stacked(), in);
         gpu.modulate(x, l, half);
         CublasLt lt = gpu.cublasLt();
@@ -168,14 +168,8 @@ final class CudaFloraRuns {
 
     /** floraLinear's three steps for these rows of a layer (16-bit weight, no bias), writing every one of their output rows. */
     private void threeSteps(CudaTensor x, int[][] rows, FloraProjection layer) {
-        CudaTensor w = CudaTensor.of(layer.weight());
         CudaTensor out = CudaTensor.of(layer.out());
-        CudaTensor products = CudaTensor.of(layer.products());
         CudaBackend.FloraLayout l = gpu.floraLayout(rows, layer.a(), x.cols(), layer.bt(), out.cols(), out, "floraLinear");
-        CudaTensor half = gpu.roundingBuffer(w.dtype(), l.stacked(), x.cols());
-        gpu.modulate(x, l, half);
-        CudaTensor part = new CudaTensor(products.pointer, DType.F32, l.stacked(), out.cols(), products);
-        gpu.product(half, w, null, part);
-        gpu.demodulate(part, l, null, out);
+        gpu.floraThroughCublas(x, l, CudaTensor.of(layer.weight()), null, CudaTensor.of(layer.products()), out);
     }
 }

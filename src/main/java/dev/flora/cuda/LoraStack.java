@@ -116,8 +116,7 @@ record LoraStack(List<Pass> passes, int[] whole) {
     private static Pass pass(LoraRuns runs, List<Integer> members, DType aType, DType bType, int[] rank, float[] scale, Object[] out,
                              int maxColumns) {
         int groups = rank.length;
-        // Classes in order of first appearance, each with its groups in order of first appearance.
-        List<OutputClass> seeds = new ArrayList<>();
+        // Classes (outputs) in order of first appearance, each with its groups in order of first appearance.
         List<List<Integer>> classGroups = new ArrayList<>();
         int[] classOfGroup = new int[groups];
         Arrays.fill(classOfGroup, -1);
@@ -127,22 +126,21 @@ record LoraStack(List<Pass> passes, int[] whole) {
                 continue;
             }
             int c = 0;
-            while (c < seeds.size() && out[seeds.get(c).group()] != out[g]) {
+            while (c < classGroups.size() && out[classGroups.get(c).getFirst()] != out[g]) {
                 c++;
             }
-            if (c == seeds.size()) {
-                seeds.add(new OutputClass(g, 0, 0));
+            if (c == classGroups.size()) {
                 classGroups.add(new ArrayList<>());
             }
             classOfGroup[g] = c;
             classGroups.get(c).add(g);
         }
-        if (seeds.size() > MAX_CLASSES) {
+        if (classGroups.size() > MAX_CLASSES) {
             return null;
         }
         int[] groupColumn = new int[groups];
         Arrays.fill(groupColumn, -1);
-        OutputClass[] classes = new OutputClass[seeds.size()];
+        OutputClass[] classes = new OutputClass[classGroups.size()];
         int columns = 0;
         for (int c = 0; c < classes.length; c++) {
             int from = columns;
@@ -150,7 +148,7 @@ record LoraStack(List<Pass> passes, int[] whole) {
                 groupColumn[g] = columns;
                 columns += rank[g];
             }
-            classes[c] = new OutputClass(seeds.get(c).group(), from, columns);
+            classes[c] = new OutputClass(classGroups.get(c).getFirst(), from, columns);
         }
         if (columns > maxColumns) {
             return null;
