@@ -122,8 +122,9 @@ public final class CudaBackend implements Backend {
      * waits for them, else the second (attention_v2_*: 16-byte loads, several in flight a lane); both
      * for 16-bit caches and head sizes 64 and 128, the same bits. On the H200 the third gave +3.5%
      * decode at 64 sequences of 256 + 64 (llama2-7b shape) and -10% at one sequence (NOTES.md, session
-     * 12). attention_* (v1) for every other cache and head size. -Dflora.cuda.attention=v1|v2|v3 takes
-     * one form everywhere it applies.
+     * 12). attention_* (v1) for every other cache and head size. -Dflora.cuda.attention=v1|v2|v3|v4 takes
+     * one form everywhere it applies; v4 (attention_v4_*, session 17, not yet measured) streams each lane
+     * group's own positions with its own online softmax, keys and values in flight together.
      */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "auto"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
@@ -224,7 +225,7 @@ public final class CudaBackend implements Backend {
         return issuingThread == Thread.currentThread();
     }
 
-    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: auto, v1, v2 or v3. */
+    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: auto, v1, v2, v3 or v4. */
     void useDecodeAttention(String form) {
         decodeAttentionForm = attentionForm(form);
     }
@@ -282,8 +283,8 @@ public final class CudaBackend implements Backend {
     }
 
     static String attentionForm(String form) {
-        if (!java.util.List.of("auto", "v1", "v2", "v3").contains(form)) {
-            throw new FloraException("-Dflora.cuda.attention takes auto, v1, v2 or v3 (the decode attention kernel), not '" + form + "'");
+        if (!java.util.List.of("auto", "v1", "v2", "v3", "v4").contains(form)) {
+            throw new FloraException("-Dflora.cuda.attention takes auto, v1, v2, v3 or v4 (the decode attention kernel), not '" + form + "'");
         }
         return form;
     }

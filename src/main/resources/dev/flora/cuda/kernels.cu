@@ -1388,6 +1388,129 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_128(ATTENTION_
 __global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, true>(ATTENTION_PASS); }
 __global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, true>(ATTENTION_PASS); }
 
+// Decode attention, fourth form (-Dflora.cuda.attention=v4; built in session 17 without a GPU, off
+// until measured). The second and third forms take a chunk at a time with the whole block: slots,
+// keys, scores, a block-wide softmax, values, each step waiting for the one before (two memory round
+// trips and several barriers a chunk); at 64 sequences a split is about one chunk, so a block has
+// loads in flight for only part of its life and the cache streams at about half of what HBM gives.
+// Here each lane group (LANES lanes, one position's row) keeps its own online softmax over its own
+// positions (every ROWS-th of the split) and loads ATTN_V4_LOADS positions' keys and values at once,
+// with no barrier until the groups join at the end: their maxima to the block's, their sums and
+// outputs rescaled to it and added in group order. Scores are the second form's bits; the softmax
+// runs position by position, so the output differs from the other forms' in the last bits
+// (CudaKernelsTest checks it against float64).
+#ifndef ATTN_V4_LOADS // a tunable: -Dflora.cuda.defines=ATTN_V4_LOADS=N (CudaBackend, KernelModule.TUNABLES)
+#define ATTN_V4_LOADS 4
+#endif
+#define ATTN_V4_SLOTS 256 // positions whose slots a block holds at once
+
+extern "C++" {
+template <int TYPE, int D>
+__device__ void attention_v4_impl(ATTENTION_ARGS) {
+    constexpr int LANES = D / 8;                  // lanes reading one position's row
+    constexpr int PER_WARP = 32 / LANES;          // lane groups a warp
+    constexpr int ROWS = PER_WARP * ATTN_WARPS;   // lane groups a block: group r takes positions r, r + ROWS, ...
+    constexpr int ROUND = ROWS * ATTN_V4_LOADS;   // positions a round of loads covers
+    __shared__ int slotOf[ATTN_V4_SLOTS];
+    __shared__ double partial[ROWS][D];
+    __shared__ float groupMax[ROWS];
+    __shared__ double groupSum[ROWS];
+    let_next_start();
+    AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
+    if (span.split >= span.used) return;
+    int t = span.t, h = span.h, split = span.split, used = span.used, begin = span.begin, end = span.end;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane % LANES, row = warp * PER_WARP + lane / LANES;
+    int kvh = h / (heads / kvHeads);
+    int kvWidth = kvHeads * D;
+    const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
+    attention_slots(table, blockSize, begin, min(ATTN_V4_SLOTS, end - begin), slotOf); // the step's uploads: before grid_wait()
+    grid_wait();
+    float qv[8];
+    const float* qrow = q + (long long) t * heads * D + h * D + sub * 8;
+    #pragma unroll
+    for (int e = 0; e < 8; e++) qv[e] = qrow[e];
+    const u16* keys = (const u16*) cacheK + kvh * D + sub * 8;
+    const u16* values = (const u16*) cacheV + kvh * D + sub * 8;
+    const float none = __int_as_float(0xff800000);
+    float m = none;
+    double l = 0.0;
+    double acc[8];
+    #pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] = 0.0;
+    for (int c0 = begin; c0 < end; c0 += ATTN_V4_SLOTS) {
+        int n = min(ATTN_V4_SLOTS, end - c0);
+        if (c0 != begin) {
+            __syncthreads(); // every group is done with the slots before
+            attention_slots(table, blockSize, c0, n, slotOf);
+        }
+        __syncthreads();
+        for (int r0 = 0; r0 < n; r0 += ROUND) { // the same rounds for every lane: the shuffles need the whole warp
+            uint4 k[ATTN_V4_LOADS], v[ATTN_V4_LOADS];
+            #pragma unroll
+            for (int u = 0; u < ATTN_V4_LOADS; u++) {
+                int j = r0 + row + u * ROWS;
+                if (j < n) {
+                    long long at = (long long) slotOf[j] * kvWidth;
+                    k[u] = *(const uint4*) (keys + at);
+                    v[u] = *(const uint4*) (values + at);
+                }
+            }
+            #pragma unroll
+            for (int u = 0; u < ATTN_V4_LOADS; u++) {
+                int j = r0 + row + u * ROWS;
+                double s = 0.0;
+                if (j < n) {
+                    float kf[8];
+                    unpack8<TYPE>(k[u], kf);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) s += (double) qv[e] * kf[e];
+                }
+                #pragma unroll
+                for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+                if (j < n) {
+                    float score = (float) s * scale;
+                    if (score > m) { // a new maximum: what was summed is rescaled to it
+                        float factor = m == none ? 0.f : expf(m - score);
+                        l *= factor;
+                        #pragma unroll
+                        for (int e = 0; e < 8; e++) acc[e] *= factor;
+                        m = score;
+                    }
+                    float p = expf(score - m);
+                    float vf[8];
+                    unpack8<TYPE>(v[u], vf);
+                    l += p;
+                    double w = p;
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) acc[e] += w * vf[e];
+                }
+            }
+        }
+    }
+    // The groups join: the block's maximum, each group's sum and output rescaled to it (a group without
+    // positions adds nothing), the sums added in group order.
+    if (sub == 0) groupMax[row] = m;
+    __syncthreads();
+    float top = none;
+    #pragma unroll
+    for (int r = 0; r < ROWS; r++) top = fmaxf(top, groupMax[r]);
+    float factor = m == none ? 0.f : expf(m - top);
+    #pragma unroll
+    for (int e = 0; e < 8; e++) partial[row][sub * 8 + e] = acc[e] * factor;
+    if (sub == 0) groupSum[row] = l * factor;
+    __syncthreads();
+    double total = 0.0;
+    #pragma unroll
+    for (int r = 0; r < ROWS; r++) total += groupSum[r];
+    attention_finish(&partial[0][0], ROWS, D, top, total, t, h, heads, D, splits, split, used, out, partOut, partMax, partSum, counters);
+}
+}  // extern "C++"
+
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v4_bf16_64(ATTENTION_ARGS) { attention_v4_impl<1, 64>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v4_bf16_128(ATTENTION_ARGS) { attention_v4_impl<1, 128>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v4_f16_64(ATTENTION_ARGS) { attention_v4_impl<2, 64>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v4_f16_128(ATTENTION_ARGS) { attention_v4_impl<2, 128>(ATTENTION_PASS); }
+
 // Joins the splits of tokens whose context needed more than one (when attention had no counters).
 __global__ void attention_combine(const float* partOut, const float* partMax, const float* partSum, float* out,
                                   const int* positions, int heads, int headDim, int window, int minSplit, int splits,

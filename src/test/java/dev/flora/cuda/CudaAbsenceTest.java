@@ -49,7 +49,7 @@ class CudaAbsenceTest {
         assertThat(CudaBackend.attentionForm("v3")).isEqualTo("v3");
         assertThat(CudaBackend.attentionForm("auto")).isEqualTo("auto");
         assertThatThrownBy(() -> CudaBackend.attentionForm("v9")).isInstanceOf(FloraException.class)
-                .hasMessage("-Dflora.cuda.attention takes auto, v1, v2 or v3 (the decode attention kernel), not 'v9'");
+                .hasMessage("-Dflora.cuda.attention takes auto, v1, v2, v3 or v4 (the decode attention kernel), not 'v9'");
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", null, 32)).isEqualTo(32);
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", " 16 ", 32)).isEqualTo(16);
         for (String bad : new String[] {"0", "-3", "abc", ""}) {

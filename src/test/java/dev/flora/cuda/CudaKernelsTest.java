@@ -1060,6 +1060,20 @@ class CudaKernelsTest {
     }
 
     /**
+     * The fourth decode attention form (attention_v4_*: each lane group its own positions and running
+     * softmax) against float64, in the prompt step's per-token tokens and the decode step: one slot
+     * batch and several (contexts past 256 positions), split contexts, a window, both 16-bit caches and
+     * head sizes, grouped heads, StarCoder's multi-query shape, and splits whose lane groups have no
+     * positions (contexts of 1-3).
+     */
+    @ParameterizedTest
+    @CsvSource({"6, 2, 0, 128, 700 1 300, BF16", "6, 2, 300, 128, 700 1 300, BF16", "6, 2, 40, 64, 17 1100 5, F16", "8, 1, 0, 128, 100x20 300, BF16",
+            "6, 2, 7, 64, 90x30, F16", "6, 2, 0, 64, 1 2 3 200 129 128 127, BF16", "4, 4, 0, 128, 2000 1 257 256 255, F16"})
+    void streamedDecodeAttentionMatchesFloat64(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
+        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v4", new String[] {"v4"});
+    }
+
+    /**
      * Step 0 the prompts (decode attention form {@code form}), step 1 a decode token each, run once
      * for each of {@code forms}: their outputs' bits equal, the first's checked against float64. The
      * backend's form is restored after each step.
