@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# On the GPU machine, in one call (about 440 s), after runtime/experiments-split.sh (whose GPU tests
+# On the GPU machine, in one call (about 350 s), after runtime/experiments-split.sh (whose GPU tests
 # include fLoRA's runs: CudaKernelsTest.floraRunsInTheEpilogueMatchTheThreeSteps, which prints whether
 # cuBLASLt took a per-output alpha):
 # 1. fLoRA's runs with the demodulation in cuBLASLt's epilogue at the layer against the three steps;
 # 2. where fLoRA's three steps go at 8,192 tokens, rank 1 (-Dflora.cuda.profile=true: every GPU
 #    operation waited for, times added up by name);
 # 3. where the PEFT workload's prefill and 7 decode steps go, with LoRA r8 gathered and without (for 100x PEFT);
-# 4. batched and skinny products at decode against cuBLAS a product each, and the fourth decode attention form.
+# 4. batched and skinny products at decode against cuBLAS a product each.
 #   runtime/experiments-profile.sh OUT        (run from the repository root)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,9 +39,7 @@ done
 # 4. Decode products (built in session 16, off by default): batched (-Dflora.cuda.batchedProducts=true:
 #    q, k, v in one batched cuBLAS call, gate and up in another, at up to 256 rows) and Flora's skinny
 #    tensor-core kernel (-Dflora.cuda.skinnyProducts=true: every product of up to 64 rows), against
-#    cuBLAS a product each; and the fourth decode attention form (-Dflora.cuda.attention=v4, built in
-#    session 17: each lane group streams its own positions, no barrier until the end) against auto (v3
-#    here): 64 x (256 + 64), no adapters, two rounds interleaved (OUT/variants-llama2-7b-64.jsonl;
-#    session 13: decode 6,582-6,646 tok/s by auto).
-RUNS=2 timeout 330 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.batchedProducts=true" \
-  "-Dflora.cuda.skinnyProducts=true" "-Dflora.cuda.attention=v4"
+#    cuBLAS a product each: 64 x (256 + 64), no adapters, two rounds interleaved
+#    (OUT/variants-llama2-7b-64.jsonl; session 7: decode 5,978-6,075 tok/s).
+RUNS=2 timeout 240 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.batchedProducts=true" \
+  "-Dflora.cuda.skinnyProducts=true"

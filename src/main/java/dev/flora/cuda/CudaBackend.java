@@ -127,6 +127,12 @@ public final class CudaBackend implements Backend {
      * group's own positions with its own online softmax, keys and values in flight together.
      */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "auto"));
+    /**
+     * The prefill attention's tile kernel: v1 (attention_tiles_*) by default; v2 (attention_tiles2_*,
+     * -Dflora.cuda.attentionTiles=v2, session 17, not yet measured) gives the same bits with the loads
+     * looked up once, copied by cp.async and overlapped with the products of the tile before.
+     */
+    private String tileAttentionForm = tileAttentionForm(System.getProperty("flora.cuda.attentionTiles", "v1"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
 
@@ -280,6 +286,22 @@ public final class CudaBackend implements Backend {
             case "false" -> false;
             default -> throw new FloraException("-D" + name + " takes true or false, not '" + value + "'");
         };
+    }
+
+    static String tileAttentionForm(String form) {
+        if (!form.equals("v1") && !form.equals("v2")) {
+            throw new FloraException("-Dflora.cuda.attentionTiles takes v1 or v2 (the prefill attention's tile kernel), not '" + form + "'");
+        }
+        return form;
+    }
+
+    /** Chooses the prefill attention's tile kernel (tests run both) as -Dflora.cuda.attentionTiles does: v1 or v2. */
+    void useTileAttention(String form) {
+        tileAttentionForm = tileAttentionForm(form);
+    }
+
+    String tileAttention() {
+        return tileAttentionForm;
     }
 
     static String attentionForm(String form) {
@@ -1878,7 +1900,8 @@ public final class CudaBackend implements Backend {
         long tokenList = 0;
         int listed = n;
         if (tiles != null && tiles.count() > 0) {
-            String kernel = "attention_tiles_" + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
+            String kernel = (tileAttentionForm.equals("v2") ? "attention_tiles2_" : "attention_tiles_") + (c.dtype() == DType.BF16 ? "bf16_" : "f16_")
+                    + shape.headDim();
             launch(kernel, tiles.count(), shape.heads(), 128, 0, qp, c.keys()[layer], c.values()[layer], o.pointer,
                     ints(tiles.descriptors(), out), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(), shape.kvHeads(),
                     shape.scale(), shape.slidingWindow());

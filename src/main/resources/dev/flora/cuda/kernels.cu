@@ -908,12 +908,42 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
                      partSum, counters);
 }
 
+// cp.async: a 16-byte copy from global to shared memory that does not pass through registers; the
+// copies issued since the last wait are waited for together.
+__device__ __forceinline__ void copy_async16(void* shared, const void* global) {
+    unsigned int to;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(to) : "l"(shared));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(to), "l"(global) : "memory");
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+// Waits until at most one group of copies (the last committed) is still in flight.
+__device__ __forceinline__ void copy_async_wait_all_but_last() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+// Four 8x8 16-bit matrices from shared memory, transposed (ldmatrix .trans): lanes 8i..8i+7 give the
+// row addresses of matrix i, and each lane receives, of every matrix, the elements at rows 2(lane % 4)
+// and 2(lane % 4) + 1 of column lane / 4 (the first in the low half): an mma's B fragment of a
+// row-major [k][n] tile.
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* shared) {
+    unsigned int at;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(at) : "l"(shared));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(at));
+}
+
 // ---- prefill attention on the tensor cores (16-bit caches): flash-attention over tiles of up to
 // FA_M consecutive tokens of one sequence (a prompt chunk); block (tile, head), 4 warps of 16 query
 // rows each. Q and the key / value tiles in the cache's type, scores and the output accumulated in
 // float32 by mma.sync m16n8k16, probabilities rounded to the cache's type for P·V (as transformers'
 // bf16 attention does); online softmax in base 2. tiles[i] = {first token, its position, tokens, sequence}.
 // (Decode tokens as tiles of one ran at 0.6x the per-token kernel's speed at 64 sequences on the H200.)
+// PIPELINED (attention_tiles2_*, -Dflora.cuda.attentionTiles=v2; session 17, not yet measured): the
+// same sums in the same order, so the same bits, with the loads rearranged. The first form loads a key
+// tile and a value tile through registers (a block-table lookup before every 16 bytes) and computes
+// only once both are in shared memory; at 64 x 256-token prompts it ran at about 36 TFLOP/s (1.2 ms a
+// Llama-2-7B layer, session 3). The second looks the tile's slots up once, copies with cp.async, and
+// overlaps: the next key tile loads during the softmax and P.V, the next value tile during the next
+// Q.K^T; P.V reads V's fragments with ldmatrix .trans rather than 16 bits at a time, and Q comes in
+// 16-byte loads.
 #define FA_M 64
 #define FA_N 64
 #define FA_PAD 8
@@ -936,11 +966,12 @@ template <bool BF16> __device__ __forceinline__ void mma16816(float* c, const un
     }
 }
 
-template <int D, bool BF16>
+template <int D, bool BF16, bool PIPELINED>
 __device__ void attention_tiles_impl(const float* q, const u16* cacheK, const u16* cacheV, float* out, const int4* tiles,
                                      const int* blockTables, int maxBlocks, int blockSize, int heads, int kvHeads, float scale, int window) {
     __shared__ __align__(16) u16 Ks[FA_N][D + FA_PAD];
     __shared__ __align__(16) u16 Vs[FA_N][D + FA_PAD];
+    __shared__ int slotOf[PIPELINED ? 2 : 1][FA_N]; // PIPELINED: this tile's cache slots and the next's (-1 past the tile's end)
     const int4 tile = tiles[blockIdx.x];
     const int t0 = tile.x, p0 = tile.y, count = tile.z;
     const int h = blockIdx.y, kvh = h / (heads / kvHeads);
@@ -948,15 +979,24 @@ __device__ void attention_tiles_impl(const float* q, const u16* cacheK, const u1
     const int qWidth = heads * D, kvWidth = kvHeads * D;
     const int* table = blockTables + (long long) tile.w * maxBlocks;
     // Q through shared memory (Ks as staging) into this warp's A fragments.
-    for (int i = threadIdx.x; i < FA_M * (D / 2); i += blockDim.x) {
-        int r = i / (D / 2), c = (i % (D / 2)) * 2;
-        float a = 0.f, b = 0.f;
-        if (r < count) {
-            const float* src = q + (long long) (t0 + r) * qWidth + h * D + c;
-            a = src[0];
-            b = src[1];
+    if (PIPELINED) {
+        for (int i = threadIdx.x; i < FA_M * (D / 4); i += blockDim.x) {
+            int r = i / (D / 4), c = (i % (D / 4)) * 4;
+            float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (r < count) a = *(const float4*) (q + (long long) (t0 + r) * qWidth + h * D + c);
+            *(uint2*) &Ks[r][c] = make_uint2(pack_half2<BF16>(a.x, a.y), pack_half2<BF16>(a.z, a.w));
         }
-        *(unsigned*) &Ks[r][c] = pack_half2<BF16>(a, b);
+    } else {
+        for (int i = threadIdx.x; i < FA_M * (D / 2); i += blockDim.x) {
+            int r = i / (D / 2), c = (i % (D / 2)) * 2;
+            float a = 0.f, b = 0.f;
+            if (r < count) {
+                const float* src = q + (long long) (t0 + r) * qWidth + h * D + c;
+                a = src[0];
+                b = src[1];
+            }
+            *(unsigned*) &Ks[r][c] = pack_half2<BF16>(a, b);
+        }
     }
     __syncthreads();
     const int r0 = warp * 16;
@@ -977,17 +1017,46 @@ __device__ void attention_tiles_impl(const float* q, const u16* cacheK, const u1
     const int pos[2] = {p0 + r0 + g, p0 + r0 + g + 8};
     const int lastPos = p0 + count - 1;
     const float scale2 = scale * 1.4426950408889634f; // scores in base 2
-    for (int k0 = attention_first(p0, window); k0 <= lastPos; k0 += FA_N) {
+    // PIPELINED: the slots of the tile of keys k0.. and the copies of one of its halves (keys or values).
+    auto tileSlots = [&](int k0, int* slot) {
+        for (int r = threadIdx.x; r < FA_N; r += blockDim.x) {
+            int p = k0 + r;
+            slot[r] = p <= lastPos ? table[p / blockSize] * blockSize + p % blockSize : -1;
+        }
+    };
+    auto stageTile = [&](const u16* cache, u16 (*tile)[D + FA_PAD], const int* slot) {
         for (int i = threadIdx.x; i < FA_N * (D / 8); i += blockDim.x) {
-            int r = i / (D / 8), c = (i % (D / 8)) * 8, p = k0 + r;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (p <= lastPos) {
-                long long at = ((long long) table[p / blockSize] * blockSize + p % blockSize) * kvWidth + kvh * D + c;
-                kv = *(const uint4*) (cacheK + at);
-                vv = *(const uint4*) (cacheV + at);
+            int r = i / (D / 8), c = (i % (D / 8)) * 8;
+            if (slot[r] >= 0) copy_async16(&tile[r][c], cache + (long long) slot[r] * kvWidth + kvh * D + c);
+            else *(uint4*) &tile[r][c] = make_uint4(0, 0, 0, 0);
+        }
+        copy_async_commit();
+    };
+    const int kFirst = attention_first(p0, window);
+    int buffer = 0;
+    if (PIPELINED) {
+        tileSlots(kFirst, slotOf[0]);
+        __syncthreads();
+        stageTile(cacheK, Ks, slotOf[0]);
+        stageTile(cacheV, Vs, slotOf[0]);
+    }
+    for (int k0 = kFirst; k0 <= lastPos; k0 += FA_N) {
+        const bool more = k0 + FA_N <= lastPos;
+        if (PIPELINED) {
+            if (more) tileSlots(k0 + FA_N, slotOf[buffer ^ 1]);
+            copy_async_wait_all_but_last(); // this key tile (its value tile may still be in flight)
+        } else {
+            for (int i = threadIdx.x; i < FA_N * (D / 8); i += blockDim.x) {
+                int r = i / (D / 8), c = (i % (D / 8)) * 8, p = k0 + r;
+                uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+                if (p <= lastPos) {
+                    long long at = ((long long) table[p / blockSize] * blockSize + p % blockSize) * kvWidth + kvh * D + c;
+                    kv = *(const uint4*) (cacheK + at);
+                    vv = *(const uint4*) (cacheV + at);
+                }
+                *(uint4*) &Ks[r][c] = kv;
+                *(uint4*) &Vs[r][c] = vv;
             }
-            *(uint4*) &Ks[r][c] = kv;
-            *(uint4*) &Vs[r][c] = vv;
         }
         __syncthreads();
         float s[FA_N / 8][4];
@@ -999,6 +1068,11 @@ __device__ void attention_tiles_impl(const float* q, const u16* cacheK, const u1
                 mma16816<BF16>(s[j], qa[kk], *(const unsigned*) &Ks[j * 8 + g][kk * 16 + 2 * tq],
                                *(const unsigned*) &Ks[j * 8 + g][kk * 16 + 2 * tq + 8]);
             }
+        }
+        if (PIPELINED) {
+            __syncthreads(); // every warp is done with the key tile: the next one loads during the softmax and P.V
+            if (more) stageTile(cacheK, Ks, slotOf[buffer ^ 1]);
+            else copy_async_commit(); // an empty group keeps the count of groups in flight the same
         }
         float mx[2] = {NEG, NEG};
         #pragma unroll
@@ -1037,21 +1111,43 @@ __device__ void attention_tiles_impl(const float* q, const u16* cacheK, const u1
                 l[e >> 1] += s[j][e];
             }
         }
+        if (PIPELINED) {
+            copy_async_wait_all_but_last(); // this value tile (the next key tile may still be in flight)
+            __syncthreads();
+        }
         #pragma unroll
         for (int kk = 0; kk < FA_N / 16; kk++) {
             unsigned pa[4] = {pack_half2<BF16>(s[2 * kk][0], s[2 * kk][1]), pack_half2<BF16>(s[2 * kk][2], s[2 * kk][3]),
                               pack_half2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_half2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
             const int key = kk * 16 + 2 * tq;
-            #pragma unroll
-            for (int j = 0; j < D / 8; j++) {
-                int d = j * 8 + g;
-                unsigned b0 = (unsigned) Vs[key][d] | ((unsigned) Vs[key + 1][d] << 16);
-                unsigned b1 = (unsigned) Vs[key + 8][d] | ((unsigned) Vs[key + 9][d] << 16);
-                mma16816<BF16>(o[j], pa, b0, b1);
+            if (PIPELINED) {
+                // Matrices: keys kk·16 + 0..7 and + 8..15 of dimensions j·8.., then of (j + 1)·8..: b0, b1 of j and of j + 1.
+                const int vRow = kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7);
+                #pragma unroll
+                for (int j = 0; j < D / 8; j += 2) {
+                    unsigned b[4];
+                    ldmatrix_x4_trans(b, &Vs[vRow][(j + (lane >> 4)) * 8]);
+                    mma16816<BF16>(o[j], pa, b[0], b[1]);
+                    mma16816<BF16>(o[j + 1], pa, b[2], b[3]);
+                }
+            } else {
+                #pragma unroll
+                for (int j = 0; j < D / 8; j++) {
+                    int d = j * 8 + g;
+                    unsigned b0 = (unsigned) Vs[key][d] | ((unsigned) Vs[key + 1][d] << 16);
+                    unsigned b1 = (unsigned) Vs[key + 8][d] | ((unsigned) Vs[key + 9][d] << 16);
+                    mma16816<BF16>(o[j], pa, b0, b1);
+                }
             }
         }
         __syncthreads();
+        if (PIPELINED) {
+            if (more) stageTile(cacheV, Vs, slotOf[buffer ^ 1]); // during the next Q.K^T
+            else copy_async_commit();
+            buffer ^= 1;
+        }
     }
+    if (PIPELINED) copy_async_wait();
     #pragma unroll
     for (int row = 0; row < 2; row++) {
         l[row] += __shfl_xor_sync(0xffffffffu, l[row], 1);
@@ -1194,10 +1290,14 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_f16(ATTENTION_ARGS) { 
 #define TILES_ARGS const float* q, const u16* cacheK, const u16* cacheV, float* out, const int4* tiles, const int* blockTables, \
     int maxBlocks, int blockSize, int heads, int kvHeads, float scale, int window
 #define TILES_PASS q, cacheK, cacheV, out, tiles, blockTables, maxBlocks, blockSize, heads, kvHeads, scale, window
-__global__ void __launch_bounds__(128) attention_tiles_bf16_64(TILES_ARGS) { attention_tiles_impl<64, true>(TILES_PASS); }
-__global__ void __launch_bounds__(128) attention_tiles_bf16_128(TILES_ARGS) { attention_tiles_impl<128, true>(TILES_PASS); }
-__global__ void __launch_bounds__(128) attention_tiles_f16_64(TILES_ARGS) { attention_tiles_impl<64, false>(TILES_PASS); }
-__global__ void __launch_bounds__(128) attention_tiles_f16_128(TILES_ARGS) { attention_tiles_impl<128, false>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles_bf16_64(TILES_ARGS) { attention_tiles_impl<64, true, false>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles_bf16_128(TILES_ARGS) { attention_tiles_impl<128, true, false>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles_f16_64(TILES_ARGS) { attention_tiles_impl<64, false, false>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles_f16_128(TILES_ARGS) { attention_tiles_impl<128, false, false>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles2_bf16_64(TILES_ARGS) { attention_tiles_impl<64, true, true>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles2_bf16_128(TILES_ARGS) { attention_tiles_impl<128, true, true>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles2_f16_64(TILES_ARGS) { attention_tiles_impl<64, false, true>(TILES_PASS); }
+__global__ void __launch_bounds__(128) attention_tiles2_f16_128(TILES_ARGS) { attention_tiles_impl<128, false, true>(TILES_PASS); }
 
 // Decode attention, second form (CudaBackend's default for 16-bit caches and head sizes 64 and 128;
 // -Dflora.cuda.attention=v1 takes attention_impl instead): as attention_impl, but a position's key or value row is read by LANES = D / 8 lanes,
@@ -1237,16 +1337,6 @@ __device__ __forceinline__ void attention_v2_round(const u16* cache, const int* 
         if (j + u * STEP < n) into[u] = *(const uint4*) (cache + (long long) slotOf[j + u * STEP] * kvWidth);
     }
 }
-
-// cp.async: a 16-byte copy from global to shared memory that does not pass through registers; the
-// copies issued since the last wait are waited for together.
-__device__ __forceinline__ void copy_async16(void* shared, const void* global) {
-    unsigned int to;
-    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(to) : "l"(shared));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(to), "l"(global) : "memory");
-}
-__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 
 // The rows of positions [0, n) of a chunk (slots slotOf) of one key/value head (cache already at its
 // column) into stage[j][0..D), 16 bytes a copy, every thread of the block a share: all in flight at once.

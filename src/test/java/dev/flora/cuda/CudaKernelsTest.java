@@ -1074,12 +1074,32 @@ class CudaKernelsTest {
     }
 
     /**
-     * Step 0 the prompts (decode attention form {@code form}), step 1 a decode token each, run once
-     * for each of {@code forms}: their outputs' bits equal, the first's checked against float64. The
-     * backend's form is restored after each step.
+     * The prefill attention's second tile kernel (attention_tiles2_*: the tile's slots looked up once,
+     * cp.async copies overlapped with the tile before, V's fragments by ldmatrix) gives the bits of the
+     * first in the prompt step: one tile and several (prompts of 16 to 1,100 tokens, and 15 and 3 that
+     * go a token at a time), a window, both 16-bit caches and head sizes, grouped heads, StarCoder's
+     * multi-query shape; the first is checked against float64.
      */
+    @ParameterizedTest
+    @CsvSource({"6, 2, 0, 128, 700 1 300, BF16", "6, 2, 300, 128, 700 1 300, BF16", "6, 2, 0, 128, 16 15 64 65 3, BF16",
+            "6, 2, 40, 64, 17 1100 5, F16", "8, 1, 0, 128, 100x20 300, BF16", "6, 2, 7, 64, 90x30, F16", "4, 4, 0, 64, 129 128 127 200, BF16"})
+    void pipelinedPrefillTilesGiveTheBitsOfTheFirst(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
+        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v2", new String[] {"v2"}, new String[] {"v1", "v2"});
+    }
+
     private void pagedAttention(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType, String form,
                                 String[] forms) {
+        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, form, forms, new String[] {gpu.tileAttention()});
+    }
+
+    /**
+     * Step 0 the prompts (decode attention form {@code form}), run once for each of the prefill tile
+     * kernels {@code tileForms}, step 1 a decode token each, run once for each of {@code forms}: in
+     * either step the outputs' bits equal, the first's checked against float64. The backend's forms are
+     * restored after each step.
+     */
+    private void pagedAttention(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType, String form,
+                                String[] forms, String[] tileForms) {
         int blockSize = 4;
         AttentionShape shape = new AttentionShape(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), window);
         // "NxL": N sequences of L tokens (enough decode tokens for the tile kernel's decode path)
@@ -1141,20 +1161,24 @@ class CudaKernelsTest {
             }
             Backend.StepData data = gpu.prepare(batch);
             float[] q = randoms(n * qw);
-            float[][] got = new float[forms.length][];
+            String[] runs = step == 1 ? forms : tileForms;
+            float[][] got = new float[runs.length][];
             String formBefore = gpu.decodeAttention();
+            String tilesBefore = gpu.tileAttention();
             try {
-                for (int i = 0; i < (step == 1 ? forms.length : 1); i++) {
+                for (int i = 0; i < runs.length; i++) {
                     gpu.useDecodeAttention(step == 1 ? forms[i] : form);
+                    gpu.useTileAttention(step == 1 ? tilesBefore : tileForms[i]);
                     Tensor out = poisoned(n, qw);
                     gpu.attention(gpu.fromHost(q, n, qw), gpu.fromHost(k, n, kw), gpu.fromHost(v, n, kw), cache, 0, shape, data, out);
                     got[i] = gpu.toHost(out);
                 }
             } finally {
                 gpu.useDecodeAttention(formBefore);
+                gpu.useTileAttention(tilesBefore);
             }
-            for (int i = 1; i < forms.length && step == 1; i++) {
-                assertThat(got[i]).as("%s: the bits of %s", forms[i], forms[0]).containsExactly(got[0]);
+            for (int i = 1; i < runs.length; i++) {
+                assertThat(got[i]).as("step %d, %s: the bits of %s", step, runs[i], runs[0]).containsExactly(got[0]);
             }
             double[] want = new double[n * qw];
             for (int i = 0; i < n; i++) {
