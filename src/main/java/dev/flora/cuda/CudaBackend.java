@@ -1900,8 +1900,8 @@ public final class CudaBackend implements Backend {
         long tokenList = 0;
         int listed = n;
         if (tiles != null && tiles.count() > 0) {
-            String kernel = (tileAttentionForm.equals("v2") ? "attention_tiles2_" : "attention_tiles_") + (c.dtype() == DType.BF16 ? "bf16_" : "f16_")
-                    + shape.headDim();
+            boolean pipelined = tileAttentionForm.equals("v2") && aligned(qp); // the second form reads q 16 bytes at a time
+            String kernel = (pipelined ? "attention_tiles2_" : "attention_tiles_") + (c.dtype() == DType.BF16 ? "bf16_" : "f16_") + shape.headDim();
             launch(kernel, tiles.count(), shape.heads(), 128, 0, qp, c.keys()[layer], c.values()[layer], o.pointer,
                     ints(tiles.descriptors(), out), s.blockTables(), s.maxBlocks(), batch.blockSize(), shape.heads(), shape.kvHeads(),
                     shape.scale(), shape.slidingWindow());
