@@ -19,3 +19,17 @@ gpu_tests() {
   timeout 200 bash "$here/test.sh" > "$1/tests.txt" 2>&1
   grep -E "✘|tests (successful|failed)" "$1/tests.txt" | head -40
 }
+# As gpu_tests, but the test methods named (never run on a GPU) first, each in a JVM of its own
+# (OUT/tests-NAME.txt): a kernel that faults leaves the CUDA context unusable for every test after it
+# in the same JVM, which would hide how the others fare. Then the rest: gpu_tests_new OUT NAME...
+gpu_tests_new() {
+  local out="$1"; shift
+  local names; names="$(IFS='|'; echo "$*")"
+  for name in "$@"; do
+    timeout 90 bash "$here/test.sh" --select-package dev.flora.cuda --include-methodname ".*#$name(\(.*)?" > "$out/tests-$name.txt" 2>&1
+    echo "$name: $(grep -E "tests (successful|failed)" "$out/tests-$name.txt" | tr -s ' []' ' ' | tr '\n' ' ')"
+    grep -E "✘" "$out/tests-$name.txt" | head -5
+  done
+  timeout 200 bash "$here/test.sh" --select-package dev.flora.cuda --exclude-methodname ".*#($names)(\(.*)?" > "$out/tests.txt" 2>&1
+  grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
+}
