@@ -5,8 +5,8 @@
 # GPU, each against the default, two rounds interleaved (`flora bench decode`, random weights, no adapters):
 #   decode64   the fourth decode attention form (-Dflora.cuda.attention=v4: each lane group streams its own
 #              positions with its own softmax, no barrier until the end) against auto (v3 here), Llama-2-7B,
-#              64 x (256 + 64) (session 13: decode 6,582-6,646 tok/s by auto), and with 2 positions a load
-#              rather than 4 (80 registers rather than 96: 6 blocks an SM rather than 5);
+#              64 x (256 + 64) (session 13: decode 6,582-6,646 tok/s by auto), and with rounds of 1 position
+#              rather than 2 (91 registers rather than 106: 5 blocks an SM rather than 4);
 #   decode1    the same at 1 x (256 + 64) (auto takes v2 there; session 13: 248.6-249.0 tok/s);
 #   tiles      the pipelined prefill tile kernel (-Dflora.cuda.attentionTiles=v2: the same bits) against the
 #              first, prefill time of 4 prompts of 2,048 tokens (one 8,192-token step, where attention weighs most);
@@ -20,7 +20,7 @@ mkdir -p "$out"
 for part in ${PARTS:-decode64 decode1 tiles}; do
   case "$part" in
     decode64) RUNS=2 timeout 250 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.attention=v4" \
-      "-Dflora.cuda.attention=v4 -Dflora.cuda.defines=ATTN_V4_LOADS=2" ;;
+      "-Dflora.cuda.attention=v4 -Dflora.cuda.defines=ATTN_V4_LOADS=1" ;;
     decode1) RUNS=2 timeout 130 bash "$here/variants.sh" "$out" llama2-7b 1 256 64 "" "-Dflora.cuda.attention=v4" ;;
     tiles) RUNS=2 timeout 120 bash "$here/variants.sh" "$out" llama2-7b 4 2048 8 "" "-Dflora.cuda.attentionTiles=v2" ;;
     starcoder) RUNS=2 timeout 240 bash "$here/variants.sh" "$out" starcoder-15b 64 1024 32 "" "-Dflora.cuda.attention=v4" ;;

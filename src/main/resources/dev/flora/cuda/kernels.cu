@@ -1484,13 +1484,14 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_A
 // trips and several barriers a chunk); at 64 sequences a split is about one chunk, so a block has
 // loads in flight for only part of its life and the cache streams at about half of what HBM gives.
 // Here each lane group (LANES lanes, one position's row) keeps its own online softmax over its own
-// positions (every ROWS-th of the split) and loads ATTN_V4_LOADS positions' keys and values at once,
+// positions (every ROWS-th of the split) in rounds of ATTN_V4_LOADS positions, each round's keys and
+// values loaded a round ahead (two register buffers), so that a lane always has loads in flight,
 // with no barrier until the groups join at the end: their maxima to the block's, their sums and
 // outputs rescaled to it and added in group order. Scores are the second form's bits; the softmax
 // runs position by position, so the output differs from the other forms' in the last bits
 // (CudaKernelsTest checks it against float64).
 #ifndef ATTN_V4_LOADS // a tunable: -Dflora.cuda.defines=ATTN_V4_LOADS=N (CudaBackend, KernelModule.TUNABLES)
-#define ATTN_V4_LOADS 4
+#define ATTN_V4_LOADS 2
 #endif
 #define ATTN_V4_SLOTS 256 // positions whose slots a block holds at once
 
@@ -1534,8 +1535,8 @@ __device__ void attention_v4_impl(ATTENTION_ARGS) {
             attention_slots(table, blockSize, c0, n, slotOf);
         }
         __syncthreads();
-        for (int r0 = 0; r0 < n; r0 += ROUND) { // the same rounds for every lane: the shuffles need the whole warp
-            uint4 k[ATTN_V4_LOADS], v[ATTN_V4_LOADS];
+        // A round: positions r0 + row + u·ROWS of the chunk (those below n), their keys and values.
+        auto load = [&](int r0, uint4* k, uint4* v) {
             #pragma unroll
             for (int u = 0; u < ATTN_V4_LOADS; u++) {
                 int j = r0 + row + u * ROWS;
@@ -1545,6 +1546,10 @@ __device__ void attention_v4_impl(ATTENTION_ARGS) {
                     v[u] = *(const uint4*) (values + at);
                 }
             }
+        };
+        // A round's positions into the group's running maximum, sum and output. Every lane calls it for
+        // every round (the shuffles need the whole warp), positions or not.
+        auto take = [&](int r0, const uint4* k, const uint4* v) {
             #pragma unroll
             for (int u = 0; u < ATTN_V4_LOADS; u++) {
                 int j = r0 + row + u * ROWS;
@@ -1575,6 +1580,16 @@ __device__ void attention_v4_impl(ATTENTION_ARGS) {
                     for (int e = 0; e < 8; e++) acc[e] += w * vf[e];
                 }
             }
+        };
+        // Two register buffers: each round's loads are issued a round ahead, in flight while the round
+        // before is taken.
+        uint4 ka[ATTN_V4_LOADS], va[ATTN_V4_LOADS], kb[ATTN_V4_LOADS], vb[ATTN_V4_LOADS];
+        load(0, ka, va);
+        for (int r0 = 0; r0 < n; r0 += 2 * ROUND) { // the same rounds for every lane
+            load(r0 + ROUND, kb, vb);
+            take(r0, ka, va);
+            load(r0 + 2 * ROUND, ka, va);
+            take(r0 + ROUND, kb, vb);
         }
     }
     // The groups join: the block's maximum, each group's sum and output rescaled to it (a group without
