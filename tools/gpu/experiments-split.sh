@@ -6,7 +6,8 @@
 # 0. the GPU tests, those never run on a GPU each in a JVM of its own first (OUT/tests-NAME.txt, then
 #    OUT/tests.txt; new: CudaKernelsTest.loraRunsMatchFloat64 with slices of 4, 3 and none and stacked,
 #    stackedRunsOfManyAdaptersMatchFloat64, CudaFixturesTest's chunks of 2 with 4 slices and its stacked
-#    variant, and sessions 16-17's fLoRA runs, batched and skinny products and two attention kernels);
+#    variant, and sessions 16-17's fLoRA runs, batched and skinny products, two attention kernels and
+#    the fused decode LoRA kernel);
 # 1. the layer at 4096, gathered, steps of one prompt and of 16 adapters, ranks 1, 8, 16, 64, tokens
 #    512, 2048, 8192 (OUT/layer-*.txt): chunks from every run (from 128 rows) with the shrink whole and
 #    in 4 slices, and whole runs from 128 rows stacked
@@ -25,7 +26,8 @@ mkdir -p "$out"
 # Never run on a GPU (sessions 15-17), each in a JVM of its own first.
 gpu_tests_new "$out" loraRunsMatchFloat64 stackedRunsOfManyAdaptersMatchFloat64 floraRunsInTheEpilogueMatchTheThreeSteps \
   jointFloraRunsMatchTheThreeStepsPerLayer batchedProductsMatchAProductEach skinnyProductsMatchFloat64 \
-  streamedDecodeAttentionMatchesFloat64 pipelinedPrefillTilesGiveTheBitsOfTheFirst float32MatchesCpuAndTransformers
+  streamedDecodeAttentionMatchesFloat64 pipelinedPrefillTilesGiveTheBitsOfTheFirst float32MatchesCpuAndTransformers \
+  loraShrinkExpandMixedRanks
 every="-Dflora.cuda.loraRunMin=128 -Dflora.cuda.loraChunkRuns=1"
 for which in chunks split4 stack; do # the kernels and whole runs: session 15 (layer-4096-sweep-*-session15.txt)
   case "$which" in

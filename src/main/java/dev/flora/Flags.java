@@ -24,6 +24,7 @@ public final class Flags {
             "flora.cuda.loraRuns",
             "flora.cuda.loraChunkRuns",
             "flora.cuda.loraChunkSplit",
+            "flora.cuda.loraFused",
             "flora.cuda.loraStack",
             "flora.cuda.floraRuns",
             "flora.cuda.batchedProducts",

@@ -38,6 +38,9 @@ public final class CudaBackend implements Backend {
     private static final int LORA_EXPAND_COLUMNS = 1024;
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
+    /** lora_fused's largest rank (LORA_FUSED_RANKS) and most adapted tokens a call (a decode step of 256 sequences' q, k and v). */
+    static final int LORA_FUSED_MAX_RANK = 64;
+    static final int LORA_FUSED_MAX_TOKENS = 1024;
     /** kernels.cu's LT_TOKENS, LT_RANKS and LT_SPAN: the tiled LoRA kernels' tokens a tile (and columns a round), largest rank, input columns a block. */
     private static final int LORA_TILE_TOKENS = 32;
     private static final int LORA_TILE_RANKS = 64;
@@ -107,6 +110,13 @@ public final class CudaBackend implements Backend {
      * off until measured.
      */
     private boolean skinnyProducts = booleanFlag("flora.cuda.skinnyProducts", false);
+    /**
+     * -Dflora.cuda.loraFused=true: gathered LoRA calls of up to LORA_FUSED_MAX_TOKENS adapted tokens (a
+     * decode step's) and ranks up to LORA_FUSED_MAX_RANK in one launch, lora_fused (a block a token: its
+     * shrink, then its expand), rather than lora_shrink and lora_expand. Built in session 17 without a
+     * GPU; off until measured.
+     */
+    private boolean loraFused = booleanFlag("flora.cuda.loraFused", false);
     private CudaSkinnyProducts skinny; // its buffers, made at the first product it takes outside a recording
     static final int BATCHED_PRODUCTS_MAX_ROWS = 256;
     /**
@@ -1311,6 +1321,15 @@ public final class CudaBackend implements Backend {
         return issue == Issue.RUN;
     }
 
+    /** The fused decode LoRA kernel on or off, as -Dflora.cuda.loraFused does (tests run both). */
+    void useLoraFused(boolean on) {
+        loraFused = on;
+    }
+
+    boolean loraFused() {
+        return loraFused;
+    }
+
     /** Batched products on or off, as -Dflora.cuda.batchedProducts does (tests run both). */
     void useBatchedProducts(boolean on) {
         batchedProducts = on;
@@ -1418,7 +1437,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * Gathered LoRA a token at a time: lora_shrink's block per (token, 256-column span), lora_expand's
-     * per (token, 1024 output columns).
+     * per (token, 1024 output columns); or, with -Dflora.cuda.loraFused and a call of few tokens,
+     * lora_fused's block per token for both.
      */
     private void loraByToken(Tensor x, LoraLayout layout) {
         int total = layout.total();
@@ -1427,6 +1447,12 @@ public final class CudaBackend implements Backend {
             return;
         }
         int in = x.cols();
+        if (loraFused && maxRank <= LORA_FUSED_MAX_RANK && total <= LORA_FUSED_MAX_TOKENS) {
+            long[] p = packed(layout.owner(), layout.arrays());
+            launch("lora_fused", total, 1, 256, 0, CudaTensor.of(x).pointer, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
+                    p[11], in);
+            return;
+        }
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
         long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, layout.owner());
         long[] p = packed(layout.owner(), layout.arrays());

@@ -2030,6 +2030,31 @@ __global__ void __launch_bounds__(256) lora_expand_tiled(const double* partial, 
 // [y·columns, (y+1)·columns) of its group's output (outPtr_g, outCols_g columns). Dynamic shared
 // memory: maxRank doubles, and with staged maxRank · spans more: every partial is loaded at once
 // (one memory round trip, not one per span), then each rank's added in span order as without.
+// lora_expand's columns [from, end) of one token's output row o: o[c] += sc · (Σ_j B[c, j] v[j] + bias[c]),
+// B's row c read rank by rank, every column's loads before the stores (as flora_modulate).
+__device__ __forceinline__ void lora_expand_columns(const double* v, int r, const void* b, int type, const void* bias, int biasType, float sc,
+                                                    float* o, int from, int end) {
+    for (int c0 = from + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
+        float old[FLORA_BATCH], add[FLORA_BATCH];
+        #pragma unroll
+        for (int u = 0; u < FLORA_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c >= end) continue;
+            double d = 0.0;
+            #pragma unroll 8
+            for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
+            if (bias) d += ld(bias, c, biasType);
+            add[u] = sc * (float) d;
+            old[u] = o[c];
+        }
+        #pragma unroll
+        for (int u = 0; u < FLORA_BATCH; u++) {
+            int c = c0 + u * blockDim.x;
+            if (c < end) o[c] = old[u] + add[u];
+        }
+    }
+}
+
 __global__ void lora_expand(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
                             const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr,
                             const int* outCols, int maxRank, int spans, int columns, int staged) {
@@ -2062,25 +2087,80 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
     float* o = out + (long long) rowOf[k] * outs;
     float sc = scale[g];
     int end = min(outs, (blockIdx.y + 1) * columns), bType2 = bias ? biasType[g] : 0;
-    for (int c0 = blockIdx.y * columns + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
-        float old[FLORA_BATCH], add[FLORA_BATCH]; // every load before the stores, as flora_modulate
+    lora_expand_columns(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
+}
+
+// LoRA for steps of few tokens (decode), -Dflora.cuda.loraFused (session 17, off until measured): one
+// block per adapted token (of one group) does its shrink and its expand, so a call is one launch with
+// no partial sums through memory and every block streams its adapter's A and B with many loads in
+// flight (a decode step's lora_shrink and lora_expand, four launches a layer, took about 36 µs a layer
+// at 64 sequences of rank 8 on the H200, session 15, where the factors' 34 MB allow 8). The shrink holds
+// LORA_FUSED_PASS ranks' float64 sums a thread, adds a warp's lanes by xor shuffles and the warps in
+// order (deterministic; another order than lora_shrink's spans, so the last bits may differ); the
+// expand is lora_expand's own (lora_expand_columns) over the whole row.
+#define LORA_FUSED_RANKS 64  // CudaBackend.LORA_FUSED_MAX_RANK
+#define LORA_FUSED_PASS 8
+#define LORA_FUSED_THREADS 256
+__global__ void __launch_bounds__(LORA_FUSED_THREADS) lora_fused(const float* x, const int* rowOf, const int* groupOf, const int* rank,
+                                                                 const long long* aPtr, const int* aType, const long long* bPtr,
+                                                                 const int* bType, const long long* biasPtr, const int* biasType,
+                                                                 const float* scale, const long long* outPtr, const int* outCols, int in) {
+    __shared__ double v[LORA_FUSED_RANKS];
+    __shared__ double warpSums[LORA_FUSED_THREADS / 32][LORA_FUSED_PASS];
+    int k = blockIdx.x, g = groupOf[k], r = rank[g], type = aType[g];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const void* a = (const void*) aPtr[g];
+    const float* row = x + (long long) rowOf[k] * in;
+    bool vec = (in & 7) == 0 && type != 0; // as lora_shrink: 8 columns a load of 16-bit A and two of x
+    for (int j0 = 0; j0 < r; j0 += LORA_FUSED_PASS) {
+        int nj = min(LORA_FUSED_PASS, r - j0);
+        double acc[LORA_FUSED_PASS];
         #pragma unroll
-        for (int u = 0; u < FLORA_BATCH; u++) {
-            int c = c0 + u * blockDim.x;
-            if (c >= end) continue;
-            double d = 0.0;
-            #pragma unroll 8
-            for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
-            if (bias) d += ld(bias, c, bType2);
-            add[u] = sc * (float) d;
-            old[u] = o[c];
+        for (int jj = 0; jj < LORA_FUSED_PASS; jj++) acc[jj] = 0.0;
+        if (vec) {
+            for (int c = 8 * threadIdx.x; c < in; c += 8 * LORA_FUSED_THREADS) {
+                float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
+                float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                uint4 w[LORA_FUSED_PASS];
+                #pragma unroll
+                for (int jj = 0; jj < LORA_FUSED_PASS; jj++) // every rank's load before any is used
+                    if (jj < nj) w[jj] = *(const uint4*) ((const u16*) a + (long long) (j0 + jj) * in + c);
+                #pragma unroll
+                for (int jj = 0; jj < LORA_FUSED_PASS; jj++) {
+                    if (jj >= nj) continue;
+                    float af[8];
+                    unpack8(w[jj], type == 1, af);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) acc[jj] += (double) af[e] * xs[e];
+                }
+            }
+        } else {
+            for (int c = threadIdx.x; c < in; c += LORA_FUSED_THREADS) {
+                float xv = row[c];
+                #pragma unroll
+                for (int jj = 0; jj < LORA_FUSED_PASS; jj++)
+                    if (jj < nj) acc[jj] += (double) ld(a, (long long) (j0 + jj) * in + c, type) * xv;
+            }
         }
         #pragma unroll
-        for (int u = 0; u < FLORA_BATCH; u++) {
-            int c = c0 + u * blockDim.x;
-            if (c < end) o[c] = old[u] + add[u];
+        for (int jj = 0; jj < LORA_FUSED_PASS; jj++) {
+            double sum = acc[jj];
+            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            if (lane == 0) warpSums[warp][jj] = sum;
         }
+        __syncthreads();
+        if (threadIdx.x < nj) {
+            double sum = 0.0;
+            #pragma unroll
+            for (int w = 0; w < LORA_FUSED_THREADS / 32; w++) sum += warpSums[w][threadIdx.x];
+            v[j0 + threadIdx.x] = sum;
+        }
+        __syncthreads();
     }
+    const void* bias = (const void*) biasPtr[g];
+    int outs = outCols[g];
+    lora_expand_columns(v, r, (const void*) bPtr[g], bType[g], bias, bias ? biasType[g] : 0, scale[g],
+                        (float*) outPtr[g] + (long long) rowOf[k] * outs, 0, outs);
 }
 
 // LoRA's stacked runs (CudaLoraStack, LoraStack): every run row against every stacked adapter in one

@@ -554,11 +554,23 @@ class CudaKernelsTest {
      * Mixed ranks, types and biases in one call. 97 inputs take the per-element shrink; 776 (8-aligned,
      * three full spans of 256 and a short one) the 8-column loads for 16-bit A, and rank 11 more
      * ranks than a block has warps; 150,000 (586 spans) more partial sums than the expand stages in
-     * shared memory.
+     * shared memory. The same through lora_fused (-Dflora.cuda.loraFused: a block a token for both
+     * halves; rank 11 takes two passes of 8 ranks).
      */
     @ParameterizedTest
-    @CsvSource({"97, F32, BF16", "776, BF16, F16", "150000, BF16, BF16"})
-    void loraShrinkExpandMixedRanks(int in, DType first, DType second) {
+    @CsvSource({"97, F32, BF16, false", "776, BF16, F16, false", "150000, BF16, BF16, false", "97, F32, BF16, true", "776, BF16, F16, true",
+            "150000, BF16, BF16, true", "4096, BF16, BF16, true"})
+    void loraShrinkExpandMixedRanks(int in, DType first, DType second, boolean fused) {
+        boolean before = gpu.loraFused();
+        gpu.useLoraFused(fused);
+        try {
+            loraShrinkExpandMixedRanks(in, first, second);
+        } finally {
+            gpu.useLoraFused(before);
+        }
+    }
+
+    private void loraShrinkExpandMixedRanks(int in, DType first, DType second) {
         int t = 11, out = 53;
         float[] x = randoms(t * in);
         float[] base = randoms(t * out);
