@@ -41,6 +41,8 @@ public final class CudaBackend implements Backend {
     /** lora_fused's largest rank (LORA_FUSED_RANKS) and most adapted tokens a call (a decode step of 256 sequences' q, k and v). */
     static final int LORA_FUSED_MAX_RANK = 64;
     static final int LORA_FUSED_MAX_TOKENS = 1024;
+    /** lora_fused's block (LORA_FUSED_THREADS: its loops and warp sums assume it). */
+    private static final int LORA_FUSED_THREADS = 256;
     /** kernels.cu's LT_TOKENS, LT_RANKS and LT_SPAN: the tiled LoRA kernels' tokens a tile (and columns a round), largest rank, input columns a block. */
     private static final int LORA_TILE_TOKENS = 32;
     private static final int LORA_TILE_RANKS = 64;
@@ -1438,7 +1440,8 @@ public final class CudaBackend implements Backend {
     /**
      * Gathered LoRA a token at a time: lora_shrink's block per (token, 256-column span), lora_expand's
      * per (token, 1024 output columns); or, with -Dflora.cuda.loraFused and a call of few tokens,
-     * lora_fused's block per token for both.
+     * lora_fused's block per token for both (x must not overlap the outputs: a block may write its row
+     * while another still reads x; gathered LoRA's inputs and outputs are distinct tensors).
      */
     private void loraByToken(Tensor x, LoraLayout layout) {
         int total = layout.total();
@@ -1449,7 +1452,7 @@ public final class CudaBackend implements Backend {
         int in = x.cols();
         if (loraFused && maxRank <= LORA_FUSED_MAX_RANK && total <= LORA_FUSED_MAX_TOKENS) {
             long[] p = packed(layout.owner(), layout.arrays());
-            launch("lora_fused", total, 1, 256, 0, CudaTensor.of(x).pointer, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
+            launch("lora_fused", total, 1, LORA_FUSED_THREADS, 0, CudaTensor.of(x).pointer, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
                     p[11], in);
             return;
         }

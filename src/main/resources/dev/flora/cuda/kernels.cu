@@ -2097,7 +2097,8 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
 // at 64 sequences of rank 8 on the H200, session 15, where the factors' 34 MB allow 8). The shrink holds
 // LORA_FUSED_PASS ranks' float64 sums a thread, adds a warp's lanes by xor shuffles and the warps in
 // order (deterministic; another order than lora_shrink's spans, so the last bits may differ); the
-// expand is lora_expand's own (lora_expand_columns) over the whole row.
+// expand is lora_expand's own (lora_expand_columns) over the whole row. x must not overlap the outputs:
+// one block may write its row while another still reads x (the two kernels finished every shrink first).
 #define LORA_FUSED_RANKS 64  // CudaBackend.LORA_FUSED_MAX_RANK
 #define LORA_FUSED_PASS 8
 #define LORA_FUSED_THREADS 256
@@ -2112,6 +2113,14 @@ __global__ void __launch_bounds__(LORA_FUSED_THREADS) lora_fused(const float* x,
     const void* a = (const void*) aPtr[g];
     const float* row = x + (long long) rowOf[k] * in;
     bool vec = (in & 7) == 0 && type != 0; // as lora_shrink: 8 columns a load of 16-bit A and two of x
+    // B into L2 while the shrink runs, so that the expand's loads wait for L2, not for memory.
+    {
+        int bt = bType[g];
+        long long bBytes = (long long) outCols[g] * r * (bt == 0 ? 4 : 2);
+        const char* bBase = (const char*) bPtr[g];
+        for (long long off = (long long) threadIdx.x * 128; off < bBytes; off += 128LL * LORA_FUSED_THREADS)
+            asm volatile("prefetch.global.L2 [%0];" :: "l"(bBase + off));
+    }
     for (int j0 = 0; j0 < r; j0 += LORA_FUSED_PASS) {
         int nj = min(LORA_FUSED_PASS, r - j0);
         double acc[LORA_FUSED_PASS];
@@ -2144,6 +2153,7 @@ __global__ void __launch_bounds__(LORA_FUSED_THREADS) lora_fused(const float* x,
         }
         #pragma unroll
         for (int jj = 0; jj < LORA_FUSED_PASS; jj++) {
+            if (jj >= nj) break; // nj is the block's: every lane stops together
             double sum = acc[jj];
             for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
             if (lane == 0) warpSums[warp][jj] = sum;
