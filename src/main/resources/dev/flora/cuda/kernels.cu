@@ -2030,8 +2030,12 @@ __global__ void __launch_bounds__(256) lora_expand_tiled(const double* partial, 
 // [y·columns, (y+1)·columns) of its group's output (outPtr_g, outCols_g columns). Dynamic shared
 // memory: maxRank doubles, and with staged maxRank · spans more: every partial is loaded at once
 // (one memory round trip, not one per span), then each rank's added in span order as without.
+extern "C++" {
 // lora_expand's columns [from, end) of one token's output row o: o[c] += sc · (Σ_j B[c, j] v[j] + bias[c]),
-// B's row c read rank by rank, every column's loads before the stores (as flora_modulate).
+// every column's loads before the stores (as flora_modulate). B's row c is read rank by rank, or with
+// ROWS16 (16-bit B, r a multiple of 8, 16-byte aligned) 8 ranks a load: the same products added in the
+// same order, so the same bits.
+template <bool ROWS16>
 __device__ __forceinline__ void lora_expand_columns(const double* v, int r, const void* b, int type, const void* bias, int biasType, float sc,
                                                     float* o, int from, int end) {
     for (int c0 = from + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
@@ -2041,8 +2045,18 @@ __device__ __forceinline__ void lora_expand_columns(const double* v, int r, cons
             int c = c0 + u * blockDim.x;
             if (c >= end) continue;
             double d = 0.0;
-            #pragma unroll 8
-            for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
+            if (ROWS16) {
+                const uint4* row = (const uint4*) ((const u16*) b + (long long) c * r);
+                for (int j8 = 0; j8 < r / 8; j8++) {
+                    float bf[8];
+                    unpack8(row[j8], type == 1, bf);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) d += (double) bf[e] * v[j8 * 8 + e];
+                }
+            } else {
+                #pragma unroll 8
+                for (int j = 0; j < r; j++) d += (double) ld(b, (long long) c * r + j, type) * v[j];
+            }
             if (bias) d += ld(bias, c, biasType);
             add[u] = sc * (float) d;
             old[u] = o[c];
@@ -2054,6 +2068,7 @@ __device__ __forceinline__ void lora_expand_columns(const double* v, int r, cons
         }
     }
 }
+}  // extern "C++"
 
 __global__ void lora_expand(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
                             const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr,
@@ -2087,7 +2102,7 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
     float* o = out + (long long) rowOf[k] * outs;
     float sc = scale[g];
     int end = min(outs, (blockIdx.y + 1) * columns), bType2 = bias ? biasType[g] : 0;
-    lora_expand_columns(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
+    lora_expand_columns<false>(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
 }
 
 // LoRA for steps of few tokens (decode), -Dflora.cuda.loraFused (session 17, off until measured): one
@@ -2097,7 +2112,8 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
 // at 64 sequences of rank 8 on the H200, session 15, where the factors' 34 MB allow 8). The shrink holds
 // LORA_FUSED_PASS ranks' float64 sums a thread, adds a warp's lanes by xor shuffles and the warps in
 // order (deterministic; another order than lora_shrink's spans, so the last bits may differ); the
-// expand is lora_expand's own (lora_expand_columns) over the whole row. x must not overlap the outputs:
+// expand is lora_expand's own (lora_expand_columns) over the whole row, B's rows 16 bytes a load
+// where they allow it. x must not overlap the outputs:
 // one block may write its row while another still reads x (the two kernels finished every shrink first).
 #define LORA_FUSED_RANKS 64  // CudaBackend.LORA_FUSED_MAX_RANK
 #define LORA_FUSED_PASS 8
@@ -2167,10 +2183,14 @@ __global__ void __launch_bounds__(LORA_FUSED_THREADS) lora_fused(const float* x,
         }
         __syncthreads();
     }
+    const void* b = (const void*) bPtr[g];
     const void* bias = (const void*) biasPtr[g];
-    int outs = outCols[g];
-    lora_expand_columns(v, r, (const void*) bPtr[g], bType[g], bias, bias ? biasType[g] : 0, scale[g],
-                        (float*) outPtr[g] + (long long) rowOf[k] * outs, 0, outs);
+    int outs = outCols[g], bt = bType[g];
+    float* o = (float*) outPtr[g] + (long long) rowOf[k] * outs;
+    if (bt != 0 && (r & 7) == 0 && aligned_to(b, 16))
+        lora_expand_columns<true>(v, r, b, bt, bias, bias ? biasType[g] : 0, scale[g], o, 0, outs);
+    else
+        lora_expand_columns<false>(v, r, b, bt, bias, bias ? biasType[g] : 0, scale[g], o, 0, outs);
 }
 
 // LoRA's stacked runs (CudaLoraStack, LoraStack): every run row against every stacked adapter in one

@@ -555,7 +555,8 @@ class CudaKernelsTest {
      * three full spans of 256 and a short one) the 8-column loads for 16-bit A, and rank 11 more
      * ranks than a block has warps; 150,000 (586 spans) more partial sums than the expand stages in
      * shared memory. The same through lora_fused (-Dflora.cuda.loraFused: a block a token for both
-     * halves; rank 11 takes two passes of 8 ranks).
+     * halves; rank 11 takes two passes of 8 ranks; rank 8's 16-bit B is read 8 ranks a load, ranks 1,
+     * 3 and 11 and float32 B a rank at a time).
      */
     @ParameterizedTest
     @CsvSource({"97, F32, BF16, false", "776, BF16, F16, false", "150000, BF16, BF16, false", "97, F32, BF16, true", "776, BF16, F16, true",
