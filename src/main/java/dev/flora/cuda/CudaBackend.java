@@ -113,12 +113,13 @@ public final class CudaBackend implements Backend {
      */
     private boolean skinnyProducts = booleanFlag("flora.cuda.skinnyProducts", false);
     /**
-     * -Dflora.cuda.loraFused=true: gathered LoRA calls of up to LORA_FUSED_MAX_TOKENS adapted tokens (a
-     * decode step's) and ranks up to LORA_FUSED_MAX_RANK in one launch, lora_fused (a block a token: its
-     * shrink, then its expand), rather than lora_shrink and lora_expand. Built in session 17 without a
-     * GPU; off until measured.
+     * -Dflora.cuda.loraFused=N (N ≥ 1; 0, the default, is off): gathered LoRA calls of up to
+     * LORA_FUSED_MAX_TOKENS adapted tokens (a decode step's) and ranks up to LORA_FUSED_MAX_RANK in one
+     * launch, lora_fused, N blocks a token (each its shrink, then its expand over a 1/N of the output
+     * columns), rather than lora_shrink and lora_expand. Built in session 17 without a GPU; off until
+     * measured.
      */
-    private boolean loraFused = booleanFlag("flora.cuda.loraFused", false);
+    private int loraFused = wholeNumberFlag("flora.cuda.loraFused", 0);
     private CudaSkinnyProducts skinny; // its buffers, made at the first product it takes outside a recording
     static final int BATCHED_PRODUCTS_MAX_ROWS = 256;
     /**
@@ -1323,12 +1324,12 @@ public final class CudaBackend implements Backend {
         return issue == Issue.RUN;
     }
 
-    /** The fused decode LoRA kernel on or off, as -Dflora.cuda.loraFused does (tests run both). */
-    void useLoraFused(boolean on) {
-        loraFused = on;
+    /** The fused decode LoRA kernel's blocks a token (0: off), as -Dflora.cuda.loraFused does (tests run several). */
+    void useLoraFused(int blocksPerToken) {
+        loraFused = blocksPerToken;
     }
 
-    boolean loraFused() {
+    int loraFused() {
         return loraFused;
     }
 
@@ -1450,10 +1451,11 @@ public final class CudaBackend implements Backend {
             return;
         }
         int in = x.cols();
-        if (loraFused && maxRank <= LORA_FUSED_MAX_RANK && total <= LORA_FUSED_MAX_TOKENS) {
+        if (loraFused > 0 && maxRank <= LORA_FUSED_MAX_RANK && total <= LORA_FUSED_MAX_TOKENS) {
             long[] p = packed(layout.owner(), layout.arrays());
-            launch("lora_fused", total, 1, LORA_FUSED_THREADS, 0, CudaTensor.of(x).pointer, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
-                    p[11], in);
+            int columns = (layout.maxOuts() + loraFused - 1) / loraFused;
+            launch("lora_fused", total, loraFused, LORA_FUSED_THREADS, 0, CudaTensor.of(x).pointer, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7],
+                    p[8], p[9], p[10], p[11], in, columns);
             return;
         }
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;

@@ -2105,37 +2105,42 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
     lora_expand_columns<false>(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
 }
 
-// LoRA for steps of few tokens (decode), -Dflora.cuda.loraFused (session 17, off until measured): one
-// block per adapted token (of one group) does its shrink and its expand, so a call is one launch with
+// LoRA for steps of few tokens (decode), -Dflora.cuda.loraFused=N (session 17, off until measured): block
+// (k, y) takes adapted token k (of one group): its shrink, then its expand over output columns
+// [y·columns, (y+1)·columns) (N blocks a token; each redoes the shrink, A and x then mostly from L2,
+// for more blocks in flight where a step has few tokens), so a call is one launch with
 // no partial sums through memory and every block streams its adapter's A and B with many loads in
 // flight (a decode step's lora_shrink and lora_expand, four launches a layer, took about 36 µs a layer
 // at 64 sequences of rank 8 on the H200, session 15, where the factors' 34 MB allow 8). The shrink holds
 // LORA_FUSED_PASS ranks' float64 sums a thread, adds a warp's lanes by xor shuffles and the warps in
 // order (deterministic; another order than lora_shrink's spans, so the last bits may differ); the
-// expand is lora_expand's own (lora_expand_columns) over the whole row, B's rows 16 bytes a load
-// where they allow it. x must not overlap the outputs:
-// one block may write its row while another still reads x (the two kernels finished every shrink first).
+// expand is lora_expand's own (lora_expand_columns) over the block's columns, B's rows 16 bytes a load
+// where they allow it. x must not overlap the outputs: one block may write its columns while another
+// still reads x (the two kernels finished every shrink first).
 #define LORA_FUSED_RANKS 64  // CudaBackend.LORA_FUSED_MAX_RANK
 #define LORA_FUSED_PASS 8
 #define LORA_FUSED_THREADS 256
 __global__ void __launch_bounds__(LORA_FUSED_THREADS) lora_fused(const float* x, const int* rowOf, const int* groupOf, const int* rank,
                                                                  const long long* aPtr, const int* aType, const long long* bPtr,
                                                                  const int* bType, const long long* biasPtr, const int* biasType,
-                                                                 const float* scale, const long long* outPtr, const int* outCols, int in) {
+                                                                 const float* scale, const long long* outPtr, const int* outCols, int in,
+                                                                 int columns) {
     __shared__ double v[LORA_FUSED_RANKS];
     __shared__ double warpSums[LORA_FUSED_THREADS / 32][LORA_FUSED_PASS];
-    int k = blockIdx.x, g = groupOf[k], r = rank[g], type = aType[g];
+    int k = blockIdx.x, g = groupOf[k], r = rank[g], type = aType[g], outs = outCols[g];
+    int from = blockIdx.y * columns, end = min(outs, from + columns); // this block's output columns
+    if (from >= outs) return; // the whole block: a narrower output than the call's widest
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const void* a = (const void*) aPtr[g];
     const float* row = x + (long long) rowOf[k] * in;
     bool vec = (in & 7) == 0 && type != 0; // as lora_shrink: 8 columns a load of 16-bit A and two of x
-    // B into L2 while the shrink runs, so that the expand's loads wait for L2, not for memory.
+    // The block's rows of B into L2 while the shrink runs, so that the expand's loads wait for L2, not for memory.
     {
-        int bt = bType[g];
-        long long bBytes = (long long) outCols[g] * r * (bt == 0 ? 4 : 2);
-        const char* bBase = (const char*) bPtr[g];
+        int bytes = bType[g] == 0 ? 4 : 2;
+        const char* bFrom = (const char*) bPtr[g] + (long long) from * r * bytes;
+        long long bBytes = (long long) (end - from) * r * bytes;
         for (long long off = (long long) threadIdx.x * 128; off < bBytes; off += 128LL * LORA_FUSED_THREADS)
-            asm volatile("prefetch.global.L2 [%0];" :: "l"(bBase + off));
+            asm volatile("prefetch.global.L2 [%0];" :: "l"(bFrom + off));
     }
     for (int j0 = 0; j0 < r; j0 += LORA_FUSED_PASS) {
         int nj = min(LORA_FUSED_PASS, r - j0);
@@ -2185,12 +2190,12 @@ __global__ void __launch_bounds__(LORA_FUSED_THREADS) lora_fused(const float* x,
     }
     const void* b = (const void*) bPtr[g];
     const void* bias = (const void*) biasPtr[g];
-    int outs = outCols[g], bt = bType[g];
+    int bt = bType[g];
     float* o = (float*) outPtr[g] + (long long) rowOf[k] * outs;
     if (bt != 0 && (r & 7) == 0 && aligned_to(b, 16))
-        lora_expand_columns<true>(v, r, b, bt, bias, bias ? biasType[g] : 0, scale[g], o, 0, outs);
+        lora_expand_columns<true>(v, r, b, bt, bias, bias ? biasType[g] : 0, scale[g], o, from, end);
     else
-        lora_expand_columns<false>(v, r, b, bt, bias, bias ? biasType[g] : 0, scale[g], o, 0, outs);
+        lora_expand_columns<false>(v, r, b, bt, bias, bias ? biasType[g] : 0, scale[g], o, from, end);
 }
 
 // LoRA's stacked runs (CudaLoraStack, LoraStack): every run row against every stacked adapter in one

@@ -554,15 +554,16 @@ class CudaKernelsTest {
      * Mixed ranks, types and biases in one call. 97 inputs take the per-element shrink; 776 (8-aligned,
      * three full spans of 256 and a short one) the 8-column loads for 16-bit A, and rank 11 more
      * ranks than a block has warps; 150,000 (586 spans) more partial sums than the expand stages in
-     * shared memory. The same through lora_fused (-Dflora.cuda.loraFused: a block a token for both
-     * halves; rank 11 takes two passes of 8 ranks; rank 8's 16-bit B is read 8 ranks a load, ranks 1,
-     * 3 and 11 and float32 B a rank at a time).
+     * shared memory. The same through lora_fused (-Dflora.cuda.loraFused=N: N blocks a token, each its
+     * shrink and a 1/N of the expand's columns; rank 11 takes two passes of 8 ranks; rank 8's 16-bit B
+     * is read 8 ranks a load, ranks 1, 3 and 11 and float32 B a rank at a time; 3 blocks a token leave
+     * the third block of the 53-wide output without columns in the call with an 1,100-wide one).
      */
     @ParameterizedTest
-    @CsvSource({"97, F32, BF16, false", "776, BF16, F16, false", "150000, BF16, BF16, false", "97, F32, BF16, true", "776, BF16, F16, true",
-            "150000, BF16, BF16, true", "4096, BF16, BF16, true"})
-    void loraShrinkExpandMixedRanks(int in, DType first, DType second, boolean fused) {
-        boolean before = gpu.loraFused();
+    @CsvSource({"97, F32, BF16, 0", "776, BF16, F16, 0", "150000, BF16, BF16, 0", "97, F32, BF16, 1", "776, BF16, F16, 1",
+            "150000, BF16, BF16, 1", "4096, BF16, BF16, 1", "776, BF16, F16, 3", "4096, BF16, BF16, 4"})
+    void loraShrinkExpandMixedRanks(int in, DType first, DType second, int fused) {
+        int before = gpu.loraFused();
         gpu.useLoraFused(fused);
         try {
             loraShrinkExpandMixedRanks(in, first, second);
