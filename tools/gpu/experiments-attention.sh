@@ -17,12 +17,12 @@
 #              against the default (session 15: decode 5,872-5,921 tok/s, 3,633-3,659 output tok/s end to end);
 #   starcoder  v4 against auto on StarCoder-15B's multi-query shape, 64 x (1024 + 32) (session 12: 1,913-1,926
 #              by v2/v3); not by default (about 200 s more).
-#   PARTS='decode64 tiles lorafused' runtime/experiments-attention.sh OUT        (run from the repository root)
+#   PARTS='decode64 lorafused tiles' runtime/experiments-attention.sh OUT        (run from the repository root)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$1"
 mkdir -p "$out"
-for part in ${PARTS:-decode64 tiles lorafused}; do
+for part in ${PARTS:-decode64 lorafused tiles}; do
   case "$part" in
     decode64) RUNS=2 timeout 250 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.attention=v4" \
       "-Dflora.cuda.attention=v4 -Dflora.cuda.defines=ATTN_V4_LOADS=1" ;;
