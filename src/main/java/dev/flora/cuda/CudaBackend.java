@@ -74,7 +74,7 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_MAX_SPLITS = 64;
     // Positions a decode attention block takes at least (-Dflora.cuda.attentionMinSplit): fewer make more
     // blocks for short contexts, more make fewer splits to join.
-    private final int attentionMinSplit = positiveFlag("flora.cuda.attentionMinSplit", 32);
+    private int attentionMinSplit = positiveFlag("flora.cuda.attentionMinSplit", 32);
     private final boolean overlapAttention = booleanFlag("flora.cuda.overlapAttention", true);
     private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
     /** -Dflora.cuda.profile=true: wait for every operation and add up its time by name (printed at close). */
@@ -306,6 +306,15 @@ public final class CudaBackend implements Backend {
             throw new FloraException("-Dflora.cuda.attentionTiles takes v1 or v2 (the prefill attention's tile kernel), not '" + form + "'");
         }
         return form;
+    }
+
+    /** The fewest positions a decode attention split takes, as -Dflora.cuda.attentionMinSplit sets it (tests make long splits with it). */
+    void useAttentionMinSplit(int positions) {
+        attentionMinSplit = positiveFlag("flora.cuda.attentionMinSplit", Integer.toString(positions), 32);
+    }
+
+    int attentionMinSplit() {
+        return attentionMinSplit;
     }
 
     /** Chooses the prefill attention's tile kernel (tests run both) as -Dflora.cuda.attentionTiles does: v1 or v2. */

@@ -1075,16 +1075,24 @@ class CudaKernelsTest {
 
     /**
      * The fourth decode attention form (attention_v4_*: each lane group its own positions and running
-     * softmax) against float64, in the prompt step's per-token tokens and the decode step: one slot
-     * batch and several (contexts past 256 positions), split contexts, a window, both 16-bit caches and
-     * head sizes, grouped heads, StarCoder's multi-query shape, and splits whose lane groups have no
-     * positions (contexts of 1-3).
+     * softmax) against float64, in the prompt step's per-token tokens and the decode step: split
+     * contexts, a window, both 16-bit caches and head sizes, grouped heads, StarCoder's multi-query
+     * shape, splits whose lane groups have no positions (contexts of 1-3), and, with splits of at least
+     * 300 or 600 positions (-Dflora.cuda.attentionMinSplit), blocks whose split takes several batches
+     * of 256 slots.
      */
     @ParameterizedTest
-    @CsvSource({"6, 2, 0, 128, 700 1 300, BF16", "6, 2, 300, 128, 700 1 300, BF16", "6, 2, 40, 64, 17 1100 5, F16", "8, 1, 0, 128, 100x20 300, BF16",
-            "6, 2, 7, 64, 90x30, F16", "6, 2, 0, 64, 1 2 3 200 129 128 127, BF16", "4, 4, 0, 128, 2000 1 257 256 255, F16"})
-    void streamedDecodeAttentionMatchesFloat64(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
-        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v4", new String[] {"v4"});
+    @CsvSource({"6, 2, 0, 128, 700 1 300, BF16, 32", "6, 2, 300, 128, 700 1 300, BF16, 32", "6, 2, 40, 64, 17 1100 5, F16, 32",
+            "8, 1, 0, 128, 100x20 300, BF16, 32", "6, 2, 7, 64, 90x30, F16, 32", "6, 2, 0, 64, 1 2 3 200 129 128 127, BF16, 32",
+            "4, 4, 0, 128, 2000 1 257 256 255, F16, 300", "6, 2, 0, 64, 1100 700 5, BF16, 600"})
+    void streamedDecodeAttentionMatchesFloat64(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType, int minSplit) {
+        int before = gpu.attentionMinSplit();
+        gpu.useAttentionMinSplit(minSplit);
+        try {
+            pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v4", new String[] {"v4"});
+        } finally {
+            gpu.useAttentionMinSplit(before);
+        }
     }
 
     /**
