@@ -11,15 +11,15 @@ command -v nvcc > /dev/null || { echo "kernels-check: nvcc is not on PATH (CUDA 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 source=src/main/resources/dev/flora/cuda/kernels.cu
-compile() { # FILE.cu OUT_PREFIX: PTX, and ptxas's report
+ptx() { # FILE.cu OUT_PREFIX: OUT_PREFIX.cu and its PTX
   (echo '#include <cuda_runtime.h>'; cat "$1") > "$2.cu"
   nvcc -arch=sm_90 -std=c++17 -ptx "$2.cu" -o "$2.ptx"
-  nvcc -arch=sm_90 -std=c++17 -cubin -Xptxas -v "$2.cu" -o "$2.cubin" 2> "$2.ptxas"
 }
-compile "$source" "$work/now"
+ptx "$source" "$work/now"
+nvcc -arch=sm_90 -std=c++17 -cubin -Xptxas -v "$work/now.cu" -o "$work/now.cubin" 2> "$work/now.ptxas" # the report: only for now
 if [ $# -ge 1 ]; then
   git show "$1:$source" > "$work/base.in"
-  compile "$work/base.in" "$work/base"
+  ptx "$work/base.in" "$work/base"
 fi
 python3 - "$work" "$#" <<'PY'
 import re, sys

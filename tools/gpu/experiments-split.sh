@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine, in one call (about 450 s; every part writes its files as it goes), first in the next GPU session: the chunks' shrink split
+# On the GPU machine, in one call (about 500 s; every part writes its files as it goes), first in the next GPU session: the chunks' shrink split
 # over the width (-Dflora.cuda.loraChunkSplit=S, built after session 15's GPU calls) and whole runs
 # stacked into two dense products (-Dflora.cuda.loraStack=N, built in session 16), both off by default,
 # against chunks, and whole runs below 8 runs a call (the default since session 15, not yet run end to end).
