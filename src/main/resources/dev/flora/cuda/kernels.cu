@@ -8,9 +8,13 @@ typedef unsigned short u16;
 __device__ __forceinline__ float bf16_to_f32(u16 h) { return __uint_as_float(((unsigned int) h) << 16); }
 
 __device__ __forceinline__ float f16_to_f32(u16 h) {
+#ifdef FLORA_HOST_EMULATION // tools/emulator: the kernels on the CPU
+    return emu_f16_to_f32(h);
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
+#endif
 }
 
 __device__ __forceinline__ float ld(const void* p, long long i, int type) {
@@ -27,9 +31,13 @@ __device__ __forceinline__ u16 f32_to_bf16(float f) {
 }
 
 __device__ __forceinline__ u16 f32_to_f16(float f) {
+#ifdef FLORA_HOST_EMULATION
+    return emu_f32_to_f16(f);
+#else
     u16 h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
+#endif
 }
 
 // Stores v at element i of a float32 (type 0), bf16 (1) or f16 (2) buffer.
@@ -97,10 +105,14 @@ __device__ float block_max(float v, float* scratch) {
 #endif
 #define GEMV_STEP (GEMV_WARPS * 256)
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
+#ifdef FLORA_HOST_EMULATION
+    return *(const uint4*) p;
+#else
     uint4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
+#endif
 }
 
 __device__ __forceinline__ float rounded(float x, int bf16) {
@@ -910,6 +922,13 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
 
 // cp.async: a 16-byte copy from global to shared memory that does not pass through registers; the
 // copies issued since the last wait are waited for together.
+#ifdef FLORA_HOST_EMULATION
+__device__ __forceinline__ void copy_async16(void* shared, const void* global) { emu_copy_async16(shared, global); }
+__device__ __forceinline__ void copy_async_commit() { emu_copy_async_commit(); }
+__device__ __forceinline__ void copy_async_wait() { emu_copy_async_wait(0); }
+__device__ __forceinline__ void copy_async_wait_all_but_last() { emu_copy_async_wait(1); }
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* shared) { emu_ldmatrix_x4_trans(r, shared); }
+#else
 __device__ __forceinline__ void copy_async16(void* shared, const void* global) {
     unsigned int to;
     asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(to) : "l"(shared));
@@ -929,6 +948,7 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* share
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(at));
 }
+#endif
 
 // ---- prefill attention on the tensor cores (16-bit caches): flash-attention over tiles of up to
 // FA_M consecutive tokens of one sequence (a prompt chunk); block (tile, head), 4 warps of 16 query
@@ -955,6 +975,9 @@ template <bool BF16> __device__ __forceinline__ unsigned pack_half2(float lo, fl
 }
 
 template <bool BF16> __device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+#ifdef FLORA_HOST_EMULATION
+    emu_mma16816<BF16>(c, a, b0, b1);
+#else
     if (BF16) {
         asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -964,6 +987,7 @@ template <bool BF16> __device__ __forceinline__ void mma16816(float* c, const un
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     }
+#endif
 }
 
 template <int D, bool BF16, bool PIPELINED>
@@ -1634,11 +1658,13 @@ __global__ void attention_combine(const float* partOut, const float* partMax, co
 // Keeps the GPU busy for the given nanoseconds (one thread): work queued behind it is timed on the
 // GPU without the host's queueing time (CudaBackend.deviceMicros).
 __global__ void hold(long long nanos) {
+#ifndef FLORA_HOST_EMULATION // a GPU clock: nothing to hold on the CPU
     unsigned long long start, now;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
     do {
         asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
     } while (now - start < (unsigned long long) nanos);
+#endif
 }
 
 // Per row of logits: the largest value and its index (the first on ties, as torch.argmax), and
@@ -2135,6 +2161,7 @@ __global__ void __launch_bounds__(LORA_FUSED_THREADS) lora_fused(const float* x,
     const float* row = x + (long long) rowOf[k] * in;
     bool vec = (in & 7) == 0 && type != 0; // as lora_shrink: 8 columns a load of 16-bit A and two of x
     // The block's rows of B into L2 while the shrink runs, so that the expand's loads wait for L2, not for memory.
+#ifndef FLORA_HOST_EMULATION
     {
         int bytes = bType[g] == 0 ? 4 : 2;
         const char* bFrom = (const char*) bPtr[g] + (long long) from * r * bytes;
@@ -2142,6 +2169,7 @@ __global__ void __launch_bounds__(LORA_FUSED_THREADS) lora_fused(const float* x,
         for (long long off = (long long) threadIdx.x * 128; off < bBytes; off += 128LL * LORA_FUSED_THREADS)
             asm volatile("prefetch.global.L2 [%0];" :: "l"(bFrom + off));
     }
+#endif
     for (int j0 = 0; j0 < r; j0 += LORA_FUSED_PASS) {
         int nj = min(LORA_FUSED_PASS, r - j0);
         double acc[LORA_FUSED_PASS];
@@ -2290,7 +2318,11 @@ __device__ void skinny_products_impl(const u16* x, const u16* w, float* out, flo
         copy_async_commit();
     }
     for (int c = 0; c < chunks; c++) {
+#ifdef FLORA_HOST_EMULATION
+        emu_copy_async_wait(SK_STAGES - 2);
+#else
         asm volatile("cp.async.wait_group %0;" ::"n"(SK_STAGES - 2) : "memory"); // chunk c's copies are done
+#endif
         __syncthreads(); // ... for every thread, and every warp is done with the stage refilled below
         int next = c + SK_STAGES - 1;
         if (next < chunks) {

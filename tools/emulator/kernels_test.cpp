@@ -1,0 +1,450 @@
+// Flora's newer CUDA kernels run on the CPU (cuda_host.h) against float64 and against the forms the
+// H200 has already checked: the fourth decode attention against float64 and the second, the pipelined
+// prefill tiles bit for bit against the first, the fused decode LoRA against lora_shrink + lora_expand,
+// the skinny products against float64. Built and run by tools/kernels-emulate.sh; prints a line a case
+// and exits 1 on any failure. The sizes are small: every CUDA thread is a host thread.
+#include "cuda_host.h"
+#include "kernels.cu" // the script's copy (extern shared memory rewritten for the host)
+
+#include <functional>
+#include <random>
+#include <string>
+
+static int failures = 0, cases = 0;
+
+static void report(bool ok, const std::string& what, double err, double tol) {
+    cases++;
+    if (!ok) failures++;
+    std::printf("%s  %-78s err %.3g (tol %.3g)\n", ok ? "ok  " : "FAIL", what.c_str(), err, tol);
+    std::fflush(stdout);
+}
+
+// Largest |a - b| over max(1, |b|) scale; tol on that.
+static void check(const std::string& what, const std::vector<float>& got, const std::vector<double>& want, double tol) {
+    double err = 0;
+    bool finite = true;
+    for (size_t i = 0; i < want.size(); i++) {
+        if (!std::isfinite(got[i])) finite = false;
+        err = std::max(err, std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i])));
+    }
+    report(finite && err <= tol, what, err, tol);
+}
+
+static void sameBits(const std::string& what, const std::vector<float>& a, const std::vector<float>& b) {
+    size_t differ = 0;
+    for (size_t i = 0; i < a.size(); i++) differ += std::memcmp(&a[i], &b[i], 4) != 0;
+    report(differ == 0, what + " (bits: " + std::to_string(differ) + " of " + std::to_string(a.size()) + " differ)", (double) differ, 0);
+}
+
+static u16 to16(float f, int type) { return type == 1 ? f32_to_bf16(f) : f32_to_f16(f); }
+static float from16(u16 h, int type) { return type == 1 ? bf16_to_f32(h) : f16_to_f32(h); }
+
+// ---- decode attention: the second form (GPU-checked), the third and the fourth, against float64.
+using AttentionKernel = void (*)(ATTENTION_ARGS);
+
+struct DecodeCase {
+    int type, D, heads, kvHeads, blockSize, window, minSplit, splits;
+    std::vector<int> lengths; // a sequence's context (its decode token's position + 1)
+};
+
+static AttentionKernel attentionKernel(const std::string& form, int type, int D) {
+    if (form == "v2") return type == 1 ? (D == 64 ? attention_v2_bf16_64 : attention_v2_bf16_128) : (D == 64 ? attention_v2_f16_64 : attention_v2_f16_128);
+    if (form == "v3") return type == 1 ? (D == 64 ? attention_v3_bf16_64 : attention_v3_bf16_128) : (D == 64 ? attention_v3_f16_64 : attention_v3_f16_128);
+    return type == 1 ? (D == 64 ? attention_v4_bf16_64 : attention_v4_bf16_128) : (D == 64 ? attention_v4_f16_64 : attention_v4_f16_128);
+}
+
+static void decodeAttention(const DecodeCase& c, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.f, 1.f);
+    int T = (int) c.lengths.size(), qWidth = c.heads * c.D, kvWidth = c.kvHeads * c.D;
+    int maxBlocks = 0;
+    for (int len : c.lengths) maxBlocks = std::max(maxBlocks, (len + c.blockSize - 1) / c.blockSize);
+    int physical = T * maxBlocks + 3;
+    std::vector<int> order(physical);
+    for (int i = 0; i < physical; i++) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<int> tables(T * maxBlocks), positions(T), seqOfToken(T);
+    for (int t = 0; t < T; t++) {
+        seqOfToken[t] = t;
+        positions[t] = c.lengths[t] - 1;
+        for (int b = 0; b < maxBlocks; b++) tables[t * maxBlocks + b] = order[t * maxBlocks + b];
+    }
+    std::vector<u16> keys((size_t) physical * c.blockSize * kvWidth), values(keys.size());
+    for (auto& k : keys) k = to16(normal(rng), c.type);
+    for (auto& v : values) v = to16(normal(rng), c.type);
+    std::vector<float> q((size_t) T * qWidth);
+    for (auto& x : q) x = normal(rng);
+    float scale = 1.f / std::sqrt((float) c.D);
+    // float64, from the cache's values
+    std::vector<double> want((size_t) T * qWidth);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < c.heads; h++) {
+            int kvh = h / (c.heads / c.kvHeads), pos = positions[t];
+            int first = c.window > 0 ? std::max(0, pos - c.window + 1) : 0;
+            std::vector<double> s;
+            double top = -INFINITY;
+            for (int p = first; p <= pos; p++) {
+                long long slot = (long long) tables[t * maxBlocks + p / c.blockSize] * c.blockSize + p % c.blockSize;
+                double dot = 0;
+                for (int d = 0; d < c.D; d++) dot += (double) q[(size_t) t * qWidth + h * c.D + d] * from16(keys[slot * kvWidth + kvh * c.D + d], c.type);
+                s.push_back(dot * scale);
+                top = std::max(top, s.back());
+            }
+            double sum = 0;
+            for (double& e : s) sum += (e = std::exp(e - top));
+            for (int d = 0; d < c.D; d++) {
+                double o = 0;
+                for (int p = first; p <= pos; p++) {
+                    long long slot = (long long) tables[t * maxBlocks + p / c.blockSize] * c.blockSize + p % c.blockSize;
+                    o += s[p - first] * from16(values[slot * kvWidth + kvh * c.D + d], c.type);
+                }
+                want[(size_t) t * qWidth + h * c.D + d] = o / sum;
+            }
+        }
+    std::string shape = "D " + std::to_string(c.D) + (c.type == 1 ? " bf16" : " f16") + ", heads " + std::to_string(c.heads) + "/" +
+                        std::to_string(c.kvHeads) + ", contexts";
+    for (int len : c.lengths) shape += " " + std::to_string(len);
+    shape += ", window " + std::to_string(c.window) + ", splits " + std::to_string(c.splits) + ", minSplit " + std::to_string(c.minSplit);
+    std::vector<float> second;
+    for (std::string form : {"v2", "v3", "v4"}) {
+        int pairs = T * c.heads;
+        std::vector<float> out((size_t) T * qWidth, NAN), partOut((size_t) pairs * c.splits * c.D), partMax(pairs * c.splits), partSum(pairs * c.splits);
+        std::vector<int> counters(pairs, 0);
+        emu::launch(dim3{(unsigned) pairs, (unsigned) c.splits, 1}, dim3{ATTN_THREADS, 1, 1}, 0, attentionKernel(form, c.type, c.D), q.data(),
+                    (const void*) keys.data(), (const void*) values.data(), out.data(), partOut.data(), partMax.data(), partSum.data(),
+                    positions.data(), seqOfToken.data(), tables.data(), maxBlocks, c.blockSize, c.heads, c.kvHeads, c.D, scale, c.window,
+                    c.minSplit, c.splits, (const int*) nullptr, counters.data());
+        check("attention " + form + ": " + shape, out, want, 1e-5);
+        bool reset = std::all_of(counters.begin(), counters.end(), [](int n) { return n == 0; });
+        report(reset, "attention " + form + ": counters left at 0", reset ? 0 : 1, 0);
+        if (form == "v2") second = out;
+        if (form == "v3") sameBits("attention v3 against v2", out, second);
+    }
+}
+
+// ---- prefill tiles: the pipelined form bit for bit against the first, both against float64.
+using TilesKernel = void (*)(TILES_ARGS);
+
+static void prefillTiles(int type, int D, int heads, int kvHeads, int window, const std::vector<int>& prompts, const std::vector<int>& cached,
+                         std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.f, 1.f);
+    int S = (int) prompts.size(), blockSize = 16, qWidth = heads * D, kvWidth = kvHeads * D;
+    int maxBlocks = 0, tokens = 0;
+    for (int s = 0; s < S; s++) {
+        maxBlocks = std::max(maxBlocks, (cached[s] + prompts[s] + blockSize - 1) / blockSize);
+        tokens += prompts[s];
+    }
+    int physical = S * maxBlocks + 2;
+    std::vector<int> order(physical);
+    for (int i = 0; i < physical; i++) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<int> tables(S * maxBlocks);
+    for (int i = 0; i < S * maxBlocks; i++) tables[i] = order[i];
+    std::vector<u16> keys((size_t) physical * blockSize * kvWidth), values(keys.size());
+    for (auto& k : keys) k = to16(normal(rng), type);
+    for (auto& v : values) v = to16(normal(rng), type);
+    std::vector<float> q((size_t) tokens * qWidth);
+    for (auto& x : q) x = normal(rng);
+    // Tiles of up to FA_M tokens of one prompt; token t0 + r sits at position p0 + r.
+    std::vector<int4> tiles;
+    std::vector<int> seqOf(tokens), posOf(tokens);
+    int t = 0;
+    for (int s = 0; s < S; s++) {
+        for (int r = 0; r < prompts[s]; r += FA_M) tiles.push_back({t + r, cached[s] + r, std::min(FA_M, prompts[s] - r), s});
+        for (int r = 0; r < prompts[s]; r++) {
+            seqOf[t + r] = s;
+            posOf[t + r] = cached[s] + r;
+        }
+        t += prompts[s];
+    }
+    float scale = 1.f / std::sqrt((float) D);
+    std::vector<double> want((size_t) tokens * qWidth);
+    for (int k = 0; k < tokens; k++)
+        for (int h = 0; h < heads; h++) {
+            int kvh = h / (heads / kvHeads), pos = posOf[k], s = seqOf[k];
+            int first = window > 0 ? std::max(0, pos - window + 1) : 0;
+            std::vector<double> w;
+            double top = -INFINITY, sum = 0;
+            auto slot = [&](int p) { return (long long) tables[s * maxBlocks + p / blockSize] * blockSize + p % blockSize; };
+            for (int p = first; p <= pos; p++) {
+                double dot = 0;
+                for (int d = 0; d < D; d++) dot += (double) from16(to16(q[(size_t) k * qWidth + h * D + d], type), type) * from16(keys[slot(p) * kvWidth + kvh * D + d], type);
+                w.push_back(dot * scale);
+                top = std::max(top, w.back());
+            }
+            for (double& e : w) sum += (e = std::exp(e - top));
+            for (int d = 0; d < D; d++) {
+                double o = 0;
+                for (int p = first; p <= pos; p++) o += w[p - first] * from16(values[slot(p) * kvWidth + kvh * D + d], type);
+                want[(size_t) k * qWidth + h * D + d] = o / sum;
+            }
+        }
+    TilesKernel first = type == 1 ? (D == 64 ? attention_tiles_bf16_64 : attention_tiles_bf16_128) : (D == 64 ? attention_tiles_f16_64 : attention_tiles_f16_128);
+    TilesKernel second = type == 1 ? (D == 64 ? attention_tiles2_bf16_64 : attention_tiles2_bf16_128) : (D == 64 ? attention_tiles2_f16_64 : attention_tiles2_f16_128);
+    std::string shape = "D " + std::to_string(D) + (type == 1 ? " bf16" : " f16") + ", heads " + std::to_string(heads) + "/" + std::to_string(kvHeads) +
+                        ", window " + std::to_string(window) + ", prompts";
+    for (int s = 0; s < S; s++) shape += " " + std::to_string(cached[s]) + "+" + std::to_string(prompts[s]);
+    std::vector<float> outs[2];
+    for (int f = 0; f < 2; f++) {
+        outs[f].assign((size_t) tokens * qWidth, NAN);
+        emu::launch(dim3{(unsigned) tiles.size(), (unsigned) heads, 1}, dim3{128, 1, 1}, 0, f == 0 ? first : second, q.data(), keys.data(),
+                    values.data(), outs[f].data(), tiles.data(), tables.data(), maxBlocks, blockSize, heads, kvHeads, scale, window);
+        // probabilities are rounded to the cache's type for P·V (as transformers' 16-bit attention)
+        check(std::string(f == 0 ? "tiles v1: " : "tiles v2: ") + shape, outs[f], want, type == 1 ? 2e-2 : 4e-3);
+    }
+    sameBits("tiles v2 against v1: " + shape, outs[1], outs[0]);
+}
+
+// ---- decode LoRA: lora_fused against lora_shrink + lora_expand (GPU-checked) and float64.
+struct Adapter {
+    int rank, type, outs;
+    bool bias;
+    float scale;
+    std::vector<float> a, b, bv; // A [rank][in], B [outs][rank], bias [outs], as their type holds them
+    std::vector<u16> a16, b16, bv16;
+    const void* aPtr() const { return type == 0 ? (const void*) a.data() : (const void*) a16.data(); }
+    const void* bPtr() const { return type == 0 ? (const void*) b.data() : (const void*) b16.data(); }
+    const void* biasPtr() const { return !bias ? nullptr : type == 0 ? (const void*) bv.data() : (const void*) bv16.data(); }
+};
+
+static void fill(std::vector<float>& f, std::vector<u16>& h, size_t n, int type, std::mt19937& rng, float sd) {
+    std::normal_distribution<float> normal(0.f, sd);
+    f.resize(n);
+    h.resize(n);
+    for (size_t i = 0; i < n; i++) {
+        float v = normal(rng);
+        if (type != 0) {
+            h[i] = to16(v, type);
+            v = from16(h[i], type);
+        }
+        f[i] = v;
+    }
+}
+
+static void decodeLora(int in, const std::vector<Adapter>& shapes, const std::vector<int>& groupOfToken, int fusedBlocks, std::mt19937& rng) {
+    std::vector<Adapter> ad = shapes;
+    for (Adapter& g : ad) {
+        fill(g.a, g.a16, (size_t) g.rank * in, g.type, rng, 0.05f);
+        fill(g.b, g.b16, (size_t) g.outs * g.rank, g.type, rng, 0.05f);
+        fill(g.bv, g.bv16, g.outs, g.type, rng, 0.05f);
+    }
+    int total = (int) groupOfToken.size(), groups = (int) ad.size();
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::vector<float> x((size_t) total * in);
+    for (auto& v : x) v = normal(rng);
+    std::vector<int> rowOf(total), rank(groups), aType(groups), bType(groups), biasType(groups), outCols(groups);
+    std::vector<long long> aPtr(groups), bPtr(groups), biasPtr(groups), outPtr(groups);
+    std::vector<float> scale(groups);
+    int maxRank = 0, maxOuts = 0;
+    for (int g = 0; g < groups; g++) {
+        rank[g] = ad[g].rank;
+        aType[g] = bType[g] = biasType[g] = ad[g].type;
+        outCols[g] = ad[g].outs;
+        aPtr[g] = (long long) ad[g].aPtr();
+        bPtr[g] = (long long) ad[g].bPtr();
+        biasPtr[g] = (long long) ad[g].biasPtr();
+        scale[g] = ad[g].scale;
+        maxRank = std::max(maxRank, ad[g].rank);
+        maxOuts = std::max(maxOuts, ad[g].outs);
+    }
+    for (int k = 0; k < total; k++) rowOf[k] = (k * 7) % total; // rows out of order: token k reads and writes row rowOf[k]
+    // Each group writes its own output tensor, rows indexed like x's; starting values non-zero (the kernels add).
+    auto fresh = [&](std::vector<std::vector<float>>& outs) {
+        outs.assign(groups, {});
+        for (int g = 0; g < groups; g++) {
+            outs[g].assign((size_t) total * ad[g].outs, 0.f);
+            for (size_t i = 0; i < outs[g].size(); i++) outs[g][i] = 0.25f * (float) ((i % 13) - 6);
+            outPtr[g] = (long long) outs[g].data();
+        }
+    };
+    std::vector<std::vector<double>> want(groups);
+    for (int g = 0; g < groups; g++) {
+        want[g].assign((size_t) total * ad[g].outs, 0.0);
+        for (size_t i = 0; i < want[g].size(); i++) want[g][i] = 0.25f * (float) ((i % 13) - 6);
+    }
+    for (int k = 0; k < total; k++) {
+        const Adapter& g = ad[groupOfToken[k]];
+        std::vector<double> v(g.rank, 0.0);
+        for (int j = 0; j < g.rank; j++)
+            for (int c = 0; c < in; c++) v[j] += (double) g.a[(size_t) j * in + c] * x[(size_t) rowOf[k] * in + c];
+        for (int c = 0; c < g.outs; c++) {
+            double d = g.bias ? g.bv[c] : 0.0;
+            for (int j = 0; j < g.rank; j++) d += (double) g.b[(size_t) c * g.rank + j] * v[j];
+            want[groupOfToken[k]][(size_t) rowOf[k] * g.outs + c] += g.scale * d;
+        }
+    }
+    std::string shape = "in " + std::to_string(in) + ", " + std::to_string(total) + " tokens, adapters (rank/type/outs/bias)";
+    for (const Adapter& g : ad) shape += " " + std::to_string(g.rank) + "/" + std::to_string(g.type) + "/" + std::to_string(g.outs) + (g.bias ? "/b" : "");
+    // lora_shrink + lora_expand, as CudaBackend.loraByToken launches them
+    std::vector<std::vector<float>> two, fused;
+    fresh(two);
+    int span = 256, spans = (in + span - 1) / span;
+    std::vector<double> partial((size_t) total * spans * maxRank, NAN);
+    emu::launch(dim3{(unsigned) total, (unsigned) spans, 1}, dim3{(unsigned) (32 * std::min(8, maxRank)), 1, 1}, 0, lora_shrink, x.data(),
+                rowOf.data(), groupOfToken.data(), aPtr.data(), aType.data(), rank.data(), partial.data(), maxRank, in, span);
+    size_t staged = (size_t) maxRank * (spans + 1) * 8;
+    emu::launch(dim3{(unsigned) total, (unsigned) ((maxOuts + 1023) / 1024), 1}, dim3{256, 1, 1}, staged, lora_expand, partial.data(), rowOf.data(),
+                groupOfToken.data(), bPtr.data(), bType.data(), biasPtr.data(), biasType.data(), rank.data(), scale.data(), outPtr.data(),
+                outCols.data(), maxRank, spans, 1024, 1);
+    for (int g = 0; g < groups; g++) {
+        std::vector<double> w = want[g];
+        check("lora shrink+expand, group " + std::to_string(g) + ": " + shape, two[g], w, 1e-5);
+    }
+    fresh(fused);
+    int columns = (maxOuts + fusedBlocks - 1) / fusedBlocks;
+    emu::launch(dim3{(unsigned) total, (unsigned) fusedBlocks, 1}, dim3{LORA_FUSED_THREADS, 1, 1}, 0, lora_fused, x.data(), rowOf.data(),
+                groupOfToken.data(), rank.data(), aPtr.data(), aType.data(), bPtr.data(), bType.data(), biasPtr.data(), biasType.data(),
+                scale.data(), outPtr.data(), outCols.data(), in, columns);
+    for (int g = 0; g < groups; g++) {
+        check("lora_fused x" + std::to_string(fusedBlocks) + ", group " + std::to_string(g) + ": " + shape, fused[g], want[g], 1e-5);
+        std::vector<double> other(two[g].begin(), two[g].end());
+        check("lora_fused x" + std::to_string(fusedBlocks) + " against shrink+expand, group " + std::to_string(g), fused[g], other, 1e-6);
+    }
+}
+
+// ---- skinny products: out (+)= x W^T by tensor-core tiles, split over the input, against float64.
+using SkinnyKernel = void (*)(SKINNY_ARGS);
+static SkinnyKernel skinnyKernel(bool bf16, int mt) {
+    SkinnyKernel bf[] = {skinny_products_bf16_1, skinny_products_bf16_2, skinny_products_bf16_3, skinny_products_bf16_4,
+                         skinny_products_bf16_5, skinny_products_bf16_6, skinny_products_bf16_7, skinny_products_bf16_8};
+    SkinnyKernel f[] = {skinny_products_f16_1, skinny_products_f16_2, skinny_products_f16_3, skinny_products_f16_4,
+                        skinny_products_f16_5, skinny_products_f16_6, skinny_products_f16_7, skinny_products_f16_8};
+    return bf16 ? bf[mt - 1] : f[mt - 1];
+}
+
+static void skinny(int type, int rows, int in, int outs, int splitLen, int accumulate, std::mt19937& rng) {
+    std::vector<float> xf, wf;
+    std::vector<u16> x, w;
+    fill(xf, x, (size_t) rows * in, type, rng, 1.f);
+    fill(wf, w, (size_t) outs * in, type, rng, 0.05f);
+    int splits = (in + splitLen - 1) / splitLen, tiles = (outs + SK_FEATURES - 1) / SK_FEATURES;
+    std::vector<float> out((size_t) rows * outs), part((size_t) splits * rows * outs, NAN);
+    std::vector<double> want(out.size());
+    for (size_t i = 0; i < out.size(); i++) out[i] = want[i] = accumulate ? 0.5f * (float) ((int) (i % 7) - 3) : NAN;
+    for (int t = 0; t < rows; t++)
+        for (int o = 0; o < outs; o++) {
+            double s = 0;
+            for (int k = 0; k < in; k++) s += (double) xf[(size_t) t * in + k] * wf[(size_t) o * in + k];
+            want[(size_t) t * outs + o] = accumulate ? want[(size_t) t * outs + o] + s : s;
+        }
+    std::vector<int> counters(tiles, 0);
+    emu::launch(dim3{(unsigned) tiles, (unsigned) splits, 1}, dim3{128, 1, 1}, 0, skinnyKernel(type == 1, (rows + 7) / 8), x.data(), w.data(),
+                out.data(), part.data(), counters.data(), rows, in, outs, splitLen, accumulate);
+    std::string what = std::string("skinny ") + (type == 1 ? "bf16" : "f16") + ": rows " + std::to_string(rows) + ", in " + std::to_string(in) +
+                       ", outs " + std::to_string(outs) + ", split " + std::to_string(splitLen) + (accumulate ? ", accumulate" : "");
+    check(what, out, want, 1e-4);
+    bool reset = std::all_of(counters.begin(), counters.end(), [](int n) { return n == 0; });
+    report(reset, what + ": counters left at 0", reset ? 0 : 1, 0);
+}
+
+// ---- stacked LoRA runs (session 16): the factors laid side by side and the mask between the products,
+// against the plain per-row computation (LoraStack.Pass.keeps on the Java side).
+static void stacked(int classes, int rows, int type, std::mt19937& rng) {
+    std::uniform_int_distribution<int> pick(0, 1 << 20);
+    // Each class: runs of rows (sorted, disjoint, gaps between some), each run a group; columns per class.
+    std::vector<int> classRuns{0}, runFirst, runEnd, runGroup, columnClass, columnGroup;
+    std::vector<float> columnScale;
+    for (int c = 0; c < classes; c++) {
+        int row = pick(rng) % 3, groups = 1 + pick(rng) % 4;
+        while (row < rows) {
+            int len = 1 + pick(rng) % 7;
+            runFirst.push_back(row);
+            runEnd.push_back(std::min(rows, row + len));
+            runGroup.push_back(pick(rng) % groups);
+            row += len + pick(rng) % 3; // sometimes a gap: rows of no run in this class
+        }
+        classRuns.push_back((int) runFirst.size());
+        for (int g = 0; g < groups; g++)
+            for (int j = 0, r = 1 + pick(rng) % 3; j < r; j++) {
+                columnClass.push_back(c);
+                columnGroup.push_back(g);
+                columnScale.push_back(0.5f + (float) (pick(rng) % 4));
+            }
+    }
+    int columns = (int) columnClass.size();
+    std::vector<int> rowOf(rows);
+    for (int i = 0; i < rows; i++) rowOf[i] = (i * 5 + 3) % rows;
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::vector<float> v((size_t) rows * columns);
+    for (auto& e : v) e = normal(rng);
+    std::vector<u16> out((size_t) rows * columns, 0xffff);
+    emu::launch(dim3{(unsigned) rows, 1, 1}, dim3{64, 1, 1}, 0, lora_stack_mask, v.data(), out.data(), columns, rowOf.data(), columnClass.data(),
+                columnGroup.data(), columnScale.data(), classRuns.data(), runFirst.data(), runEnd.data(), runGroup.data(), classes, type == 1 ? 1 : 0);
+    size_t wrong = 0;
+    for (int i = 0; i < rows; i++)
+        for (int k = 0; k < columns; k++) {
+            int c = columnClass[k], mine = -1;
+            for (int r = classRuns[c]; r < classRuns[c + 1]; r++)
+                if (runFirst[r] <= rowOf[i] && rowOf[i] < runEnd[r]) mine = runGroup[r];
+            u16 want = mine == columnGroup[k] ? to16(v[(size_t) i * columns + k] * columnScale[k], type) : (u16) 0;
+            wrong += out[(size_t) i * columns + k] != want;
+        }
+    report(wrong == 0, "lora_stack_mask: " + std::to_string(classes) + " classes, " + std::to_string(rows) + " rows, " + std::to_string(columns) +
+                           " columns (" + std::to_string(wrong) + " wrong)", (double) wrong, 0);
+    // lora_stack_rows: row k of the stack is the row src[k] points at; lora_stack_columns: column k is src[k][j · stride[k]].
+    for (int cols : {64, 36}) {
+        std::vector<u16> a((size_t) 5 * cols);
+        for (size_t i = 0; i < a.size(); i++) a[i] = (u16) (i * 2654435761u >> 16);
+        std::vector<long long> src = {(long long) (a.data() + 3 * cols), (long long) a.data(), (long long) (a.data() + 4 * cols)};
+        std::vector<u16> dst(3 * cols + 8, 7);
+        emu::launch(dim3{3, 1, 1}, dim3{32, 1, 1}, 0, lora_stack_rows, src.data(), dst.data(), cols);
+        bool ok = std::memcmp(dst.data(), a.data() + 3 * cols, cols * 2) == 0 && std::memcmp(dst.data() + cols, a.data(), cols * 2) == 0 &&
+                  std::memcmp(dst.data() + 2 * cols, a.data() + 4 * cols, cols * 2) == 0 && dst[3 * cols] == 7;
+        report(ok, "lora_stack_rows: rows of " + std::to_string(cols), ok ? 0 : 1, 0);
+    }
+    {
+        int bRows = 10;
+        std::vector<u16> b1(bRows * 4), b2(bRows * 2);
+        for (size_t i = 0; i < b1.size(); i++) b1[i] = (u16) (100 + i);
+        for (size_t i = 0; i < b2.size(); i++) b2[i] = (u16) (500 + i);
+        // the stack's columns: b1's columns 1 and 3, b2's column 0 (B's rows hold rank values: stride)
+        std::vector<long long> src = {(long long) (b1.data() + 1), (long long) (b1.data() + 3), (long long) b2.data()};
+        std::vector<int> stride = {4, 4, 2};
+        std::vector<u16> dst(bRows * 3, 0);
+        emu::launch(dim3{(unsigned) bRows, 1, 1}, dim3{32, 1, 1}, 0, lora_stack_columns, src.data(), stride.data(), dst.data(), bRows, 3);
+        size_t bad = 0;
+        for (int j = 0; j < bRows; j++) bad += dst[j * 3] != b1[j * 4 + 1] || dst[j * 3 + 1] != b1[j * 4 + 3] || dst[j * 3 + 2] != b2[j * 2];
+        report(bad == 0, "lora_stack_columns", (double) bad, 0);
+    }
+}
+
+int main(int argc, char** argv) {
+    std::string only = argc > 1 ? argv[1] : "";
+    std::mt19937 rng(20261205);
+    if (only.empty() || only == "attention") {
+        // contexts across chunk and slot-batch edges; one split and several; minSplit 300 and 600 make a
+        // block take several batches of ATTN_V4_SLOTS; a window; grouped-query heads.
+        decodeAttention({1, 64, 4, 2, 16, 0, 32, 4, {1, 17, 130, 300}}, rng);
+        decodeAttention({2, 128, 2, 1, 16, 0, 32, 1, {5, 129, 257, 520}}, rng);
+        decodeAttention({1, 128, 2, 2, 16, 0, 300, 2, {700, 33}}, rng);
+        decodeAttention({1, 64, 2, 1, 16, 0, 600, 1, {1100, 600, 601}}, rng);
+        decodeAttention({2, 64, 4, 4, 16, 100, 32, 3, {250, 99, 101}}, rng);
+    }
+    if (only.empty() || only == "tiles") {
+        prefillTiles(1, 64, 2, 1, 0, {64, 37, 130}, {0, 5, 0}, rng);
+        prefillTiles(2, 128, 2, 2, 0, {70, 16}, {30, 200}, rng);
+        prefillTiles(1, 128, 4, 2, 50, {100}, {20}, rng);
+        prefillTiles(2, 64, 2, 1, 0, {1, 65}, {0, 63}, rng);
+    }
+    if (only.empty() || only == "lora") {
+        auto ad = [](int rank, int type, int outs, bool bias, float scale) { return Adapter{rank, type, outs, bias, scale, {}, {}, {}, {}, {}, {}}; };
+        std::vector<Adapter> mixed = {ad(8, 1, 512, false, 2.f), ad(1, 1, 512, true, 0.5f), ad(64, 2, 384, false, 1.f), ad(3, 0, 200, true, 4.f),
+                                      ad(16, 1, 96, false, 0.25f)};
+        std::vector<int> tokens = {0, 1, 2, 3, 4, 0, 2, 4, 1, 3};
+        for (int blocks : {1, 3, 4}) decodeLora(512, mixed, tokens, blocks, rng);
+        decodeLora(300, {ad(8, 1, 300, true, 2.f), ad(24, 2, 128, false, 1.f)}, {1, 0, 1}, 2, rng); // in % 8 != 0: the scalar shrink
+    }
+    if (only.empty() || only == "stack") {
+        stacked(1, 40, 1, rng);
+        stacked(5, 64, 2, rng);
+        stacked(16, 33, 1, rng);
+    }
+    if (only.empty() || only == "skinny") {
+        skinny(1, 1, 256, 128, 256, 0, rng);
+        skinny(1, 5, 512, 200, 128, 0, rng);
+        skinny(2, 64, 256, 256, 64, 1, rng);
+        skinny(1, 17, 384, 130, 96, 1, rng);
+        skinny(2, 9, 64, 300, 32, 0, rng);
+    }
+    std::printf("%d of %d checks failed\n", failures, cases);
+    return failures == 0 ? 0 : 1;
+}

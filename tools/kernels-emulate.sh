@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs Flora's newer CUDA kernels on the CPU (tools/emulator: every CUDA thread a host thread; no GPU,
+# no CUDA toolkit, only g++ 12 or newer) against float64 and against the forms the H200 has checked,
+# built with AddressSanitizer and UndefinedBehaviorSanitizer so that a read or write out of bounds
+# stops the run. For a kernel's logic where no GPU is lent; it measures no speed and does not replace
+# the GPU tests (CudaKernelsTest), which run the kernels as NVRTC compiles them.
+#   tools/kernels-emulate.sh [attention|tiles|lora|stack|skinny]     (all by default; about a minute)
+#   SANITIZE=thread tools/kernels-emulate.sh ...                (ThreadSanitizer instead: data races)
+#   KERNELS=other.cu tools/kernels-emulate.sh ...              (another copy of kernels.cu, e.g. a mutant)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+command -v g++ > /dev/null || { echo "kernels-emulate: g++ is not on PATH" >&2; exit 2; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+# The one rewrite the host needs: extern shared memory (lora_expand's) becomes the launch's buffer.
+sed 's/extern __shared__ \([a-z]*\) \([a-z]*\)\[\];/\1* \2 = (\1*) emu::dynamicShared.data();/' \
+  "${KERNELS:-src/main/resources/dev/flora/cuda/kernels.cu}" > "$work/kernels.cu"
+sanitize="${SANITIZE:-address,undefined}"
+g++ -std=c++20 -O1 -g -pthread -ffp-contract=off -Wno-unknown-pragmas -fsanitize="$sanitize" -fno-sanitize-recover=undefined \
+  -I tools/emulator -I "$work" tools/emulator/kernels_test.cpp -o "$work/kernels_test"
+"$work/kernels_test" "$@"
