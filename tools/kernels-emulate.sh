@@ -7,6 +7,7 @@
 #   tools/kernels-emulate.sh [attention|tiles|lora|stack|skinny]     (all by default; about a minute)
 #   SANITIZE=thread tools/kernels-emulate.sh ...                (ThreadSanitizer instead: data races)
 #   KERNELS=other.cu tools/kernels-emulate.sh ...              (another copy of kernels.cu, e.g. a mutant)
+#   DEFINES="ATTN_V4_LOADS=1 COMBINE_BATCH=3" tools/kernels-emulate.sh ...   (tunables, as -Dflora.cuda.defines sets them)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v g++ > /dev/null || { echo "kernels-emulate: g++ is not on PATH" >&2; exit 2; }
@@ -16,6 +17,8 @@ trap 'rm -rf "$work"' EXIT
 sed 's/extern __shared__ \([a-z]*\) \([a-z]*\)\[\];/\1* \2 = (\1*) emu::dynamicShared.data();/' \
   "${KERNELS:-src/main/resources/dev/flora/cuda/kernels.cu}" > "$work/kernels.cu"
 sanitize="${SANITIZE:-address,undefined}"
-g++ -std=c++20 -O1 -g -pthread -ffp-contract=off -Wno-unknown-pragmas -fsanitize="$sanitize" -fno-sanitize-recover=undefined \
+defines=()
+for d in ${DEFINES:-}; do defines+=("-D$d"); done
+g++ "${defines[@]}" -std=c++20 -O1 -g -pthread -ffp-contract=off -Wno-unknown-pragmas -fsanitize="$sanitize" -fno-sanitize-recover=undefined \
   -I tools/emulator -I "$work" tools/emulator/kernels_test.cpp -o "$work/kernels_test"
 "$work/kernels_test" "$@"

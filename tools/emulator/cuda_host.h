@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -198,6 +199,10 @@ template <bool BF16> void emu_mma16816(float* c, const unsigned* a, unsigned b0,
 }
 
 namespace emu {
+inline int stuckSeconds() {
+    const char* s = std::getenv("EMU_STUCK_SECONDS");
+    return s ? std::atoi(s) : 60;
+}
 // Runs kernel(args...) over grid × block threads, a block at a time, with dynamicBytes of extern shared memory.
 template <typename Kernel, typename... Args>
 void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... args) {
@@ -213,6 +218,7 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
                 Block b(threads);
+                std::atomic<int> ended{0};
                 std::vector<std::thread> pool;
                 pool.reserve(threads);
                 for (int i = 0; i < threads; i++) {
@@ -231,7 +237,19 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
                         // An ended thread no longer holds up the barriers (as on the GPU).
                         b.warps[i / 32].bar.arrive_and_drop();
                         b.bar.arrive_and_drop();
+                        ended++;
                     });
+                }
+                // A thread waiting at a barrier that others never reach (a __syncthreads or shuffle in
+                // divergent code) would hang the run: stop it, naming the block.
+                auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(stuckSeconds());
+                while (ended.load() < threads) {
+                    if (std::chrono::steady_clock::now() > deadline) {
+                        std::fprintf(stderr, "block (%u, %u, %u): %d of %d threads still running after %d s: a barrier or shuffle "
+                                     "that not every thread reaches?\n", bx, by, bz, threads - ended.load(), threads, stuckSeconds());
+                        std::_Exit(3);
+                    }
+                    std::this_thread::sleep_for(std::chrono::milliseconds(2));
                 }
                 for (std::thread& t : pool) t.join();
             }
