@@ -1,0 +1,77 @@
+package dev.flora.cuda;
+
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.fail;
+
+/**
+ * Everywhere (CI has no GPU): the CUDA kernels built since the GPU last checked any run on the CPU
+ * through tools/kernels-emulate.sh (every CUDA thread a host thread, under AddressSanitizer) against
+ * float64 and against the forms the H200 has checked; a check a test. The GPU tests (CudaKernelsTest)
+ * remain the word on the kernels as NVRTC compiles them; this catches a wrong index, bound or
+ * barrier in kernels.cu before any GPU time goes to it. Needs g++ 12 or newer (C++20).
+ */
+class KernelsOnCpuTest {
+    private static final Pattern CHECK = Pattern.compile("^(ok  |FAIL)  (.*?)\\s+err (\\S+) \\(tol (\\S+)\\)$");
+    private static final Pattern SUMMARY = Pattern.compile("^(\\d+) of (\\d+) checks failed$");
+
+    @TestFactory
+    List<DynamicTest> newKernelsMatchTheirReferencesOnTheCpu() throws IOException, InterruptedException {
+        Path script = Path.of("tools/kernels-emulate.sh");
+        assertThat(script).as("run from the project's root").exists();
+        Path log = Files.createTempFile("kernels-emulate", ".txt");
+        try {
+            Process run = new ProcessBuilder("bash", script.toString()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            if (!run.waitFor(10, TimeUnit.MINUTES)) {
+                run.destroyForcibly();
+                fail("tools/kernels-emulate.sh ran past 10 minutes:\n" + Files.readString(log, StandardCharsets.UTF_8));
+            }
+            List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+            String output = String.join("\n", lines);
+            List<DynamicTest> checks = new ArrayList<>();
+            int failed = -1;
+            int total = -1;
+            for (String line : lines) {
+                Matcher c = CHECK.matcher(line);
+                if (c.matches()) {
+                    boolean ok = c.group(1).startsWith("ok");
+                    String name = c.group(2);
+                    String detail = "error " + c.group(3) + ", tolerance " + c.group(4);
+                    checks.add(DynamicTest.dynamicTest(name, () -> assertThat(ok).as(name + ": " + detail).isTrue()));
+                }
+                Matcher s = SUMMARY.matcher(line);
+                if (s.matches()) {
+                    failed = Integer.parseInt(s.group(1));
+                    total = Integer.parseInt(s.group(2));
+                }
+            }
+            int exit = run.exitValue();
+            int summaryFailed = failed;
+            int summaryTotal = total;
+            int seen = checks.size();
+            // The run as a whole: it compiled, ended normally (no sanitizer report, no block stuck) and
+            // printed every check it counted.
+            checks.add(0, DynamicTest.dynamicTest("the emulated run ends cleanly", () -> {
+                assertThat(exit).as("tools/kernels-emulate.sh's exit status (output:\n%s\n)", output).isIn(0, 1);
+                assertThat(summaryTotal).as("its summary line (output:\n%s\n)", output).isPositive();
+                assertThat(seen).as("checks printed against checks counted").isEqualTo(summaryTotal);
+                assertThat(summaryFailed == 0).isEqualTo(exit == 0);
+            }));
+            return checks;
+        } finally {
+            Files.deleteIfExists(log);
+        }
+    }
+}
