@@ -407,6 +407,158 @@ static void stacked(int classes, int rows, int type, std::mt19937& rng) {
     }
 }
 
+// ---- the decode GEMVs (the default decode step's products; checked on the H200 since session 3):
+// plain with a bias and accumulating, q/k/v in one launch with the RMSNorm fused, the gated MLP with it,
+// and fLoRA's fused GEMV, against float64 of the inputs as the kernels round them.
+static double silu(double x) { return x / (1.0 + std::exp(-x)); }
+
+template <int T> struct Gemv {
+    static constexpr auto plain = T == 1 ? gemv1 : T == 2 ? gemv2 : T == 3 ? gemv3 : gemv4;
+    static constexpr auto multiNorm = T == 1 ? gemv_multi_norm1 : T == 2 ? gemv_multi_norm2 : T == 3 ? gemv_multi_norm3 : gemv_multi_norm4;
+    static constexpr auto gatedNorm = T == 1 ? gemv_gated_norm1 : T == 2 ? gemv_gated_norm2 : T == 3 ? gemv_gated_norm3 : gemv_gated_norm4;
+};
+
+template <int T> static void gemvs(int type, int in, std::mt19937& rng) {
+    int bf16 = type == 1;
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::vector<float> x((size_t) T * in);
+    for (auto& v : x) v = normal(rng);
+    auto weight = [&](int rows, std::vector<float>& f, std::vector<u16>& h) { fill(f, h, (size_t) rows * in, type, rng, 0.05f); };
+    auto rnd = [&](float v) { return (double) from16(to16(v, type), type); };
+    std::string tag = std::string(bf16 ? "bf16" : "f16") + ", " + std::to_string(T) + " tokens, in " + std::to_string(in);
+    // plain: out (+)= x W^T + bias, 37 rows (a partial block of 4)
+    {
+        int outs = 37;
+        std::vector<float> wf, bf;
+        std::vector<u16> w, b;
+        weight(outs, wf, w);
+        fill(bf, b, outs, type, rng, 0.5f);
+        for (int accumulate : {0, 1}) {
+            std::vector<float> out((size_t) T * outs);
+            std::vector<double> want(out.size());
+            for (size_t i = 0; i < out.size(); i++) out[i] = want[i] = accumulate ? 0.5f * (float) ((int) (i % 5) - 2) : NAN;
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < outs; o++) {
+                    double s = bf[o];
+                    for (int k = 0; k < in; k++) s += rnd(x[(size_t) t * in + k]) * wf[(size_t) o * in + k];
+                    want[(size_t) t * outs + o] = accumulate ? want[(size_t) t * outs + o] + s : s;
+                }
+            emu::launch(dim3{(unsigned) ((outs + GEMV_ROWS - 1) / GEMV_ROWS), 1, 1}, dim3{GEMV_THREADS, 1, 1}, 0, Gemv<T>::plain, x.data(), w.data(),
+                        (const void*) b.data(), type, out.data(), in, outs, bf16, accumulate);
+            check("gemv" + std::to_string(T) + (accumulate ? " accumulating: " : ": ") + tag, out, want, 2e-5);
+        }
+    }
+    // RMSNorm fused: h = x / rms(x) * norm, then q, k, v (3 outputs of 16, 8, 9 rows) from h rounded
+    std::vector<float> nf;
+    std::vector<u16> nh;
+    fill(nf, nh, in, type, rng, 1.f);
+    float eps = 1e-5f;
+    std::vector<double> hd((size_t) T * in);
+    for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int k = 0; k < in; k++) ss += (double) x[(size_t) t * in + k] * x[(size_t) t * in + k];
+        double inv = 1.0 / std::sqrt(ss / in + eps);
+        for (int k = 0; k < in; k++) hd[(size_t) t * in + k] = x[(size_t) t * in + k] * inv * nf[k];
+    }
+    {
+        int n[3] = {16, 8, 9};
+        std::vector<float> wf[3], bf[3], out[3];
+        std::vector<u16> w[3], b[3];
+        for (int s = 0; s < 3; s++) {
+            weight(n[s], wf[s], w[s]);
+            fill(bf[s], b[s], n[s], type, rng, 0.5f);
+            out[s].assign((size_t) T * n[s], NAN);
+        }
+        std::vector<float> h((size_t) T * in, NAN);
+        int blocks = 0;
+        for (int s = 0; s < 3; s++) blocks += (n[s] + GEMV_ROWS - 1) / GEMV_ROWS;
+        emu::launch(dim3{(unsigned) blocks, 1, 1}, dim3{GEMV_THREADS, 1, 1}, 0, Gemv<T>::multiNorm, x.data(), (const void*) nh.data(), type, eps,
+                    h.data(), in, bf16, w[0].data(), (const void*) b[0].data(), type, out[0].data(), n[0], w[1].data(), (const void*) nullptr, 0,
+                    out[1].data(), n[1], w[2].data(), (const void*) b[2].data(), type, out[2].data(), n[2]);
+        check("gemv_multi_norm" + std::to_string(T) + ", the normed rows h: " + tag, h, hd, 2e-6);
+        for (int s = 0; s < 3; s++) {
+            std::vector<double> want((size_t) T * n[s]);
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < n[s]; o++) {
+                    double v = s == 1 ? 0.0 : bf[s][o];
+                    for (int k = 0; k < in; k++) v += rnd((float) hd[(size_t) t * in + k]) * wf[s][(size_t) o * in + k];
+                    want[(size_t) t * n[s] + o] = v;
+                }
+            // a normed value next to a rounding boundary may round the other way: a looser tolerance than the plain GEMV's
+            check("gemv_multi_norm" + std::to_string(T) + ", output " + std::to_string(s) + ": " + tag, out[s], want, 2e-3);
+        }
+    }
+    // the gated MLP: act(h·g + bg) · (h·u), silu, 11 outputs (a partial block of 2)
+    {
+        int outs = 11;
+        std::vector<float> gf, uf, bgf, unused;
+        std::vector<u16> g, u, bg, unused16;
+        weight(outs, gf, g);
+        weight(outs, uf, u);
+        fill(bgf, bg, outs, type, rng, 0.5f);
+        std::vector<float> out((size_t) T * outs, NAN), h((size_t) T * in, NAN);
+        emu::launch(dim3{(unsigned) ((outs + 1) / 2), 1, 1}, dim3{GEMV_THREADS, 1, 1}, 0, Gemv<T>::gatedNorm, x.data(), (const void*) nh.data(), type,
+                    eps, h.data(), in, bf16, g.data(), (const void*) bg.data(), type, u.data(), (const void*) nullptr, 0, out.data(), outs, 0);
+        std::vector<double> want(out.size());
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < outs; j++) {
+                double a = bgf[j], b = 0;
+                for (int k = 0; k < in; k++) {
+                    double xv = rnd((float) hd[(size_t) t * in + k]);
+                    a += xv * gf[(size_t) j * in + k];
+                    b += xv * uf[(size_t) j * in + k];
+                }
+                want[(size_t) t * outs + j] = silu(a) * b;
+            }
+        check("gemv_gated_norm" + std::to_string(T) + " (silu): " + tag, out, want, 2e-3);
+    }
+}
+
+// fLoRA's fused GEMV: stacked row s = x[xRow] ∘ A_g[j] (a token's r rows consecutive, the first holding r);
+// out[outRow][o] = (1/r) Σ_j (round(x ∘ a_j) · W[o]) Bᵀ_j[o] + bias[o].
+static void floraGemv(int type, int in, std::mt19937& rng) {
+    constexpr int S = 4; // two tokens: ranks 3 and 1
+    int outs = 21, bf16 = type == 1;
+    std::vector<float> xf, wf, biasf;
+    std::vector<u16> xh, w, bias;
+    fill(xf, xh, (size_t) 3 * in, 0, rng, 1.f);
+    fill(wf, w, (size_t) outs * in, type, rng, 0.05f);
+    fill(biasf, bias, outs, type, rng, 0.5f);
+    std::vector<float> af[S], btf[S];
+    std::vector<u16> ah[S], bth[S];
+    int aType[S] = {type, type, type, 0}, btType[S] = {0, type, type, type};
+    for (int s = 0; s < S; s++) {
+        fill(af[s], ah[s], in, aType[s], rng, 1.f);
+        fill(btf[s], bth[s], outs, btType[s], rng, 1.f);
+    }
+    int xRow[S] = {2, 2, 2, 0}, outRow[S] = {1, 0, 0, 0}, rank[S] = {3, 0, 0, 1};
+    std::vector<int> meta(S * FLORA_META);
+    std::vector<long long> aRow(S), btRow(S);
+    for (int s = 0; s < S; s++) {
+        int m[FLORA_META] = {xRow[s], outRow[s], aType[s], btType[s], rank[s]};
+        std::copy(m, m + FLORA_META, meta.begin() + s * FLORA_META);
+        aRow[s] = (long long) (aType[s] == 0 ? (const void*) af[s].data() : (const void*) ah[s].data());
+        btRow[s] = (long long) (btType[s] == 0 ? (const void*) btf[s].data() : (const void*) bth[s].data());
+    }
+    std::vector<float> out((size_t) 2 * outs, NAN);
+    emu::launch(dim3{(unsigned) ((outs + GEMV_ROWS - 1) / GEMV_ROWS), 1, 1}, dim3{GEMV_THREADS, 1, 1}, 0, flora_gemv4, xf.data(), aRow.data(),
+                btRow.data(), meta.data(), w.data(), (const void*) bias.data(), type, out.data(), in, outs, bf16);
+    std::vector<double> want(out.size());
+    for (int s = 0; s < S; s++) {
+        if (rank[s] == 0) continue;
+        for (int o = 0; o < outs; o++) {
+            double sum = 0;
+            for (int j = 0; j < rank[s]; j++) {
+                double p = 0;
+                for (int k = 0; k < in; k++) p += (double) from16(to16(xf[(size_t) xRow[s] * in + k] * af[s + j][k], type), type) * wf[(size_t) o * in + k];
+                sum += p * btf[s + j][o];
+            }
+            want[(size_t) outRow[s] * outs + o] = sum / rank[s] + biasf[o];
+        }
+    }
+    check(std::string("flora_gemv4 (ranks 3 and 1): ") + (bf16 ? "bf16" : "f16") + ", in " + std::to_string(in), out, want, 2e-3);
+}
+
 int main(int argc, char** argv) {
     std::string only = argc > 1 ? argv[1] : "";
     std::mt19937 rng(20261205);
@@ -437,6 +589,14 @@ int main(int argc, char** argv) {
         stacked(1, 40, 1, rng);
         stacked(5, 64, 2, rng);
         stacked(16, 33, 1, rng);
+    }
+    if (only.empty() || only == "gemv") {
+        gemvs<1>(1, 512, rng);
+        gemvs<2>(2, 1024, rng);
+        gemvs<3>(1, 2056, rng); // not a multiple of a block's 1,024-column step
+        gemvs<4>(2, 256, rng);
+        floraGemv(1, 512, rng);
+        floraGemv(2, 1032, rng);
     }
     if (only.empty() || only == "skinny") {
         skinny(1, 1, 256, 128, 256, 0, rng);
