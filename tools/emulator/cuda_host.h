@@ -11,6 +11,8 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -214,44 +216,60 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
         std::abort();
     }
     dynamicShared.assign(dynamicBytes + 16, 0);
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
-                Block b(threads);
-                std::atomic<int> ended{0};
-                std::vector<std::thread> pool;
-                pool.reserve(threads);
-                for (int i = 0; i < threads; i++) {
-                    pool.emplace_back([&, i] {
-                        lane.block = &b;
-                        lane.thread = i;
-                        lane.open.clear();
-                        lane.groups.clear();
-                        threadIdx = {(unsigned) (i % block.x), (unsigned) (i / block.x % block.y), (unsigned) (i / (block.x * block.y))};
-                        blockIdx = {bx, by, bz};
-                        kernel(args...);
-                        if (!lane.open.empty() || !lane.groups.empty()) {
-                            std::fprintf(stderr, "block (%u, %u): thread %d ended with cp.async copies never waited for\n", bx, by, i);
-                            std::abort();
-                        }
-                        // An ended thread no longer holds up the barriers (as on the GPU).
-                        b.warps[i / 32].bar.arrive_and_drop();
-                        b.bar.arrive_and_drop();
-                        ended++;
-                    });
+    // One host thread per CUDA thread for the whole launch; the blocks one after another. Two gates a
+    // block: at the first the block's barriers are ready, at the second every thread is done with them.
+    unsigned blocks = grid.x * grid.y * grid.z;
+    std::unique_ptr<Block> current;
+    std::barrier<> gate(threads + 1);
+    std::mutex mutex;
+    std::condition_variable allEnded;
+    int ended = 0;
+    std::vector<std::thread> pool;
+    pool.reserve(threads);
+    for (int i = 0; i < threads; i++) {
+        pool.emplace_back([&, i] {
+            lane.thread = i;
+            threadIdx = {(unsigned) (i % block.x), (unsigned) (i / block.x % block.y), (unsigned) (i / (block.x * block.y))};
+            for (unsigned n = 0; n < blocks; n++) {
+                gate.arrive_and_wait();
+                Block& b = *current;
+                lane.block = &b;
+                lane.open.clear();
+                lane.groups.clear();
+                blockIdx = {n % grid.x, n / grid.x % grid.y, n / (grid.x * grid.y)};
+                kernel(args...);
+                if (!lane.open.empty() || !lane.groups.empty()) {
+                    std::fprintf(stderr, "block (%u, %u, %u): thread %d ended with cp.async copies never waited for\n", blockIdx.x,
+                                 blockIdx.y, blockIdx.z, i);
+                    std::abort();
                 }
-                // A thread waiting at a barrier that others never reach (a __syncthreads or shuffle in
-                // divergent code) would hang the run: stop it, naming the block.
-                auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(stuckSeconds());
-                while (ended.load() < threads) {
-                    if (std::chrono::steady_clock::now() > deadline) {
-                        std::fprintf(stderr, "block (%u, %u, %u): %d of %d threads still running after %d s: a barrier or shuffle "
-                                     "that not every thread reaches?\n", bx, by, bz, threads - ended.load(), threads, stuckSeconds());
-                        std::_Exit(3);
-                    }
-                    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                // An ended thread no longer holds up the barriers (as on the GPU).
+                b.warps[i / 32].bar.arrive_and_drop();
+                b.bar.arrive_and_drop();
+                {
+                    std::lock_guard<std::mutex> hold(mutex);
+                    if (++ended == threads) allEnded.notify_one();
                 }
-                for (std::thread& t : pool) t.join();
+                gate.arrive_and_wait();
             }
+        });
+    }
+    for (unsigned n = 0; n < blocks; n++) {
+        current = std::make_unique<Block>(threads);
+        ended = 0;
+        gate.arrive_and_wait();
+        // A thread waiting at a barrier that others never reach (a __syncthreads or shuffle in divergent
+        // code) would hang the run: stop it, naming the block.
+        {
+            std::unique_lock<std::mutex> hold(mutex);
+            if (!allEnded.wait_for(hold, std::chrono::seconds(stuckSeconds()), [&] { return ended == threads; })) {
+                std::fprintf(stderr, "block (%u, %u, %u): %d of %d threads still running after %d s: a barrier or shuffle that not every "
+                             "thread reaches?\n", n % grid.x, n / grid.x % grid.y, n / (grid.x * grid.y), threads - ended, threads, stuckSeconds());
+                std::_Exit(3);
+            }
+        }
+        gate.arrive_and_wait();
+    }
+    for (std::thread& t : pool) t.join();
 }
 }  // namespace emu

@@ -48,6 +48,7 @@ struct DecodeCase {
 };
 
 static AttentionKernel attentionKernel(const std::string& form, int type, int D) {
+    if (form == "v1") return type == 1 ? attention_bf16 : attention_f16;
     if (form == "v2") return type == 1 ? (D == 64 ? attention_v2_bf16_64 : attention_v2_bf16_128) : (D == 64 ? attention_v2_f16_64 : attention_v2_f16_128);
     if (form == "v3") return type == 1 ? (D == 64 ? attention_v3_bf16_64 : attention_v3_bf16_128) : (D == 64 ? attention_v3_f16_64 : attention_v3_f16_128);
     return type == 1 ? (D == 64 ? attention_v4_bf16_64 : attention_v4_bf16_128) : (D == 64 ? attention_v4_f16_64 : attention_v4_f16_128);
@@ -105,7 +106,7 @@ static void decodeAttention(const DecodeCase& c, std::mt19937& rng) {
     for (int len : c.lengths) shape += " " + std::to_string(len);
     shape += ", window " + std::to_string(c.window) + ", splits " + std::to_string(c.splits) + ", minSplit " + std::to_string(c.minSplit);
     std::vector<float> second;
-    for (std::string form : {"v2", "v3", "v4"}) {
+    for (std::string form : {"v1", "v2", "v3", "v4"}) {
         int pairs = T * c.heads;
         std::vector<float> out((size_t) T * qWidth, NAN), partOut((size_t) pairs * c.splits * c.D), partMax(pairs * c.splits), partSum(pairs * c.splits);
         std::vector<int> counters(pairs, 0);
@@ -220,7 +221,8 @@ static void fill(std::vector<float>& f, std::vector<u16>& h, size_t n, int type,
     }
 }
 
-static void decodeLora(int in, const std::vector<Adapter>& shapes, const std::vector<int>& groupOfToken, int fusedBlocks, std::mt19937& rng) {
+static void decodeLora(int in, const std::vector<Adapter>& shapes, const std::vector<int>& groupOfToken, int fusedBlocks, std::mt19937& rng,
+                       bool tiledToo = true) {
     std::vector<Adapter> ad = shapes;
     for (Adapter& g : ad) {
         fill(g.a, g.a16, (size_t) g.rank * in, g.type, rng, 0.05f);
@@ -289,6 +291,28 @@ static void decodeLora(int in, const std::vector<Adapter>& shapes, const std::ve
         std::vector<double> w = want[g];
         check("lora shrink+expand, group " + std::to_string(g) + ": " + shape, two[g], w, 1e-5);
     }
+    // The tiled kernels (prompts): tiles of up to LT_TOKENS consecutive tokens of one group.
+    if (tiledToo) {
+        std::vector<int> tileFirst, tileCount;
+        for (int k = 0; k < total;) {
+            int n = 1;
+            while (k + n < total && n < LT_TOKENS && groupOfToken[k + n] == groupOfToken[k]) n++;
+            tileFirst.push_back(k);
+            tileCount.push_back(n);
+            k += n;
+        }
+        std::vector<std::vector<float>> tiled;
+        fresh(tiled);
+        int tiles = (int) tileFirst.size(), tiledSpans = (in + LT_SPAN - 1) / LT_SPAN;
+        std::vector<double> parts((size_t) total * tiledSpans * maxRank, NAN);
+        emu::launch(dim3{(unsigned) tiles, (unsigned) tiledSpans, 1}, dim3{256, 1, 1}, 0, lora_shrink_tiled, x.data(), rowOf.data(), groupOfToken.data(),
+                    tileFirst.data(), tileCount.data(), aPtr.data(), aType.data(), rank.data(), parts.data(), maxRank, in);
+        emu::launch(dim3{(unsigned) tiles, 3, 1}, dim3{256, 1, 1}, 0, lora_expand_tiled, (const double*) parts.data(), rowOf.data(),
+                    groupOfToken.data(), tileFirst.data(), tileCount.data(), bPtr.data(), bType.data(), biasPtr.data(), biasType.data(), rank.data(),
+                    scale.data(), outPtr.data(), outCols.data(), maxRank, tiledSpans);
+        for (int g = 0; g < groups; g++)
+            check("lora tiled (" + std::to_string(tiles) + " tiles), group " + std::to_string(g) + ": " + shape, tiled[g], want[g], 1e-5);
+    }
     fresh(fused);
     int columns = (maxOuts + fusedBlocks - 1) / fusedBlocks;
     emu::launch(dim3{(unsigned) total, (unsigned) fusedBlocks, 1}, dim3{LORA_FUSED_THREADS, 1, 1}, 0, lora_fused, x.data(), rowOf.data(),
@@ -299,6 +323,77 @@ static void decodeLora(int in, const std::vector<Adapter>& shapes, const std::ve
         std::vector<double> other(two[g].begin(), two[g].end());
         check("lora_fused x" + std::to_string(fusedBlocks) + " against shrink+expand, group " + std::to_string(g), fused[g], other, 1e-6);
     }
+}
+
+// ---- fLoRA's prompt path (the paper's method): flora_modulate stacks x ∘ A_g[j] (rounded to 16 bits for
+// the one shared product, done here in float64), flora_demodulate sums the products ∘ Bᵀ_g[j] / r_g;
+// the vector and scalar loops give the same bits; the whole against float64.
+static void floraPrompt(int type, int in, int outs, const std::vector<int>& groupOfToken, const std::vector<int>& ranks, std::mt19937& rng) {
+    int tokens = (int) groupOfToken.size(), groups = (int) ranks.size(), bf16 = type == 1;
+    std::vector<float> x, wf, biasf;
+    std::vector<u16> xh, w, bias;
+    fill(x, xh, (size_t) tokens * in, 0, rng, 1.f);
+    fill(wf, w, (size_t) outs * in, type, rng, 0.05f);
+    fill(biasf, bias, outs, type, rng, 0.5f);
+    std::vector<std::vector<float>> af(groups), btf(groups);
+    std::vector<std::vector<u16>> ah(groups), bth(groups);
+    std::vector<int> count(groups, 0), base(groups), indexOf(tokens), rowOf(tokens), aType(groups), btType(groups);
+    std::vector<long long> aPtr(groups), btPtr(groups);
+    for (int m = 0; m < tokens; m++) {
+        indexOf[m] = count[groupOfToken[m]]++;
+        rowOf[m] = (m * 3 + 1) % tokens;
+    }
+    int stackedRows = 0;
+    for (int g = 0; g < groups; g++) {
+        aType[g] = g % 3 == 2 ? 0 : type; // one group with float32 factors
+        btType[g] = aType[g];
+        fill(af[g], ah[g], (size_t) ranks[g] * in, aType[g], rng, 1.f);
+        fill(btf[g], bth[g], (size_t) ranks[g] * outs, btType[g], rng, 1.f);
+        aPtr[g] = (long long) (aType[g] == 0 ? (const void*) af[g].data() : (const void*) ah[g].data());
+        btPtr[g] = (long long) (btType[g] == 0 ? (const void*) btf[g].data() : (const void*) bth[g].data());
+        base[g] = stackedRows;
+        stackedRows += ranks[g] * count[g];
+    }
+    std::vector<u16> stacked[2];
+    std::vector<float> out[2];
+    for (int vectors = 0; vectors < 2; vectors++) {
+        stacked[vectors].assign((size_t) stackedRows * in, 0xffff);
+        emu::launch(dim3{(unsigned) tokens, (unsigned) ((in + FLORA_COLUMNS - 1) / FLORA_COLUMNS), 1}, dim3{256, 1, 1}, 0, flora_modulate, x.data(),
+                    rowOf.data(), groupOfToken.data(), indexOf.data(), base.data(), count.data(), aPtr.data(), aType.data(), ranks.data(),
+                    (float*) nullptr, stacked[vectors].data(), bf16, in, vectors);
+        std::vector<float> products((size_t) stackedRows * outs);
+        for (int sr = 0; sr < stackedRows; sr++)
+            for (int o = 0; o < outs; o++) {
+                double p = 0;
+                for (int k = 0; k < in; k++) p += (double) from16(stacked[vectors][(size_t) sr * in + k], type) * wf[(size_t) o * in + k];
+                products[(size_t) sr * outs + o] = (float) p;
+            }
+        out[vectors].assign((size_t) tokens * outs, NAN);
+        emu::launch(dim3{(unsigned) tokens, (unsigned) ((outs + FLORA_COLUMNS - 1) / FLORA_COLUMNS), 1}, dim3{256, 1, 1}, 0, flora_demodulate,
+                    (const float*) products.data(), rowOf.data(), groupOfToken.data(), indexOf.data(), base.data(), count.data(), btPtr.data(),
+                    btType.data(), ranks.data(), (const void*) bias.data(), type, out[vectors].data(), outs, vectors);
+    }
+    std::vector<double> want((size_t) tokens * outs);
+    for (int m = 0; m < tokens; m++) {
+        int g = groupOfToken[m];
+        for (int o = 0; o < outs; o++) {
+            double sum = 0;
+            for (int j = 0; j < ranks[g]; j++) {
+                double p = 0;
+                for (int k = 0; k < in; k++) p += (double) from16(to16(x[(size_t) rowOf[m] * in + k] * af[g][(size_t) j * in + k], type), type) * wf[(size_t) o * in + k];
+                sum += p * btf[g][(size_t) j * outs + o];
+            }
+            want[(size_t) rowOf[m] * outs + o] = sum / ranks[g] + biasf[o];
+        }
+    }
+    std::string what = std::string("flora_modulate + flora_demodulate (") + (bf16 ? "bf16" : "f16") + ", in " + std::to_string(in) + ", outs " +
+                       std::to_string(outs) + ", " + std::to_string(tokens) + " tokens, ranks";
+    for (int r : ranks) what += " " + std::to_string(r);
+    what += ")";
+    check(what, out[1], want, 1e-5);
+    bool same = stacked[0] == stacked[1];
+    report(same, what + ": the stacked rows, vector loop against scalar", same ? 0 : 1, 0);
+    sameBits(what + ": vector loop against scalar", out[1], out[0]);
 }
 
 // ---- skinny products: out (+)= x W^T by tensor-core tiles, split over the input, against float64.
@@ -405,6 +500,115 @@ static void stacked(int classes, int rows, int type, std::mt19937& rng) {
         for (int j = 0; j < bRows; j++) bad += dst[j * 3] != b1[j * 4 + 1] || dst[j * 3 + 1] != b1[j * 4 + 3] || dst[j * 3 + 2] != b2[j * 2];
         report(bad == 0, "lora_stack_columns", (double) bad, 0);
     }
+}
+
+// ---- a decode step's other kernels: the RMSNorm (and its 16-bit copy), RoPE with the cache write, the logits' summary.
+static void rmsNorm(int rows, int cols, int type, std::mt19937& rng) {
+    std::vector<float> x, wf;
+    std::vector<u16> xh, w;
+    fill(x, xh, (size_t) rows * cols, 0, rng, 2.f);
+    fill(wf, w, cols, type, rng, 1.f);
+    float eps = 1e-6f;
+    std::vector<float> out((size_t) rows * cols, NAN);
+    std::vector<u16> h((size_t) rows * cols, 0xffff);
+    emu::launch(dim3{(unsigned) rows, 1, 1}, dim3{RMS_THREADS, 1, 1}, 0, rms_norm, x.data(), (const void*) w.data(), type, eps, out.data(), cols,
+                h.data(), type == 1 ? 1 : 0);
+    std::vector<double> want(out.size());
+    size_t badRounding = 0;
+    for (int r = 0; r < rows; r++) {
+        double ss = 0;
+        for (int c = 0; c < cols; c++) ss += (double) x[(size_t) r * cols + c] * x[(size_t) r * cols + c];
+        double inv = 1.0 / std::sqrt(ss / cols + eps);
+        for (int c = 0; c < cols; c++) want[(size_t) r * cols + c] = x[(size_t) r * cols + c] * inv * wf[c];
+    }
+    for (size_t i = 0; i < out.size(); i++) badRounding += h[i] != to16(out[i], type);
+    std::string what = "rms_norm: " + std::to_string(rows) + " x " + std::to_string(cols) + (type == 1 ? ", bf16" : ", f16");
+    check(what, out, want, 1e-6);
+    report(badRounding == 0, what + ": the 16-bit copy is the output rounded (" + std::to_string(badRounding) + " not)", (double) badRounding, 0);
+}
+
+static void rotaryWriteKv(int type, int heads, int kvHeads, int headDim, const std::vector<int>& positions, const std::vector<int>& slots, int parts,
+                          std::mt19937& rng) {
+    int T = (int) positions.size(), qWidth = heads * headDim, kvWidth = kvHeads * headDim, half = headDim / 2;
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::vector<float> q((size_t) T * qWidth), k((size_t) T * kvWidth), v((size_t) T * kvWidth), invFreq(half);
+    for (auto& e : q) e = normal(rng);
+    for (auto& e : k) e = normal(rng);
+    for (auto& e : v) e = normal(rng);
+    for (int j = 0; j < half; j++) invFreq[j] = (float) std::pow(10000.0, -2.0 * j / headDim);
+    int cacheSlots = 64, bytes = type == 0 ? 4 : 2;
+    std::vector<unsigned char> cacheK((size_t) cacheSlots * kvWidth * bytes, 0xab), cacheV(cacheK.size(), 0xab);
+    std::vector<float> q0 = q, k0 = k;
+    emu::launch(dim3{(unsigned) T, (unsigned) parts, 1}, dim3{128, 1, 1}, 0, rotary_write_kv, q.data(), qWidth, k.data(), (const float*) v.data(),
+                kvWidth, headDim, invFreq.data(), positions.data(), (void*) cacheK.data(), (void*) cacheV.data(), slots.data(), type);
+    std::vector<double> wantQ(q.size()), wantK(k.size());
+    auto rotate = [&](const std::vector<float>& x, std::vector<double>& out, int width) {
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < width / headDim; h++)
+                for (int j = 0; j < half; j++) {
+                    double angle = (double) (float) ((float) positions[t] * invFreq[j]); // the kernel's float angle
+                    double c = std::cos(angle), s = std::sin(angle);
+                    size_t at = (size_t) t * width + h * headDim + j;
+                    out[at] = x[at] * c - x[at + half] * s;
+                    out[at + half] = x[at + half] * c + x[at] * s;
+                }
+    };
+    rotate(q0, wantQ, qWidth);
+    rotate(k0, wantK, kvWidth);
+    std::string what = std::string("rotary_write_kv (") + (type == 0 ? "f32" : type == 1 ? "bf16" : "f16") + " cache, heads " + std::to_string(heads) +
+                       "/" + std::to_string(kvHeads) + ", " + std::to_string(parts) + (parts == 1 ? " part" : " parts") + " a token)";
+    check(what + ": q", q, wantQ, 2e-6);
+    check(what + ": k", k, wantK, 2e-6);
+    // The cache: each token's rotated k and its v at its slot, in the cache's type; other slots untouched.
+    size_t wrong = 0;
+    std::vector<int> owner(cacheSlots, -1);
+    for (int t = 0; t < T; t++)
+        if (slots[t] >= 0) owner[slots[t]] = t;
+    for (int sl = 0; sl < cacheSlots; sl++)
+        for (int c = 0; c < kvWidth; c++) {
+            size_t at = (size_t) sl * kvWidth + c;
+            for (int which = 0; which < 2; which++) {
+                const unsigned char* cache = which == 0 ? cacheK.data() : cacheV.data();
+                unsigned char want[4] = {0xab, 0xab, 0xab, 0xab};
+                if (owner[sl] >= 0) {
+                    float value = which == 0 ? k[(size_t) owner[sl] * kvWidth + c] : v[(size_t) owner[sl] * kvWidth + c];
+                    if (type == 0) std::memcpy(want, &value, 4);
+                    else {
+                        u16 h = to16(value, type);
+                        std::memcpy(want, &h, 2);
+                    }
+                }
+                wrong += std::memcmp(cache + at * bytes, want, bytes) != 0;
+            }
+        }
+    report(wrong == 0, what + ": the cache (" + std::to_string(wrong) + " values wrong)", (double) wrong, 0);
+}
+
+static void logitSummary(int rows, int vocab, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.f, 3.f);
+    std::vector<float> logits((size_t) rows * vocab);
+    for (auto& e : logits) e = normal(rng);
+    // row 1: the maximum twice (the first index wins); row 2: every value the same
+    if (rows > 2) {
+        logits[(size_t) vocab + 17] = logits[(size_t) vocab + vocab - 3] = 40.f;
+        std::fill(logits.begin() + 2 * vocab, logits.begin() + 3 * vocab, -1.5f);
+    }
+    std::vector<double> lse(rows, NAN);
+    std::vector<float> top(rows, NAN);
+    std::vector<int> arg(rows, -1);
+    emu::launch(dim3{(unsigned) rows, 1, 1}, dim3{1024, 1, 1}, 0, logit_summary, logits.data(), vocab, lse.data(), top.data(), arg.data());
+    bool ok = true;
+    double err = 0;
+    for (int r = 0; r < rows; r++) {
+        const float* row = logits.data() + (size_t) r * vocab;
+        int best = (int) (std::max_element(row, row + vocab) - row); // the first of equal maxima
+        double s = 0;
+        for (int i = 0; i < vocab; i++) s += std::exp((double) row[i] - row[best]);
+        double want = row[best] + std::log(s);
+        err = std::max(err, std::abs(lse[r] - want) / std::max(1.0, std::abs(want)));
+        ok &= arg[r] == best && top[r] == row[best];
+    }
+    report(ok && err < 1e-12, "logit_summary: " + std::to_string(rows) + " rows of " + std::to_string(vocab) + " (ties: the first index)", err, 1e-12);
 }
 
 // ---- the decode GEMVs (the default decode step's products; checked on the H200 since session 3):
@@ -514,6 +718,59 @@ template <int T> static void gemvs(int type, int in, std::mt19937& rng) {
     }
 }
 
+// The batch-1 decode step's fused kernel (gemv_qkv_rope_norm1: norm, q/k/v, RoPE, the cache write)
+// against its two kernels (gemv_multi_norm1, then rotary_write_kv): the same bits, as its comment says.
+static void qkvRope(int type, int in, int heads, int kvHeads, int headDim, int slot, std::mt19937& rng) {
+    int bf16 = type == 1, qWidth = heads * headDim, kvWidth = kvHeads * headDim, half = headDim / 2;
+    std::vector<float> x, nf, wf[3], bfv[3];
+    std::vector<u16> xh, nh, w[3], b[3];
+    fill(x, xh, in, 0, rng, 1.f);
+    fill(nf, nh, in, type, rng, 1.f);
+    int n[3] = {qWidth, kvWidth, kvWidth};
+    for (int i = 0; i < 3; i++) {
+        fill(wf[i], w[i], (size_t) n[i] * in, type, rng, 0.05f);
+        fill(bfv[i], b[i], n[i], type, rng, 0.5f);
+    }
+    std::vector<float> invFreq(half);
+    for (int j = 0; j < half; j++) invFreq[j] = (float) std::pow(10000.0, -2.0 * j / headDim);
+    std::vector<int> positions = {777}, slots = {slot};
+    float eps = 1e-5f;
+    int cacheSlots = 8;
+    struct Result {
+        std::vector<float> h, q, k, v;
+        std::vector<u16> cacheK, cacheV;
+    } r[2];
+    for (Result& e : r) {
+        e.h.assign(in, NAN);
+        e.q.assign(qWidth, NAN);
+        e.k.assign(kvWidth, NAN);
+        e.v.assign(kvWidth, NAN);
+        e.cacheK.assign((size_t) cacheSlots * kvWidth, 0x5555);
+        e.cacheV = e.cacheK;
+    }
+    const void* bq = b[0].data();
+    const void* bk = nullptr; // k without a bias, as Llama; q and v with one, as Qwen2
+    const void* bv = b[2].data();
+    int blocks = qWidth / GEMV_ROWS + kvWidth / GEMV_ROWS + (kvWidth + GEMV_ROWS - 1) / GEMV_ROWS;
+    emu::launch(dim3{(unsigned) blocks, 1, 1}, dim3{GEMV_THREADS, 1, 1}, 0, gemv_qkv_rope_norm1, x.data(), (const void*) nh.data(), type, eps,
+                r[0].h.data(), in, bf16, w[0].data(), bq, type, r[0].q.data(), qWidth, w[1].data(), bk, 0, r[0].k.data(), w[2].data(), bv, type,
+                r[0].v.data(), kvWidth, headDim, invFreq.data(), positions.data(), slots.data(), (void*) r[0].cacheK.data(),
+                (void*) r[0].cacheV.data(), type);
+    emu::launch(dim3{(unsigned) blocks, 1, 1}, dim3{GEMV_THREADS, 1, 1}, 0, gemv_multi_norm1, x.data(), (const void*) nh.data(), type, eps,
+                r[1].h.data(), in, bf16, w[0].data(), bq, type, r[1].q.data(), qWidth, w[1].data(), bk, 0, r[1].k.data(), kvWidth, w[2].data(), bv,
+                type, r[1].v.data(), kvWidth);
+    emu::launch(dim3{1, 2, 1}, dim3{128, 1, 1}, 0, rotary_write_kv, r[1].q.data(), qWidth, r[1].k.data(), (const float*) r[1].v.data(), kvWidth,
+                headDim, invFreq.data(), positions.data(), (void*) r[1].cacheK.data(), (void*) r[1].cacheV.data(), slots.data(), type);
+    std::string what = std::string("gemv_qkv_rope_norm1 against gemv_multi_norm1 + rotary_write_kv (") + (bf16 ? "bf16" : "f16") + ", heads " +
+                       std::to_string(heads) + "/" + std::to_string(kvHeads) + ", head " + std::to_string(headDim) + ", slot " + std::to_string(slot) + ")";
+    sameBits(what + ": h", r[0].h, r[1].h);
+    sameBits(what + ": q", r[0].q, r[1].q);
+    sameBits(what + ": k", r[0].k, r[1].k);
+    sameBits(what + ": v", r[0].v, r[1].v);
+    bool cache = r[0].cacheK == r[1].cacheK && r[0].cacheV == r[1].cacheV;
+    report(cache, what + ": the cache", cache ? 0 : 1, 0);
+}
+
 // fLoRA's fused GEMV: stacked row s = x[xRow] ∘ A_g[j] (a token's r rows consecutive, the first holding r);
 // out[outRow][o] = (1/r) Σ_j (round(x ∘ a_j) · W[o]) Bᵀ_j[o] + bias[o].
 static void floraGemv(int type, int in, std::mt19937& rng) {
@@ -582,19 +839,36 @@ int main(int argc, char** argv) {
         std::vector<Adapter> mixed = {ad(8, 1, 512, false, 2.f), ad(1, 1, 512, true, 0.5f), ad(64, 2, 384, false, 1.f), ad(3, 0, 200, true, 4.f),
                                       ad(16, 1, 96, false, 0.25f)};
         std::vector<int> tokens = {0, 1, 2, 3, 4, 0, 2, 4, 1, 3};
-        for (int blocks : {1, 3, 4}) decodeLora(512, mixed, tokens, blocks, rng);
+        for (int blocks : {1, 3, 4}) decodeLora(512, mixed, tokens, blocks, rng, blocks == 1);
         decodeLora(300, {ad(8, 1, 300, true, 2.f), ad(24, 2, 128, false, 1.f)}, {1, 0, 1}, 2, rng); // in % 8 != 0: the scalar shrink
+        std::vector<int> runs(45, 0); // a prompt's tokens: 40 of one adapter (tiles of 32 and 8), then 5 of another
+        std::fill(runs.begin() + 40, runs.end(), 1);
+        decodeLora(1100, {ad(16, 1, 300, true, 2.f), ad(64, 2, 1100, false, 0.5f)}, runs, 2, rng); // two spans of the tiled shrink
+    }
+    if (only.empty() || only == "flora") {
+        floraPrompt(1, 1032, 72, {0, 1, 0, 2, 2, 1, 0}, {1, 4, 2}, rng);
+        floraPrompt(2, 64, 1030, {1, 0}, {3, 8}, rng); // outputs past one block's 1,024 columns
     }
     if (only.empty() || only == "stack") {
         stacked(1, 40, 1, rng);
         stacked(5, 64, 2, rng);
         stacked(16, 33, 1, rng);
     }
+    if (only.empty() || only == "step") {
+        rmsNorm(3, 1000, 1, rng);
+        rmsNorm(2, 1001, 2, rng); // not a multiple of 4: the scalar loop
+        rotaryWriteKv(1, 4, 2, 64, {0, 5, 1999, 300}, {3, -1, 40, 7}, 3, rng);
+        rotaryWriteKv(2, 2, 2, 128, {17, 18}, {10, 11}, 1, rng);
+        rotaryWriteKv(0, 4, 1, 64, {1000}, {63}, 2, rng);
+        logitSummary(3, 5000, rng);
+    }
     if (only.empty() || only == "gemv") {
         gemvs<1>(1, 512, rng);
         gemvs<2>(2, 1024, rng);
         gemvs<3>(1, 2056, rng); // not a multiple of a block's 1,024-column step
         gemvs<4>(2, 256, rng);
+        qkvRope(1, 512, 4, 2, 64, 5, rng);
+        qkvRope(2, 264, 2, 2, 128, -1, rng); // a recorded step's padding: no cache write
         floraGemv(1, 512, rng);
         floraGemv(2, 1032, rng);
     }
