@@ -17,8 +17,23 @@ trap 'rm -rf "$work"' EXIT
 sed 's/extern __shared__ \([a-z]*\) \([a-z]*\)\[\];/\1* \2 = (\1*) emu::dynamicShared.data();/' \
   "${KERNELS:-src/main/resources/dev/flora/cuda/kernels.cu}" > "$work/kernels.cu"
 sanitize="${SANITIZE:-address,undefined}"
+# Some kernels' address-space layouts keep a sanitizer's runtime from starting (its shadow memory
+# collides with the randomised mappings): then the run goes without address randomisation, and
+# where even that fails, without the sanitizer, saying so.
+run=()
+echo 'int main() { return 0; }' > "$work/probe.cpp"
+g++ -fsanitize="$sanitize" "$work/probe.cpp" -o "$work/probe"
+if ! bash -c "\"\$1\"; exit \$?" _ "$work/probe" > /dev/null 2>&1; then # (an inner shell: its abort notice stays quiet)
+  if bash -c "setarch \"\$(uname -m)\" -R \"\$1\"; exit \$?" _ "$work/probe" > /dev/null 2>&1; then
+    run=(setarch "$(uname -m)" -R)
+  else
+    echo "kernels-emulate: the $sanitize sanitizer's runtime does not start on this machine; running without it" >&2
+    sanitize=""
+  fi
+fi
 defines=()
 for d in ${DEFINES:-}; do defines+=("-D$d"); done
-g++ "${defines[@]}" -std=c++20 -O1 -g -pthread -ffp-contract=off -Wno-unknown-pragmas -fsanitize="$sanitize" -fno-sanitize-recover=undefined \
-  -I tools/emulator -I "$work" tools/emulator/kernels_test.cpp -o "$work/kernels_test"
-"$work/kernels_test" "$@"
+flags=(-std=c++20 -O1 -g -pthread -ffp-contract=off -Wno-unknown-pragmas)
+[ -n "$sanitize" ] && flags+=(-fsanitize="$sanitize" -fno-sanitize-recover=undefined)
+g++ "${defines[@]}" "${flags[@]}" -I tools/emulator -I "$work" tools/emulator/kernels_test.cpp -o "$work/kernels_test"
+"${run[@]}" "$work/kernels_test" "$@"
