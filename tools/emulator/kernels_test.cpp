@@ -119,6 +119,16 @@ static void decodeAttention(const DecodeCase& c, std::mt19937& rng) {
         report(reset, "attention " + form + ": counters left at 0", reset ? 0 : 1, 0);
         if (form == "v2") second = out;
         if (form == "v3") sameBits("attention v3 against v2", out, second);
+        if (form == "v2" && c.splits > 1) { // without counters: attention_combine joins the splits, with the same sums
+            std::vector<float> joined((size_t) T * qWidth, NAN);
+            emu::launch(dim3{(unsigned) pairs, (unsigned) c.splits, 1}, dim3{ATTN_THREADS, 1, 1}, 0, attentionKernel(form, c.type, c.D), q.data(),
+                        (const void*) keys.data(), (const void*) values.data(), joined.data(), partOut.data(), partMax.data(), partSum.data(),
+                        positions.data(), seqOfToken.data(), tables.data(), maxBlocks, c.blockSize, c.heads, c.kvHeads, c.D, scale, c.window,
+                        c.minSplit, c.splits, (const int*) nullptr, (int*) nullptr);
+            emu::launch(dim3{(unsigned) pairs, 1, 1}, dim3{128, 1, 1}, 0, attention_combine, (const float*) partOut.data(), (const float*) partMax.data(),
+                        (const float*) partSum.data(), joined.data(), positions.data(), c.heads, c.D, c.window, c.minSplit, c.splits, (const int*) nullptr);
+            sameBits("attention_combine against the last split's join", joined, out);
+        }
     }
 }
 
@@ -287,9 +297,14 @@ static void decodeLora(int in, const std::vector<Adapter>& shapes, const std::ve
     emu::launch(dim3{(unsigned) total, (unsigned) ((maxOuts + 1023) / 1024), 1}, dim3{256, 1, 1}, staged, lora_expand, partial.data(), rowOf.data(),
                 groupOfToken.data(), bPtr.data(), bType.data(), biasPtr.data(), biasType.data(), rank.data(), scale.data(), outPtr.data(),
                 outCols.data(), maxRank, spans, 1024, 1);
-    for (int g = 0; g < groups; g++) {
-        std::vector<double> w = want[g];
-        check("lora shrink+expand, group " + std::to_string(g) + ": " + shape, two[g], w, 1e-5);
+    for (int g = 0; g < groups; g++) check("lora shrink+expand, group " + std::to_string(g) + ": " + shape, two[g], want[g], 1e-5);
+    if (tiledToo) { // the expand without staging its partials in shared memory (ranks × spans too many): the same sums
+        std::vector<std::vector<float>> unstaged;
+        fresh(unstaged);
+        emu::launch(dim3{(unsigned) total, (unsigned) ((maxOuts + 1023) / 1024), 1}, dim3{256, 1, 1}, (size_t) maxRank * 8, lora_expand, partial.data(),
+                    rowOf.data(), groupOfToken.data(), bPtr.data(), bType.data(), biasPtr.data(), biasType.data(), rank.data(), scale.data(),
+                    outPtr.data(), outCols.data(), maxRank, spans, 1024, 0);
+        for (int g = 0; g < groups; g++) sameBits("lora_expand unstaged against staged, group " + std::to_string(g), unstaged[g], two[g]);
     }
     // The tiled kernels (prompts): tiles of up to LT_TOKENS consecutive tokens of one group.
     if (tiledToo) {
@@ -611,11 +626,122 @@ static void logitSummary(int rows, int vocab, std::mt19937& rng) {
     report(ok && err < 1e-12, "logit_summary: " + std::to_string(rows) + " rows of " + std::to_string(vocab) + " (ties: the first index)", err, 1e-12);
 }
 
+static double silu(double x) { return x / (1.0 + std::exp(-x)); }
+
+// ---- StarCoder's norm, the prompt's RoPE, the fused q/k/v split, the 16-bit copies, the gated activation.
+static void misc(std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.f, 1.f);
+    { // layer_norm: (x - mean) / sqrt(var + eps) * w + b, mean and variance in float64
+        int rows = 3, cols = 777;
+        std::vector<float> x((size_t) rows * cols), wf, bf, out((size_t) rows * cols, NAN);
+        std::vector<u16> w, b;
+        for (auto& e : x) e = 3.f + normal(rng);
+        fill(wf, w, cols, 1, rng, 1.f);
+        fill(bf, b, cols, 1, rng, 1.f);
+        emu::launch(dim3{(unsigned) rows, 1, 1}, dim3{128, 1, 1}, 0, layer_norm, x.data(), (const void*) w.data(), 1, (const void*) b.data(), 1, 1e-5f,
+                    out.data(), cols);
+        std::vector<double> want(out.size());
+        for (int r = 0; r < rows; r++) {
+            double mean = 0, var = 0;
+            for (int c = 0; c < cols; c++) mean += x[(size_t) r * cols + c];
+            mean /= cols;
+            for (int c = 0; c < cols; c++) var += (x[(size_t) r * cols + c] - mean) * (x[(size_t) r * cols + c] - mean);
+            double inv = 1.0 / std::sqrt(var / cols + 1e-5);
+            for (int c = 0; c < cols; c++) want[(size_t) r * cols + c] = (x[(size_t) r * cols + c] - mean) * inv * wf[c] + bf[c];
+        }
+        check("layer_norm: 3 x 777, bf16 weight and bias", out, want, 1e-6);
+    }
+    { // rotary_qk (q and k in one launch) gives rotary's values, q's and k's launched apart
+        int T = 3, headDim = 64, qWidth = 4 * headDim, kWidth = 2 * headDim;
+        std::vector<float> q((size_t) T * qWidth), k((size_t) T * kWidth), invFreq(headDim / 2);
+        for (auto& e : q) e = normal(rng);
+        for (auto& e : k) e = normal(rng);
+        for (int j = 0; j < headDim / 2; j++) invFreq[j] = (float) std::pow(500000.0, -2.0 * j / headDim);
+        std::vector<int> positions = {0, 41, 4097};
+        std::vector<float> q2 = q, k2 = k;
+        emu::launch(dim3{(unsigned) T, 1, 1}, dim3{128, 1, 1}, 0, rotary_qk, q.data(), qWidth, k.data(), kWidth, headDim, invFreq.data(),
+                    (const int*) positions.data());
+        emu::launch(dim3{(unsigned) T, 1, 1}, dim3{128, 1, 1}, 0, rotary, q2.data(), qWidth, headDim, (const float*) invFreq.data(), (const int*) positions.data());
+        emu::launch(dim3{(unsigned) T, 1, 1}, dim3{128, 1, 1}, 0, rotary, k2.data(), kWidth, headDim, (const float*) invFreq.data(), (const int*) positions.data());
+        sameBits("rotary_qk against rotary: q", q, q2);
+        sameBits("rotary_qk against rotary: k", k, k2);
+    }
+    for (int perHead : {0, 1}) { // split_qkv: [q | k | v] or, per head, [q_h k_h v_h] (Falcon-like)
+        int T = 2, headDim = 8, heads = 3, qw = heads * headDim, kw = qw * perHead + (1 - perHead) * 2 * headDim, width = qw + 2 * kw;
+        std::vector<float> fused((size_t) T * width), q((size_t) T * qw, NAN), k((size_t) T * kw, NAN), v((size_t) T * kw, NAN);
+        for (size_t i = 0; i < fused.size(); i++) fused[i] = (float) i;
+        emu::launch(dim3{(unsigned) T, 1, 1}, dim3{32, 1, 1}, 0, split_qkv, (const float*) fused.data(), q.data(), k.data(), v.data(), qw, kw, headDim, perHead);
+        size_t wrong = 0;
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < width; i++) {
+                float got;
+                if (perHead) {
+                    int h = i / (3 * headDim), part = i % (3 * headDim) / headDim, d = i % headDim;
+                    got = (part == 0 ? q : part == 1 ? k : v)[(size_t) t * qw + h * headDim + d];
+                } else {
+                    got = i < qw ? q[(size_t) t * qw + i] : i < qw + kw ? k[(size_t) t * kw + i - qw] : v[(size_t) t * kw + i - qw - kw];
+                }
+                wrong += got != fused[(size_t) t * width + i];
+            }
+        report(wrong == 0, std::string("split_qkv") + (perHead ? " (per head)" : "") + " (" + std::to_string(wrong) + " wrong)", (double) wrong, 0);
+    }
+    for (int bf16 : {0, 1}) { // to_half: 8 a load and the tail, round to nearest even (NaN, infinities, ties)
+        long long n = 1003;
+        std::vector<float> x(n);
+        for (auto& e : x) e = 100.f * normal(rng);
+        x[3] = NAN;
+        x[4] = INFINITY;
+        x[5] = -INFINITY;
+        x[6] = 1e6f;         // past f16's range: infinity
+        x[7] = 1.f + 1.f / 256; // a bf16 tie: rounds to even
+        std::vector<u16> h[2];
+        for (int vec = 0; vec < 2; vec++) {
+            h[vec].assign(n, 0);
+            emu::launch(dim3{2, 1, 1}, dim3{64, 1, 1}, 0, to_half, (const float*) x.data(), h[vec].data(), n, vec, bf16);
+        }
+        // bf16 by its definition, not by the kernels' f32_to_bf16: the nearer of the two neighbours, ties to even.
+        auto bf16Of = [](float f) -> u16 {
+            if (std::isnan(f)) return 0x7fc0;
+            unsigned b = __float_as_uint(f);
+            u16 down = (u16) (b >> 16), up = (u16) (down + 1);
+            double below = std::abs((double) __uint_as_float((unsigned) down << 16) - f), above = std::abs((double) __uint_as_float((unsigned) up << 16) - f);
+            if ((b & 0xffffu) == 0) return down;
+            return below < above ? down : above < below ? up : (down & 1) ? up : down;
+        };
+        size_t wrong = 0;
+        for (long long i = 0; i < n; i++) {
+            u16 want = bf16 ? bf16Of(x[i]) : to16(x[i], 2);
+            bool nan = std::isnan(x[i]) && std::isnan(from16(h[1][i], bf16 ? 1 : 2));
+            wrong += (h[1][i] != want && !nan) || h[0][i] != h[1][i];
+        }
+        report(wrong == 0, std::string("to_half (") + (bf16 ? "bf16" : "f16") + "): vector and scalar loops, " + std::to_string(wrong) + " wrong", (double) wrong, 0);
+    }
+    for (int act = 0; act < 4; act++) { // gated_activation: act(gate) · up, four a load and the tail
+        long long n = 517;
+        std::vector<float> g(n), u(n), out[2];
+        for (long long i = 0; i < n; i++) {
+            g[i] = 4.f * normal(rng);
+            u[i] = normal(rng);
+        }
+        for (int vec = 0; vec < 2; vec++) {
+            out[vec].assign(n, NAN);
+            emu::launch(dim3{3, 1, 1}, dim3{32, 1, 1}, 0, gated_activation, act, (const float*) g.data(), (const float*) u.data(), out[vec].data(), n, vec);
+        }
+        std::vector<double> want(n);
+        for (long long i = 0; i < n; i++) {
+            double x = g[i], a = act == 0 ? silu(x) : act == 1 ? 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)))
+                                 : act == 2 ? 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))) : std::max(x, 0.0);
+            want[i] = a * u[i];
+        }
+        const char* names[] = {"silu", "gelu", "gelu (tanh)", "relu"};
+        check(std::string("gated_activation ") + names[act], out[1], want, 2e-6);
+        sameBits(std::string("gated_activation ") + names[act] + ": vector loop against scalar", out[1], out[0]);
+    }
+}
+
 // ---- the decode GEMVs (the default decode step's products; checked on the H200 since session 3):
 // plain with a bias and accumulating, q/k/v in one launch with the RMSNorm fused, the gated MLP with it,
 // and fLoRA's fused GEMV, against float64 of the inputs as the kernels round them.
-static double silu(double x) { return x / (1.0 + std::exp(-x)); }
-
 template <int T> struct Gemv {
     static constexpr auto plain = T == 1 ? gemv1 : T == 2 ? gemv2 : T == 3 ? gemv3 : gemv4;
     static constexpr auto multiNorm = T == 1 ? gemv_multi_norm1 : T == 2 ? gemv_multi_norm2 : T == 3 ? gemv_multi_norm3 : gemv_multi_norm4;
@@ -861,6 +987,7 @@ int main(int argc, char** argv) {
         rotaryWriteKv(2, 2, 2, 128, {17, 18}, {10, 11}, 1, rng);
         rotaryWriteKv(0, 4, 1, 64, {1000}, {63}, 2, rng);
         logitSummary(3, 5000, rng);
+        misc(rng);
     }
     if (only.empty() || only == "gemv") {
         gemvs<1>(1, 512, rng);
