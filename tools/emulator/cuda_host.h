@@ -1,7 +1,9 @@
 // Just enough of CUDA to run Flora's kernels (src/main/resources/dev/flora/cuda/kernels.cu) on the
 // CPU, for checking a kernel's logic where no GPU is lent: indices, bounds (built with AddressSanitizer),
-// barriers, shuffles, the cp.async groups and the tensor-core fragments. Every CUDA thread of a block is
-// a host thread; blocks run one after another, so a kernel's __shared__ variables are plain statics.
+// barriers, shuffles, the cp.async groups and the tensor-core fragments (tools/kernels-emulate.sh builds
+// kernels_test.cpp with it; kernels.cu's inline PTX has FLORA_HOST_EMULATION branches calling the emu_
+// functions here). Every CUDA thread of a block is a host thread (one per thread index for a whole
+// launch); blocks run one after another, so a kernel's __shared__ variables are plain statics.
 // __syncthreads is a barrier of the block, a shuffle a barrier of the warp, cp.async a copy deferred
 // until the wait that covers its group, and ldmatrix / mma.sync the warp-wide data movements the PTX
 // manual defines (mma sums in float32 in k order; the GPU's tensor cores keep more bits, so results

@@ -490,7 +490,10 @@ static void stacked(int classes, int rows, int type, std::mt19937& rng) {
         }
     report(wrong == 0, "lora_stack_mask: " + std::to_string(classes) + " classes, " + std::to_string(rows) + " rows, " + std::to_string(columns) +
                            " columns (" + std::to_string(wrong) + " wrong)", (double) wrong, 0);
-    // lora_stack_rows: row k of the stack is the row src[k] points at; lora_stack_columns: column k is src[k][j · stride[k]].
+}
+
+// lora_stack_rows: row k of the stack is the row src[k] points at; lora_stack_columns: column k is src[k][j · stride[k]].
+static void stackedFactors() {
     for (int cols : {64, 36}) {
         std::vector<u16> a((size_t) 5 * cols);
         for (size_t i = 0; i < a.size(); i++) a[i] = (u16) (i * 2654435761u >> 16);
@@ -979,6 +982,7 @@ int main(int argc, char** argv) {
         stacked(1, 40, 1, rng);
         stacked(5, 64, 2, rng);
         stacked(16, 33, 1, rng);
+        stackedFactors();
     }
     if (only.empty() || only == "step") {
         rmsNorm(3, 1000, 1, rng);

@@ -2,6 +2,8 @@
 // dev.flora.cuda.KernelModule). Activations are float32; weights are read in their checkpoint
 // type: 0 = float32, 1 = bfloat16, 2 = float16 (the `type` arguments). Simple, exact versions:
 // every reduction runs in float32 in a fixed order for a given shape.
+// tools/kernels-emulate.sh also compiles this file as C++ for the CPU (FLORA_HOST_EMULATION: the
+// inline PTX below has host branches there) and checks the kernels against float64; see tools/emulator.
 
 typedef unsigned short u16;
 
