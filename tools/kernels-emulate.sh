@@ -17,6 +17,7 @@ trap 'rm -rf "$work"' EXIT
 sed 's/extern __shared__ \([a-z]*\) \([a-z]*\)\[\];/\1* \2 = (\1*) emu::dynamicShared.data();/' \
   "${KERNELS:-src/main/resources/dev/flora/cuda/kernels.cu}" > "$work/kernels.cu"
 sanitize="${SANITIZE:-address,undefined}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" # leaks are not the question (LeakSanitizer needs ptrace, not everywhere allowed)
 # Some kernels' address-space layouts keep a sanitizer's runtime from starting (its shadow memory
 # collides with the randomised mappings): then the run goes without address randomisation, and
 # where even that fails, without the sanitizer, saying so.
