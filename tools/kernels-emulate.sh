@@ -10,7 +10,7 @@
 #   DEFINES="ATTN_V4_LOADS=1 COMBINE_BATCH=3" tools/kernels-emulate.sh ...   (tunables, as -Dflora.cuda.defines sets them)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-command -v g++ > /dev/null || { echo "kernels-emulate: g++ is not on PATH" >&2; exit 2; }
+command -v g++ > /dev/null || { echo "kernels-emulate: g++ (12 or newer, for C++20) is not on PATH; on Debian or Ubuntu: apt-get install g++" >&2; exit 2; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # The one rewrite the host needs: extern shared memory (lora_expand's) becomes the launch's buffer.

@@ -947,6 +947,13 @@ static void floraGemv(int type, int in, std::mt19937& rng) {
 
 int main(int argc, char** argv) {
     std::string only = argc > 1 ? argv[1] : "";
+    const std::vector<std::string> parts = {"attention", "tiles", "lora", "flora", "stack", "step", "gemv", "skinny"};
+    if (argc > 2 || (!only.empty() && std::find(parts.begin(), parts.end(), only) == parts.end())) {
+        std::string names;
+        for (const std::string& p : parts) names += (names.empty() ? "" : ", ") + p;
+        std::fprintf(stderr, "kernels-emulate: no part '%s'; the parts are %s (none: all of them)\n", argc > 2 ? argv[2] : only.c_str(), names.c_str());
+        return 2;
+    }
     std::mt19937 rng(20261205);
     if (only.empty() || only == "attention") {
         // contexts across chunk and slot-batch edges; one split and several; minSplit 300 and 600 make a
