@@ -1,8 +1,9 @@
-// Flora's newer CUDA kernels run on the CPU (cuda_host.h) against float64 and against the forms the
-// H200 has already checked: the fourth decode attention against float64 and the second, the pipelined
-// prefill tiles bit for bit against the first, the fused decode LoRA against lora_shrink + lora_expand,
-// the skinny products against float64. Built and run by tools/kernels-emulate.sh; prints a line a case
-// and exits 1 on any failure. The sizes are small: every CUDA thread is a host thread.
+// Flora's CUDA kernels run on the CPU (cuda_host.h) against float64 and against the forms the H200 has
+// already checked: the kernels built without a GPU (the fourth decode attention, the pipelined prefill
+// tiles bit for bit against the first, the fused decode LoRA against lora_shrink + lora_expand, the
+// skinny products, the stacked LoRA runs), and those of the default decode step, of LoRA and of fLoRA.
+// Built and run by tools/kernels-emulate.sh [PART]; prints a line a check and exits 1 on any failure.
+// The sizes are small: every CUDA thread is a host thread.
 #include "cuda_host.h"
 #include "kernels.cu" // the script's copy (extern shared memory rewritten for the host)
 

@@ -17,9 +17,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
 /**
- * Everywhere (CI has no GPU): the CUDA kernels built since the GPU last checked any run on the CPU
- * through tools/kernels-emulate.sh (every CUDA thread a host thread, under AddressSanitizer) against
- * float64 and against the forms the H200 has checked; a check a test. The GPU tests (CudaKernelsTest)
+ * Everywhere (CI has no GPU): the CUDA kernels (those built since the GPU last checked any, and the
+ * default decode step's, LoRA's and fLoRA's) run on the CPU through tools/kernels-emulate.sh (every
+ * CUDA thread a host thread, under AddressSanitizer) against float64 and against the forms the H200
+ * has checked; a check a test. The GPU tests (CudaKernelsTest)
  * remain the word on the kernels as NVRTC compiles them; this catches a wrong index, bound or
  * barrier in kernels.cu before any GPU time goes to it. Needs g++ 12 or newer (C++20).
  */
