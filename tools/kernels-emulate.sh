@@ -13,9 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v g++ > /dev/null || { echo "kernels-emulate: g++ (12 or newer, for C++20) is not on PATH; on Debian or Ubuntu: apt-get install g++" >&2; exit 2; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-# The one rewrite the host needs: extern shared memory (lora_expand's) becomes the launch's buffer.
-sed 's/extern __shared__ \([a-z]*\) \([a-z]*\)\[\];/\1* \2 = (\1*) emu::dynamicShared.data();/' \
-  "${KERNELS:-src/main/resources/dev/flora/cuda/kernels.cu}" > "$work/kernels.cu"
+cp "${KERNELS:-src/main/resources/dev/flora/cuda/kernels.cu}" "$work/kernels.cu" # kernels_test.cpp includes it
 sanitize="${SANITIZE:-address,undefined}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" # leaks are not the question (LeakSanitizer needs ptrace, not everywhere allowed)
 # Some kernels' address-space layouts keep a sanitizer's runtime from starting (its shadow memory

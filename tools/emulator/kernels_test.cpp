@@ -5,7 +5,7 @@
 // Built and run by tools/kernels-emulate.sh [PART]; prints a line a check and exits 1 on any failure.
 // The sizes are small: every CUDA thread is a host thread.
 #include "cuda_host.h"
-#include "kernels.cu" // the script's copy (extern shared memory rewritten for the host)
+#include "kernels.cu" // the script's copy (of KERNELS, when given)
 
 #include <functional>
 #include <random>
@@ -261,18 +261,19 @@ static void decodeLora(int in, const std::vector<Adapter>& shapes, const std::ve
     }
     for (int k = 0; k < total; k++) rowOf[k] = (k * 7) % total; // rows out of order: token k reads and writes row rowOf[k]
     // Each group writes its own output tensor, rows indexed like x's; starting values non-zero (the kernels add).
+    auto start = [](size_t i) { return 0.25f * (float) ((int) (i % 13) - 6); };
     auto fresh = [&](std::vector<std::vector<float>>& outs) {
         outs.assign(groups, {});
         for (int g = 0; g < groups; g++) {
             outs[g].assign((size_t) total * ad[g].outs, 0.f);
-            for (size_t i = 0; i < outs[g].size(); i++) outs[g][i] = 0.25f * (float) ((i % 13) - 6);
+            for (size_t i = 0; i < outs[g].size(); i++) outs[g][i] = start(i);
             outPtr[g] = (long long) outs[g].data();
         }
     };
     std::vector<std::vector<double>> want(groups);
     for (int g = 0; g < groups; g++) {
         want[g].assign((size_t) total * ad[g].outs, 0.0);
-        for (size_t i = 0; i < want[g].size(); i++) want[g][i] = 0.25f * (float) ((i % 13) - 6);
+        for (size_t i = 0; i < want[g].size(); i++) want[g][i] = start(i);
     }
     for (int k = 0; k < total; k++) {
         const Adapter& g = ad[groupOfToken[k]];

@@ -2101,7 +2101,11 @@ __device__ __forceinline__ void lora_expand_columns(const double* v, int r, cons
 __global__ void lora_expand(const double* partial, const int* rowOf, const int* groupOf, const long long* bPtr, const int* bType,
                             const long long* biasPtr, const int* biasType, const int* rank, const float* scale, const long long* outPtr,
                             const int* outCols, int maxRank, int spans, int columns, int staged) {
+#ifdef FLORA_HOST_EMULATION
+    double* v = (double*) emu::dynamicShared.data(); // the launch's extern shared memory
+#else
     extern __shared__ double v[];
+#endif
     int k = blockIdx.x, g = groupOf[k], r = rank[g], type = bType[g], outs = outCols[g];
     if (blockIdx.y * columns >= outs) return;
     float* out = (float*) outPtr[g];
