@@ -24,10 +24,7 @@ source "$here/runtime.sh"
 out="$1"
 mkdir -p "$out"
 # Never run on a GPU (sessions 15-17), each in a JVM of its own first.
-gpu_tests_new "$out" loraRunsMatchFloat64 stackedRunsOfManyAdaptersMatchFloat64 floraRunsInTheEpilogueMatchTheThreeSteps \
-  jointFloraRunsMatchTheThreeStepsPerLayer batchedProductsMatchAProductEach skinnyProductsMatchFloat64 \
-  streamedDecodeAttentionMatchesFloat64 pipelinedPrefillTilesGiveTheBitsOfTheFirst float32MatchesCpuAndTransformers \
-  loraShrinkExpandMixedRanks
+gpu_tests_new "$out" "${NEW_TESTS[@]}"
 every="-Dflora.cuda.loraRunMin=128 -Dflora.cuda.loraChunkRuns=1"
 for which in chunks split4 stack; do # the kernels and whole runs: session 15 (layer-4096-sweep-*-session15.txt)
   case "$which" in

@@ -19,17 +19,34 @@ gpu_tests() {
   timeout 200 bash "$here/test.sh" > "$1/tests.txt" 2>&1
   grep -E "✘|tests (successful|failed)" "$1/tests.txt" | head -40
 }
-# As gpu_tests, but the test methods named (never run on a GPU) first, each in a JVM of its own
-# (OUT/tests-NAME.txt): a kernel that faults leaves the CUDA context unusable for every test after it
-# in the same JVM, which would hide how the others fare. Then the rest: gpu_tests_new OUT NAME...
-gpu_tests_new() {
+# The test methods named (never run on a GPU), each in a JVM of its own (OUT/tests-NAME.txt): a kernel that
+# faults leaves the CUDA context unusable for every test after it in the same JVM, which would hide how the
+# others fare: gpu_tests_each OUT NAME...
+gpu_tests_each() {
   local out="$1"; shift
-  local names; names="$(IFS='|'; echo "$*")"
   for name in "$@"; do
     timeout 90 bash "$here/test.sh" --select-package dev.flora.cuda --include-methodname ".*#$name(\(.*)?" > "$out/tests-$name.txt" 2>&1
     echo "$name: $(grep -E "tests (successful|failed)" "$out/tests-$name.txt" | tr -s ' []' ' ' | tr '\n' ' ')"
     grep -E "✘" "$out/tests-$name.txt" | head -5
   done
-  timeout 200 bash "$here/test.sh" --select-package dev.flora.cuda --exclude-methodname ".*#($names)(\(.*)?" > "$out/tests.txt" 2>&1
+}
+# Every other GPU test in one JVM (OUT/tests.txt), at most SECONDS (default 200): gpu_tests_rest OUT SECONDS NAME...
+gpu_tests_rest() {
+  local out="$1" seconds="$2"; shift 2
+  local names; names="$(IFS='|'; echo "$*")"
+  timeout "$seconds" bash "$here/test.sh" --select-package dev.flora.cuda --exclude-methodname ".*#($names)(\(.*)?" > "$out/tests.txt" 2>&1
   grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
 }
+# gpu_tests_each, then gpu_tests_rest: gpu_tests_new OUT NAME...
+gpu_tests_new() {
+  local out="$1"; shift
+  gpu_tests_each "$out" "$@"
+  gpu_tests_rest "$out" 200 "$@"
+}
+# The GPU tests never run on a GPU before session 19 (sessions 15-17's code).
+NEW_TESTS=(loraRunsMatchFloat64 stackedRunsOfManyAdaptersMatchFloat64 floraRunsInTheEpilogueMatchTheThreeSteps
+  jointFloraRunsMatchTheThreeStepsPerLayer batchedProductsMatchAProductEach skinnyProductsMatchFloat64
+  streamedDecodeAttentionMatchesFloat64 pipelinedPrefillTilesGiveTheBitsOfTheFirst float32MatchesCpuAndTransformers
+  loraShrinkExpandMixedRanks)
+# Seconds left until DEADLINE seconds after this shell started (bash's SECONDS), at least 1: seconds_left DEADLINE
+seconds_left() { local left=$(( $1 - SECONDS )); [ "$left" -ge 1 ] && echo "$left" || echo 1; }
