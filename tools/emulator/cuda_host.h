@@ -132,8 +132,18 @@ inline unsigned short emu_f32_to_f16(float f) {
     return h;
 }
 
-// cp.async: deferred until a wait covers its group, as the hardware may.
-inline void emu_copy_async16(void* to, const void* from) { emu::lane.open.push_back({to, from}); }
+// cp.async: the hardware may land a copy at any time between its issue and the wait that covers its
+// group. By default the copy is deferred to that wait (a read before the wait sees stale data); with
+// EMU_CP_ASYNC=eager it lands at issue (a copy into a buffer that other threads still read, with no
+// barrier between, overwrites what they read: ThreadSanitizer names the race).
+inline const bool emu_copy_eager = [] {
+    const char* mode = std::getenv("EMU_CP_ASYNC");
+    return mode != nullptr && std::strcmp(mode, "eager") == 0;
+}();
+inline void emu_copy_async16(void* to, const void* from) {
+    if (emu_copy_eager) std::memcpy(to, from, 16);
+    else emu::lane.open.push_back({to, from});
+}
 inline void emu_copy_async_commit() {
     emu::lane.groups.push_back(std::move(emu::lane.open));
     emu::lane.open.clear();

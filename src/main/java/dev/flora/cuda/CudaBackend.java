@@ -106,6 +106,9 @@ public final class CudaBackend implements Backend {
      * in session 16 without a GPU; off until measured.
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", false);
+    /** batchedPointers' arrays by the pointers they hold, and how many sets it keeps. */
+    private final java.util.Map<java.util.List<Long>, Long> batchedPointerSets = new java.util.HashMap<>();
+    private static final int BATCHED_POINTER_SETS = 4096;
     /**
      * -Dflora.cuda.skinnyProducts=true: products of up to 64 rows by a 16-bit weight through Flora's own
      * tensor-core kernel rather than cuBLAS (CudaSkinnyProducts). Built in session 16 without a GPU;
@@ -1155,7 +1158,7 @@ public final class CudaBackend implements Backend {
             ws[i] = CudaTensor.of(weights[i]).pointer;
             os[i] = CudaTensor.of(outs[i]).pointer;
         }
-        long[] p = packed(outs[0], xs, ws, os);
+        long[] p = batchedPointers(outs[0], xs, ws, os);
         int type = cublasType(weights[0].dtype());
         long start = profiling ? begin() : 0;
         if (!logged("cublas batched", n, rounded.rows(), rounded.cols(), weights[0].rows(), type, p[0], p[1], p[2])) {
@@ -1165,6 +1168,41 @@ public final class CudaBackend implements Backend {
             end("cublas batched products", start);
         }
         return true;
+    }
+
+    /**
+     * The device arrays of input, weight and output pointers of a batched product, uploaded once per
+     * set of pointers into permanent memory: a step's tensors sit at the same addresses step after step,
+     * and a recorded step (a CUDA graph) may not upload data of its own (GraphRecorder; on the H200 in
+     * session 19 the per-call upload stopped every decode graph's recording). Past BATCHED_POINTER_SETS
+     * sets, as many as a long eager run of varied steps could make, a call uploads its own.
+     */
+    private long[] batchedPointers(Object owner, long[] xs, long[] ws, long[] os) {
+        java.util.List<Long> key = new java.util.ArrayList<>(3 * xs.length);
+        for (long[] a : new long[][] {xs, ws, os}) {
+            for (long v : a) {
+                key.add(v);
+            }
+        }
+        Long device = batchedPointerSets.get(key);
+        if (device == null) {
+            if (batchedPointerSets.size() >= BATCHED_POINTER_SETS) {
+                return packed(owner, xs, ws, os);
+            }
+            long bytes = 8L * key.size();
+            device = memory.permanent(bytes, this);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment host = arena.allocate(bytes, 8);
+                for (int i = 0; i < key.size(); i++) {
+                    host.setAtIndex(ValueLayout.JAVA_LONG, i, key.get(i));
+                }
+                driver.copyToDevice(device, host, bytes, weightStream);
+                driver.synchronize(weightStream);
+            }
+            batchedPointerSets.put(key, device);
+        }
+        int n = xs.length;
+        return new long[] {device, device + 8L * n, device + 16L * n};
     }
 
     /** Up to three weights in one gemv_multi launch; norm (with normed, its output) fused in front when not null. */
@@ -1345,6 +1383,10 @@ public final class CudaBackend implements Backend {
     /** Batched products on or off, as -Dflora.cuda.batchedProducts does (tests run both). */
     void useBatchedProducts(boolean on) {
         batchedProducts = on;
+    }
+
+    boolean batchedProducts() {
+        return batchedProducts;
     }
 
     /** Turns the four-column fLoRA modulation and demodulation on or off, as -Dflora.cuda.floraVectors does (tests run both). */

@@ -1,5 +1,7 @@
 package dev.flora.cuda;
 
+import static dev.flora.cuda.SameBits.assertSameBits;
+
 import dev.flora.backend.Activation;
 import dev.flora.backend.AttentionShape;
 import dev.flora.backend.Backend;
@@ -225,7 +227,7 @@ class CudaKernelsTest {
 
     private static void closeOrExact(float[] got, float[] want, boolean exact, String what) {
         if (exact) {
-            assertThat(got).as(what).containsExactly(want);
+            assertSameBits(got, want, what);
             return;
         }
         double largest = 0;
@@ -262,7 +264,7 @@ class CudaKernelsTest {
         for (int i = 0; i < 3; i++) {
             Tensor one = poisoned(t, outs[i]);
             gpu.linear(x, w[i], b[i], one);
-            assertThat(gpu.toHost(fused[i])).as("linears, weight %d", i).containsExactly(gpu.toHost(one));
+            assertSameBits(gpu.toHost(fused[i]), gpu.toHost(one), "linears, weight %d", i);
         }
         int hidden = 67;
         Tensor gw = weightOf(type, randoms(hidden * in), hidden, in);
@@ -277,7 +279,7 @@ class CudaKernelsTest {
             gpu.linear(x, gw, gb, g);
             gpu.linear(x, uw, ub, u);
             gpu.gatedActivation(act, g, u, g);
-            assertThat(gpu.toHost(gate)).as("gatedLinear " + act).containsExactly(gpu.toHost(g));
+            assertSameBits(gpu.toHost(gate), gpu.toHost(g), "gatedLinear " + act);
         }
         // The RMSNorm fused in front: the same normed rows and the same products.
         RmsNorm norm = new RmsNorm(weightOf(type, randoms(in), 1, in), 1e-5f);
@@ -288,19 +290,19 @@ class CudaKernelsTest {
             fused[i] = poisoned(t, outs[i]);
         }
         gpu.normLinears(x, norm, fusedNormed, w, b, fused);
-        assertThat(gpu.toHost(fusedNormed)).as("normLinears' normed rows").containsExactly(gpu.toHost(normed));
+        assertSameBits(gpu.toHost(fusedNormed), gpu.toHost(normed), "normLinears' normed rows");
         for (int i = 0; i < 3; i++) {
             Tensor one = poisoned(t, outs[i]);
             gpu.linear(normed, w[i], b[i], one);
-            assertThat(gpu.toHost(fused[i])).as("normLinears, weight %d", i).containsExactly(gpu.toHost(one));
+            assertSameBits(gpu.toHost(fused[i]), gpu.toHost(one), "normLinears, weight %d", i);
         }
         Tensor normedGate = poisoned(t, hidden);
         Tensor gatedNormed = poisoned(t, in);
         gpu.normGatedLinear(x, norm, gatedNormed, gw, gb, uw, ub, Activation.SILU, normedGate, poisoned(t, hidden));
         Tensor g = poisoned(t, hidden);
         gpu.gatedLinear(normed, gw, gb, uw, ub, Activation.SILU, g, poisoned(t, hidden));
-        assertThat(gpu.toHost(gatedNormed)).as("normGatedLinear's normed rows").containsExactly(gpu.toHost(normed));
-        assertThat(gpu.toHost(normedGate)).as("normGatedLinear").containsExactly(gpu.toHost(g));
+        assertSameBits(gpu.toHost(gatedNormed), gpu.toHost(normed), "normGatedLinear's normed rows");
+        assertSameBits(gpu.toHost(normedGate), gpu.toHost(g), "normGatedLinear");
         float[] start = randoms(t * outs[0]);
         Tensor residual = gpu.fromHost(start, t, outs[0]);
         gpu.linearAdd(x, w[0], b[0], poisoned(t, outs[0]), residual);
@@ -317,7 +319,7 @@ class CudaKernelsTest {
             }
             near(gpu.toHost(residual), want, null, 1e-5, "linearAdd in cuBLAS's epilogue");
         } else {
-            assertThat(gpu.toHost(residual)).as("linearAdd").containsExactly(gpu.toHost(separate));
+            assertSameBits(gpu.toHost(residual), gpu.toHost(separate), "linearAdd");
         }
     }
 
@@ -368,7 +370,7 @@ class CudaKernelsTest {
         dev.flora.backend.LogitSummary want = dev.flora.backend.LogitSummary.ofHost(logits, rows, vocab);
         dev.flora.backend.LogitSummary got = gpu.summarizeLogits(gpu.fromHost(logits, rows, vocab), null);
         assertThat(got.argmax()).containsExactly(want.argmax());
-        assertThat(got.max()).containsExactly(want.max());
+        assertSameBits(got.max(), want.max());
         assertThat(got.argmax()[1]).isEqualTo(7);
         assertThat(got.argmax()[4]).isZero();
         for (int r = 0; r < rows; r++) {
@@ -517,7 +519,8 @@ class CudaKernelsTest {
         Tensor oneByOne = gpu.fromHost(x, rows, cols);
         gpu.mulRows(oneByOne, groupRows[0], groupVectors[0], 0);
         gpu.mulRows(oneByOne, groupRows[1], groupVectors[1], 0);
-        assertThat(gpu.toHost(grouped)).containsExactly(gpu.toHost(oneByOne)).isNotEqualTo(x);
+        assertSameBits(gpu.toHost(grouped), gpu.toHost(oneByOne));
+        assertThat(gpu.toHost(grouped)).isNotEqualTo(x);
 
         Tensor sum = gpu.fromHost(x, rows, cols);
         gpu.addInPlace(sum, gpu.fromHost(dst, rows, cols));
@@ -526,7 +529,7 @@ class CudaKernelsTest {
         }
         near(gpu.toHost(sum), expect, null, 1e-7, "addInPlace");
         Tensor view = gpu.rows(gpu.fromHost(x, rows, cols), 2, 3);
-        assertThat(gpu.toHost(view)).containsExactly(Arrays.copyOfRange(x, 2 * cols, 5 * cols));
+        assertSameBits(gpu.toHost(view), Arrays.copyOfRange(x, 2 * cols, 5 * cols));
     }
 
     @ParameterizedTest
@@ -545,9 +548,9 @@ class CudaKernelsTest {
         Tensor ck = cpu.allocate(t, kw);
         Tensor cv = cpu.allocate(t, kw);
         cpu.splitQkv(cpu.fromHost(f, t, qw + 2 * kw), headDim, perHead, cq, ck, cv);
-        assertThat(gpu.toHost(q)).containsExactly(cpu.toHost(cq));
-        assertThat(gpu.toHost(k)).containsExactly(cpu.toHost(ck));
-        assertThat(gpu.toHost(v)).containsExactly(cpu.toHost(cv));
+        assertSameBits(gpu.toHost(q), cpu.toHost(cq));
+        assertSameBits(gpu.toHost(k), cpu.toHost(ck));
+        assertSameBits(gpu.toHost(v), cpu.toHost(cv));
     }
 
     /**
@@ -609,13 +612,13 @@ class CudaKernelsTest {
         Tensor apart = gpu.fromHost(wideBase, t, wide);
         gpu.loraShrinkExpand(gpu.fromHost(x, t, in), new int[][] {rows[0]}, new Tensor[] {a[0]}, new Tensor[] {wb[0]}, new Tensor[] {bias[0]},
                 new float[] {scale[0]}, new Tensor[] {apart});
-        assertThat(gpu.toHost(together)).containsExactly(gpu.toHost(apart));
+        assertSameBits(gpu.toHost(together), gpu.toHost(apart));
         float[] narrowGot = gpu.toHost(narrow);
         float[] all = gpu.toHost(o);
         for (int g = 1; g < 3; g++) {
             for (int r : rows[g]) {
-                assertThat(java.util.Arrays.copyOfRange(narrowGot, r * out, (r + 1) * out)).containsExactly(
-                        java.util.Arrays.copyOfRange(all, r * out, (r + 1) * out));
+                assertSameBits(java.util.Arrays.copyOfRange(narrowGot, r * out, (r + 1) * out),
+                        java.util.Arrays.copyOfRange(all, r * out, (r + 1) * out), "row %d", r);
             }
         }
     }
@@ -912,7 +915,7 @@ class CudaKernelsTest {
         } finally {
             gpu.useTiledLora(true);
         }
-        assertThat(otherGot[1]).as("the 5-token group goes a token at a time either way: the same bits").containsExactly(otherGot[0]);
+        assertSameBits(otherGot[1], otherGot[0], "the 5-token group goes a token at a time either way: the same bits");
         assertThat(gpu.tiledGroups(rows, a)).as("the three large groups by tiles, the 5-token one a token at a time")
                 .containsExactly(true, true, true, false);
         Tensor[] a65 = {weightOf(DType.BF16, randoms(65 * in), 65, in), a[1], a[2], a[3]};
@@ -1009,7 +1012,7 @@ class CudaKernelsTest {
         }
         String[] names = {"normed rows", "rotated q", "rotated k", "v", "attention output"};
         for (int i = 0; i < names.length; i++) {
-            assertThat(got[1][i]).as("fused: " + names[i]).containsExactly(got[0][i]);
+            assertSameBits(got[1][i], got[0][i], "fused: " + names[i]);
         }
         for (float value : got[0][4]) {
             assertThat(Float.isFinite(value)).as("a finite output").isTrue();
@@ -1200,7 +1203,7 @@ class CudaKernelsTest {
                 gpu.useTileAttention(tilesBefore);
             }
             for (int i = 1; i < runs.length; i++) {
-                assertThat(got[i]).as("step %d, %s: the bits of %s", step, runs[i], runs[0]).containsExactly(got[0]);
+                assertSameBits(got[i], got[0], "step %d, %s: the bits of %s", step, runs[i], runs[0]);
             }
             double[] want = new double[n * qw];
             for (int i = 0; i < n; i++) {
@@ -1305,9 +1308,9 @@ class CudaKernelsTest {
             Tensor out2 = poisoned(n, shape.queryWidth());
             gpu.rotary(q2, k2, headDim, invFreq, data);
             gpu.attention(q2, k2, gpu.fromHost(v, n, shape.kvWidth()), separateCache, 0, shape, data, out2);
-            assertThat(gpu.toHost(q1)).as("rotated q, step %d", step).containsExactly(gpu.toHost(q2));
-            assertThat(gpu.toHost(k1)).as("rotated k, step %d", step).containsExactly(gpu.toHost(k2));
-            assertThat(gpu.toHost(out1)).as("attention, step %d", step).containsExactly(gpu.toHost(out2));
+            assertSameBits(gpu.toHost(q1), gpu.toHost(q2), "rotated q, step %d", step);
+            assertSameBits(gpu.toHost(k1), gpu.toHost(k2), "rotated k, step %d", step);
+            assertSameBits(gpu.toHost(out1), gpu.toHost(out2), "attention, step %d", step);
         }
     }
 
@@ -1370,7 +1373,7 @@ class CudaKernelsTest {
             gpu.addInPlace(xt, yt);
             gpu.activation(Activation.RELU, xt);
         })) {
-            assertThat(gpu.toHost(xt)).as("capture records, it does not run").containsExactly(x);
+            assertSameBits(gpu.toHost(xt), x, "capture records, it does not run");
             graph.replay();
             graph.replay();
             double[] want = new double[n];
@@ -1388,8 +1391,7 @@ class CudaKernelsTest {
         var cpu = new dev.flora.cpu.CpuBackend();
         for (int rows : new int[] {1, 37}) {
             TensorView random = TensorView.random("model.layers.3.mlp.up_proj.weight", type, rows, 129);
-            assertThat(gpu.toHost(gpu.weight(random, rows, 129))).as("%s, %d rows", type, rows)
-                    .containsExactly(cpu.toHost(cpu.weight(random, rows, 129)));
+            assertSameBits(gpu.toHost(gpu.weight(random, rows, 129)), cpu.toHost(cpu.weight(random, rows, 129)), "%s, %d rows", type, rows);
         }
     }
 
@@ -1434,10 +1436,10 @@ class CudaKernelsTest {
                 gpu.useFloraVectors(vectors);
                 Tensor sg = poisoned(stacked, in);
                 gpu.floraModulate(gpu.fromHost(x, t, in), rows, aGpu, sg);
-                assertThat(gpu.toHost(sg)).as("modulated, vectors %s", vectors).containsExactly(cpu.toHost(sc));
+                assertSameBits(gpu.toHost(sg), cpu.toHost(sc), "modulated, vectors %s", vectors);
                 Tensor og = gpu.fromHost(base, t, out);
                 gpu.floraDemodulate(gpu.fromHost(products, stacked, out), rows, bGpu, biasGpu, og);
-                assertThat(gpu.toHost(og)).as("demodulated (other rows untouched), vectors %s", vectors).containsExactly(cpu.toHost(oc));
+                assertSameBits(gpu.toHost(og), cpu.toHost(oc), "demodulated (other rows untouched), vectors %s", vectors);
             }
         } finally {
             gpu.useFloraVectors(true);
@@ -1486,7 +1488,7 @@ class CudaKernelsTest {
         } finally {
             gpu.useFusedFlora(false);
         }
-        assertThat(results[1]).as("one launch").containsExactly(results[0]);
+        assertSameBits(results[1], results[0], "one launch");
         java.util.Set<Integer> adapted = new java.util.HashSet<>();
         for (int[] group : rows) {
             for (int row : group) {
@@ -1499,7 +1501,7 @@ class CudaKernelsTest {
             if (adapted.contains(row)) {
                 assertThat(got).as("adapted row %d written", row).isNotEqualTo(before);
             } else {
-                assertThat(got).as("row %d untouched", row).containsExactly(before);
+                assertSameBits(got, before, "row %d untouched", row);
             }
         }
     }
@@ -1543,7 +1545,7 @@ class CudaKernelsTest {
         gpu.floraModulate(xs, rows, a, s);
         gpu.linear(s, w, null, p);
         gpu.floraDemodulate(p, rows, bt, bias, separate);
-        assertThat(gpu.toHost(fused)).as("floraLinear " + type).containsExactly(gpu.toHost(separate));
+        assertSameBits(gpu.toHost(fused), gpu.toHost(separate), "floraLinear " + type);
     }
 
     /**
@@ -1699,8 +1701,9 @@ class CudaKernelsTest {
         }
         gpu.floraLinears(xs, layers);
         for (int l = 0; l < 2; l++) {
-            assertThat(gpu.toHost(layers.get(l).out())).as("layer " + l + " " + type + " " + t + " tokens").containsExactly(gpu.toHost(apart[l]))
-                    .isNotEqualTo(base[l]);
+            float[] got = gpu.toHost(layers.get(l).out());
+            assertSameBits(got, gpu.toHost(apart[l]), "layer %d %s %d tokens", l, type, t);
+            assertThat(got).isNotEqualTo(base[l]);
         }
     }
 
