@@ -8,6 +8,8 @@
 #   SANITIZE=thread tools/kernels-emulate.sh ...                (ThreadSanitizer instead: data races)
 #   KERNELS=other.cu tools/kernels-emulate.sh ...              (another copy of kernels.cu, e.g. a mutant)
 #   DEFINES="ATTN_V4_LOADS=1 COMBINE_BATCH=3" tools/kernels-emulate.sh ...   (tunables, as -Dflora.cuda.defines sets them)
+#   EMU_CP_ASYNC=eager tools/kernels-emulate.sh ...            (cp.async copies land at issue, not at their wait:
+#                                                               a copy into a buffer still being read; with SANITIZE=thread)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v g++ > /dev/null || { echo "kernels-emulate: g++ (12 or newer, for C++20) is not on PATH; on Debian or Ubuntu: apt-get install g++" >&2; exit 2; }

@@ -103,7 +103,8 @@ public final class CudaBackend implements Backend {
      * the input has at most BATCHED_PRODUCTS_MAX_ROWS rows (a decode step of more rows than the GEMV
      * takes): one launch whose blocks cover them all, where each alone is short (a 4096² product of 64
      * rows: 13.2 µs, 2.5 TB/s, on the H200 by NCU, session 6; gate and up 27.3 µs each, 3.3 TB/s). Built
-     * in session 16 without a GPU; off until measured.
+     * in session 16 without a GPU; on the H200 (session 19) right eagerly, but its per-call upload of the
+     * pointer arrays stopped every decode graph's recording (now batchedPointers); off, not yet timed.
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", false);
     /** batchedPointers' arrays by the pointers they hold, and how many sets it keeps. */
@@ -112,15 +113,16 @@ public final class CudaBackend implements Backend {
     /**
      * -Dflora.cuda.skinnyProducts=true: products of up to 64 rows by a 16-bit weight through Flora's own
      * tensor-core kernel rather than cuBLAS (CudaSkinnyProducts). Built in session 16 without a GPU;
-     * off until measured.
+     * right on the H200 but 2.7x slower than cuBLAS at 64 x (256 + 64) (decode 2,500 against 6,640
+     * tok/s, session 19): off.
      */
     private boolean skinnyProducts = booleanFlag("flora.cuda.skinnyProducts", false);
     /**
      * -Dflora.cuda.loraFused=N (N ≥ 1; 0, the default, is off): gathered LoRA calls of up to
      * LORA_FUSED_MAX_TOKENS adapted tokens (a decode step's) and ranks up to LORA_FUSED_MAX_RANK in one
      * launch, lora_fused, N blocks a token (each its shrink, then its expand over a 1/N of the output
-     * columns), rather than lora_shrink and lora_expand. Built in session 17 without a GPU; off until
-     * measured.
+     * columns), rather than lora_shrink and lora_expand. Built in session 17 without a GPU; right on
+     * the H200 but slower on the PEFT workload's decode (N = 1: -21.6%, N = 4: -26.0%, session 19): off.
      */
     private int loraFused = wholeNumberFlag("flora.cuda.loraFused", 0);
     private CudaSkinnyProducts skinny; // its buffers, made at the first product it takes outside a recording
@@ -139,14 +141,17 @@ public final class CudaBackend implements Backend {
      * for 16-bit caches and head sizes 64 and 128, the same bits. On the H200 the third gave +3.5%
      * decode at 64 sequences of 256 + 64 (llama2-7b shape) and -10% at one sequence (NOTES.md, session
      * 12). attention_* (v1) for every other cache and head size. -Dflora.cuda.attention=v1|v2|v3|v4 takes
-     * one form everywhere it applies; v4 (attention_v4_*, session 17, not yet measured) streams each lane
-     * group's own positions with its own online softmax, keys and values in flight together.
+     * one form everywhere it applies; v4 (attention_v4_*, session 17) streams each lane group's own
+     * positions with its own online softmax, keys and values in flight together: right on the H200, but
+     * 3.1% slower than auto at 64 sequences (7.5% with rounds of one position; session 19).
      */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "auto"));
     /**
      * The prefill attention's tile kernel: v1 (attention_tiles_*) by default; v2 (attention_tiles2_*,
-     * -Dflora.cuda.attentionTiles=v2, session 17, not yet measured) gives the same bits with the loads
-     * looked up once, copied by cp.async and overlapped with the products of the tile before.
+     * -Dflora.cuda.attentionTiles=v2, session 17) is meant to give the same bits with the loads looked
+     * up once, copied by cp.async and overlapped with the products of the tile before. On the H200
+     * (session 19) it took 10.6% off a 4 x 2,048-token prefill, but its bits differed from the first's
+     * (the emulator's agree; not yet explained): off.
      */
     private String tileAttentionForm = tileAttentionForm(System.getProperty("flora.cuda.attentionTiles", "v1"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
