@@ -34,6 +34,9 @@ def passed(tests_dirs, flags):
 
 
 def main():
+    if len(sys.argv) < 3:
+        print("usage: python3 winners.py TESTS-DIR[,TESTS-DIR...] variants-*.jsonl ...", file=sys.stderr)
+        sys.exit(2)
     tests_dirs = [Path(p) for p in sys.argv[1].split(",")]
     chosen = {}  # property name -> (median gain, flags)
     for name in sys.argv[2:]:
@@ -41,9 +44,12 @@ def main():
             print(f"winners: {name}: not there", file=sys.stderr)
             continue
         rounds = {}
-        for line in open(name):
-            flags, text = line.rstrip("\n").split("\t", 1)
-            rounds.setdefault(flags, []).append(json.loads(text)["tokensPerSecond"])
+        for number, line in enumerate(open(name), 1):
+            try:
+                flags, text = line.rstrip("\n").split("\t", 1)
+                rounds.setdefault(flags, []).append(json.loads(text)["tokensPerSecond"])
+            except (ValueError, KeyError) as e:
+                print(f"winners: {name}:{number}: not a FLAGS<TAB>JSON line with tokensPerSecond ({e}); skipped", file=sys.stderr)
         base = rounds.get("", [])
         if len(base) < 2:
             print(f"winners: {name}: fewer than two default rounds", file=sys.stderr)
