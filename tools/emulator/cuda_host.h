@@ -135,8 +135,9 @@ inline unsigned short emu_f32_to_f16(float f) {
 // cp.async: the hardware may land a copy at any time between its issue and the wait that covers its
 // group. By default the copy is deferred to that wait (a read before the wait sees stale data); with
 // EMU_CP_ASYNC=eager it lands at issue (a copy into a buffer that other threads still read, with no
-// barrier between, overwrites what they read: ThreadSanitizer names the race).
-inline const bool emu_copy_eager = [] {
+// barrier between, overwrites what they read: ThreadSanitizer names the race). kernels_test.cpp also
+// sets it for a second pass over the kernels that copy this way.
+inline bool emu_copy_eager = [] {
     const char* mode = std::getenv("EMU_CP_ASYNC");
     return mode != nullptr && std::strcmp(mode, "eager") == 0;
 }();
