@@ -1191,7 +1191,9 @@ public final class CudaBackend implements Backend {
         }
         Long device = batchedPointerSets.get(key);
         if (device == null) {
-            if (batchedPointerSets.size() >= BATCHED_POINTER_SETS) {
+            // A capture may not wait for another stream's copy (a recording's run before its capture
+            // meets these pointers first, so this is a set the run did not see).
+            if (batchedPointerSets.size() >= BATCHED_POINTER_SETS || (issue == Issue.CAPTURE && issuingHere())) {
                 return packed(owner, xs, ws, os);
             }
             long bytes = 8L * key.size();
