@@ -14,7 +14,7 @@ final class SameBits {
 
     /** Fails unless got and want hold the same float bits (NaN equal to NaN, as Float.equals). */
     static void assertSameBits(float[] got, float[] want, String what, Object... args) {
-        String name = String.format(what, args);
+        String name = args.length == 0 ? what : String.format(what, args); // a name without arguments may hold a %
         if (got.length != want.length) {
             fail("%s: %d values, expected %d", name, got.length, want.length);
         }
