@@ -425,12 +425,24 @@ public final class CudaBackend implements Backend {
 
     /** Floats in permanent device memory (weights, tensors made from the host), copied as weight(TensorView)'s are. */
     private long permanentFloats(float[] values, Object owner) {
-        long pointer = memory.permanent(Math.max(4L, values.length * 4L), owner);
-        if (values.length > 0) {
-            try (Arena arena = Arena.ofConfined()) {
-                driver.copyToDevice(pointer, arena.allocateFrom(ValueLayout.JAVA_FLOAT, values), values.length * 4L, weightStream);
-                driver.synchronize(weightStream);
-            }
+        try (Arena arena = Arena.ofConfined()) {
+            return permanentCopy(arena.allocateFrom(ValueLayout.JAVA_FLOAT, values), Math.max(4L, values.length * 4L), owner);
+        }
+    }
+
+    /** Longs (device pointers) in permanent device memory, copied as permanentFloats' are. */
+    private long permanentLongs(long[] values, Object owner) {
+        try (Arena arena = Arena.ofConfined()) {
+            return permanentCopy(arena.allocateFrom(ValueLayout.JAVA_LONG, values), Math.max(8L, values.length * 8L), owner);
+        }
+    }
+
+    /** host's bytes in a permanent buffer of {@code bytes}, copied on the weights' stream and waited for. */
+    private long permanentCopy(MemorySegment host, long bytes, Object owner) {
+        long pointer = memory.permanent(bytes, owner);
+        if (host.byteSize() > 0) {
+            driver.copyToDevice(pointer, host, host.byteSize(), weightStream);
+            driver.synchronize(weightStream);
         }
         return pointer;
     }
@@ -1183,12 +1195,12 @@ public final class CudaBackend implements Backend {
      * sets, as many as a long eager run of varied steps could make, a call uploads its own.
      */
     private long[] batchedPointers(Object owner, long[] xs, long[] ws, long[] os) {
-        java.util.List<Long> key = new java.util.ArrayList<>(3 * xs.length);
-        for (long[] a : new long[][] {xs, ws, os}) {
-            for (long v : a) {
-                key.add(v);
-            }
-        }
+        int n = xs.length;
+        long[] all = new long[3 * n];
+        System.arraycopy(xs, 0, all, 0, n);
+        System.arraycopy(ws, 0, all, n, n);
+        System.arraycopy(os, 0, all, 2 * n, n);
+        java.util.List<Long> key = java.util.Arrays.stream(all).boxed().toList();
         Long device = batchedPointerSets.get(key);
         if (device == null) {
             // A capture may not wait for another stream's copy (a recording's run before its capture
@@ -1196,19 +1208,9 @@ public final class CudaBackend implements Backend {
             if (batchedPointerSets.size() >= BATCHED_POINTER_SETS || (issue == Issue.CAPTURE && issuingHere())) {
                 return packed(owner, xs, ws, os);
             }
-            long bytes = 8L * key.size();
-            device = memory.permanent(bytes, this);
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment host = arena.allocate(bytes, 8);
-                for (int i = 0; i < key.size(); i++) {
-                    host.setAtIndex(ValueLayout.JAVA_LONG, i, key.get(i));
-                }
-                driver.copyToDevice(device, host, bytes, weightStream);
-                driver.synchronize(weightStream);
-            }
+            device = permanentLongs(all, this);
             batchedPointerSets.put(key, device);
         }
-        int n = xs.length;
         return new long[] {device, device + 8L * n, device + 16L * n};
     }
 
