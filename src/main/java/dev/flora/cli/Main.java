@@ -61,10 +61,23 @@ public final class Main implements Runnable {
             err.flush();
             return 2;
         }
-        int code = cli.execute(args);
+        int code = outOfMemoryAsError(() -> cli.execute(args), err);
         out.flush();
         err.flush();
         return code;
+    }
+
+    /**
+     * Runs the CLI, an OutOfMemoryError as one "error:" line and exit code 1: picocli hands Errors on
+     * rather than to the execution handler, so they would end the JVM with a stack trace.
+     */
+    static int outOfMemoryAsError(java.util.function.IntSupplier cli, PrintWriter err) {
+        try {
+            return cli.getAsInt();
+        } catch (OutOfMemoryError e) {
+            err.println("error: " + describe(e));
+            return 1;
+        }
     }
 
     /** One line for the user: the message of a FloraException, or what went wrong inside. */
@@ -75,7 +88,7 @@ public final class Main implements Runnable {
             }
         }
         if (e instanceof OutOfMemoryError) {
-            return "out of memory; give Java more heap (JAVA_OPTS=-Xmx...) or use smaller batches";
+            return "out of Java heap memory; give Java more (JAVA_OPTS=-Xmx...), or ask for less (--kv-cache-memory, smaller batches, fewer adapters)";
         }
         String message = e.getMessage() == null ? "" : ": " + e.getMessage().lines().findFirst().orElse("");
         return "internal error (" + e.getClass().getSimpleName() + message + "); set FLORA_DEBUG=1 for the stack trace";

@@ -98,15 +98,15 @@ public final class CudaBackend implements Backend {
      */
     private boolean floraVectors = booleanFlag("flora.cuda.floraVectors", true);
     /**
-     * -Dflora.cuda.batchedProducts=true: the products of one input with weights of one shape and no
-     * bias (q, k and v of a model without grouped KV heads; gate and up) in one cublasGemmBatchedEx where
-     * the input has at most BATCHED_PRODUCTS_MAX_ROWS rows (a decode step of more rows than the GEMV
-     * takes): one launch whose blocks cover them all, where each alone is short (a 4096² product of 64
-     * rows: 13.2 µs, 2.5 TB/s, on the H200 by NCU, session 6; gate and up 27.3 µs each, 3.3 TB/s). Built
-     * in session 16 without a GPU; on the H200 (session 19) right eagerly, but its per-call upload of the
-     * pointer arrays stopped every decode graph's recording (now batchedPointers); off, not yet timed.
+     * Batched products (-Dflora.cuda.batchedProducts=false turns them off): the products of one input
+     * with weights of one shape and no bias (q, k and v of a model without grouped KV heads; gate and
+     * up) in one cublasGemmBatchedEx where the input has at most BATCHED_PRODUCTS_MAX_ROWS rows (a decode
+     * step of more rows than the GEMV takes): one launch whose blocks cover them all, where each alone
+     * is short (a 4096² product of 64 rows: 13.2 µs, 2.5 TB/s, on the H200 by NCU, session 6). On by
+     * default since session 20: Llama-2-7B decode +9.7% at 8 sequences, +6.0% at 32, +6.4% at 64, +5.2%
+     * at 128 (none at 1, which takes the GEMV), the PEFT workload +4.7% (NOTES.md, session 20).
      */
-    private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", false);
+    private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", true);
     /** batchedPointers' arrays by the pointers they hold, and how many sets it keeps. */
     private final java.util.Map<java.util.List<Long>, Long> batchedPointerSets = new java.util.HashMap<>();
     private static final int BATCHED_POINTER_SETS = 4096;
@@ -147,13 +147,14 @@ public final class CudaBackend implements Backend {
      */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "auto"));
     /**
-     * The prefill attention's tile kernel: v1 (attention_tiles_*) by default; v2 (attention_tiles2_*,
-     * -Dflora.cuda.attentionTiles=v2, session 17) is meant to give the same bits with the loads looked
-     * up once, copied by cp.async and overlapped with the products of the tile before. On the H200
-     * (session 19) it took 10.6% off a 4 x 2,048-token prefill, but its bits differed from the first's
-     * (the emulator's agree; not yet explained): off.
+     * The prefill attention's tile kernel: v2 (attention_tiles2_*, session 17) by default since session
+     * 20, the same sums in the same order as v1 (attention_tiles_*, -Dflora.cuda.attentionTiles=v1) with
+     * each tile's cache slots looked up once, the key and value tiles copied by cp.async while the tile
+     * before is multiplied: the same bits as v1 on the H200 (session 20; session 19's "differ" was
+     * AssertJ's quadratic diff timing out on equal arrays), 6.4-14% off Llama-2-7B prefills of 8 x 512
+     * to 4 x 2,048 tokens.
      */
-    private String tileAttentionForm = tileAttentionForm(System.getProperty("flora.cuda.attentionTiles", "v1"));
+    private String tileAttentionForm = tileAttentionForm(System.getProperty("flora.cuda.attentionTiles", "v2"));
     private final java.util.Map<String, long[]> profile = new java.util.TreeMap<>();
     private int profileTokens; // the current step's, to tell prefill from decode in the profile
 

@@ -48,6 +48,16 @@ class CliTest {
         }
     }
 
+    @Test
+    void runningOutOfJavaHeapIsOneErrorLine() {
+        StringWriter err = new StringWriter();
+        int code = Main.outOfMemoryAsError(() -> {
+            throw new OutOfMemoryError("Java heap space");
+        }, new PrintWriter(err, true));
+        assertCleanError(new Run(code, "", err.toString()), "out of Java heap memory", "-Xmx", "--kv-cache-memory");
+        assertThat(Main.outOfMemoryAsError(() -> 7, new PrintWriter(new StringWriter(), true))).isEqualTo(7);
+    }
+
     private Path baseRequests() throws IOException {
         Path file = tmp.resolve("requests.jsonl");
         List<String> lines = Files.readAllLines(Fixtures.llamaTiny().resolve("requests.jsonl")).stream()
