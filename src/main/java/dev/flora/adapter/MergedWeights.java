@@ -4,9 +4,7 @@ import dev.flora.backend.Backend;
 import dev.flora.backend.Tensor;
 import dev.flora.model.Linear;
 
-import java.util.Collections;
 import java.util.Map;
-import java.util.WeakHashMap;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -14,7 +12,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * in, made on first use and kept while the adapter lives (weakly, by adapter); never merged in place.
  */
 final class MergedWeights {
-    private static final Map<Adapter, Map<String, Tensor[]>> COPIES = Collections.synchronizedMap(new WeakHashMap<>());
+    private static final Map<Adapter, Map<String, Tensor[]>> COPIES = dev.flora.backend.WeakDeviceCaches.create();
 
     private MergedWeights() {
     }

@@ -11,10 +11,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.List;
 import java.util.Map;
-import java.util.WeakHashMap;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -26,7 +24,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * work itself is measured, not rebuilding it.
  */
 final class PaddedLora {
-    private static final Map<AdapterModule.Lora, Map<PadKey, Tensor[]>> PADDED = Collections.synchronizedMap(new WeakHashMap<>());
+    private static final Map<AdapterModule.Lora, Map<PadKey, Tensor[]>> PADDED = dev.flora.backend.WeakDeviceCaches.create();
 
     private record PadKey(int rank, DType type) {
     }

@@ -2,6 +2,7 @@ package dev.flora.adapter;
 
 import dev.flora.FloraException;
 import dev.flora.backend.Backend;
+import dev.flora.backend.DeviceMemoryFull;
 import dev.flora.model.CausalLM;
 import dev.flora.model.Linear;
 
@@ -50,13 +51,37 @@ public final class RandomAdapters {
                     .mapToObj(n -> draw(kind, rank, layers, randoms[n])).toList();
             for (int i = 0; i < drawn.size(); i++) {
                 Map<String, AdapterModule> modules = new LinkedHashMap<>();
-                for (int l = 0; l < layers.size(); l++) {
-                    modules.put(layers.get(l).getKey(), module(backend, kind, rank, layers.get(l).getValue(), drawn.get(i)[l]));
+                try {
+                    for (int l = 0; l < layers.size(); l++) {
+                        modules.put(layers.get(l).getKey(), module(backend, kind, rank, layers.get(l).getValue(), drawn.get(i)[l]));
+                    }
+                } catch (DeviceMemoryFull e) {
+                    throw tooMany(kind, rank, targets, count, from + i, bytes(kind, rank, layers), e);
                 }
                 out.add(new Adapter("random-" + kind.name().toLowerCase(java.util.Locale.ROOT) + "-" + (from + i), kind, null, null, modules));
             }
         }
         return out;
+    }
+
+    /** Device bytes of one adapter: float32 factors or scales, as PEFT saves them and module() uploads them. */
+    private static long bytes(AdapterKind kind, int rank, List<Map.Entry<String, Linear>> layers) {
+        long floats = 0;
+        for (Map.Entry<String, Linear> e : layers) {
+            int in = e.getValue().inFeatures();
+            int outs = e.getValue().outFeatures();
+            floats += kind == AdapterKind.IA3 ? outs : (long) rank * (in + outs);
+        }
+        return 4 * floats;
+    }
+
+    /** The device's full before every adapter is up: what they all need, where it stopped, and what to lower. */
+    private static FloraException tooMany(AdapterKind kind, int rank, Set<String> targets, int count, int made, long each, DeviceMemoryFull e) {
+        return new FloraException(String.format(java.util.Locale.ROOT,
+                "%d random %s adapters of rank %d on %s need %.1f GB of device memory (%.1f MB each, float32) and the device filled "
+                        + "at adapter %d: lower --requests or the rank, or give the KV cache less (--kv-cache-memory) (%s)",
+                count, kind.name().toLowerCase(java.util.Locale.ROOT), rank, String.join(",", new java.util.TreeSet<>(targets)),
+                count * (double) each / 1e9, each / 1e6, made + 1, e.getMessage()), e);
     }
 
     /** One adapter's host values, per layer: LoRA {A, B}, fLoRA {A, Bᵀ}, IA3 {scales}. */

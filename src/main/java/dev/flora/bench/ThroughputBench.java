@@ -167,7 +167,14 @@ public final class ThroughputBench {
             adapters(model, series.kind(), rank, w).forEach(registry::register);
             registry.pin(series.strategy());
             if (series.kind() == AdapterKind.LORA && (series.strategy() == AdapterStrategy.BMM || series.strategy() == AdapterStrategy.AUTO)) {
-                registry.padForBmm(model); // set-up, as loading the adapters is: not inside the measured run's first steps
+                try {
+                    registry.padForBmm(model); // set-up, as loading the adapters is: not inside the measured run's first steps
+                } catch (dev.flora.backend.DeviceMemoryFull e) {
+                    throw new dev.flora.FloraException("the padded copies that " + series.name() + " keeps of the " + w.requests() + " rank-"
+                            + rank + " adapters (LoRA-bmm's) do not fit the device beside the adapters themselves: lower --requests or the "
+                            + "rank, give the KV cache less (--kv-cache-memory), or leave lora-bmm and lora-auto out of --series ("
+                            + e.getMessage() + ")", e);
+                }
             }
         }
         return registry;

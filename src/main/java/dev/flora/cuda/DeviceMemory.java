@@ -110,6 +110,7 @@ final class DeviceMemory {
         long pointer = driver.tryAlloc(bytes);
         for (int attempt = 0; pointer == 0 && attempt < 3; attempt++) {
             System.gc();
+            dev.flora.backend.WeakDeviceCaches.expunge(); // copies of collected adapters: freed by the next round's collection
             try {
                 Thread.sleep(100L << attempt);
             } catch (InterruptedException e) {
@@ -128,12 +129,12 @@ final class DeviceMemory {
     private long alloc(long bytes) {
         try {
             return driver.alloc(bytes);
-        } catch (CudaException e) {
+        } catch (dev.flora.backend.DeviceMemoryFull e) {
             long step = 0;
             for (long[] c : chunks) {
                 step += c[1];
             }
-            throw new CudaException(e.getMessage() + "; Flora holds " + held.get() + " bytes of weights, caches and recordings and "
+            throw new dev.flora.backend.DeviceMemoryFull(e.getMessage() + "; Flora holds " + held.get() + " bytes of weights, caches and recordings and "
                     + step + " of step memory in " + chunks.size() + " chunks");
         }
     }

@@ -186,7 +186,7 @@ public final class Driver {
         long pointer = tryAlloc(bytes);
         if (pointer == 0) {
             long[] info = memoryInfo();
-            throw new CudaException("out of GPU memory: " + bytes + " bytes asked, " + info[0] + " of " + info[1] + " free");
+            throw new dev.flora.backend.DeviceMemoryFull("out of GPU memory: " + bytes + " bytes asked, " + info[0] + " of " + info[1] + " free");
         }
         return pointer;
     }
