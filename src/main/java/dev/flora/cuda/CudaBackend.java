@@ -103,7 +103,7 @@ public final class CudaBackend implements Backend {
      * up) in one cublasGemmBatchedEx where the input has at most BATCHED_PRODUCTS_MAX_ROWS rows (a decode
      * step of more rows than the GEMV takes): one launch whose blocks cover them all, where each alone
      * is short (a 4096² product of 64 rows: 13.2 µs, 2.5 TB/s, on the H200 by NCU, session 6). On by
-     * default since session 20: Llama-2-7B decode +9.7% at 8 sequences, +6.0% at 32, +6.4% at 64, +5.2%
+     * default since session 20: Llama-2-7B decode +10.1% at 8 sequences, +5.8% at 32, +6.4% at 64, +5.2%
      * at 128 (none at 1, which takes the GEMV), the PEFT workload +4.7% (NOTES.md, session 20).
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", true);
