@@ -9,8 +9,8 @@
 #              64 x (256 + 64) (session 13: decode 6,582-6,646 tok/s by auto), and with rounds of 1 position
 #              rather than 2 (91 registers rather than 106: 5 blocks an SM rather than 4);
 #   decode1    the same at 1 x (256 + 64) (auto takes v2 there; session 13: 248.6-249.0 tok/s); not by default;
-#   tiles      the pipelined prefill tile kernel (-Dflora.cuda.attentionTiles=v2: the same bits) against the
-#              first, prefill time of 4 prompts of 2,048 tokens (one 8,192-token step, where attention weighs most);
+#   tiles      the pipelined prefill tile kernel (v2, the default since session 20: the same bits) against the
+#              first (-Dflora.cuda.attentionTiles=v1), prefill time of 4 prompts of 2,048 tokens (one 8,192-token step, where attention weighs most);
 #   lorafused  the PEFT workload (64 x (256 + 64), LoRA r8 on q, k, v, o, gathered) with -Dflora.cuda.loraFused=1
 #              and =4 (a decode step's LoRA as one launch a call, lora_fused, 1 or 4 blocks a token, rather
 #              than lora_shrink and lora_expand)
@@ -27,7 +27,7 @@ for part in ${PARTS:-decode64 lorafused tiles}; do
     decode64) RUNS=2 timeout 250 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.attention=v4" \
       "-Dflora.cuda.attention=v4 -Dflora.cuda.defines=ATTN_V4_LOADS=1" ;;
     decode1) RUNS=2 timeout 130 bash "$here/variants.sh" "$out" llama2-7b 1 256 64 "" "-Dflora.cuda.attention=v4" ;;
-    tiles) RUNS=2 timeout 120 bash "$here/variants.sh" "$out" llama2-7b 4 2048 8 "" "-Dflora.cuda.attentionTiles=v2" ;;
+    tiles) RUNS=2 timeout 120 bash "$here/variants.sh" "$out" llama2-7b 4 2048 8 "" "-Dflora.cuda.attentionTiles=v1" ;;
     lorafused) RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
       timeout 200 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.loraFused=1" "-Dflora.cuda.loraFused=4" ;;
     starcoder) RUNS=2 timeout 240 bash "$here/variants.sh" "$out" starcoder-15b 64 1024 32 "" "-Dflora.cuda.attention=v4" ;;

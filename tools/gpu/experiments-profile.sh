@@ -36,10 +36,10 @@ for kind in lora none; do
     --device cuda --batch 64 --prompt-tokens 256 --tokens 8 $extra" > "$out/profile-prefill-$kind.txt" 2>&1
   grep -A40 "flora.cuda.profile" "$out/profile-prefill-$kind.txt" | head -45
 done
-# 4. Decode products (built in session 16, off by default): batched (-Dflora.cuda.batchedProducts=true:
-#    q, k, v in one batched cuBLAS call, gate and up in another, at up to 256 rows) and Flora's skinny
-#    tensor-core kernel (-Dflora.cuda.skinnyProducts=true: every product of up to 64 rows), against
-#    cuBLAS a product each: 64 x (256 + 64), no adapters, two rounds interleaved
+# 4. Decode products: batched (the default since session 20: q, k, v in one batched cuBLAS call, gate
+#    and up in another, at up to 256 rows), cuBLAS a product each (-Dflora.cuda.batchedProducts=false)
+#    and Flora's skinny tensor-core kernel (-Dflora.cuda.skinnyProducts=true: every product of up to 64
+#    rows; off, 62% slower in session 19): 64 x (256 + 64), no adapters, two rounds interleaved
 #    (OUT/variants-llama2-7b-64.jsonl; session 7: decode 5,978-6,075 tok/s).
-RUNS=2 timeout 240 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.batchedProducts=true" \
+RUNS=2 timeout 240 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.batchedProducts=false" \
   "-Dflora.cuda.skinnyProducts=true"

@@ -1,5 +1,8 @@
 package dev.flora.cuda;
 
+import dev.flora.backend.DeviceMemoryFull;
+import dev.flora.backend.WeakDeviceCaches;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.Cleaner;
 import java.util.ArrayList;
@@ -110,7 +113,7 @@ final class DeviceMemory {
         long pointer = driver.tryAlloc(bytes);
         for (int attempt = 0; pointer == 0 && attempt < 3; attempt++) {
             System.gc();
-            dev.flora.backend.WeakDeviceCaches.expunge(); // copies of collected adapters: freed by the next round's collection
+            WeakDeviceCaches.expunge(); // copies of collected adapters: freed by the next round's collection
             try {
                 Thread.sleep(100L << attempt);
             } catch (InterruptedException e) {
@@ -129,12 +132,12 @@ final class DeviceMemory {
     private long alloc(long bytes) {
         try {
             return driver.alloc(bytes);
-        } catch (dev.flora.backend.DeviceMemoryFull e) {
+        } catch (DeviceMemoryFull e) {
             long step = 0;
             for (long[] c : chunks) {
                 step += c[1];
             }
-            throw new dev.flora.backend.DeviceMemoryFull(e.getMessage() + "; Flora holds " + held.get() + " bytes of weights, caches and recordings and "
+            throw new DeviceMemoryFull(e.getMessage() + "; Flora holds " + held.get() + " bytes of weights, caches and recordings and "
                     + step + " of step memory in " + chunks.size() + " chunks");
         }
     }

@@ -1,5 +1,7 @@
 package dev.flora.cuda;
 
+import dev.flora.backend.DeviceMemoryFull;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -186,7 +188,7 @@ public final class Driver {
         long pointer = tryAlloc(bytes);
         if (pointer == 0) {
             long[] info = memoryInfo();
-            throw new dev.flora.backend.DeviceMemoryFull("out of GPU memory: " + bytes + " bytes asked, " + info[0] + " of " + info[1] + " free");
+            throw new DeviceMemoryFull("out of GPU memory: " + bytes + " bytes asked, " + info[0] + " of " + info[1] + " free");
         }
         return pointer;
     }
