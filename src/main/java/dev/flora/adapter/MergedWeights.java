@@ -2,6 +2,7 @@ package dev.flora.adapter;
 
 import dev.flora.backend.Backend;
 import dev.flora.backend.Tensor;
+import dev.flora.backend.WeakDeviceCaches;
 import dev.flora.model.Linear;
 
 import java.util.Map;
@@ -12,7 +13,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * in, made on first use and kept while the adapter lives (weakly, by adapter); never merged in place.
  */
 final class MergedWeights {
-    private static final Map<Adapter, Map<String, Tensor[]>> COPIES = dev.flora.backend.WeakDeviceCaches.create();
+    private static final Map<Adapter, Map<String, Tensor[]>> COPIES = WeakDeviceCaches.create();
 
     private MergedWeights() {
     }

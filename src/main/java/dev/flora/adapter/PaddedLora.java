@@ -3,6 +3,7 @@ package dev.flora.adapter;
 import dev.flora.backend.Backend;
 import dev.flora.backend.DType;
 import dev.flora.backend.Tensor;
+import dev.flora.backend.WeakDeviceCaches;
 import dev.flora.model.Linear;
 import dev.flora.safetensors.SafetensorsWriter;
 import dev.flora.safetensors.TensorView;
@@ -24,7 +25,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * work itself is measured, not rebuilding it.
  */
 final class PaddedLora {
-    private static final Map<AdapterModule.Lora, Map<PadKey, Tensor[]>> PADDED = dev.flora.backend.WeakDeviceCaches.create();
+    private static final Map<AdapterModule.Lora, Map<PadKey, Tensor[]>> PADDED = WeakDeviceCaches.create();
 
     private record PadKey(int rank, DType type) {
     }

@@ -12,7 +12,7 @@ class WeakDeviceCachesTest {
     private static boolean collected(WeakReference<?> ref) throws InterruptedException {
         for (int round = 0; round < 50 && ref.get() != null; round++) {
             System.gc();
-            Thread.sleep(10);
+            Thread.sleep(10); // room for a collector that runs System.gc() concurrently; nothing here is timed
         }
         return ref.get() == null;
     }
