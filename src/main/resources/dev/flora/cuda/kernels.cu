@@ -1335,6 +1335,18 @@ __global__ void __launch_bounds__(128) attention_tiles2_f16_128(TILES_ARGS) { at
 #ifndef ATTN_V2_LOADS // a tunable: -Dflora.cuda.defines=ATTN_V2_LOADS=N (CudaBackend, KernelModule.TUNABLES)
 #define ATTN_V2_LOADS 2
 #endif
+// The second and third forms' lane sums (a lane's part of a score, its weighted values within a chunk):
+// 64, float64 as the other forms; 32 (-Dflora.cuda.defines=ATTN_LANE_SUMS=32), float32, each lane's
+// values added into the float64 output once a chunk, so that a position costs no float64 conversions
+// (16 a dimension pair on the H200's conversion pipe: about 36 µs of a 64-sequence decode layer's 117).
+#ifndef ATTN_LANE_SUMS
+#define ATTN_LANE_SUMS 64
+#endif
+#if ATTN_LANE_SUMS == 32
+typedef float attn_lane_sum;
+#else
+typedef double attn_lane_sum;
+#endif
 
 extern "C++" {
 template <int TYPE> __device__ __forceinline__ void unpack8(uint4 w, float* f) {
@@ -1447,12 +1459,12 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
                 int j = r0 + row + u * STEP;
-                double s = 0.0;
+                attn_lane_sum s = 0.0;
                 if (j < n) {
                     float kf[8];
                     unpack8<TYPE>(k[u], kf);
                     #pragma unroll
-                    for (int e = 0; e < 8; e++) s += (double) qv[e] * kf[e];
+                    for (int e = 0; e < 8; e++) s += (attn_lane_sum) qv[e] * kf[e];
                 }
                 #pragma unroll
                 for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -1469,6 +1481,11 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
             __syncthreads();
         }
         // Values: the same positions per lane as the scores; each lane its 8 dimensions.
+#if ATTN_LANE_SUMS == 32
+        float chunkAcc[8];
+        #pragma unroll
+        for (int d = 0; d < 8; d++) chunkAcc[d] = 0.f;
+#endif
         for (int r0 = 0; r0 < n; r0 += ROUND) {
             uint4 v[ATTN_V2_LOADS];
             if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, v);
@@ -1479,12 +1496,22 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
                 if (j < n) {
                     float vf[8];
                     unpack8<TYPE>(v[u], vf);
+#if ATTN_LANE_SUMS == 32
+                    float w = sc[j];
+                    #pragma unroll
+                    for (int d = 0; d < 8; d++) chunkAcc[d] = fmaf(w, vf[d], chunkAcc[d]);
+#else
                     double w = sc[j];
                     #pragma unroll
                     for (int d = 0; d < 8; d++) acc[d] += w * vf[d];
+#endif
                 }
             }
         }
+#if ATTN_LANE_SUMS == 32
+        #pragma unroll
+        for (int d = 0; d < 8; d++) acc[d] += chunkAcc[d];
+#endif
         __syncthreads();
     }
     #pragma unroll
