@@ -6,7 +6,8 @@
 # 1. every GPU test (OUT/tests.txt);
 # 2. two rounds interleaved, float64 sums against the default: 64 x (256 + 64) without adapters, the PEFT
 #    workload (LoRA r8 on q, k, v, o, gathered; also with the chunks' shrink split over the width in 4, 8
-#    and 16 slices, -Dflora.cuda.loraChunkSplit, never measured), 1 sequence, 16 x (2,048 + 64) (OUT/ab/);
+#    and 16 slices, -Dflora.cuda.loraChunkSplit, and stacked runs, -Dflora.cuda.loraStack, both never
+#    timed), 1 sequence, 16 x (2,048 + 64) (OUT/ab/);
 # 3. Nsight Compute over steady decode steps at 64 sequences (OUT/ncu-decode-sums32.txt).
 #   runtime/experiments-lanesums.sh OUT        (run from the repository root)
 set -uo pipefail
@@ -21,7 +22,8 @@ echo "tests: ${SECONDS} s"
 peft='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered'
 RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "$f64" ""
 RUNS=2 EXTRA="$peft" timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "$f64" "" \
-  "-Dflora.cuda.loraChunkSplit=4" "-Dflora.cuda.loraChunkSplit=8" "-Dflora.cuda.loraChunkSplit=16"
+  "-Dflora.cuda.loraChunkSplit=4" "-Dflora.cuda.loraChunkSplit=8" "-Dflora.cuda.loraChunkSplit=16" \
+  "-Dflora.cuda.loraStack=512" "-Dflora.cuda.loraStack=1536"
 echo "64: ${SECONDS} s"
 RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 1 256 64 "$f64" ""
 RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 16 2048 64 "$f64" ""
