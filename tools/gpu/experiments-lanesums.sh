@@ -8,7 +8,8 @@
 #    workload (LoRA r8 on q, k, v, o, gathered; also with the chunks' shrink split over the width in 4, 8
 #    and 16 slices, -Dflora.cuda.loraChunkSplit, and stacked runs, -Dflora.cuda.loraStack, both never
 #    timed), 1 sequence, 16 x (2,048 + 64) (OUT/ab/);
-# 3. Nsight Compute over steady decode steps at 64 sequences (OUT/ncu-decode-sums32.txt).
+# 3. Nsight Compute over steady decode steps of the PEFT workload (OUT/ncu-decode-peft-sums32.txt): attention
+#    with the new sums, and what the LoRA kernels take.
 #   runtime/experiments-lanesums.sh OUT        (run from the repository root)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,5 +30,5 @@ RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" 
 RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 16 2048 64 "$f64" ""
 echo "ab: ${SECONDS} s"
 METRICS=dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active \
-  NCU_TIMEOUT="$(seconds_left "$deadline")" bash "$here/ncu-decode.sh" "$out" sums32
+  NCU_TIMEOUT="$(seconds_left "$deadline")" bash "$here/ncu-decode.sh" "$out" peft-sums32 $peft
 echo "done: ${SECONDS} s"
