@@ -1336,12 +1336,13 @@ __global__ void __launch_bounds__(128) attention_tiles2_f16_128(TILES_ARGS) { at
 #define ATTN_V2_LOADS 2
 #endif
 // The second and third forms' lane sums (a lane's part of a score, its weighted values within a chunk):
-// 32, float32, each lane's values added into the float64 output once a chunk, so that a position costs
-// no float64 conversions (16 a dimension pair on the H200's conversion pipe: about 36 µs of the 117 that
-// attention took of a 64-sequence Llama-2-7B decode layer's 272, NOTES.md session 21); 64
-// (-Dflora.cuda.defines=ATTN_LANE_SUMS=64), float64 as the other forms. Either is within 1e-5 of float64.
+// 64, float64 as the other forms; 32 (-Dflora.cuda.defines=ATTN_LANE_SUMS=32; session 21, not yet
+// run on a GPU: the emulator finds it within 1.7e-7 of float64), float32, each lane's values added into
+// the float64 output once a chunk, so that a position costs no float64 conversions (16 a dimension pair
+// on the H200's conversion pipe: about 36 µs of the 117 that attention took of a 64-sequence Llama-2-7B
+// decode layer's 272, NOTES.md session 21).
 #ifndef ATTN_LANE_SUMS
-#define ATTN_LANE_SUMS 32
+#define ATTN_LANE_SUMS 64
 #endif
 #if ATTN_LANE_SUMS == 32
 typedef float attn_lane_sum;
