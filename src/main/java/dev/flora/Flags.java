@@ -16,6 +16,7 @@ public final class Flags {
             "flora.cpu.kernels",
             "flora.cuda.attention",
             "flora.cuda.attentionMinSplit",
+            "flora.cuda.attentionSplitBlocks",
             "flora.cuda.attentionTiles",
             "flora.cuda.defines",
             "flora.cuda.floraVectors",

@@ -71,6 +71,13 @@ public final class CudaBackend implements Backend {
     private final boolean overlapFlag = booleanFlag("flora.cuda.overlap", true);
     /** Decode attention: blocks per SM aimed at, the most splits of one context, the fewest positions a split takes. */
     private static final int ATTENTION_BLOCKS_PER_SM = 32;
+    /**
+     * The blocks per SM a decode step's attention splits its contexts for (-Dflora.cuda.attentionSplitBlocks,
+     * default ATTENTION_BLOCKS_PER_SM): at 64 sequences of about 300 positions, 32 gives 3 splits of
+     * about 100 positions (6,144 blocks). A tunable for the float32 lane sums (session 21, not yet timed),
+     * which leave a block less arithmetic per position; the third form's choice keeps the default.
+     */
+    private final int attentionSplitBlocks = positiveFlag("flora.cuda.attentionSplitBlocks", ATTENTION_BLOCKS_PER_SM);
     private static final int ATTENTION_MAX_SPLITS = 64;
     // Positions a decode attention block takes at least (-Dflora.cuda.attentionMinSplit): fewer make more
     // blocks for short contexts, more make fewer splits to join.
@@ -2007,7 +2014,7 @@ public final class CudaBackend implements Backend {
         // Few (token, head) pairs split their contexts, so that the GPU has enough blocks to keep
         // memory busy; each token's split length is worked out on the device from its own length.
         long listedPairs = (long) listed * shape.heads();
-        int splits = (int) Math.max(1, Math.min(ATTENTION_MAX_SPLITS, (ATTENTION_BLOCKS_PER_SM * smCount + listedPairs - 1) / listedPairs));
+        int splits = (int) Math.max(1, Math.min(ATTENTION_MAX_SPLITS, ((long) attentionSplitBlocks * smCount + listedPairs - 1) / listedPairs));
         splits = Math.min(splits, (visible + attentionMinSplit - 1) / attentionMinSplit);
         long pairs = listedPairs * splits;
         long partOut = 0;

@@ -1341,7 +1341,7 @@ __global__ void __launch_bounds__(128) attention_tiles2_f16_128(TILES_ARGS) { at
 // the float64 output once a chunk, so that a position costs no float64 conversions (16 a dimension pair
 // on the H200's conversion pipe: about 36 µs of the 117 that attention took of a 64-sequence Llama-2-7B
 // decode layer's 272, NOTES.md session 21).
-#ifndef ATTN_LANE_SUMS
+#ifndef ATTN_LANE_SUMS // a tunable: -Dflora.cuda.defines=ATTN_LANE_SUMS=32 (CudaBackend, KernelModule.TUNABLES)
 #define ATTN_LANE_SUMS 64
 #endif
 #if ATTN_LANE_SUMS == 32
