@@ -1331,16 +1331,16 @@ __global__ void __launch_bounds__(128) attention_tiles2_f16_128(TILES_ARGS) { at
 // ATTN_V2_LOADS loads in flight (attention_impl: 8 lanes a position, 8 bytes a load, one at a time).
 // Two loads beat four on the H200 (+3-4% decode at 64 sequences, NOTES.md session 8): a round covers
 // fewer positions, so a split's last round wastes less, and fewer registers fit more blocks.
-// Scores and the weighted values add up in float64 as there; only their order differs.
+// Scores and the weighted values add up in float64 as there (unless ATTN_LANE_SUMS is 32, below); only their order differs.
 #ifndef ATTN_V2_LOADS // a tunable: -Dflora.cuda.defines=ATTN_V2_LOADS=N (CudaBackend, KernelModule.TUNABLES)
 #define ATTN_V2_LOADS 2
 #endif
 // The second and third forms' lane sums (a lane's part of a score, its weighted values within a chunk):
 // 64, float64 as the other forms; 32 (-Dflora.cuda.defines=ATTN_LANE_SUMS=32; session 21, not yet
 // run on a GPU: the emulator finds it within 1.7e-7 of float64), float32, each lane's values added into
-// the float64 output once a chunk, so that a position costs no float64 conversions (16 a dimension pair
-// on the H200's conversion pipe: about 36 µs of the 117 that attention took of a 64-sequence Llama-2-7B
-// decode layer's 272, NOTES.md session 21).
+// the float64 output once a chunk, so that a position costs no float64 conversions (256 a position at
+// head size 128, 16 a clock per multiprocessor: about 35 µs of the 117 that attention took of a
+// 64-sequence Llama-2-7B decode layer's 272 on the H200, NOTES.md session 21).
 #ifndef ATTN_LANE_SUMS // a tunable: -Dflora.cuda.defines=ATTN_LANE_SUMS=32 (CudaBackend, KernelModule.TUNABLES)
 #define ATTN_LANE_SUMS 64
 #endif
