@@ -1940,6 +1940,15 @@ __global__ void flora_scales(const long long* btRow, const int* btType, const fl
 
 // LoRA shrink and expand sum in float64: the adapter's scale (rsLoRA's alpha / sqrt(r), say) can
 // magnify rounding.
+// LORA_WIDE_LOADS (-Dflora.cuda.defines=LORA_WIDE_LOADS=1; session 21, not yet run on a GPU; 0 by
+// default): float32 factors (PEFT saves LoRA in float32, and so do Flora's random adapters) read 16
+// bytes a load, as 16-bit ones are, where by default a float32 A is read 4 bytes a lane and a B row
+// rank by rank: the shrink then takes 8 columns a lane a load as for 16-bit A (another order of its
+// float64 sums), and lora_expand reads B's rows 4 float32 ranks (or 8 16-bit ones) a load, the same
+// products in the same order, so the same bits.
+#ifndef LORA_WIDE_LOADS // a tunable: -Dflora.cuda.defines=LORA_WIDE_LOADS=1 (CudaBackend, KernelModule.TUNABLES)
+#define LORA_WIDE_LOADS 0
+#endif
 // LoRA shrink, every adapted token of every adapter at once, split over the input: block (k, s)
 // takes token k's input columns [s·span, (s+1)·span), and its warp w the ranks j ≡ w (mod warps):
 // partial[k, s, j] = Σ over the span of A_g[j, c] x[row_k, c] (g = group of token k), a warp-sum of
@@ -1955,9 +1964,25 @@ __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf
     int from = s * span, to = min(in, from + span);
     // 8 columns per load where rows are 8-aligned (16-bit A: one 16-byte load; x: two).
     bool vec = (in & 7) == 0 && type != 0;
+#if LORA_WIDE_LOADS
+    bool vec32 = (in & 7) == 0 && type == 0 && aligned_to(a, 16) && aligned_to(row, 16); // float32 A: two 16-byte loads
+#endif
     for (int j = warp; j < r; j += warps) {
         double sum = 0.0;
         const u16* aj = (const u16*) a + (long long) j * in;
+#if LORA_WIDE_LOADS
+        if (vec32) {
+            const float* af = (const float*) a + (long long) j * in;
+            for (int c = from + 8 * lane; c < to; c += 256) {
+                float4 a0 = *(const float4*) (af + c), a1 = *(const float4*) (af + c + 4);
+                float4 x0 = *(const float4*) (row + c), x1 = *(const float4*) (row + c + 4);
+                float as[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+                float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                #pragma unroll
+                for (int e = 0; e < 8; e++) sum += (double) as[e] * xs[e];
+            }
+        } else
+#endif
         if (vec) {
             for (int c = from + 8 * lane; c < to; c += 256) {
                 uint4 w = *(const uint4*) (aj + c);
@@ -2092,7 +2117,7 @@ extern "C++" {
 // every column's loads before the stores (as flora_modulate). B's row c is read rank by rank, or with
 // ROWS16 (16-bit B, r a multiple of 8, 16-byte aligned) 8 ranks a load: the same products added in the
 // same order, so the same bits.
-template <bool ROWS16>
+template <bool ROWS16, bool ROWS32 = false>
 __device__ __forceinline__ void lora_expand_columns(const double* v, int r, const void* b, int type, const void* bias, int biasType, float sc,
                                                     float* o, int from, int end) {
     for (int c0 = from + threadIdx.x; c0 < end; c0 += FLORA_BATCH * blockDim.x) {
@@ -2109,6 +2134,15 @@ __device__ __forceinline__ void lora_expand_columns(const double* v, int r, cons
                     unpack8(row[j8], type == 1, bf);
                     #pragma unroll
                     for (int e = 0; e < 8; e++) d += (double) bf[e] * v[j8 * 8 + e];
+                }
+            } else if (ROWS32) { // float32 B, r a multiple of 4, 16-byte aligned: 4 ranks a load
+                const float4* row = (const float4*) ((const float*) b + (long long) c * r);
+                for (int j4 = 0; j4 < r / 4; j4++) {
+                    float4 w = row[j4];
+                    d += (double) w.x * v[j4 * 4];
+                    d += (double) w.y * v[j4 * 4 + 1];
+                    d += (double) w.z * v[j4 * 4 + 2];
+                    d += (double) w.w * v[j4 * 4 + 3];
                 }
             } else {
                 #pragma unroll 8
@@ -2163,6 +2197,16 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
     float* o = out + (long long) rowOf[k] * outs;
     float sc = scale[g];
     int end = min(outs, (blockIdx.y + 1) * columns), bType2 = bias ? biasType[g] : 0;
+#if LORA_WIDE_LOADS
+    if (type != 0 && (r & 7) == 0 && aligned_to(b, 16)) {
+        lora_expand_columns<true>(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
+        return;
+    }
+    if (type == 0 && (r & 3) == 0 && aligned_to(b, 16)) {
+        lora_expand_columns<false, true>(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
+        return;
+    }
+#endif
     lora_expand_columns<false>(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
 }
 
