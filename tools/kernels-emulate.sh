@@ -4,7 +4,8 @@
 # built with AddressSanitizer and UndefinedBehaviorSanitizer so that a read or write out of bounds
 # stops the run. For a kernel's logic where no GPU is lent; it measures no speed and does not replace
 # the GPU tests (CudaKernelsTest), which run the kernels as NVRTC compiles them.
-#   tools/kernels-emulate.sh [attention|tiles|lora|flora|stack|step|gemv|skinny]     (all by default; about a minute)
+#   tools/kernels-emulate.sh [attention|tiles|lora|flora|stack|step|gemv|skinny]     (all by default; about a minute;
+#                                                    several joined by commas: attention,lora)
 #   SANITIZE=thread tools/kernels-emulate.sh ...                (ThreadSanitizer instead: data races)
 #   KERNELS=other.cu tools/kernels-emulate.sh ...              (another copy of kernels.cu, e.g. a mutant)
 #   DEFINES="ATTN_V4_LOADS=1 COMBINE_BATCH=3" tools/kernels-emulate.sh ...   (tunables, as -Dflora.cuda.defines sets them)

@@ -950,16 +950,29 @@ static void floraGemv(int type, int in, std::mt19937& rng) {
 }
 
 int main(int argc, char** argv) {
-    std::string only = argc > 1 ? argv[1] : "";
+    // The parts to run: one, or several joined by commas (none: all of them).
     const std::vector<std::string> parts = {"attention", "tiles", "lora", "flora", "stack", "step", "gemv", "skinny"};
-    if (argc > 2 || (!only.empty() && std::find(parts.begin(), parts.end(), only) == parts.end())) {
-        std::string names;
-        for (const std::string& p : parts) names += (names.empty() ? "" : ", ") + p;
-        std::fprintf(stderr, "kernels-emulate: no part '%s'; the parts are %s (none: all of them)\n", argc > 2 ? argv[2] : only.c_str(), names.c_str());
-        return 2;
+    std::vector<std::string> chosen;
+    if (argc > 1) {
+        std::string list = argv[1];
+        for (size_t at = 0; at <= list.size();) {
+            size_t comma = std::min(list.find(',', at), list.size());
+            chosen.push_back(list.substr(at, comma - at));
+            at = comma + 1;
+        }
     }
+    for (const std::string& c : chosen) {
+        if (argc > 2 || std::find(parts.begin(), parts.end(), c) == parts.end()) {
+            std::string names;
+            for (const std::string& p : parts) names += (names.empty() ? "" : ", ") + p;
+            std::fprintf(stderr, "kernels-emulate: no part '%s'; the parts are %s, one or several joined by commas (none: all of them)\n",
+                         argc > 2 ? argv[2] : c.c_str(), names.c_str());
+            return 2;
+        }
+    }
+    auto want = [&](const char* part) { return chosen.empty() || std::find(chosen.begin(), chosen.end(), part) != chosen.end(); };
     std::mt19937 rng(20261205);
-    if (only.empty() || only == "attention") {
+    if (want("attention")) {
         // contexts across chunk and slot-batch edges; one split and several; minSplit 300 and 600 make a
         // block take several batches of ATTN_V4_SLOTS; a window; grouped-query heads.
         decodeAttention({1, 64, 4, 2, 16, 0, 32, 4, {1, 17, 130, 300}}, rng);
@@ -968,13 +981,13 @@ int main(int argc, char** argv) {
         decodeAttention({1, 64, 2, 1, 16, 0, 600, 1, {1100, 600, 601}}, rng);
         decodeAttention({2, 64, 4, 4, 16, 100, 32, 3, {250, 99, 101}}, rng);
     }
-    if (only.empty() || only == "tiles") {
+    if (want("tiles")) {
         prefillTiles(1, 64, 2, 1, 0, {64, 37, 130}, {0, 5, 0}, rng);
         prefillTiles(2, 128, 2, 2, 0, {70, 16}, {30, 200}, rng);
         prefillTiles(1, 128, 4, 2, 50, {100}, {20}, rng);
         prefillTiles(2, 64, 2, 1, 0, {1, 65}, {0, 63}, rng);
     }
-    if (only.empty() || only == "lora") {
+    if (want("lora")) {
         auto ad = [](int rank, int type, int outs, bool bias, float scale) { return Adapter{rank, type, outs, bias, scale, {}, {}, {}, {}, {}, {}}; };
         std::vector<Adapter> mixed = {ad(8, 1, 512, false, 2.f), ad(1, 1, 512, true, 0.5f), ad(64, 2, 384, false, 1.f), ad(3, 0, 200, true, 4.f),
                                       ad(16, 1, 96, false, 0.25f)};
@@ -988,17 +1001,17 @@ int main(int argc, char** argv) {
         std::fill(runs.begin() + 40, runs.end(), 1);
         decodeLora(1100, {ad(16, 1, 300, true, 2.f), ad(64, 2, 1100, false, 0.5f)}, runs, 2, rng); // two spans of the tiled shrink
     }
-    if (only.empty() || only == "flora") {
+    if (want("flora")) {
         floraPrompt(1, 1032, 72, {0, 1, 0, 2, 2, 1, 0}, {1, 4, 2}, rng);
         floraPrompt(2, 64, 1030, {1, 0}, {3, 8}, rng); // outputs past one block's 1,024 columns
     }
-    if (only.empty() || only == "stack") {
+    if (want("stack")) {
         stacked(1, 40, 1, rng);
         stacked(5, 64, 2, rng);
         stacked(16, 33, 1, rng);
         stackedFactors();
     }
-    if (only.empty() || only == "step") {
+    if (want("step")) {
         rmsNorm(3, 1000, 1, rng);
         rmsNorm(2, 1001, 2, rng); // not a multiple of 4: the scalar loop
         rotaryWriteKv(1, 4, 2, 64, {0, 5, 1999, 300}, {3, -1, 40, 7}, 3, rng);
@@ -1007,7 +1020,7 @@ int main(int argc, char** argv) {
         logitSummary(3, 5000, rng);
         misc(rng);
     }
-    if (only.empty() || only == "gemv") {
+    if (want("gemv")) {
         gemvs<1>(1, 512, rng);
         gemvs<2>(2, 1024, rng);
         gemvs<3>(1, 2056, rng); // not a multiple of a block's 1,024-column step
@@ -1017,7 +1030,7 @@ int main(int argc, char** argv) {
         floraGemv(1, 512, rng);
         floraGemv(2, 1032, rng);
     }
-    if (only.empty() || only == "skinny") {
+    if (want("skinny")) {
         skinny(1, 1, 256, 128, 256, 0, rng);
         skinny(1, 5, 512, 200, 128, 0, rng);
         skinny(2, 64, 256, 256, 64, 1, rng);
@@ -1030,12 +1043,12 @@ int main(int argc, char** argv) {
     if (!emu_copy_eager) {
         emu_copy_eager = true;
         pass = " [copies at issue]";
-        if (only.empty() || only == "attention") decodeAttention({1, 128, 2, 2, 16, 0, 300, 2, {700, 33}}, rng);
-        if (only.empty() || only == "tiles") {
+        if (want("attention")) decodeAttention({1, 128, 2, 2, 16, 0, 300, 2, {700, 33}}, rng);
+        if (want("tiles")) {
             prefillTiles(1, 64, 2, 1, 0, {64, 37, 130}, {0, 5, 0}, rng);
             prefillTiles(1, 128, 4, 2, 50, {100}, {20}, rng);
         }
-        if (only.empty() || only == "skinny") {
+        if (want("skinny")) {
             skinny(1, 5, 512, 200, 128, 0, rng);
             skinny(2, 64, 256, 256, 64, 1, rng);
         }

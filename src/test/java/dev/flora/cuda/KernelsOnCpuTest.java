@@ -30,11 +30,30 @@ class KernelsOnCpuTest {
 
     @TestFactory
     List<DynamicTest> newKernelsMatchTheirReferencesOnTheCpu() throws IOException, InterruptedException {
+        return emulated("", List.of());
+    }
+
+    /**
+     * The tunables not yet run on a GPU (session 21: float32 lane sums in the decode attention, 16-byte
+     * loads of float32 LoRA factors), compiled in as -Dflora.cuda.defines would, over the parts they touch.
+     */
+    @TestFactory
+    List<DynamicTest> untimedTunablesMatchTheirReferencesOnTheCpu() throws IOException, InterruptedException {
+        return emulated("ATTN_LANE_SUMS=32 LORA_WIDE_LOADS=1", List.of("attention,lora"));
+    }
+
+    /** tools/kernels-emulate.sh with these DEFINES (blank: none) and arguments, a check a test. */
+    private static List<DynamicTest> emulated(String defines, List<String> arguments) throws IOException, InterruptedException {
         Path script = Path.of("tools/kernels-emulate.sh");
         assertThat(script).as("run from the project's root").exists();
         Path log = Files.createTempFile("kernels-emulate", ".txt");
+        String prefix = defines.isBlank() ? "" : "[" + defines + "] ";
         try {
-            Process run = new ProcessBuilder("bash", script.toString()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            List<String> command = new ArrayList<>(List.of("bash", script.toString()));
+            command.addAll(arguments);
+            ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+            builder.environment().put("DEFINES", defines);
+            Process run = builder.start();
             if (!run.waitFor(10, TimeUnit.MINUTES)) {
                 run.destroyForcibly();
                 fail("tools/kernels-emulate.sh ran past 10 minutes:\n" + Files.readString(log, StandardCharsets.UTF_8));
@@ -48,7 +67,7 @@ class KernelsOnCpuTest {
                 Matcher c = CHECK.matcher(line);
                 if (c.matches()) {
                     boolean ok = c.group(1).startsWith("ok");
-                    String name = c.group(2);
+                    String name = prefix + c.group(2);
                     String detail = "error " + c.group(3) + ", tolerance " + c.group(4);
                     checks.add(DynamicTest.dynamicTest(name, () -> assertThat(ok).as(name + ": " + detail).isTrue()));
                 }
@@ -64,7 +83,7 @@ class KernelsOnCpuTest {
             int seen = checks.size();
             // The run as a whole: it compiled, ended normally (no sanitizer report, no block stuck) and
             // printed every check it counted.
-            checks.add(0, DynamicTest.dynamicTest("the emulated run ends cleanly", () -> {
+            checks.add(0, DynamicTest.dynamicTest(prefix + "the emulated run ends cleanly", () -> {
                 assertThat(exit).as("tools/kernels-emulate.sh's exit status (output:\n%s\n)", output).isIn(0, 1);
                 assertThat(summaryTotal).as("its summary line (output:\n%s\n)", output).isPositive();
                 assertThat(seen).as("checks printed against checks counted").isEqualTo(summaryTotal);
