@@ -81,6 +81,8 @@ class CudaAbsenceTest {
     void kernelTunablesAreDefinesOrRefusedByName() {
         assertThat(KernelModule.defines(null)).isEmpty();
         assertThat(KernelModule.defines("GEMV_UNROLL=4, ATTN_V2_LOADS=8")).containsExactly("-DGEMV_UNROLL=4", "-DATTN_V2_LOADS=8");
+        assertThat(KernelModule.defines("ATTN_LANE_SUMS=32,LORA_WIDE_LOADS=1")).as("session 21's untimed tunables")
+                .containsExactly("-DATTN_LANE_SUMS=32", "-DLORA_WIDE_LOADS=1");
         for (String bad : new String[] {"GEMV_ROWS=8", "GEMV_UNROLL=0", "GEMV_UNROLL", "GEMV_UNROLL=4=5", "ROTATE_BATCH=x"}) {
             assertThatThrownBy(() -> KernelModule.defines(bad)).isInstanceOf(FloraException.class).hasMessageContaining("not '" + bad + "'");
         }
