@@ -2,6 +2,7 @@ package dev.flora.adapter;
 
 import dev.flora.FloraException;
 import dev.flora.backend.Backend;
+import dev.flora.backend.DeviceMemoryFull;
 import dev.flora.backend.Tensor;
 import dev.flora.model.Linear;
 import dev.flora.safetensors.SafetensorsFile;
@@ -56,20 +57,41 @@ public final class AdapterLoader {
             throw new FloraException(weights + ": holds no adapter tensors");
         }
         Map<String, AdapterModule> modules = new LinkedHashMap<>();
-        for (var e : byModule.entrySet()) {
-            String module = e.getKey();
-            Linear base = baseModules.get(module);
-            if (base == null) {
-                throw new FloraException(weights + ": module '" + module + "' does not exist in the base model"
-                        + (module.endsWith("embed_tokens") || module.endsWith("lm_head") ? " as an adaptable linear layer (embedding LoRA is not supported)" : ""));
+        try {
+            for (var e : byModule.entrySet()) {
+                String module = e.getKey();
+                Linear base = baseModules.get(module);
+                if (base == null) {
+                    throw new FloraException(weights + ": module '" + module + "' does not exist in the base model"
+                            + (module.endsWith("embed_tokens") || module.endsWith("lm_head") ? " as an adaptable linear layer (embedding LoRA is not supported)" : ""));
+                }
+                modules.put(module, switch (config.kind()) {
+                    case LORA -> lora(config, weights, module, e.getValue(), base, backend);
+                    case IA3 -> ia3(weights, module, e.getValue(), base, backend);
+                    case FLORA -> flora(config, weights, module, e.getValue(), base, backend);
+                });
             }
-            modules.put(module, switch (config.kind()) {
-                case LORA -> lora(config, weights, module, e.getValue(), base, backend);
-                case IA3 -> ia3(weights, module, e.getValue(), base, backend);
-                case FLORA -> flora(config, weights, module, e.getValue(), base, backend);
-            });
+        } catch (DeviceMemoryFull e) {
+            throw doesNotFit(name, dir, weights, e);
         }
         return new Adapter(name, config.kind(), dir, config, modules, contentHash(configBytes, file));
+    }
+
+    /**
+     * A device full while the adapter's factors go up: on the GPU every loaded adapter stays in the
+     * device's memory (its host tier is GPU memory, README), so what to lower is how many are held.
+     */
+    private static FloraException doesNotFit(String name, Path dir, Path weights, DeviceMemoryFull e) {
+        long bytes;
+        try {
+            bytes = Files.size(weights);
+        } catch (java.io.IOException io) {
+            bytes = -1;
+        }
+        String size = bytes < 0 ? "" : String.format(java.util.Locale.ROOT, " (%.1f MB of factors)", bytes / 1e6);
+        return new FloraException(dir + ": adapter '" + name + "'" + size + " does not fit in the device's memory, where every loaded "
+                + "adapter stays: hold fewer at once (--max-cpu-adapters), or give the KV cache less (--kv-cache-memory) ("
+                + e.getMessage() + ")", e);
     }
 
     /** SHA-256 of the config's bytes and of the weights file as mapped: what the adapter was read from. */

@@ -75,6 +75,22 @@ class BadAdaptersTest {
                 .write(dir.resolve("adapter_model.safetensors"));
     }
 
+    /** On the GPU a loaded adapter's factors stay in device memory: a full device says what to hold fewer of. */
+    @Test
+    void anAdapterThatDoesNotFitOnTheDeviceSaysWhatToLower() throws IOException {
+        Path dir = copy("lora-qv-r4");
+        java.util.concurrent.atomic.AtomicInteger room = new java.util.concurrent.atomic.AtomicInteger(1); // A of the first module, then full
+        dev.flora.backend.Backend filling = FillingBackend.fillingAfter(model.model().backend(), room);
+        assertThatThrownBy(() -> AdapterLoader.load("big", dir, model.model().linears(), filling))
+                .isInstanceOf(FloraException.class).isNotInstanceOf(dev.flora.backend.DeviceMemoryFull.class)
+                .hasMessageStartingWith(dir + ": adapter 'big' (")
+                .hasMessageContaining("MB of factors) does not fit in the device's memory")
+                .hasMessageContaining("--max-cpu-adapters").hasMessageContaining("--kv-cache-memory")
+                .hasMessageContaining("out of GPU memory: 1310720 bytes asked");
+        room.set(Integer.MAX_VALUE);
+        assertThat(AdapterLoader.load("fits", dir, model.model().linears(), filling).modules()).isNotEmpty();
+    }
+
     @Test
     void wrongShapesNameTheKeyAndBothShapes() throws IOException {
         Path dir = tmp.resolve("shape");

@@ -2,15 +2,12 @@ package dev.flora.adapter;
 
 import dev.flora.FloraException;
 import dev.flora.Fixtures;
-import dev.flora.backend.Backend;
 import dev.flora.backend.DeviceMemoryFull;
 import dev.flora.cpu.CpuBackend;
 import dev.flora.model.CausalLM;
 import dev.flora.model.PretrainedModel;
 import org.junit.jupiter.api.Test;
 
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Proxy;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -19,24 +16,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class RandomAdaptersTest {
-    /** The CPU backend, except that after {@code room} more weights it reports the device full, as CUDA's allocator does. */
-    private static Backend fillingAfter(Backend cpu, AtomicInteger room) {
-        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, (proxy, method, args) -> {
-            if (method.getName().equals("weight") && room.getAndDecrement() <= 0) {
-                throw new DeviceMemoryFull("out of GPU memory: 1310720 bytes asked, 3276800 of 150109880320 free");
-            }
-            try {
-                return method.invoke(cpu, args);
-            } catch (InvocationTargetException e) {
-                throw e.getCause();
-            }
-        });
-    }
-
     @Test
     void aFullDeviceSaysWhatTheAdaptersNeedAndWhatToLower() {
         AtomicInteger room = new AtomicInteger(Integer.MAX_VALUE);
-        CausalLM model = PretrainedModel.load(Fixtures.llamaTinyModel(), fillingAfter(new CpuBackend(), room)).model();
+        CausalLM model = PretrainedModel.load(Fixtures.llamaTinyModel(), FillingBackend.fillingAfter(new CpuBackend(), room)).model();
         Set<String> targets = Set.of("q_proj", "v_proj");
         List<Adapter> fit = RandomAdapters.create(model, AdapterKind.LORA, 4, targets, 3, 1);
         assertThat(fit).hasSize(3);
