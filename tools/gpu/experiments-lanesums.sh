@@ -12,8 +12,8 @@
 #    LoRA r8 on q, k, v, o, gathered): default, lane sums, wide loads, both, and both with the chunks'
 #    shrink split in 4, 8 and 16 slices (-Dflora.cuda.loraChunkSplit) or stacked runs at 512 and 1,536
 #    ranks (-Dflora.cuda.loraStack), neither ever timed; 1 sequence and 16 x (2,048 + 64): default
-#    against lane sums (OUT/ab/);
-# 3. Nsight Compute over steady decode steps of the PEFT workload with both defines
+#    against lane sums, last, as time allows (OUT/ab/);
+# 3. (before those two) Nsight Compute over steady decode steps of the PEFT workload with both defines
 #    (OUT/ncu-decode-peft-both.txt): attention with float32 sums, and what the LoRA kernels take.
 #   runtime/experiments-lanesums.sh OUT        (run from the repository root)
 set -uo pipefail
@@ -34,9 +34,9 @@ RUNS=2 EXTRA="$peft" timeout "$(seconds_left "$deadline")" bash "$here/variants.
   "$both -Dflora.cuda.loraChunkSplit=4" "$both -Dflora.cuda.loraChunkSplit=8" "$both -Dflora.cuda.loraChunkSplit=16" \
   "$both -Dflora.cuda.loraStack=512" "$both -Dflora.cuda.loraStack=1536"
 echo "64: ${SECONDS} s"
-RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 1 256 64 "" "$sums"
-RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 16 2048 64 "" "$sums"
-echo "ab: ${SECONDS} s"
 JAVA_OPTS="$both" METRICS=dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active \
   NCU_TIMEOUT="$(seconds_left "$deadline")" bash "$here/ncu-decode.sh" "$out" peft-both $peft
+echo "ncu: ${SECONDS} s"
+RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 1 256 64 "" "$sums"
+RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 16 2048 64 "" "$sums"
 echo "done: ${SECONDS} s"
