@@ -4,7 +4,7 @@
 # after SKIP (default 0) of them, in flora bench decode on a random-weight SHAPE (llama2-7b) at BATCH
 # (64) sequences of PROMPT (256) tokens; the extra arguments go to bench decode, JAVA_OPTS to the JVM.
 # For what a time summary (ncu-decode.sh) cannot say: why a kernel runs at the speed it does (the
-# prefill tiles at about 15% of mma.sync's rate, the decode attention at half of DRAM's peak).
+# prefill tiles' products at about 39 TFLOP/s, the decode attention at half of DRAM's peak).
 #   runtime/ncu-kernel.sh OUT NAME REGEX [bench decode options...]    (OUT/ncu-kernel-NAME.{ncu-rep,txt,csv,log})
 #   e.g. runtime/ncu-kernel.sh OUT tiles 'attention_tiles2_bf16_128'
 #        SKIP=200 runtime/ncu-kernel.sh OUT attention 'attention_v3_bf16_128'
