@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine (session 21's plan, about 520 s): two kernel tunables built without a GPU, against
+# On the GPU machine (session 21's plan, about 520 s, parts stopped at DEADLINE, default 570 s): two kernel tunables built without a GPU, against
 # the defaults, two rounds interleaved each (the rule: both rounds beat both default rounds, median +2%):
 # - float32 lane sums in the decode attention's second and third forms (-Dflora.cuda.defines=ATTN_LANE_SUMS=32).
 #   Session 21's first call: attention_v3 takes 117 µs of a 272 µs decode layer at 64 sequences, at
