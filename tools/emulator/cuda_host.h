@@ -39,7 +39,11 @@ inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
 
+#ifdef FLORA_KERNEL_LIST // build-cuda-on-cpu.sh lists the kernels from the preprocessed source
+#define __global__ FLORA_KERNEL_MARK
+#else
 #define __global__
+#endif
 #define __device__
 #define __host__
 #define __forceinline__ inline
@@ -66,28 +70,184 @@ struct Lane {
     Block* block = nullptr;
     int thread = 0;
     std::vector<Copy> open;              // cp.async copies issued since the last commit
-    std::deque<std::vector<Copy>> groups; // committed, not yet waited for
+    std::vector<std::vector<Copy>> groups; // committed, not yet waited for (oldest first)
 };
-inline thread_local Lane lane;
+// A CUDA thread's own state: per host thread, or (EMU_FIBERS, all on one host thread) swapped in and
+// out with the fiber.
+#ifdef EMU_FIBERS
+#define EMU_THREAD_LOCAL
+#else
+#define EMU_THREAD_LOCAL thread_local
+#endif
+inline EMU_THREAD_LOCAL Lane lane;
+inline void swapLanes(Lane& a, Lane& b) { // no allocation: the fibers swap at every barrier
+    std::swap(a.block, b.block);
+    std::swap(a.thread, b.thread);
+    a.open.swap(b.open);
+    a.groups.swap(b.groups);
+}
 inline std::vector<unsigned char> dynamicShared;
 }  // namespace emu
 
-inline thread_local dim3 threadIdx, blockIdx;
+inline EMU_THREAD_LOCAL dim3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 
-inline void __syncthreads() { emu::lane.block->bar.arrive_and_wait(); }
 inline emu::Warp& emu_warp() { return emu::lane.block->warps[emu::lane.thread / 32]; }
-inline void __syncwarp(unsigned = 0xffffffffu) { emu_warp().bar.arrive_and_wait(); }
+
+#ifdef EMU_FIBERS
+// Fibers (cuda_on_cpu.cpp, where the GPU tests' many launches would otherwise spend their time
+// starting host threads and waking them at every barrier): a block's CUDA threads are contexts on
+// one host thread, each run until it ends or waits at a barrier, the barrier released when every
+// thread of the block (or warp) still running has reached it. threadIdx and the lane's state are
+// swapped in and out with the context. The same order of events as host threads may take, so the
+// same results; ThreadSanitizer and AddressSanitizer runs keep host threads (kernels-emulate.sh).
+// A switch saves the callee-saved registers on the stack it leaves (x86-64 System V): no system call,
+// where ucontext's swapcontext makes one to save the signal mask (a barrier of 128 threads is 128 switches).
+#if !defined(__x86_64__)
+#error "EMU_FIBERS switches stacks with x86-64 code; elsewhere build without it (host threads)"
+#endif
+#include <sys/mman.h>
+extern "C" void emu_fiber_switch(void** save, void* load);
+asm(R"(
+    .text
+    .globl emu_fiber_switch
+    .hidden emu_fiber_switch
+    .type emu_fiber_switch, @function
+emu_fiber_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_fiber_switch, .-emu_fiber_switch
+)");
+namespace emu {
+enum class Wait { None, Block, Warp, Done };
+struct Fiber {
+    void* stack = nullptr; // the saved stack pointer while it does not run
+    Lane saved;            // this thread's lane state while another thread runs
+    dim3 index;
+    Wait wait = Wait::None;
+};
+struct FiberBlock {
+    std::vector<Fiber> fibers;
+    void* scheduler = nullptr;
+    int current = 0, alive = 0, atBlock = 0;
+    std::vector<int> warpAlive, atWarp;
+    void (*body)(void*) = nullptr;
+    void* argument = nullptr;
+};
+inline FiberBlock* fiberBlock = nullptr;
+constexpr size_t kFiberStack = 256 << 10; // reserved, not committed: pages are touched as used
+inline char* fiberStacks(int threads) {
+    static char* base = nullptr;
+    static int reserved = 0;
+    if (threads > reserved) {
+        if (base) munmap(base, kFiberStack * reserved);
+        void* m = mmap(nullptr, kFiberStack * threads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) { std::fprintf(stderr, "emu: no memory for %d fiber stacks\n", threads); std::abort(); }
+        base = (char*) m;
+        reserved = threads;
+    }
+    return base;
+}
+inline void releaseWaiting(Wait kind, int warp) {
+    FiberBlock& b = *fiberBlock;
+    for (size_t i = 0; i < b.fibers.size(); i++) {
+        if (b.fibers[i].wait == kind && (kind == Wait::Block || (int) i / 32 == warp)) b.fibers[i].wait = Wait::None;
+    }
+    if (kind == Wait::Block) b.atBlock = 0;
+    else b.atWarp[warp] = 0;
+}
+// The next thread after `after` (in index order, wrapping) that can run, or -1.
+inline int nextRunnable(int after) {
+    FiberBlock& b = *fiberBlock;
+    int n = (int) b.fibers.size();
+    for (int k = 1; k <= n; k++) {
+        int i = (after + k) % n;
+        if (b.fibers[i].wait == Wait::None) return i;
+    }
+    return -1;
+}
+// Leaves thread `from` (its stack pointer saved in *save) for thread `to`, straight from one to the
+// other (half the switches of going through the scheduler), or for the scheduler when `to` is -1.
+inline void switchThreads(int from, int to, void** save) {
+    FiberBlock& b = *fiberBlock;
+    swapLanes(lane, b.fibers[from].saved);
+    if (to < 0) {
+        emu_fiber_switch(save, b.scheduler);
+        return;
+    }
+    swapLanes(lane, b.fibers[to].saved);
+    threadIdx = b.fibers[to].index;
+    b.current = to;
+    emu_fiber_switch(save, b.fibers[to].stack);
+}
+inline void fiberWait(Wait kind) {
+    FiberBlock& b = *fiberBlock;
+    int me = b.current, warp = me / 32;
+    Fiber& f = b.fibers[me];
+    f.wait = kind;
+    if (kind == Wait::Block ? ++b.atBlock == b.alive : ++b.atWarp[warp] == b.warpAlive[warp]) {
+        releaseWaiting(kind, warp); // the last to arrive: everyone goes on, this thread first
+        return;
+    }
+    switchThreads(me, nextRunnable(me), &f.stack); // none runnable: the scheduler names the deadlock
+}
+// A thread that ends no longer holds up the barriers (as on the GPU); its stack is not returned to.
+[[noreturn]] inline void fiberStart() {
+    FiberBlock& b = *fiberBlock;
+    b.body(b.argument);
+    int me = b.current, warp = me / 32;
+    b.fibers[me].wait = Wait::Done;
+    b.alive--;
+    b.warpAlive[warp]--;
+    if (b.atBlock > 0 && b.atBlock == b.alive) releaseWaiting(Wait::Block, warp);
+    if (b.atWarp[warp] > 0 && b.atWarp[warp] == b.warpAlive[warp]) releaseWaiting(Wait::Warp, warp);
+    void* discarded;
+    switchThreads(me, nextRunnable(me), &discarded);
+    __builtin_unreachable();
+}
+// A fresh stack as emu_fiber_switch leaves one: six zeroed registers, then fiberStart as the return
+// address, entered with the stack 8 bytes off 16 as a call leaves it.
+// The tops are staggered (thread i's by i % 64 cache lines and pages): stacks a power of two apart
+// would all fall on the same cache sets, and every barrier touches every thread's top of stack.
+inline void* fiberEntry(char* stackBase, int thread) {
+    uintptr_t top = ((uintptr_t) (stackBase + kFiberStack - (thread % 64) * (4096 + 64))) & ~(uintptr_t) 15;
+    void** sp = (void**) (top - 64);
+    for (int i = 0; i < 6; i++) sp[i] = nullptr;
+    sp[6] = (void*) &fiberStart;
+    sp[7] = nullptr;
+    return sp;
+}
+}  // namespace emu
+inline void __syncthreads() { emu::fiberWait(emu::Wait::Block); }
+inline void emu_warp_wait(emu::Warp&) { emu::fiberWait(emu::Wait::Warp); }
+#else
+inline void __syncthreads() { emu::lane.block->bar.arrive_and_wait(); }
+inline void emu_warp_wait(emu::Warp& w) { w.bar.arrive_and_wait(); }
+#endif
+inline void __syncwarp(unsigned = 0xffffffffu) { emu_warp_wait(emu_warp()); }
 
 template <typename T> T __shfl_xor_sync(unsigned, T v, int o) {
     static_assert(sizeof(T) <= 64, "a lane's slot");
     emu::Warp& w = emu_warp();
     int me = emu::lane.thread & 31;
     std::memcpy(w.slot[me], &v, sizeof(T));
-    w.bar.arrive_and_wait();
+    emu_warp_wait(w);
     T r;
     std::memcpy(&r, w.slot[me ^ o], sizeof(T));
-    w.bar.arrive_and_wait();
+    emu_warp_wait(w);
     return r;
 }
 
@@ -152,7 +312,7 @@ inline void emu_copy_async_commit() {
 inline void emu_copy_async_wait(int pending) {
     while ((int) emu::lane.groups.size() > pending) {
         for (const emu::Copy& c : emu::lane.groups.front()) std::memcpy(c.to, c.from, 16);
-        emu::lane.groups.pop_front();
+        emu::lane.groups.erase(emu::lane.groups.begin());
     }
 }
 
@@ -166,7 +326,7 @@ inline void emu_ldmatrix_x4_trans(unsigned* r, const void* at) {
         std::abort();
     }
     std::memcpy(w.slot[me], &at, sizeof at);
-    w.bar.arrive_and_wait();
+    emu_warp_wait(w);
     for (int i = 0; i < 4; i++) {
         const unsigned short* row0;
         const unsigned short* row1;
@@ -174,7 +334,7 @@ inline void emu_ldmatrix_x4_trans(unsigned* r, const void* at) {
         std::memcpy(&row1, w.slot[8 * i + 2 * (me % 4) + 1], sizeof row1);
         r[i] = (unsigned) row0[me / 4] | ((unsigned) row1[me / 4] << 16);
     }
-    w.bar.arrive_and_wait();
+    emu_warp_wait(w);
 }
 
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: D = A (16x16) B (16x8) + C, fragments as the PTX
@@ -191,10 +351,10 @@ template <bool BF16> void emu_mma16816(float* c, const unsigned* a, unsigned b0,
     int me = emu::lane.thread & 31;
     Fragment mine{{a[0], a[1], a[2], a[3]}, {b0, b1}};
     std::memcpy(w.slot[me], &mine, sizeof mine);
-    w.bar.arrive_and_wait();
+    emu_warp_wait(w);
     Fragment all[32];
     for (int l = 0; l < 32; l++) std::memcpy(&all[l], w.slot[l], sizeof(Fragment));
-    w.bar.arrive_and_wait();
+    emu_warp_wait(w);
     auto half = [](unsigned word, int hi) { return (unsigned short) (hi ? word >> 16 : word & 0xffffu); };
     auto A = [&](int row, int k) { // the lane holding A[row][k]: g = row % 8, t = (k % 8) / 2
         int l = (row % 8) * 4 + (k % 8) / 2, reg = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
@@ -229,9 +389,58 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
         std::abort();
     }
     dynamicShared.assign(dynamicBytes + 16, 0);
+    unsigned blocks = grid.x * grid.y * grid.z;
+#ifdef EMU_FIBERS
+    char* stacks = fiberStacks(threads);
+    auto body = [&] {
+        kernel(args...);
+        if (!lane.open.empty() || !lane.groups.empty()) {
+            std::fprintf(stderr, "block (%u, %u, %u): thread %d ended with cp.async copies never waited for\n", blockIdx.x, blockIdx.y,
+                         blockIdx.z, lane.thread);
+            std::abort();
+        }
+    };
+    Block shared(threads); // its warps' slots; the fibers need none of its barriers
+    FiberBlock b;
+    b.body = [](void* f) { (*static_cast<decltype(body)*>(f))(); };
+    b.argument = &body;
+    b.fibers.resize(threads);
+    for (unsigned n = 0; n < blocks; n++) {
+        b.alive = threads;
+        b.atBlock = 0;
+        b.warpAlive.assign(threads / 32, 32);
+        b.atWarp.assign(threads / 32, 0);
+        fiberBlock = &b;
+        blockIdx = {n % grid.x, n / grid.x % grid.y, n / (grid.x * grid.y)};
+        for (int i = 0; i < threads; i++) {
+            Fiber& f = b.fibers[i];
+            f.index = {(unsigned) (i % block.x), (unsigned) (i / block.x % block.y), (unsigned) (i / (block.x * block.y))};
+            f.saved.block = &shared;
+            f.saved.thread = i;
+            f.saved.open.clear();
+            f.saved.groups.clear();
+            f.wait = Wait::None;
+            f.stack = fiberEntry(stacks + kFiberStack * i, i);
+        }
+        // The threads pass control among themselves; back here when all have ended, or when none can run.
+        while (b.alive > 0) {
+            int i = nextRunnable(threads - 1);
+            if (i < 0) {
+                std::fprintf(stderr, "block (%u, %u, %u): %d of %d threads wait at a barrier or shuffle that the others never reach\n",
+                             blockIdx.x, blockIdx.y, blockIdx.z, b.alive, threads);
+                std::_Exit(3);
+            }
+            swapLanes(lane, b.fibers[i].saved);
+            threadIdx = b.fibers[i].index;
+            b.current = i;
+            emu_fiber_switch(&b.scheduler, b.fibers[i].stack);
+        }
+        fiberBlock = nullptr;
+    }
+    return;
+#endif
     // One host thread per CUDA thread for the whole launch; the blocks one after another. Two gates a
     // block: at the first the block's barriers are ready, at the second every thread is done with them.
-    unsigned blocks = grid.x * grid.y * grid.z;
     std::unique_ptr<Block> current;
     std::barrier<> gate(threads + 1);
     std::mutex mutex;

@@ -20,6 +20,7 @@ public final class Flags {
             "flora.cuda.attentionTiles",
             "flora.cuda.defines",
             "flora.cuda.floraVectors",
+            "flora.cuda.library",
             "flora.cuda.fuseFlora",
             "flora.cuda.fuseRotation",
             "flora.cuda.loraRuns",

@@ -15,6 +15,8 @@ import java.util.stream.Stream;
  * Finds the CUDA libraries: libcuda (the driver, required) by the loader's own search, the toolkit
  * libraries (cuBLAS, NVRTC) under CUDA_HOME / CUDA_PATH, the standard /usr/local/cuda folders and
  * LD_LIBRARY_PATH, then by the loader. Nothing is loaded until a CUDA backend is asked for.
+ * {@code -Dflora.cuda.library=FILE} takes all four from that one library instead: CUDA emulated on the
+ * CPU (tools/emulator/build-cuda-on-cpu.sh), which runs the GPU tests where no GPU is lent.
  */
 public final class CudaLibraries {
     private CudaLibraries() {
@@ -22,6 +24,10 @@ public final class CudaLibraries {
 
     /** The driver library, or a message saying why there is none. */
     static SymbolLookup driver() {
+        Optional<SymbolLookup> standIn = standIn();
+        if (standIn.isPresent()) {
+            return standIn.get();
+        }
         return load("libcuda.so.1", List.of("libcuda.so.1", "libcuda.so"), true)
                 .orElseThrow(() -> new CudaException("no CUDA driver: libcuda.so.1 was not found by the loader (is an NVIDIA driver"
                         + " installed? --device cpu works without one)"));
@@ -40,6 +46,10 @@ public final class CudaLibraries {
     }
 
     private static SymbolLookup toolkit(String what, String stem) {
+        Optional<SymbolLookup> standIn = standIn();
+        if (standIn.isPresent()) {
+            return standIn.get();
+        }
         List<String> names = new ArrayList<>();
         for (int major = 14; major >= 12; major--) {
             names.add(stem + "." + major);
@@ -47,6 +57,20 @@ public final class CudaLibraries {
         names.add(stem);
         return load(stem, names, false).orElseThrow(() -> new CudaException("no " + what + ": " + stem + ".* was not found in "
                 + searchFolders() + " nor by the loader; set CUDA_HOME to the CUDA toolkit folder"));
+    }
+
+    /** The library named by -Dflora.cuda.library, which answers for the driver and the toolkit alike. */
+    private static Optional<SymbolLookup> standIn() {
+        String file = System.getProperty("flora.cuda.library");
+        if (file == null || file.isBlank()) {
+            return Optional.empty();
+        }
+        Path path = Path.of(file);
+        if (!Files.isRegularFile(path)) {
+            throw new CudaException("-Dflora.cuda.library=" + file + ": no such file (build CUDA on the CPU with"
+                    + " tools/emulator/build-cuda-on-cpu.sh OUT_DIR)");
+        }
+        return Optional.of(SymbolLookup.libraryLookup(path, Arena.global()));
     }
 
     private static Optional<SymbolLookup> load(String label, List<String> names, boolean loaderOnly) {

@@ -28,6 +28,23 @@ class CudaAbsenceTest {
         }
     }
 
+    @Test
+    void aMissingStandInLibraryIsNamed() {
+        String before = System.getProperty("flora.cuda.library");
+        System.setProperty("flora.cuda.library", "/no/such/libflora-cuda-on-cpu.so");
+        try {
+            assertThatThrownBy(() -> CudaBackend.open(0)).isInstanceOf(FloraException.class)
+                    .hasMessage("-Dflora.cuda.library=/no/such/libflora-cuda-on-cpu.so: no such file (build CUDA on the CPU with"
+                            + " tools/emulator/build-cuda-on-cpu.sh OUT_DIR)");
+        } finally {
+            if (before == null) {
+                System.clearProperty("flora.cuda.library");
+            } else {
+                System.setProperty("flora.cuda.library", before);
+            }
+        }
+    }
+
     /**
      * Auto's decode attention form: the staged third where a launch has 32 blocks a multiprocessor
      * (64 sequences of 32 heads in three splits on the H200's 132), the second below (one sequence's

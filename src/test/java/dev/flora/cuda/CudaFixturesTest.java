@@ -52,6 +52,7 @@ class CudaFixturesTest {
     }
 
     @ParameterizedTest
+    @Tag("gpu-only") // eight fixtures under eight strategies: about five minutes on CUDA emulated on the CPU
     @ValueSource(strings = {"llama-tiny", "llama-rope-linear", "llama-rope-llama3-legacy", "mistral-sliding", "qwen2", "qwen2-sliding",
             "gpt-bigcode-mqa", "gpt-bigcode-mha"})
     void float32MatchesCpuAndTransformers(String name) throws IOException {

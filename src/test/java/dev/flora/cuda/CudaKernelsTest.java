@@ -1049,6 +1049,7 @@ class CudaKernelsTest {
      * calibration then read adapter pointers the demodulation had written over, and failed).
      */
     @Test
+    @Tag("gpu-only") // 1024-wide layers timed at 512 tokens: hours on CUDA emulated on the CPU
     void adapterTimingsRunAtSeveralTokenCounts() {
         var setup = new dev.flora.bench.AdapterBench.Setup(1024, 1024, 16, new int[] {64, 512}, new int[] {1, 2, 4, 8}, 1, false, null,
                 java.util.Set.of("flora", "gathered", "bmm"), true);
