@@ -24,7 +24,7 @@ g++ -std=c++20 -E -P -DFLORA_KERNEL_LIST "${defines[@]}" -I tools/emulator -I "$
   | grep -o 'FLORA_KERNEL_MARK *void *[A-Za-z_0-9]* *(' | sed 's/FLORA_KERNEL_MARK *void *//; s/ *($//' | sort -u \
   | sed 's/.*/FLORA_KERNEL(&)/' > "$work/kernel_names.inc"
 [ -s "$work/kernel_names.inc" ] || { echo "build-cuda-on-cpu: no kernels found in kernels.cu" >&2; exit 1; }
-flags=(-DEMU_FIBERS -std=c++20 -O2 -g -fno-ipa-icf -fPIC -shared -pthread -ffp-contract=off -Wno-unknown-pragmas)
+flags=(-DEMU_FIBERS -std=c++20 -O2 -g -fPIC -shared -pthread -ffp-contract=off -Wno-unknown-pragmas)
 [ -n "${SANITIZE:-}" ] && flags+=(-fsanitize="$SANITIZE")
 # The library's own record of its defines, for NVRTC's stand-in to compare with what the backend asks.
 g++ "${defines[@]}" -DEMU_DEFINES="\"${DEFINES:-}\"" "${flags[@]}" -I tools/emulator -I "$work" tools/emulator/cuda_on_cpu.cpp \

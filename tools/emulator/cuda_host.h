@@ -20,7 +20,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -179,19 +178,20 @@ inline int nextRunnable(int after) {
     }
     return -1;
 }
-// Leaves thread `from` (its stack pointer saved in *save) for thread `to`, straight from one to the
-// other (half the switches of going through the scheduler), or for the scheduler when `to` is -1.
-inline void switchThreads(int from, int to, void** save) {
+// Runs thread `to` from where it stopped, the running stack's pointer saved in *save.
+inline void resume(int to, void** save) {
     FiberBlock& b = *fiberBlock;
-    swapLanes(lane, b.fibers[from].saved);
-    if (to < 0) {
-        emu_fiber_switch(save, b.scheduler);
-        return;
-    }
     swapLanes(lane, b.fibers[to].saved);
     threadIdx = b.fibers[to].index;
     b.current = to;
     emu_fiber_switch(save, b.fibers[to].stack);
+}
+// Leaves thread `from` for thread `to`, straight from one to the other (half the switches of going
+// through the scheduler), or for the scheduler when `to` is -1.
+inline void switchThreads(int from, int to, void** save) {
+    swapLanes(lane, fiberBlock->fibers[from].saved);
+    if (to < 0) emu_fiber_switch(save, fiberBlock->scheduler);
+    else resume(to, save);
 }
 inline void fiberWait(Wait kind) {
     FiberBlock& b = *fiberBlock;
@@ -374,6 +374,19 @@ template <bool BF16> void emu_mma16816(float* c, const unsigned* a, unsigned b0,
 }
 
 namespace emu {
+// Thread i of a block, and block n of a grid, as CUDA numbers them (x fastest).
+inline dim3 threadIndex(int i, dim3 block) {
+    return {(unsigned) (i % block.x), (unsigned) (i / block.x % block.y), (unsigned) (i / (block.x * block.y))};
+}
+inline dim3 blockIndex(unsigned n, dim3 grid) { return {n % grid.x, n / grid.x % grid.y, n / (grid.x * grid.y)}; }
+// A thread must wait for every cp.async copy it issued before it ends.
+inline void checkCopiesWaited() {
+    if (!lane.open.empty() || !lane.groups.empty()) {
+        std::fprintf(stderr, "block (%u, %u, %u): thread %d ended with cp.async copies never waited for\n", blockIdx.x, blockIdx.y,
+                     blockIdx.z, lane.thread);
+        std::abort();
+    }
+}
 inline int stuckSeconds() {
     const char* s = std::getenv("EMU_STUCK_SECONDS");
     return s ? std::atoi(s) : 60;
@@ -394,11 +407,7 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
     char* stacks = fiberStacks(threads);
     auto body = [&] {
         kernel(args...);
-        if (!lane.open.empty() || !lane.groups.empty()) {
-            std::fprintf(stderr, "block (%u, %u, %u): thread %d ended with cp.async copies never waited for\n", blockIdx.x, blockIdx.y,
-                         blockIdx.z, lane.thread);
-            std::abort();
-        }
+        checkCopiesWaited();
     };
     Block shared(threads); // its warps' slots; the fibers need none of its barriers
     FiberBlock b;
@@ -411,10 +420,10 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
         b.warpAlive.assign(threads / 32, 32);
         b.atWarp.assign(threads / 32, 0);
         fiberBlock = &b;
-        blockIdx = {n % grid.x, n / grid.x % grid.y, n / (grid.x * grid.y)};
+        blockIdx = blockIndex(n, grid);
         for (int i = 0; i < threads; i++) {
             Fiber& f = b.fibers[i];
-            f.index = {(unsigned) (i % block.x), (unsigned) (i / block.x % block.y), (unsigned) (i / (block.x * block.y))};
+            f.index = threadIndex(i, block);
             f.saved.block = &shared;
             f.saved.thread = i;
             f.saved.open.clear();
@@ -430,10 +439,7 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
                              blockIdx.x, blockIdx.y, blockIdx.z, b.alive, threads);
                 std::_Exit(3);
             }
-            swapLanes(lane, b.fibers[i].saved);
-            threadIdx = b.fibers[i].index;
-            b.current = i;
-            emu_fiber_switch(&b.scheduler, b.fibers[i].stack);
+            resume(i, &b.scheduler);
         }
         fiberBlock = nullptr;
     }
@@ -451,20 +457,16 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
     for (int i = 0; i < threads; i++) {
         pool.emplace_back([&, i] {
             lane.thread = i;
-            threadIdx = {(unsigned) (i % block.x), (unsigned) (i / block.x % block.y), (unsigned) (i / (block.x * block.y))};
+            threadIdx = threadIndex(i, block);
             for (unsigned n = 0; n < blocks; n++) {
                 gate.arrive_and_wait();
                 Block& b = *current;
                 lane.block = &b;
                 lane.open.clear();
                 lane.groups.clear();
-                blockIdx = {n % grid.x, n / grid.x % grid.y, n / (grid.x * grid.y)};
+                blockIdx = blockIndex(n, grid);
                 kernel(args...);
-                if (!lane.open.empty() || !lane.groups.empty()) {
-                    std::fprintf(stderr, "block (%u, %u, %u): thread %d ended with cp.async copies never waited for\n", blockIdx.x,
-                                 blockIdx.y, blockIdx.z, i);
-                    std::abort();
-                }
+                checkCopiesWaited();
                 // An ended thread no longer holds up the barriers (as on the GPU).
                 b.warps[i / 32].bar.arrive_and_drop();
                 b.bar.arrive_and_drop();
@@ -485,8 +487,9 @@ void launch(dim3 grid, dim3 block, size_t dynamicBytes, Kernel kernel, Args... a
         {
             std::unique_lock<std::mutex> hold(mutex);
             if (!allEnded.wait_for(hold, std::chrono::seconds(stuckSeconds()), [&] { return ended == threads; })) {
+                dim3 at = blockIndex(n, grid);
                 std::fprintf(stderr, "block (%u, %u, %u): %d of %d threads still running after %d s: a barrier or shuffle that not every "
-                             "thread reaches?\n", n % grid.x, n / grid.x % grid.y, n / (grid.x * grid.y), threads - ended, threads, stuckSeconds());
+                             "thread reaches?\n", at.x, at.y, at.z, threads - ended, threads, stuckSeconds());
                 std::_Exit(3);
             }
         }

@@ -1,6 +1,7 @@
 // CUDA on the CPU: the driver, NVRTC, cuBLAS and cuBLASLt calls Flora's CUDA backend makes
 // (src/main/java/dev/flora/cuda: Driver, Nvrtc, Cublas, CublasLt), answered in one shared library
-// whose kernels are kernels.cu compiled for the CPU by cuda_host.h (every CUDA thread a host thread).
+// whose kernels are kernels.cu compiled for the CPU by cuda_host.h (a block's CUDA threads fibers on
+// the calling thread: EMU_FIBERS).
 // With -Dflora.cuda.library=THIS.so the GPU tests (tag "gpu") run the Java side of the backend where
 // no GPU is lent: argument marshalling, launch shapes, graph capture and replay, copies, the cuBLAS
 // products' shapes and strides. Built by build-cuda-on-cpu.sh. It measures no speed.
@@ -59,13 +60,17 @@ const bool profiling = [] {
     });
     return true;
 }();
-const char* nameOf(void* kernel);
-void profile(const char* name, dim3 grid, dim3, std::chrono::steady_clock::duration took) {
-    if (!profiling) return;
-    KernelTotals& t = totals()[name];
-    t.launches++;
-    t.blocks += (long long) grid.x * grid.y * grid.z;
-    t.seconds += std::chrono::duration<double>(took).count();
+// The launch, timed into its kernel's totals when profiling.
+Op profiled(const std::string& name, dim3 grid, Op launch) {
+    if (!profiling) return launch;
+    return [name, grid, launch] {
+        auto start = std::chrono::steady_clock::now();
+        launch();
+        KernelTotals& t = totals()[name];
+        t.launches++;
+        t.blocks += (long long) grid.x * grid.y * grid.z;
+        t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
 }
 
 template <auto F> struct Bind;
@@ -75,11 +80,7 @@ template <typename... A, void (*F)(A...)> struct Bind<F> {
     }
     template <size_t... I> static Op bindAt(dim3 grid, dim3 block, size_t shared, void** params, std::index_sequence<I...>) {
         std::tuple<std::remove_cv_t<std::remove_reference_t<A>>...> args{*static_cast<std::remove_cv_t<std::remove_reference_t<A>>*>(params[I])...};
-        return [grid, block, shared, args] {
-            auto start = std::chrono::steady_clock::now();
-            emu::launch(grid, block, shared, F, std::get<I>(args)...);
-            profile(F == nullptr ? "" : nameOf((void*) F), grid, block, std::chrono::steady_clock::now() - start);
-        };
+        return [grid, block, shared, args] { emu::launch(grid, block, shared, F, std::get<I>(args)...); };
     }
 };
 
@@ -90,18 +91,6 @@ const std::unordered_map<std::string, Binder>& kernels() {
 #undef FLORA_KERNEL
     };
     return table;
-}
-
-const char* nameOf(void* kernel) {
-    static const auto& names = *[] { // never destroyed, as totals()
-        auto* m = new std::unordered_map<void*, std::string>();
-#define FLORA_KERNEL(name) (*m)[(void*) &name] = #name;
-#include "kernel_names.inc"
-#undef FLORA_KERNEL
-        return m;
-    }();
-    auto it = names.find(kernel);
-    return it == names.end() ? "?" : it->second.c_str();
 }
 
 struct Function {
@@ -162,13 +151,18 @@ const ErrorName errors[] = {
     {0, "CUDA_SUCCESS", "no error"},
     {1, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
     {2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {101, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
     {200, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
     {400, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {900, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", "operation not permitted when stream is capturing"},
-    {901, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED", "operation failed due to a previous error during capture"},
-    {906, "CUDA_ERROR_STREAM_CAPTURE_IMPLICIT", "operation would make the legacy stream depend on a capturing blocking stream"},
 };
+
+const ErrorName* errorOf(int code) {
+    for (const ErrorName& e : errors)
+        if (e.code == code) return &e;
+    return nullptr;
+}
 
 struct Event {
     std::chrono::steady_clock::time_point at;
@@ -280,7 +274,7 @@ int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, 
     if ((unsigned long long) bx * by * bz > 1024 || gy > 65535 || gz > 65535) return 1; // CUDA_ERROR_INVALID_VALUE, as the driver
     std::lock_guard<std::recursive_mutex> hold(lock);
     Function* fn = static_cast<Function*>(f);
-    submit(stream, fn->binder(dim3{gx, gy, gz}, dim3{bx, by, bz}, shared, params));
+    submit(stream, profiled(fn->name, dim3{gx, gy, gz}, fn->binder(dim3{gx, gy, gz}, dim3{bx, by, bz}, shared, params)));
     return 0;
 }
 // CUlaunchConfig: gridDim x, y, z, blockDim x, y, z, sharedMemBytes (unsigned ints), hStream (offset 32),
@@ -336,14 +330,14 @@ int cuGraphExecDestroy(void* exec) { delete static_cast<Graph*>(exec); return 0;
 int cuGraphDestroy(void* graph) { delete static_cast<Graph*>(graph); return 0; }
 
 int cuGetErrorName(int code, const char** name) {
-    for (const ErrorName& e : errors) if (e.code == code) { *name = e.name; return 0; }
-    *name = nullptr;
-    return 1;
+    const ErrorName* e = errorOf(code);
+    *name = e ? e->name : nullptr;
+    return e ? 0 : 1;
 }
 int cuGetErrorString(int code, const char** text) {
-    for (const ErrorName& e : errors) if (e.code == code) { *text = e.text; return 0; }
-    *text = nullptr;
-    return 1;
+    const ErrorName* e = errorOf(code);
+    *text = e ? e->text : nullptr;
+    return e ? 0 : 1;
 }
 
 // ---------------------------------------------------------------- NVRTC
@@ -406,13 +400,17 @@ bool knownType(int t) { return t == 0 || t == 2 || t == 14; }
 // Column-major C (m x n) = alpha op(A) op(B) + beta C, C float32; A is m x k after op, B k x n. The
 // operands are first widened to float32 rows of k (op(A)'s rows, op(B)'s columns), then each output is
 // summed in k order with fmaf: the same bits for the same product, whichever call makes it.
+// rows x k float32 from column-major M (leading dimension ld): row r is M's column r when
+// kAlongColumns, else M's row r.
+std::vector<float> widen(const void* M, int type, int ld, bool kAlongColumns, int rows, int k) {
+    std::vector<float> out((size_t) rows * k);
+    for (int r = 0; r < rows; r++)
+        for (int p = 0; p < k; p++) out[(size_t) r * k + p] = element(M, type, kAlongColumns ? (long long) r * ld + p : (long long) p * ld + r);
+    return out;
+}
 void gemm(int ta, int tb, int m, int n, int k, float alpha, const void* A, int at, int lda, const void* B, int bt, int ldb, float beta,
           float* C, int ldc) {
-    std::vector<float> a((size_t) m * k), b((size_t) n * k);
-    for (int i = 0; i < m; i++)
-        for (int p = 0; p < k; p++) a[(size_t) i * k + p] = element(A, at, ta ? (long long) i * lda + p : (long long) p * lda + i);
-    for (int j = 0; j < n; j++)
-        for (int p = 0; p < k; p++) b[(size_t) j * k + p] = element(B, bt, tb ? (long long) p * ldb + j : (long long) j * ldb + p);
+    std::vector<float> a = widen(A, at, lda, ta != 0, m, k), b = widen(B, bt, ldb, tb == 0, n, k);
     for (int j = 0; j < n; j++) {
         const float* bj = &b[(size_t) j * k];
         for (int i = 0; i < m; i++) {
