@@ -34,7 +34,8 @@ shutil.move(tmp, src)
 PY
 mkdir -p runtime/app/test-lib
 for j in junit-platform-console-standalone assertj-core byte-buddy opentest4j; do cp target/test-lib/$j-*.jar runtime/app/test-lib/; done
-(cd target && tar cf - test-classes) | (cd runtime/app && tar xf -)
+# The fixtures travel as tracked files of the working tree; runtime.sh links them back in (64 MiB carry limit).
+(cd target && tar cf - --exclude=test-classes/fixtures test-classes) | (cd runtime/app && tar xf -)
 tar cf - -C target jre | xz -T0 -9e > runtime/jre.tar.xz
 tar cf - -C runtime app | xz -T0 -9e > runtime/app.tar.xz
 rm -rf runtime/app

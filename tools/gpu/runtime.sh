@@ -4,6 +4,7 @@
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [ -x "$here/jre/bin/java" ] || tar xJf "$here/jre.tar.xz" -C "$here"
 [ -d "$here/app" ] || tar xJf "$here/app.tar.xz" -C "$here"
+[ -e "$here/app/test-classes/fixtures" ] || ln -s "$here/../src/test/resources/fixtures" "$here/app/test-classes/fixtures"
 app="$here/app"
 java_flora() { "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC ${JAVA_OPTS:-} "$@"; }
 flora() { java_flora -jar "$app/flora.jar" "$@"; }
