@@ -114,9 +114,9 @@ public final class CudaBackend implements Backend {
      * at 128 (none at 1, which takes the GEMV), the PEFT workload +4.7% (NOTES.md, session 20).
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", true);
-    /** batchedPointers' arrays by the pointers they hold, and how many sets it keeps. */
+    /** batchedPointers' arrays by the pointers they hold, and how many sets eager steps may add to it. */
     private final java.util.Map<java.util.List<Long>, Long> batchedPointerSets = new java.util.HashMap<>();
-    private static final int BATCHED_POINTER_SETS = 4096;
+    private int batchedPointerSetLimit = 4096;
     /**
      * -Dflora.cuda.skinnyProducts=true: products of up to 64 rows by a 16-bit weight through Flora's own
      * tensor-core kernel rather than cuBLAS (CudaSkinnyProducts). Built in session 16 without a GPU;
@@ -1199,8 +1199,10 @@ public final class CudaBackend implements Backend {
      * The device arrays of input, weight and output pointers of a batched product, uploaded once per
      * set of pointers into permanent memory: a step's tensors sit at the same addresses step after step,
      * and a recorded step (a CUDA graph) may not upload data of its own (GraphRecorder; on the H200 in
-     * session 19 the per-call upload stopped every decode graph's recording). Past BATCHED_POINTER_SETS
-     * sets, as many as a long eager run of varied steps could make, a call uploads its own.
+     * session 19 the per-call upload stopped every decode graph's recording). Past batchedPointerSetLimit
+     * sets, as many as a long eager run of varied steps could make, an eager call uploads its own; a
+     * recording's still adds its set (session 23, on the H200: after a long adapted run had filled the
+     * sets, the next decode step recorded failed with "uploaded data of its own").
      */
     private long[] batchedPointers(Object owner, long[] xs, long[] ws, long[] os) {
         int n = xs.length;
@@ -1213,7 +1215,8 @@ public final class CudaBackend implements Backend {
         if (device == null) {
             // A capture may not wait for another stream's copy (a recording's run before its capture
             // meets these pointers first, so this is a set the run did not see).
-            if (batchedPointerSets.size() >= BATCHED_POINTER_SETS || (issue == Issue.CAPTURE && issuingHere())) {
+            boolean recording = fixedStep != null && issuingHere();
+            if ((batchedPointerSets.size() >= batchedPointerSetLimit && !recording) || (issue == Issue.CAPTURE && issuingHere())) {
                 return packed(owner, xs, ws, os);
             }
             device = permanentLongs(all, this);
@@ -1404,6 +1407,11 @@ public final class CudaBackend implements Backend {
 
     boolean batchedProducts() {
         return batchedProducts;
+    }
+
+    /** How many pointer sets of batched products eager steps may keep (tests fill it: 0). */
+    void limitBatchedPointerSets(int sets) {
+        batchedPointerSetLimit = sets;
     }
 
     /** Turns the four-column fLoRA modulation and demodulation on or off, as -Dflora.cuda.floraVectors does (tests run both). */

@@ -1331,18 +1331,20 @@ __global__ void __launch_bounds__(128) attention_tiles2_f16_128(TILES_ARGS) { at
 // ATTN_V2_LOADS loads in flight (attention_impl: 8 lanes a position, 8 bytes a load, one at a time).
 // Two loads beat four on the H200 (+3-4% decode at 64 sequences, NOTES.md session 8): a round covers
 // fewer positions, so a split's last round wastes less, and fewer registers fit more blocks.
-// Scores and the weighted values add up in float64 as there (unless ATTN_LANE_SUMS is 32, below); only their order differs.
+// Scores and the weighted values add up in float64 as there (unless ATTN_LANE_SUMS is 32, the default, below); only their order differs.
 #ifndef ATTN_V2_LOADS // a tunable: -Dflora.cuda.defines=ATTN_V2_LOADS=N (CudaBackend, KernelModule.TUNABLES)
 #define ATTN_V2_LOADS 2
 #endif
 // The second and third forms' lane sums (a lane's part of a score, its weighted values within a chunk):
-// 64, float64 as the other forms; 32 (-Dflora.cuda.defines=ATTN_LANE_SUMS=32; session 21, not yet
-// run on a GPU: the emulator finds it within 1.7e-7 of float64), float32, each lane's values added into
-// the float64 output once a chunk, so that a position costs no float64 conversions (256 a position at
-// head size 128, 16 a clock per multiprocessor: about 35 µs of the 117 that attention took of a
-// 64-sequence Llama-2-7B decode layer's 272 on the H200, NOTES.md session 21).
-#ifndef ATTN_LANE_SUMS // a tunable: -Dflora.cuda.defines=ATTN_LANE_SUMS=32 (CudaBackend, KernelModule.TUNABLES)
-#define ATTN_LANE_SUMS 64
+// 32 (the default since session 23), float32, each lane's values added into the float64 output once a
+// chunk, so that a position costs no float64 conversions (256 a position at head size 128, 16 a clock per
+// multiprocessor: about 35 µs of the 117 that attention took of a 64-sequence Llama-2-7B decode layer's
+// 272 on the H200, NOTES.md session 21). On an H100 it gave +4.0% decode and +2.3% end to end at
+// 64 x (256 + 64) without adapters, +1.8% on the PEFT workload, and the attention ran at 74.6% of DRAM's
+// peak; the emulator finds it within 1.7e-7 of float64. 64 (-Dflora.cuda.defines=ATTN_LANE_SUMS=64)
+// sums in float64 as the other forms.
+#ifndef ATTN_LANE_SUMS // a tunable: -Dflora.cuda.defines=ATTN_LANE_SUMS=64 (CudaBackend, KernelModule.TUNABLES)
+#define ATTN_LANE_SUMS 32
 #endif
 #if ATTN_LANE_SUMS == 32
 typedef float attn_lane_sum;
@@ -1940,8 +1942,8 @@ __global__ void flora_scales(const long long* btRow, const int* btType, const fl
 
 // LoRA shrink and expand sum in float64: the adapter's scale (rsLoRA's alpha / sqrt(r), say) can
 // magnify rounding.
-// LORA_WIDE_LOADS (-Dflora.cuda.defines=LORA_WIDE_LOADS=1; session 21, not yet run on a GPU; 0 by
-// default): float32 factors (PEFT saves LoRA in float32, and so do Flora's random adapters) read 16
+// LORA_WIDE_LOADS (-Dflora.cuda.defines=LORA_WIDE_LOADS=1; 0 by default: on an H100 in session 23 the PEFT
+// workload ran at the same speed with it, -0.3% alone and +0.0% beside float32 lane sums): float32 factors (PEFT saves LoRA in float32, and so do Flora's random adapters) read 16
 // bytes a load, as 16-bit ones are, where by default a float32 A is read 4 bytes a lane and a B row
 // rank by rank: the shrink then takes 8 columns a lane a load as for 16-bit A (another order of its
 // float64 sums), and lora_expand reads B's rows 4 float32 ranks (or 8 16-bit ones) a load, the same
