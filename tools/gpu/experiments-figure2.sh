@@ -11,7 +11,7 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 out="$1"; deadline="${DEADLINE:-570}"
-calibration="${CALIBRATION_FILE:-bench/results/cuda/calibration-cuda-h200-d4096-session15.json}"
+calibration="${CALIBRATION_FILE:-$here/../bench/results/cuda/calibration-cuda-h200-d4096-session15.json}"
 REQUESTS=120 SERIES=none,lora-gathered,lora-auto RANKS=64 RUNS=3 CALIBRATION_FILE="$calibration" \
   timeout "$(seconds_left "$deadline")" bash "$here/bench-figures.sh" "$out/13b" llama2-13b
 echo "13b: ${SECONDS} s"

@@ -19,6 +19,6 @@ RUNS=2 EXTRA="$peft" timeout "$(seconds_left "$deadline")" bash "$here/variants.
 RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "$before"
 echo "ab: ${SECONDS} s"
 REQUESTS=120 SERIES=none,lora-gathered,lora-auto RANKS=64 RUNS=3 \
-  CALIBRATION_FILE="${CALIBRATION_FILE:-bench/results/cuda/calibration-cuda-h200-d4096-session15.json}" \
+  CALIBRATION_FILE="${CALIBRATION_FILE:-$here/../bench/results/cuda/calibration-cuda-h200-d4096-session15.json}" \
   timeout "$(seconds_left "$deadline")" bash "$here/bench-figures.sh" "$out/13b" llama2-13b
 echo "done: ${SECONDS} s"
