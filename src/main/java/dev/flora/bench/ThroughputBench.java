@@ -116,7 +116,7 @@ public final class ThroughputBench {
                 .withKvCacheBytes(w.kvCacheBytes()).withSeparatePrefillDecode(series.separateSteps());
         Engine engine = new Engine(model, config, Set.of(), registry);
         if (!series.adapted()) {
-            engine.recordDecodeSteps(); // set-up, as the warm-up below: no recording inside the timed run (steps with adapters are never recorded)
+            engine.recordDecodeSteps(); // set-up, as the warm-up below: no recording inside the timed run (adapted steps are recorded there as their compositions repeat, as a server's are)
         }
         List<Request> requests = requests(model, series, w, registry);
         int warm = Math.min(4, requests.size());
