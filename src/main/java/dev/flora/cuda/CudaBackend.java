@@ -1202,7 +1202,8 @@ public final class CudaBackend implements Backend {
      * session 19 the per-call upload stopped every decode graph's recording). Past batchedPointerSetLimit
      * sets, as many as a long eager run of varied steps could make, an eager call uploads its own; a
      * recording's still adds its set (session 23, on the H200: after a long adapted run had filled the
-     * sets, the next decode step recorded failed with "uploaded data of its own").
+     * sets, the next decode step recorded failed with "uploaded data of its own"); recordings are few,
+     * and the recording arena gives them the same addresses.
      */
     private long[] batchedPointers(Object owner, long[] xs, long[] ws, long[] os) {
         int n = xs.length;
@@ -1409,9 +1410,11 @@ public final class CudaBackend implements Backend {
         return batchedProducts;
     }
 
-    /** How many pointer sets of batched products eager steps may keep (tests fill it: 0). */
-    void limitBatchedPointerSets(int sets) {
+    /** How many pointer sets of batched products eager steps may keep (tests fill it: 0); the limit before. */
+    int limitBatchedPointerSets(int sets) {
+        int before = batchedPointerSetLimit;
         batchedPointerSetLimit = sets;
+        return before;
     }
 
     /** Turns the four-column fLoRA modulation and demodulation on or off, as -Dflora.cuda.floraVectors does (tests run both). */

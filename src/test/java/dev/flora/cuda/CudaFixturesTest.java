@@ -158,11 +158,11 @@ class CudaFixturesTest {
     void decodeStepsRecordAfterEagerStepsFilledThePointerSets() throws IOException {
         boolean before = cuda.batchedProducts();
         cuda.useBatchedProducts(true);
-        cuda.limitBatchedPointerSets(0);
+        int limit = cuda.limitBatchedPointerSets(0);
         try {
             replayedDecodeSteps("llama-bf16", "llama-tiny"); // as replayedDecodeStepsEqualDirectOnes' batched case
         } finally {
-            cuda.limitBatchedPointerSets(4096);
+            cuda.limitBatchedPointerSets(limit);
             cuda.useBatchedProducts(before);
         }
     }
