@@ -1546,7 +1546,9 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_A
 // with no barrier until the groups join at the end: their maxima to the block's, their sums and
 // outputs rescaled to it and added in group order. Scores are the second form's bits; the softmax
 // runs position by position, so the output differs from the other forms' in the last bits
-// (CudaKernelsTest checks it against float64).
+// (CudaKernelsTest checks it against float64). Its lane sums follow ATTN_LANE_SUMS as the second and
+// third forms' do (session 23: v4 lost 3.1% to v3 in session 19 with both summing in float64, the
+// conversions that float32 lane sums took out of v3; not yet timed with them).
 #ifndef ATTN_V4_LOADS // a tunable: -Dflora.cuda.defines=ATTN_V4_LOADS=N (CudaBackend, KernelModule.TUNABLES)
 #define ATTN_V4_LOADS 2
 #endif
@@ -1592,6 +1594,12 @@ __device__ void attention_v4_impl(ATTENTION_ARGS) {
             attention_slots(table, blockSize, c0, n, slotOf);
         }
         __syncthreads();
+#if ATTN_LANE_SUMS == 32
+        // The chunk's weighted values in float32 (at most ATTN_V4_SLOTS / ROWS positions a lane), into acc at its end.
+        float chunkAcc[8];
+        #pragma unroll
+        for (int e = 0; e < 8; e++) chunkAcc[e] = 0.f;
+#endif
         // A round: positions r0 + row + u·ROWS of the chunk (those below n), their keys and values.
         auto load = [&](int r0, uint4* k, uint4* v) {
             #pragma unroll
@@ -1610,12 +1618,12 @@ __device__ void attention_v4_impl(ATTENTION_ARGS) {
             #pragma unroll
             for (int u = 0; u < ATTN_V4_LOADS; u++) {
                 int j = r0 + row + u * ROWS;
-                double s = 0.0;
+                attn_lane_sum s = 0.0;
                 if (j < n) {
                     float kf[8];
                     unpack8<TYPE>(k[u], kf);
                     #pragma unroll
-                    for (int e = 0; e < 8; e++) s += (double) qv[e] * kf[e];
+                    for (int e = 0; e < 8; e++) s += (attn_lane_sum) qv[e] * kf[e];
                 }
                 #pragma unroll
                 for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -1626,15 +1634,24 @@ __device__ void attention_v4_impl(ATTENTION_ARGS) {
                         l *= factor;
                         #pragma unroll
                         for (int e = 0; e < 8; e++) acc[e] *= factor;
+#if ATTN_LANE_SUMS == 32
+                        #pragma unroll
+                        for (int e = 0; e < 8; e++) chunkAcc[e] *= factor;
+#endif
                         m = score;
                     }
                     float p = expf(score - m);
                     float vf[8];
                     unpack8<TYPE>(v[u], vf);
                     l += p;
+#if ATTN_LANE_SUMS == 32
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) chunkAcc[e] = fmaf(p, vf[e], chunkAcc[e]);
+#else
                     double w = p;
                     #pragma unroll
                     for (int e = 0; e < 8; e++) acc[e] += w * vf[e];
+#endif
                 }
             }
         };
@@ -1648,6 +1665,10 @@ __device__ void attention_v4_impl(ATTENTION_ARGS) {
             load(r0 + 2 * ROUND, ka, va);
             take(r0 + ROUND, kb, vb);
         }
+#if ATTN_LANE_SUMS == 32
+        #pragma unroll
+        for (int e = 0; e < 8; e++) acc[e] += chunkAcc[e];
+#endif
     }
     // The groups join: the block's maximum, each group's sum and output rescaled to it (a group without
     // positions adds nothing), the sums added in group order.
