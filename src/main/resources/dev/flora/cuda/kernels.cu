@@ -686,7 +686,23 @@ template <int TYPE> __device__ void write_kv_impl(const float* k, const float* v
 // prefill tiles, attention_tiles).
 #define ATTN_THREADS 128
 #define ATTN_WARPS (ATTN_THREADS / 32)
+// Positions a chunk: at most ATTN_THREADS (the softmax gives each thread one), whole rounds of the
+// second and third forms' loads. The third form stages a chunk's rows in shared memory (32 KB at 128
+// positions of head size 128), which with its 81 registers holds it to 5 blocks a multiprocessor
+// (Nsight Compute, session 23); 96 with ATTN_MIN_BLOCKS=6 would fit 6. Neither timed yet.
+#ifndef ATTN_CHUNK // a tunable: -Dflora.cuda.defines=ATTN_CHUNK=N (CudaBackend, KernelModule.TUNABLES)
 #define ATTN_CHUNK 128
+#endif
+static_assert(ATTN_CHUNK <= ATTN_THREADS && ATTN_CHUNK % 32 == 0, "ATTN_CHUNK: a multiple of 32, at most ATTN_THREADS");
+// The blocks a multiprocessor the second and third forms ask registers for (__launch_bounds__'s minimum; 0: no bound).
+#ifndef ATTN_MIN_BLOCKS // a tunable: -Dflora.cuda.defines=ATTN_MIN_BLOCKS=N (CudaBackend, KernelModule.TUNABLES)
+#define ATTN_MIN_BLOCKS 0
+#endif
+#if ATTN_MIN_BLOCKS > 0
+#define ATTN_V2_BOUNDS __launch_bounds__(ATTN_THREADS, ATTN_MIN_BLOCKS)
+#else
+#define ATTN_V2_BOUNDS __launch_bounds__(ATTN_THREADS)
+#endif
 #define ATTN_MAX_HEAD_DIM 256
 #define ATTN_MAX_SPLITS 64 // CudaBackend.ATTENTION_MAX_SPLITS
 
@@ -1526,14 +1542,14 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
 
 }  // extern "C++"
 
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, false>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, false>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, false>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, false>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, true>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, true>(ATTENTION_PASS); }
+__global__ void ATTN_V2_BOUNDS attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, false>(ATTENTION_PASS); }
+__global__ void ATTN_V2_BOUNDS attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, false>(ATTENTION_PASS); }
+__global__ void ATTN_V2_BOUNDS attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, false>(ATTENTION_PASS); }
+__global__ void ATTN_V2_BOUNDS attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, false>(ATTENTION_PASS); }
+__global__ void ATTN_V2_BOUNDS attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, true>(ATTENTION_PASS); }
+__global__ void ATTN_V2_BOUNDS attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, true>(ATTENTION_PASS); }
+__global__ void ATTN_V2_BOUNDS attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, true>(ATTENTION_PASS); }
+__global__ void ATTN_V2_BOUNDS attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, true>(ATTENTION_PASS); }
 
 // Decode attention, fourth form (-Dflora.cuda.attention=v4; built in session 17 without a GPU, off
 // until measured). The second and third forms take a chunk at a time with the whole block: slots,
