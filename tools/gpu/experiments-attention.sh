@@ -20,6 +20,7 @@
 #   PARTS='decode64 lorafused tiles' runtime/experiments-attention.sh OUT        (run from the repository root)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/runtime.sh"
 out="$1"
 mkdir -p "$out"
 for part in ${PARTS:-decode64 lorafused tiles}; do
@@ -28,7 +29,7 @@ for part in ${PARTS:-decode64 lorafused tiles}; do
       "-Dflora.cuda.attention=v4 -Dflora.cuda.defines=ATTN_V4_LOADS=1" ;;
     decode1) RUNS=2 timeout 130 bash "$here/variants.sh" "$out" llama2-7b 1 256 64 "" "-Dflora.cuda.attention=v4" ;;
     tiles) RUNS=2 timeout 120 bash "$here/variants.sh" "$out" llama2-7b 4 2048 8 "" "-Dflora.cuda.attentionTiles=v1" ;;
-    lorafused) RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
+    lorafused) RUNS=2 EXTRA="$PEFT_WORKLOAD" \
       timeout 200 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.loraFused=1" "-Dflora.cuda.loraFused=4" ;;
     starcoder) RUNS=2 timeout 240 bash "$here/variants.sh" "$out" starcoder-15b 64 1024 32 "" "-Dflora.cuda.attention=v4" ;;
     *) echo "experiments-attention: '$part' is not a part (decode64, decode1, tiles, lorafused, starcoder)" >&2; exit 2 ;;

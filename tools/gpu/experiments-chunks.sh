@@ -24,5 +24,5 @@ for which in whole chunked; do
     --decode-sequences 0 --no-single-prompts --out "$out/calibration-$which.json" > "$out/calibrate-$which.txt" 2>&1
   grep -E "^ +[0-9]+ +[0-9]+ " "$out/calibrate-$which.txt" | head -4 | sed "s/^/$which /"
 done
-RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
+RUNS=2 EXTRA="$PEFT_WORKLOAD" \
   timeout 200 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "-Dflora.cuda.loraRunChunk=0" ""

@@ -16,7 +16,7 @@ export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
 out="$1"; deadline="${DEADLINE:-570}"
 mkdir -p "$out/peft" "$out/batches" "$out/tiles" "$out/13b"
 bp="-Dflora.cuda.batchedProducts=true"; v2="-Dflora.cuda.attentionTiles=v2"
-peft='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered'
+peft="$PEFT_WORKLOAD"
 RUNS=2 EXTRA="$peft" timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/peft" llama2-7b 64 256 64 "" "$bp" "$bp $v2"
 echo "peft: ${SECONDS} s"
 for batch in 1 8 32 128; do

@@ -27,7 +27,7 @@ wide="-Dflora.cuda.defines=LORA_WIDE_LOADS=1"
 both="-Dflora.cuda.defines=ATTN_LANE_SUMS=32,LORA_WIDE_LOADS=1"
 JDK_JAVA_OPTIONS="$both" gpu_tests_rest "$out" 130 none
 echo "tests: ${SECONDS} s"
-peft='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered'
+peft="$PEFT_WORKLOAD"
 RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "$sums" \
   "$sums -Dflora.cuda.attentionSplitBlocks=16" "$sums -Dflora.cuda.attentionSplitBlocks=48"
 RUNS=2 EXTRA="$peft" timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "" "$sums" "$wide" "$both" \

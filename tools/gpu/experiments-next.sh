@@ -20,7 +20,7 @@ mkdir -p "$out/ab"
 v4="-Dflora.cuda.attention=v4"
 six="-Dflora.cuda.defines=ATTN_CHUNK=96,ATTN_MIN_BLOCKS=6"
 eight="-Dflora.cuda.defines=ATTN_CHUNK=64,ATTN_MIN_BLOCKS=8"
-peft='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered'
+peft="$PEFT_WORKLOAD"
 RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "$v4" "$six" "$eight"
 RUNS=2 EXTRA="$peft" timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "" "$v4" "$six" "$eight"
 echo "ab: ${SECONDS} s"

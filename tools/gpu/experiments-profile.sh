@@ -31,7 +31,7 @@ grep -A25 "flora.cuda.profile" "$out/layer-flora-profile.txt" | head -30
 #    added up by name (-Dflora.cuda.profile=true, printed at close), with LoRA r8 gathered and without.
 model="$(shape_model llama2-7b "$out")"
 for kind in lora none; do
-  extra=""; [ "$kind" = lora ] && extra="--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered"
+  extra=""; [ "$kind" = lora ] && extra="$PEFT_WORKLOAD"
   JAVA_OPTS="-Dflora.cuda.profile=true" timeout 90 bash -c "source '$here/runtime.sh'; flora bench decode --model '$model' --random-weights \
     --device cuda --batch 64 --prompt-tokens 256 --tokens 8 $extra" > "$out/profile-prefill-$kind.txt" 2>&1
   grep -A40 "flora.cuda.profile" "$out/profile-prefill-$kind.txt" | head -45

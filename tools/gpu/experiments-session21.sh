@@ -16,7 +16,7 @@ mkdir -p "$out/peft"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 gpu_tests_rest "$out" 120 none
 echo "tests: ${SECONDS} s"
-peft='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered'
+peft="$PEFT_WORKLOAD"
 for r in 1 2; do
   RUNS=1 EXTRA="$peft" timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/peft" llama2-7b 64 256 64 ""
   RUNS=1 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/peft" llama2-7b 64 256 64 ""

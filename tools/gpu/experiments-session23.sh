@@ -14,7 +14,7 @@ export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
 out="$1"; deadline="${DEADLINE:-540}"
 mkdir -p "$out/ab"
 before="-Dflora.cuda.defines=ATTN_LANE_SUMS=64"
-peft='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered'
+peft="$PEFT_WORKLOAD"
 RUNS=2 EXTRA="$peft" timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "" "$before"
 RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "$before"
 echo "ab: ${SECONDS} s"

@@ -36,5 +36,5 @@ for which in chunks split4 stack; do # the kernels and whole runs: session 15 (l
     --strategies gathered --decode-sequences 0 --out "$out/layer-$which.json" > "$out/layer-$which.txt" 2>&1
   grep -E "^ +[0-9]+ +[0-9]+ " "$out/layer-$which.txt" | sed "s/^/$which /"
 done
-RUNS=2 EXTRA='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered' \
+RUNS=2 EXTRA="$PEFT_WORKLOAD" \
   timeout 200 bash "$here/variants.sh" "$out" llama2-7b 64 256 64 "" "-Dflora.cuda.loraChunkSplit=4" "-Dflora.cuda.loraStack=4096"

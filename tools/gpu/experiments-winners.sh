@@ -14,7 +14,7 @@ source "$here/runtime.sh"
 export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
 out="$1"; earlier="${2:-$1}"
 mkdir -p "$out/products" "$out/combined"
-peft='--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered'
+peft="$PEFT_WORKLOAD"
 PARTS=lorafused bash "$here/experiments-attention.sh" "$out"
 echo "lorafused: ${SECONDS} s"
 RUNS=2 timeout 200 bash "$here/variants.sh" "$out/products" llama2-7b 64 256 64 "" "-Dflora.cuda.batchedProducts=true" \

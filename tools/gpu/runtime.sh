@@ -6,6 +6,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [ -d "$here/app" ] || tar xJf "$here/app.tar.xz" -C "$here"
 [ -e "$here/app/test-classes/fixtures" ] || ln -s "$here/../src/test/resources/fixtures" "$here/app/test-classes/fixtures"
 app="$here/app"
+# The PEFT workload's adapters (issue 13's peer: 64 distinct LoRA r8 on q, k, v, o), as bench decode options.
+PEFT_WORKLOAD="--adapter-kind lora --rank 8 --targets q_proj,k_proj,v_proj,o_proj --strategy gathered"
 java_flora() { "$here/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC ${JAVA_OPTS:-} "$@"; }
 flora() { java_flora -jar "$app/flora.jar" "$@"; }
 # The config-only directory of a random-weight shape (flora bench model --config-only), made once
