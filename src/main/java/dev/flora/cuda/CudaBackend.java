@@ -260,6 +260,11 @@ public final class CudaBackend implements Backend {
         return issuingThread == Thread.currentThread();
     }
 
+    /** Whether this thread runs a recorder's work now (its run, dry run or capture), on fixedStep's data. */
+    private boolean inRecordedWork() {
+        return fixedStep != null && issuingHere();
+    }
+
     /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: auto, v1, v2, v3 or v4. */
     void useDecodeAttention(String form) {
         decodeAttentionForm = attentionForm(form);
@@ -708,7 +713,7 @@ public final class CudaBackend implements Backend {
     @Override
     public StepData prepare(TokenBatch batch) {
         bind();
-        if (fixedStep != null && issuingHere()) {
+        if (inRecordedWork()) {
             return fixedStep;
         }
         memory.beginStep();
@@ -1216,8 +1221,7 @@ public final class CudaBackend implements Backend {
         if (device == null) {
             // A capture may not wait for another stream's copy (a recording's run before its capture
             // meets these pointers first, so this is a set the run did not see).
-            boolean recording = fixedStep != null && issuingHere();
-            if ((batchedPointerSets.size() >= batchedPointerSetLimit && !recording) || (issue == Issue.CAPTURE && issuingHere())) {
+            if ((batchedPointerSets.size() >= batchedPointerSetLimit && !inRecordedWork()) || (issue == Issue.CAPTURE && issuingHere())) {
                 return packed(owner, xs, ws, os);
             }
             device = permanentLongs(all, this);
