@@ -687,16 +687,17 @@ template <int TYPE> __device__ void write_kv_impl(const float* k, const float* v
 #define ATTN_THREADS 128
 #define ATTN_WARPS (ATTN_THREADS / 32)
 // Positions a chunk: at most ATTN_THREADS (the softmax gives each thread one), whole rounds of the
-// second and third forms' loads. The third form stages a chunk's rows in shared memory (32 KB at 128
-// positions of head size 128), which with its 81 registers holds it to 5 blocks a multiprocessor
-// (Nsight Compute, session 23); 96 with ATTN_MIN_BLOCKS=6 would fit 6. Neither timed yet.
+// second and third forms' loads. The third form stages a chunk's rows in shared memory: at 128
+// positions of head size 128 (32 KB) and 81 registers it held 5 blocks a multiprocessor (Nsight
+// Compute, session 23); at 64 positions with registers for 8 blocks (64 registers, 26 KB) more blocks
+// have their loads in flight: decode +1.5% at 64 sequences on the H100 (session 24), so the default.
 #ifndef ATTN_CHUNK // a tunable: -Dflora.cuda.defines=ATTN_CHUNK=N (CudaBackend, KernelModule.TUNABLES)
-#define ATTN_CHUNK 128
+#define ATTN_CHUNK 64
 #endif
 static_assert(ATTN_CHUNK <= ATTN_THREADS && ATTN_CHUNK % 32 == 0, "ATTN_CHUNK: a multiple of 32, at most ATTN_THREADS");
 // The blocks a multiprocessor the second and third forms ask registers for (__launch_bounds__'s minimum; 0: no bound).
 #ifndef ATTN_MIN_BLOCKS // a tunable: -Dflora.cuda.defines=ATTN_MIN_BLOCKS=N (CudaBackend, KernelModule.TUNABLES)
-#define ATTN_MIN_BLOCKS 0
+#define ATTN_MIN_BLOCKS 8
 #endif
 #if ATTN_MIN_BLOCKS > 0
 #define ATTN_V2_BOUNDS __launch_bounds__(ATTN_THREADS, ATTN_MIN_BLOCKS)
