@@ -743,6 +743,19 @@ static void misc(std::mt19937& rng) {
         const char* names[] = {"silu", "gelu", "gelu (tanh)", "relu"};
         check(std::string("gated_activation ") + names[act], out[1], want, 2e-6);
         sameBits(std::string("gated_activation ") + names[act] + ": vector loop against scalar", out[1], out[0]);
+        for (int bf16 = 0; bf16 < 2; bf16++) { // gated_activation_half: gated_activation then to_half, bit for bit
+            std::vector<u16> rounded(n), half[2];
+            emu::launch(dim3{3, 1, 1}, dim3{32, 1, 1}, 0, to_half, (const float*) out[1].data(), rounded.data(), n, 1, bf16);
+            for (int vec = 0; vec < 2; vec++) {
+                half[vec].assign(n, 0xffffu);
+                emu::launch(dim3{3, 1, 1}, dim3{32, 1, 1}, 0, gated_activation_half, act, (const float*) g.data(), (const float*) u.data(),
+                            half[vec].data(), n, vec, bf16);
+            }
+            size_t wrong = 0;
+            for (long long i = 0; i < n; i++) wrong += half[0][i] != rounded[i] || half[1][i] != rounded[i];
+            report(wrong == 0, std::string("gated_activation_half ") + names[act] + (bf16 ? " (bf16)" : " (f16)") + ": gated_activation then to_half, "
+                   + std::to_string(wrong) + " differ", (double) wrong, 0);
+        }
     }
 }
 

@@ -28,6 +28,7 @@ public final class Flags {
             "flora.cuda.loraChunkSplit",
             "flora.cuda.loraFused",
             "flora.cuda.loraStack",
+            "flora.cuda.mlpHalf",
             "flora.cuda.floraRuns",
             "flora.cuda.batchedProducts",
             "flora.cuda.skinnyProducts",

@@ -161,6 +161,22 @@ public final class AdaptedLinear {
     }
 
     /**
+     * residual += the gated MLP of the RMSNorm of x (normed written): one backend call where no adapter
+     * of this step touches gate, up or down, else {@link #normProjectGated} then {@link #projectAdd}.
+     */
+    public void normGatedProjectAdd(Tensor x, RmsNorm norm, Tensor normed, Linear gateLayer, Linear upLayer,
+                                    dev.flora.backend.Activation act, Linear downLayer, Tensor gate, Tensor up, Tensor scratch,
+                                    Tensor residual) {
+        if (adaptsAny(new Linear[] {gateLayer, upLayer, downLayer})) {
+            normProjectGated(x, norm, normed, gateLayer, upLayer, act, gate, up);
+            projectAdd(downLayer, gate, scratch, residual);
+        } else {
+            backend.normGatedLinearAdd(x, norm, normed, gateLayer.weight(), gateLayer.bias(), upLayer.weight(), upLayer.bias(), act,
+                    downLayer.weight(), downLayer.bias(), gate, up, scratch, residual);
+        }
+    }
+
+    /**
      * Whether every adapter of these layers in this step adds to (or scales) the base product rather
      * than replacing rows of it: then the base products can run fused, the adapters after them.
      */

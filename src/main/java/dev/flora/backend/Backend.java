@@ -201,6 +201,20 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * A gated MLP added to the residual: residual += (act(normed Wg^T + bg) * (normed Wu^T + bu)) Wd^T
+     * (+ bd), normed = the RMSNorm of x (written either way: adapters read it); gate, up and scratch
+     * are scratch (their contents afterwards unspecified). One call where the backend fuses more of it
+     * (a GPU writes the activation straight in the down product's input type); the same values as
+     * {@link #normGatedLinear} then {@link #linearAdd}.
+     */
+    default void normGatedLinearAdd(Tensor x, RmsNorm norm, Tensor normed, Tensor gateWeight, Tensor gateBias, Tensor upWeight,
+                                    Tensor upBias, Activation act, Tensor downWeight, Tensor downBias, Tensor gate, Tensor up,
+                                    Tensor scratch, Tensor residual) {
+        normGatedLinear(x, norm, normed, gateWeight, gateBias, upWeight, upBias, act, gate, up);
+        linearAdd(gate, downWeight, downBias, scratch, residual);
+    }
+
+    /**
      * residual += x W^T (+ bias), with {@code scratch} [rows, out] for the product where the backend
      * needs one: the same values as {@link #linear} then {@link #addInPlace}.
      */

@@ -114,6 +114,11 @@ public final class CudaBackend implements Backend {
      * at 128 (none at 1, which takes the GEMV), the PEFT workload +4.7% (NOTES.md, session 20).
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", true);
+    /**
+     * -Dflora.cuda.mlpHalf=false: the gated MLP's activation in float32, then rounded for the down product
+     * by to_half (as before session 24), rather than written in 16 bits by one kernel (normGatedLinearAdd).
+     */
+    private boolean mlpHalf = booleanFlag("flora.cuda.mlpHalf", true);
     /** batchedPointers' arrays by the pointers they hold, and how many sets eager steps may add to it. */
     private final java.util.Map<java.util.List<Long>, Long> batchedPointerSets = new java.util.HashMap<>();
     private int batchedPointerSetLimit = 4096;
@@ -1287,6 +1292,49 @@ public final class CudaBackend implements Backend {
         gemvGated(in, norm, h, gateWeight, gateBias, upWeight, upBias, act, gate);
     }
 
+    /**
+     * Where the gated MLP runs through cuBLAS, the activation written straight in the down product's
+     * 16-bit input (gated_activation_half: gated_activation then to_half in one pass, the same bits), so
+     * its float32 rows are neither stored nor read back; the down product adds to the residual in its
+     * epilogue. Otherwise (a few rows, the GEMV kernels; biases on down; mixed types) the two calls.
+     */
+    @Override
+    public void normGatedLinearAdd(Tensor x, RmsNorm norm, Tensor normed, Tensor gateWeight, Tensor gateBias, Tensor upWeight,
+                                   Tensor upBias, Activation act, Tensor downWeight, Tensor downBias, Tensor gate, Tensor up,
+                                   Tensor scratch, Tensor residual) {
+        bind();
+        if (!mlpHalf || downBias != null || !gatedHalf(x, gateWeight, upWeight, gate, up) || downWeight.dtype() != gateWeight.dtype()) {
+            Backend.super.normGatedLinearAdd(x, norm, normed, gateWeight, gateBias, upWeight, upBias, act, downWeight, downBias, gate, up,
+                    scratch, residual);
+            return;
+        }
+        checkLinear(gate, downWeight, residual, "normGatedLinearAdd");
+        CudaTensor in = CudaTensor.of(x);
+        CudaTensor h = CudaTensor.of(normed);
+        CudaTensor g = CudaTensor.of(gate);
+        CudaTensor u = CudaTensor.of(up);
+        CudaTensor w = CudaTensor.of(downWeight);
+        CudaTensor gw = CudaTensor.of(gateWeight);
+        if (gemv(in, gw) && gemv(h, gw) || gemv(g, w)) {
+            Backend.super.normGatedLinearAdd(x, norm, normed, gateWeight, gateBias, upWeight, upBias, act, downWeight, downBias, gate, up,
+                    scratch, residual);
+            return;
+        }
+        DType type = gateWeight.dtype();
+        CudaTensor r = roundingBuffer(type, x.rows(), x.cols());
+        rmsNorm(in, norm, h, r);
+        if (!batchedProducts(r, new Tensor[] {gateWeight, upWeight}, new Tensor[] {gateBias, upBias}, new Tensor[] {gate, up})) {
+            product(r, gw, orNull(gateBias), g);
+            product(r, CudaTensor.of(upWeight), orNull(upBias), u);
+        }
+        // The same step buffer as r may come back: the products above have read r by then (one stream).
+        CudaTensor activated = roundingBuffer(type, g.rows(), g.cols());
+        boolean vec = aligned(g.pointer, u.pointer, activated.pointer);
+        launchVector("gated_activation_half", g.numel(), 8, vec, code(act), g.pointer, u.pointer, activated.pointer, g.numel(), vec ? 1 : 0,
+                type == DType.BF16 ? 1 : 0);
+        product(activated, w, null, CudaTensor.of(residual), true);
+    }
+
     private static boolean gatedHalf(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor gate, Tensor up) {
         checkLinear(x, gateWeight, gate, "gatedLinear");
         checkLinear(x, upWeight, up, "gatedLinear");
@@ -1403,6 +1451,11 @@ public final class CudaBackend implements Backend {
 
     int loraFused() {
         return loraFused;
+    }
+
+    /** The gated MLP's 16-bit activation on or off, as -Dflora.cuda.mlpHalf does (tests run both). */
+    void useMlpHalf(boolean on) {
+        mlpHalf = on;
     }
 
     /** Batched products on or off, as -Dflora.cuda.batchedProducts does (tests run both). */

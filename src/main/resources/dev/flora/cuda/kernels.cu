@@ -1791,6 +1791,30 @@ __global__ void gated_activation(int act, const float* gate, const float* up, fl
     GRID_STRIDE(i, n4 * 4, n) out[i] = activate(act, gate[i]) * up[i];
 }
 
+// gated_activation's values rounded to 16 bits as to_half rounds them (bf16 = 1, else float16): the input
+// of the down projection's cuBLAS product written directly, so the float32 rows are neither stored nor
+// read back (the same bits as the two kernels). 8 elements, one 16-byte store, a step.
+__global__ void gated_activation_half(int act, const float* gate, const float* up, u16* out, long long n, int vec, int bf16) {
+    long long n8 = vec ? n / 8 : 0;
+    GRID_STRIDE(i, 0, n8) {
+        float4 g0 = ((const float4*) gate)[2 * i], g1 = ((const float4*) gate)[2 * i + 1];
+        float4 u0 = ((const float4*) up)[2 * i], u1 = ((const float4*) up)[2 * i + 1];
+        float g[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};
+        float u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+        unsigned int h[8];
+        #pragma unroll
+        for (int k = 0; k < 8; k++) {
+            float v = activate(act, g[k]) * u[k];
+            h[k] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+        }
+        ((uint4*) out)[i] = make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
+    }
+    GRID_STRIDE(i, n8 * 8, n) {
+        float v = activate(act, gate[i]) * up[i];
+        out[i] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+    }
+}
+
 __global__ void activation(int act, float* x, long long n) {
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x)
         x[i] = activate(act, x[i]);

@@ -225,6 +225,48 @@ class CudaKernelsTest {
         closeOrExact(gpu.toHost(gate), gpu.toHost(g), t > CudaBackend.BATCHED_PRODUCTS_MAX_ROWS, "gatedLinear");
     }
 
+    /**
+     * The gated MLP in one call (the activation written in 16 bits for the down product: one kernel,
+     * gated_activation_half) gives bit for bit what it gives in float32 then rounded by to_half
+     * (-Dflora.cuda.mlpHalf=false), for every activation, both 16-bit types, with and without the batched
+     * gate and up products, an odd width (the kernel's per-element tail) and the GEMV's few rows (where
+     * the two calls run either way).
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 64, 136, true", "F16, 40, 136, false", "BF16, 300, 136, true", "BF16, 9, 67, true", "F16, 3, 136, true"})
+    void gatedMlpInSixteenBitsEqualsTheFloatActivationRounded(DType type, int t, int hidden, boolean batched) {
+        int in = 264;
+        Tensor x = gpu.fromHost(randoms(t * in), t, in);
+        RmsNorm norm = new RmsNorm(weightOf(type, randoms(in), 1, in), 1e-5f);
+        Tensor gw = weightOf(type, randoms(hidden * in), hidden, in);
+        Tensor uw = weightOf(type, randoms(hidden * in), hidden, in);
+        Tensor dw = weightOf(type, randoms(in * hidden), in, hidden);
+        float[] residual = randoms(t * in);
+        boolean batchedBefore = gpu.batchedProducts();
+        for (Activation act : Activation.values()) {
+            float[][] results = new float[2][];
+            float[][] normedRows = new float[2][];
+            for (int half = 0; half < 2; half++) {
+                Tensor normed = poisoned(t, in);
+                Tensor sum = gpu.fromHost(residual, t, in);
+                try {
+                    gpu.useBatchedProducts(batched);
+                    gpu.useMlpHalf(half == 1);
+                    gpu.normGatedLinearAdd(x, norm, normed, gw, null, uw, null, act, dw, null, poisoned(t, hidden), poisoned(t, hidden),
+                            poisoned(t, in), sum);
+                } finally {
+                    gpu.useMlpHalf(true);
+                    gpu.useBatchedProducts(batchedBefore);
+                }
+                results[half] = gpu.toHost(sum);
+                normedRows[half] = gpu.toHost(normed);
+            }
+            assertSameBits(results[1], results[0], "normGatedLinearAdd " + act);
+            assertSameBits(normedRows[1], normedRows[0], "normGatedLinearAdd's normed rows " + act);
+            assertThat(results[1]).as("the MLP added something").isNotEqualTo(residual);
+        }
+    }
+
     private static void closeOrExact(float[] got, float[] want, boolean exact, String what) {
         if (exact) {
             assertSameBits(got, want, what);

@@ -106,8 +106,7 @@ public final class LlamaModel extends DecoderModel {
                         invFreq, cache, i, layer.attention, step, attn);
             }
             adapted.projectAdd(layer.o, attn, proj, x);
-            adapted.normProjectGated(x, layer.postNorm, h, layer.gate, layer.up, config.activation(), gate, up);
-            adapted.projectAdd(layer.down, gate, proj, x);
+            adapted.normGatedProjectAdd(x, layer.postNorm, h, layer.gate, layer.up, config.activation(), layer.down, gate, up, proj, x);
         }
         Tensor selected = logitRowsOf(x, batch);
         Tensor out = backend.allocate(selected.rows(), d);
