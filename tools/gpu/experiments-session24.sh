@@ -12,17 +12,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
 out="$1"; deadline="${DEADLINE:-570}"
-mkdir -p "$out/ab"
+mkdir -p "$out"
 gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"; echo "$gpu"
 eight="-Dflora.cuda.defines=ATTN_CHUNK=64,ATTN_MIN_BLOCKS=8"
-RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "$eight"
-RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "" "$eight"
+ab_rounds "$out" "$deadline" "" "$eight"
 echo "ab: ${SECONDS} s"
 timeout 60 python3 "$here/lt-sweep.py" 64 > "$out/lt.txt" 2>&1; echo "lt: ${SECONDS} s"
 JDK_JAVA_OPTIONS="$eight" gpu_tests "$out"; echo "tests: ${SECONDS} s"
-case "$gpu" in *H200*)
-  JAVA_OPTS="$eight" SERIES=lora-gathered,lora-auto RANKS=8,64 RUNS=3 \
-    CALIBRATION_FILE="$here/../bench/results/cuda/calibration-cuda-h200-d4096-session15.json" \
-    timeout "$(seconds_left "$deadline")" bash "$here/bench-figures.sh" "$out/7b" llama2-7b ;;
-esac
+JAVA_OPTS="$eight" figure_7b_points "$out" "$deadline"
 echo "done: ${SECONDS} s"

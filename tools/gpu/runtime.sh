@@ -53,3 +53,19 @@ NEW_TESTS=(loraRunsMatchFloat64 stackedRunsOfManyAdaptersMatchFloat64 floraRunsI
   loraShrinkExpandMixedRanks)
 # Seconds left until DEADLINE seconds after this shell started (bash's SECONDS), at least 1: seconds_left DEADLINE
 seconds_left() { local left=$(( $1 - SECONDS )); [ "$left" -ge 1 ] && echo "$left" || echo 1; }
+# An A/B of decode flag sets, two rounds interleaved, 64 x (256 + 64) on Llama-2-7B's shape, without adapters
+# (OUT/ab/) and on the PEFT workload (OUT/ab/peft/), until DEADLINE seconds of the calling shell: ab_rounds OUT DEADLINE FLAGS...
+ab_rounds() {
+  local out="$1" deadline="$2"; shift 2
+  RUNS=2 timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "$@"
+  RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(seconds_left "$deadline")" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "$@"
+}
+# Figure 2's Llama-2-7B points still owed (gathered and auto at ranks 8 and 64, RUNS=3, session 15's 4096
+# calibration) into OUT/7b/, on an H200 only (the figure is the H200's), until DEADLINE: figure_7b_points OUT DEADLINE
+figure_7b_points() {
+  case "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" in *H200*)
+    SERIES=lora-gathered,lora-auto RANKS=8,64 RUNS=3 \
+      CALIBRATION_FILE="$here/../bench/results/cuda/calibration-cuda-h200-d4096-session15.json" \
+      timeout "$(seconds_left "$2")" bash "$here/bench-figures.sh" "$1/7b" llama2-7b ;;
+  esac
+}

@@ -115,10 +115,11 @@ public final class CudaBackend implements Backend {
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", true);
     /**
-     * -Dflora.cuda.mlpHalf=false: the gated MLP's activation in float32, then rounded for the down product
-     * by to_half (as before session 24), rather than written in 16 bits by one kernel (normGatedLinearAdd).
+     * -Dflora.cuda.mlpHalf=true: the gated MLP's activation written in 16 bits for the down product by one
+     * kernel (normGatedLinearAdd), rather than in float32 then rounded by to_half. The same bits (CUDA on
+     * the CPU); built in session 24 without a GPU to time it, so off until one does.
      */
-    private boolean mlpHalf = booleanFlag("flora.cuda.mlpHalf", true);
+    private boolean mlpHalf = booleanFlag("flora.cuda.mlpHalf", false);
     /** batchedPointers' arrays by the pointers they hold, and how many sets eager steps may add to it. */
     private final java.util.Map<java.util.List<Long>, Long> batchedPointerSets = new java.util.HashMap<>();
     private int batchedPointerSetLimit = 4096;
@@ -1293,7 +1294,7 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Where the gated MLP runs through cuBLAS, the activation written straight in the down product's
+     * With -Dflora.cuda.mlpHalf, where the gated MLP runs through cuBLAS, the activation written straight in the down product's
      * 16-bit input (gated_activation_half: gated_activation then to_half in one pass, the same bits), so
      * its float32 rows are neither stored nor read back; the down product adds to the residual in its
      * epilogue. Otherwise (a few rows, the GEMV kernels; biases on down; mixed types) the two calls.
@@ -1456,6 +1457,10 @@ public final class CudaBackend implements Backend {
     /** The gated MLP's 16-bit activation on or off, as -Dflora.cuda.mlpHalf does (tests run both). */
     void useMlpHalf(boolean on) {
         mlpHalf = on;
+    }
+
+    boolean mlpHalf() {
+        return mlpHalf;
     }
 
     /** Batched products on or off, as -Dflora.cuda.batchedProducts does (tests run both). */

@@ -227,8 +227,8 @@ class CudaKernelsTest {
 
     /**
      * The gated MLP in one call (the activation written in 16 bits for the down product: one kernel,
-     * gated_activation_half) gives bit for bit what it gives in float32 then rounded by to_half
-     * (-Dflora.cuda.mlpHalf=false), for every activation, both 16-bit types, with and without the batched
+     * gated_activation_half, -Dflora.cuda.mlpHalf=true) gives bit for bit what it gives in float32 then
+     * rounded by to_half, for every activation, both 16-bit types, with and without the batched
      * gate and up products, an odd width (the kernel's per-element tail) and the GEMV's few rows (where
      * the two calls run either way).
      */
@@ -243,6 +243,7 @@ class CudaKernelsTest {
         Tensor dw = weightOf(type, randoms(in * hidden), in, hidden);
         float[] residual = randoms(t * in);
         boolean batchedBefore = gpu.batchedProducts();
+        boolean halfBefore = gpu.mlpHalf();
         for (Activation act : Activation.values()) {
             float[][] results = new float[2][];
             float[][] normedRows = new float[2][];
@@ -255,7 +256,7 @@ class CudaKernelsTest {
                     gpu.normGatedLinearAdd(x, norm, normed, gw, null, uw, null, act, dw, null, poisoned(t, hidden), poisoned(t, hidden),
                             poisoned(t, in), sum);
                 } finally {
-                    gpu.useMlpHalf(true);
+                    gpu.useMlpHalf(halfBefore);
                     gpu.useBatchedProducts(batchedBefore);
                 }
                 results[half] = gpu.toHost(sum);

@@ -40,7 +40,7 @@ class KernelsOnCpuTest {
      */
     @TestFactory
     List<DynamicTest> otherTunablesMatchTheirReferencesOnTheCpu() throws IOException, InterruptedException {
-        return emulated("ATTN_LANE_SUMS=64 LORA_WIDE_LOADS=1 ATTN_CHUNK=128 ATTN_MIN_BLOCKS=0", List.of("attention,lora"));
+        return emulated("ATTN_LANE_SUMS=64 LORA_WIDE_LOADS=1 ATTN_CHUNK=128 ATTN_MIN_BLOCKS=1", List.of("attention,lora"));
     }
 
     /** tools/kernels-emulate.sh with these DEFINES (blank: none) and arguments, a check a test. */
