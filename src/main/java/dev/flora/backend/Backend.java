@@ -204,7 +204,7 @@ public interface Backend extends AutoCloseable {
      * A gated MLP added to the residual: residual += (act(normed Wg^T + bg) * (normed Wu^T + bu)) Wd^T
      * (+ bd), normed = the RMSNorm of x (written either way: adapters read it); gate, up and scratch
      * are scratch (their contents afterwards unspecified). One call where the backend fuses more of it
-     * (a GPU writes the activation straight in the down product's input type); the same values as
+     * (a GPU can write the activation straight in the down product's input type); the same values as
      * {@link #normGatedLinear} then {@link #linearAdd}.
      */
     default void normGatedLinearAdd(Tensor x, RmsNorm norm, Tensor normed, Tensor gateWeight, Tensor gateBias, Tensor upWeight,
