@@ -1304,36 +1304,35 @@ public final class CudaBackend implements Backend {
                                    Tensor upBias, Activation act, Tensor downWeight, Tensor downBias, Tensor gate, Tensor up,
                                    Tensor scratch, Tensor residual) {
         bind();
-        if (!mlpHalf || downBias != null || !gatedHalf(x, gateWeight, upWeight, gate, up) || downWeight.dtype() != gateWeight.dtype()) {
-            Backend.super.normGatedLinearAdd(x, norm, normed, gateWeight, gateBias, upWeight, upBias, act, downWeight, downBias, gate, up,
-                    scratch, residual);
-            return;
-        }
-        checkLinear(gate, downWeight, residual, "normGatedLinearAdd");
-        CudaTensor in = CudaTensor.of(x);
-        CudaTensor h = CudaTensor.of(normed);
-        CudaTensor g = CudaTensor.of(gate);
-        CudaTensor u = CudaTensor.of(up);
-        CudaTensor w = CudaTensor.of(downWeight);
-        CudaTensor gw = CudaTensor.of(gateWeight);
-        if (gemv(in, gw) && gemv(h, gw) || gemv(g, w)) {
+        if (!mlpHalfApplies(x, normed, gateWeight, upWeight, downWeight, downBias, gate, up, residual)) {
             Backend.super.normGatedLinearAdd(x, norm, normed, gateWeight, gateBias, upWeight, upBias, act, downWeight, downBias, gate, up,
                     scratch, residual);
             return;
         }
         DType type = gateWeight.dtype();
         CudaTensor r = roundingBuffer(type, x.rows(), x.cols());
-        rmsNorm(in, norm, h, r);
-        if (!batchedProducts(r, new Tensor[] {gateWeight, upWeight}, new Tensor[] {gateBias, upBias}, new Tensor[] {gate, up})) {
-            product(r, gw, orNull(gateBias), g);
-            product(r, CudaTensor.of(upWeight), orNull(upBias), u);
-        }
+        rmsNorm(CudaTensor.of(x), norm, CudaTensor.of(normed), r);
+        gateAndUp(r, gateWeight, gateBias, upWeight, upBias, gate, up);
         // The same step buffer as r may come back: the products above have read r by then (one stream).
+        CudaTensor g = CudaTensor.of(gate);
+        long u = CudaTensor.of(up).pointer;
         CudaTensor activated = roundingBuffer(type, g.rows(), g.cols());
-        boolean vec = aligned(g.pointer, u.pointer, activated.pointer);
-        launchVector("gated_activation_half", g.numel(), 8, vec, code(act), g.pointer, u.pointer, activated.pointer, g.numel(), vec ? 1 : 0,
+        boolean vec = aligned(g.pointer, u, activated.pointer);
+        launchVector("gated_activation_half", g.numel(), 8, vec, code(act), g.pointer, u, activated.pointer, g.numel(), vec ? 1 : 0,
                 type == DType.BF16 ? 1 : 0);
-        product(activated, w, null, CudaTensor.of(residual), true);
+        product(activated, CudaTensor.of(downWeight), null, CudaTensor.of(residual), true);
+    }
+
+    /** Whether normGatedLinearAdd takes its one-kernel activation: on, 16-bit weights of one type, no bias on down, cuBLAS throughout. */
+    private boolean mlpHalfApplies(Tensor x, Tensor normed, Tensor gateWeight, Tensor upWeight, Tensor downWeight, Tensor downBias, Tensor gate,
+                                   Tensor up, Tensor residual) {
+        if (!mlpHalf || downBias != null || !gatedHalf(x, gateWeight, upWeight, gate, up) || downWeight.dtype() != gateWeight.dtype()) {
+            return false;
+        }
+        checkLinear(gate, downWeight, residual, "normGatedLinearAdd");
+        CudaTensor gw = CudaTensor.of(gateWeight);
+        boolean gemvGateUp = gemv(CudaTensor.of(x), gw) && gemv(CudaTensor.of(normed), gw); // as normGatedLinear decides
+        return !gemvGateUp && !gemv(CudaTensor.of(gate), CudaTensor.of(downWeight)); // as linearAdd decides
     }
 
     private static boolean gatedHalf(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor gate, Tensor up) {
@@ -1345,11 +1344,16 @@ public final class CudaBackend implements Backend {
     /** The gated MLP through cuBLAS from the input already rounded to the weights' type. */
     private void gatedProducts(CudaTensor rounded, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias, Activation act,
                                Tensor gate, Tensor up) {
+        gateAndUp(rounded, gateWeight, gateBias, upWeight, upBias, gate, up);
+        gatedActivation(act, gate, up, gate);
+    }
+
+    /** gate and up's products from the input already rounded to the weights' type: one batched call where it applies. */
+    private void gateAndUp(CudaTensor rounded, Tensor gateWeight, Tensor gateBias, Tensor upWeight, Tensor upBias, Tensor gate, Tensor up) {
         if (!batchedProducts(rounded, new Tensor[] {gateWeight, upWeight}, new Tensor[] {gateBias, upBias}, new Tensor[] {gate, up})) {
             product(rounded, CudaTensor.of(gateWeight), orNull(gateBias), CudaTensor.of(gate));
             product(rounded, CudaTensor.of(upWeight), orNull(upBias), CudaTensor.of(up));
         }
-        gatedActivation(act, gate, up, gate);
     }
 
     /** The _norm GEMV kernels' arguments after x: the norm's weight, its type, eps, and where the normed rows go. */

@@ -781,19 +781,18 @@ __device__ __forceinline__ AttentionSpan attention_span(const int* positions, co
     return a;
 }
 
-// The online softmax over one chunk's scores sc (CHUNK of them, -inf past the chunk's end):
+// The online softmax over one chunk's scores sc (ATTN_CHUNK of them, -inf past the chunk's end):
 // the running maximum m and sum l updated, sc turned into the weights exp(score − m); returns the
 // factor the running output is to be scaled by.
-template <int CHUNK>
 __device__ __forceinline__ float attention_chunk_softmax(float* sc, float* maxScratch, double* sumScratch, float& m, double& l) {
-    float chunkMax = block_max(sc[threadIdx.x % CHUNK], maxScratch);
+    float chunkMax = block_max(sc[threadIdx.x % ATTN_CHUNK], maxScratch);
     float next = fmaxf(m, chunkMax);
     float factor = m == next ? 1.f : expf(m - next);
     m = next;
     float e = 0.f;
-    if (threadIdx.x < CHUNK) e = expf(sc[threadIdx.x] - m);
+    if (threadIdx.x < ATTN_CHUNK) e = expf(sc[threadIdx.x] - m);
     double chunkSum = block_sum((double) e, sumScratch);
-    if (threadIdx.x < CHUNK) sc[threadIdx.x] = e;
+    if (threadIdx.x < ATTN_CHUNK) sc[threadIdx.x] = e;
     __syncthreads();
     l = l * factor + chunkSum;
     return factor;
@@ -888,7 +887,7 @@ __device__ void attention_impl(const float* q, const void* cacheK, const void* c
             if (sub == 0) sc[j] = j < n ? (float) s * scale : __int_as_float(0xff800000);
         }
         __syncthreads();
-        float factor = attention_chunk_softmax<ATTN_CHUNK>(sc, maxScratch, sumScratch, m, l);
+        float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
         #pragma unroll
         for (int k = 0; k < ATTN_MAX_HEAD_DIM / 32; k++) acc[k] *= factor;
         if (vector) {
@@ -1431,14 +1430,13 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
     constexpr int STEP = PER_WARP * ATTN_WARPS;   // positions the block reads a load
     constexpr int ROUND = STEP * ATTN_V2_LOADS;   // positions a round of loads covers
-    constexpr int CHUNK = ATTN_CHUNK;
-    static_assert(CHUNK % ROUND == 0, "a chunk is whole rounds");
-    __shared__ float sc[CHUNK];
-    __shared__ int slotOf[CHUNK];
+    static_assert(ATTN_CHUNK % ROUND == 0, "a chunk is whole rounds");
+    __shared__ float sc[ATTN_CHUNK];
+    __shared__ int slotOf[ATTN_CHUNK];
     __shared__ float maxScratch[32];
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
-    __shared__ __align__(16) u16 stage[STAGE ? CHUNK * D : 8];
+    __shared__ __align__(16) u16 stage[STAGE ? ATTN_CHUNK * D : 8];
     let_next_start();
     AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
     if (span.split >= span.used) return;
@@ -1448,7 +1446,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     int kvWidth = kvHeads * D;
     const int* table = blockTables + (long long) seqOfToken[t] * maxBlocks;
     // The first chunk's slots come from the step's uploads, so they are read before grid_wait().
-    attention_slots(table, blockSize, begin, min(CHUNK, end - begin), slotOf);
+    attention_slots(table, blockSize, begin, min(ATTN_CHUNK, end - begin), slotOf);
     grid_wait(); // as attention_impl
     float qv[8];
     const float* qrow = q + (long long) t * heads * D + h * D + sub * 8;
@@ -1463,15 +1461,15 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     double acc[8];
     #pragma unroll
     for (int e = 0; e < 8; e++) acc[e] = 0.0;
-    for (int c0 = begin; c0 < end; c0 += CHUNK) {
-        int n = min(CHUNK, end - c0);
+    for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
+        int n = min(ATTN_CHUNK, end - c0);
         if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
         __syncthreads();
         // Scores: position j = row + u * STEP of each round; the LANES lanes of a position sum their parts.
         // Only the rounds that hold positions run (a short split has one or two); the rest of the
         // chunk's scores are -inf for the softmax.
         int rounds = (n + ROUND - 1) / ROUND * ROUND;
-        for (int j = rounds + threadIdx.x; j < CHUNK; j += blockDim.x) sc[j] = __int_as_float(0xff800000);
+        for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) sc[j] = __int_as_float(0xff800000);
         if (STAGE) {
             attention_stage_rows<D>(keyHead, slotOf, kvWidth, n, stage);
             copy_async_wait();
@@ -1498,7 +1496,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
         }
         __syncthreads();
         if (STAGE) attention_stage_rows<D>(valueHead, slotOf, kvWidth, n, stage); // the keys are read: in flight during the softmax
-        float factor = attention_chunk_softmax<CHUNK>(sc, maxScratch, sumScratch, m, l);
+        float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
         #pragma unroll
         for (int d = 0; d < 8; d++) acc[d] *= factor;
         if (STAGE) {
