@@ -27,6 +27,7 @@ public final class Flags {
             "flora.cuda.loraChunkRuns",
             "flora.cuda.loraChunkSplit",
             "flora.cuda.loraFused",
+            "flora.cuda.loraOverlap",
             "flora.cuda.loraStack",
             "flora.cuda.mlpHalf",
             "flora.cuda.floraRuns",

@@ -138,6 +138,13 @@ public final class CudaBackend implements Backend {
      * the H200 but slower on the PEFT workload's decode (N = 1: -21.6%, N = 4: -26.0%, session 19): off.
      */
     private int loraFused = wholeNumberFlag("flora.cuda.loraFused", 0);
+    /**
+     * -Dflora.cuda.loraOverlap=true: a decode step's lora_shrink and lora_expand launched overlapped
+     * (programmatic dependent launch, as the GEMVs): each asks L2 for its block's slice of the adapter's
+     * factors before it waits for the kernel before it, so B streams in while the shrink drains. The
+     * same bits either way. Built in session 25 without a GPU to time it: off until one does.
+     */
+    private boolean loraOverlap = booleanFlag("flora.cuda.loraOverlap", false);
     private CudaSkinnyProducts skinny; // its buffers, made at the first product it takes outside a recording
     static final int BATCHED_PRODUCTS_MAX_ROWS = 256;
     /**
@@ -768,15 +775,20 @@ public final class CudaBackend implements Backend {
 
     /** A kernel that reads what earlier kernels wrote only after grid_wait(), overlapping the end of the one before it. */
     private void launchOverlapped(String kernel, int gridX, int gridY, int block, Object... args) {
+        launchOverlapped(kernel, gridX, gridY, block, 0, args);
+    }
+
+    /** launchOverlapped with {@code shared} bytes of dynamic shared memory. */
+    private void launchOverlapped(String kernel, int gridX, int gridY, int block, int shared, Object... args) {
         if (!overlap) {
-            launch(kernel, gridX, gridY, block, 0, args);
+            launch(kernel, gridX, gridY, block, shared, args);
             return;
         }
-        if (logged("overlapped " + kernel, gridX, gridY, block, 0, args)) {
+        if (logged("overlapped " + kernel, gridX, gridY, block, shared, args)) {
             return;
         }
         long start = profiling ? begin() : 0;
-        kernels.launchOverlapped(kernel, gridX, gridY, block, 0, stream, args);
+        kernels.launchOverlapped(kernel, gridX, gridY, block, shared, stream, args);
         if (profiling) {
             end(kernel, start);
         }
@@ -1458,6 +1470,15 @@ public final class CudaBackend implements Backend {
         return loraFused;
     }
 
+    /** The decode LoRA kernels launched overlapped or not, as -Dflora.cuda.loraOverlap does (tests run both). */
+    void useLoraOverlap(boolean on) {
+        loraOverlap = on;
+    }
+
+    boolean loraOverlap() {
+        return loraOverlap;
+    }
+
     /** The gated MLP's 16-bit activation on or off, as -Dflora.cuda.mlpHalf does (tests run both). */
     void useMlpHalf(boolean on) {
         mlpHalf = on;
@@ -1606,15 +1627,24 @@ public final class CudaBackend implements Backend {
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
         long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, layout.owner());
         long[] p = packed(layout.owner(), layout.arrays());
-        launch("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
+        launchLora("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
                 maxRank, in, LORA_SHRINK_SPAN);
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
         // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;
         boolean stage = staged <= 48 * 1024;
-        launch("lora_expand", total, (layout.maxOuts() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
+        launchLora("lora_expand", total, (layout.maxOuts() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
                 stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
                 spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
+    }
+
+    /** lora_shrink or lora_expand: overlapped with -Dflora.cuda.loraOverlap=true (both wait for the kernel before them as they must). */
+    private void launchLora(String kernel, int gridX, int gridY, int block, int shared, Object... args) {
+        if (loraOverlap) {
+            launchOverlapped(kernel, gridX, gridY, block, shared, args);
+        } else {
+            launch(kernel, gridX, gridY, block, shared, args);
+        }
     }
 
     /** Gathered LoRA by tiles of LORA_TILE_TOKENS consecutive tokens of one group (the layout is group by group). */

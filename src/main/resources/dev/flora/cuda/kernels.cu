@@ -66,6 +66,18 @@ __device__ __forceinline__ void let_next_start() {
 #endif
 }
 
+// Asks L2 for the bytes [p, p + bytes), one prefetch a 128-byte line, the lines dealt out to `count`
+// threads from `index`: what a kernel launched overlapped reads after grid_wait() but no kernel writes
+// (an adapter's factors) can stream in while the kernel before it drains. Addresses stay inside the
+// range; on GPUs without programmatic dependent launch it is left out (nothing would overlap).
+__device__ __forceinline__ void prefetch_l2(const void* p, long long bytes, int index, int count) {
+#if __CUDA_ARCH__ >= 900
+    const char* c = (const char*) p;
+    for (long long o = 128LL * index; o < bytes + 127; o += 128LL * count)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(c + (o < bytes ? o : bytes - 1)));
+#endif
+}
+
 // Sum over the block (float or double), every thread receives it. blockDim.x is a multiple of 32,
 // at most 1024; scratch holds one value per warp.
 template <typename T> __device__ T block_sum(T v, T* scratch) {
@@ -2023,11 +2035,17 @@ __global__ void flora_scales(const long long* btRow, const int* btType, const fl
 // rank, each walking the whole row, was latency-bound). Pointers and types per group.
 __global__ void lora_shrink(const float* x, const int* rowOf, const int* groupOf, const long long* aPtr, const int* aType,
                             const int* rank, double* partial, int maxRank, int in, int span) {
+    let_next_start();
     int k = blockIdx.x, s = blockIdx.y, g = groupOf[k], r = rank[g], type = aType[g];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     const void* a = (const void*) aPtr[g];
-    const float* row = x + (long long) rowOf[k] * in;
     int from = s * span, to = min(in, from + span);
+    // Launched overlapped (CudaBackend's loraOverlap): the block's slice of A before grid_wait(), x after.
+    int bytes = type == 0 ? 4 : 2;
+    for (int j = warp; j < r; j += warps)
+        prefetch_l2((const char*) a + ((long long) j * in + from) * bytes, (long long) (to - from) * bytes, lane, 32);
+    grid_wait();
+    const float* row = x + (long long) rowOf[k] * in;
     // 8 columns per load where rows are 8-aligned (16-bit A: one 16-byte load; x: two).
     bool vec = (in & 7) == 0 && type != 0;
 #if LORA_WIDE_LOADS
@@ -2235,8 +2253,16 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
 #else
     extern __shared__ double v[];
 #endif
+    let_next_start();
     int k = blockIdx.x, g = groupOf[k], r = rank[g], type = bType[g], outs = outCols[g];
     if (blockIdx.y * columns >= outs) return;
+    const void* b = (const void*) bPtr[g];
+    int from = blockIdx.y * columns, end = min(outs, from + columns);
+    // Launched overlapped (CudaBackend's loraOverlap): B's rows of the block's columns before grid_wait(),
+    // while the shrink drains; its partials and the outputs after.
+    prefetch_l2((const char*) b + (long long) from * r * (type == 0 ? 4 : 2), (long long) (end - from) * r * (type == 0 ? 4 : 2),
+                threadIdx.x, blockDim.x);
+    grid_wait();
     float* out = (float*) outPtr[g];
     if (staged) {
         double* parts = v + maxRank;
@@ -2258,22 +2284,21 @@ __global__ void lora_expand(const double* partial, const int* rowOf, const int* 
         }
     }
     __syncthreads();
-    const void* b = (const void*) bPtr[g];
     const void* bias = (const void*) biasPtr[g];
     float* o = out + (long long) rowOf[k] * outs;
     float sc = scale[g];
-    int end = min(outs, (blockIdx.y + 1) * columns), bType2 = bias ? biasType[g] : 0;
+    int bType2 = bias ? biasType[g] : 0;
 #if LORA_WIDE_LOADS
     if (type != 0 && (r & 7) == 0 && aligned_to(b, 16)) {
-        lora_expand_columns<true>(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
+        lora_expand_columns<true>(v, r, b, type, bias, bType2, sc, o, from, end);
         return;
     }
     if (type == 0 && (r & 3) == 0 && aligned_to(b, 16)) {
-        lora_expand_columns<false, true>(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
+        lora_expand_columns<false, true>(v, r, b, type, bias, bType2, sc, o, from, end);
         return;
     }
 #endif
-    lora_expand_columns<false>(v, r, b, type, bias, bType2, sc, o, blockIdx.y * columns, end);
+    lora_expand_columns<false>(v, r, b, type, bias, bType2, sc, o, from, end);
 }
 
 // LoRA for steps of few tokens (decode), -Dflora.cuda.loraFused=N (session 17, off until measured): block

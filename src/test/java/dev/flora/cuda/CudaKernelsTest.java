@@ -603,22 +603,34 @@ class CudaKernelsTest {
      * shared memory. The same through lora_fused (-Dflora.cuda.loraFused=N: N blocks a token, each its
      * shrink and a 1/N of the expand's columns; rank 11 takes two passes of 8 ranks; rank 8's 16-bit B
      * is read 8 ranks a load, ranks 1, 3 and 11 and float32 B a rank at a time; 3 blocks a token leave
-     * the third block of the 53-wide output without columns in the call with an 1,100-wide one).
+     * the third block of the 53-wide output without columns in the call with an 1,100-wide one). The
+     * two kernels launched overlapped (-Dflora.cuda.loraOverlap, their factors prefetched before they
+     * wait) give the same bits as launched plainly.
      */
     @ParameterizedTest
     @CsvSource({"97, F32, BF16, 0", "776, BF16, F16, 0", "150000, BF16, BF16, 0", "97, F32, BF16, 1", "776, BF16, F16, 1",
             "150000, BF16, BF16, 1", "4096, BF16, BF16, 1", "776, BF16, F16, 3", "4096, BF16, BF16, 4"})
     void loraShrinkExpandMixedRanks(int in, DType first, DType second, int fused) {
         int before = gpu.loraFused();
+        boolean overlapBefore = gpu.loraOverlap();
         gpu.useLoraFused(fused);
         try {
-            loraShrinkExpandMixedRanks(in, first, second);
+            gpu.useLoraOverlap(false);
+            random.setSeed(in);
+            float[] plain = loraShrinkExpandMixedRanks(in, first, second);
+            if (fused == 0) {
+                gpu.useLoraOverlap(true);
+                random.setSeed(in);
+                assertSameBits(loraShrinkExpandMixedRanks(in, first, second), plain, "lora_shrink and lora_expand overlapped");
+            }
         } finally {
             gpu.useLoraFused(before);
+            gpu.useLoraOverlap(overlapBefore);
         }
     }
 
-    private void loraShrinkExpandMixedRanks(int in, DType first, DType second) {
+    /** The call's output (every group into one), after the checks. */
+    private float[] loraShrinkExpandMixedRanks(int in, DType first, DType second) {
         int t = 11, out = 53;
         float[] x = randoms(t * in);
         float[] base = randoms(t * out);
@@ -664,6 +676,7 @@ class CudaKernelsTest {
                         java.util.Arrays.copyOfRange(all, r * out, (r + 1) * out), "row %d", r);
             }
         }
+        return all;
     }
 
     /**
