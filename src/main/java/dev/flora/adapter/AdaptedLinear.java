@@ -194,11 +194,20 @@ public final class AdaptedLinear {
 
     /** The adapters of layers sharing the input x: LoRA's gathered tokens of every layer in one backend call. */
     private void addAdapters(Linear[] linears, Tensor x, Tensor[] outs) {
+        AdapterModule[][] modules = new AdapterModule[linears.length][];
+        for (int i = 0; i < linears.length; i++) {
+            modules[i] = modules(linears[i]);
+        }
+        addAdapters(linears, modules, x, outs);
+    }
+
+    /** addAdapters with each layer's modules given (by active slot; null where none). */
+    private void addAdapters(Linear[] linears, AdapterModule[][] modules, Tensor x, Tensor[] outs) {
         List<Group> gathered = new ArrayList<>();
         List<FloraLayer> floras = new ArrayList<>();
         for (int i = 0; i < linears.length; i++) {
-            if (adapts(linears[i])) {
-                addAdapters(linears[i], x, outs[i], modules(linears[i]), gathered, floras);
+            if (java.util.Arrays.stream(modules[i]).anyMatch(java.util.Objects::nonNull)) {
+                addAdapters(linears[i], x, outs[i], modules[i], gathered, floras);
             }
         }
         if (!floras.isEmpty()) {
@@ -236,14 +245,42 @@ public final class AdaptedLinear {
         }
     }
 
-    /** residual += the layer applied to x ({@code scratch} for its output): one backend call when no token adapts it. */
+    /**
+     * residual += the layer applied to x ({@code scratch} for its output): one backend call when no token
+     * adapts it. LoRA, which adds to the base product, adds to the residual after it (the rest of the
+     * layer, other adapters included, through {@code scratch} first where the step has them), so a row's
+     * sums do not depend on the other rows' adapters, and a step of LoRA alone never stores the layer's
+     * output to add it back.
+     */
     public void projectAdd(Linear linear, Tensor x, Tensor scratch, Tensor residual) {
-        if (adapts(linear)) {
+        if (!adapts(linear)) {
+            backend.linearAdd(x, linear.weight(), linear.bias(), scratch, residual);
+            return;
+        }
+        if (slots.strategy() == AdapterStrategy.MERGED) {
             project(linear, x, scratch);
+            backend.addInPlace(residual, scratch);
+            return;
+        }
+        AdapterModule[] modules = modules(linear);
+        AdapterModule[] loras = new AdapterModule[modules.length];
+        AdapterModule[] others = new AdapterModule[modules.length];
+        boolean anyOther = false;
+        for (int k = 0; k < modules.length; k++) {
+            if (modules[k] instanceof AdapterModule.Lora) {
+                loras[k] = modules[k];
+            } else {
+                others[k] = modules[k];
+                anyOther |= modules[k] != null;
+            }
+        }
+        if (anyOther) {
+            projectEach(new Linear[] {linear}, new AdapterModule[][] {others}, x, new Tensor[] {scratch});
             backend.addInPlace(residual, scratch);
         } else {
             backend.linearAdd(x, linear.weight(), linear.bias(), scratch, residual);
         }
+        addAdapters(new Linear[] {linear}, new AdapterModule[][] {loras}, x, new Tensor[] {residual});
     }
 
     /** out = the layer applied to x, for every token with its own adapter, by the strategy the slots ask for. */
@@ -257,12 +294,20 @@ public final class AdaptedLinear {
      * (one modulation for all of them where the backend fuses it).
      */
     private void projectEach(Linear[] linears, Tensor x, Tensor[] outs) {
+        AdapterModule[][] modules = new AdapterModule[linears.length][];
+        for (int i = 0; i < linears.length; i++) {
+            modules[i] = modules(linears[i]);
+        }
+        projectEach(linears, modules, x, outs);
+    }
+
+    /** projectEach with each layer's modules given (by active slot; null where none). */
+    private void projectEach(Linear[] linears, AdapterModule[][] modules, Tensor x, Tensor[] outs) {
         List<Group> gathered = new ArrayList<>();
         List<FloraLayer> floras = new ArrayList<>();
         for (int i = 0; i < linears.length; i++) {
-            AdapterModule[] modules = modules(linears[i]);
-            baseProduct(linears[i], x, outs[i], modules, slots.strategy());
-            addAdapters(linears[i], x, outs[i], modules, gathered, floras);
+            baseProduct(linears[i], x, outs[i], modules[i], slots.strategy());
+            addAdapters(linears[i], x, outs[i], modules[i], gathered, floras);
         }
         if (!floras.isEmpty()) {
             floraLinears(x, floras);
