@@ -37,6 +37,7 @@ public final class Flags {
             "flora.cuda.loraRunMin",
             "flora.cuda.overlap",
             "flora.cuda.overlapAttention",
+            "flora.cuda.overlapSmall",
             "flora.cuda.profile",
             "flora.cuda.tiledLora");
 

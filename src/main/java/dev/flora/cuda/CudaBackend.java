@@ -145,6 +145,15 @@ public final class CudaBackend implements Backend {
      * same bits either way. Built in session 25 without a GPU to time it: off until one does.
      */
     private boolean loraOverlap = booleanFlag("flora.cuda.loraOverlap", false);
+    /**
+     * -Dflora.cuda.overlapSmall=true: the small kernels between a decode step's products (OVERLAPPED_SMALL)
+     * launched overlapped too: each may start as the kernel before it drains, and waits for it before
+     * reading. The same bits either way. Built in session 25 without a GPU to time it: off until one does.
+     */
+    private boolean overlapSmall = booleanFlag("flora.cuda.overlapSmall", false);
+    /** The kernels overlapSmall launches overlapped: each calls grid_wait() before it reads. */
+    private static final java.util.Set<String> OVERLAPPED_SMALL = java.util.Set.of("rms_norm", "to_half", "gated_activation",
+            "gated_activation_half", "add_in_place");
     private CudaSkinnyProducts skinny; // its buffers, made at the first product it takes outside a recording
     static final int BATCHED_PRODUCTS_MAX_ROWS = 256;
     /**
@@ -832,7 +841,16 @@ public final class CudaBackend implements Backend {
     private void launchElements(String kernel, long n, Object... args) {
         if (n > 0) {
             int grid = (int) Math.min((n + THREADS - 1) / THREADS, 65535L * 8);
-            launch(kernel, grid, 1, THREADS, 0, args);
+            launchSmall(kernel, grid, 1, THREADS, args);
+        }
+    }
+
+    /** A kernel of OVERLAPPED_SMALL launched overlapped with -Dflora.cuda.overlapSmall=true; any other kernel as launch does. */
+    private void launchSmall(String kernel, int gridX, int gridY, int block, Object... args) {
+        if (overlapSmall && OVERLAPPED_SMALL.contains(kernel)) {
+            launchOverlapped(kernel, gridX, gridY, block, 0, args);
+        } else {
+            launch(kernel, gridX, gridY, block, 0, args);
         }
     }
 
@@ -961,7 +979,7 @@ public final class CudaBackend implements Backend {
     private void rmsNorm(CudaTensor x, RmsNorm norm, CudaTensor out, CudaTensor rounded) {
         CudaTensor w = CudaTensor.of(norm.weight());
         if (x.rows() > 0) {
-            launch("rms_norm", x.rows(), 1, RMS_THREADS, 0, x.pointer, w.pointer, w.typeCode(), norm.eps(), out.pointer, x.cols(),
+            launchSmall("rms_norm", x.rows(), 1, RMS_THREADS, x.pointer, w.pointer, w.typeCode(), norm.eps(), out.pointer, x.cols(),
                     rounded == null ? null : rounded.pointer, rounded != null && rounded.dtype() == DType.BF16 ? 1 : 0);
         }
     }
@@ -1468,6 +1486,15 @@ public final class CudaBackend implements Backend {
 
     int loraFused() {
         return loraFused;
+    }
+
+    /** The small kernels between products launched overlapped or not, as -Dflora.cuda.overlapSmall does (tests run both). */
+    void useOverlapSmall(boolean on) {
+        overlapSmall = on;
+    }
+
+    boolean overlapSmall() {
+        return overlapSmall;
     }
 
     /** The decode LoRA kernels launched overlapped or not, as -Dflora.cuda.loraOverlap does (tests run both). */

@@ -511,6 +511,7 @@ __global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const vo
                                                         u16* rounded16, int bf16) {
     __shared__ double scratch[32];
     let_next_start();
+    grid_wait(); // launched overlapped with -Dflora.cuda.overlapSmall
     const float* row = x + (long long) blockIdx.x * cols;
     float inv = inverse_rms(row, cols, eps, scratch);
     float* o = out + (long long) blockIdx.x * cols;
@@ -1796,6 +1797,8 @@ __global__ void logit_summary(const float* logits, int vocab, double* lse, float
                                      i += (long long) gridDim.x * blockDim.x)
 
 __global__ void gated_activation(int act, const float* gate, const float* up, float* out, long long n, int vec) {
+    let_next_start();
+    grid_wait(); // launched overlapped with -Dflora.cuda.overlapSmall (CudaBackend.OVERLAPPED_SMALL), as the next four
     long long n4 = vec ? n / 4 : 0;
     GRID_STRIDE(i, 0, n4) {
         float4 g = ((const float4*) gate)[i], u = ((const float4*) up)[i];
@@ -1809,6 +1812,8 @@ __global__ void gated_activation(int act, const float* gate, const float* up, fl
 // of the down projection's cuBLAS product written directly, so the float32 rows are neither stored nor
 // read back (the same bits as the two kernels). 8 elements, one 16-byte store, a step.
 __global__ void gated_activation_half(int act, const float* gate, const float* up, u16* out, long long n, int vec, int bf16) {
+    let_next_start();
+    grid_wait();
     long long n8 = vec ? n / 8 : 0;
     GRID_STRIDE(i, 0, n8) {
         float4 g0 = ((const float4*) gate)[2 * i], g1 = ((const float4*) gate)[2 * i + 1];
@@ -1835,6 +1840,8 @@ __global__ void activation(int act, float* x, long long n) {
 }
 
 __global__ void add_in_place(float* x, const float* y, long long n, int vec) {
+    let_next_start();
+    grid_wait();
     long long n4 = vec ? n / 4 : 0;
     GRID_STRIDE(i, 0, n4) {
         float4 a = ((float4*) x)[i], b = ((const float4*) y)[i];
@@ -1849,6 +1856,8 @@ __global__ void add_bias(float* out, const void* bias, int type, int cols) {
 
 // float32 to bfloat16 (bf16 = 1) or float16, rounding to nearest even; 8 elements, one 16-byte store, per step.
 __global__ void to_half(const float* x, u16* out, long long n, int vec, int bf16) {
+    let_next_start();
+    grid_wait();
     long long n8 = vec ? n / 8 : 0;
     GRID_STRIDE(i, 0, n8) {
         float4 a = ((const float4*) x)[2 * i], b = ((const float4*) x)[2 * i + 1];

@@ -230,7 +230,8 @@ class CudaKernelsTest {
      * gated_activation_half, -Dflora.cuda.mlpHalf=true) gives bit for bit what it gives in float32 then
      * rounded by to_half, for every activation, both 16-bit types, with and without the batched
      * gate and up products, an odd width (the kernel's per-element tail) and the GEMV's few rows (where
-     * the two calls run either way).
+     * the two calls run either way); and both again with the small kernels (the norm, the activation,
+     * to_half) launched overlapped (-Dflora.cuda.overlapSmall=true).
      */
     @ParameterizedTest
     @CsvSource({"BF16, 64, 136, true", "F16, 40, 136, false", "BF16, 300, 136, true", "BF16, 9, 67, true", "F16, 3, 136, true"})
@@ -244,26 +245,32 @@ class CudaKernelsTest {
         float[] residual = randoms(t * in);
         boolean batchedBefore = gpu.batchedProducts();
         boolean halfBefore = gpu.mlpHalf();
+        boolean overlapBefore = gpu.overlapSmall();
         for (Activation act : Activation.values()) {
-            float[][] results = new float[2][];
-            float[][] normedRows = new float[2][];
-            for (int half = 0; half < 2; half++) {
+            // Runs 0-1: float32 activation then to_half, 16-bit activation; 2-3 the same with the small kernels overlapped.
+            float[][] results = new float[4][];
+            float[][] normedRows = new float[4][];
+            for (int run = 0; run < 4; run++) {
                 Tensor normed = poisoned(t, in);
                 Tensor sum = gpu.fromHost(residual, t, in);
                 try {
                     gpu.useBatchedProducts(batched);
-                    gpu.useMlpHalf(half == 1);
+                    gpu.useMlpHalf(run % 2 == 1);
+                    gpu.useOverlapSmall(run >= 2);
                     gpu.normGatedLinearAdd(x, norm, normed, gw, null, uw, null, act, dw, null, poisoned(t, hidden), poisoned(t, hidden),
                             poisoned(t, in), sum);
                 } finally {
                     gpu.useMlpHalf(halfBefore);
                     gpu.useBatchedProducts(batchedBefore);
+                    gpu.useOverlapSmall(overlapBefore);
                 }
-                results[half] = gpu.toHost(sum);
-                normedRows[half] = gpu.toHost(normed);
+                results[run] = gpu.toHost(sum);
+                normedRows[run] = gpu.toHost(normed);
             }
-            assertSameBits(results[1], results[0], "normGatedLinearAdd " + act);
-            assertSameBits(normedRows[1], normedRows[0], "normGatedLinearAdd's normed rows " + act);
+            for (int run = 1; run < 4; run++) {
+                assertSameBits(results[run], results[0], "normGatedLinearAdd " + act + ", run " + run);
+                assertSameBits(normedRows[run], normedRows[0], "normGatedLinearAdd's normed rows " + act + ", run " + run);
+            }
             assertThat(results[1]).as("the MLP added something").isNotEqualTo(residual);
         }
     }
