@@ -115,11 +115,12 @@ public final class CudaBackend implements Backend {
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", true);
     /**
-     * -Dflora.cuda.mlpHalf=true: the gated MLP's activation written in 16 bits for the down product by one
-     * kernel (normGatedLinearAdd), rather than in float32 then rounded by to_half. The same bits (CUDA on
-     * the CPU); built in session 24 without a GPU to time it, so off until one does.
+     * The gated MLP's activation written in 16 bits for the down product by one kernel (normGatedLinearAdd),
+     * rather than in float32 then rounded by to_half; the same bits. On by default since session 25 (H100,
+     * Llama-2-7B 64 x (256 + 64): end to end +1.5% without adapters, +1.8% on the PEFT workload, prefill
+     * -3.5%; NOTES.md). -Dflora.cuda.mlpHalf=false: float32 then to_half.
      */
-    private boolean mlpHalf = booleanFlag("flora.cuda.mlpHalf", false);
+    private boolean mlpHalf = booleanFlag("flora.cuda.mlpHalf", true);
     /** batchedPointers' arrays by the pointers they hold, and how many sets eager steps may add to it. */
     private final java.util.Map<java.util.List<Long>, Long> batchedPointerSets = new java.util.HashMap<>();
     private int batchedPointerSetLimit = 4096;
@@ -139,18 +140,19 @@ public final class CudaBackend implements Backend {
      */
     private int loraFused = wholeNumberFlag("flora.cuda.loraFused", 0);
     /**
-     * -Dflora.cuda.loraOverlap=true: a decode step's lora_shrink and lora_expand launched overlapped
-     * (programmatic dependent launch, as the GEMVs): each asks L2 for its block's slice of the adapter's
-     * factors before it waits for the kernel before it, so B streams in while the shrink drains. The
-     * same bits either way. Built in session 25 without a GPU to time it: off until one does.
+     * lora_shrink and lora_expand launched overlapped (programmatic dependent launch, as the GEMVs): each
+     * asks L2 for its block's slice of the adapter's factors before it waits for the kernel before it, so
+     * B streams in while the shrink drains. The same bits either way. On by default since session 25 (H100,
+     * the PEFT workload: decode +1.1%, end to end +0.6%; NOTES.md). -Dflora.cuda.loraOverlap=false: plain launches.
      */
-    private boolean loraOverlap = booleanFlag("flora.cuda.loraOverlap", false);
+    private boolean loraOverlap = booleanFlag("flora.cuda.loraOverlap", true);
     /**
-     * -Dflora.cuda.overlapSmall=true: the small kernels between a decode step's products (OVERLAPPED_SMALL)
-     * launched overlapped too: each may start as the kernel before it drains, and waits for it before
-     * reading. The same bits either way. Built in session 25 without a GPU to time it: off until one does.
+     * The small kernels between the products (OVERLAPPED_SMALL) launched overlapped too: each may start as
+     * the kernel before it drains, and waits for it before reading. The same bits either way. On by
+     * default since session 25 (H100: decode +0.6% without adapters, +0.8% on the PEFT workload; NOTES.md).
+     * -Dflora.cuda.overlapSmall=false: plain launches.
      */
-    private boolean overlapSmall = booleanFlag("flora.cuda.overlapSmall", false);
+    private boolean overlapSmall = booleanFlag("flora.cuda.overlapSmall", true);
     /** The kernels overlapSmall launches overlapped: each calls grid_wait() before it reads. */
     private static final java.util.Set<String> OVERLAPPED_SMALL = java.util.Set.of("rms_norm", "to_half", "gated_activation",
             "gated_activation_half", "add_in_place");
@@ -845,7 +847,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A kernel of OVERLAPPED_SMALL launched overlapped with -Dflora.cuda.overlapSmall=true; any other kernel as launch does. */
+    /** A kernel of OVERLAPPED_SMALL launched overlapped (unless -Dflora.cuda.overlapSmall=false); any other kernel as launch does. */
     private void launchSmall(String kernel, int gridX, int gridY, int block, Object... args) {
         if (overlapSmall && OVERLAPPED_SMALL.contains(kernel)) {
             launchOverlapped(kernel, gridX, gridY, block, 0, args);
@@ -1665,7 +1667,7 @@ public final class CudaBackend implements Backend {
                 spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
     }
 
-    /** lora_shrink or lora_expand: overlapped with -Dflora.cuda.loraOverlap=true (both wait for the kernel before them as they must). */
+    /** lora_shrink or lora_expand: overlapped unless -Dflora.cuda.loraOverlap=false (both wait for the kernel before them as they must). */
     private void launchLora(String kernel, int gridX, int gridY, int block, int shared, Object... args) {
         if (loraOverlap) {
             launchOverlapped(kernel, gridX, gridY, block, shared, args);

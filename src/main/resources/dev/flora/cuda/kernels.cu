@@ -511,7 +511,7 @@ __global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const vo
                                                         u16* rounded16, int bf16) {
     __shared__ double scratch[32];
     let_next_start();
-    grid_wait(); // launched overlapped with -Dflora.cuda.overlapSmall
+    grid_wait(); // launched overlapped (CudaBackend.OVERLAPPED_SMALL)
     const float* row = x + (long long) blockIdx.x * cols;
     float inv = inverse_rms(row, cols, eps, scratch);
     float* o = out + (long long) blockIdx.x * cols;
@@ -1798,7 +1798,7 @@ __global__ void logit_summary(const float* logits, int vocab, double* lse, float
 
 __global__ void gated_activation(int act, const float* gate, const float* up, float* out, long long n, int vec) {
     let_next_start();
-    grid_wait(); // launched overlapped with -Dflora.cuda.overlapSmall (CudaBackend.OVERLAPPED_SMALL), as the next four
+    grid_wait(); // launched overlapped (CudaBackend.OVERLAPPED_SMALL, -Dflora.cuda.overlapSmall), as the next four
     long long n4 = vec ? n / 4 : 0;
     GRID_STRIDE(i, 0, n4) {
         float4 g = ((const float4*) gate)[i], u = ((const float4*) up)[i];

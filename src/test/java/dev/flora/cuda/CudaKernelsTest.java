@@ -227,11 +227,11 @@ class CudaKernelsTest {
 
     /**
      * The gated MLP in one call (the activation written in 16 bits for the down product: one kernel,
-     * gated_activation_half, -Dflora.cuda.mlpHalf=true) gives bit for bit what it gives in float32 then
+     * gated_activation_half, the default; -Dflora.cuda.mlpHalf=false turns it off) gives bit for bit what it gives in float32 then
      * rounded by to_half, for every activation, both 16-bit types, with and without the batched
      * gate and up products, an odd width (the kernel's per-element tail) and the GEMV's few rows (where
      * the two calls run either way); and both again with the small kernels (the norm, the activation,
-     * to_half) launched overlapped (-Dflora.cuda.overlapSmall=true).
+     * to_half) launched overlapped (the default) and plainly (-Dflora.cuda.overlapSmall=false).
      */
     @ParameterizedTest
     @CsvSource({"BF16, 64, 136, true", "F16, 40, 136, false", "BF16, 300, 136, true", "BF16, 9, 67, true", "F16, 3, 136, true"})
@@ -611,7 +611,7 @@ class CudaKernelsTest {
      * shrink and a 1/N of the expand's columns; rank 11 takes two passes of 8 ranks; rank 8's 16-bit B
      * is read 8 ranks a load, ranks 1, 3 and 11 and float32 B a rank at a time; 3 blocks a token leave
      * the third block of the 53-wide output without columns in the call with an 1,100-wide one). The
-     * two kernels launched overlapped (-Dflora.cuda.loraOverlap, their factors prefetched before they
+     * two kernels launched overlapped (the default, their factors prefetched before they
      * wait) give the same bits as launched plainly.
      */
     @ParameterizedTest
