@@ -2,6 +2,7 @@ package dev.flora.adapter;
 
 import dev.flora.backend.Backend;
 import dev.flora.backend.FloraProjection;
+import dev.flora.backend.LoraTerms;
 import dev.flora.backend.RmsNorm;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
@@ -139,8 +140,51 @@ public final class AdaptedLinear {
             projectEach(replaced.toArray(Linear[]::new), normed, replacedOuts.toArray(Tensor[]::new));
             return;
         }
+        List<Group> gathered = onlyGathered(linears, outs);
+        if (gathered != null) {
+            backend.normLinearsLora(x, norm, normed, weights(linears), biases(linears), outs, loraTerms(gathered));
+            return;
+        }
         backend.normLinears(x, norm, normed, weights(linears), biases(linears), outs);
         addAdapters(linears, normed, outs);
+    }
+
+    /**
+     * The step's adapters of these layers as gathered LoRA groups (those addAdapters would make, in its
+     * order), where they are all LoRA taken gathered; else null (none, or some other way), and the
+     * layers go the general way.
+     */
+    private List<Group> onlyGathered(Linear[] linears, Tensor[] outs) {
+        AdapterStrategy strategy = slots.strategy();
+        if (strategy != AdapterStrategy.GATHERED && strategy != AdapterStrategy.AUTO) {
+            return null;
+        }
+        List<Group> groups = new ArrayList<>();
+        for (int i = 0; i < linears.length; i++) {
+            AdapterModule[] modules = modules(linears[i]);
+            boolean any = false;
+            for (AdapterModule m : modules) {
+                if (m != null && !(m instanceof AdapterModule.Lora)) {
+                    return null;
+                }
+                any |= m != null;
+            }
+            if (!any) {
+                continue;
+            }
+            if (strategy == AdapterStrategy.AUTO) {
+                CostModel.LoraWays ways = chooseLora(linears[i], modules);
+                if (ways.prompts() != AdapterStrategy.GATHERED || ways.decodes() != AdapterStrategy.GATHERED) {
+                    return null;
+                }
+            }
+            for (int k = 0; k < modules.length; k++) {
+                if (modules[k] instanceof AdapterModule.Lora lora) {
+                    groups.add(new Group(rowsBySlot[activeSlots[k]], lora, outs[i]));
+                }
+            }
+        }
+        return groups.isEmpty() ? null : groups;
     }
 
     /** normed = the RMSNorm of x, then {@link #projectGated} of normed. */
@@ -525,6 +569,12 @@ public final class AdaptedLinear {
      * adapter and rank, for one layer or several sharing the input.
      */
     private void loraGathered(List<Group> groups, Tensor x) {
+        LoraTerms t = loraTerms(groups);
+        backend.loraShrinkExpand(x, t.rows(), t.a(), t.b(), t.bias(), t.scale(), t.outs());
+    }
+
+    /** The groups' terms as the backend takes them. */
+    private static LoraTerms loraTerms(List<Group> groups) {
         int n = groups.size();
         int[][] rows = new int[n][];
         Tensor[] a = new Tensor[n];
@@ -541,7 +591,7 @@ public final class AdaptedLinear {
             scale[g] = lora.scale();
             outs[g] = groups.get(g).out;
         }
-        backend.loraShrinkExpand(x, rows, a, b, bias, scale, outs);
+        return new LoraTerms(rows, a, b, bias, scale, outs);
     }
 
     /**

@@ -36,6 +36,16 @@ public interface Backend extends AutoCloseable {
     void loraShrinkExpand(Tensor x, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias, float[] scale, Tensor[] outs);
 
     /**
+     * {@link #normLinears}, then {@code lora}'s terms added to the outputs from the normed rows
+     * ({@link #loraShrinkExpand} on {@code normed}): one call, so that a backend may shrink before the
+     * products (the shrink reads only the normed rows) and expand after them.
+     */
+    default void normLinearsLora(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor[] outs, LoraTerms lora) {
+        normLinears(x, norm, normed, weights, biases, outs);
+        loraShrinkExpand(normed, lora.rows(), lora.a(), lora.b(), lora.bias(), lora.scale(), lora.outs());
+    }
+
+    /**
      * fLoRA's modulation for every group of a step in one call (DESIGN.md §2): group g, of rank
      * r_g = a[g].rows() and n_g = rows[g].length tokens, fills the stacked rows from base_g (base_0 = 0,
      * base_{g+1} = base_g + r_g n_g) with stacked[base_g + j n_g + i] = x[rows[g][i]] ∘ a[g][j] for

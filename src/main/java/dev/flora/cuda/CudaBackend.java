@@ -7,6 +7,7 @@ import dev.flora.backend.Backend;
 import dev.flora.backend.DType;
 import dev.flora.backend.FloraProjection;
 import dev.flora.backend.KvCache;
+import dev.flora.backend.LoraTerms;
 import dev.flora.backend.LogitSummary;
 import dev.flora.backend.RmsNorm;
 import dev.flora.backend.StepRecorder;
@@ -153,6 +154,14 @@ public final class CudaBackend implements Backend {
      * -Dflora.cuda.overlapSmall=false: plain launches.
      */
     private boolean overlapSmall = booleanFlag("flora.cuda.overlapSmall", true);
+    /**
+     * -Dflora.cuda.loraFirst=true: where a step's only adapters on q, k and v are gathered LoRA taken token
+     * by token, lora_shrink runs right after the norm (launched overlapped, it streams A while the norm
+     * runs) and before the products, lora_expand after them (normLinearsLora); the same bits. Built in
+     * session 25 without a GPU to time it: off until one does.
+     */
+    private boolean loraFirst = booleanFlag("flora.cuda.loraFirst", false);
+    private long loraFirstCalls; // normLinearsLora calls that took the shrink-first order (tests check they ran)
     /** The kernels overlapSmall launches overlapped: each calls grid_wait() before it reads. */
     private static final java.util.Set<String> OVERLAPPED_SMALL = java.util.Set.of("rms_norm", "to_half", "gated_activation",
             "gated_activation_half", "add_in_place");
@@ -1123,6 +1132,45 @@ public final class CudaBackend implements Backend {
         gemvMulti(in, norm, h, weights, biases, outs);
     }
 
+    /**
+     * normLinears then the LoRA terms, with -Dflora.cuda.loraFirst=true on the cuBLAS path as norm, shrink,
+     * products, expand where every group goes token by token (no cuBLAS runs, no tiles, not lora_fused).
+     */
+    @Override
+    public void normLinearsLora(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor[] outs, LoraTerms lora) {
+        bind();
+        CudaTensor in = CudaTensor.of(x);
+        CudaTensor h = CudaTensor.of(normed);
+        CudaTensor w0 = CudaTensor.of(weights[0]);
+        if (!loraFirst || !oneHalfType(x, weights, outs, "normLinearsLora") || weights.length > 3 || gemv(in, w0) || gemv(h, w0)
+                || !byTokenOnly(lora)) {
+            Backend.super.normLinearsLora(x, norm, normed, weights, biases, outs, lora);
+            return;
+        }
+        loraFirstCalls++;
+        CudaTensor r = roundingBuffer(weights[0].dtype(), x.rows(), x.cols());
+        rmsNorm(in, norm, h, r);
+        LoraLayout layout = loraLayout(lora.rows(), lora.a(), lora.b(), lora.bias(), lora.scale(), lora.outs());
+        LoraShrunk shrunk = loraShrink(normed, layout);
+        products(r, weights, biases, outs);
+        loraExpand(shrunk, layout);
+    }
+
+    /** Whether loraShrinkExpand would take every group of these terms token by token in two kernels (lora_shrink, lora_expand). */
+    private boolean byTokenOnly(LoraTerms lora) {
+        LoraRuns runs = loraRuns.of(lora.rows(), lora.a(), lora.b(), lora.bias(), lora.scale(), lora.outs());
+        if (runs != null && runs.count() > 0 || tiledGroups(lora.rows(), lora.a()) != null) {
+            return false;
+        }
+        int maxRank = 1;
+        int total = 0;
+        for (int g = 0; g < lora.rows().length; g++) {
+            maxRank = Math.max(maxRank, lora.a()[g].rows());
+            total += lora.rows()[g].length;
+        }
+        return total > 0 && !(loraFused > 0 && maxRank <= LORA_FUSED_MAX_RANK && total <= LORA_FUSED_MAX_TOKENS);
+    }
+
     /** One cublasGemmBatchedEx over the groups (float32 weights in pedantic float32; 16-bit ones with x rounded once). */
     @Override
     public void batchedLinear(Tensor x, Tensor[] weights, int rows, Tensor out) {
@@ -1490,6 +1538,19 @@ public final class CudaBackend implements Backend {
         return loraFused;
     }
 
+    /** LoRA's shrink before the q/k/v products or after them, as -Dflora.cuda.loraFirst does (tests run both). */
+    void useLoraFirst(boolean on) {
+        loraFirst = on;
+    }
+
+    boolean loraFirst() {
+        return loraFirst;
+    }
+
+    long loraFirstCalls() {
+        return loraFirstCalls;
+    }
+
     /** The small kernels between products launched overlapped or not, as -Dflora.cuda.overlapSmall does (tests run both). */
     void useOverlapSmall(boolean on) {
         overlapSmall = on;
@@ -1653,11 +1714,32 @@ public final class CudaBackend implements Backend {
                     p[8], p[9], p[10], p[11], in, columns);
             return;
         }
+        loraExpand(loraShrink(x, layout), layout);
+    }
+
+    /** lora_shrink's partial sums (spans of LORA_SHRINK_SPAN input columns) and the layout's packed arrays, for loraExpand. */
+    private record LoraShrunk(long partial, long[] packed, int spans) {
+    }
+
+    /** lora_shrink over a layout of at least one token: its partial sums, for loraExpand. */
+    private LoraShrunk loraShrink(Tensor x, LoraLayout layout) {
+        int in = x.cols();
+        int maxRank = layout.maxRank();
         int spans = (in + LORA_SHRINK_SPAN - 1) / LORA_SHRINK_SPAN;
-        long partial = memory.allocate((long) total * spans * maxRank * Double.BYTES, layout.owner());
+        long partial = memory.allocate((long) layout.total() * spans * maxRank * Double.BYTES, layout.owner());
         long[] p = packed(layout.owner(), layout.arrays());
-        launchLora("lora_shrink", total, spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2], partial,
-                maxRank, in, LORA_SHRINK_SPAN);
+        launchLora("lora_shrink", layout.total(), spans, 32 * Math.min(8, maxRank), 0, CudaTensor.of(x).pointer, p[0], p[1], p[3], p[4], p[2],
+                partial, maxRank, in, LORA_SHRINK_SPAN);
+        return new LoraShrunk(partial, p, spans);
+    }
+
+    /** lora_expand: the outputs += the layout's terms from the shrink's partial sums. */
+    private void loraExpand(LoraShrunk shrunk, LoraLayout layout) {
+        int maxRank = layout.maxRank();
+        int spans = shrunk.spans();
+        long partial = shrunk.partial();
+        long[] p = shrunk.packed();
+        int total = layout.total();
         // Blocks split the output columns too: a few tokens still make enough blocks to stream B. The
         // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;

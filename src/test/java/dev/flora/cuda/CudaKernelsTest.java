@@ -7,6 +7,7 @@ import dev.flora.backend.AttentionShape;
 import dev.flora.backend.Backend;
 import dev.flora.backend.DType;
 import dev.flora.backend.KvCache;
+import dev.flora.backend.LoraTerms;
 import dev.flora.backend.RmsNorm;
 import dev.flora.backend.Tensor;
 import dev.flora.backend.TokenBatch;
@@ -633,6 +634,67 @@ class CudaKernelsTest {
         } finally {
             gpu.useLoraFused(before);
             gpu.useLoraOverlap(overlapBefore);
+        }
+    }
+
+    /**
+     * The norm, the q/k/v products and gathered LoRA in one call (normLinearsLora) give the same bits with
+     * the shrink before the products (-Dflora.cuda.loraFirst=true) as after them (the default: normLinears
+     * then loraShrinkExpand, each checked against float64 elsewhere): groups of mixed ranks and factor types
+     * into three outputs, rows past the GEMV's (cuBLAS, batched products or not), and with a group of one row.
+     */
+    @ParameterizedTest
+    @CsvSource({"11, BF16, true", "64, F16, false", "40, BF16, false"})
+    void loraShrinkBeforeTheProductsGivesTheSameBits(int t, DType type, boolean batched) {
+        int in = 264;
+        int[] widths = {128, 64, 64};
+        Tensor x = gpu.fromHost(randoms(t * in), t, in);
+        RmsNorm norm = new RmsNorm(weightOf(type, randoms(in), 1, in), 1e-5f);
+        Tensor[] weights = new Tensor[3];
+        for (int i = 0; i < 3; i++) {
+            weights[i] = weightOf(type, randoms(widths[i] * in), widths[i], in);
+        }
+        int[][] rows = {{0, 3, 7}, {1, 2}, {t - 1}, {0, 3, 7}, {4, 5, 6}};
+        int[] ranks = {8, 1, 16, 8, 3};
+        int[] target = {0, 0, 1, 2, 2};
+        Tensor[] a = new Tensor[rows.length];
+        Tensor[] b = new Tensor[rows.length];
+        Tensor[] bias = new Tensor[rows.length];
+        float[] scale = new float[rows.length];
+        for (int g = 0; g < rows.length; g++) {
+            DType factors = g % 2 == 0 ? DType.F32 : type;
+            a[g] = weightOf(factors, randoms(ranks[g] * in), ranks[g], in);
+            b[g] = weightOf(factors, randoms(widths[target[g]] * ranks[g]), widths[target[g]], ranks[g]);
+            bias[g] = g == 4 ? gpu.weight(randoms(widths[target[g]]), 1, widths[target[g]]) : null;
+            scale[g] = 0.5f + g;
+        }
+        boolean firstBefore = gpu.loraFirst();
+        boolean batchedBefore = gpu.batchedProducts();
+        long takenBefore = gpu.loraFirstCalls();
+        float[][][] got = new float[2][][];
+        try {
+            gpu.useBatchedProducts(batched);
+            for (int run = 0; run < 2; run++) {
+                gpu.useLoraFirst(run == 1);
+                Tensor normed = poisoned(t, in);
+                Tensor[] outs = new Tensor[3];
+                for (int i = 0; i < 3; i++) {
+                    outs[i] = poisoned(t, widths[i]);
+                }
+                Tensor[] loraOuts = new Tensor[rows.length];
+                for (int g = 0; g < rows.length; g++) {
+                    loraOuts[g] = outs[target[g]];
+                }
+                gpu.normLinearsLora(x, norm, normed, weights, new Tensor[3], outs, new LoraTerms(rows, a, b, bias, scale, loraOuts));
+                got[run] = new float[][] {gpu.toHost(outs[0]), gpu.toHost(outs[1]), gpu.toHost(outs[2]), gpu.toHost(normed)};
+            }
+        } finally {
+            gpu.useLoraFirst(firstBefore);
+            gpu.useBatchedProducts(batchedBefore);
+        }
+        assertThat(gpu.loraFirstCalls()).as("the second call took the shrink-first order").isEqualTo(takenBefore + 1);
+        for (int i = 0; i < 4; i++) {
+            assertSameBits(got[1][i], got[0][i], "normLinearsLora output " + i);
         }
     }
 
