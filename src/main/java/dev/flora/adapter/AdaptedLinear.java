@@ -238,11 +238,16 @@ public final class AdaptedLinear {
 
     /** The adapters of layers sharing the input x: LoRA's gathered tokens of every layer in one backend call. */
     private void addAdapters(Linear[] linears, Tensor x, Tensor[] outs) {
+        addAdapters(linears, modules(linears), x, outs);
+    }
+
+    /** Each layer's modules by active slot (null where a slot has none). */
+    private AdapterModule[][] modules(Linear[] linears) {
         AdapterModule[][] modules = new AdapterModule[linears.length][];
         for (int i = 0; i < linears.length; i++) {
             modules[i] = modules(linears[i]);
         }
-        addAdapters(linears, modules, x, outs);
+        return modules;
     }
 
     /** addAdapters with each layer's modules given (by active slot; null where none). */
@@ -338,11 +343,7 @@ public final class AdaptedLinear {
      * (one modulation for all of them where the backend fuses it).
      */
     private void projectEach(Linear[] linears, Tensor x, Tensor[] outs) {
-        AdapterModule[][] modules = new AdapterModule[linears.length][];
-        for (int i = 0; i < linears.length; i++) {
-            modules[i] = modules(linears[i]);
-        }
-        projectEach(linears, modules, x, outs);
+        projectEach(linears, modules(linears), x, outs);
     }
 
     /** projectEach with each layer's modules given (by active slot; null where none). */
