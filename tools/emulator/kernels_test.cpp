@@ -1007,7 +1007,7 @@ int main(int argc, char** argv) {
         std::vector<int> tokens = {0, 1, 2, 3, 4, 0, 2, 4, 1, 3};
         for (int blocks : {1, 3, 4}) decodeLora(512, mixed, tokens, blocks, rng, blocks == 1);
         decodeLora(300, {ad(8, 1, 300, true, 2.f), ad(24, 2, 128, false, 1.f)}, {1, 0, 1}, 2, rng); // in % 8 != 0: the scalar shrink
-        // float32 factors (as PEFT saves them): 16-byte loads under LORA_WIDE_LOADS=1 where the rank allows (3 does not)
+        // float32 factors (as PEFT saves them): 16-byte loads (LORA_WIDE_LOADS=1, the default) where the rank allows (3 does not)
         decodeLora(512, {ad(8, 0, 512, false, 2.f), ad(4, 0, 384, true, 0.5f), ad(12, 0, 200, false, 1.f), ad(3, 0, 96, true, 4.f)},
                    {0, 1, 2, 3, 0, 2, 1}, 2, rng, false);
         std::vector<int> runs(45, 0); // a prompt's tokens: 40 of one adapter (tiles of 32 and 8), then 5 of another

@@ -157,8 +157,8 @@ public final class CudaBackend implements Backend {
     /**
      * -Dflora.cuda.loraFirst=true: where a step's only adapters on q, k and v are gathered LoRA taken token
      * by token, lora_shrink runs right after the norm (launched overlapped, it streams A while the norm
-     * runs) and before the products, lora_expand after them (normLinearsLora); the same bits. Built in
-     * session 25 without a GPU to time it: off until one does.
+     * runs) and before the products, lora_expand after them (normLinearsLora); the same bits. Off: on an
+     * H100 in session 25 the PEFT workload decoded 0.4% slower with it (NOTES.md).
      */
     private boolean loraFirst = booleanFlag("flora.cuda.loraFirst", false);
     private long loraFirstCalls; // normLinearsLora calls that took the shrink-first order (tests check they ran)

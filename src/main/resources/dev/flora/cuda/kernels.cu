@@ -2027,14 +2027,15 @@ __global__ void flora_scales(const long long* btRow, const int* btType, const fl
 
 // LoRA shrink and expand sum in float64: the adapter's scale (rsLoRA's alpha / sqrt(r), say) can
 // magnify rounding.
-// LORA_WIDE_LOADS (-Dflora.cuda.defines=LORA_WIDE_LOADS=1; 0 by default: on an H100 in session 23 the PEFT
-// workload ran at the same speed with it, -0.3% alone and +0.0% beside float32 lane sums): float32 factors (PEFT saves LoRA in float32, and so do Flora's random adapters) read 16
-// bytes a load, as 16-bit ones are, where by default a float32 A is read 4 bytes a lane and a B row
-// rank by rank: the shrink then takes 8 columns a lane a load as for 16-bit A (another order of its
-// float64 sums), and lora_expand reads B's rows 4 float32 ranks (or 8 16-bit ones) a load, the same
+// LORA_WIDE_LOADS (1 by default since session 25: with the kernels launched overlapped, the PEFT workload on an
+// H100 +0.5% decode and +0.4% end to end, both rounds; in session 23, before the overlap, it tied;
+// -Dflora.cuda.defines=LORA_WIDE_LOADS=0 turns it off): float32 factors (PEFT saves LoRA in float32, and so do
+// Flora's random adapters) read 16 bytes a load, as 16-bit ones are, rather than a float32 A 4 bytes a lane
+// and a B row rank by rank: the shrink then takes 8 columns a lane a load as for 16-bit A (another order of
+// its float64 sums), and lora_expand reads B's rows 4 float32 ranks (or 8 16-bit ones) a load, the same
 // products in the same order, so the same bits.
-#ifndef LORA_WIDE_LOADS // a tunable: -Dflora.cuda.defines=LORA_WIDE_LOADS=1 (CudaBackend, KernelModule.TUNABLES)
-#define LORA_WIDE_LOADS 0
+#ifndef LORA_WIDE_LOADS // a tunable: -Dflora.cuda.defines=LORA_WIDE_LOADS=0 (CudaBackend, KernelModule.TUNABLES)
+#define LORA_WIDE_LOADS 1
 #endif
 // LoRA shrink, every adapted token of every adapter at once, split over the input: block (k, s)
 // takes token k's input columns [s·span, (s+1)·span), and its warp w the ranks j ≡ w (mod warps):
