@@ -1798,7 +1798,7 @@ __global__ void logit_summary(const float* logits, int vocab, double* lse, float
 
 __global__ void gated_activation(int act, const float* gate, const float* up, float* out, long long n, int vec) {
     let_next_start();
-    grid_wait(); // launched overlapped (CudaBackend.OVERLAPPED_SMALL, -Dflora.cuda.overlapSmall), as the next four
+    grid_wait(); // launched overlapped: CudaBackend.OVERLAPPED_SMALL lists the kernels that are (each waits first)
     long long n4 = vec ? n / 4 : 0;
     GRID_STRIDE(i, 0, n4) {
         float4 g = ((const float4*) gate)[i], u = ((const float4*) up)[i];
