@@ -26,6 +26,7 @@ public final class Flags {
             "flora.cuda.loraRuns",
             "flora.cuda.loraChunkRuns",
             "flora.cuda.loraChunkSplit",
+            "flora.cuda.loraExpandColumns",
             "flora.cuda.loraFirst",
             "flora.cuda.loraFused",
             "flora.cuda.loraOverlap",

@@ -35,8 +35,12 @@ public final class CudaBackend implements Backend {
     private static final int GEMV_THREADS = 128;
     /** kernels.cu's RMS_THREADS: rms_norm and the normed GEMVs sum a row with this many threads, in one order. */
     private static final int RMS_THREADS = 128;
-    /** Output columns per block of lora_expand. */
-    private static final int LORA_EXPAND_COLUMNS = 1024;
+    /**
+     * Output columns per block of lora_expand (-Dflora.cuda.loraExpandColumns, 1024 by default): fewer make
+     * more blocks of a decode step's expand, each as long as a few memory round trips. The same bits (each
+     * column's sum is its own). A tunable built in session 25 without a GPU to time it.
+     */
+    private int loraExpandColumns = positiveFlag("flora.cuda.loraExpandColumns", 1024);
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
     /** lora_fused's largest rank (LORA_FUSED_RANKS) and most adapted tokens a call (a decode step of 256 sequences' q, k and v). */
@@ -1538,6 +1542,13 @@ public final class CudaBackend implements Backend {
         return loraFused;
     }
 
+    /** lora_expand's output columns a block, as -Dflora.cuda.loraExpandColumns sets them (tests run several); the number before. */
+    int useLoraExpandColumns(int columns) {
+        int before = loraExpandColumns;
+        loraExpandColumns = columns;
+        return before;
+    }
+
     /** LoRA's shrink before the q/k/v products or after them, as -Dflora.cuda.loraFirst does (tests run both). */
     void useLoraFirst(boolean on) {
         loraFirst = on;
@@ -1744,9 +1755,9 @@ public final class CudaBackend implements Backend {
         // partials go through shared memory where they fit the default 48 KB (rank 64 up to 23k inputs).
         long staged = (long) maxRank * (spans + 1) * Double.BYTES;
         boolean stage = staged <= 48 * 1024;
-        launchLora("lora_expand", total, (layout.maxOuts() + LORA_EXPAND_COLUMNS - 1) / LORA_EXPAND_COLUMNS, THREADS,
+        launchLora("lora_expand", total, (layout.maxOuts() + loraExpandColumns - 1) / loraExpandColumns, THREADS,
                 stage ? (int) staged : maxRank * Double.BYTES, partial, p[0], p[1], p[5], p[6], p[7], p[8], p[2], p[9], p[10], p[11], maxRank,
-                spans, LORA_EXPAND_COLUMNS, stage ? 1 : 0);
+                spans, loraExpandColumns, stage ? 1 : 0);
     }
 
     /** lora_shrink or lora_expand: overlapped unless -Dflora.cuda.loraOverlap=false (both wait for the kernel before them as they must). */

@@ -38,7 +38,7 @@ final class KernelModule {
      * The kernels' tunables (#ifndef in kernels.cu, kernel-internal: no Java constant mirrors them),
      * which -Dflora.cuda.defines=NAME=N,... sets for A/B runs without a rebuild.
      */
-    static final List<String> TUNABLES = List.of("GEMV_UNROLL", "ROTATE_BATCH", "FLORA_BATCH", "LORA_WIDE_LOADS", "ATTN_V2_LOADS", "ATTN_LANE_SUMS", "ATTN_V4_LOADS", "COMBINE_BATCH", "ATTN_CHUNK", "ATTN_MIN_BLOCKS");
+    static final List<String> TUNABLES = List.of("GEMV_UNROLL", "ROTATE_BATCH", "FLORA_BATCH", "LORA_WIDE_LOADS", "ATTN_V2_LOADS", "ATTN_LANE_SUMS", "ATTN_V4_LOADS", "COMBINE_BATCH", "ATTN_CHUNK", "ATTN_MIN_BLOCKS", "RMS_PREFETCH");
 
     /** NVRTC options -DNAME=N from a -Dflora.cuda.defines value (null: none), or a refusal naming what is wrong. */
     static List<String> defines(String value) {

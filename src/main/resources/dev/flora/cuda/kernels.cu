@@ -504,6 +504,13 @@ __global__ void mul_rows_grouped(float* x, const int* rowOf, const int* groupOf,
     for (int c = threadIdx.x; c < cols; c += blockDim.x) row[c] *= ld(v, c, vectorType[g]);
 }
 
+// RMS_PREFETCH (-Dflora.cuda.defines=RMS_PREFETCH=1; 0 by default, built in session 25 without a GPU to time it):
+// rms_norm asks L2 for its weight row before grid_wait(), so that the weight loads after the row's sum (a
+// decode step's 64 blocks all miss it otherwise: the step's products stream gigabytes through L2 between two
+// uses) wait on L2 rather than memory. The same bits.
+#ifndef RMS_PREFETCH // a tunable: -Dflora.cuda.defines=RMS_PREFETCH=1 (KernelModule.TUNABLES)
+#define RMS_PREFETCH 0
+#endif
 // Sums in float64, as the CPU backend does: the norms are where float32 rounding would show.
 // RMS_THREADS threads a row (inverse_rms). rounded (when not null) also receives the normed rows
 // rounded to the weights' 16-bit type (bf16: 1, f16: 0), the input of the cuBLAS products after it.
@@ -511,6 +518,9 @@ __global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const vo
                                                         u16* rounded16, int bf16) {
     __shared__ double scratch[32];
     let_next_start();
+#if RMS_PREFETCH
+    prefetch_l2(weight, (long long) cols * (type == 0 ? 4 : 2), threadIdx.x, blockDim.x);
+#endif
     grid_wait(); // launched overlapped (CudaBackend.OVERLAPPED_SMALL)
     const float* row = x + (long long) blockIdx.x * cols;
     float inv = inverse_rms(row, cols, eps, scratch);

@@ -613,7 +613,8 @@ class CudaKernelsTest {
      * is read 8 ranks a load, ranks 1, 3 and 11 and float32 B a rank at a time; 3 blocks a token leave
      * the third block of the 53-wide output without columns in the call with an 1,100-wide one). The
      * two kernels launched overlapped (the default, their factors prefetched before they
-     * wait) give the same bits as launched plainly.
+     * wait) give the same bits as launched plainly, and so does lora_expand by blocks of 32 output columns
+     * (-Dflora.cuda.loraExpandColumns; 1024 by default).
      */
     @ParameterizedTest
     @CsvSource({"97, F32, BF16, 0", "776, BF16, F16, 0", "150000, BF16, BF16, 0", "97, F32, BF16, 1", "776, BF16, F16, 1",
@@ -630,6 +631,13 @@ class CudaKernelsTest {
                 gpu.useLoraOverlap(true);
                 random.setSeed(in);
                 assertSameBits(loraShrinkExpandMixedRanks(in, first, second), plain, "lora_shrink and lora_expand overlapped");
+                int columns = gpu.useLoraExpandColumns(32);
+                try {
+                    random.setSeed(in);
+                    assertSameBits(loraShrinkExpandMixedRanks(in, first, second), plain, "lora_expand's blocks of 32 columns");
+                } finally {
+                    gpu.useLoraExpandColumns(columns);
+                }
             }
         } finally {
             gpu.useLoraFused(before);
