@@ -39,6 +39,8 @@ final class KernelModule {
      * which -Dflora.cuda.defines=NAME=N,... sets for A/B runs without a rebuild.
      */
     static final List<String> TUNABLES = List.of("GEMV_UNROLL", "ROTATE_BATCH", "FLORA_BATCH", "LORA_WIDE_LOADS", "ATTN_V2_LOADS", "ATTN_LANE_SUMS", "ATTN_V4_LOADS", "COMBINE_BATCH", "ATTN_CHUNK", "ATTN_MIN_BLOCKS", "RMS_PREFETCH");
+    /** The tunables that are switches: 1 on, 0 off (the others are counts and sizes, 1 or more). */
+    static final List<String> SWITCHES = List.of("LORA_WIDE_LOADS", "RMS_PREFETCH");
 
     /** NVRTC options -DNAME=N from a -Dflora.cuda.defines value (null: none), or a refusal naming what is wrong. */
     static List<String> defines(String value) {
@@ -48,9 +50,12 @@ final class KernelModule {
         }
         for (String entry : value.split(",")) {
             String[] kv = entry.trim().split("=", -1);
-            if (kv.length != 2 || !TUNABLES.contains(kv[0]) || !kv[1].matches("[1-9][0-9]{0,8}")) {
-                throw new dev.flora.FloraException("-Dflora.cuda.defines takes NAME=N pairs with N a positive whole number and NAME one of "
-                        + String.join(", ", TUNABLES) + "; not '" + entry.trim() + "'");
+            boolean valid = kv.length == 2 && TUNABLES.contains(kv[0])
+                    && kv[1].matches(SWITCHES.contains(kv[0]) ? "[01]" : "[1-9][0-9]{0,8}");
+            if (!valid) {
+                throw new dev.flora.FloraException("-Dflora.cuda.defines takes NAME=N pairs, NAME one of " + String.join(", ", TUNABLES)
+                        + ", N 0 or 1 for the switches (" + String.join(", ", SWITCHES) + ") and a positive whole number for the others; not '"
+                        + entry.trim() + "'");
             }
             options.add("-D" + kv[0] + "=" + kv[1]);
         }

@@ -100,7 +100,10 @@ class CudaAbsenceTest {
         assertThat(KernelModule.defines("GEMV_UNROLL=4, ATTN_V2_LOADS=8")).containsExactly("-DGEMV_UNROLL=4", "-DATTN_V2_LOADS=8");
         assertThat(KernelModule.defines("ATTN_LANE_SUMS=32,LORA_WIDE_LOADS=1")).as("session 21's untimed tunables")
                 .containsExactly("-DATTN_LANE_SUMS=32", "-DLORA_WIDE_LOADS=1");
-        for (String bad : new String[] {"GEMV_ROWS=8", "GEMV_UNROLL=0", "GEMV_UNROLL", "GEMV_UNROLL=4=5", "ROTATE_BATCH=x"}) {
+        assertThat(KernelModule.defines("LORA_WIDE_LOADS=0,RMS_PREFETCH=1")).as("switches take 0 and 1")
+                .containsExactly("-DLORA_WIDE_LOADS=0", "-DRMS_PREFETCH=1");
+        for (String bad : new String[] {"GEMV_ROWS=8", "GEMV_UNROLL=0", "GEMV_UNROLL", "GEMV_UNROLL=4=5", "ROTATE_BATCH=x", "LORA_WIDE_LOADS=2",
+                "ATTN_MIN_BLOCKS=0"}) {
             assertThatThrownBy(() -> KernelModule.defines(bad)).isInstanceOf(FloraException.class).hasMessageContaining("not '" + bad + "'");
         }
         String source = KernelModule.source();
