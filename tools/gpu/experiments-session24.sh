@@ -10,10 +10,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
-export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
-out="$1"; deadline="${DEADLINE:-570}"
-mkdir -p "$out"
-gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"; echo "$gpu"
+experiment_start "$1" 570
 eight="-Dflora.cuda.defines=ATTN_CHUNK=64,ATTN_MIN_BLOCKS=8"
 ab_rounds "$out" "$deadline" "" "$eight"
 echo "ab: ${SECONDS} s"

@@ -12,10 +12,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
-export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
-out="$1"; deadline="${DEADLINE:-570}"
-mkdir -p "$out"
-gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"; echo "$gpu"
+experiment_start "$1" 570
 half="-Dflora.cuda.mlpHalf=true"; lora="-Dflora.cuda.loraOverlap=true"; small="-Dflora.cuda.overlapSmall=true"
 ab_rounds "$out" "$deadline" "" "$half" "$lora" "$small" "$half $lora $small"
 echo "ab: ${SECONDS} s"

@@ -14,10 +14,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
-export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
-out="$1"; deadline="${DEADLINE:-560}"
-mkdir -p "$out"
-gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"; echo "$gpu"
+experiment_start "$1" 560
 figure_7b_points "$out" "$(( deadline < 300 ? deadline : 300 ))"
 echo "7b: ${SECONDS} s"
 ab_rounds "$out" "$deadline" "" "-Dflora.cuda.mlpHalf=false -Dflora.cuda.loraOverlap=false -Dflora.cuda.overlapSmall=false" \

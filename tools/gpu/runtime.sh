@@ -52,6 +52,14 @@ NEW_TESTS=(loraRunsMatchFloat64 stackedRunsOfManyAdaptersMatchFloat64 floraRunsI
   streamedDecodeAttentionMatchesFloat64 pipelinedPrefillTilesGiveTheBitsOfTheFirst float32MatchesCpuAndTransformers
   loraShrinkExpandMixedRanks)
 # Seconds left until DEADLINE seconds after this shell started (bash's SECONDS), at least 1: seconds_left DEADLINE
+# The start of an experiments script: MODEL_ROOT (default /tmp/flora-models), OUT made, out and deadline set
+# (DEADLINE, else the default given), the GPU's name printed: experiment_start OUT DEFAULT_DEADLINE
+experiment_start() {
+  export MODEL_ROOT="${MODEL_ROOT:-/tmp/flora-models}"
+  out="$1"; deadline="${DEADLINE:-$2}"
+  mkdir -p "$out"
+  nvidia-smi --query-gpu=name --format=csv,noheader | head -1
+}
 seconds_left() { local left=$(( $1 - SECONDS )); [ "$left" -ge 1 ] && echo "$left" || echo 1; }
 # An A/B of decode flag sets, two rounds interleaved, 64 x (256 + 64) on Llama-2-7B's shape, without adapters
 # (OUT/ab/) and on the PEFT workload (OUT/ab/peft/), until DEADLINE seconds of the calling shell: ab_rounds OUT DEADLINE FLAGS...
