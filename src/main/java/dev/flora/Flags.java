@@ -30,6 +30,7 @@ public final class Flags {
             "flora.cuda.loraFirst",
             "flora.cuda.loraFused",
             "flora.cuda.loraOverlap",
+            "flora.cuda.loraRowsShrink",
             "flora.cuda.loraStack",
             "flora.cuda.mlpHalf",
             "flora.cuda.floraRuns",

@@ -792,6 +792,20 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** lora_shrink_rows' rows a tile, a thread a row (kernels.cu LR_THREADS), and ranks a thread (LR_RANKS). */
+    static final int LORA_ROWS_TILE = 64;
+    private static final int LORA_ROWS_RANKS = 8;
+
+    /**
+     * lora_shrink_rows (CudaLoraRuns' runs): v's rows for tiles of consecutive rows of x, each tile one adapter's
+     * float32 A (rank floats a row of v at tileV), in blocks of LORA_ROWS_TILE rows and LORA_ROWS_RANKS ranks.
+     */
+    void loraShrinkRows(CudaTensor x, int[] tileRow, int[] tileCount, long[] tileA, int[] tileRank, long[] tileV, int maxRank) {
+        long[] p = packed(x, tileRow, tileCount, tileA, tileRank, tileV);
+        launch("lora_shrink_rows", tileRow.length, (maxRank + LORA_ROWS_RANKS - 1) / LORA_ROWS_RANKS, LORA_ROWS_TILE, 0, x.pointer, p[0], p[1], p[2],
+                p[3], p[4], x.cols());
+    }
+
     /** A GEMV kernel (it calls grid_wait() first): launched to overlap the end of the kernel before it where the GPU can. */
     private void launchOverlapped(String kernel, int gridX, int block, Object... args) {
         launchOverlapped(kernel, gridX, 1, block, args);

@@ -2211,6 +2211,81 @@ __global__ void __launch_bounds__(256) lora_expand_tiled(const double* partial, 
     }
 }
 
+// Gathered LoRA's prompt runs, their shrink by kernel rather than cuBLAS (CudaLoraRuns, -Dflora.cuda.loraRowsShrink):
+// v[row, j] = Σ_c A[j, c] x[row, c] for float32 A and x, rounded once to float32 for the expand's cuBLAS product.
+// A thread takes one row and LR_RANKS ranks (blockIdx.y: which), and sums exactly as lora_shrink (LORA_WIDE_LOADS)
+// then lora_expand do: each 256-column span's 32 lane sums (8 columns each, in order, in float64) joined by the
+// tree of lora_shrink's xor shuffles, then the spans in order; so v is lora_expand's float64 v rounded, the same
+// for a row whether it is taken in a run or token by token. The thread builds the shuffles' tree itself (no
+// shuffles, no shared memory): lane L's value after the shuffles by 16, 8, ... is T(L, k) = T(L, k-1) + T(L ^ (16 >> (k-1)), k-1).
+// Where the cuBLAS shrink of a 128-row chunk at rank 8 reads its x rows as a float32 product of 8 columns (about
+// 0.6 ms a q/k/v call of a 16,384-token prompt step on the H200, NOTES.md session 19), this is float64 FMAs
+// (1.6 G a q/k/v call at rank 8). Rows and A must be 16-byte aligned and the width a multiple of 8 (the host checks).
+#define LR_THREADS 64 // rows a tile, a thread a row
+#define LR_RANKS 8    // ranks a thread
+extern "C++" {
+// Lane L's sum in lora_shrink's vec32 loop over span c0: columns c0 + 8L .. c0 + 8L + 7 (none past the width: 0).
+template <int L>
+__device__ __forceinline__ void lora_rows_leaf(const float* xr, const float* a, int in, int c0, int nr, double* out) {
+    int c = c0 + 8 * L;
+    if (c >= in) {
+        #pragma unroll
+        for (int j = 0; j < LR_RANKS; j++) out[j] = 0.0;
+        return;
+    }
+    float4 x0 = *(const float4*) (xr + c), x1 = *(const float4*) (xr + c + 4);
+    float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+    #pragma unroll
+    for (int j = 0; j < LR_RANKS; j++) {
+        double sum = 0.0;
+        if (j < nr) {
+            float4 a0 = *(const float4*) (a + (long long) j * in + c), a1 = *(const float4*) (a + (long long) j * in + c + 4);
+            float as[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+            #pragma unroll
+            for (int e = 0; e < 8; e++) sum += (double) as[e] * xs[e];
+        }
+        out[j] = sum;
+    }
+}
+// T(L, K): lane L's value after K of lora_shrink's shuffle steps (by 16, 8, 4, 2, 1).
+template <int L, int K>
+__device__ __forceinline__ void lora_rows_tree(const float* xr, const float* a, int in, int c0, int nr, double* out) {
+    if constexpr (K == 0) {
+        lora_rows_leaf<L>(xr, a, in, c0, nr, out);
+    } else {
+        double other[LR_RANKS];
+        lora_rows_tree<L, K - 1>(xr, a, in, c0, nr, out);
+        lora_rows_tree<(L ^ (16 >> (K - 1))), K - 1>(xr, a, in, c0, nr, other);
+        #pragma unroll
+        for (int j = 0; j < LR_RANKS; j++) out[j] += other[j];
+    }
+}
+}  // extern "C++"
+
+// Block (t, p): tile t (tileRow[t] .. + tileCount[t] consecutive rows of x, one adapter: A at tileA[t], rank
+// tileRank[t], v rows at tileV[t], rank floats a row), ranks [8p, 8p + 8).
+__global__ void __launch_bounds__(LR_THREADS) lora_shrink_rows(const float* x, const int* tileRow, const int* tileCount, const long long* tileA,
+                                                               const int* tileRank, const long long* tileV, int in) {
+    int t = blockIdx.x, r = tileRank[t], j0 = blockIdx.y * LR_RANKS;
+    if (j0 >= r || (int) threadIdx.x >= tileCount[t]) return;
+    int nr = min(LR_RANKS, r - j0);
+    const float* xr = x + (long long) (tileRow[t] + threadIdx.x) * in;
+    const float* a = (const float*) tileA[t] + (long long) j0 * in;
+    double acc[LR_RANKS];
+    #pragma unroll
+    for (int j = 0; j < LR_RANKS; j++) acc[j] = 0.0;
+    for (int c0 = 0; c0 < in; c0 += 256) {
+        double span[LR_RANKS];
+        lora_rows_tree<0, 5>(xr, a, in, c0, nr, span);
+        #pragma unroll
+        for (int j = 0; j < LR_RANKS; j++) acc[j] += span[j];
+    }
+    float* v = (float*) tileV[t] + (long long) threadIdx.x * r + j0;
+    #pragma unroll
+    for (int j = 0; j < LR_RANKS; j++)
+        if (j < nr) v[j] = (float) acc[j];
+}
+
 // LoRA expand: out_g[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]), v[k, j] = Σ_s
 // partial[k, s, j] (the shrink's spans, summed in order); block (k, y) takes columns
 // [y·columns, (y+1)·columns) of its group's output (outPtr_g, outCols_g columns). Dynamic shared
