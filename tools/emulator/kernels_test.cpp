@@ -54,6 +54,7 @@ static AttentionKernel attentionKernel(const std::string& form, int type, int D)
     if (form == "v1") return type == 1 ? attention_bf16 : attention_f16;
     if (form == "v2") return type == 1 ? (D == 64 ? attention_v2_bf16_64 : attention_v2_bf16_128) : (D == 64 ? attention_v2_f16_64 : attention_v2_f16_128);
     if (form == "v3") return type == 1 ? (D == 64 ? attention_v3_bf16_64 : attention_v3_bf16_128) : (D == 64 ? attention_v3_f16_64 : attention_v3_f16_128);
+    if (form == "v5") return type == 1 ? (D == 64 ? attention_v5_bf16_64 : attention_v5_bf16_128) : (D == 64 ? attention_v5_f16_64 : attention_v5_f16_128);
     return type == 1 ? (D == 64 ? attention_v4_bf16_64 : attention_v4_bf16_128) : (D == 64 ? attention_v4_f16_64 : attention_v4_f16_128);
 }
 
@@ -109,7 +110,7 @@ static void decodeAttention(const DecodeCase& c, std::mt19937& rng) {
     for (int len : c.lengths) shape += " " + std::to_string(len);
     shape += ", window " + std::to_string(c.window) + ", splits " + std::to_string(c.splits) + ", minSplit " + std::to_string(c.minSplit);
     std::vector<float> second;
-    for (std::string form : {"v1", "v2", "v3", "v4"}) {
+    for (std::string form : {"v1", "v2", "v3", "v4", "v5"}) {
         int pairs = T * c.heads;
         std::vector<float> out((size_t) T * qWidth, NAN), partOut((size_t) pairs * c.splits * c.D), partMax(pairs * c.splits), partSum(pairs * c.splits);
         std::vector<int> counters(pairs, 0);
@@ -121,7 +122,7 @@ static void decodeAttention(const DecodeCase& c, std::mt19937& rng) {
         bool reset = std::all_of(counters.begin(), counters.end(), [](int n) { return n == 0; });
         report(reset, "attention " + form + ": counters left at 0", reset ? 0 : 1, 0);
         if (form == "v2") second = out;
-        if (form == "v3") sameBits("attention v3 against v2", out, second);
+        if (form == "v3" || form == "v5") sameBits("attention " + form + " against v2", out, second);
         if (form == "v2" && c.splits > 1) { // without counters: attention_combine joins the splits, with the same sums
             std::vector<float> joined((size_t) T * qWidth, NAN);
             emu::launch(dim3{(unsigned) pairs, (unsigned) c.splits, 1}, dim3{ATTN_THREADS, 1, 1}, 0, attentionKernel(form, c.type, c.D), q.data(),

@@ -2,8 +2,9 @@
 # On the GPU machine (at most DEADLINE, default 570 s), what an H200 owes first (on an H100 the same, less figure 2):
 # 1. the PEFT ratio: two rounds, 64 x (256 + 64) without adapters and on the PEFT workload (OUT/ab/; on an H200
 #    the PEFT workload's end to end is the ratio), the defaults against rms_norm's weight asked of L2 before it
-#    waits (RMS_PREFETCH=1), lora_expand by blocks of 512 output columns (-Dflora.cuda.loraExpandColumns=512) and
-#    the prompt runs' float32 shrinks by lora_shrink_rows (-Dflora.cuda.loraRowsShrink=true); then that kernel's GPU test;
+#    waits (RMS_PREFETCH=1), the decode attention's fifth form (the third with the next chunk's keys copied during
+#    a chunk's values: -Dflora.cuda.attention=v5) and the prompt runs' float32 shrinks by lora_shrink_rows
+#    (-Dflora.cuda.loraRowsShrink=true); then the two new kernels' GPU tests;
 # 2. where a PEFT-workload decode step goes, kernel by kernel, with each kernel's DRAM throughput (Nsight Compute,
 #    at most 120 s; OUT/ncu-decode-peft.txt): is the attention latency bound on the H200's faster memory?
 # 3. where the PEFT workload's prefill goes (-Dflora.cuda.profile=true, every operation waited for; at most 60 s
@@ -15,10 +16,10 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 experiment_start "$1" 570
-ab_rounds "$out" "$(( SECONDS + 220 ))" "" "-Dflora.cuda.defines=RMS_PREFETCH=1" "-Dflora.cuda.loraExpandColumns=512" \
+ab_rounds "$out" "$(( SECONDS + 220 ))" "" "-Dflora.cuda.defines=RMS_PREFETCH=1" "-Dflora.cuda.attention=v5" \
   "-Dflora.cuda.loraRowsShrink=true"
 echo "ab: ${SECONDS} s"
-gpu_tests_each "$out" floatRunsShrunkByTheRowsKernelMatchFloat64
+gpu_tests_each "$out" floatRunsShrunkByTheRowsKernelMatchFloat64 stagedDecodeAttentionGivesTheBitsOfTheSecondForm
 NCU_TIMEOUT=120 METRICS=dram__throughput.avg.pct_of_peak_sustained_elapsed bash "$here/ncu-decode.sh" "$out" peft $PEFT_WORKLOAD
 echo "ncu: ${SECONDS} s"
 model="$(shape_model llama2-7b)"

@@ -187,7 +187,9 @@ public final class CudaBackend implements Backend {
      * 12). attention_* (v1) for every other cache and head size. -Dflora.cuda.attention=v1|v2|v3|v4 takes
      * one form everywhere it applies; v4 (attention_v4_*, session 17) streams each lane group's own
      * positions with its own online softmax, keys and values in flight together: right on the H200, but
-     * 3.1% slower than auto at 64 sequences (7.5% with rounds of one position; session 19).
+     * 3.1% slower than auto at 64 sequences (7.5% with rounds of one position; session 19). v5 (attention_v5_*,
+     * session 26, not yet timed) is the third with the next chunk's keys copied while a chunk's values run: the
+     * third's bits.
      */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "auto"));
     /**
@@ -385,8 +387,8 @@ public final class CudaBackend implements Backend {
     }
 
     static String attentionForm(String form) {
-        if (!java.util.List.of("auto", "v1", "v2", "v3", "v4").contains(form)) {
-            throw new FloraException("-Dflora.cuda.attention takes auto, v1, v2, v3 or v4 (the decode attention kernel), not '" + form + "'");
+        if (!java.util.List.of("auto", "v1", "v2", "v3", "v4", "v5").contains(form)) {
+            throw new FloraException("-Dflora.cuda.attention takes auto, v1, v2, v3, v4 or v5 (the decode attention kernel), not '" + form + "'");
         }
         return form;
     }

@@ -1443,23 +1443,30 @@ __device__ __forceinline__ void attention_v2_round_staged(const u16* stage, int 
     }
 }
 
-// The second form; STAGE (the third, attention_v3_*): a chunk's key rows, then its value rows, copied
-// into shared memory all at once (cp.async) before they are used, the values' copies in flight during
-// the softmax, so a chunk waits two memory round trips, not one per round of loads. The sums are the
-// same, so are the bits. CudaBackend takes the third where a step has blocks enough to hide its waits.
-template <int TYPE, int D, bool STAGE>
+// The second form (STAGE 0); STAGE 1 (the third, attention_v3_*): a chunk's key rows, then its value rows,
+// copied into shared memory all at once (cp.async) before they are used, the values' copies in flight during
+// the softmax, so a chunk waits two memory round trips, not one per round of loads. STAGE 2 (the fifth,
+// attention_v5_*, session 26, -Dflora.cuda.attention=v5): the third with keys and values in buffers of their own,
+// the next chunk's keys copied while this chunk's softmax and values run, so a split of several chunks waits
+// about one round trip a chunk (on the H200's faster memory the third is latency bound: NOTES.md session 21).
+// The sums are the same in all three, so are the bits. CudaBackend takes the third where a step has blocks
+// enough to hide its waits.
+template <int TYPE, int D, int STAGE>
 __device__ void attention_v2_impl(ATTENTION_ARGS) {
     constexpr int LANES = D / 8;                  // lanes reading one position's row
     constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
     constexpr int STEP = PER_WARP * ATTN_WARPS;   // positions the block reads a load
     constexpr int ROUND = STEP * ATTN_V2_LOADS;   // positions a round of loads covers
     static_assert(ATTN_CHUNK % ROUND == 0, "a chunk is whole rounds");
+    constexpr bool PIPE = STAGE == 2;
     __shared__ float sc[ATTN_CHUNK];
-    __shared__ int slotOf[ATTN_CHUNK];
+    __shared__ int slotsOf[PIPE ? 2 : 1][ATTN_CHUNK]; // PIPE: chunk i's at [i % 2]
     __shared__ float maxScratch[32];
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
-    __shared__ __align__(16) u16 stage[STAGE ? ATTN_CHUNK * D : 8];
+    __shared__ __align__(16) u16 stage[STAGE ? ATTN_CHUNK * D : 8];    // PIPE: the keys
+    __shared__ __align__(16) u16 valueStage[PIPE ? ATTN_CHUNK * D : 8];
+    int* slotOf = slotsOf[0];
     let_next_start();
     AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
     if (span.split >= span.used) return;
@@ -1484,17 +1491,22 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     double acc[8];
     #pragma unroll
     for (int e = 0; e < 8; e++) acc[e] = 0.0;
-    for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
+    if (PIPE) { // the first chunk's keys
+        __syncthreads();
+        attention_stage_rows<D>(keyHead, slotOf, kvWidth, min(ATTN_CHUNK, end - begin), stage);
+    }
+    for (int c0 = begin, chunk = 0; c0 < end; c0 += ATTN_CHUNK, chunk++) {
         int n = min(ATTN_CHUNK, end - c0);
-        if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
+        if (PIPE) slotOf = slotsOf[chunk & 1];
+        else if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
         __syncthreads();
         // Scores: position j = row + u * STEP of each round; the LANES lanes of a position sum their parts.
         // Only the rounds that hold positions run (a short split has one or two); the rest of the
         // chunk's scores are -inf for the softmax.
         int rounds = (n + ROUND - 1) / ROUND * ROUND;
         for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) sc[j] = __int_as_float(0xff800000);
-        if (STAGE) {
-            attention_stage_rows<D>(keyHead, slotOf, kvWidth, n, stage);
+        if (STAGE == 1) attention_stage_rows<D>(keyHead, slotOf, kvWidth, n, stage);
+        if (STAGE) { // PIPE: the keys copied during the chunk before (nothing else is in flight here)
             copy_async_wait();
             __syncthreads();
         }
@@ -1518,12 +1530,22 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
             }
         }
         __syncthreads();
-        if (STAGE) attention_stage_rows<D>(valueHead, slotOf, kvWidth, n, stage); // the keys are read: in flight during the softmax
+        // The keys are read: the values' copies in flight during the softmax (PIPE: into their own buffer, and
+        // the next chunk's keys after them, during this chunk's values too).
+        if (STAGE) attention_stage_rows<D>(valueHead, slotOf, kvWidth, n, PIPE ? valueStage : stage);
+        bool next = PIPE && c0 + ATTN_CHUNK < end;
+        if (next) {
+            int* nextSlots = slotsOf[(chunk + 1) & 1]; // free: chunk - 1's copies were issued long ago
+            attention_slots(table, blockSize, c0 + ATTN_CHUNK, min(ATTN_CHUNK, end - c0 - ATTN_CHUNK), nextSlots);
+            __syncthreads();
+            attention_stage_rows<D>(keyHead, nextSlots, kvWidth, min(ATTN_CHUNK, end - c0 - ATTN_CHUNK), stage);
+        }
         float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
         #pragma unroll
         for (int d = 0; d < 8; d++) acc[d] *= factor;
         if (STAGE) {
-            copy_async_wait();
+            if (next) copy_async_wait_all_but_last(); // the values; the next keys may stay in flight
+            else copy_async_wait();
             __syncthreads();
         }
         // Values: the same positions per lane as the scores; each lane its 8 dimensions.
@@ -1534,7 +1556,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
 #endif
         for (int r0 = 0; r0 < n; r0 += ROUND) {
             uint4 v[ATTN_V2_LOADS];
-            if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, v);
+            if (STAGE) attention_v2_round_staged<STEP, D>(PIPE ? valueStage : stage, sub * 8, r0 + row, n, v);
             else attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
@@ -1568,14 +1590,18 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
 
 }  // extern "C++"
 
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, false>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, false>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, false>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, false>(ATTENTION_PASS); }
-__global__ void ATTN_V3_BOUNDS attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, true>(ATTENTION_PASS); }
-__global__ void ATTN_V3_BOUNDS attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, true>(ATTENTION_PASS); }
-__global__ void ATTN_V3_BOUNDS attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, true>(ATTENTION_PASS); }
-__global__ void ATTN_V3_BOUNDS attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, true>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 0>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 0>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 0>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 0>(ATTENTION_PASS); }
+__global__ void ATTN_V3_BOUNDS attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 1>(ATTENTION_PASS); }
+__global__ void ATTN_V3_BOUNDS attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 1>(ATTENTION_PASS); }
+__global__ void ATTN_V3_BOUNDS attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 1>(ATTENTION_PASS); }
+__global__ void ATTN_V3_BOUNDS attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 1>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v5_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 2>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v5_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 2>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v5_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 2>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v5_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 2>(ATTENTION_PASS); }
 
 // Decode attention, fourth form (-Dflora.cuda.attention=v4; built in session 17 without a GPU, off
 // until measured). The second and third forms take a chunk at a time with the whole block: slots,

@@ -1264,7 +1264,8 @@ class CudaKernelsTest {
 
     /**
      * The third decode attention form (attention_v3_*: the second with each chunk's keys and values
-     * staged in shared memory) and auto's choice give the bits of the second, and match float64: one
+     * staged in shared memory), the fifth (attention_v5_*: the third with the next chunk's keys copied during
+     * a chunk's values) and auto's choice give the bits of the second, and match float64: one
      * chunk and several, split contexts, a window, both 16-bit caches and head sizes, grouped heads
      * and StarCoder's multi-query shape.
      */
@@ -1272,7 +1273,7 @@ class CudaKernelsTest {
     @CsvSource({"6, 2, 0, 128, 700 1 300, BF16", "6, 2, 300, 128, 700 1 300, BF16", "6, 2, 40, 64, 17 1100 5, F16", "8, 1, 0, 128, 100x20 300, BF16",
             "6, 2, 7, 64, 90x30, F16", "6, 2, 0, 64, 1 2 3 200 129 128 127, BF16"})
     void stagedDecodeAttentionGivesTheBitsOfTheSecondForm(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
-        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2", "v3", "auto"});
+        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2", "v3", "v5", "auto"});
     }
 
     /**
