@@ -304,7 +304,7 @@ public final class CudaBackend implements Backend {
         return fixedStep != null && issuingHere();
     }
 
-    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: auto, v1, v2, v3 or v4. */
+    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: auto, v1, v2, v3, v4 or v5. */
     void useDecodeAttention(String form) {
         decodeAttentionForm = attentionForm(form);
     }
