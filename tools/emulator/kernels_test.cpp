@@ -54,7 +54,6 @@ static AttentionKernel attentionKernel(const std::string& form, int type, int D)
     if (form == "v1") return type == 1 ? attention_bf16 : attention_f16;
     if (form == "v2") return type == 1 ? (D == 64 ? attention_v2_bf16_64 : attention_v2_bf16_128) : (D == 64 ? attention_v2_f16_64 : attention_v2_f16_128);
     if (form == "v3") return type == 1 ? (D == 64 ? attention_v3_bf16_64 : attention_v3_bf16_128) : (D == 64 ? attention_v3_f16_64 : attention_v3_f16_128);
-    if (form == "v5") return type == 1 ? (D == 64 ? attention_v5_bf16_64 : attention_v5_bf16_128) : (D == 64 ? attention_v5_f16_64 : attention_v5_f16_128);
     return type == 1 ? (D == 64 ? attention_v4_bf16_64 : attention_v4_bf16_128) : (D == 64 ? attention_v4_f16_64 : attention_v4_f16_128);
 }
 
@@ -110,7 +109,7 @@ static void decodeAttention(const DecodeCase& c, std::mt19937& rng) {
     for (int len : c.lengths) shape += " " + std::to_string(len);
     shape += ", window " + std::to_string(c.window) + ", splits " + std::to_string(c.splits) + ", minSplit " + std::to_string(c.minSplit);
     std::vector<float> second;
-    for (std::string form : {"v1", "v2", "v3", "v4", "v5"}) {
+    for (std::string form : {"v1", "v2", "v3", "v4"}) {
         int pairs = T * c.heads;
         std::vector<float> out((size_t) T * qWidth, NAN), partOut((size_t) pairs * c.splits * c.D), partMax(pairs * c.splits), partSum(pairs * c.splits);
         std::vector<int> counters(pairs, 0);
@@ -122,7 +121,7 @@ static void decodeAttention(const DecodeCase& c, std::mt19937& rng) {
         bool reset = std::all_of(counters.begin(), counters.end(), [](int n) { return n == 0; });
         report(reset, "attention " + form + ": counters left at 0", reset ? 0 : 1, 0);
         if (form == "v2") second = out;
-        if (form == "v3" || form == "v5") sameBits("attention " + form + " against v2", out, second);
+        if (form == "v3") sameBits("attention v3 against v2", out, second);
         if (form == "v2" && c.splits > 1) { // without counters: attention_combine joins the splits, with the same sums
             std::vector<float> joined((size_t) T * qWidth, NAN);
             emu::launch(dim3{(unsigned) pairs, (unsigned) c.splits, 1}, dim3{ATTN_THREADS, 1, 1}, 0, attentionKernel(form, c.type, c.D), q.data(),
@@ -343,92 +342,6 @@ static void decodeLora(int in, const std::vector<Adapter>& shapes, const std::ve
         std::vector<double> other(two[g].begin(), two[g].end());
         check("lora_fused x" + std::to_string(fusedBlocks) + " against shrink+expand, group " + std::to_string(g), fused[g], other, 1e-6);
     }
-}
-
-// ---- gathered LoRA's prompt runs, the shrink by kernel (lora_shrink_rows): float32 A, tiles of consecutive rows
-// of one adapter each; v against float64 and, with LORA_WIDE_LOADS (the default), bit for bit lora_shrink's
-// partial sums added as lora_expand adds them, rounded to float32.
-// cancel: each whole span's second half the first's negated x (the same A), at magnitudes up to 2^40 a product,
-// but for a small term in each of the first half's lanes, so that what is left of a lane's sum and its mirror's
-// depends on the order in which lanes are joined: another tree than lora_shrink's gives other bits (a mutant
-// joining by 1, 2, 4, ... fails). Only the bits are checked then (float64 in column order cancels no better).
-static void loraRowsShrink(int in, const std::vector<int>& ranks, const std::vector<int>& tileGroup, const std::vector<int>& tileCount,
-                           std::mt19937& rng, bool cancel = false) {
-    int groups = (int) ranks.size(), tiles = (int) tileGroup.size(), maxRank = 0;
-    std::vector<std::vector<float>> a(groups);
-    std::vector<u16> unused;
-    for (int g = 0; g < groups; g++) {
-        fill(a[g], unused, (size_t) ranks[g] * in, 0, rng, 0.05f);
-        maxRank = std::max(maxRank, ranks[g]);
-    }
-    int rows = 0;
-    std::vector<int> tileRow(tiles), tileRank(tiles), groupOfRow;
-    std::vector<long long> tileA(tiles), tileV(tiles);
-    std::vector<size_t> vAt(tiles);
-    size_t vSize = 0;
-    for (int t = 0; t < tiles; t++) {
-        tileRow[t] = rows;
-        rows += tileCount[t];
-        tileRank[t] = ranks[tileGroup[t]];
-        tileA[t] = (long long) a[tileGroup[t]].data();
-        vAt[t] = vSize;
-        vSize += (size_t) tileCount[t] * tileRank[t];
-        for (int k = 0; k < tileCount[t]; k++) groupOfRow.push_back(tileGroup[t]);
-    }
-    std::vector<float> x, v(vSize, NAN);
-    fill(x, unused, (size_t) rows * in, 0, rng, 1.f);
-    if (cancel) {
-        std::uniform_int_distribution<int> exponent(0, 30);
-        auto mirror = [&](std::vector<float>& m, int width, int count, int spread) {
-            for (int i = 0; i < count; i++)
-                for (int c = 0; c < width / 256 * 256; c++) {
-                    float& e = m[(size_t) i * width + c];
-                    bool last = spread == 30 && c % 8 == 7; // x's last column of a lane's 8: small, and 0 in the mirror
-                    if (c % 256 < 128) e = last ? e : std::ldexp(e, exponent(rng) % (spread + 1));
-                    else e = last ? 0.f : spread == 30 ? -m[(size_t) i * width + c - 128] : m[(size_t) i * width + c - 128];
-                }
-        };
-        mirror(x, in, rows, 30);
-        for (int g = 0; g < groups; g++) mirror(a[g], in, ranks[g], 10);
-    }
-    for (int t = 0; t < tiles; t++) tileV[t] = (long long) (v.data() + vAt[t]);
-    emu::launch(dim3{(unsigned) tiles, (unsigned) ((maxRank + LR_RANKS - 1) / LR_RANKS), 1}, dim3{LR_THREADS, 1, 1}, 0, lora_shrink_rows, x.data(),
-                tileRow.data(), tileCount.data(), tileA.data(), tileRank.data(), tileV.data(), in);
-    std::vector<double> want(vSize);
-    for (int t = 0; t < tiles; t++)
-        for (int k = 0; k < tileCount[t]; k++)
-            for (int j = 0; j < tileRank[t]; j++) {
-                double s = 0;
-                for (int c = 0; c < in; c++) s += (double) a[tileGroup[t]][(size_t) j * in + c] * x[(size_t) (tileRow[t] + k) * in + c];
-                want[vAt[t] + (size_t) k * tileRank[t] + j] = s;
-            }
-    std::string shape = "in " + std::to_string(in) + ", " + std::to_string(tiles) + " tiles, ranks";
-    for (int r : ranks) shape += " " + std::to_string(r);
-    if (cancel) shape += ", cancelling spans";
-    else check("lora_shrink_rows: " + shape, v, want, 1e-6);
-#if LORA_WIDE_LOADS
-    // lora_shrink over the same rows (identity rows, each row its tile's adapter), its spans added in order
-    std::vector<int> rowOf(rows), rank(groups), aType(groups, 0);
-    std::vector<long long> aPtr(groups);
-    for (int k = 0; k < rows; k++) rowOf[k] = k;
-    for (int g = 0; g < groups; g++) {
-        rank[g] = ranks[g];
-        aPtr[g] = (long long) a[g].data();
-    }
-    int span = 256, spans = (in + span - 1) / span;
-    std::vector<double> partial((size_t) rows * spans * maxRank, NAN);
-    emu::launch(dim3{(unsigned) rows, (unsigned) spans, 1}, dim3{(unsigned) (32 * std::min(8, maxRank)), 1, 1}, 0, lora_shrink, x.data(), rowOf.data(),
-                groupOfRow.data(), aPtr.data(), aType.data(), rank.data(), partial.data(), maxRank, in, span);
-    std::vector<float> byToken(vSize);
-    for (int t = 0; t < tiles; t++)
-        for (int k = 0; k < tileCount[t]; k++)
-            for (int j = 0; j < tileRank[t]; j++) {
-                double s = 0.0;
-                for (int p = 0; p < spans; p++) s += partial[((size_t) (tileRow[t] + k) * spans + p) * maxRank + j];
-                byToken[vAt[t] + (size_t) k * tileRank[t] + j] = (float) s;
-            }
-    sameBits("lora_shrink_rows against lora_shrink's sums: " + shape, v, byToken);
-#endif
 }
 
 // ---- fLoRA's prompt path (the paper's method): flora_modulate stacks x ∘ A_g[j] (rounded to 16 bits for
@@ -1100,10 +1013,6 @@ int main(int argc, char** argv) {
         std::vector<int> runs(45, 0); // a prompt's tokens: 40 of one adapter (tiles of 32 and 8), then 5 of another
         std::fill(runs.begin() + 40, runs.end(), 1);
         decodeLora(1100, {ad(16, 1, 300, true, 2.f), ad(64, 2, 1100, false, 0.5f)}, runs, 2, rng); // two spans of the tiled shrink
-        // the runs' shrink by kernel: ranks of one pass and of several (20: 8 + 8 + 4), short tiles, widths past whole spans
-        loraRowsShrink(1024, {8, 3, 20}, {0, 1, 2, 0, 2}, {64, 5, 64, 17, 1}, rng);
-        loraRowsShrink(776, {16, 8}, {1, 0, 1}, {40, 64, 3}, rng);
-        loraRowsShrink(520, {8, 4}, {0, 1}, {64, 30}, rng, true);
     }
     if (want("flora")) {
         floraPrompt(1, 1032, 72, {0, 1, 0, 2, 2, 1, 0}, {1, 4, 2}, rng);

@@ -30,7 +30,6 @@ public final class Flags {
             "flora.cuda.loraFirst",
             "flora.cuda.loraFused",
             "flora.cuda.loraOverlap",
-            "flora.cuda.loraRowsShrink",
             "flora.cuda.loraStack",
             "flora.cuda.mlpHalf",
             "flora.cuda.floraRuns",

@@ -187,9 +187,7 @@ public final class CudaBackend implements Backend {
      * 12). attention_* (v1) for every other cache and head size. -Dflora.cuda.attention=v1|v2|v3|v4 takes
      * one form everywhere it applies; v4 (attention_v4_*, session 17) streams each lane group's own
      * positions with its own online softmax, keys and values in flight together: right on the H200, but
-     * 3.1% slower than auto at 64 sequences (7.5% with rounds of one position; session 19). v5 (attention_v5_*,
-     * session 26, not yet timed) is the third with the next chunk's keys copied while a chunk's values run: the
-     * third's bits.
+     * 3.1% slower than auto at 64 sequences (7.5% with rounds of one position; session 19).
      */
     private String decodeAttentionForm = attentionForm(System.getProperty("flora.cuda.attention", "auto"));
     /**
@@ -304,7 +302,7 @@ public final class CudaBackend implements Backend {
         return fixedStep != null && issuingHere();
     }
 
-    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: auto, v1, v2, v3, v4 or v5. */
+    /** Chooses the decode attention kernel (tests run each form) as -Dflora.cuda.attention does: auto, v1, v2, v3 or v4. */
     void useDecodeAttention(String form) {
         decodeAttentionForm = attentionForm(form);
     }
@@ -387,8 +385,8 @@ public final class CudaBackend implements Backend {
     }
 
     static String attentionForm(String form) {
-        if (!java.util.List.of("auto", "v1", "v2", "v3", "v4", "v5").contains(form)) {
-            throw new FloraException("-Dflora.cuda.attention takes auto, v1, v2, v3, v4 or v5 (the decode attention kernel), not '" + form + "'");
+        if (!java.util.List.of("auto", "v1", "v2", "v3", "v4").contains(form)) {
+            throw new FloraException("-Dflora.cuda.attention takes auto, v1, v2, v3 or v4 (the decode attention kernel), not '" + form + "'");
         }
         return form;
     }
@@ -792,20 +790,6 @@ public final class CudaBackend implements Backend {
         if (profiling) {
             end(kernel, start);
         }
-    }
-
-    /** lora_shrink_rows' rows a tile, a thread a row (kernels.cu LR_THREADS), and ranks a thread (LR_RANKS). */
-    static final int LORA_ROWS_TILE = 64;
-    private static final int LORA_ROWS_RANKS = 8;
-
-    /**
-     * lora_shrink_rows (CudaLoraRuns' runs): v's rows for tiles of consecutive rows of x, each tile one adapter's
-     * float32 A (rank floats a row of v at tileV), in blocks of LORA_ROWS_TILE rows and LORA_ROWS_RANKS ranks.
-     */
-    void loraShrinkRows(CudaTensor x, int[] tileRow, int[] tileCount, long[] tileA, int[] tileRank, long[] tileV, int maxRank) {
-        long[] p = packed(x, tileRow, tileCount, tileA, tileRank, tileV);
-        launch("lora_shrink_rows", tileRow.length, (maxRank + LORA_ROWS_RANKS - 1) / LORA_ROWS_RANKS, LORA_ROWS_TILE, 0, x.pointer, p[0], p[1], p[2],
-                p[3], p[4], x.cols());
     }
 
     /** A GEMV kernel (it calls grid_wait() first): launched to overlap the end of the kernel before it where the GPU can. */

@@ -84,15 +84,6 @@ final class CudaLoraRuns {
      * output is rows × N wide. Not yet measured on the GPU.
      */
     private int stackColumns = CudaBackend.wholeNumberFlag("flora.cuda.loraStack", 0);
-    /**
-     * -Dflora.cuda.loraRowsShrink=true (off until a GPU times it; built in session 26): the shrinks of runs whose A
-     * is float32 (as PEFT saves LoRA) go to lora_shrink_rows, a thread a row summing in float64 in lora_shrink's
-     * order, so v is what the token-by-token kernels give, rounded to float32; not cuBLAS's float32 products of
-     * rank columns (a chunk's shrink at rank 8 used few of its lanes: 0.62 ms a q/k/v call of a 16,384-token
-     * prompt step on the H200 for 3.2 GFLOP, NOTES.md session 19; the kernel's float64 FMAs are 1.6 G there).
-     */
-    private boolean rowsShrink = CudaBackend.booleanFlag("flora.cuda.loraRowsShrink", false);
-    private long rowsShrinkCalls; // calls whose float32 shrinks lora_shrink_rows took (tests check it ran)
 
     CudaLoraRuns(CudaBackend gpu) {
         this.gpu = gpu;
@@ -161,10 +152,6 @@ final class CudaLoraRuns {
         long[] offset = shrunkOffsets(runs, a);
         CudaTensor v = gpu.allocateTyped(DType.F32, 1, Math.toIntExact(offset[runs.count()]));
         Cublas cublas = gpu.cublas();
-        if (shrinksRows(x, runs, a)) {
-            shrinkRows(x, runs, a, offset, v);
-            aTypes.remove(DType.F32);
-        }
         for (DType type : aTypes) { // the shrinks, a type of A at a time (each rounding of x overwrites the last)
             CudaTensor input = null;
             for (int i = 0; i < runs.count(); i++) {
@@ -201,65 +188,6 @@ final class CudaLoraRuns {
         }
     }
 
-    /**
-     * Whether lora_shrink_rows takes this call's runs of float32 A (-Dflora.cuda.loraRowsShrink): x float32 (always, for
-     * float32 A), its width a multiple of 8, x and each such A 16-byte aligned (the kernel's 16-byte loads).
-     */
-    private boolean shrinksRows(CudaTensor x, LoraRuns runs, Tensor[] a) {
-        if (!rowsShrink || x.dtype() != DType.F32 || x.cols() % 8 != 0 || x.pointer % 16 != 0) {
-            return false;
-        }
-        boolean any = false;
-        for (int g : runs.group()) {
-            if (a[g].dtype() == DType.F32) {
-                if (CudaTensor.of(a[g]).pointer % 16 != 0) {
-                    return false;
-                }
-                any = true;
-            }
-        }
-        return any;
-    }
-
-    /**
-     * lora_shrink_rows for every run whose A is float32: v_i = x[run i] A_i^T at offset[i], in tiles of
-     * LORA_ROWS_TILE rows, ordered by row so that the tiles of q, k and v that read the same rows of x run together
-     * (x then comes from L2 for all but the first).
-     */
-    private void shrinkRows(CudaTensor x, LoraRuns runs, Tensor[] a, long[] offset, CudaTensor v) {
-        java.util.List<long[]> tiles = new java.util.ArrayList<>(); // row, count, run, row within the run
-        int maxRank = 0;
-        for (int i = 0; i < runs.count(); i++) {
-            Tensor ai = a[runs.group()[i]];
-            if (ai.dtype() != DType.F32) {
-                continue;
-            }
-            maxRank = Math.max(maxRank, ai.rows());
-            for (int k = 0; k < runs.length()[i]; k += CudaBackend.LORA_ROWS_TILE) {
-                tiles.add(new long[] {runs.first()[i] + k, Math.min(CudaBackend.LORA_ROWS_TILE, runs.length()[i] - k), i, k});
-            }
-        }
-        tiles.sort(java.util.Comparator.comparingLong(t -> t[0]));
-        int n = tiles.size();
-        int[] tileRow = new int[n];
-        int[] tileCount = new int[n];
-        long[] tileA = new long[n];
-        int[] tileRank = new int[n];
-        long[] tileV = new long[n];
-        for (int t = 0; t < n; t++) {
-            long[] tile = tiles.get(t);
-            int i = (int) tile[2];
-            CudaTensor ai = CudaTensor.of(a[runs.group()[i]]);
-            tileRow[t] = (int) tile[0];
-            tileCount[t] = (int) tile[1];
-            tileA[t] = ai.pointer;
-            tileRank[t] = ai.rows();
-            tileV[t] = v.pointer + (offset[i] + tile[3] * ai.rows()) * Float.BYTES;
-        }
-        gpu.loraShrinkRows(x, tileRow, tileCount, tileA, tileRank, tileV, maxRank);
-        rowsShrinkCalls++;
-    }
-
     /** Where each run's shrunk rows v [its rows, its rank] start in one buffer for all runs, and (last) its size, in elements. */
     private static long[] shrunkOffsets(LoraRuns runs, Tensor[] a) {
         long[] offset = new long[runs.count() + 1];
@@ -290,17 +218,12 @@ final class CudaLoraRuns {
         long[] offset = shrunkOffsets(runs, a);
         int total = Math.toIntExact(offset[runs.count()]);
         CudaTensor v = gpu.allocateTyped(DType.F32, 1, total);
-        java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
-        classes.keySet().forEach(c -> aTypes.add(c.aType()));
-        boolean rows = shrinksRows(x, runs, a);
-        if (rows) { // float32 A by lora_shrink_rows straight into v (no slices: those would sum every run's parts into v after)
-            shrinkRows(x, runs, a, offset, v);
-            aTypes.remove(DType.F32);
-        }
-        int split = rows ? 1 : chunkSplit(slices, in);
+        int split = chunkSplit(slices, in);
         int slice = in / split;
         CudaTensor parts = split == 1 ? v : gpu.allocateTyped(DType.F32, split, total); // slice s's partial v at row s
         Cublas cublas = gpu.cublas();
+        java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
+        classes.keySet().forEach(c -> aTypes.add(c.aType()));
         for (DType type : aTypes) { // the shrinks, a type of A at a time (each rounding of x overwrites the last)
             CudaTensor input = type == DType.F32 ? x : gpu.rounded(x, type);
             for (var e : classes.entrySet()) {
@@ -390,16 +313,6 @@ final class CudaLoraRuns {
         chunkRuns = 1;
     }
 
-    /** The shrinks of float32 A by lora_shrink_rows or by cuBLAS, as -Dflora.cuda.loraRowsShrink says (tests). */
-    void useRowsShrink(boolean on) {
-        rowsShrink = on;
-    }
-
-    /** Calls whose float32 shrinks went to lora_shrink_rows (tests). */
-    long rowsShrinkCalls() {
-        return rowsShrinkCalls;
-    }
-
     /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call (tests restore this). */
     void useDefaults() {
         on = true;
@@ -408,6 +321,5 @@ final class CudaLoraRuns {
         chunkRuns = LORA_CHUNK_RUNS;
         slices = 1;
         stackColumns = 0;
-        rowsShrink = false;
     }
 }

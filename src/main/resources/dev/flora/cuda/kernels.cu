@@ -504,12 +504,13 @@ __global__ void mul_rows_grouped(float* x, const int* rowOf, const int* groupOf,
     for (int c = threadIdx.x; c < cols; c += blockDim.x) row[c] *= ld(v, c, vectorType[g]);
 }
 
-// RMS_PREFETCH (-Dflora.cuda.defines=RMS_PREFETCH=1; 0 by default, built in session 25 without a GPU to time it):
-// rms_norm asks L2 for its weight row before grid_wait(), so that the weight loads after the row's sum (a
-// decode step's 64 blocks all miss it otherwise: the step's products stream gigabytes through L2 between two
-// uses) wait on L2 rather than memory. The same bits.
-#ifndef RMS_PREFETCH // a tunable: -Dflora.cuda.defines=RMS_PREFETCH=1 (KernelModule.TUNABLES)
-#define RMS_PREFETCH 0
+// RMS_PREFETCH (1 by default since session 26; -Dflora.cuda.defines=RMS_PREFETCH=0 turns it off): rms_norm asks
+// L2 for its weight row before grid_wait(), so that the weight loads after the row's sum (a decode step's 64
+// blocks all miss it otherwise: the step's products stream gigabytes through L2 between two uses) wait on L2
+// rather than memory. The same bits. On an H100 (session 26) the PEFT workload decoded 0.3-0.4% faster and
+// ran 0.4% faster end to end, both rounds above both default rounds.
+#ifndef RMS_PREFETCH // a tunable: -Dflora.cuda.defines=RMS_PREFETCH=0 (KernelModule.TUNABLES)
+#define RMS_PREFETCH 1
 #endif
 // Sums in float64, as the CPU backend does: the norms are where float32 rounding would show.
 // RMS_THREADS threads a row (inverse_rms). rounded (when not null) also receives the normed rows
@@ -1443,30 +1444,23 @@ __device__ __forceinline__ void attention_v2_round_staged(const u16* stage, int 
     }
 }
 
-// The second form (STAGE 0); STAGE 1 (the third, attention_v3_*): a chunk's key rows, then its value rows,
-// copied into shared memory all at once (cp.async) before they are used, the values' copies in flight during
-// the softmax, so a chunk waits two memory round trips, not one per round of loads. STAGE 2 (the fifth,
-// attention_v5_*, session 26, -Dflora.cuda.attention=v5): the third with keys and values in buffers of their own,
-// the next chunk's keys copied while this chunk's softmax and values run, so a split of several chunks waits
-// about one round trip a chunk (on the H200's faster memory the third is latency bound: NOTES.md session 21).
-// The sums are the same in all three, so are the bits. CudaBackend takes the third where a step has blocks
-// enough to hide its waits.
-template <int TYPE, int D, int STAGE>
+// The second form; STAGE (the third, attention_v3_*): a chunk's key rows, then its value rows, copied
+// into shared memory all at once (cp.async) before they are used, the values' copies in flight during
+// the softmax, so a chunk waits two memory round trips, not one per round of loads. The sums are the
+// same, so are the bits. CudaBackend takes the third where a step has blocks enough to hide its waits.
+template <int TYPE, int D, bool STAGE>
 __device__ void attention_v2_impl(ATTENTION_ARGS) {
     constexpr int LANES = D / 8;                  // lanes reading one position's row
     constexpr int PER_WARP = 32 / LANES;          // positions a warp reads a load
     constexpr int STEP = PER_WARP * ATTN_WARPS;   // positions the block reads a load
     constexpr int ROUND = STEP * ATTN_V2_LOADS;   // positions a round of loads covers
     static_assert(ATTN_CHUNK % ROUND == 0, "a chunk is whole rounds");
-    constexpr bool PIPE = STAGE == 2;
     __shared__ float sc[ATTN_CHUNK];
-    __shared__ int slotsOf[PIPE ? 2 : 1][ATTN_CHUNK]; // PIPE: chunk i's at [i % 2]
+    __shared__ int slotOf[ATTN_CHUNK];
     __shared__ float maxScratch[32];
     __shared__ double sumScratch[32];
     __shared__ double partial[STEP][D];
-    __shared__ __align__(16) u16 stage[STAGE ? ATTN_CHUNK * D : 8];    // PIPE: the keys
-    __shared__ __align__(16) u16 valueStage[PIPE ? ATTN_CHUNK * D : 8];
-    int* slotOf = slotsOf[0];
+    __shared__ __align__(16) u16 stage[STAGE ? ATTN_CHUNK * D : 8];
     let_next_start();
     AttentionSpan span = attention_span(positions, tokenList, heads, window, minSplit, splits);
     if (span.split >= span.used) return;
@@ -1491,22 +1485,17 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
     double acc[8];
     #pragma unroll
     for (int e = 0; e < 8; e++) acc[e] = 0.0;
-    if (PIPE) { // the first chunk's keys
-        __syncthreads();
-        attention_stage_rows<D>(keyHead, slotOf, kvWidth, min(ATTN_CHUNK, end - begin), stage);
-    }
-    for (int c0 = begin, chunk = 0; c0 < end; c0 += ATTN_CHUNK, chunk++) {
+    for (int c0 = begin; c0 < end; c0 += ATTN_CHUNK) {
         int n = min(ATTN_CHUNK, end - c0);
-        if (PIPE) slotOf = slotsOf[chunk & 1];
-        else if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
+        if (c0 != begin) attention_slots(table, blockSize, c0, n, slotOf);
         __syncthreads();
         // Scores: position j = row + u * STEP of each round; the LANES lanes of a position sum their parts.
         // Only the rounds that hold positions run (a short split has one or two); the rest of the
         // chunk's scores are -inf for the softmax.
         int rounds = (n + ROUND - 1) / ROUND * ROUND;
         for (int j = rounds + threadIdx.x; j < ATTN_CHUNK; j += blockDim.x) sc[j] = __int_as_float(0xff800000);
-        if (STAGE == 1) attention_stage_rows<D>(keyHead, slotOf, kvWidth, n, stage);
-        if (STAGE) { // PIPE: the keys copied during the chunk before (nothing else is in flight here)
+        if (STAGE) {
+            attention_stage_rows<D>(keyHead, slotOf, kvWidth, n, stage);
             copy_async_wait();
             __syncthreads();
         }
@@ -1530,22 +1519,12 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
             }
         }
         __syncthreads();
-        // The keys are read: the values' copies in flight during the softmax (PIPE: into their own buffer, and
-        // the next chunk's keys after them, during this chunk's values too).
-        if (STAGE) attention_stage_rows<D>(valueHead, slotOf, kvWidth, n, PIPE ? valueStage : stage);
-        bool next = PIPE && c0 + ATTN_CHUNK < end;
-        if (next) {
-            int* nextSlots = slotsOf[(chunk + 1) & 1]; // free: chunk - 1's copies were issued long ago
-            attention_slots(table, blockSize, c0 + ATTN_CHUNK, min(ATTN_CHUNK, end - c0 - ATTN_CHUNK), nextSlots);
-            __syncthreads();
-            attention_stage_rows<D>(keyHead, nextSlots, kvWidth, min(ATTN_CHUNK, end - c0 - ATTN_CHUNK), stage);
-        }
+        if (STAGE) attention_stage_rows<D>(valueHead, slotOf, kvWidth, n, stage); // the keys are read: in flight during the softmax
         float factor = attention_chunk_softmax(sc, maxScratch, sumScratch, m, l);
         #pragma unroll
         for (int d = 0; d < 8; d++) acc[d] *= factor;
         if (STAGE) {
-            if (next) copy_async_wait_all_but_last(); // the values; the next keys may stay in flight
-            else copy_async_wait();
+            copy_async_wait();
             __syncthreads();
         }
         // Values: the same positions per lane as the scores; each lane its 8 dimensions.
@@ -1556,7 +1535,7 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
 #endif
         for (int r0 = 0; r0 < n; r0 += ROUND) {
             uint4 v[ATTN_V2_LOADS];
-            if (STAGE) attention_v2_round_staged<STEP, D>(PIPE ? valueStage : stage, sub * 8, r0 + row, n, v);
+            if (STAGE) attention_v2_round_staged<STEP, D>(stage, sub * 8, r0 + row, n, v);
             else attention_v2_round<STEP>(values, slotOf, kvWidth, r0 + row, n, v);
             #pragma unroll
             for (int u = 0; u < ATTN_V2_LOADS; u++) {
@@ -1590,18 +1569,14 @@ __device__ void attention_v2_impl(ATTENTION_ARGS) {
 
 }  // extern "C++"
 
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 0>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 0>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 0>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 0>(ATTENTION_PASS); }
-__global__ void ATTN_V3_BOUNDS attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 1>(ATTENTION_PASS); }
-__global__ void ATTN_V3_BOUNDS attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 1>(ATTENTION_PASS); }
-__global__ void ATTN_V3_BOUNDS attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 1>(ATTENTION_PASS); }
-__global__ void ATTN_V3_BOUNDS attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 1>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v5_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, 2>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v5_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, 2>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v5_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, 2>(ATTENTION_PASS); }
-__global__ void __launch_bounds__(ATTN_THREADS) attention_v5_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, 2>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, false>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, false>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, false>(ATTENTION_PASS); }
+__global__ void __launch_bounds__(ATTN_THREADS) attention_v2_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, false>(ATTENTION_PASS); }
+__global__ void ATTN_V3_BOUNDS attention_v3_bf16_64(ATTENTION_ARGS) { attention_v2_impl<1, 64, true>(ATTENTION_PASS); }
+__global__ void ATTN_V3_BOUNDS attention_v3_bf16_128(ATTENTION_ARGS) { attention_v2_impl<1, 128, true>(ATTENTION_PASS); }
+__global__ void ATTN_V3_BOUNDS attention_v3_f16_64(ATTENTION_ARGS) { attention_v2_impl<2, 64, true>(ATTENTION_PASS); }
+__global__ void ATTN_V3_BOUNDS attention_v3_f16_128(ATTENTION_ARGS) { attention_v2_impl<2, 128, true>(ATTENTION_PASS); }
 
 // Decode attention, fourth form (-Dflora.cuda.attention=v4; built in session 17 without a GPU, off
 // until measured). The second and third forms take a chunk at a time with the whole block: slots,
@@ -2235,81 +2210,6 @@ __global__ void __launch_bounds__(256) lora_expand_tiled(const double* partial, 
                 if (o[i]) *o[i] = old[i] + sc * (float) (bias ? d[i] + bc : d[i]);
         }
     }
-}
-
-// Gathered LoRA's prompt runs, their shrink by kernel rather than cuBLAS (CudaLoraRuns, -Dflora.cuda.loraRowsShrink):
-// v[row, j] = Σ_c A[j, c] x[row, c] for float32 A and x, rounded once to float32 for the expand's cuBLAS product.
-// A thread takes one row and LR_RANKS ranks (blockIdx.y: which), and sums exactly as lora_shrink (LORA_WIDE_LOADS)
-// then lora_expand do: each 256-column span's 32 lane sums (8 columns each, in order, in float64) joined by the
-// tree of lora_shrink's xor shuffles, then the spans in order; so v is lora_expand's float64 v rounded, the same
-// for a row whether it is taken in a run or token by token. The thread builds the shuffles' tree itself (no
-// shuffles, no shared memory): lane L's value after the shuffles by 16, 8, ... is T(L, k) = T(L, k-1) + T(L ^ (16 >> (k-1)), k-1).
-// Where the cuBLAS shrink of a 128-row chunk at rank 8 reads its x rows as a float32 product of 8 columns (about
-// 0.6 ms a q/k/v call of a 16,384-token prompt step on the H200, NOTES.md session 19), this is float64 FMAs
-// (1.6 G a q/k/v call at rank 8). Rows and A must be 16-byte aligned and the width a multiple of 8 (the host checks).
-#define LR_THREADS 64 // rows a tile, a thread a row
-#define LR_RANKS 8    // ranks a thread
-extern "C++" {
-// Lane L's sum in lora_shrink's vec32 loop over span c0: columns c0 + 8L .. c0 + 8L + 7 (none past the width: 0).
-template <int L>
-__device__ __forceinline__ void lora_rows_leaf(const float* xr, const float* a, int in, int c0, int nr, double* out) {
-    int c = c0 + 8 * L;
-    if (c >= in) {
-        #pragma unroll
-        for (int j = 0; j < LR_RANKS; j++) out[j] = 0.0;
-        return;
-    }
-    float4 x0 = *(const float4*) (xr + c), x1 = *(const float4*) (xr + c + 4);
-    float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-    #pragma unroll
-    for (int j = 0; j < LR_RANKS; j++) {
-        double sum = 0.0;
-        if (j < nr) {
-            float4 a0 = *(const float4*) (a + (long long) j * in + c), a1 = *(const float4*) (a + (long long) j * in + c + 4);
-            float as[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-            #pragma unroll
-            for (int e = 0; e < 8; e++) sum += (double) as[e] * xs[e];
-        }
-        out[j] = sum;
-    }
-}
-// T(L, K): lane L's value after K of lora_shrink's shuffle steps (by 16, 8, 4, 2, 1).
-template <int L, int K>
-__device__ __forceinline__ void lora_rows_tree(const float* xr, const float* a, int in, int c0, int nr, double* out) {
-    if constexpr (K == 0) {
-        lora_rows_leaf<L>(xr, a, in, c0, nr, out);
-    } else {
-        double other[LR_RANKS];
-        lora_rows_tree<L, K - 1>(xr, a, in, c0, nr, out);
-        lora_rows_tree<(L ^ (16 >> (K - 1))), K - 1>(xr, a, in, c0, nr, other);
-        #pragma unroll
-        for (int j = 0; j < LR_RANKS; j++) out[j] += other[j];
-    }
-}
-}  // extern "C++"
-
-// Block (t, p): tile t (tileRow[t] .. + tileCount[t] consecutive rows of x, one adapter: A at tileA[t], rank
-// tileRank[t], v rows at tileV[t], rank floats a row), ranks [8p, 8p + 8).
-__global__ void __launch_bounds__(LR_THREADS) lora_shrink_rows(const float* x, const int* tileRow, const int* tileCount, const long long* tileA,
-                                                               const int* tileRank, const long long* tileV, int in) {
-    int t = blockIdx.x, r = tileRank[t], j0 = blockIdx.y * LR_RANKS;
-    if (j0 >= r || (int) threadIdx.x >= tileCount[t]) return;
-    int nr = min(LR_RANKS, r - j0);
-    const float* xr = x + (long long) (tileRow[t] + threadIdx.x) * in;
-    const float* a = (const float*) tileA[t] + (long long) j0 * in;
-    double acc[LR_RANKS];
-    #pragma unroll
-    for (int j = 0; j < LR_RANKS; j++) acc[j] = 0.0;
-    for (int c0 = 0; c0 < in; c0 += 256) {
-        double span[LR_RANKS];
-        lora_rows_tree<0, 5>(xr, a, in, c0, nr, span);
-        #pragma unroll
-        for (int j = 0; j < LR_RANKS; j++) acc[j] += span[j];
-    }
-    float* v = (float*) tileV[t] + (long long) threadIdx.x * r + j0;
-    #pragma unroll
-    for (int j = 0; j < LR_RANKS; j++)
-        if (j < nr) v[j] = (float) acc[j];
 }
 
 // LoRA expand: out_g[row_k, c] += scale_g · (Σ_j B_g[c, j] v[k, j] + bias_g[c]), v[k, j] = Σ_s

@@ -65,14 +65,13 @@ class CudaAbsenceTest {
         assertThat(CudaBackend.attentionForm("v2")).isEqualTo("v2");
         assertThat(CudaBackend.attentionForm("v3")).isEqualTo("v3");
         assertThat(CudaBackend.attentionForm("v4")).isEqualTo("v4");
-        assertThat(CudaBackend.attentionForm("v5")).isEqualTo("v5");
         assertThat(CudaBackend.attentionForm("auto")).isEqualTo("auto");
         assertThat(CudaBackend.tileAttentionForm("v1")).isEqualTo("v1");
         assertThat(CudaBackend.tileAttentionForm("v2")).isEqualTo("v2");
         assertThatThrownBy(() -> CudaBackend.tileAttentionForm("auto")).isInstanceOf(FloraException.class)
                 .hasMessage("-Dflora.cuda.attentionTiles takes v1 or v2 (the prefill attention's tile kernel), not 'auto'");
         assertThatThrownBy(() -> CudaBackend.attentionForm("v9")).isInstanceOf(FloraException.class)
-                .hasMessage("-Dflora.cuda.attention takes auto, v1, v2, v3, v4 or v5 (the decode attention kernel), not 'v9'");
+                .hasMessage("-Dflora.cuda.attention takes auto, v1, v2, v3 or v4 (the decode attention kernel), not 'v9'");
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", null, 32)).isEqualTo(32);
         assertThat(CudaBackend.positiveFlag("flora.cuda.attentionMinSplit", " 16 ", 32)).isEqualTo(16);
         for (String bad : new String[] {"0", "-3", "abc", ""}) {

@@ -852,71 +852,6 @@ class CudaKernelsTest {
     }
 
     /**
-     * Float32 runs shrunk by lora_shrink_rows (-Dflora.cuda.loraRowsShrink) against float64 within the kernels' 2e-6:
-     * runs of ranks 8, 20 (three passes of 8 ranks) and 3, two of them on the same rows into two outputs (their tiles
-     * interleave), beside a bf16 run that cuBLAS still shrinks (6e-3, as loraRunsMatchFloat64) and rows too few for a
-     * run; whole runs and chunks of 50. At a width that is not a multiple of 8 the kernel does not apply and cuBLAS
-     * shrinks as before. The kernel's bits (lora_shrink's sums, rounded once) are checked by tools/kernels-emulate.sh.
-     */
-    @ParameterizedTest
-    @CsvSource({"776, 0", "776, 50", "1024, 50", "97, 0"})
-    void floatRunsShrunkByTheRowsKernelMatchFloat64(int in, int chunk) {
-        int t = 400;
-        int out = 200;
-        int otherOut = 72;
-        int[][] rows = {
-                java.util.stream.IntStream.range(0, 150).toArray(),
-                java.util.stream.IntStream.range(150, 280).toArray(),
-                java.util.stream.IntStream.range(0, 150).toArray(),       // the first run's rows, into the other output
-                java.util.stream.IntStream.range(280, 380).toArray(),
-                java.util.stream.IntStream.range(380, 390).toArray()};    // too few for a run: the kernels
-        int[] ranks = {8, 20, 3, 16, 8};
-        DType[] types = {DType.F32, DType.F32, DType.F32, DType.BF16, DType.F32};
-        float[] scale = {0.5f, 2f, -1.25f, 0.75f, 3f};
-        int groups = rows.length;
-        Tensor[] a = new Tensor[groups];
-        Tensor[] b = new Tensor[groups];
-        Tensor[] bias = new Tensor[groups];
-        float[][] av = new float[groups][];
-        float[][] bv = new float[groups][];
-        for (int g = 0; g < groups; g++) {
-            int width = g == 2 ? otherOut : out;
-            av[g] = randoms(ranks[g] * in);
-            bv[g] = randoms(width * ranks[g]);
-            a[g] = weightOf(types[g], av[g], ranks[g], in);
-            b[g] = weightOf(types[g], bv[g], width, ranks[g]);
-        }
-        float[] x = randoms(t * in);
-        float[] base = randoms(t * out);
-        float[] otherBase = randoms(t * otherOut);
-        int[][] mine = {rows[0], rows[1], rows[3], rows[4]};
-        double[][] want = loraReference(x, base, in, out, mine, new float[][] {av[0], av[1], av[3], av[4]}, new float[][] {bv[0], bv[1], bv[3], bv[4]},
-                new float[4][], new float[] {scale[0], scale[1], scale[3], scale[4]});
-        double[][] otherWant = loraReference(x, otherBase, in, otherOut, new int[][] {rows[2]}, new float[][] {av[2]}, new float[][] {bv[2]},
-                new float[1][], new float[] {scale[2]});
-        try {
-            gpu.loraRuns().use(true, 64);
-            gpu.loraRuns().useChunks(chunk);
-            gpu.loraRuns().useRowsShrink(true);
-            Tensor o = gpu.fromHost(base, t, out);
-            Tensor other = gpu.fromHost(otherBase, t, otherOut);
-            Tensor[] outs = {o, o, other, o, o};
-            assertThat(gpu.loraRuns().of(rows, a, b, bias, scale, outs).count()).as("four runs (or their chunks)").isGreaterThanOrEqualTo(4);
-            long before = gpu.loraRuns().rowsShrinkCalls();
-            gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, outs);
-            assertThat(gpu.loraRuns().rowsShrinkCalls() - before).as("lora_shrink_rows ran (only where the width is a multiple of 8)")
-                    .isEqualTo(in % 8 == 0 ? 1 : 0);
-            float[] got = gpu.toHost(o);
-            int[] floatRows = java.util.stream.IntStream.concat(java.util.stream.IntStream.range(0, 280), java.util.stream.IntStream.range(380, 390)).toArray();
-            near(rowsOf(got, floatRows, out), rowsOf(want[0], floatRows, out), rowsOf(want[1], floatRows, out), 2e-6, "float32 runs and the kernels' rows");
-            near(rowsOf(got, rows[3], out), rowsOf(want[0], rows[3], out), rowsOf(want[1], rows[3], out), 6e-3, "the bf16 run");
-            near(gpu.toHost(other), otherWant[0], otherWant[1], 2e-6, "the other output");
-        } finally {
-            gpu.loraRuns().useDefaults();
-        }
-    }
-
-    /**
      * Stacked runs (-Dflora.cuda.loraStack) as a fused q/k/v call makes them: four adapters of ranks 8,
      * 16, 4 and 64 on three outputs (200, 72 and 72 wide), every adapter's three groups on the same rows,
      * so each row keeps one group's columns of every class and the mask zeroes the rest; two segments
@@ -1264,8 +1199,7 @@ class CudaKernelsTest {
 
     /**
      * The third decode attention form (attention_v3_*: the second with each chunk's keys and values
-     * staged in shared memory), the fifth (attention_v5_*: the third with the next chunk's keys copied during
-     * a chunk's values) and auto's choice give the bits of the second, and match float64: one
+     * staged in shared memory) and auto's choice give the bits of the second, and match float64: one
      * chunk and several, split contexts, a window, both 16-bit caches and head sizes, grouped heads
      * and StarCoder's multi-query shape.
      */
@@ -1273,7 +1207,7 @@ class CudaKernelsTest {
     @CsvSource({"6, 2, 0, 128, 700 1 300, BF16", "6, 2, 300, 128, 700 1 300, BF16", "6, 2, 40, 64, 17 1100 5, F16", "8, 1, 0, 128, 100x20 300, BF16",
             "6, 2, 7, 64, 90x30, F16", "6, 2, 0, 64, 1 2 3 200 129 128 127, BF16"})
     void stagedDecodeAttentionGivesTheBitsOfTheSecondForm(int heads, int kvHeads, int window, int headDim, String lengthList, DType cacheType) {
-        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2", "v3", "v5", "auto"});
+        pagedAttention(heads, kvHeads, window, headDim, lengthList, cacheType, "v3", new String[] {"v2", "v3", "auto"});
     }
 
     /**

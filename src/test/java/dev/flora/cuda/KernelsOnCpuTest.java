@@ -36,12 +36,12 @@ class KernelsOnCpuTest {
     /**
      * The tunables that are not the default (the decode attention's float64 lane sums, the default until
      * session 23, and its chunks of 128 positions without launch bounds, the default until session 24; float32 LoRA factors read 4 bytes a lane,
-     * the default until session 25), compiled in as
+     * the default until session 25; rms_norm without its weight prefetch, the default until session 26), compiled in as
      * -Dflora.cuda.defines would, over the parts they touch.
      */
     @TestFactory
     List<DynamicTest> otherTunablesMatchTheirReferencesOnTheCpu() throws IOException, InterruptedException {
-        return emulated("ATTN_LANE_SUMS=64 LORA_WIDE_LOADS=0 ATTN_CHUNK=128 ATTN_MIN_BLOCKS=1", List.of("attention,lora"));
+        return emulated("ATTN_LANE_SUMS=64 LORA_WIDE_LOADS=0 ATTN_CHUNK=128 ATTN_MIN_BLOCKS=1 RMS_PREFETCH=0", List.of("attention,lora,step"));
     }
 
     /** tools/kernels-emulate.sh with these DEFINES (blank: none) and arguments, a check a test. */
