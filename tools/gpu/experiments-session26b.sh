@@ -4,7 +4,8 @@
 # 1. the PEFT ratio: two rounds, 64 x (256 + 64) on the PEFT workload (OUT/ab/peft/; on an H200 its end to end is
 #    the ratio), then without adapters (OUT/ab/), the defaults against rms_norm without its weight prefetch
 #    (RMS_PREFETCH=0; the prefetch became the default in session 26 after an H100 A/B);
-# 2. every GPU test with the defaults (at most 200 s; OUT/tests.txt);
+# 2. the prompt runs' float32 shrink as cuBLAS batches it, q/k/v apart against joined (shrink-sweep.py, at most
+#    60 s; OUT/shrink-sweep.txt), then every GPU test with the defaults (at most 200 s; OUT/tests.txt);
 # 3. where a PEFT-workload decode step goes, kernel by kernel, with each kernel's DRAM throughput (Nsight Compute,
 #    at most 120 s; OUT/ncu-decode-peft.txt): on the H100 the attention ran at 73.5% of DRAM's peak, the LoRA
 #    kernels at 36-42%;
@@ -19,6 +20,7 @@ cap() { local left; left="$(seconds_left "$deadline")"; echo $(( left < $1 ? lef
 RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(cap 90)" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "" "-Dflora.cuda.defines=RMS_PREFETCH=0"
 RUNS=2 timeout "$(cap 80)" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "-Dflora.cuda.defines=RMS_PREFETCH=0"
 echo "ab: ${SECONDS} s"
+timeout "$(cap 60)" python3 "$here/shrink-sweep.py" > "$out/shrink-sweep.txt" 2>&1; cat "$out/shrink-sweep.txt"
 timeout "$(cap 200)" bash "$here/test.sh" > "$out/tests.txt" 2>&1
 grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
 echo "tests: ${SECONDS} s"
