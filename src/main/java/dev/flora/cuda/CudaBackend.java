@@ -1172,7 +1172,12 @@ public final class CudaBackend implements Backend {
             maxRank = Math.max(maxRank, lora.a()[g].rows());
             total += lora.rows()[g].length;
         }
-        return total > 0 && !(loraFused > 0 && maxRank <= LORA_FUSED_MAX_RANK && total <= LORA_FUSED_MAX_TOKENS);
+        return total > 0 && !takesLoraFused(maxRank, total);
+    }
+
+    /** Whether a token-by-token LoRA call of this largest rank and this many tokens goes to lora_fused (-Dflora.cuda.loraFused). */
+    private boolean takesLoraFused(int maxRank, int total) {
+        return loraFused > 0 && maxRank <= LORA_FUSED_MAX_RANK && total <= LORA_FUSED_MAX_TOKENS;
     }
 
     /** One cublasGemmBatchedEx over the groups (float32 weights in pedantic float32; 16-bit ones with x rounded once). */
@@ -1718,7 +1723,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         int in = x.cols();
-        if (loraFused > 0 && maxRank <= LORA_FUSED_MAX_RANK && total <= LORA_FUSED_MAX_TOKENS) {
+        if (takesLoraFused(maxRank, total)) {
             long[] p = packed(layout.owner(), layout.arrays());
             int columns = (layout.maxOuts() + loraFused - 1) / loraFused;
             launch("lora_fused", total, loraFused, LORA_FUSED_THREADS, 0, CudaTensor.of(x).pointer, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7],
