@@ -450,6 +450,65 @@ static void skinny(int type, int rows, int in, int outs, int splitLen, int accum
     report(reset, what + ": counters left at 0", reset ? 0 : 1, 0);
 }
 
+// ---- the prompt runs' float32 shrink in chunks (lora_shrink_chunks) against float64, and each entry
+// launched alone (a group of one, one warp a block) bit for bit against the entries joined: a row's sums
+// never depend on the rows or entries beside it.
+static void chunkShrink(int in, int rank, int groups, int entriesPerGroup, int chunk, int lastRows, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.f, 1.f);
+    int T = groups * chunk + 5;
+    std::vector<float> x((size_t) T * in);
+    for (auto& e : x) e = normal(rng);
+    int entries = groups * entriesPerGroup;
+    std::vector<std::vector<float>> a(entries), v(entries), alone(entries);
+    std::vector<int> chunkFirst(groups), chunkRows(groups), entryStart(groups), entryCount(groups);
+    for (int s = 0; s < groups; s++) {
+        chunkFirst[s] = 3 + s * chunk; // rows 0-2 belong to no chunk
+        chunkRows[s] = s == groups - 1 ? lastRows : chunk;
+        entryStart[s] = s * entriesPerGroup;
+        entryCount[s] = entriesPerGroup;
+    }
+    std::vector<long long> aPtr(entries), vPtr(entries), alonePtr(entries);
+    for (int e = 0; e < entries; e++) {
+        a[e].resize((size_t) rank * in);
+        for (auto& w : a[e]) w = normal(rng) * 0.05f;
+        v[e].assign((size_t) chunk * rank, -7.f); // rows past a short chunk keep -7
+        alone[e].assign(v[e].size(), -7.f);
+        aPtr[e] = (long long) a[e].data();
+        vPtr[e] = (long long) v[e].data();
+        alonePtr[e] = (long long) alone[e].data();
+    }
+    int octets = (entriesPerGroup * rank + 7) / 8, warps = std::min(LC_MAX_WARPS, octets), rowTiles = (chunk + LC_ROWS - 1) / LC_ROWS;
+    int octetBlocks = (octets + warps - 1) / warps;
+    emu::launch(dim3{(unsigned) groups, (unsigned) (rowTiles * octetBlocks), 1}, dim3{(unsigned) (32 * warps), 1, 1}, 0, lora_shrink_chunks,
+                x.data(), in, chunkFirst.data(), chunkRows.data(), entryStart.data(), entryCount.data(), aPtr.data(), vPtr.data(), rank, rowTiles);
+    std::string shape = std::to_string(groups) + " chunks of " + std::to_string(chunk) + " (last " + std::to_string(lastRows) + "), " +
+                        std::to_string(entriesPerGroup) + " entries of rank " + std::to_string(rank) + ", in " + std::to_string(in);
+    std::vector<float> got, joined, single;
+    std::vector<double> want;
+    for (int s = 0; s < groups; s++)
+        for (int m = 0; m < entriesPerGroup; m++) {
+            int e = s * entriesPerGroup + m;
+            for (int i = 0; i < chunk; i++)
+                for (int j = 0; j < rank; j++) {
+                    double sum = 0;
+                    if (i < chunkRows[s])
+                        for (int c = 0; c < in; c++) sum += (double) x[(size_t) (chunkFirst[s] + i) * in + c] * a[e][(size_t) j * in + c];
+                    got.push_back(v[e][(size_t) i * rank + j]);
+                    want.push_back(i < chunkRows[s] ? sum : -7.0);
+                }
+        }
+    check("lora_shrink_chunks: " + shape, got, want, 1e-6); // float32 stage sums: ~3e-7 here
+    // Each entry alone: a group of its own, one warp a block (rank 8 or less) or its own octets.
+    for (int e = 0; e < entries; e++) {
+        int s = e / entriesPerGroup, one = (rank + 7) / 8, w1 = std::min(LC_MAX_WARPS, one), start = e, count = 1;
+        emu::launch(dim3{1, (unsigned) (rowTiles * ((one + w1 - 1) / w1)), 1}, dim3{(unsigned) (32 * w1), 1, 1}, 0, lora_shrink_chunks, x.data(), in,
+                    &chunkFirst[s], &chunkRows[s], &start, &count, aPtr.data(), alonePtr.data(), rank, rowTiles);
+        joined.insert(joined.end(), v[e].begin(), v[e].end());
+        single.insert(single.end(), alone[e].begin(), alone[e].end());
+    }
+    sameBits("lora_shrink_chunks, each entry alone against joined: " + shape, single, joined);
+}
+
 // ---- stacked LoRA runs (session 16): the factors laid side by side and the mask between the products,
 // against the plain per-row computation (LoraStack.Pass.keeps on the Java side).
 static void stacked(int classes, int rows, int type, std::mt19937& rng) {
@@ -1013,6 +1072,12 @@ int main(int argc, char** argv) {
         std::vector<int> runs(45, 0); // a prompt's tokens: 40 of one adapter (tiles of 32 and 8), then 5 of another
         std::fill(runs.begin() + 40, runs.end(), 1);
         decodeLora(1100, {ad(16, 1, 300, true, 2.f), ad(64, 2, 1100, false, 0.5f)}, runs, 2, rng); // two spans of the tiled shrink
+        // the prompt runs' float32 shrink in chunks: q, k, v joined (3 octets), ranks not a multiple of 8, a short
+        // last chunk, a width not a multiple of a stage, more octets than a block's warps (rank 64 x 3: 24 > 16)
+        chunkShrink(256, 8, 3, 3, 64, 64, rng);
+        chunkShrink(100, 5, 2, 3, 40, 33, rng);
+        chunkShrink(70, 64, 2, 3, 32, 7, rng);
+        chunkShrink(64, 8, 4, 1, 50, 1, rng);
     }
     if (want("flora")) {
         floraPrompt(1, 1032, 72, {0, 1, 0, 2, 2, 1, 0}, {1, 4, 2}, rng);

@@ -792,6 +792,22 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * lora_shrink_chunks (CudaLoraRuns.byChunk's float32 shrink by a kernel): chunk group s's entries
+     * entryStart[s] .. + entryCount[s], each v = x[chunkFirst[s] .. + chunkRows[s]] A^T, all of rank
+     * {@code rank}; blocks of up to LC_MAX_WARPS octets of the entries' ranks and 32 rows.
+     */
+    void loraShrinkChunks(CudaTensor x, int[] chunkFirst, int[] chunkRows, int[] entryStart, int[] entryCount, long[] aPtr, long[] vPtr, int rank) {
+        int rows = java.util.Arrays.stream(chunkRows).max().orElse(0);
+        int entries = java.util.Arrays.stream(entryCount).max().orElse(0);
+        int octets = (entries * rank + 7) / 8;
+        int warps = Math.min(CudaLoraRuns.CHUNK_KERNEL_WARPS, octets);
+        int rowTiles = (rows + 31) / 32;
+        long[] p = packed(x, chunkFirst, chunkRows, entryStart, entryCount, aPtr, vPtr);
+        launch("lora_shrink_chunks", chunkFirst.length, rowTiles * ((octets + warps - 1) / warps), 32 * warps, 0, x.pointer, x.cols(), p[0], p[1],
+                p[2], p[3], p[4], p[5], rank, rowTiles);
+    }
+
     /** A GEMV kernel (it calls grid_wait() first): launched to overlap the end of the kernel before it where the GPU can. */
     private void launchOverlapped(String kernel, int gridX, int block, Object... args) {
         launchOverlapped(kernel, gridX, 1, block, args);

@@ -84,6 +84,19 @@ final class CudaLoraRuns {
      * output is rows × N wide. Not yet measured on the GPU.
      */
     private int stackColumns = CudaBackend.wholeNumberFlag("flora.cuda.loraStack", 0);
+    /**
+     * -Dflora.cuda.loraChunkKernel=true: the chunks' shrink of float32 factors by a kernel
+     * (lora_shrink_chunks) in place of cuBLAS's batched product, the entries that share a chunk's rows (a
+     * fused call's q, k and v of one adapter) in one block so that x is read once for them all. cuBLAS's
+     * batched float32 shrink took 597 µs a call on an H100 for 3.2 GFLOP (NOTES.md, session 26). Sums: a
+     * stage's 32 float32 products, the stages in float64, in an order that depends on the row alone.
+     * Not yet measured on the GPU.
+     */
+    private boolean kernelShrink = CudaBackend.booleanFlag("flora.cuda.loraChunkKernel", false);
+    /** lora_shrink_chunks launches so far (tests: which shrink ran). */
+    private int chunkKernelLaunches;
+    /** lora_shrink_chunks's most warps a block (LC_MAX_WARPS in kernels.cu): 16 octets of ranks. */
+    static final int CHUNK_KERNEL_WARPS = 16;
 
     CudaLoraRuns(CudaBackend gpu) {
         this.gpu = gpu;
@@ -225,6 +238,10 @@ final class CudaLoraRuns {
         java.util.Set<DType> aTypes = java.util.EnumSet.noneOf(DType.class);
         classes.keySet().forEach(c -> aTypes.add(c.aType()));
         for (DType type : aTypes) { // the shrinks, a type of A at a time (each rounding of x overwrites the last)
+            if (type == DType.F32 && kernelShrink && split == 1) {
+                shrinkByKernel(x, runs, classes, a, offset, v);
+                continue;
+            }
             CudaTensor input = type == DType.F32 ? x : gpu.rounded(x, type);
             for (var e : classes.entrySet()) {
                 ChunkClass c = e.getKey();
@@ -287,6 +304,62 @@ final class CudaLoraRuns {
         }
     }
 
+    /** A chunk's rows and the rank of the entries (float32 shrinks) that share them: one group of lora_shrink_chunks. */
+    private record ChunkRows(int first, int rows, int rank) {
+    }
+
+    /**
+     * The float32 classes' shrinks by lora_shrink_chunks: v_i = x[run i] A_i^T into v at offset[i], the runs
+     * that share their rows and rank in one group (x read once for them), a launch per rank.
+     */
+    private void shrinkByKernel(CudaTensor x, LoraRuns runs, java.util.Map<ChunkClass, java.util.List<Integer>> classes, Tensor[] a, long[] offset,
+                                CudaTensor v) {
+        java.util.Map<ChunkRows, java.util.List<Integer>> groups = new java.util.LinkedHashMap<>();
+        for (var e : classes.entrySet()) {
+            if (e.getKey().aType() == DType.F32) {
+                for (int i : e.getValue()) {
+                    groups.computeIfAbsent(new ChunkRows(runs.first()[i], runs.length()[i], e.getKey().rank()), k -> new java.util.ArrayList<>()).add(i);
+                }
+            }
+        }
+        java.util.Map<Integer, java.util.List<ChunkRows>> byRank = new java.util.TreeMap<>();
+        groups.keySet().forEach(k -> byRank.computeIfAbsent(k.rank(), r -> new java.util.ArrayList<>()).add(k));
+        for (var e : byRank.entrySet()) {
+            java.util.List<ChunkRows> keys = e.getValue();
+            int n = keys.size();
+            int[] chunkFirst = new int[n];
+            int[] chunkRows = new int[n];
+            int[] entryStart = new int[n];
+            int[] entryCount = new int[n];
+            int entries = keys.stream().mapToInt(k -> groups.get(k).size()).sum();
+            long[] aPtr = new long[entries];
+            long[] vPtr = new long[entries];
+            for (int s = 0, at = 0; s < n; s++) {
+                ChunkRows k = keys.get(s);
+                chunkFirst[s] = k.first();
+                chunkRows[s] = k.rows();
+                entryStart[s] = at;
+                for (int i : groups.get(k)) {
+                    aPtr[at] = CudaTensor.of(a[runs.group()[i]]).pointer;
+                    vPtr[at++] = v.pointer + offset[i] * Float.BYTES;
+                }
+                entryCount[s] = at - entryStart[s];
+            }
+            gpu.loraShrinkChunks(x, chunkFirst, chunkRows, entryStart, entryCount, aPtr, vPtr, e.getKey());
+            chunkKernelLaunches++;
+        }
+    }
+
+    /** lora_shrink_chunks launches so far (tests). */
+    int chunkKernelLaunches() {
+        return chunkKernelLaunches;
+    }
+
+    /** The chunks' float32 shrink by lora_shrink_chunks or by cuBLAS, as -Dflora.cuda.loraChunkKernel does (tests run both). */
+    void useChunkKernel(boolean on) {
+        kernelShrink = on;
+    }
+
     /**
      * Runs on or off, as -Dflora.cuda.loraRuns does, from {@code minRun} rows at every rank, as
      * -Dflora.cuda.loraRunMin sets (0: loraRunMin(rank); tests: runs in short fixture prompts).
@@ -313,7 +386,7 @@ final class CudaLoraRuns {
         chunkRuns = 1;
     }
 
-    /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call (tests restore this). */
+    /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call, the chunks' shrink as -Dflora.cuda.loraChunkKernel says (tests restore this). */
     void useDefaults() {
         on = true;
         minFlag = 0;
@@ -321,5 +394,6 @@ final class CudaLoraRuns {
         chunkRuns = LORA_CHUNK_RUNS;
         slices = 1;
         stackColumns = 0;
+        kernelShrink = CudaBackend.booleanFlag("flora.cuda.loraChunkKernel", false);
     }
 }

@@ -2468,6 +2468,84 @@ __global__ void lora_stack_mask(const float* v, u16* out, int columns, const int
     }
 }
 
+// The prompt runs' chunks of float32 LoRA, their shrink by a kernel in place of cuBLAS's batched one
+// (-Dflora.cuda.loraChunkKernel; CudaLoraRuns.byChunk): v_e = x[chunk] A_e^T for the entries e of a
+// chunk group s, the entries that share the chunk's rows (a fused call's q, k and v of one adapter), so
+// x's rows are read once for all of them, not once an entry. cuBLAS's batched shrink took 597 µs a call
+// on an H100 (session 26) for 3.2 GFLOP, its 8-wide outputs filling little of each tile.
+// Block (s, y): rows [32·(y mod rowTiles), +32) of group s's chunk and the block's octets of the entries'
+// ranks laid end to end (j = e·rank + i), y / rowTiles giving which; warp w one octet, lane one row.
+// Stages of 32 columns: x's tile and the block's rows of A through shared memory (the next stage's
+// loads in registers while this one's products run), each lane 8 float32 FMA chains of a stage's 32
+// products, each stage's sums then added in float64, in column order: the order depends on the row
+// alone, never on the step's other rows.
+#define LC_ROWS 32        // rows a block (a lane each)
+#define LC_COLS 32        // columns a stage
+#define LC_MAX_WARPS 16   // octets of ranks a block (CudaLoraRuns.CHUNK_KERNEL_WARPS)
+#define LC_X_LOADS (LC_ROWS * LC_COLS / 32)  // x's loads a thread a stage, at most (a block of one warp)
+__global__ void __launch_bounds__(LC_MAX_WARPS * 32) lora_shrink_chunks(const float* x, int in, const int* chunkFirst, const int* chunkRows,
+                                                                       const int* entryStart, const int* entryCount, const long long* aPtr,
+                                                                       const long long* vPtr, int rank, int rowTiles) {
+    __shared__ float xs[LC_ROWS][LC_COLS + 1];
+    __shared__ float as[LC_MAX_WARPS * 8][LC_COLS + 1];
+    int s = blockIdx.x, warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int r0 = (blockIdx.y % rowTiles) * LC_ROWS, jBase = (blockIdx.y / rowTiles) * warps * 8;
+    int rows = min(LC_ROWS, chunkRows[s] - r0), first = entryStart[s], total = entryCount[s] * rank;
+    if (rows <= 0 || jBase >= total) return; // the whole block: no barrier waits on it
+    int ranks = min(warps * 8, total - jBase);
+    const float* x0 = x + ((long long) chunkFirst[s] + r0) * in;
+    float px[LC_X_LOADS], pa[8];
+    // Stage c0's loads into registers: x's tile row-major (a warp reads a row's 32 columns), A's rows likewise.
+    auto load = [&](int c0) {
+        #pragma unroll
+        for (int u = 0; u < LC_X_LOADS; u++) {
+            int i = threadIdx.x + u * blockDim.x, rr = i / LC_COLS, c = c0 + i % LC_COLS;
+            px[u] = i < LC_ROWS * LC_COLS && rr < rows && c < in ? x0[(long long) rr * in + c] : 0.f;
+        }
+        #pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int i = threadIdx.x + u * blockDim.x, jj = i / LC_COLS, c = c0 + i % LC_COLS, j = jBase + jj;
+            pa[u] = jj < ranks && c < in ? ((const float*) aPtr[first + j / rank])[(long long) (j % rank) * in + c] : 0.f;
+        }
+    };
+    double sum[8];
+    #pragma unroll
+    for (int e = 0; e < 8; e++) sum[e] = 0.0;
+    load(0);
+    for (int c0 = 0; c0 < in; c0 += LC_COLS) {
+        #pragma unroll
+        for (int u = 0; u < LC_X_LOADS; u++) {
+            int i = threadIdx.x + u * blockDim.x;
+            if (i < LC_ROWS * LC_COLS) xs[i / LC_COLS][i % LC_COLS] = px[u];
+        }
+        #pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int i = threadIdx.x + u * blockDim.x;
+            as[i / LC_COLS][i % LC_COLS] = pa[u];
+        }
+        __syncthreads();
+        if (c0 + LC_COLS < in) load(c0 + LC_COLS);
+        float acc[8];
+        #pragma unroll
+        for (int e = 0; e < 8; e++) acc[e] = 0.f;
+        #pragma unroll 8
+        for (int cc = 0; cc < LC_COLS; cc++) {
+            float xv = xs[lane][cc];
+            #pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] = fmaf(xv, as[warp * 8 + e][cc], acc[e]);
+        }
+        #pragma unroll
+        for (int e = 0; e < 8; e++) sum[e] += (double) acc[e];
+        __syncthreads();
+    }
+    if (lane >= rows) return;
+    #pragma unroll
+    for (int e = 0; e < 8; e++) {
+        int j = jBase + warp * 8 + e;
+        if (warp * 8 + e < ranks) ((float*) vPtr[first + j / rank])[((long long) r0 + lane) * rank + j % rank] = (float) sum[e];
+    }
+}
+
 // Products of 1..64 rows by a 16-bit weight (CudaSkinnyProducts, -Dflora.cuda.skinnyProducts): out[t][o]
 // (+)= Σ_k x[t][k] W[o][k], x already rounded to the weight's type. cuBLAS streams the weight at 2.5-3.3
 // TB/s at 64 rows (session 6), where the bytes allow about 4.2. Block (f, s): output features

@@ -935,6 +935,83 @@ class CudaKernelsTest {
         }
     }
 
+    /**
+     * The chunks' float32 shrink by lora_shrink_chunks (-Dflora.cuda.loraChunkKernel) as a fused q/k/v call
+     * makes it, against float64 and against cuBLAS's batched shrink (the same tolerance, 2e-6 of the sums
+     * of magnitudes, as the float32 runs of loraRunsMatchFloat64): four adapters of float32 factors, ranks 8,
+     * 8 (two adapters in one launch), 5 (not a multiple of 8) and 64 (3 x 64 ranks: more octets than a
+     * block's 16 warps), on three outputs 200, 72 and 72 wide, chunks of 64 (a run's rest to the kernels),
+     * widths 776, 97 (not a stage's multiple) and 1024.
+     */
+    @ParameterizedTest
+    @CsvSource({"776, true", "97, true", "1024, true", "776, false"})
+    void chunkShrinkKernelJoinsQkvOfFloat32Factors(int in, boolean kernel) {
+        int t = 600;
+        int[] outWidth = {200, 72, 72};
+        int[][] adapterRows = {
+                java.util.stream.IntStream.range(0, 150).toArray(),
+                java.util.stream.IntStream.range(150, 300).toArray(),
+                java.util.stream.IntStream.concat(java.util.stream.IntStream.range(320, 400), java.util.stream.IntStream.of(301, 305)).sorted().toArray(),
+                java.util.stream.IntStream.concat(java.util.stream.IntStream.range(400, 600), java.util.stream.IntStream.of(310, 315)).sorted().toArray()};
+        int[] ranks = {8, 8, 5, 64};
+        float[] adapterScale = {0.5f, 2f, 1.25f, -0.75f};
+        int groups = adapterRows.length * 3;
+        int[][] rows = new int[groups][];
+        Tensor[] a = new Tensor[groups];
+        Tensor[] b = new Tensor[groups];
+        Tensor[] bias = new Tensor[groups];
+        float[] scale = new float[groups];
+        float[][] av = new float[groups][];
+        float[][] bv = new float[groups][];
+        float[] x = randoms(t * in);
+        float[][] base = new float[3][];
+        Tensor[] outTensor = new Tensor[3];
+        for (int m = 0; m < 3; m++) {
+            base[m] = randoms(t * outWidth[m]);
+            outTensor[m] = gpu.fromHost(base[m], t, outWidth[m]);
+        }
+        Tensor[] outs = new Tensor[groups];
+        for (int u = 0; u < adapterRows.length; u++) {
+            for (int m = 0; m < 3; m++) {
+                int g = u * 3 + m;
+                rows[g] = adapterRows[u];
+                scale[g] = adapterScale[u];
+                av[g] = randoms(ranks[u] * in);
+                bv[g] = randoms(outWidth[m] * ranks[u]);
+                a[g] = weightOf(DType.F32, av[g], ranks[u], in);
+                b[g] = weightOf(DType.F32, bv[g], outWidth[m], ranks[u]);
+                outs[g] = outTensor[m];
+            }
+        }
+        try {
+            gpu.loraRuns().use(true, 64);
+            gpu.loraRuns().useChunks(64);
+            gpu.loraRuns().useChunkKernel(kernel);
+            LoraRuns runs = gpu.loraRuns().of(rows, a, b, bias, scale, outs);
+            assertThat(runs.chunked()).isTrue();
+            int launches = gpu.loraRuns().chunkKernelLaunches();
+            gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, outs);
+            assertThat(gpu.loraRuns().chunkKernelLaunches() - launches).as("lora_shrink_chunks launches: one a rank (8, 5, 64), or none")
+                    .isEqualTo(kernel ? 3 : 0);
+            for (int m = 0; m < 3; m++) {
+                int[][] mine = new int[adapterRows.length][];
+                float[][] am = new float[adapterRows.length][];
+                float[][] bm = new float[adapterRows.length][];
+                float[] sm = new float[adapterRows.length];
+                for (int u = 0; u < adapterRows.length; u++) {
+                    mine[u] = adapterRows[u];
+                    am[u] = av[u * 3 + m];
+                    bm[u] = bv[u * 3 + m];
+                    sm[u] = adapterScale[u];
+                }
+                double[][] want = loraReference(x, base[m], in, outWidth[m], mine, am, bm, new float[adapterRows.length][], sm);
+                near(gpu.toHost(outTensor[m]), want[0], want[1], 2e-6, "output " + m);
+            }
+        } finally {
+            gpu.loraRuns().useDefaults();
+        }
+    }
+
     private static float[] rowsOf(float[] all, int[] rows, int cols) {
         float[] out = new float[rows.length * cols];
         for (int i = 0; i < rows.length; i++) {
