@@ -606,6 +606,10 @@ static void rmsNorm(int rows, int cols, int type, std::mt19937& rng) {
     std::string what = "rms_norm: " + std::to_string(rows) + " x " + std::to_string(cols) + (type == 1 ? ", bf16" : ", f16");
     check(what, out, want, 1e-6);
     report(badRounding == 0, what + ": the 16-bit copy is the output rounded (" + std::to_string(badRounding) + " not)", (double) badRounding, 0);
+    std::vector<u16> alone(h.size(), 0xffff); // no float32 rows: the 16-bit copy alone, the same bits
+    emu::launch(dim3{(unsigned) rows, 1, 1}, dim3{RMS_THREADS, 1, 1}, 0, rms_norm, x.data(), (const void*) w.data(), type, eps, (float*) nullptr, cols,
+                alone.data(), type == 1 ? 1 : 0);
+    report(alone == h, what + ": without the float32 rows, the same 16-bit copy", alone == h ? 0 : 1, 0);
 }
 
 static void rotaryWriteKv(int type, int heads, int kvHeads, int headDim, const std::vector<int>& positions, const std::vector<int>& slots, int parts,

@@ -212,8 +212,9 @@ public interface Backend extends AutoCloseable {
 
     /**
      * A gated MLP added to the residual: residual += (act(normed Wg^T + bg) * (normed Wu^T + bu)) Wd^T
-     * (+ bd), normed = the RMSNorm of x (written either way: adapters read it); gate, up and scratch
-     * are scratch (their contents afterwards unspecified). One call where the backend fuses more of it
+     * (+ bd), normed = the RMSNorm of x; normed, gate, up and scratch are scratch (their contents
+     * afterwards unspecified: no adapter touches these layers, so nothing reads the normed rows after, and a
+     * backend whose products take them rounded need not write them). One call where the backend fuses more of it
      * (a GPU can write the activation straight in the down product's input type); the same values as
      * {@link #normGatedLinear} then {@link #linearAdd}.
      */
@@ -265,7 +266,8 @@ public interface Backend extends AutoCloseable {
     /**
      * {@link #normLinears} of q, k and v (weights and biases in that order), then {@link #rotaryAttention}:
      * one call where the backend rotates q and k and writes k and v to the cache as the products end
-     * (a GPU decoding one token). The default runs the two.
+     * (a GPU decoding one token). The default runs the two. For layers no adapter touches: normed is
+     * scratch here (its contents afterwards unspecified; a backend need not write it).
      */
     default void normProjectRotaryAttention(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor q, Tensor k,
                                             Tensor v, int headDim, Tensor invFreq, KvCache cache, int layer, AttentionShape shape,

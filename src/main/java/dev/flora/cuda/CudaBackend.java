@@ -1006,11 +1006,14 @@ public final class CudaBackend implements Backend {
         rmsNorm(CudaTensor.of(x), new RmsNorm(weight, eps), CudaTensor.of(out), null);
     }
 
-    /** out = x normed; {@code rounded} (when not null, 16-bit) also receives it rounded to its type. */
+    /**
+     * out = x normed; {@code rounded} (when not null, 16-bit) also receives it rounded to its type. out may be
+     * null where rounded is not and nothing reads the float32 rows (no adapter on the products after).
+     */
     private void rmsNorm(CudaTensor x, RmsNorm norm, CudaTensor out, CudaTensor rounded) {
         CudaTensor w = CudaTensor.of(norm.weight());
         if (x.rows() > 0) {
-            launchSmall("rms_norm", x.rows(), 1, RMS_THREADS, x.pointer, w.pointer, w.typeCode(), norm.eps(), out.pointer, x.cols(),
+            launchSmall("rms_norm", x.rows(), 1, RMS_THREADS, x.pointer, w.pointer, w.typeCode(), norm.eps(), out == null ? null : out.pointer, x.cols(),
                     rounded == null ? null : rounded.pointer, rounded != null && rounded.dtype() == DType.BF16 ? 1 : 0);
         }
     }
@@ -1416,7 +1419,7 @@ public final class CudaBackend implements Backend {
         }
         DType type = gateWeight.dtype();
         CudaTensor r = roundingBuffer(type, x.rows(), x.cols());
-        rmsNorm(CudaTensor.of(x), norm, CudaTensor.of(normed), r);
+        rmsNorm(CudaTensor.of(x), norm, null, r); // normed is scratch here: only the rounded rows are read
         gateAndUp(r, gateWeight, gateBias, upWeight, upBias, gate, up);
         // The same step buffer as r may come back: the products above have read r by then (one stream).
         CudaTensor g = CudaTensor.of(gate);
@@ -2163,6 +2166,15 @@ public final class CudaBackend implements Backend {
                 && headDim == shape.headDim() && q.cols() == shape.queryWidth() && k.cols() == shape.kvWidth() && v.cols() == k.cols()
                 && invFreq.cols() == headDim / 2;
         if (!fused) {
+            if (weights.length == 3 && oneHalfType(x, weights, outs, "normProjectRotaryAttention")
+                    && !(gemv(in, CudaTensor.of(weights[0])) && gemv(h, CudaTensor.of(weights[0])))) {
+                // normLinears' cuBLAS path without the float32 normed rows, which nothing reads here (no adapter on q, k, v)
+                CudaTensor r = roundingBuffer(weights[0].dtype(), x.rows(), x.cols());
+                rmsNorm(in, norm, null, r);
+                products(r, weights, biases, outs);
+                rotaryAttention(q, k, v, headDim, invFreq, cache, layer, shape, step, out);
+                return;
+            }
             Backend.super.normProjectRotaryAttention(x, norm, normed, weights, biases, q, k, v, headDim, invFreq, cache, layer, shape, step,
                     out);
             return;

@@ -514,7 +514,9 @@ __global__ void mul_rows_grouped(float* x, const int* rowOf, const int* groupOf,
 #endif
 // Sums in float64, as the CPU backend does: the norms are where float32 rounding would show.
 // RMS_THREADS threads a row (inverse_rms). rounded (when not null) also receives the normed rows
-// rounded to the weights' 16-bit type (bf16: 1, f16: 0), the input of the cuBLAS products after it.
+// rounded to the weights' 16-bit type (bf16: 1, f16: 0), the input of the cuBLAS products after it;
+// out may then be null, where nothing reads the float32 rows (no adapter on the products after it:
+// at a 16,384-token prompt step 268 MB a norm not written).
 __global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const void* weight, int type, float eps, float* out, int cols,
                                                         u16* rounded16, int bf16) {
     __shared__ double scratch[32];
@@ -525,7 +527,7 @@ __global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const vo
     grid_wait(); // launched overlapped (CudaBackend.OVERLAPPED_SMALL)
     const float* row = x + (long long) blockIdx.x * cols;
     float inv = inverse_rms(row, cols, eps, scratch);
-    float* o = out + (long long) blockIdx.x * cols;
+    float* o = out ? out + (long long) blockIdx.x * cols : nullptr;
     u16* h = rounded16 ? rounded16 + (long long) blockIdx.x * cols : nullptr;
     if (rms_vector(row, cols) && ((unsigned long long) o & 15) == 0 && ((unsigned long long) h & 7) == 0) {
         #pragma unroll 4
@@ -534,7 +536,7 @@ __global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const vo
             int c = 4 * c4;
             float4 v = make_float4(a.x * inv * ld(weight, c, type), a.y * inv * ld(weight, c + 1, type),
                                    a.z * inv * ld(weight, c + 2, type), a.w * inv * ld(weight, c + 3, type));
-            ((float4*) o)[c4] = v;
+            if (o) ((float4*) o)[c4] = v;
             if (h) {
                 u16 r[4] = {bf16 ? f32_to_bf16(v.x) : f32_to_f16(v.x), bf16 ? f32_to_bf16(v.y) : f32_to_f16(v.y),
                             bf16 ? f32_to_bf16(v.z) : f32_to_f16(v.z), bf16 ? f32_to_bf16(v.w) : f32_to_f16(v.w)};
@@ -545,7 +547,7 @@ __global__ void __launch_bounds__(RMS_THREADS) rms_norm(const float* x, const vo
     }
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float v = row[c] * inv * ld(weight, c, type);
-        o[c] = v;
+        if (o) o[c] = v;
         if (h) h[c] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
     }
 }

@@ -270,8 +270,9 @@ class CudaKernelsTest {
             }
             for (int run = 1; run < 4; run++) {
                 assertSameBits(results[run], results[0], "normGatedLinearAdd " + act + ", run " + run);
-                assertSameBits(normedRows[run], normedRows[0], "normGatedLinearAdd's normed rows " + act + ", run " + run);
             }
+            // the float32 activation's runs write the normed rows (normGatedLinear's own); the 16-bit ones need not
+            assertSameBits(normedRows[2], normedRows[0], "normGatedLinearAdd's normed rows " + act + ", the float32 activation");
             assertThat(results[1]).as("the MLP added something").isNotEqualTo(residual);
         }
     }
