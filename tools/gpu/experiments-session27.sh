@@ -8,7 +8,8 @@
 #    the default since session 26 after an H100 A/B); then without adapters, the defaults against RMS_PREFETCH=0 (OUT/ab/);
 # 3. the float32 shrink as cuBLAS batches it, q/k/v apart against joined (shrink-sweep.py, at most 40 s);
 # 4. every GPU test with the defaults (at most 200 s; OUT/tests.txt; RMS_PREFETCH=1 has not run them on a GPU);
-# 5. on an H200 only: figure 2's Llama-2-7B points, gathered and auto at ranks 8 and 64, RUNS=3 (OUT/7b/), in the time left.
+# 5. cuBLASLt's candidates for the prompt step's products at 16,384 rows against cublasGemmEx's (lt-sweep.py, at most 60 s);
+# 6. on an H200 only: figure 2's Llama-2-7B points, gathered and auto at ranks 8 and 64, RUNS=3 (OUT/7b/), in the time left.
 #   runtime/experiments-session27.sh OUT        (from the repository root or runtime/)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,5 +32,7 @@ timeout "$(cap 40)" python3 "$here/shrink-sweep.py" > "$out/shrink-sweep.txt" 2>
 timeout "$(cap 200)" bash "$here/test.sh" > "$out/tests.txt" 2>&1
 grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
 echo "tests: ${SECONDS} s"
+# The prompt step's products (16,384 rows): cuBLASLt's candidates against cublasGemmEx's choice (at most 60 s)
+timeout "$(cap 60)" python3 "$here/lt-sweep.py" 16384 > "$out/lt-sweep-16384.txt" 2>&1; grep -E "x .*candidates|cublasGemmEx|^ +[0-9.]+ us" "$out/lt-sweep-16384.txt" | head -40
 figure_7b_points "$out" "$deadline"
 echo "done: ${SECONDS} s"
