@@ -147,7 +147,7 @@ def main():
     shapes = [(4096, 4096), (12288, 4096), (11008, 4096), (22016, 4096), (4096, 11008), (5120, 5120), (13824, 5120)]
     for tokens in tokens_list:
         for n, k in shapes:
-            sweep(tokens, n, k, handle, gemm, ws)
+            sweep(tokens, n, k, handle, gemm, ws, reps=max(10, 200 * 64 // tokens))  # a prompt step's products take milliseconds
 
 
 main()
