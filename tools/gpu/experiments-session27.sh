@@ -4,8 +4,9 @@
 #    on the GPU: its test alone (OUT/tests-*.txt), then where the PEFT workload's prefill goes with it and without
 #    (-Dflora.cuda.profile=true, every operation waited for; OUT/profile-peft-kernel-*.txt);
 # 2. the PEFT ratio: two rounds, 64 x (256 + 64) on the PEFT workload (OUT/ab/peft/; on an H200 its end to end is
-#    the ratio), the defaults against the chunk kernel and against rms_norm without its weight prefetch (RMS_PREFETCH=0,
-#    the default since session 26 after an H100 A/B); then without adapters, the defaults against RMS_PREFETCH=0 (OUT/ab/);
+#    the ratio), the defaults against the chunk kernel, against rms_norm without its weight prefetch (RMS_PREFETCH=0,
+#    the default since session 26 after an H100 A/B) and against lora_expand at 512 columns a block (session 25's
+#    untimed tunable: twice the blocks of a decode step's expand); then without adapters, the defaults against RMS_PREFETCH=0 (OUT/ab/);
 # 3. the float32 shrink as cuBLAS batches it, q/k/v apart against joined (shrink-sweep.py, at most 40 s);
 # 4. every GPU test with the defaults (at most 200 s; OUT/tests.txt; RMS_PREFETCH=1 has not run them on a GPU);
 # 5. cuBLASLt's candidates for the prompt step's products at 16,384 rows against cublasGemmEx's (lt-sweep.py, at most 60 s);
@@ -24,8 +25,8 @@ for kernel in false true; do
   grep -A40 "flora.cuda.profile" "$out/profile-peft-kernel-$kernel.txt" | grep -E "profile|16384|prefill|lora" | head -20
 done
 echo "tests and profile: ${SECONDS} s"
-RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(cap 130)" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 \
-  "" "-Dflora.cuda.loraChunkKernel=true" "-Dflora.cuda.defines=RMS_PREFETCH=0"
+RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(cap 170)" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 \
+  "" "-Dflora.cuda.loraChunkKernel=true" "-Dflora.cuda.defines=RMS_PREFETCH=0" "-Dflora.cuda.loraExpandColumns=512"
 RUNS=2 timeout "$(cap 80)" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "-Dflora.cuda.defines=RMS_PREFETCH=0"
 echo "ab: ${SECONDS} s"
 timeout "$(cap 40)" python3 "$here/shrink-sweep.py" > "$out/shrink-sweep.txt" 2>&1; cat "$out/shrink-sweep.txt"
