@@ -6,9 +6,9 @@
 # 2. the PEFT ratio: two rounds, 64 x (256 + 64) on the PEFT workload (OUT/ab/peft/; on an H200 its end to end is
 #    the ratio), the defaults against the chunk kernel, against rms_norm without its weight prefetch (RMS_PREFETCH=0,
 #    the default since session 26 after an H100 A/B) and against lora_expand at 512 columns a block (session 25's
-#    untimed tunable: twice the blocks of a decode step's expand); then without adapters, the defaults against RMS_PREFETCH=0 (OUT/ab/);
-# 3. the float32 shrink as cuBLAS batches it, q/k/v apart against joined (shrink-sweep.py, at most 40 s);
-# 4. every GPU test with the defaults (at most 200 s; OUT/tests.txt; RMS_PREFETCH=1 has not run them on a GPU);
+#    untimed tunable: twice the blocks of a decode step's expand);
+# 3. every GPU test with the defaults (at most 200 s; OUT/tests.txt; RMS_PREFETCH=1 has not run them on a GPU);
+# 4. the float32 shrink as cuBLAS batches it, q/k/v apart against joined (shrink-sweep.py, at most 40 s);
 # 5. cuBLASLt's candidates for the prompt step's products at 16,384 rows against cublasGemmEx's (lt-sweep.py, at most 60 s);
 # 6. on an H200 only: figure 2's Llama-2-7B points, gathered and auto at ranks 8 and 64, RUNS=3 (OUT/7b/), in the time left.
 #   runtime/experiments-session27.sh OUT        (from the repository root or runtime/)
@@ -27,12 +27,11 @@ done
 echo "tests and profile: ${SECONDS} s"
 RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(cap 170)" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 \
   "" "-Dflora.cuda.loraChunkKernel=true" "-Dflora.cuda.defines=RMS_PREFETCH=0" "-Dflora.cuda.loraExpandColumns=512"
-RUNS=2 timeout "$(cap 80)" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "-Dflora.cuda.defines=RMS_PREFETCH=0"
 echo "ab: ${SECONDS} s"
-timeout "$(cap 40)" python3 "$here/shrink-sweep.py" > "$out/shrink-sweep.txt" 2>&1; cat "$out/shrink-sweep.txt"
 timeout "$(cap 200)" bash "$here/test.sh" > "$out/tests.txt" 2>&1
 grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
 echo "tests: ${SECONDS} s"
+timeout "$(cap 40)" python3 "$here/shrink-sweep.py" > "$out/shrink-sweep.txt" 2>&1; cat "$out/shrink-sweep.txt"
 # The prompt step's products (16,384 rows): cuBLASLt's candidates against cublasGemmEx's choice (at most 60 s)
 timeout "$(cap 60)" python3 "$here/lt-sweep.py" 16384 > "$out/lt-sweep-16384.txt" 2>&1; grep -E "x .*candidates|cublasGemmEx|^ +[0-9.]+ us" "$out/lt-sweep-16384.txt" | head -40
 figure_7b_points "$out" "$deadline"
