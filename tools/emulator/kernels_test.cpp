@@ -477,7 +477,7 @@ static void chunkShrink(int in, int rank, int groups, int entriesPerGroup, int c
         vPtr[e] = (long long) v[e].data();
         alonePtr[e] = (long long) alone[e].data();
     }
-    int octets = (entriesPerGroup * rank + 7) / 8, warps = std::min(LC_MAX_WARPS, octets), rowTiles = (chunk + LC_ROWS - 1) / LC_ROWS;
+    int octets = (entriesPerGroup * rank + 7) / 8, warps = std::max(LC_MIN_WARPS, std::min(LC_MAX_WARPS, octets)), rowTiles = (chunk + LC_ROWS - 1) / LC_ROWS;
     int octetBlocks = (octets + warps - 1) / warps;
     emu::launch(dim3{(unsigned) groups, (unsigned) (rowTiles * octetBlocks), 1}, dim3{(unsigned) (32 * warps), 1, 1}, 0, lora_shrink_chunks,
                 x.data(), in, chunkFirst.data(), chunkRows.data(), entryStart.data(), entryCount.data(), aPtr.data(), vPtr.data(), rank, rowTiles);
@@ -498,9 +498,9 @@ static void chunkShrink(int in, int rank, int groups, int entriesPerGroup, int c
                 }
         }
     check("lora_shrink_chunks: " + shape, got, want, 1e-6); // float32 stage sums: ~3e-7 here
-    // Each entry alone: a group of its own, one warp a block (rank 8 or less) or its own octets.
+    // Each entry alone: a group of its own, its octets in blocks of their own.
     for (int e = 0; e < entries; e++) {
-        int s = e / entriesPerGroup, one = (rank + 7) / 8, w1 = std::min(LC_MAX_WARPS, one), start = e, count = 1;
+        int s = e / entriesPerGroup, one = (rank + 7) / 8, w1 = std::max(LC_MIN_WARPS, std::min(LC_MAX_WARPS, one)), start = e, count = 1;
         emu::launch(dim3{1, (unsigned) (rowTiles * ((one + w1 - 1) / w1)), 1}, dim3{(unsigned) (32 * w1), 1, 1}, 0, lora_shrink_chunks, x.data(), in,
                     &chunkFirst[s], &chunkRows[s], &start, &count, aPtr.data(), alonePtr.data(), rank, rowTiles);
         joined.insert(joined.end(), v[e].begin(), v[e].end());

@@ -795,13 +795,13 @@ public final class CudaBackend implements Backend {
     /**
      * lora_shrink_chunks (CudaLoraRuns.byChunk's float32 shrink by a kernel): chunk group s's entries
      * entryStart[s] .. + entryCount[s], each v = x[chunkFirst[s] .. + chunkRows[s]] A^T, all of rank
-     * {@code rank}; blocks of up to LC_MAX_WARPS octets of the entries' ranks and 32 rows.
+     * {@code rank}; blocks of 32 rows and a warp an octet of the entries' ranks, 4 to 16 warps (LC_MIN_WARPS, LC_MAX_WARPS).
      */
     void loraShrinkChunks(CudaTensor x, int[] chunkFirst, int[] chunkRows, int[] entryStart, int[] entryCount, long[] aPtr, long[] vPtr, int rank) {
         int rows = java.util.Arrays.stream(chunkRows).max().orElse(0);
         int entries = java.util.Arrays.stream(entryCount).max().orElse(0);
         int octets = (entries * rank + 7) / 8;
-        int warps = Math.min(CudaLoraRuns.CHUNK_KERNEL_WARPS, octets);
+        int warps = Math.max(CudaLoraRuns.CHUNK_KERNEL_MIN_WARPS, Math.min(CudaLoraRuns.CHUNK_KERNEL_WARPS, octets));
         int rowTiles = (rows + 31) / 32;
         long[] p = packed(x, chunkFirst, chunkRows, entryStart, entryCount, aPtr, vPtr);
         launch("lora_shrink_chunks", chunkFirst.length, rowTiles * ((octets + warps - 1) / warps), 32 * warps, 0, x.pointer, x.cols(), p[0], p[1],

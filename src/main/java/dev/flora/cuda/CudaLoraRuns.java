@@ -97,6 +97,8 @@ final class CudaLoraRuns {
     private int chunkKernelLaunches;
     /** lora_shrink_chunks's most warps a block (LC_MAX_WARPS in kernels.cu): 16 octets of ranks. */
     static final int CHUNK_KERNEL_WARPS = 16;
+    /** lora_shrink_chunks's fewest warps a block (LC_MIN_WARPS): a stage's loads of x spread over at least 128 threads. */
+    static final int CHUNK_KERNEL_MIN_WARPS = 4;
 
     CudaLoraRuns(CudaBackend gpu) {
         this.gpu = gpu;

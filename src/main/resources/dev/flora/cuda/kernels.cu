@@ -2484,7 +2484,8 @@ __global__ void lora_stack_mask(const float* v, u16* out, int columns, const int
 #define LC_ROWS 32        // rows a block (a lane each)
 #define LC_COLS 32        // columns a stage
 #define LC_MAX_WARPS 16   // octets of ranks a block (CudaLoraRuns.CHUNK_KERNEL_WARPS)
-#define LC_X_LOADS (LC_ROWS * LC_COLS / 32)  // x's loads a thread a stage, at most (a block of one warp)
+#define LC_MIN_WARPS 4    // warps a block at least (CudaLoraRuns.CHUNK_KERNEL_MIN_WARPS): those past the ranks only load
+#define LC_X_LOADS (LC_ROWS * LC_COLS / (32 * LC_MIN_WARPS))  // x's loads a thread a stage
 __global__ void __launch_bounds__(LC_MAX_WARPS * 32) lora_shrink_chunks(const float* x, int in, const int* chunkFirst, const int* chunkRows,
                                                                        const int* entryStart, const int* entryCount, const long long* aPtr,
                                                                        const long long* vPtr, int rank, int rowTiles) {
@@ -2527,20 +2528,22 @@ __global__ void __launch_bounds__(LC_MAX_WARPS * 32) lora_shrink_chunks(const fl
         }
         __syncthreads();
         if (c0 + LC_COLS < in) load(c0 + LC_COLS);
-        float acc[8];
-        #pragma unroll
-        for (int e = 0; e < 8; e++) acc[e] = 0.f;
-        #pragma unroll 8
-        for (int cc = 0; cc < LC_COLS; cc++) {
-            float xv = xs[lane][cc];
+        if (warp * 8 < ranks) { // (warp-uniform) a block has at least LC_MIN_WARPS warps, octets of ranks or not
+            float acc[8];
             #pragma unroll
-            for (int e = 0; e < 8; e++) acc[e] = fmaf(xv, as[warp * 8 + e][cc], acc[e]);
+            for (int e = 0; e < 8; e++) acc[e] = 0.f;
+            #pragma unroll 8
+            for (int cc = 0; cc < LC_COLS; cc++) {
+                float xv = xs[lane][cc];
+                #pragma unroll
+                for (int e = 0; e < 8; e++) acc[e] = fmaf(xv, as[warp * 8 + e][cc], acc[e]);
+            }
+            #pragma unroll
+            for (int e = 0; e < 8; e++) sum[e] += (double) acc[e];
         }
-        #pragma unroll
-        for (int e = 0; e < 8; e++) sum[e] += (double) acc[e];
         __syncthreads();
     }
-    if (lane >= rows) return;
+    if (lane >= rows || warp * 8 >= ranks) return;
     #pragma unroll
     for (int e = 0; e < 8; e++) {
         int j = jBase + warp * 8 + e;
