@@ -4,8 +4,7 @@
 #    on the GPU: its test alone (OUT/tests-*.txt), then where the PEFT workload's prefill goes with it and without
 #    (-Dflora.cuda.profile=true, every operation waited for; OUT/profile-peft-kernel-*.txt);
 # 2. the PEFT ratio: two rounds, 64 x (256 + 64) on the PEFT workload (OUT/ab/peft/; on an H200 its end to end is
-#    the ratio), the defaults against the chunk kernel, against rms_norm without its weight prefetch (RMS_PREFETCH=0,
-#    the default since session 26 after an H100 A/B) and against lora_expand at 512 columns a block (session 25's
+#    the ratio), the defaults against the chunk kernel and against lora_expand at 512 columns a block (session 25's
 #    untimed tunable: twice the blocks of a decode step's expand);
 # 3. every GPU test with the defaults (at most 200 s; OUT/tests.txt; RMS_PREFETCH=1 has not run them on a GPU);
 # 4. the float32 shrink as cuBLAS batches it, q/k/v apart against joined (shrink-sweep.py, at most 40 s);
@@ -21,12 +20,12 @@ gpu_tests_each "$out" chunkShrinkKernelJoinsQkvOfFloat32Factors
 model="$(shape_model llama2-7b)"
 for kernel in false true; do
   JAVA_OPTS="-Dflora.cuda.profile=true -Dflora.cuda.loraChunkKernel=$kernel" timeout "$(cap 50)" bash -c "source '$here/runtime.sh'; flora bench decode \
-    --model '$model' --random-weights --device cuda --batch 64 --prompt-tokens 256 --tokens 8 $PEFT_WORKLOAD" > "$out/profile-peft-kernel-$kernel.txt" 2>&1
+    --model '$model' --random-weights --device cuda --batch 64 --prompt-tokens 256 --tokens 4 $PEFT_WORKLOAD" > "$out/profile-peft-kernel-$kernel.txt" 2>&1
   grep -A40 "flora.cuda.profile" "$out/profile-peft-kernel-$kernel.txt" | grep -E "profile|16384|prefill|lora" | head -20
 done
 echo "tests and profile: ${SECONDS} s"
-RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(cap 170)" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 \
-  "" "-Dflora.cuda.loraChunkKernel=true" "-Dflora.cuda.defines=RMS_PREFETCH=0" "-Dflora.cuda.loraExpandColumns=512"
+RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(cap 140)" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 \
+  "" "-Dflora.cuda.loraChunkKernel=true" "-Dflora.cuda.loraExpandColumns=512"
 echo "ab: ${SECONDS} s"
 timeout "$(cap 200)" bash "$here/test.sh" > "$out/tests.txt" 2>&1
 grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
