@@ -36,11 +36,12 @@ public final class CudaBackend implements Backend {
     /** kernels.cu's RMS_THREADS: rms_norm and the normed GEMVs sum a row with this many threads, in one order. */
     private static final int RMS_THREADS = 128;
     /**
-     * Output columns per block of lora_expand (-Dflora.cuda.loraExpandColumns, 1024 by default): fewer make
-     * more blocks of a decode step's expand, each as long as a few memory round trips. The same bits (each
-     * column's sum is its own). A tunable built in session 25 without a GPU to time it.
+     * Output columns per block of lora_expand (-Dflora.cuda.loraExpandColumns, 512 by default since session 27;
+     * 1024 before): fewer make more blocks of a decode step's expand, each as long as a few memory round trips.
+     * The same bits (each column's sum is its own). On an H100 (NOTES.md, session 27) 512 decoded the PEFT
+     * workload 0.7-2.0% faster than 1024 in 4 of 4 rounds (end to end +0.4-1.2%); 256 was mixed.
      */
-    private int loraExpandColumns = positiveFlag("flora.cuda.loraExpandColumns", 1024);
+    private int loraExpandColumns = positiveFlag("flora.cuda.loraExpandColumns", 512);
     /** Input columns per block of lora_shrink: 256 is one 8-column load per lane of a warp. */
     private static final int LORA_SHRINK_SPAN = 256;
     /** lora_fused's largest rank (LORA_FUSED_RANKS) and most adapted tokens a call (a decode step of 256 sequences' q, k and v). */

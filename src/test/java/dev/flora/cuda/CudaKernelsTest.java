@@ -615,7 +615,7 @@ class CudaKernelsTest {
      * the third block of the 53-wide output without columns in the call with an 1,100-wide one). The
      * two kernels launched overlapped (the default, their factors prefetched before they
      * wait) give the same bits as launched plainly, and so does lora_expand by blocks of 32 output columns
-     * (-Dflora.cuda.loraExpandColumns; 1024 by default).
+     * (-Dflora.cuda.loraExpandColumns; 512 by default).
      */
     @ParameterizedTest
     @CsvSource({"97, F32, BF16, 0", "776, BF16, F16, 0", "150000, BF16, BF16, 0", "97, F32, BF16, 1", "776, BF16, F16, 1",
