@@ -294,6 +294,7 @@ int cuEventRecord(void* e, void* stream) {
     return 0;
 }
 int cuEventSynchronize(void*) { return 0; }
+int cuEventDestroy_v2(void* e) { delete static_cast<Event*>(e); return 0; }
 int cuEventElapsedTime(float* ms, void* start, void* end) {
     *ms = std::chrono::duration<float, std::milli>(static_cast<Event*>(end)->at - static_cast<Event*>(start)->at).count();
     return 0;

@@ -42,7 +42,8 @@ public final class Flags {
             "flora.cuda.overlapAttention",
             "flora.cuda.overlapSmall",
             "flora.cuda.profile",
-            "flora.cuda.tiledLora");
+            "flora.cuda.tiledLora",
+            "flora.cuda.tunedProducts");
 
     private Flags() {
     }

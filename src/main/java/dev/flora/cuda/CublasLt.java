@@ -10,10 +10,11 @@ import static dev.flora.cuda.Native.PTR;
 import static dev.flora.cuda.Native.SIZE_T;
 
 /**
- * cuBLASLt through FFM, for the one product cuBLAS's GemmEx cannot make: a per-output-feature alpha
+ * cuBLASLt through FFM: the one product cuBLAS's GemmEx cannot make, a per-output-feature alpha
  * (pointer mode ALPHA_DEVICE_VECTOR_BETA_HOST), which folds fLoRA's demodulation, out ∘ B_j, into the
- * product's epilogue (CudaFloraRuns). On the backend's stream, with cuBLAS's workspace (the two never
- * run at once: one stream).
+ * product's epilogue (CudaFloraRuns); and plain products by an algorithm of the caller's choosing among
+ * the heuristic's candidates (CudaTunedProducts). On the backend's stream, with cuBLAS's workspace (the
+ * two never run at once: one stream).
  */
 final class CublasLt {
     // cublasLt.h
@@ -24,6 +25,8 @@ final class CublasLt {
     private static final int PREF_MAX_WORKSPACE_BYTES = 1;
     /** sizeof(cublasLtMatmulHeuristicResult_t): the algorithm (64 bytes), workspace size, state, waves, 4 reserved ints. */
     private static final long HEURISTIC_BYTES = 96;
+    /** The state's offset in a heuristic result (after the algorithm's 64 bytes and the workspace size). */
+    private static final long HEURISTIC_STATE = 72;
 
     private final MethodHandle descCreate, descSetAttribute, layoutCreate, heuristic, matmul;
     private final MemorySegment handle;
@@ -98,6 +101,50 @@ final class CublasLt {
         MemorySegment count = arena.allocate(INT);
         int status = (Integer) Native.call(heuristic, handle, desc, a, b, d, d, preference, 1, result, count);
         return new Plan(a, b, d, status == 0 && count.get(INT, 0) >= 1 ? result : null);
+    }
+
+    /** A plain product's shape: its layouts (W, x, out) and cuBLASLt's candidate algorithms for it, best first by the heuristic. */
+    record Candidates(MemorySegment w, MemorySegment x, MemorySegment out, java.util.List<MemorySegment> algorithms) {
+    }
+
+    /** The plain products' descriptor (host alpha and beta), made at its first use. */
+    private MemorySegment plainDesc;
+
+    /**
+     * Up to {@code max} of cuBLASLt's algorithms for row-major out[T, O] = x[T, I] · W[O, I]^T (+ out), x and W
+     * of {@code inputType}, out float32, rows packed (ld = I and O): the heuristic's candidates, for
+     * CudaTunedProducts to time. None where cuBLASLt offers none (CUDA on the CPU).
+     */
+    Candidates candidates(int tokens, int in, int outs, int inputType, int max) {
+        if (plainDesc == null) {
+            MemorySegment out = arena.allocate(PTR);
+            check("cublasLtMatmulDescCreate", Native.call(descCreate, out, Cublas.COMPUTE_32F, Cublas.R_32F));
+            plainDesc = out.get(PTR, 0);
+            check("cublasLtMatmulDescSetAttribute", Native.call(descSetAttribute, plainDesc, DESC_TRANSA, arena.allocateFrom(INT, Cublas.OP_T), 4L));
+            check("cublasLtMatmulDescSetAttribute", Native.call(descSetAttribute, plainDesc, DESC_TRANSB, arena.allocateFrom(INT, Cublas.OP_N), 4L));
+        }
+        MemorySegment a = layout(inputType, in, outs, in);
+        MemorySegment b = layout(inputType, in, tokens, in);
+        MemorySegment d = layout(Cublas.R_32F, outs, tokens, outs);
+        MemorySegment results = arena.allocate(HEURISTIC_BYTES * max, 8);
+        MemorySegment count = arena.allocate(INT);
+        int status = (Integer) Native.call(heuristic, handle, plainDesc, a, b, d, d, preference, max, results, count);
+        java.util.List<MemorySegment> algorithms = new java.util.ArrayList<>();
+        for (int i = 0; status == 0 && i < count.get(INT, 0); i++) {
+            MemorySegment result = results.asSlice(i * HEURISTIC_BYTES, HEURISTIC_BYTES);
+            if (result.get(INT, HEURISTIC_STATE) == 0) {
+                algorithms.add(result); // the algorithm is the result's first 64 bytes
+            }
+        }
+        return new Candidates(a, b, d, algorithms);
+    }
+
+    /** out (+)= x · W^T by one of {@link #candidates}' algorithms; false where cuBLASLt refuses it (nothing done then). */
+    boolean linear(Candidates shape, MemorySegment algorithm, long x, long w, long out, boolean accumulate) {
+        int status = (Integer) Native.call(matmul, handle, plainDesc, one, MemorySegment.ofAddress(w), shape.w(), MemorySegment.ofAddress(x), shape.x(),
+                accumulate ? one : zero, MemorySegment.ofAddress(out), shape.out(), MemorySegment.ofAddress(out), shape.out(), algorithm,
+                MemorySegment.ofAddress(workspace), Cublas.WORKSPACE_BYTES, stream);
+        return status == 0;
     }
 
     private MemorySegment layout(int type, long rows, long cols, long ld) {

@@ -180,6 +180,14 @@ public final class CudaBackend implements Backend {
     /** Gathered LoRA's prompt runs through cuBLAS, and their flags. */
     private final CudaLoraRuns loraRuns = new CudaLoraRuns(this);
     /**
+     * -Dflora.cuda.tunedProducts=N (0, the default: off): products of N rows or more by 16-bit weights through
+     * the fastest of cuBLASLt's candidates for the shape, timed at its first call against cublasGemmEx
+     * (CudaTunedProducts). Built in session 27 after lt-sweep.py found candidates 4.5-11.9% faster than
+     * GemmEx's choice at three of Llama-2-7B's four prompt-step shapes on an H100; not yet timed end to end.
+     */
+    private int tunedProducts = wholeNumberFlag("flora.cuda.tunedProducts", 0);
+    private final CudaTunedProducts tuned = new CudaTunedProducts(this);
+    /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
      * chunk's keys and values staged in shared memory) where a step launches blocks enough to hide its
      * waits for them, else the second (attention_v2_*: 16-byte loads, several in flight a lane); both
@@ -1083,7 +1091,9 @@ public final class CudaBackend implements Backend {
             Cublas cublas = cublas();
             long start = profiling ? begin() : 0;
             int type = cublasType(w.dtype());
-            if (!logged(accumulate ? "cublas linear add" : "cublas linear", in.rows(), in.cols(), w.rows(), type, in.pointer, w.pointer,
+            if (tunedProducts > 0 && in.rows() >= tunedProducts && w.dtype() != DType.F32 && issuingDirectly()) {
+                tuned.linear(in, w, o, accumulate);
+            } else if (!logged(accumulate ? "cublas linear add" : "cublas linear", in.rows(), in.cols(), w.rows(), type, in.pointer, w.pointer,
                     o.pointer)) {
                 cublas.linear(in.pointer, w.pointer, o.pointer, in.rows(), in.cols(), w.rows(), type, accumulate);
             }
@@ -1546,6 +1556,26 @@ public final class CudaBackend implements Backend {
     /** fLoRA's runs with the demodulation in cuBLASLt's epilogue (tests set their flag through it). */
     CudaFloraRuns floraRuns() {
         return floraRuns;
+    }
+
+    /** Products from {@code rows} rows tuned, as -Dflora.cuda.tunedProducts does (0: off; tests); the number before. */
+    int useTunedProducts(int rows) {
+        int before = tunedProducts;
+        tunedProducts = rows;
+        return before;
+    }
+
+    /** The tuned products' shapes and choices so far (tests). */
+    CudaTunedProducts tunedProducts() {
+        return tuned;
+    }
+
+    /**
+     * Step memory (outside a step, memory owned by the backend until it is collected) for {@code count}
+     * floats: the tuned products' scratch output.
+     */
+    long scratchFloats(long count) {
+        return memory.allocate(count * Float.BYTES, this);
     }
 
     /** Gathered LoRA's cuBLAS runs (tests set their flags through it). */

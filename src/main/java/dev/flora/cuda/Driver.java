@@ -27,7 +27,7 @@ public final class Driver {
     private final MethodHandle cuMemHostAlloc, cuMemFreeHost;
     private final MethodHandle cuMemAlloc, cuMemFree, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemGetInfo;
     private final MethodHandle cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel, cuLaunchKernelEx;
-    private final MethodHandle cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime;
+    private final MethodHandle cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy;
     private final MethodHandle cuGetErrorName, cuGetErrorString, cuDriverGetVersion;
     private final MethodHandle cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy;
 
@@ -58,6 +58,7 @@ public final class Driver {
         cuLaunchKernelEx = n.status("cuLaunchKernelEx", PTR, PTR, PTR, PTR);
         cuEventCreate = n.status("cuEventCreate", PTR, INT);
         cuEventRecord = n.status("cuEventRecord", PTR, PTR);
+        cuEventDestroy = n.status("cuEventDestroy_v2", PTR);
         cuEventSynchronize = n.status("cuEventSynchronize", PTR);
         cuEventElapsedTime = n.status("cuEventElapsedTime", PTR, PTR, PTR);
         cuStreamBeginCapture = n.status("cuStreamBeginCapture_v2", PTR, INT);
@@ -288,6 +289,10 @@ public final class Driver {
             check("cuEventCreate", Native.call(cuEventCreate, e, 0));
             return e.get(PTR, 0);
         }
+    }
+
+    void destroyEvent(MemorySegment event) {
+        check("cuEventDestroy", Native.call(cuEventDestroy, event));
     }
 
     void record(MemorySegment event, MemorySegment stream) {

@@ -136,6 +136,32 @@ class CudaKernelsTest {
     @CsvSource({"BF16, 5, 256, 200", "BF16, 8, 4096, 64", "F16, 13, 1024, 1000", "BF16, 64, 4096, 4096", "BF16, 40, 11008, 300",
             "F16, 64, 96, 70"})
     void skinnyProductsMatchFloat64(DType type, int t, int in, int out) {
+        Products p = products(type, t, in, out);
+        try {
+            gpu.useSkinnyProducts(true);
+            p.check("skinny", 2);
+        } finally {
+            gpu.useSkinnyProducts(false);
+        }
+    }
+
+    /** A product's inputs on the GPU and its float64 references: with a bias, and added to a residual (linearAdd). */
+    private record Products(DType type, int t, int out, Tensor xs, Tensor wt, Tensor bias, float[] residual, double[] withBias, double[] scale,
+                            double[] added, double[] addedScale) {
+        /** linear with the bias and linearAdd, {@code rounds} times, within the products' 1e-6 of the sums of magnitudes. */
+        void check(String what, int rounds) {
+            for (int round = 0; round < rounds; round++) {
+                Tensor y = poisoned(t, out);
+                gpu.linear(xs, wt, bias, y);
+                near(gpu.toHost(y), withBias, scale, 1e-6, what + " linear " + type + ", round " + round);
+                Tensor r = gpu.fromHost(residual, t, out);
+                gpu.linearAdd(xs, wt, null, poisoned(t, out), r);
+                near(gpu.toHost(r), added, addedScale, 1e-6, what + " linearAdd " + type + ", round " + round);
+            }
+        }
+    }
+
+    private Products products(DType type, int t, int in, int out) {
         float[] x = randoms(t * in);
         float[] w = randoms(out * in);
         float[] b = randoms(out);
@@ -166,18 +192,26 @@ class CudaKernelsTest {
             added[i] = want[i] + residual[i];
             addedScale[i] = scale[i] + Math.abs(residual[i]);
         }
+        return new Products(type, t, out, xs, wt, bias, residual, withBias, scale, added, addedScale);
+    }
+
+    /**
+     * Tuned products (-Dflora.cuda.tunedProducts: from 64 rows here), linear and linearAdd, against float64 as
+     * skinnyProductsMatchFloat64: the first call of a shape times cublasGemmEx and cuBLASLt's candidates (into
+     * the output itself, or into scratch where it adds: the residual must be added once), the calls after
+     * take the choice kept. On CUDA on the CPU no candidate is offered, so GemmEx runs after its timing.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 300, 264, 136", "F16, 64, 512, 72", "BF16, 256, 512, 256"})
+    void tunedProductsMatchFloat64(DType type, int t, int in, int out) {
+        Products p = products(type, t, in, out);
+        int before = gpu.useTunedProducts(64);
         try {
-            gpu.useSkinnyProducts(true);
-            for (int round = 0; round < 2; round++) {
-                Tensor y = poisoned(t, out);
-                gpu.linear(xs, wt, bias, y);
-                near(gpu.toHost(y), withBias, scale, 1e-6, "skinny linear " + type + ", round " + round);
-                Tensor r = gpu.fromHost(residual, t, out);
-                gpu.linearAdd(xs, wt, null, poisoned(t, out), r);
-                near(gpu.toHost(r), added, addedScale, 1e-6, "skinny linearAdd " + type + ", round " + round);
-            }
+            p.check("tuned", 2);
+            assertThat(gpu.tunedProducts().choices()).as("the shape tuned once, its choice kept")
+                    .containsKey(java.util.List.of(t, in, out, CudaBackend.cublasType(type)));
         } finally {
-            gpu.useSkinnyProducts(false);
+            gpu.useTunedProducts(before);
         }
     }
 
