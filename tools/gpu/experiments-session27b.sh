@@ -5,7 +5,7 @@
 #    then the choices made at the PEFT workload's shapes (-Dflora.cuda.profile=true prints them; OUT/profile-tuned.txt);
 # 2. two rounds, 64 x (256 + 64) on Llama-2-7B's shape: the PEFT workload (OUT/ab/peft/; on an H200 its end to end
 #    is the PEFT ratio), then without adapters (OUT/ab/), the defaults against the tuned products;
-# 3. every GPU test with the tuned products on from 64 rows (JDK_JAVA_OPTIONS; at most 150 s; OUT/tests.txt);
+# 3. every GPU test with the tuned products on from 256 rows (JDK_JAVA_OPTIONS; at most 150 s; OUT/tests.txt);
 # 4. on an H200 only: figure 2's Llama-2-7B points, gathered and auto at ranks 8 and 64, RUNS=3 (OUT/7b/), in the time left.
 #   runtime/experiments-session27b.sh OUT        (from the repository root or runtime/)
 set -uo pipefail
@@ -22,7 +22,7 @@ echo "tests and profile: ${SECONDS} s"
 RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(cap 100)" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "" "-Dflora.cuda.tunedProducts=1024"
 RUNS=2 timeout "$(cap 90)" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "-Dflora.cuda.tunedProducts=1024"
 echo "ab: ${SECONDS} s"
-JDK_JAVA_OPTIONS="-Dflora.cuda.tunedProducts=64" timeout "$(cap 150)" bash "$here/test.sh" > "$out/tests.txt" 2>&1
+JDK_JAVA_OPTIONS="-Dflora.cuda.tunedProducts=256" timeout "$(cap 150)" bash "$here/test.sh" > "$out/tests.txt" 2>&1
 grep -E "✘|tests (successful|failed)" "$out/tests.txt" | head -40
 echo "tests: ${SECONDS} s"
 figure_7b_points "$out" "$deadline"
