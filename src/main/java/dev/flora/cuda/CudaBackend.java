@@ -180,12 +180,15 @@ public final class CudaBackend implements Backend {
     /** Gathered LoRA's prompt runs through cuBLAS, and their flags. */
     private final CudaLoraRuns loraRuns = new CudaLoraRuns(this);
     /**
-     * -Dflora.cuda.tunedProducts=N (0, the default: off): products of N rows or more by 16-bit weights through
-     * the fastest of cuBLASLt's candidates for the shape, timed at its first call against cublasGemmEx
-     * (CudaTunedProducts). Built in session 27 after lt-sweep.py found candidates 4.5-11.9% faster than
-     * GemmEx's choice at three of Llama-2-7B's four prompt-step shapes on an H100; not yet timed end to end.
+     * -Dflora.cuda.tunedProducts=N (1024 by default since session 27; 0: off): products of N rows or more by
+     * 16-bit weights through the fastest of cuBLASLt's candidates for the shape, timed at its first call
+     * against cublasGemmEx (CudaTunedProducts). On an H100 (NOTES.md, session 27) Llama-2-7B's 16,384-token
+     * prompt step took 2.3-3.8% less time with it (64 × (256 + 64), end to end +1.7% on the PEFT workload and
+     * +0.2-1.4% without adapters, both rounds above both default rounds).
      */
-    private int tunedProducts = wholeNumberFlag("flora.cuda.tunedProducts", 0);
+    private int tunedProducts = wholeNumberFlag("flora.cuda.tunedProducts", TUNED_PRODUCTS_ROWS);
+    /** The default fewest rows of a tuned product (-Dflora.cuda.tunedProducts): prompt steps, never a recorded decode step. */
+    static final int TUNED_PRODUCTS_ROWS = 1024;
     private final CudaTunedProducts tuned = new CudaTunedProducts(this);
     /**
      * The decode attention kernel: by default (auto) the third form (attention_v3_*: the second with each
@@ -1558,7 +1561,7 @@ public final class CudaBackend implements Backend {
         return floraRuns;
     }
 
-    /** Products from {@code rows} rows tuned, as -Dflora.cuda.tunedProducts does (0: off; tests); the number before. */
+    /** Products from {@code rows} rows tuned, as -Dflora.cuda.tunedProducts does (0: off; tests run several); the number before. */
     int useTunedProducts(int rows) {
         int before = tunedProducts;
         tunedProducts = rows;

@@ -3,12 +3,12 @@ package dev.flora.cuda;
 import java.lang.foreign.MemorySegment;
 
 /**
- * A prompt step's products (-Dflora.cuda.tunedProducts=N: from N rows) by the fastest of cuBLASLt's
- * candidate algorithms for the shape, timed once a shape against cublasGemmEx's own choice and kept. On
- * an H100 at 16,384 rows (NOTES.md, session 27; tools/gpu/lt-sweep.py) GemmEx's choice was the fastest
- * for q/k/v stacked (12,288 × 4,096) but 4.5% slower than a candidate at 4,096², 11.9% at 11,008 × 4,096
- * (gate or up) and 7.5% at 4,096 × 11,008 (down). The candidates give the same sums (no split of k among
- * those timed there); which runs depends on the shape, as GemmEx's choice does.
+ * A prompt step's products (-Dflora.cuda.tunedProducts=N: from N rows, 1024 by default) by the fastest of
+ * cuBLASLt's candidate algorithms for the shape, timed once a shape against cublasGemmEx's own choice and
+ * kept. On an H100 at 16,384 rows (NOTES.md, session 27) the choices took 692.7 against GemmEx's 724.5 µs
+ * at 4,096² (q, k, v, o), 1,852.9 against 1,895.7 at 11,008 × 4,096 (gate, up) and 1,974.2 against 2,123.1
+ * at 4,096 × 11,008 (down). Which algorithm runs depends on the shape, as GemmEx's choice does; the tuning
+ * runs at a shape's first call (a few products' time, once).
  */
 final class CudaTunedProducts {
     /** Candidates timed a shape: the heuristic's first few. */
