@@ -897,69 +897,23 @@ class CudaKernelsTest {
     @ParameterizedTest
     @CsvSource({"776", "97", "1024"})
     void stackedRunsOfManyAdaptersMatchFloat64(int in) {
-        int t = 600;
-        int[] outWidth = {200, 72, 72};
-        int[][] adapterRows = {
-                java.util.stream.IntStream.range(0, 150).toArray(),
-                java.util.stream.IntStream.range(150, 300).toArray(),
-                java.util.stream.IntStream.concat(java.util.stream.IntStream.range(320, 400), java.util.stream.IntStream.of(301, 305)).sorted().toArray(),
-                java.util.stream.IntStream.concat(java.util.stream.IntStream.range(400, 600), java.util.stream.IntStream.of(310, 315)).sorted().toArray()};
-        int[] ranks = {8, 16, 4, 64};
-        float[] adapterScale = {0.5f, 2f, 1.25f, -0.75f};
-        int groups = adapterRows.length * 3;
-        int[][] rows = new int[groups][];
-        Tensor[] a = new Tensor[groups];
-        Tensor[] b = new Tensor[groups];
-        Tensor[] bias = new Tensor[groups];
-        float[] scale = new float[groups];
-        float[][] av = new float[groups][];
-        float[][] bv = new float[groups][];
-        float[] x = randoms(t * in);
-        float[][] base = new float[3][];
-        Tensor[] outTensor = new Tensor[3];
-        for (int m = 0; m < 3; m++) {
-            base[m] = randoms(t * outWidth[m]);
-            outTensor[m] = gpu.fromHost(base[m], t, outWidth[m]);
-        }
-        Tensor[] outs = new Tensor[groups];
-        for (int u = 0; u < adapterRows.length; u++) {
-            DType type = u == 2 ? DType.F16 : DType.BF16;
-            for (int m = 0; m < 3; m++) {
-                int g = u * 3 + m;
-                rows[g] = adapterRows[u];
-                scale[g] = adapterScale[u];
-                av[g] = randoms(ranks[u] * in);
-                bv[g] = randoms(outWidth[m] * ranks[u]);
-                a[g] = weightOf(type, av[g], ranks[u], in);
-                b[g] = weightOf(type, bv[g], outWidth[m], ranks[u]);
-                outs[g] = outTensor[m];
-            }
-        }
+        QkvCall c = qkvCall(in, new int[] {8, 16, 4, 64}, u -> u == 2 ? DType.F16 : DType.BF16);
+        int t = QkvCall.TOKENS;
         try {
             gpu.loraRuns().use(true, 64);
             gpu.loraRuns().useStack(4096);
-            LoraRuns runs = gpu.loraRuns().of(rows, a, b, bias, scale, outs);
+            LoraRuns runs = gpu.loraRuns().of(c.rows(), c.a(), c.b(), c.bias(), c.scale(), c.outs());
             assertThat(runs.stack()).as("stacked").isNotNull();
             assertThat(runs.stack().passes()).as("bf16 and f16: two passes").hasSize(2);
             assertThat(runs.stack().passes().get(0).columns()).as("bf16: ranks 8, 16 and 64 on three outputs").isEqualTo(3 * (8 + 16 + 64));
             assertThat(runs.stack().passes().get(0).segmentFrom()).containsExactly(0, 400);
-            gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, outs);
+            c.run();
             int[] decodeRows = {301, 305, 310, 315};
             int[] runRows = java.util.stream.IntStream.range(0, t).filter(r -> r < 300 || r >= 320 && r < 600).toArray();
             for (int m = 0; m < 3; m++) {
-                int[][] mine = new int[adapterRows.length][];
-                float[][] am = new float[adapterRows.length][];
-                float[][] bm = new float[adapterRows.length][];
-                float[] sm = new float[adapterRows.length];
-                for (int u = 0; u < adapterRows.length; u++) {
-                    mine[u] = adapterRows[u];
-                    am[u] = av[u * 3 + m];
-                    bm[u] = bv[u * 3 + m];
-                    sm[u] = adapterScale[u];
-                }
-                double[][] want = loraReference(x, base[m], in, outWidth[m], mine, am, bm, new float[adapterRows.length][], sm);
-                float[] got = gpu.toHost(outTensor[m]);
-                int w = outWidth[m];
+                double[][] want = c.reference(m);
+                float[] got = gpu.toHost(c.outTensor()[m]);
+                int w = QkvCall.WIDTHS[m];
                 near(rowsOf(got, runRows, w), rowsOf(want[0], runRows, w), rowsOf(want[1], runRows, w), 6e-3, "output " + m + ", stacked rows");
                 near(rowsOf(got, decodeRows, w), rowsOf(want[0], decodeRows, w), rowsOf(want[1], decodeRows, w), 2e-6, "output " + m + ", the kernels' rows");
                 int[] untouched = java.util.stream.IntStream.range(300, 320).filter(r -> java.util.Arrays.binarySearch(decodeRows, r) < 0).toArray();
@@ -981,20 +935,66 @@ class CudaKernelsTest {
     @ParameterizedTest
     @CsvSource({"776, true", "97, true", "1024, true", "776, false"})
     void chunkShrinkKernelJoinsQkvOfFloat32Factors(int in, boolean kernel) {
-        int t = 600;
-        int[] outWidth = {200, 72, 72};
+        QkvCall c = qkvCall(in, new int[] {8, 8, 5, 64}, u -> DType.F32);
+        try {
+            gpu.loraRuns().use(true, 64);
+            gpu.loraRuns().useChunks(64);
+            gpu.loraRuns().useChunkKernel(kernel);
+            LoraRuns runs = gpu.loraRuns().of(c.rows(), c.a(), c.b(), c.bias(), c.scale(), c.outs());
+            assertThat(runs.chunked()).isTrue();
+            int launches = gpu.loraRuns().chunkKernelLaunches();
+            c.run();
+            assertThat(gpu.loraRuns().chunkKernelLaunches() - launches).as("lora_shrink_chunks launches: one a rank (8, 5, 64), or none")
+                    .isEqualTo(kernel ? 3 : 0);
+            for (int m = 0; m < 3; m++) {
+                double[][] want = c.reference(m);
+                near(gpu.toHost(c.outTensor()[m]), want[0], want[1], 2e-6, "output " + m);
+            }
+        } finally {
+            gpu.loraRuns().useDefaults();
+        }
+    }
+
+    /**
+     * A gathered LoRA call as a fused q/k/v layer makes it: four adapters on three outputs (200, 72 and 72 wide),
+     * each adapter's three groups on the same rows, two segments (rows 0-300 and 320-600) around decode-like rows
+     * (301, 305, 310, 315) that stay with the kernels, scales that differ by adapter; ranks and factor types by
+     * adapter as given.
+     */
+    private record QkvCall(int in, float[] x, int[][] adapterRows, float[] adapterScale, int[][] rows, Tensor[] a, Tensor[] b, Tensor[] bias,
+                           float[] scale, float[][] av, float[][] bv, float[][] base, Tensor[] outTensor, Tensor[] outs) {
+        static final int TOKENS = 600;
+        static final int[] WIDTHS = {200, 72, 72};
+
+        void run() {
+            gpu.loraShrinkExpand(gpu.fromHost(x, TOKENS, in), rows, a, b, bias, scale, outs);
+        }
+
+        /** Output m's float64 reference and sums of magnitudes (loraReference). */
+        double[][] reference(int m) {
+            int n = adapterRows.length;
+            float[][] am = new float[n][];
+            float[][] bm = new float[n][];
+            for (int u = 0; u < n; u++) {
+                am[u] = av[u * 3 + m];
+                bm[u] = bv[u * 3 + m];
+            }
+            return loraReference(x, base[m], in, WIDTHS[m], adapterRows, am, bm, new float[n][], adapterScale);
+        }
+    }
+
+    private QkvCall qkvCall(int in, int[] ranks, java.util.function.IntFunction<DType> typeOf) {
+        int t = QkvCall.TOKENS;
         int[][] adapterRows = {
                 java.util.stream.IntStream.range(0, 150).toArray(),
                 java.util.stream.IntStream.range(150, 300).toArray(),
                 java.util.stream.IntStream.concat(java.util.stream.IntStream.range(320, 400), java.util.stream.IntStream.of(301, 305)).sorted().toArray(),
                 java.util.stream.IntStream.concat(java.util.stream.IntStream.range(400, 600), java.util.stream.IntStream.of(310, 315)).sorted().toArray()};
-        int[] ranks = {8, 8, 5, 64};
         float[] adapterScale = {0.5f, 2f, 1.25f, -0.75f};
         int groups = adapterRows.length * 3;
         int[][] rows = new int[groups][];
         Tensor[] a = new Tensor[groups];
         Tensor[] b = new Tensor[groups];
-        Tensor[] bias = new Tensor[groups];
         float[] scale = new float[groups];
         float[][] av = new float[groups][];
         float[][] bv = new float[groups][];
@@ -1002,49 +1002,24 @@ class CudaKernelsTest {
         float[][] base = new float[3][];
         Tensor[] outTensor = new Tensor[3];
         for (int m = 0; m < 3; m++) {
-            base[m] = randoms(t * outWidth[m]);
-            outTensor[m] = gpu.fromHost(base[m], t, outWidth[m]);
+            base[m] = randoms(t * QkvCall.WIDTHS[m]);
+            outTensor[m] = gpu.fromHost(base[m], t, QkvCall.WIDTHS[m]);
         }
         Tensor[] outs = new Tensor[groups];
         for (int u = 0; u < adapterRows.length; u++) {
+            DType type = typeOf.apply(u);
             for (int m = 0; m < 3; m++) {
                 int g = u * 3 + m;
                 rows[g] = adapterRows[u];
                 scale[g] = adapterScale[u];
                 av[g] = randoms(ranks[u] * in);
-                bv[g] = randoms(outWidth[m] * ranks[u]);
-                a[g] = weightOf(DType.F32, av[g], ranks[u], in);
-                b[g] = weightOf(DType.F32, bv[g], outWidth[m], ranks[u]);
+                bv[g] = randoms(QkvCall.WIDTHS[m] * ranks[u]);
+                a[g] = weightOf(type, av[g], ranks[u], in);
+                b[g] = weightOf(type, bv[g], QkvCall.WIDTHS[m], ranks[u]);
                 outs[g] = outTensor[m];
             }
         }
-        try {
-            gpu.loraRuns().use(true, 64);
-            gpu.loraRuns().useChunks(64);
-            gpu.loraRuns().useChunkKernel(kernel);
-            LoraRuns runs = gpu.loraRuns().of(rows, a, b, bias, scale, outs);
-            assertThat(runs.chunked()).isTrue();
-            int launches = gpu.loraRuns().chunkKernelLaunches();
-            gpu.loraShrinkExpand(gpu.fromHost(x, t, in), rows, a, b, bias, scale, outs);
-            assertThat(gpu.loraRuns().chunkKernelLaunches() - launches).as("lora_shrink_chunks launches: one a rank (8, 5, 64), or none")
-                    .isEqualTo(kernel ? 3 : 0);
-            for (int m = 0; m < 3; m++) {
-                int[][] mine = new int[adapterRows.length][];
-                float[][] am = new float[adapterRows.length][];
-                float[][] bm = new float[adapterRows.length][];
-                float[] sm = new float[adapterRows.length];
-                for (int u = 0; u < adapterRows.length; u++) {
-                    mine[u] = adapterRows[u];
-                    am[u] = av[u * 3 + m];
-                    bm[u] = bv[u * 3 + m];
-                    sm[u] = adapterScale[u];
-                }
-                double[][] want = loraReference(x, base[m], in, outWidth[m], mine, am, bm, new float[adapterRows.length][], sm);
-                near(gpu.toHost(outTensor[m]), want[0], want[1], 2e-6, "output " + m);
-            }
-        } finally {
-            gpu.loraRuns().useDefaults();
-        }
+        return new QkvCall(in, x, adapterRows, adapterScale, rows, a, b, new Tensor[groups], scale, av, bv, base, outTensor, outs);
     }
 
     private static float[] rowsOf(float[] all, int[] rows, int cols) {
