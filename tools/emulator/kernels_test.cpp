@@ -509,6 +509,54 @@ static void chunkShrink(int in, int rank, int groups, int entriesPerGroup, int c
     sameBits("lora_shrink_chunks, each entry alone against joined: " + shape, single, joined);
 }
 
+// ---- the chunks' float32 expand (lora_expand_chunks8/16/32) against float64: entries of different widths (one not a
+// block's multiple), rows and scales, into one output at different row offsets; the rows past each entry's untouched.
+static void chunkExpand(int rank, int kernelRank, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.f, 1.f);
+    struct Entry { int rows, outs, first; float scale; };
+    std::vector<Entry> entries = {{64, 300, 0, 0.5f}, {37, 300, 70, -2.f}, {128, 256, 0, 1.25f}, {1, 520, 3, 3.f}};
+    int T = 200;
+    std::vector<std::vector<float>> v(entries.size()), b(entries.size()), out(entries.size());
+    std::vector<long long> vPtr, bPtr, outPtr;
+    std::vector<int> outCols, rows;
+    std::vector<float> scale;
+    for (size_t e = 0; e < entries.size(); e++) {
+        v[e].resize((size_t) entries[e].rows * rank);
+        b[e].resize((size_t) entries[e].outs * rank);
+        out[e].resize((size_t) T * entries[e].outs);
+        for (auto& x : v[e]) x = normal(rng);
+        for (auto& x : b[e]) x = normal(rng);
+        for (auto& x : out[e]) x = normal(rng);
+        vPtr.push_back((long long) v[e].data());
+        bPtr.push_back((long long) b[e].data());
+        outPtr.push_back((long long) (out[e].data() + (size_t) entries[e].first * entries[e].outs));
+        outCols.push_back(entries[e].outs);
+        rows.push_back(entries[e].rows);
+        scale.push_back(entries[e].scale);
+    }
+    std::vector<std::vector<float>> before = out;
+    auto kernel = kernelRank == 8 ? lora_expand_chunks8 : kernelRank == 16 ? lora_expand_chunks16 : lora_expand_chunks32;
+    emu::launch(dim3{(unsigned) entries.size(), (unsigned) ((520 + LE_COLS - 1) / LE_COLS), 1}, dim3{LE_COLS, 1, 1}, 0, kernel, vPtr.data(),
+                bPtr.data(), outPtr.data(), outCols.data(), rows.data(), scale.data(), rank);
+    std::vector<float> got;
+    std::vector<double> want;
+    for (size_t e = 0; e < entries.size(); e++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < entries[e].outs; c++) {
+                size_t at = (size_t) t * entries[e].outs + c;
+                int i = t - entries[e].first;
+                double w = before[e][at];
+                if (i >= 0 && i < entries[e].rows) {
+                    double sum = 0;
+                    for (int j = 0; j < rank; j++) sum += (double) b[e][(size_t) c * rank + j] * v[e][(size_t) i * rank + j];
+                    w += entries[e].scale * sum;
+                }
+                got.push_back(out[e][at]);
+                want.push_back(w);
+            }
+    check("lora_expand_chunks" + std::to_string(kernelRank) + ": rank " + std::to_string(rank) + ", 4 entries", got, want, 2e-6);
+}
+
 // ---- stacked LoRA runs (session 16): the factors laid side by side and the mask between the products,
 // against the plain per-row computation (LoraStack.Pass.keeps on the Java side).
 static void stacked(int classes, int rows, int type, std::mt19937& rng) {
@@ -1082,6 +1130,11 @@ int main(int argc, char** argv) {
         chunkShrink(100, 5, 2, 3, 40, 33, rng);
         chunkShrink(70, 64, 2, 3, 32, 7, rng);
         chunkShrink(64, 8, 4, 1, 50, 1, rng);
+        chunkExpand(8, 8, rng);
+        chunkExpand(5, 8, rng);
+        chunkExpand(16, 16, rng);
+        chunkExpand(11, 32, rng);
+        chunkExpand(32, 32, rng);
     }
     if (want("flora")) {
         floraPrompt(1, 1032, 72, {0, 1, 0, 2, 2, 1, 0}, {1, 4, 2}, rng);

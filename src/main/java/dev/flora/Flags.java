@@ -24,6 +24,7 @@ public final class Flags {
             "flora.cuda.fuseFlora",
             "flora.cuda.fuseRotation",
             "flora.cuda.loraRuns",
+            "flora.cuda.loraChunkExpand",
             "flora.cuda.loraChunkKernel",
             "flora.cuda.loraChunkRuns",
             "flora.cuda.loraChunkSplit",

@@ -820,6 +820,18 @@ public final class CudaBackend implements Backend {
                 p[2], p[3], p[4], p[5], rank, rowTiles);
     }
 
+    /**
+     * lora_expand_chunks8, 16 or 32 (CudaLoraRuns.byChunk's float32 expand by a kernel): entry e's rows
+     * outPtr[e] .. + entryRows[e] rows of outCols[e] columns += scale[e] · v_e B_e^T, all of rank {@code rank}
+     * (at most CudaLoraRuns.CHUNK_EXPAND_MAX_RANK); blocks of 256 output columns.
+     */
+    void loraExpandChunks(Object owner, long[] vPtr, long[] bPtr, long[] outPtr, int[] outCols, int[] entryRows, float[] scale, int rank) {
+        int widest = java.util.Arrays.stream(outCols).max().orElse(0);
+        long[] p = packed(owner, vPtr, bPtr, outPtr, outCols, entryRows, scale);
+        String kernel = "lora_expand_chunks" + (rank <= 8 ? 8 : rank <= 16 ? 16 : 32);
+        launch(kernel, vPtr.length, (widest + 255) / 256, 256, 0, p[0], p[1], p[2], p[3], p[4], p[5], rank);
+    }
+
     /** A GEMV kernel (it calls grid_wait() first): launched to overlap the end of the kernel before it where the GPU can. */
     private void launchOverlapped(String kernel, int gridX, int block, Object... args) {
         launchOverlapped(kernel, gridX, 1, block, args);

@@ -93,6 +93,20 @@ final class CudaLoraRuns {
      * Not yet measured on the GPU.
      */
     private boolean kernelShrink = CudaBackend.booleanFlag("flora.cuda.loraChunkKernel", false);
+    /**
+     * -Dflora.cuda.loraChunkExpand=true: the chunks' expand of float32 B at ranks up to CHUNK_EXPAND_MAX_RANK by a
+     * kernel (lora_expand_chunks8, 16, 32) in place of cuBLAS's batched product: a thread an output column, its B
+     * row in registers, the rows' outputs read and written once. In session 27 on an H100 cuBLAS's chunk expand
+     * took 508 µs a call where the outputs' bytes allow about 360, and 1,154 after lora_shrink_chunks. Not yet
+     * measured on the GPU.
+     */
+    private boolean kernelExpand = CudaBackend.booleanFlag("flora.cuda.loraChunkExpand", false);
+    /** lora_expand_chunks's largest rank (lora_expand_chunks32). */
+    static final int CHUNK_EXPAND_MAX_RANK = 32;
+    /** lora_expand_chunks's most rows an entry (LE_MAX_ROWS: v's rows in shared memory). */
+    static final int CHUNK_EXPAND_MAX_ROWS = 128;
+    /** lora_expand_chunks launches so far (tests: which expand ran). */
+    private int chunkExpandLaunches;
     /** lora_shrink_chunks launches so far (tests: which shrink ran). */
     private int chunkKernelLaunches;
     /** lora_shrink_chunks's most warps a block (LC_MAX_WARPS in kernels.cu): 16 octets of ranks. */
@@ -282,8 +296,13 @@ final class CudaLoraRuns {
             }
         }
         java.util.Map<DType, CudaTensor> vFor = new java.util.EnumMap<>(DType.class);
+        java.util.Map<Integer, java.util.List<Integer>> byKernel = new java.util.TreeMap<>(); // rank -> the runs lora_expand_chunks takes
         for (var e : classes.entrySet()) { // the expands, v rounded to B's type once for all runs
             ChunkClass c = e.getKey();
+            if (kernelExpand && c.bType() == DType.F32 && c.rank() <= CHUNK_EXPAND_MAX_RANK && c.rows() <= CHUNK_EXPAND_MAX_ROWS) {
+                byKernel.computeIfAbsent(c.rank(), r -> new java.util.ArrayList<>()).addAll(e.getValue());
+                continue;
+            }
             CudaTensor vb = vFor.computeIfAbsent(c.bType(), t -> t == DType.F32 ? v : gpu.roundInto(v, gpu.allocateTyped(t, v.rows(), v.cols())));
             java.util.List<Integer> members = e.getValue();
             long[] vs = new long[members.size()];
@@ -303,6 +322,28 @@ final class CudaLoraRuns {
             if (gpu.profiling) {
                 gpu.end("cublas lora chunks expand", start);
             }
+        }
+        for (var e : byKernel.entrySet()) {
+            java.util.List<Integer> members = e.getValue();
+            int n = members.size();
+            long[] vs = new long[n];
+            long[] bs = new long[n];
+            long[] os = new long[n];
+            int[] cols = new int[n];
+            int[] rows = new int[n];
+            float[] scales = new float[n];
+            for (int m = 0; m < n; m++) {
+                int i = members.get(m);
+                int g = runs.group()[i];
+                vs[m] = v.pointer + offset[i] * Float.BYTES;
+                bs[m] = CudaTensor.of(b[g]).pointer;
+                cols[m] = outs[g].cols();
+                os[m] = CudaTensor.of(outs[g]).pointer + (long) runs.first()[i] * cols[m] * Float.BYTES;
+                rows[m] = runs.length()[i];
+                scales[m] = scale[g];
+            }
+            gpu.loraExpandChunks(x, vs, bs, os, cols, rows, scales, e.getKey());
+            chunkExpandLaunches++;
         }
     }
 
@@ -357,6 +398,16 @@ final class CudaLoraRuns {
         return chunkKernelLaunches;
     }
 
+    /** lora_expand_chunks launches so far (tests). */
+    int chunkExpandLaunches() {
+        return chunkExpandLaunches;
+    }
+
+    /** The chunks' float32 expand by lora_expand_chunks or by cuBLAS, as -Dflora.cuda.loraChunkExpand does (tests run both). */
+    void useChunkExpand(boolean on) {
+        kernelExpand = on;
+    }
+
     /** The chunks' float32 shrink by lora_shrink_chunks or by cuBLAS, as -Dflora.cuda.loraChunkKernel does (tests run both). */
     void useChunkKernel(boolean on) {
         kernelShrink = on;
@@ -388,7 +439,7 @@ final class CudaLoraRuns {
         chunkRuns = 1;
     }
 
-    /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call, the chunks' shrink as -Dflora.cuda.loraChunkKernel says (tests restore this). */
+    /** Runs as they are without flags: on, minimum by rank, chunks of LORA_RUN_CHUNK from LORA_CHUNK_RUNS runs a call, the chunks' shrink and expand as -Dflora.cuda.loraChunkKernel and loraChunkExpand say (tests restore this). */
     void useDefaults() {
         on = true;
         minFlag = 0;
@@ -397,5 +448,6 @@ final class CudaLoraRuns {
         slices = 1;
         stackColumns = 0;
         kernelShrink = CudaBackend.booleanFlag("flora.cuda.loraChunkKernel", false);
+        kernelExpand = CudaBackend.booleanFlag("flora.cuda.loraChunkExpand", false);
     }
 }

@@ -2551,6 +2551,62 @@ __global__ void __launch_bounds__(LC_MAX_WARPS * 32) lora_shrink_chunks(const fl
     }
 }
 
+// The chunks' expand of float32 B by a kernel in place of cuBLAS's batched product (-Dflora.cuda.loraChunkExpand;
+// CudaLoraRuns.byChunk): out_e[row_e + i, c] += scale_e · Σ_j B_e[c, j] v_e[i, j] for entry e's rows i < rows_e
+// (v_e the shrink's [rows, rank] float32 rows), ranks up to 32. Block (e, y): entry e's output columns
+// [LE_COLS·y, +LE_COLS), a thread a column with B's row c in registers (lora_expand_chunks8, 16 and 32 take ranks
+// up to that), over the entry's rows LE_ROWS_AHEAD at a time (their loads of out in flight together), v's rows
+// through shared memory. A column's sum is in float64 in rank order (float32 products exact), then out + scale ·
+// sum rounded: an order that depends on the row alone. Its bytes are the outputs read and written (at a 16,384-token step about 360 µs a call
+// on an H100 where cuBLAS took 508, session 27).
+#define LE_COLS 256       // output columns a block (its threads)
+#define LE_MAX_ROWS 128   // rows an entry at most (v's rows in shared memory; CudaLoraRuns.CHUNK_EXPAND_MAX_ROWS)
+#define LE_ROWS_AHEAD 8   // rows whose outputs a thread loads before it adds to any
+extern "C++" {
+// R: the ranks a launch takes at most (8, 16 or 32: B's row in R registers).
+template <int R>
+__device__ __forceinline__ void lora_expand_chunks_impl(const long long* vPtr, const long long* bPtr, const long long* outPtr,
+                                                        const int* outCols, const int* entryRows, const float* scale, int rank) {
+    __shared__ float vs[LE_MAX_ROWS][R];
+    int e = blockIdx.x, outs = outCols[e], rows = entryRows[e], c = blockIdx.y * LE_COLS + threadIdx.x;
+    if (blockIdx.y * LE_COLS >= outs) return; // the whole block
+    const float* v = (const float*) vPtr[e];
+    for (int i = threadIdx.x; i < rows * rank; i += blockDim.x) vs[i / rank][i % rank] = v[i];
+    float b[R];
+    const float* bRow = (const float*) bPtr[e] + (long long) c * rank;
+    #pragma unroll
+    for (int j = 0; j < R; j++) b[j] = j < rank && c < outs ? bRow[j] : 0.f;
+    __syncthreads();
+    if (c >= outs) return;
+    float sc = scale[e];
+    float* out = (float*) outPtr[e] + c;
+    for (int i0 = 0; i0 < rows; i0 += LE_ROWS_AHEAD) {
+        float old[LE_ROWS_AHEAD];
+        #pragma unroll
+        for (int u = 0; u < LE_ROWS_AHEAD; u++)
+            if (i0 + u < rows) old[u] = out[(long long) (i0 + u) * outs];
+        #pragma unroll
+        for (int u = 0; u < LE_ROWS_AHEAD; u++) {
+            int i = i0 + u;
+            if (i >= rows) break;
+            double sum = 0.0;
+            #pragma unroll
+            for (int j = 0; j < R; j++)
+                if (j < rank) sum += (double) b[j] * vs[i][j];
+            out[(long long) i * outs] = old[u] + sc * (float) sum;
+        }
+    }
+}
+}  // extern "C++"
+#define LORA_EXPAND_CHUNKS(R) \
+__global__ void __launch_bounds__(LE_COLS) lora_expand_chunks##R(const long long* vPtr, const long long* bPtr, const long long* outPtr, \
+                                                                 const int* outCols, const int* entryRows, const float* scale, int rank) { \
+    lora_expand_chunks_impl<R>(vPtr, bPtr, outPtr, outCols, entryRows, scale, rank); \
+}
+LORA_EXPAND_CHUNKS(8)
+LORA_EXPAND_CHUNKS(16)
+LORA_EXPAND_CHUNKS(32)
+
 // Products of 1..64 rows by a 16-bit weight (CudaSkinnyProducts, -Dflora.cuda.skinnyProducts): out[t][o]
 // (+)= Σ_k x[t][k] W[o][k], x already rounded to the weight's type. cuBLAS streams the weight at 2.5-3.3
 // TB/s at 64 rows (session 6), where the bytes allow about 4.2. Block (f, s): output features

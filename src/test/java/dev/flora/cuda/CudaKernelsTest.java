@@ -925,7 +925,8 @@ class CudaKernelsTest {
     }
 
     /**
-     * The chunks' float32 shrink by lora_shrink_chunks (-Dflora.cuda.loraChunkKernel) as a fused q/k/v call
+     * The chunks' float32 shrink by lora_shrink_chunks (-Dflora.cuda.loraChunkKernel) and their expand by
+     * lora_expand_chunks (-Dflora.cuda.loraChunkExpand: ranks up to 32; rank 64 stays with cuBLAS), as a fused q/k/v call
      * makes it, against float64 and against cuBLAS's batched shrink (the same tolerance, 2e-6 of the sums
      * of magnitudes, as the float32 runs of loraRunsMatchFloat64): four adapters of float32 factors, ranks 8,
      * 8 (two adapters in one launch), 5 (not a multiple of 8) and 64 (3 x 64 ranks: more octets than a
@@ -933,19 +934,24 @@ class CudaKernelsTest {
      * widths 776, 97 (not a stage's multiple) and 1024.
      */
     @ParameterizedTest
-    @CsvSource({"776, true", "97, true", "1024, true", "776, false"})
-    void chunkShrinkKernelJoinsQkvOfFloat32Factors(int in, boolean kernel) {
+    @CsvSource({"776, true, false", "97, true, false", "1024, true, false", "776, false, false", "776, false, true", "97, true, true",
+            "1024, true, true"})
+    void chunkShrinkKernelJoinsQkvOfFloat32Factors(int in, boolean kernel, boolean expandKernel) {
         QkvCall c = qkvCall(in, new int[] {8, 8, 5, 64}, u -> DType.F32);
         try {
             gpu.loraRuns().use(true, 64);
             gpu.loraRuns().useChunks(64);
             gpu.loraRuns().useChunkKernel(kernel);
+            gpu.loraRuns().useChunkExpand(expandKernel);
             LoraRuns runs = gpu.loraRuns().of(c.rows(), c.a(), c.b(), c.bias(), c.scale(), c.outs());
             assertThat(runs.chunked()).isTrue();
             int launches = gpu.loraRuns().chunkKernelLaunches();
+            int expands = gpu.loraRuns().chunkExpandLaunches();
             c.run();
             assertThat(gpu.loraRuns().chunkKernelLaunches() - launches).as("lora_shrink_chunks launches: one a rank (8, 5, 64), or none")
                     .isEqualTo(kernel ? 3 : 0);
+            assertThat(gpu.loraRuns().chunkExpandLaunches() - expands).as("lora_expand_chunks launches: one a rank up to 32 (8, 5), or none")
+                    .isEqualTo(expandKernel ? 2 : 0);
             for (int m = 0; m < 3; m++) {
                 double[][] want = c.reference(m);
                 near(gpu.toHost(c.outTensor()[m]), want[0], want[1], 2e-6, "output " + m);
