@@ -1,5 +1,7 @@
 package dev.flora.cuda;
 
+import dev.flora.backend.DeviceMemoryFull;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -30,15 +32,22 @@ final class CudaTunedProducts {
     /**
      * o (+)= in · W^T (16-bit in and W, float32 o, rows packed) by the shape's choice, timing the candidates
      * at the shape's first call: into o itself where the product overwrites it, else into step memory of
-     * o's size, so that what o holds is added once.
+     * o's size, so that what o holds is added once (where the device has no room for it, GemmEx for the shape).
      */
     void linear(CudaTensor in, CudaTensor w, CudaTensor o, boolean accumulate) {
         int type = CudaBackend.cublasType(w.dtype());
         java.util.List<Integer> key = java.util.List.of(in.rows(), in.cols(), w.rows(), type);
         Choice choice = choices.get(key);
         if (choice == null) {
-            long scratch = accumulate ? gpu.scratchFloats((long) in.rows() * w.rows()) : o.pointer;
-            choice = tune(in, w, scratch, type);
+            long scratch = o.pointer;
+            if (accumulate) {
+                try {
+                    scratch = gpu.scratchFloats((long) in.rows() * w.rows());
+                } catch (DeviceMemoryFull e) {
+                    scratch = 0; // no room to time it: GemmEx for this shape, as without tuning
+                }
+            }
+            choice = scratch == 0 ? new Choice(null, null, new double[0]) : tune(in, w, scratch, type);
             choices.put(key, choice);
         }
         if (choice.algorithm() == null || !gpu.cublasLt().linear(choice.shape(), choice.algorithm(), in.pointer, w.pointer, o.pointer, accumulate)) {
