@@ -87,10 +87,10 @@ final class CudaLoraRuns {
     /**
      * -Dflora.cuda.loraChunkKernel=true: the chunks' shrink of float32 factors by a kernel
      * (lora_shrink_chunks) in place of cuBLAS's batched product, the entries that share a chunk's rows (a
-     * fused call's q, k and v of one adapter) in one block so that x is read once for them all. cuBLAS's
-     * batched float32 shrink took 597 µs a call on an H100 for 3.2 GFLOP (NOTES.md, session 26). Sums: a
-     * stage's 32 float32 products, the stages in float64, in an order that depends on the row alone.
-     * Not yet measured on the GPU.
+     * fused call's q, k and v of one adapter) in one block so that x is read once for them all. Sums: a
+     * stage's 32 float32 products, the stages in float64, in an order that depends on the row alone. Off: on
+     * an H100 (NOTES.md, session 27) it took 376 µs a call against cuBLAS's 935, but cuBLAS's expand after
+     * it 1,154 µs against 508 (not understood), and the prompt step ran 2-4 ms slower.
      */
     private boolean kernelShrink = CudaBackend.booleanFlag("flora.cuda.loraChunkKernel", false);
     /**
