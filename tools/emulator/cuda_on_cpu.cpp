@@ -456,16 +456,50 @@ int cublasGemmBatchedEx(void* h, int ta, int tb, int m, int n, int k, const floa
     return 0;
 }
 
-// ---------------------------------------------------------------- cuBLASLt: no algorithm offered
+// ---------------------------------------------------------------- cuBLASLt: plain products only
+// One algorithm is offered for a descriptor with host alpha and beta (CudaTunedProducts' plain products), run as
+// cublasGemmEx's emulation runs them; none for any other pointer mode (fLoRA's per-output alpha: the callers
+// then take their other path, as on a GPU where cuBLASLt has no such product).
+struct LtDesc { int compute, transa = 0, transb = 0, pointerMode = 0; };
+struct LtLayout { int type; unsigned long long rows, cols; long long ld; };
 int cublasLtCreate(void** h) { static int handle; *h = &handle; return 0; }
-int cublasLtMatmulDescCreate(void** d, int, int) { static int desc; *d = &desc; return 0; }
-int cublasLtMatmulDescSetAttribute(void*, int, const void*, size_t) { return 0; }
-int cublasLtMatrixLayoutCreate(void** l, int, unsigned long long, unsigned long long, long long) { static int layout; *l = &layout; return 0; }
+int cublasLtMatmulDescCreate(void** d, int compute, int) { *d = new LtDesc{compute}; return 0; }
+int cublasLtMatmulDescSetAttribute(void* d, int attribute, const void* value, size_t) {
+    LtDesc* desc = static_cast<LtDesc*>(d);
+    int v;
+    std::memcpy(&v, value, sizeof v);
+    if (attribute == 2) desc->pointerMode = v;
+    else if (attribute == 3) desc->transa = v;
+    else if (attribute == 4) desc->transb = v;
+    return 0;
+}
+int cublasLtMatrixLayoutCreate(void** l, int type, unsigned long long rows, unsigned long long cols, long long ld) {
+    *l = new LtLayout{type, rows, cols, ld};
+    return 0;
+}
 int cublasLtMatmulPreferenceCreate(void** p) { static int preference; *p = &preference; return 0; }
 int cublasLtMatmulPreferenceSetAttribute(void*, int, const void*, size_t) { return 0; }
-int cublasLtMatmulAlgoGetHeuristic(void*, void*, void*, void*, void*, void*, void*, int, void*, int* count) { *count = 0; return 0; }
-int cublasLtMatmul(void*, void*, const void*, const void*, void*, const void*, void*, const void*, const void*, void*, void*, void*,
-                   const void*, void*, size_t, void*) {
-    return 15;
+int cublasLtMatmulAlgoGetHeuristic(void*, void* desc, void*, void*, void*, void*, void*, int requested, void* results, int* count) {
+    *count = 0;
+    if (static_cast<LtDesc*>(desc)->pointerMode != 0 || requested < 1) return 0;
+    std::memset(results, 0, 96); // cublasLtMatmulHeuristicResult_t: an algorithm of zeros, no workspace, state 0
+    *count = 1;
+    return 0;
+}
+int cublasLtMatmul(void*, void* d, const void* alpha, const void* A, void* aDesc, const void* B, void* bDesc, const void* beta, const void* C,
+                   void*, void* D, void* dDesc, const void*, void*, size_t, void* stream) {
+    const LtDesc* desc = static_cast<const LtDesc*>(d);
+    const LtLayout* a = static_cast<const LtLayout*>(aDesc);
+    const LtLayout* b = static_cast<const LtLayout*>(bDesc);
+    const LtLayout* o = static_cast<const LtLayout*>(dDesc);
+    if (desc->pointerMode != 0 || C != D) return 15;
+    int m = (int) o->rows, n = (int) o->cols, k = (int) (desc->transa ? a->rows : a->cols);
+    int status = checkGemm(desc->transa, desc->transb, m, n, k, a->type, (int) a->ld, b->type, (int) b->ld, o->type, (int) o->ld, desc->compute);
+    if (status) return status;
+    float al = *(const float*) alpha, be = *(const float*) beta; // host pointer mode: read at the call
+    int ta = desc->transa, tb = desc->transb, at = a->type, bt = b->type, lda = (int) a->ld, ldb = (int) b->ld, ldc = (int) o->ld;
+    std::lock_guard<std::recursive_mutex> hold(lock);
+    submit(stream, [=] { gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, (float*) D, ldc); });
+    return 0;
 }
 }  // extern "C"

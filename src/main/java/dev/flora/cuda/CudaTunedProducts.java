@@ -73,6 +73,9 @@ final class CudaTunedProducts {
                 best = i + 1;
             }
         }
+        if (forced >= 0 && forced <= algorithms.size()) {
+            best = forced;
+        }
         if (gpu.profiling) {
             System.err.printf("flora.cuda.tunedProducts: %d x %d . (%d x %d)^T: %s (%.1f us), cublasGemmEx %.1f us, %d candidates%n", in.rows(),
                     in.cols(), w.rows(), w.cols(), best == 0 ? "cublasGemmEx" : "cuBLASLt candidate " + best, micros[best], micros[0],
@@ -99,6 +102,15 @@ final class CudaTunedProducts {
         driver.destroyEvent(start);
         driver.destroyEvent(end);
         return best;
+    }
+
+    /** Tests: the choice of shapes tuned from now on, whatever the timings (0: GemmEx, i: the i-th candidate, -1: the fastest). */
+    private int forced = -1;
+
+    /** Forgets every choice and makes the next ones {@code choice} where it exists (-1: the fastest, as without), for tests. */
+    void force(int choice) {
+        forced = choice;
+        choices.clear();
     }
 
     /** The shapes tuned so far and their choices (tests). */

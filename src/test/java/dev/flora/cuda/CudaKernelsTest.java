@@ -199,19 +199,26 @@ class CudaKernelsTest {
      * Tuned products (-Dflora.cuda.tunedProducts: from 64 rows here), linear and linearAdd, against float64 as
      * skinnyProductsMatchFloat64: the first call of a shape times cublasGemmEx and cuBLASLt's candidates (into
      * the output itself, or into scratch where it adds: the residual must be added once), the calls after
-     * take the choice kept. On CUDA on the CPU no candidate is offered, so GemmEx runs after its timing.
+     * take the choice kept: the fastest, or (forced) cuBLASLt's first candidate, or GemmEx. CUDA on the CPU
+     * offers one candidate, run as its GemmEx is.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 300, 264, 136", "F16, 64, 512, 72", "BF16, 256, 512, 256"})
-    void tunedProductsMatchFloat64(DType type, int t, int in, int out) {
+    @CsvSource({"BF16, 300, 264, 136, -1", "F16, 64, 512, 72, -1", "BF16, 256, 512, 256, -1", "BF16, 300, 264, 136, 1", "F16, 64, 512, 72, 1",
+            "BF16, 300, 264, 136, 0"})
+    void tunedProductsMatchFloat64(DType type, int t, int in, int out, int forced) {
         Products p = products(type, t, in, out);
         int before = gpu.useTunedProducts(64);
+        gpu.tunedProducts().force(forced);
         try {
             p.check("tuned", 2);
-            assertThat(gpu.tunedProducts().choices()).as("the shape tuned once, its choice kept")
-                    .containsKey(java.util.List.of(t, in, out, CudaBackend.cublasType(type)));
+            java.util.List<Integer> key = java.util.List.of(t, in, out, CudaBackend.cublasType(type));
+            assertThat(gpu.tunedProducts().choices()).as("the shape tuned once, its choice kept").containsKey(key);
+            if (forced >= 0) {
+                assertThat(gpu.tunedProducts().choices().get(key).algorithm() != null).as("a cuBLASLt candidate chosen").isEqualTo(forced > 0);
+            }
         } finally {
             gpu.useTunedProducts(before);
+            gpu.tunedProducts().force(-1);
         }
     }
 
