@@ -1166,6 +1166,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void normLinears(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         bind();
+        normLinears(x, norm, normed, weights, biases, outs, true);
+    }
+
+    /**
+     * normLinears; without {@code keepNormed} (nothing reads the normed rows after: no adapter on these
+     * products) the cuBLAS path writes only their 16-bit copy, the products' input.
+     */
+    private void normLinears(Tensor x, RmsNorm norm, Tensor normed, Tensor[] weights, Tensor[] biases, Tensor[] outs, boolean keepNormed) {
         if (!oneHalfType(x, weights, outs, "normLinears")) {
             Backend.super.normLinears(x, norm, normed, weights, biases, outs);
             return;
@@ -1174,7 +1182,7 @@ public final class CudaBackend implements Backend {
         CudaTensor h = CudaTensor.of(normed);
         if (weights.length > 3 || !gemv(in, CudaTensor.of(weights[0])) || !gemv(h, CudaTensor.of(weights[0]))) {
             CudaTensor r = roundingBuffer(weights[0].dtype(), x.rows(), x.cols());
-            rmsNorm(in, norm, h, r);
+            rmsNorm(in, norm, keepNormed ? h : null, r);
             products(r, weights, biases, outs);
             return;
         }
@@ -2212,17 +2220,8 @@ public final class CudaBackend implements Backend {
                 && headDim == shape.headDim() && q.cols() == shape.queryWidth() && k.cols() == shape.kvWidth() && v.cols() == k.cols()
                 && invFreq.cols() == headDim / 2;
         if (!fused) {
-            if (weights.length == 3 && oneHalfType(x, weights, outs, "normProjectRotaryAttention")
-                    && !(gemv(in, CudaTensor.of(weights[0])) && gemv(h, CudaTensor.of(weights[0])))) {
-                // normLinears' cuBLAS path without the float32 normed rows, which nothing reads here (no adapter on q, k, v)
-                CudaTensor r = roundingBuffer(weights[0].dtype(), x.rows(), x.cols());
-                rmsNorm(in, norm, null, r);
-                products(r, weights, biases, outs);
-                rotaryAttention(q, k, v, headDim, invFreq, cache, layer, shape, step, out);
-                return;
-            }
-            Backend.super.normProjectRotaryAttention(x, norm, normed, weights, biases, q, k, v, headDim, invFreq, cache, layer, shape, step,
-                    out);
+            normLinears(x, norm, normed, weights, biases, outs, false); // normed is scratch here: no adapter on q, k, v
+            rotaryAttention(q, k, v, headDim, invFreq, cache, layer, shape, step, out);
             return;
         }
         CudaKvCache c = (CudaKvCache) cache;
