@@ -36,6 +36,7 @@ public final class Flags {
             "flora.cuda.mlpHalf",
             "flora.cuda.floraRuns",
             "flora.cuda.batchedProducts",
+            "flora.cuda.floraBatchedProducts",
             "flora.cuda.skinnyProducts",
             "flora.cuda.loraRunChunk",
             "flora.cuda.loraRunMin",

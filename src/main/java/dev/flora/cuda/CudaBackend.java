@@ -121,6 +121,14 @@ public final class CudaBackend implements Backend {
      */
     private boolean batchedProducts = booleanFlag("flora.cuda.batchedProducts", true);
     /**
+     * fLoRA's joint layers (floraLinears: q and k of one shape, the same tokens and ranks) take their
+     * products from the modulated rows in one batched cuBLAS call, as batchedProducts takes the base
+     * model's (-Dflora.cuda.floraBatchedProducts=false: a product a layer). Session 28, H100: with a
+     * product a layer fLoRA r1 and r2 on q, k at 64 sequences decoded at 0.945 and 0.948 of what their
+     * bytes allow (goal 0.95), where the base model's q, k and v take one batched call.
+     */
+    private boolean floraBatchedProducts = booleanFlag("flora.cuda.floraBatchedProducts", true);
+    /**
      * The gated MLP's activation written in 16 bits for the down product by one kernel (normGatedLinearAdd),
      * rather than in float32 then rounded by to_half; the same bits. On by default since session 25 (H100,
      * Llama-2-7B 64 x (256 + 64): end to end +1.5% without adapters, +1.8% on the PEFT workload, prefill
@@ -1336,16 +1344,21 @@ public final class CudaBackend implements Backend {
             ws[i] = CudaTensor.of(weights[i]).pointer;
             os[i] = CudaTensor.of(outs[i]).pointer;
         }
-        long[] p = batchedPointers(outs[0], xs, ws, os);
-        int type = cublasType(weights[0].dtype());
+        batchedLinear(outs[0], xs, ws, os, rounded.rows(), rounded.cols(), weights[0].rows(), weights[0].dtype());
+        return true;
+    }
+
+    /** outs[i] = xs[i] · ws[i]ᵀ in one cublasGemmBatchedEx: each x [rows, cols] of the weights' type, each w [outCols, cols], each out float32. */
+    private void batchedLinear(Object owner, long[] xs, long[] ws, long[] os, int rows, int cols, int outCols, DType weightType) {
+        long[] p = batchedPointers(owner, xs, ws, os);
+        int type = cublasType(weightType);
         long start = profiling ? begin() : 0;
-        if (!logged("cublas batched", n, rounded.rows(), rounded.cols(), weights[0].rows(), type, p[0], p[1], p[2])) {
-            cublas().batchedLinear(p[0], p[1], p[2], n, rounded.rows(), rounded.cols(), weights[0].rows(), type);
+        if (!logged("cublas batched", xs.length, rows, cols, outCols, type, p[0], p[1], p[2])) {
+            cublas().batchedLinear(p[0], p[1], p[2], xs.length, rows, cols, outCols, type);
         }
         if (profiling) {
             end("cublas batched products", start);
         }
-        return true;
     }
 
     /**
@@ -2040,6 +2053,16 @@ public final class CudaBackend implements Backend {
                 outs.stream().mapToInt(Integer::intValue).toArray(), layers.getFirst().out(), "floraLinears");
         CudaTensor half = roundingBuffer(type, l.stacked(), x.cols());
         modulate(CudaTensor.of(x), l, half);
+        for (FloraProjection p : layers) {
+            CudaTensor products = CudaTensor.of(p.products());
+            int stacked = p.stackedRows();
+            if (products.rows() < stacked || products.cols() != p.out().cols() || p.weight().cols() != x.cols()
+                    || p.weight().rows() != p.out().cols()) {
+                throw new IllegalArgumentException("floraLinears: products [" + products.rows() + ", " + products.cols() + "] for " + stacked
+                        + " rows of W [" + p.weight().rows() + ", " + p.weight().cols() + "] on inputs of " + x.cols());
+            }
+        }
+        long batched = floraProductsBatched(half, layers);
         int firstRow = 0;
         int firstToken = 0;
         for (FloraProjection p : layers) {
@@ -2049,17 +2072,16 @@ public final class CudaBackend implements Backend {
                 tokens += r.length;
             }
             CudaTensor products = CudaTensor.of(p.products());
-            if (products.rows() < stacked || products.cols() != p.out().cols() || p.weight().cols() != x.cols()
-                    || p.weight().rows() != p.out().cols()) {
-                throw new IllegalArgumentException("floraLinears: products [" + products.rows() + ", " + products.cols() + "] for " + stacked
-                        + " rows of W [" + p.weight().rows() + ", " + p.weight().cols() + "] on inputs of " + x.cols());
-            }
-            CudaTensor input = new CudaTensor(half.pointer + (long) firstRow * x.cols() * type.bytes(), type, stacked, x.cols(), half);
-            CudaTensor layerProducts = new CudaTensor(products.pointer, DType.F32, stacked, products.cols(), products);
-            product(input, CudaTensor.of(p.weight()), null, layerProducts);
             // The demodulation indexes products by the joint layout's stacked row: shift the pointer back by
-            // this layer's first row, and its token arrays forward to this layer's first token.
-            long productsBase = products.pointer - (long) firstRow * products.cols() * Float.BYTES;
+            // this layer's first row (the batched buffer holds every layer's at their own rows), and its
+            // token arrays forward to this layer's first token.
+            long productsBase = batched;
+            if (batched == 0) {
+                CudaTensor input = new CudaTensor(half.pointer + (long) firstRow * x.cols() * type.bytes(), type, stacked, x.cols(), half);
+                CudaTensor layerProducts = new CudaTensor(products.pointer, DType.F32, stacked, products.cols(), products);
+                product(input, CudaTensor.of(p.weight()), null, layerProducts);
+                productsBase = products.pointer - (long) firstRow * products.cols() * Float.BYTES;
+            }
             long tokenShift = (long) firstToken * Integer.BYTES;
             CudaTensor out = CudaTensor.of(p.out());
             CudaTensor bias = orNull(p.bias());
@@ -2069,6 +2091,47 @@ public final class CudaBackend implements Backend {
             firstRow += stacked;
             firstToken += tokens;
         }
+    }
+
+    /**
+     * floraLinears' products in one batched cuBLAS call, where -Dflora.cuda.floraBatchedProducts and
+     * batchedProducts allow it and every layer has the same stacked rows (at most
+     * BATCHED_PRODUCTS_MAX_ROWS) and a weight of one shape: layer i's products from the modulated rows
+     * [i·stacked, (i+1)·stacked) of half into the same rows of one step buffer (the layers' own products
+     * buffers may be one: AdaptedLinear's step buffers go by width), which the demodulation reads as the
+     * joint layout's stacked rows. 0, with nothing done, otherwise; else that buffer.
+     */
+    private long floraProductsBatched(CudaTensor half, java.util.List<FloraProjection> layers) {
+        FloraProjection first = layers.getFirst();
+        int stacked = first.stackedRows();
+        if (!floraBatchedProducts || !batchedProducts || stacked > BATCHED_PRODUCTS_MAX_ROWS) {
+            return 0;
+        }
+        for (FloraProjection p : layers) {
+            if (p.stackedRows() != stacked || p.weight().rows() != first.weight().rows() || p.weight().cols() != first.weight().cols()) {
+                return 0;
+            }
+        }
+        int n = layers.size();
+        int outCols = first.weight().rows();
+        long products = memory.allocate((long) n * stacked * outCols * Float.BYTES, first.products());
+        long[] xs = new long[n];
+        long[] ws = new long[n];
+        long[] os = new long[n];
+        for (int i = 0; i < n; i++) {
+            xs[i] = half.pointer + (long) i * stacked * half.cols() * half.dtype().bytes();
+            ws[i] = CudaTensor.of(layers.get(i).weight()).pointer;
+            os[i] = products + (long) i * stacked * outCols * Float.BYTES;
+        }
+        batchedLinear(first.products(), xs, ws, os, stacked, half.cols(), outCols, first.weight().dtype());
+        return products;
+    }
+
+    /** fLoRA's joint layers' products batched or a call a layer, as -Dflora.cuda.floraBatchedProducts sets them (tests run both); the setting before. */
+    boolean useFloraBatchedProducts(boolean on) {
+        boolean before = floraBatchedProducts;
+        floraBatchedProducts = on;
+        return before;
     }
 
     /**
