@@ -227,9 +227,8 @@ public final class DecodeBench {
 
     /** An engine for B sequences of {@code promptTokens + steps + 1} tokens, prefilled in one step. */
     private static Engine engine(CausalLM model, int batch, int steps, int promptTokens, AdapterRegistry registry) {
-        ModelSpec spec = model.spec();
         return new Engine(model, EngineConfig.DEFAULT.withMaxSequences(Math.max(batch, 1))
-                .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(spec, batch, promptTokens + steps + 16)))
+                .withKvCacheBytes(Math.max(64L << 20, kvBytesFor(model, batch, promptTokens + steps + 16)))
                 .withMaxBatchedTokens(Math.max(EngineConfig.DEFAULT.maxBatchedTokens(), batch * promptTokens)), Set.of(), registry);
     }
 
@@ -276,7 +275,14 @@ public final class DecodeBench {
         return elapsed;
     }
 
-    private static long kvBytesFor(ModelSpec spec, int batch, int positions) {
-        return 2L * spec.layers() * spec.kvWidth() * Float.BYTES * (long) batch * (positions + 32); // float32: enough for any cache type
+    /**
+     * The KV cache bytes of B sequences of {@code positions} (and a block's rounding) in the cache type the
+     * backend keeps for the model's weights: sized for float32 whatever the type, a 16-bit cache on the GPU
+     * took twice what it needs, and --compare's engines (one each) did not fit an 80 GB card (session 28).
+     */
+    public static long kvBytesFor(CausalLM model, int batch, int positions) {
+        ModelSpec spec = model.spec();
+        int bytes = model.backend().kvCacheType(spec.weightType()).bytes();
+        return 2L * spec.layers() * spec.kvWidth() * bytes * (long) batch * (positions + 32);
     }
 }

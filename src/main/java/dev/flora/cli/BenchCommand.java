@@ -267,6 +267,10 @@ final class BenchCommand implements Runnable {
                 java.util.List<DecodeBench.Comparison> results;
                 try {
                     results = DecodeBench.compare(lm, name, batch, tokens, promptTokens, rounds, setups);
+                } catch (dev.flora.backend.DeviceMemoryFull e) {
+                    throw new FloraException("--compare keeps the " + setups.size() + " configurations' engines (no adapters and each strategy),"
+                            + " each with its own KV cache, on the device at once: compare fewer strategies a run, or lower --batch or"
+                            + " --prompt-tokens (" + e.getMessage() + ")", e);
                 } finally {
                     backend.close();
                 }

@@ -5,6 +5,7 @@ import dev.flora.adapter.AdapterLoader;
 import dev.flora.adapter.AdapterRegistry;
 import dev.flora.adapter.AdapterStrategy;
 import dev.flora.backend.Backend;
+import dev.flora.bench.DecodeBench;
 import dev.flora.cpu.CpuBackend;
 import dev.flora.engine.Engine;
 import dev.flora.engine.EngineConfig;
@@ -165,6 +166,21 @@ class CudaFixturesTest {
             cuda.limitBatchedPointerSets(limit);
             cuda.useBatchedProducts(before);
         }
+    }
+
+    /**
+     * The benches' KV cache goes by the cache type the backend keeps: a bf16 model's 16-bit cache on the
+     * GPU, float32 on the CPU (session 28: sized for float32 on the GPU too, bench decode --compare's
+     * engines took twice the cache they need and did not fit an 80 GB card).
+     */
+    @Test
+    void benchKvCacheIsSizedInTheCacheType() throws IOException {
+        ModelDirectory directory = ModelDirectory.open(Fixtures.llamaTiny().resolveSibling("llama-bf16").resolve("model"));
+        CausalLM onGpu = Models.load(directory, cuda);
+        CausalLM onCpu = Models.load(directory, new CpuBackend());
+        long positions = 2L * onGpu.spec().layers() * onGpu.spec().kvWidth() * 4 * (100 + 32);
+        assertThat(DecodeBench.kvBytesFor(onGpu, 4, 100)).isEqualTo(positions * 2);
+        assertThat(DecodeBench.kvBytesFor(onCpu, 4, 100)).isEqualTo(positions * 4);
     }
 
     /** The fixture's model, generating after the prompts of the fixture named {@code prompts}. */
