@@ -16,7 +16,6 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 experiment_start "$1" 570
-cap() { local left; left="$(seconds_left "$deadline")"; echo $(( left < $1 ? left : $1 )); } # at most N s, never past the deadline
 RUNS=2 EXTRA="$PEFT_WORKLOAD" timeout "$(cap 90)" bash "$here/variants.sh" "$out/ab/peft" llama2-7b 64 256 64 "" "-Dflora.cuda.defines=RMS_PREFETCH=0"
 RUNS=2 timeout "$(cap 80)" bash "$here/variants.sh" "$out/ab" llama2-7b 64 256 64 "" "-Dflora.cuda.defines=RMS_PREFETCH=0"
 echo "ab: ${SECONDS} s"

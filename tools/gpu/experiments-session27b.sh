@@ -14,7 +14,6 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/runtime.sh"
 experiment_start "$1" 450
-cap() { local left; left="$(seconds_left "$deadline")"; echo $(( left < $1 ? left : $1 )); } # at most N s, never past the deadline
 gpu_tests_each "$out" tunedProductsMatchFloat64
 model="$(shape_model llama2-7b)"
 JAVA_OPTS="-Dflora.cuda.profile=true -Dflora.cuda.tunedProducts=1024" timeout "$(cap 50)" bash -c "source '$here/runtime.sh'; flora bench decode \

@@ -61,6 +61,8 @@ experiment_start() {
   nvidia-smi --query-gpu=name --format=csv,noheader | head -1
 }
 seconds_left() { local left=$(( $1 - SECONDS )); [ "$left" -ge 1 ] && echo "$left" || echo 1; }
+# At most N seconds, never past the calling script's deadline (experiment_start sets it): cap N
+cap() { local left; left="$(seconds_left "$deadline")"; echo $(( left < $1 ? left : $1 )); }
 # An A/B of decode flag sets, two rounds interleaved, 64 x (256 + 64) on Llama-2-7B's shape, without adapters
 # (OUT/ab/) and on the PEFT workload (OUT/ab/peft/), until DEADLINE seconds of the calling shell: ab_rounds OUT DEADLINE FLAGS...
 ab_rounds() {
